@@ -1,0 +1,55 @@
+"""The Python API that mirrors the CLI: ``train(...)`` and ``load_run(path)``."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from neuroclass.config import Config, load_config
+from neuroclass.run import RunResult, train_run
+from neuroclass.serving.predictor import Predictor
+
+
+def build_config(data: str | None = None, model: str | None = None, epochs: int | None = None,
+                 time_budget: str | float | None = None, seed: int | None = None,
+                 config: str | Path | None = None, overrides: list[str] | None = None,
+                 out: str | Path | None = None, label_column: str | None = None,
+                 quiet: bool | None = None) -> Config:
+    """Defaults < ``config`` file < the named arguments < ``overrides`` ('section.key=value')."""
+    values: dict = {}
+    if data is not None:
+        values.setdefault("data", {})["source"] = str(data)
+    if label_column is not None:
+        values.setdefault("data", {})["label_column"] = label_column
+    if model is not None:
+        base = load_config(config) if config else Config()
+        values["model"] = {"name": model}
+        if model != base.model.name:
+            values["model"]["options"] = {}  # options belong to a family; start from its defaults
+    train: dict = {}
+    for key, value in (("epochs", epochs), ("time_budget", time_budget), ("seed", seed), ("quiet", quiet)):
+        if value is not None:
+            train[key] = value
+    if train:
+        values["train"] = train
+    if out is not None:
+        values["out"] = str(out)
+    return load_config(config, overrides=overrides, values=values)
+
+
+def train(data: str, model: str | None = None, epochs: int | None = None,
+          time_budget: str | float | None = None, seed: int | None = None,
+          config: str | Path | None = None, overrides: list[str] | None = None,
+          out: str | Path | None = None, label_column: str | None = None,
+          quiet: bool | None = None) -> RunResult:
+    """Train a classifier like ``neuroclass train`` and return the run (path, metrics, history).
+
+    >>> result = neuroclass.train("digits", model="mlp", epochs=10)  # doctest: +SKIP
+    >>> result.metrics["accuracy"]  # doctest: +SKIP
+    0.97...
+    """
+    cfg = build_config(data, model, epochs, time_budget, seed, config, overrides, out, label_column, quiet)
+    return train_run(cfg, command=f"neuroclass.train({data!r})")
+
+
+def load_run(path: str | Path, device: str = "auto") -> Predictor:
+    """A finished run folder, ready to predict. >>> load_run("runs/x").predict_files(["a.png"])"""
+    return Predictor.from_run(path, device=device)

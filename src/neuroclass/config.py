@@ -1,0 +1,279 @@
+"""The resolved configuration: frozen dataclasses, merged defaults < YAML file < --set overrides.
+
+Every key is checked at load: an unknown key fails with a did-you-mean, a value of the wrong type or
+out of range fails with a message that names the parameter, the rule and the value given.
+
+>>> cfg = load_config(overrides=["optim.lr=0.01", "train.epochs=3"])
+>>> cfg.optim.lr, cfg.train.epochs
+(0.01, 3)
+"""
+from __future__ import annotations
+
+import dataclasses
+import operator
+import os
+import re
+import tempfile
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+
+from neuroclass.errors import NeuroclassError
+from neuroclass.registry import did_you_mean
+
+
+def rule(gt: float | None = None, ge: float | None = None, lt: float | None = None,
+         le: float | None = None, choices: tuple = ()) -> dict:
+    """Field metadata: a range or a set of choices checked at load."""
+    return {"rule": {"gt": gt, "ge": ge, "lt": lt, "le": le, "choices": choices}}
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    source: str = "fashion-mnist"
+    label_column: Optional[str] = None  # for CSV/Parquet tables
+    categorical: list = field(default_factory=list)  # table columns to one-hot encode
+    val_fraction: float = field(default=0.1, metadata=rule(ge=0, lt=1))  # carved from train
+    test_fraction: float = field(default=0.2, metadata=rule(ge=0, lt=1))  # when no test split ships
+    image_size: Optional[int] = field(default=None, metadata=rule(gt=0))  # resize folder images
+    channels: Optional[int] = field(default=None, metadata=rule(choices=(1, 3)))
+    max_bad_fraction: float = field(default=0.01, metadata=rule(ge=0, lt=1))  # corrupt images
+    limit: Optional[int] = field(default=None, metadata=rule(gt=0))  # use the first N training rows
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str = "cnn"
+    init: str = field(default="default", metadata=rule(choices=('default', 'he', 'xavier')))
+    options: dict = field(default_factory=dict)  # the family's own settings, checked by the family
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    name: str = field(default="adamw", metadata=rule(choices=('sgd', 'adam', 'adamw', 'rmsprop')))
+    lr: float = field(default=3e-3, metadata=rule(gt=0))  # peak learning rate
+    momentum: float = field(default=0.9, metadata=rule(ge=0, lt=1))
+    nesterov: bool = False
+    weight_decay: float = field(default=5e-4, metadata=rule(ge=0))  # L2
+    l1: float = field(default=0.0, metadata=rule(ge=0))  # L1 penalty on weights, added to the loss
+    schedule: str = field(default="onecycle",
+                          metadata=rule(choices=("constant", "step", "cosine", "onecycle")))
+    warmup: float = field(default=0.15, metadata=rule(ge=0, lt=1))  # fraction of training
+    step_every: float = field(default=0.33, metadata=rule(gt=0, le=1))  # step schedule period
+    gamma: float = field(default=0.1, metadata=rule(gt=0, le=1))  # step schedule factor
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    enabled: bool = False
+    flip: bool = True  # horizontal flip with probability 1/2
+    rotation: float = field(default=10.0, metadata=rule(ge=0))  # max degrees
+    zoom: float = field(default=0.1, metadata=rule(ge=0, lt=1))  # max relative scale change
+    translate: float = field(default=0.1, metadata=rule(ge=0, lt=1))  # max shift, fraction of size
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: Optional[int] = field(default=None, metadata=rule(gt=0))  # None: 8, or until the budget
+    batch_size: int = field(default=128, metadata=rule(gt=0))
+    time_budget: Optional[float] = field(default=None, metadata=rule(gt=0))  # seconds, whole run
+    patience: int = field(default=0, metadata=rule(ge=0))  # early stopping; 0 = off
+    label_smoothing: float = field(default=0.0, metadata=rule(ge=0, lt=1))
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    threads: Optional[int] = field(default=None, metadata=rule(gt=0))
+    channels_last: bool = True
+    eval_batch_size: int = field(default=256, metadata=rule(gt=0))
+    quiet: bool = False
+
+
+@dataclass(frozen=True)
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    out: str = "runs"
+
+
+# ----------------------------------------------------------------------------- parsing helpers
+
+def parse_duration(text: str | float | int) -> float:
+    """Seconds from '90', '90s', '5m', '1.5h'. >>> parse_duration('5m') -> 300.0"""
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        seconds = float(text)
+    else:
+        m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([smh]?)\s*", str(text))
+        if not m:
+            raise NeuroclassError(
+                f"time budget (--time-budget / train.time_budget) '{text}' is not a duration; "
+                "write e.g. 90s, 5m or 1h")
+        seconds = float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[m.group(2)]
+    if seconds <= 0:
+        raise NeuroclassError(f"time budget must be > 0 seconds. Got {text} instead.")
+    return seconds
+
+
+def _check_rule(where: str, value: Any, check: dict) -> None:
+    if value is None:
+        return
+    if check["choices"]:
+        if value not in check["choices"]:
+            allowed = ", ".join(repr(c) for c in check["choices"])
+            hint = did_you_mean(str(value), [str(c) for c in check["choices"]])
+            raise NeuroclassError(f"The '{where}' parameter must be one of {allowed}. "
+                                  f"Got {value!r} instead." + hint)
+        return
+    ops = {"gt": (">", operator.gt), "ge": (">=", operator.ge),
+           "lt": ("<", operator.lt), "le": ("<=", operator.le)}
+    bounds = [(sym, check[key]) for key, (sym, fn) in ops.items()
+              if check[key] is not None and not fn(value, check[key])]
+    if bounds:
+        want = " and ".join(f"{sym} {check[key]:g}" for key, (sym, _) in ops.items()
+                            if check[key] is not None)
+        raise NeuroclassError(f"The '{where}' parameter must be {want}. Got {value!r} instead.")
+
+
+def _coerce(where: str, value: Any, hint: Any) -> Any:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if value is None:
+            return None
+        return _coerce(where, value, args[0])
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+    elif hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+    elif hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif hint is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+    elif hint is list or origin is list:
+        if isinstance(value, (list, tuple)):
+            return list(value)
+        if isinstance(value, str):
+            return [v for v in value.split(",") if v]
+    elif hint is dict:
+        if isinstance(value, dict):
+            return dict(value)
+    name = getattr(hint, "__name__", str(hint))
+    raise NeuroclassError(f"The '{where}' parameter must be of type {name}. Got {value!r} instead.")
+
+
+def build_dataclass(cls: type, values: dict, prefix: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in values.items():
+        where = f"{prefix}{key}"
+        if key not in names:
+            raise NeuroclassError(f"unknown config key '{where}'." + did_you_mean(key, names)
+                                  + f" Valid keys here: {', '.join(names)}.")
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint):
+            if not isinstance(value, dict):
+                raise NeuroclassError(f"config section '{where}' must be a mapping. Got {value!r}.")
+            kwargs[key] = build_dataclass(hint, value, f"{where}.")
+            continue
+        if key == "time_budget" and value is not None:
+            value = parse_duration(value)
+        value = _coerce(where, value, hints[key])
+        f = next(f for f in dataclasses.fields(cls) if f.name == key)
+        if "rule" in f.metadata:
+            _check_rule(where, value, f.metadata["rule"])
+        kwargs[key] = value
+    return cls(**kwargs)
+
+
+def _set_path(tree: dict, dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    node = tree
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise NeuroclassError(f"--set {dotted}: '{part}' is not a section")
+    node[parts[-1]] = value
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    """'optim.lr=0.1' -> ('optim.lr', 0.1); values are read as YAML scalars."""
+    if "=" not in item:
+        raise NeuroclassError(f"--set '{item}' needs the form section.key=value, e.g. optim.lr=0.01")
+    key, raw = item.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    return key.strip(), value
+
+
+def load_config(path: str | os.PathLike | None = None, overrides: list[str] | None = None,
+                values: dict | None = None) -> Config:
+    """Defaults < YAML file at ``path`` < ``values`` (a nested dict) < ``overrides`` ('a.b=c')."""
+    tree: dict = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise NeuroclassError(f"config file '{p}' does not exist; check the --config path")
+        try:
+            loaded = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise NeuroclassError(f"config file '{p}' is not valid YAML: {exc}".splitlines()[0])
+        if not isinstance(loaded, dict):
+            raise NeuroclassError(f"config file '{p}' must hold a mapping of sections")
+        tree = _merge(tree, loaded)
+    if values:
+        tree = _merge(tree, values)
+    for item in overrides or []:
+        key, value = parse_override(item)
+        _set_path(tree, key, value)
+    return build_dataclass(Config, tree, "")
+
+
+def to_dict(cfg: Config) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def save_config(cfg: Config, path: str | os.PathLike) -> None:
+    write_text_atomic(path, yaml.safe_dump(to_dict(cfg), sort_keys=False))
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write to a temp file in the same folder, fsync, then rename over ``path``."""
+    write_bytes_atomic(path, text.encode())
+
+
+def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,8 @@
+"""The one exception type a user sees: a single line naming what is wrong and how to fix it."""
+
+
+class NeuroclassError(Exception):
+    """An error in the user's input (file, option, data). The CLI prints it as one line, exit 2.
+
+    >>> raise NeuroclassError("data: 'missing/' does not exist; pass a folder, file or built-in name")
+    """

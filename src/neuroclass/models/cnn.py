@@ -1,0 +1,59 @@
+"""cnn: LeNet-style convolution -> pooling stages, then fully connected layers."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from neuroclass.config import rule
+from neuroclass.errors import NeuroclassError
+from neuroclass.models.layers import activation
+from neuroclass.models.registry import register_model
+
+
+@dataclass(frozen=True)
+class CNNConfig:
+    channels: list = field(default_factory=lambda: [32, 64])  # conv width of each stage
+    convs_per_stage: int = field(default=2, metadata=rule(gt=0))  # 3x3 convs before each pool
+    hidden: int = field(default=256, metadata=rule(ge=0))  # fully connected units; 0 = none
+    activation: str = field(default="relu", metadata=rule(choices=("relu", "gelu", "silu", "tanh")))
+    batch_norm: bool = True
+    dropout: float = field(default=0.25, metadata=rule(ge=0, lt=1))
+
+
+class CNN(nn.Module):
+    def __init__(self, cfg: CNNConfig, input_shape: tuple[int, ...], num_classes: int) -> None:
+        super().__init__()
+        if len(input_shape) != 3:
+            raise NeuroclassError(f"model cnn needs images (C, H, W); got input shape {input_shape}")
+        c_in, h, w = input_shape
+        stages: list[nn.Module] = []
+        for width in cfg.channels:
+            for _ in range(cfg.convs_per_stage):
+                stages += [nn.Conv2d(c_in, width, 3, padding=1, bias=not cfg.batch_norm)]
+                stages += [nn.BatchNorm2d(width)] if cfg.batch_norm else []
+                stages += [activation(cfg.activation)]
+                c_in = width
+            if min(h, w) >= 2:  # tiny inputs (8x8 digits) keep their last pixels
+                stages.append(nn.MaxPool2d(2))
+                h, w = h // 2, w // 2
+        self.features = nn.Sequential(*stages)
+        flat = c_in * h * w
+        head: list[nn.Module] = [nn.Flatten(), nn.Dropout(cfg.dropout)]
+        if cfg.hidden:
+            head += [nn.Linear(flat, cfg.hidden), activation(cfg.activation), nn.Dropout(cfg.dropout)]
+            flat = cfg.hidden
+        head.append(nn.Linear(flat, num_classes))
+        self.head = nn.Sequential(*head)
+        self.feature_shape = (c_in, h, w)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.features(x)  # (B, C, H, W) -> (B, C_last, H / 2^stages, W / 2^stages)
+        return self.head(x)  # (B, num_classes)
+
+
+@register_model("cnn", CNNConfig, "conv 3x3 -> BatchNorm -> ReLU stages with max pooling, then FC")
+def build_cnn(cfg: CNNConfig, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+    return CNN(cfg, input_shape, num_classes)
+

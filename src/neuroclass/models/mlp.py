@@ -1,0 +1,46 @@
+"""mlp: a multilayer perceptron. Images are flattened (28x28 -> 784 inputs)."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from neuroclass.config import rule
+from neuroclass.models.layers import activation
+from neuroclass.models.registry import register_model
+
+
+@dataclass(frozen=True)
+class MLPConfig:
+    hidden: list = field(default_factory=lambda: [512, 256])  # units per hidden layer
+    activation: str = field(default="relu",
+                            metadata=rule(choices=("relu", "sigmoid", "tanh", "gelu", "leaky_relu", "silu")))
+    dropout: float = field(default=0.2, metadata=rule(ge=0, lt=1))
+    batch_norm: bool = True
+
+
+class MLP(nn.Module):
+    def __init__(self, cfg: MLPConfig, input_shape: tuple[int, ...], num_classes: int) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [nn.Flatten()]
+        width = math.prod(input_shape)
+        for units in cfg.hidden:
+            layers.append(nn.Linear(width, int(units)))
+            if cfg.batch_norm:
+                layers.append(nn.BatchNorm1d(int(units)))
+            layers.append(activation(cfg.activation))
+            if cfg.dropout:
+                layers.append(nn.Dropout(cfg.dropout))
+            width = int(units)
+        layers.append(nn.Linear(width, num_classes))
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)  # (B, ...) -> (B, D) -> (B, num_classes)
+
+
+@register_model("mlp", MLPConfig, "fully connected layers: Linear -> [BatchNorm] -> activation -> Dropout")
+def build_mlp(cfg: MLPConfig, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+    return MLP(cfg, input_shape, num_classes)

@@ -1,0 +1,119 @@
+"""Predictor: a finished run loaded for inference on raw inputs (image files, table rows, arrays)."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from neuroclass.artifacts import load_model
+from neuroclass.data.arrays import features_to_float, images_to_uint8
+from neuroclass.data.images import load_image
+from neuroclass.data.table import encode_features, read_table
+from neuroclass.device import pick_device
+from neuroclass.errors import NeuroclassError
+from neuroclass.models import Classifier
+from neuroclass.training.trainer import predict_logits
+
+
+@dataclass
+class Prediction:
+    source: str
+    label: str
+    probability: float
+    top: list[tuple[str, float]]
+
+    def as_dict(self) -> dict:
+        return {"source": self.source, "label": self.label, "probability": self.probability,
+                "top": [{"label": c, "probability": p} for c, p in self.top]}
+
+
+class Predictor:
+    """>>> p = Predictor.from_run("runs/digits-mlp-20260101-120000")  # doctest: +SKIP
+    >>> p.predict_files(["seven.png"])[0].label  # doctest: +SKIP
+    '7'
+    """
+
+    def __init__(self, model: Classifier, meta: dict, path: Path | None = None,
+                 device: str = "auto") -> None:
+        self.model, self.meta, self.path = model, meta, path
+        self.classes: list[str] = meta["classes"]
+        self.device = pick_device(device)
+        self.model.to(self.device)
+
+    @classmethod
+    def from_run(cls, path: str | Path, device: str = "auto") -> "Predictor":
+        path = Path(path)
+        if not path.is_dir():
+            raise NeuroclassError(f"RUN '{path}': no such run folder; pass a folder made by 'neuroclass train'")
+        model, meta = load_model(path)
+        return cls(model, meta, path, device)
+
+    @property
+    def config(self) -> dict:
+        import yaml
+
+        return yaml.safe_load((self.path / "config.yaml").read_text()) if self.path else {}
+
+    @property
+    def metrics(self) -> dict:
+        return json.loads((self.path / "metrics.json").read_text()) if self.path else {}
+
+    # ------------------------------------------------------------------ inputs -> model tensors
+    def prepare_arrays(self, x: np.ndarray, where: str = "input") -> torch.Tensor:
+        """Images (N,H,W[,C]) / (N,C,H,W) or rows (N,D) already in the training shape -> tensor."""
+        shape = tuple(self.meta["input_shape"])
+        if self.meta["kind"] == "table":
+            t = torch.from_numpy(features_to_float(np.asarray(x), where))
+        else:
+            t = torch.from_numpy(images_to_uint8(np.asarray(x), where))
+        if tuple(t.shape[1:]) != shape:
+            raise NeuroclassError(f"{where}: inputs have shape {tuple(t.shape[1:])} but the model "
+                                  f"expects {shape}")
+        return t
+
+    def load_files(self, files: list[str | Path]) -> tuple[torch.Tensor, list[str]]:
+        """Image files (any size, gray or colour) or CSV/Parquet tables -> (tensor, source names)."""
+        if self.meta["kind"] == "table":
+            frames, names = [], []
+            for f in files:
+                path = Path(f)
+                if not path.is_file():
+                    raise NeuroclassError(f"{path}: file not found")
+                df = read_table(path)
+                frames.append(encode_features(df, self.meta["preprocessing"], str(path)))
+                names += [f"{path.name}:{i}" for i in range(len(df))]
+            return torch.from_numpy(np.concatenate(frames)), names
+        c, h, w = self.meta["input_shape"]
+        arrays = [load_image(f, channels=c, size=(h, w)) for f in files]
+        return torch.from_numpy(np.stack(arrays)), [str(f) for f in files]
+
+    # ------------------------------------------------------------------ outputs
+    def predict_proba_tensor(self, x: torch.Tensor) -> np.ndarray:
+        logits = predict_logits(self.model, x, self.device)
+        return torch.softmax(logits, dim=1).numpy()
+
+    def predict_files(self, files: list[str | Path], top_k: int = 3) -> list[Prediction]:
+        x, names = self.load_files(files)
+        return self.describe(self.predict_proba_tensor(x), names, top_k)
+
+    def describe(self, proba: np.ndarray, names: list[str], top_k: int) -> list[Prediction]:
+        k = max(1, min(top_k, len(self.classes)))
+        out = []
+        for name, row in zip(names, proba):
+            order = np.argsort(-row)[:k]
+            top = [(self.classes[i], float(row[i])) for i in order]
+            out.append(Prediction(name, top[0][0], top[0][1], top))
+        return out
+
+
+def format_predictions(preds: list[Prediction]) -> str:
+    width = max([len(p.source) for p in preds] + [6]) + 2
+    lines = [f"{'source':<{width}}{'label':<16}{'prob':>8}  top-k"]
+    for p in preds:
+        top = ", ".join(f"{c} {q:.3f}" for c, q in p.top)
+        lines.append(f"{p.source:<{width}}{p.label:<16}{p.probability:>8.4f}  {top}")
+    return "\n".join(lines)
+

@@ -1,0 +1,67 @@
+"""Optimizers (sgd, adam, adamw, rmsprop) and learning-rate schedules as functions of progress.
+
+A schedule maps training progress p in [0, 1] to a multiplier of the peak rate. Progress is the
+fraction of steps done or, under a time budget, of the budget spent, whichever is larger, so the
+rate anneals fully whether the run ends by epochs or by the clock.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from neuroclass.config import OptimConfig
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Weight decay on weight matrices and kernels only, not on biases or normalization scales."""
+    decay, no_decay = [], []
+    for param in model.parameters():
+        if param.requires_grad:
+            (decay if param.ndim >= 2 else no_decay).append(param)
+    return [{"params": decay, "weight_decay": weight_decay},
+            {"params": no_decay, "weight_decay": 0.0}]
+
+
+def make_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
+    """>>> opt = make_optimizer(nn.Linear(4, 2), OptimConfig(name="sgd", lr=0.1))"""
+    groups = param_groups(model, cfg.weight_decay)
+    if cfg.name == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum,
+                               nesterov=cfg.nesterov and cfg.momentum > 0)
+    if cfg.name == "adam":
+        return torch.optim.Adam(groups, lr=cfg.lr)
+    if cfg.name == "adamw":
+        return torch.optim.AdamW(groups, lr=cfg.lr)
+    return torch.optim.RMSprop(groups, lr=cfg.lr, momentum=cfg.momentum)
+
+
+def lr_factor(cfg: OptimConfig, progress: float) -> float:
+    """Multiplier of the peak learning rate at ``progress`` in [0, 1].
+
+    >>> round(lr_factor(OptimConfig(schedule="cosine", warmup=0.0), 0.5), 3)
+    0.5
+    """
+    p = min(max(progress, 0.0), 1.0)
+    if cfg.schedule == "constant":
+        return 1.0
+    if cfg.schedule == "step":
+        return cfg.gamma ** math.floor(p / cfg.step_every)
+    if cfg.warmup > 0 and p < cfg.warmup:
+        return 0.04 + 0.96 * p / cfg.warmup  # linear warmup from 4% of the peak rate
+    span = (p - cfg.warmup) / max(1e-12, 1.0 - cfg.warmup)
+    if cfg.schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * span))
+    # onecycle: cosine annealing from the peak down to 1/1000 of it after the warmup
+    return 1e-3 + (1 - 1e-3) * 0.5 * (1.0 + math.cos(math.pi * span))
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+
+
+def l1_penalty(model: nn.Module) -> torch.Tensor:
+    """Sum of absolute values of weight matrices and kernels (biases and norms excluded)."""
+    return sum(p.abs().sum() for p in model.parameters() if p.requires_grad and p.ndim >= 2)

@@ -1,0 +1,42 @@
+"""The mutable state of one fit, shared by the Trainer and its callbacks."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Optional
+
+
+@dataclass
+class TrainState:
+    max_epochs: int
+    steps_per_epoch: int
+    deadline: Optional[float] = None  # time.perf_counter() value by which training must stop
+    start: float = field(default_factory=time.perf_counter)
+    epoch: int = 0  # epochs completed
+    step: int = 0  # optimizer steps completed
+    lr: float = 0.0
+    batch_loss: float = 0.0
+    history: list = field(default_factory=list)  # one dict per epoch: loss, accuracy, val_*, lr, time
+    stop: bool = False  # set by a callback: finish the current step, then end training
+    stop_reason: str = ""
+    diverged: bool = False
+    best_epoch: Optional[int] = None  # epoch whose weights were restored
+    eval_seconds: float = 0.0  # duration of the last validation pass, for budget planning
+    samples_seen: int = 0
+    train_seconds: float = 0.0  # time spent in training steps only
+
+    @property
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+    def progress(self) -> float:
+        """Fraction of training done: by steps, or by the clock when that is further along."""
+        p = self.step / max(1, self.max_epochs * self.steps_per_epoch)
+        if self.deadline is not None:
+            span = max(1e-9, self.deadline - self.start)
+            p = max(p, (time.perf_counter() - self.start) / span)
+        return min(p, 1.0)
+
+    def request_stop(self, reason: str) -> None:
+        if not self.stop:
+            self.stop, self.stop_reason = True, reason

@@ -1,0 +1,138 @@
+"""The Trainer: batches sliced from in-memory tensors, augmentation on the device, callbacks."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from neuroclass.config import AugmentConfig, OptimConfig, TrainConfig
+from neuroclass.data.augment import augment_batch
+from neuroclass.data.dataset import Dataset
+from neuroclass.device import memory_format
+from neuroclass.errors import NeuroclassError
+from neuroclass.training.callbacks import Callback, EarlyStopping, NaNGuard, Progress, TimeBudget
+from neuroclass.training.optim import l1_penalty, lr_factor, make_optimizer, set_lr
+from neuroclass.training.state import TrainState
+
+DEFAULT_EPOCHS = 8
+BUDGET_EPOCHS = 100_000  # with a time budget and no epoch count, the clock ends training
+
+
+@dataclass
+class Batches:
+    """Shuffled mini-batches sliced from resident tensors: no per-sample collation."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    batch_size: int
+    generator: torch.Generator
+
+    def __len__(self) -> int:
+        return max(1, len(self.y) // self.batch_size)  # drop the ragged last batch (BatchNorm)
+
+    def __iter__(self):
+        order = torch.randperm(len(self.y), generator=self.generator)
+        for i in range(len(self)):
+            idx = order[i * self.batch_size:(i + 1) * self.batch_size]
+            yield self.x[idx], self.y[idx]
+
+
+@torch.inference_mode()
+def predict_logits(model: nn.Module, x: torch.Tensor, device: torch.device,
+                   batch_size: int = 256, channels_last: bool = True) -> torch.Tensor:
+    """Logits for all of ``x`` in large batches, in eval mode; returns float32 on the CPU."""
+    model.eval()
+    fmt = memory_format(device, channels_last, x.ndim)
+    out = [model(x[i:i + batch_size].to(device).contiguous(memory_format=fmt)).float().cpu()
+           for i in range(0, len(x), batch_size)]
+    return torch.cat(out)
+
+
+class Trainer:
+    """Fits a Classifier on a training Dataset, validating on ``val`` each epoch.
+
+    >>> trainer = Trainer(TrainConfig(epochs=2), OptimConfig(), AugmentConfig(), torch.device("cpu"))
+    >>> state = trainer.fit(model, train, val)  # doctest: +SKIP
+    """
+
+    def __init__(self, train_cfg: TrainConfig, optim_cfg: OptimConfig, augment_cfg: AugmentConfig,
+                 device: torch.device, deadline: float | None = None,
+                 callbacks: list[Callback] | None = None) -> None:
+        self.cfg, self.optim_cfg, self.augment_cfg = train_cfg, optim_cfg, augment_cfg
+        self.device, self.deadline = device, deadline
+        self.callbacks = [Progress(quiet=train_cfg.quiet), TimeBudget(), NaNGuard()]
+        if train_cfg.patience:
+            self.callbacks.append(EarlyStopping(train_cfg.patience))
+        self.callbacks += callbacks or []
+
+    def _emit(self, hook: str, state: TrainState, model: nn.Module) -> None:
+        for callback in self.callbacks:
+            getattr(callback, hook)(state, model)
+
+    def fit(self, model: nn.Module, train: Dataset, val: Dataset | None) -> TrainState:
+        cfg, device = self.cfg, self.device
+        if cfg.patience and val is None:
+            raise NeuroclassError("train.patience needs a validation split; set data.val_fraction > 0")
+        torch.manual_seed(cfg.seed)  # dropout draws from the global generator
+        generator = torch.Generator().manual_seed(cfg.seed)  # shuffling and augmentation
+        batch_size = min(cfg.batch_size, len(train))
+        batches = Batches(train.x.to(device), train.y.to(device), batch_size, generator)
+        epochs = cfg.epochs or (BUDGET_EPOCHS if self.deadline else DEFAULT_EPOCHS)
+        fmt = memory_format(device, cfg.channels_last, train.x.ndim)
+        model.to(device=device, memory_format=fmt)
+        optimizer = make_optimizer(model, self.optim_cfg)
+        augment = self.augment_cfg.enabled and train.kind == "image"
+        state = TrainState(max_epochs=epochs, steps_per_epoch=len(batches), deadline=self.deadline)
+        self._emit("on_fit_start", state, model)
+        while state.epoch < epochs and not state.stop:
+            self._emit("on_epoch_start", state, model)
+            model.train()
+            epoch_start, loss_sum, correct, seen = time.perf_counter(), 0.0, 0, 0
+            for xb, yb in batches:
+                state.lr = self.optim_cfg.lr * lr_factor(self.optim_cfg, state.progress())
+                set_lr(optimizer, state.lr)
+                if augment:
+                    xb = augment_batch(xb.float().div_(255.0), self.augment_cfg, generator)
+                logits = model(xb.contiguous(memory_format=fmt))  # (B, num_classes)
+                loss = F.cross_entropy(logits, yb, label_smoothing=cfg.label_smoothing)
+                if self.optim_cfg.l1:
+                    loss = loss + self.optim_cfg.l1 * l1_penalty(model)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                state.step += 1
+                state.batch_loss = float(loss.detach())
+                loss_sum += state.batch_loss * len(yb)
+                correct += int((logits.detach().argmax(1) == yb).sum())
+                seen += len(yb)
+                self._emit("on_batch_end", state, model)
+                if state.stop:
+                    break
+            state.train_seconds += time.perf_counter() - epoch_start
+            state.samples_seen += seen
+            if state.diverged:
+                break
+            row = {"epoch": state.epoch + 1, "loss": loss_sum / max(1, seen),
+                   "accuracy": correct / max(1, seen), "lr": state.lr}
+            row.update(self._validate(model, val, state))
+            row["time"] = state.elapsed
+            state.epoch += 1
+            state.history.append(row)
+            self._emit("on_epoch_end", state, model)
+        self._emit("on_fit_end", state, model)
+        if state.diverged:
+            raise NeuroclassError(f"training diverged: {state.stop_reason}; lower optim.lr "
+                                  f"(now {self.optim_cfg.lr:g}) or use --set optim.schedule=onecycle")
+        return state
+
+    def _validate(self, model: nn.Module, val: Dataset | None, state: TrainState) -> dict:
+        if val is None:
+            return {"val_loss": None, "val_accuracy": None}
+        start = time.perf_counter()
+        logits = predict_logits(model, val.x, self.device, self.cfg.eval_batch_size, self.cfg.channels_last)
+        state.eval_seconds = time.perf_counter() - start
+        return {"val_loss": float(F.cross_entropy(logits, val.y)),
+                "val_accuracy": float((logits.argmax(1) == val.y).float().mean())}

@@ -1,0 +1,45 @@
+"""Shared fixtures: tiny synthetic datasets, seeds, temporary run folders."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from neuroclass.config import load_config
+from neuroclass.data.blocks import make_blocks
+
+
+@pytest.fixture(autouse=True)
+def _seed_and_threads():
+    torch.manual_seed(0)
+    np.random.seed(0)
+    yield
+
+
+@pytest.fixture
+def blocks_small():
+    """64 RGB 16x16 images of coloured shapes, 4 colour classes: learnable in a second."""
+    return make_blocks(n=64, size=16, task="colour", seed=0)
+
+
+def quick_config(tmp_path, source="blocks:n=240,size=16", model="mlp", **extra):
+    """A config that trains in about a second on the CPU."""
+    overrides = [f"data.source={source}", f"model.name={model}", f"out={tmp_path / 'runs'}",
+                 "train.epochs=3", "train.quiet=true", "train.batch_size=32"]
+    if model == "mlp":
+        overrides.append("model.options.hidden=[32]")
+    overrides += [f"{k}={v}" for k, v in extra.items()]
+    return load_config(overrides=overrides)
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory):
+    """One finished run folder on blocks (colour task), shared by predict/evaluate tests."""
+    from neuroclass.run import train_run
+
+    out = tmp_path_factory.mktemp("shared-run")
+    cfg = load_config(overrides=["data.source=blocks:n=400,size=16", "model.name=cnn",
+                                 "model.options.channels=[8,16]", "model.options.convs_per_stage=1",
+                                 "model.options.hidden=32", f"out={out}", "train.epochs=6",
+                                 "train.quiet=true", "train.batch_size=32"])
+    return train_run(cfg)
