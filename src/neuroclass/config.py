@@ -55,7 +55,7 @@ class ModelConfig:
 @dataclass(frozen=True)
 class OptimConfig:
     name: str = field(default="adamw", metadata=rule(choices=('sgd', 'adam', 'adamw', 'rmsprop')))
-    lr: float = field(default=3e-3, metadata=rule(gt=0))  # peak learning rate
+    lr: float = field(default=4e-3, metadata=rule(gt=0))  # peak learning rate
     momentum: float = field(default=0.9, metadata=rule(ge=0, lt=1))
     nesterov: bool = False
     weight_decay: float = field(default=5e-4, metadata=rule(ge=0))  # L2
@@ -79,10 +79,11 @@ class AugmentConfig:
 @dataclass(frozen=True)
 class TrainConfig:
     epochs: Optional[int] = field(default=None, metadata=rule(gt=0))  # None: 8, or until the budget
-    batch_size: int = field(default=128, metadata=rule(gt=0))
+    # None: 256, lowered for small training sets so that an epoch has at least 50 steps
+    batch_size: Optional[int] = field(default=None, metadata=rule(gt=0))
     time_budget: Optional[float] = field(default=None, metadata=rule(gt=0))  # seconds, whole run
     patience: int = field(default=0, metadata=rule(ge=0))  # early stopping; 0 = off
-    label_smoothing: float = field(default=0.0, metadata=rule(ge=0, lt=1))
+    label_smoothing: float = field(default=0.1, metadata=rule(ge=0, lt=1))
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     threads: Optional[int] = field(default=None, metadata=rule(gt=0))

@@ -34,8 +34,8 @@ class NeuralClassifier(ClassifierMixin, BaseEstimator):
 
     def __init__(self, model: str = "auto", model_options: dict | None = None,
                  epochs: int | None = None, time_budget: float | str | None = None,
-                 batch_size: int = 128, optimizer: str = "adamw", lr: float = 3e-3,
-                 weight_decay: float = 5e-4, schedule: str = "onecycle", label_smoothing: float = 0.0,
+                 batch_size: int | None = None, optimizer: str = "adamw", lr: float = 4e-3,
+                 weight_decay: float = 5e-4, schedule: str = "onecycle", label_smoothing: float = 0.1,
                  augment: bool = False, val_fraction: float = 0.1, patience: int = 0,
                  seed: int = 0, device: str = "auto", verbose: bool = False) -> None:
         self.model = model

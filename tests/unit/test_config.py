@@ -11,7 +11,7 @@ def test_defaults_then_file_then_set(tmp_path):
     assert cfg.optim.lr == 0.01  # --set beats the file
     assert cfg.optim.name == "sgd"  # the file beats defaults
     assert cfg.train.epochs == 4
-    assert cfg.train.batch_size == 128  # untouched default
+    assert cfg.train.eval_batch_size == 256  # untouched default
 
 
 def test_saved_config_replays_identically(tmp_path):

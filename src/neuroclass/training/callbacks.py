@@ -100,7 +100,7 @@ class Progress(Callback):
         eta = state.elapsed * (1 - p) / p if p > 0 else 0.0
         bar = "#" * int(20 * frac)
         self.stream.write(f"\repoch {state.epoch + 1} [{bar:<20}] loss {state.batch_loss:.4f} "
-                          f"lr {state.lr:.2e} ETA {_fmt_seconds(eta)} ")
+                          f"acc {state.running_accuracy:.4f} lr {state.lr:.2e} ETA {_fmt_seconds(eta)} ")
         self.stream.flush()
 
     def on_epoch_end(self, state: TrainState, model: nn.Module) -> None:

@@ -16,6 +16,7 @@ class TrainState:
     step: int = 0  # optimizer steps completed
     lr: float = 0.0
     batch_loss: float = 0.0
+    running_accuracy: float = 0.0  # training accuracy so far in this epoch
     history: list = field(default_factory=list)  # one dict per epoch: loss, accuracy, val_*, lr, time
     stop: bool = False  # set by a callback: finish the current step, then end training
     stop_reason: str = ""

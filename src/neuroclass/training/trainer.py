@@ -21,6 +21,17 @@ DEFAULT_EPOCHS = 8
 BUDGET_EPOCHS = 100_000  # with a time budget and no epoch count, the clock ends training
 
 
+def resolve_batch_size(requested: int | None, n_train: int) -> int:
+    """The requested size (at most the data), or by default 256 lowered to give >= 50 steps an epoch.
+
+    >>> resolve_batch_size(None, 54000), resolve_batch_size(None, 1300), resolve_batch_size(64, 10)
+    (256, 26, 10)
+    """
+    if requested is not None:
+        return max(1, min(requested, n_train))
+    return max(1, min(256, n_train, max(16, n_train // 50)))
+
+
 @dataclass
 class Batches:
     """Shuffled mini-batches sliced from resident tensors: no per-sample collation."""
@@ -78,7 +89,7 @@ class Trainer:
             raise NeuroclassError("train.patience needs a validation split; set data.val_fraction > 0")
         torch.manual_seed(cfg.seed)  # dropout draws from the global generator
         generator = torch.Generator().manual_seed(cfg.seed)  # shuffling and augmentation
-        batch_size = min(cfg.batch_size, len(train))
+        batch_size = resolve_batch_size(cfg.batch_size, len(train))
         batches = Batches(train.x.to(device), train.y.to(device), batch_size, generator)
         epochs = cfg.epochs or (BUDGET_EPOCHS if self.deadline else DEFAULT_EPOCHS)
         fmt = memory_format(device, cfg.channels_last, train.x.ndim)
@@ -108,6 +119,7 @@ class Trainer:
                 loss_sum += state.batch_loss * len(yb)
                 correct += int((logits.detach().argmax(1) == yb).sum())
                 seen += len(yb)
+                state.running_accuracy = correct / seen
                 self._emit("on_batch_end", state, model)
                 if state.stop:
                     break
