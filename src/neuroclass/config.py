@@ -43,6 +43,9 @@ class DataConfig:
     channels: Optional[int] = field(default=None, metadata=rule(choices=(1, 3)))
     max_bad_fraction: float = field(default=0.01, metadata=rule(ge=0, lt=1))  # corrupt images
     limit: Optional[int] = field(default=None, metadata=rule(gt=0))  # use the first N training rows
+    # decode image folders once into a memory-mapped cache ($NEUROCLASS_CACHE, else
+    # ~/.cache/neuroclass/images) so that later loads and epochs never decode a file again
+    cache: bool = True
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,12 @@ class AugmentConfig:
     rotation: float = field(default=10.0, metadata=rule(ge=0))  # max degrees
     zoom: float = field(default=0.1, metadata=rule(ge=0, lt=1))  # max relative scale change
     translate: float = field(default=0.1, metadata=rule(ge=0, lt=1))  # max shift, fraction of size
+    erase: float = field(default=0.0, metadata=rule(ge=0, le=1))  # cutout probability per sample
+    erase_size: float = field(default=0.5, metadata=rule(gt=0, le=1))  # max cutout side, fraction
+    brightness: float = field(default=0.0, metadata=rule(ge=0, lt=1))  # max relative change
+    contrast: float = field(default=0.0, metadata=rule(ge=0, lt=1))  # max relative change
+    mixup: float = field(default=0.0, metadata=rule(ge=0))  # Beta(alpha, alpha) alpha; 0 = off
+    cutmix: float = field(default=0.0, metadata=rule(ge=0))  # Beta alpha; both set: 1/2 each batch
 
 
 @dataclass(frozen=True)

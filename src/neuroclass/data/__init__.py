@@ -51,7 +51,8 @@ def load(cfg: DataConfig) -> Dataset:
                                   f"dataset ({', '.join(BUILTIN)}); check the path." + did_you_mean(spec, list(BUILTIN)))
         if path.is_dir():
             ds = load_idx_folder(path, path.name) if is_idx_folder(path) else \
-                load_image_folder(path, cfg.channels, cfg.image_size, cfg.max_bad_fraction)
+                load_image_folder(path, cfg.channels, cfg.image_size, cfg.max_bad_fraction,
+                                  cfg.cache)
         elif path.suffix.lower() in (".csv", ".parquet", ".pq"):
             ds = load_table(path, cfg.label_column, list(cfg.categorical))
         elif path.suffix.lower() == ".npz":

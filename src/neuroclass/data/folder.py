@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from neuroclass.data.cache import load_or_build
 from neuroclass.data.dataset import Dataset
 from neuroclass.data.images import IMAGE_SUFFIXES, decode_many
 from neuroclass.errors import NeuroclassError
@@ -30,8 +31,17 @@ def _class_files(root: Path) -> dict[str, list[Path]]:
 
 
 def load_image_folder(root: Path, channels: int | None, size: int | None,
-                      max_bad_fraction: float) -> Dataset:
-    """Decode every image once into a uint8 tensor; predefined splits become ``parts``."""
+                      max_bad_fraction: float, cache: bool = True) -> Dataset:
+    """Decode every image once into a uint8 tensor; predefined splits become ``parts``.
+
+    With ``cache`` the decoded images are stored once in a memory-mapped file (see data/cache.py)
+    keyed by the files' names, sizes and mtimes and the preprocessing, so a second load decodes
+    nothing; ``preprocessing["cache"]`` says "hit" or "built" and ``["cache_path"]`` where.
+
+    >>> ds = load_image_folder(Path("pics"), channels=None, size=32, max_bad_fraction=0.01)  # doctest: +SKIP
+    >>> ds.preprocessing["cache"]  # doctest: +SKIP
+    'built'
+    """
     if not root.is_dir():
         raise NeuroclassError(f"{root}: not a folder")
     if not any(root.iterdir()):
@@ -52,9 +62,14 @@ def load_image_folder(root: Path, channels: int | None, size: int | None,
             labels += [classes.index(name)] * len(images)
             split_of += [split] * len(images)
     fixed = (size, size) if size else None
-    x, kept, prep, bad = decode_many(paths, channels, fixed, max_bad_fraction, str(root))
-    y = np.asarray(labels, dtype=np.int64)[kept]
-    split_arr = np.asarray(split_of)[kept]
+    all_labels, all_splits = np.asarray(labels, dtype=np.int64), np.asarray(split_of)
+    if cache:
+        found = load_or_build(root, paths, all_labels, all_splits, classes, channels, fixed,
+                              max_bad_fraction)
+        x, y, split_arr, prep, bad = found.x, found.labels, found.splits, found.preprocessing, found.bad
+    else:
+        x, kept, prep, bad = decode_many(paths, channels, fixed, max_bad_fraction, str(root))
+        y, split_arr = all_labels[kept], all_splits[kept]
     for split, files in groups.items():  # skipped files may have emptied a class folder
         left = set(y[split_arr == split].tolist())
         for name in files:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -56,42 +57,100 @@ def load_image(path: str | Path, channels: int, size: tuple[int, int] | None) ->
                               "WebP or TIFF file") from None
 
 
+GRAY_MODES = ("1", "L", "I", "I;16", "F")
+
+
+def read_header(path: Path) -> tuple[str, tuple[int, int]]:
+    """(PIL mode, (H, W)) from the file header alone: PIL reads no pixels until ``load()``.
+
+    >>> read_header(Path("digit.png"))  # doctest: +SKIP
+    ('L', (28, 28))
+    """
+    try:
+        with Image.open(path) as img:
+            return img.mode, (img.size[1], img.size[0])
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError) as exc:
+        raise UnreadableImage(f"{path}: {_reason(exc, path)}") from exc
+
+
+def decode_into(paths: list[Path], channels: int | None, size: tuple[int, int] | None,
+                max_bad_fraction: float, where: str, allocate: Callable[[tuple[int, ...]], np.ndarray]
+                ) -> tuple[np.ndarray, list[int], dict, list[str]]:
+    """Decode files one at a time into the uint8 array ``allocate((N, C, H, W))``, skipping
+    unreadable ones.
+
+    Two passes, so that no more than one decoded image is ever held: headers first (to count the
+    files and, when not given, choose the channel count and the most common size), then each image
+    is decoded, converted and resized straight into its row of the output. The output may be a
+    memory-mapped file larger than memory. A file whose header reads but whose pixels do not is found
+    only in the second pass, so the output can have unused rows at its end: rows ``len(kept):``.
+    Such a file still counts in the size vote; every other rule matches :func:`decode_many`.
+
+    >>> x, kept, prep, bad = decode_into(paths, None, (28, 28), 0.01, "pics",
+    ...                                  lambda shape: np.zeros(shape, np.uint8))  # doctest: +SKIP
+    """
+    if not paths:
+        raise NeuroclassError(f"{where}: no readable images found")
+    headers, bad = {}, {}
+    for i, path in enumerate(paths):
+        try:
+            headers[i] = read_header(path)
+        except UnreadableImage as exc:
+            bad[i] = str(exc)
+    if not headers:
+        _check_bad(list(bad.values()), len(paths), max_bad_fraction, where)
+    if channels is None:
+        channels = 1 if all(mode in GRAY_MODES for mode, _ in headers.values()) else 3
+    if size is None:
+        sizes = [hw for _, hw in headers.values()]
+        size = max(set(sizes), key=sizes.count)  # the most common size; others are resized to it
+    out = allocate((len(headers), channels, *size))
+    kept = []
+    for i in headers:
+        try:
+            out[len(kept)] = to_array(open_image(paths[i]), channels, size)
+        except UnreadableImage as exc:
+            bad[i] = str(exc)
+            continue
+        kept.append(i)
+    messages = [bad[i] for i in sorted(bad)]  # path order, so that "first" is the first file listed
+    _check_bad(messages, len(paths), max_bad_fraction, where)
+    return out, kept, {"channels": channels, "size": list(size), "skipped": len(bad)}, messages
+
+
 def decode_many(paths: list[Path], channels: int | None, size: tuple[int, int] | None,
                 max_bad_fraction: float, where: str) -> tuple[np.ndarray, list[int], dict, list[str]]:
-    """Decode files, skipping unreadable ones; abort when more than ``max_bad_fraction`` are bad.
+    """Decode files into memory, skipping unreadable ones; abort when more than ``max_bad_fraction``
+    are bad.
 
     Returns (uint8 (N, C, H, W), indices of the paths kept, preprocessing record, one message per
     skipped file). The caller warns about the skipped files once its own checks have passed, so that
     a failing load prints its error alone.
+
+    >>> x, kept, prep, bad = decode_many(paths, 1, (28, 28), 0.01, "pics")  # doctest: +SKIP
     """
-    images, kept, bad = [], [], []
-    for i, path in enumerate(paths):
-        try:
-            images.append(open_image(path))
-            kept.append(i)
-        except UnreadableImage as exc:
-            bad.append(str(exc))
-    if bad:
-        fraction = len(bad) / len(paths)
-        if len(bad) == len(paths):
-            raise NeuroclassError(f"{where}: none of the {len(paths)} image files is readable, first: "
-                                  f"{bad[0]}; check that the files are PNG, JPEG, BMP, GIF, WebP or TIFF")
-        if fraction > max_bad_fraction:
-            raise NeuroclassError(
-                f"{where}: {len(bad)} of {len(paths)} images are unreadable ({fraction:.1%}, more "
-                f"than the {max_bad_fraction:.1%} allowed by data.max_bad_fraction), first: {bad[0]}; "
-                f"remove or replace them, or allow more with --set data.max_bad_fraction="
-                f"{_ceil_fraction(fraction):g}")
-    if not images:
-        raise NeuroclassError(f"{where}: no readable images found")
-    if channels is None:
-        gray = all(img.mode in ("1", "L", "I", "I;16", "F") for img in images)
-        channels = 1 if gray else 3
-    if size is None:
-        sizes = [(img.size[1], img.size[0]) for img in images]  # (H, W)
-        size = max(set(sizes), key=sizes.count)  # the most common size; others are resized to it
-    arrays = np.stack([to_array(img, channels, size) for img in images])
-    return arrays, kept, {"channels": channels, "size": list(size), "skipped": len(bad)}, bad
+    out, kept, prep, bad = decode_into(paths, channels, size, max_bad_fraction, where, _in_memory)
+    return out[:len(kept)], kept, prep, bad
+
+
+def _in_memory(shape: tuple[int, ...]) -> np.ndarray:
+    return np.empty(shape, dtype=np.uint8)
+
+
+def _check_bad(bad: list[str], total: int, max_bad_fraction: float, where: str) -> None:
+    """Abort when every file, or more than ``max_bad_fraction`` of them, is unreadable."""
+    if not bad:
+        return
+    fraction = len(bad) / total
+    if len(bad) == total:
+        raise NeuroclassError(f"{where}: none of the {total} image files is readable, first: "
+                              f"{bad[0]}; check that the files are PNG, JPEG, BMP, GIF, WebP or TIFF")
+    if fraction > max_bad_fraction:
+        raise NeuroclassError(
+            f"{where}: {len(bad)} of {total} images are unreadable ({fraction:.1%}, more "
+            f"than the {max_bad_fraction:.1%} allowed by data.max_bad_fraction), first: {bad[0]}; "
+            f"remove or replace them, or allow more with --set data.max_bad_fraction="
+            f"{_ceil_fraction(fraction):g}")
 
 
 def _ceil_fraction(fraction: float) -> float:

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from neuroclass.config import AugmentConfig, OptimConfig, TrainConfig
-from neuroclass.data.augment import augment_batch
+from neuroclass.data.augment import augment_batch, mix_batch
 from neuroclass.data.dataset import Dataset
 from neuroclass.device import memory_format
 from neuroclass.errors import NeuroclassError
@@ -30,6 +30,15 @@ def resolve_batch_size(requested: int | None, n_train: int) -> int:
     if requested is not None:
         return max(1, min(requested, n_train))
     return max(1, min(256, n_train, max(16, n_train // 50)))
+
+
+def hard_labels(target: torch.Tensor) -> torch.Tensor:
+    """Class indices from labels (B,) or soft targets (B, K), where the heaviest class counts.
+
+    >>> hard_labels(torch.tensor([[0.3, 0.7], [0.9, 0.1]]))
+    tensor([1, 0])
+    """
+    return target.argmax(1) if target.ndim == 2 else target
 
 
 @dataclass
@@ -105,10 +114,10 @@ class Trainer:
             for xb, yb in batches:
                 state.lr = self.optim_cfg.lr * lr_factor(self.optim_cfg, state.progress())
                 set_lr(optimizer, state.lr)
-                if augment:
-                    xb = augment_batch(xb.float().div_(255.0), self.augment_cfg, generator)
+                xb, target = self._augment(xb, yb, generator, len(train.classes), augment)
                 logits = model(xb.contiguous(memory_format=fmt))  # (B, num_classes)
-                loss = F.cross_entropy(logits, yb, label_smoothing=cfg.label_smoothing)
+                # target: labels (B,), or soft targets (B, K) under mixup/cutmix
+                loss = F.cross_entropy(logits, target, label_smoothing=cfg.label_smoothing)
                 if self.optim_cfg.l1:
                     loss = loss + self.optim_cfg.l1 * l1_penalty(model)
                 optimizer.zero_grad(set_to_none=True)
@@ -117,7 +126,7 @@ class Trainer:
                 state.step += 1
                 state.batch_loss = float(loss.detach())
                 loss_sum += state.batch_loss * len(yb)
-                correct += int((logits.detach().argmax(1) == yb).sum())
+                correct += int((logits.detach().argmax(1) == hard_labels(target)).sum())
                 seen += len(yb)
                 state.running_accuracy = correct / seen
                 self._emit("on_batch_end", state, model)
@@ -139,6 +148,17 @@ class Trainer:
             raise NeuroclassError(f"training diverged: {state.stop_reason}; lower optim.lr "
                                   f"(now {self.optim_cfg.lr:g}) or use --set optim.schedule=onecycle")
         return state
+
+    def _augment(self, xb: torch.Tensor, yb: torch.Tensor, generator: torch.Generator,
+                 num_classes: int, enabled: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """Inputs and targets for one step: augmented floats, and soft targets (B, K) when
+        augment.mixup or augment.cutmix is set (like every augmentation, only if augment.enabled)."""
+        if not enabled:
+            return xb, yb
+        xb = augment_batch(xb.float().div_(255.0), self.augment_cfg, generator)
+        if self.augment_cfg.mixup or self.augment_cfg.cutmix:
+            return mix_batch(xb, yb, num_classes, self.augment_cfg, generator)
+        return xb, yb
 
     def _validate(self, model: nn.Module, val: Dataset | None, state: TrainState) -> dict:
         if val is None:

@@ -1,0 +1,225 @@
+"""A memory-mapped cache of decoded image folders: decode and resize once, read many times.
+
+One folder per key under ``$NEUROCLASS_CACHE`` (else ``~/.cache/neuroclass/images``), holding
+
+    images.npy   uint8 (N, C, H, W), written through a memory map so that it may exceed memory
+    rows.npz     one entry per row of images.npy: ``kept`` (index of its file in the listed paths),
+                 ``labels`` (int64) and ``splits`` (split folder name, "" without split folders)
+    meta.json    format version, key, source root, classes, preprocessing record, skipped files
+
+The key is a SHA-256 over the sorted relative paths with each file's size and mtime_ns, the
+preprocessing (channels, size, max_bad_fraction) and ``FORMAT``. It reads no file contents, so an
+edit that keeps both a file's size and its mtime (say, restored with ``touch -r``) goes unnoticed;
+delete the cache folder, or set ``data.cache=false``, after such an edit.
+
+A cache is built in a temp folder beside its final name and renamed into place, so the final name
+never holds a partial cache; a folder that is there but unreadable (a missing file, a wrong shape)
+is ignored and rebuilt.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import tempfile
+import time
+import uuid
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from numpy.lib.format import open_memmap
+
+from neuroclass.config import write_bytes_atomic, write_text_atomic
+from neuroclass.data.images import decode_into
+from neuroclass.errors import NeuroclassError
+
+FORMAT = 1  # bump when the layout or the decoding changes, so that older caches are not read
+IN_MEMORY_BELOW = 2 * 1024**3  # bytes: a smaller cache is copied into memory, a larger one stays mapped
+STALE_AFTER_S = 24 * 3600  # a temp folder untouched this long was left by a run that was killed
+CHUNK_ROWS = 1024  # rows copied at a time when a cache must be rewritten shorter
+
+
+@dataclass
+class CachedImages:
+    """Decoded images and what each row is, read from the cache.
+
+    ``x`` is in memory when smaller than ``IN_MEMORY_BELOW``, else a copy-on-write memory map of
+    ``images.npy``: writable, so ``torch.from_numpy`` accepts it without a warning, while writes land
+    in private memory, never in the cache file.
+    """
+
+    x: np.ndarray  # uint8 (N, C, H, W)
+    kept: np.ndarray  # int64 (N,), index of each row's file in the listed paths
+    labels: np.ndarray  # int64 (N,)
+    splits: np.ndarray  # str (N,)
+    preprocessing: dict  # channels, size, skipped, cache ("hit" | "built"), cache_path
+    bad: list[str]  # one message per skipped file, in path order
+    path: Path
+
+
+def cache_dir() -> Path:
+    """Where caches live: ``$NEUROCLASS_CACHE``, else ``~/.cache/neuroclass/images``.
+
+    >>> cache_dir()  # doctest: +SKIP
+    PosixPath('/home/me/.cache/neuroclass/images')
+    """
+    env = os.environ.get("NEUROCLASS_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "neuroclass" / "images"
+
+
+def cache_key(root: Path, paths: list[Path], channels: int | None, size: tuple[int, int] | None,
+              max_bad_fraction: float) -> str:
+    """SHA-256 of the files' relative paths, sizes and mtimes plus the preprocessing (stat only).
+
+    >>> cache_key(Path("pics"), [Path("pics/cat/1.png")], None, (32, 32), 0.01)  # doctest: +SKIP
+    '3f1c...'
+    """
+    h = hashlib.sha256()
+    settings = {"format": FORMAT, "channels": channels, "size": list(size) if size else None,
+                "max_bad_fraction": max_bad_fraction}
+    h.update(json.dumps(settings, sort_keys=True).encode())
+    for rel, path in sorted((p.relative_to(root).as_posix(), p) for p in paths):
+        try:
+            st = path.stat()
+            stamp = (st.st_size, st.st_mtime_ns)
+        except OSError:  # a dangling link: decoding will report it as unreadable
+            stamp = (-1, -1)
+        h.update(f"{rel}\0{stamp[0]}\0{stamp[1]}\0".encode())  # \0 never occurs in a file name
+    return h.hexdigest()
+
+
+def load_or_build(root: Path, paths: list[Path], labels: np.ndarray, splits: np.ndarray,
+                  classes: list[str], channels: int | None, size: tuple[int, int] | None,
+                  max_bad_fraction: float) -> CachedImages:
+    """The cached decoding of ``paths``; decode (see ``images.decode_into``) and store it when absent.
+
+    ``labels`` and ``splits`` hold one entry per path; the result holds those of the kept rows.
+    Unreadable files raise or are skipped exactly as in ``images.decode_many``.
+
+    >>> c = load_or_build(root, paths, labels, splits, ["cat", "dog"], None, (32, 32), 0.01)  # doctest: +SKIP
+    >>> c.preprocessing["cache"], c.x.shape  # doctest: +SKIP
+    ('built', (200, 3, 32, 32))
+    """
+    folder = cache_dir() / cache_key(root, paths, channels, size, max_bad_fraction)
+    found = _read(folder, "hit")
+    if found is not None:
+        return found
+    _build(folder, root, paths, labels, splits, classes, channels, size, max_bad_fraction)
+    built = _read(folder, "built")
+    if built is None:
+        raise NeuroclassError(f"{folder}: the image cache just written cannot be read back; delete "
+                              "this folder, or load without the cache with --set data.cache=false")
+    return built
+
+
+def _read(folder: Path, how: str) -> CachedImages | None:
+    """The cache in ``folder`` marked ``how`` ("hit" | "built"), or None when it is not usable."""
+    opened = _open(folder)
+    if opened is None:
+        return None
+    meta, x, rows = opened
+    if x.nbytes < IN_MEMORY_BELOW:
+        x = np.array(x)  # slicing resident memory beats page faults; drops the map
+    prep = dict(meta["preprocessing"], cache=how, cache_path=str(folder))
+    return CachedImages(x, rows["kept"].astype(np.int64), rows["labels"].astype(np.int64),
+                        rows["splits"], prep, list(meta["bad"]), folder)
+
+
+def _open(folder: Path) -> tuple[dict, np.ndarray, dict[str, np.ndarray]] | None:
+    """(meta, mapped images, rows) of ``folder``, or None when missing, partial, damaged or of
+    another format."""
+    try:
+        meta = json.loads((folder / "meta.json").read_text())
+        if meta.get("format") != FORMAT or meta.get("key") != folder.name:
+            return None
+        # copy-on-write: see CachedImages; the file itself is opened read-only
+        x = np.load(folder / "images.npy", mmap_mode="c", allow_pickle=False)
+        with np.load(folder / "rows.npz", allow_pickle=False) as npz:
+            rows = {name: npz[name] for name in ("kept", "labels", "splits")}
+        lengths = {len(r) for r in rows.values()} | {x.shape[0]}
+        if list(x.shape) != meta["shape"] or x.dtype != np.uint8 or x.ndim != 4 or len(lengths) != 1:
+            return None
+        if not isinstance(meta.get("preprocessing"), dict) or not isinstance(meta.get("bad"), list):
+            return None
+    except (OSError, ValueError, KeyError, TypeError, IndexError, zipfile.BadZipFile):
+        return None  # ValueError covers bad JSON and an images.npy shorter than its header says
+    return meta, x, rows
+
+
+def _build(folder: Path, root: Path, paths: list[Path], labels: np.ndarray, splits: np.ndarray,
+           classes: list[str], channels: int | None, size: tuple[int, int] | None,
+           max_bad_fraction: float) -> None:
+    """Decode into a temp folder beside ``folder``, then rename it into place."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    _sweep_stale(folder.parent)
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{folder.name[:12]}-", dir=folder.parent))
+    images = tmp / "images.npy"
+
+    def allocate(shape: tuple[int, ...]) -> np.ndarray:
+        return open_memmap(images, mode="w+", dtype=np.uint8, shape=shape)
+
+    try:
+        x, kept, prep, bad = decode_into(paths, channels, size, max_bad_fraction, str(root), allocate)
+        x.flush()  # msync: the pixels are on disk before the rename makes them visible
+        rows, shape = x.shape[0], list(x.shape)
+        del x  # unmap before the file may be replaced below
+        if rows != len(kept):
+            shape[0] = len(kept)
+            _shorten(images, len(kept))
+        kept = np.asarray(kept, dtype=np.int64)
+        buf = io.BytesIO()
+        np.savez(buf, kept=kept, labels=np.asarray(labels, dtype=np.int64)[kept],
+                 splits=np.asarray(splits)[kept])
+        write_bytes_atomic(tmp / "rows.npz", buf.getvalue())
+        meta = {"format": FORMAT, "key": folder.name, "source": str(root.resolve()),
+                "classes": list(classes), "shape": shape, "preprocessing": prep,
+                "skipped": prep["skipped"], "bad": bad, "files": len(paths)}
+        write_text_atomic(tmp / "meta.json", json.dumps(meta, indent=1))
+        _publish(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # an error or Ctrl-C leaves nothing behind
+        raise
+
+
+def _shorten(images: Path, rows: int) -> None:
+    """Rewrite ``images`` with its first ``rows`` rows: rare, when pixels failed after a header read."""
+    old = np.load(images, mmap_mode="r")
+    part = images.with_name("images.part.npy")
+    new = open_memmap(part, mode="w+", dtype=np.uint8, shape=(rows, *old.shape[1:]))
+    for start in range(0, rows, CHUNK_ROWS):  # chunks: the array may be larger than memory
+        new[start:start + CHUNK_ROWS] = old[start:start + CHUNK_ROWS]
+    new.flush()
+    del new, old
+    os.replace(part, images)
+
+
+def _publish(tmp: Path, folder: Path) -> None:
+    """Rename ``tmp`` to ``folder``, first moving aside a damaged cache already under that name;
+    a good one there (another process built the same key meanwhile) wins and ``tmp`` is dropped."""
+    if folder.exists() and _open(folder) is None:  # damaged: set aside, then delete, so that the
+        # final name never holds a half-deleted folder
+        stale = folder.with_name(f".stale-{folder.name[:12]}-{uuid.uuid4().hex[:8]}")
+        os.replace(folder, stale)
+        shutil.rmtree(stale, ignore_errors=True)
+    try:
+        os.replace(tmp, folder)
+    except OSError:
+        if not folder.is_dir():
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)  # another process published this key first: use theirs
+
+
+def _sweep_stale(parent: Path) -> None:
+    """Delete temp folders of builds killed (e.g. ``kill -9``) over a day ago; they may be huge."""
+    now = time.time()
+    for path in [*parent.glob(".tmp-*"), *parent.glob(".stale-*")]:
+        try:
+            newest = max([path.stat().st_mtime, *(p.stat().st_mtime for p in path.iterdir())])
+        except OSError:
+            continue  # being removed by another process
+        if now - newest > STALE_AFTER_S:
+            shutil.rmtree(path, ignore_errors=True)
