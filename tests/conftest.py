@@ -10,9 +10,11 @@ from neuroclass.data.blocks import make_blocks
 
 
 @pytest.fixture(autouse=True)
-def _seed_and_threads():
+def _seed_and_isolated_cache(tmp_path_factory, monkeypatch):
+    """Seeded RNGs, and decoded-image caches in a temp folder, never in the user's ~/.cache."""
     torch.manual_seed(0)
     np.random.seed(0)
+    monkeypatch.setenv("NEUROCLASS_CACHE", str(tmp_path_factory.getbasetemp() / "image-cache"))
     yield
 
 

@@ -37,6 +37,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="folder for run folders (default runs/)")
     p.add_argument("--label-column", help="label column of a CSV/Parquet table")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the model (pays back its compile time only on long runs)")
     _add_common(p)
 
     p = sub.add_parser("evaluate", help="metrics of a run on its test split or on other data")
@@ -70,8 +72,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     from neuroclass.api import build_config
     from neuroclass.run import train_run
 
+    overrides = (["train.compile=true"] if args.compile else []) + args.set
     cfg = build_config(args.data, args.model, args.epochs, args.time_budget, args.seed, args.config,
-                       args.set, args.out, args.label_column, True if args.quiet else None)
+                       overrides, args.out, args.label_column, True if args.quiet else None)
     result = train_run(cfg, command="neuroclass " + shlex.join(sys.argv[1:]))
     t = result.timing
     print(f"test accuracy {result.metrics['accuracy']:.4f}  macro F1 {result.metrics['macro_f1']:.4f}  "

@@ -97,6 +97,7 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     threads: Optional[int] = field(default=None, metadata=rule(gt=0))
     channels_last: bool = True
+    compile: bool = False  # torch.compile the model for training (pays off only on long runs)
     eval_batch_size: int = field(default=256, metadata=rule(gt=0))
     quiet: bool = False
 

@@ -30,6 +30,10 @@ from neuroclass.models import create, resolved_options
 from neuroclass.training.trainer import Trainer, predict_logits
 
 
+# What prediction needs to turn raw inputs into model inputs (not where or how data was cached).
+MODEL_INPUT_KEYS = ("channels", "size", "columns", "categorical", "feature_names")
+
+
 @dataclass
 class RunResult:
     path: Path
@@ -116,7 +120,7 @@ def train_run(cfg: Config, command: str = "") -> RunResult:
                   "best_epoch": state.best_epoch}
         meta = model_metadata(cfg.model, resolved_options(cfg.model.name, cfg.model.options),
                               dataset.input_shape, dataset.classes, dataset.kind,
-                              dict(dataset.preprocessing))
+                              {k: v for k, v in dataset.preprocessing.items() if k in MODEL_INPUT_KEYS})
         save_model(partial, model.cpu(), meta)
         save_config(cfg, partial / "config.yaml")
         write_text_atomic(partial / "metrics.json", json.dumps(metrics, indent=2))

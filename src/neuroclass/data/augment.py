@@ -129,7 +129,9 @@ def sample_beta(alpha: float, n: int, generator: torch.Generator) -> torch.Tenso
     concentration = torch.tensor(float(alpha))
     with torch.random.fork_rng(devices=[]):
         torch.random.default_generator.manual_seed(seed)
-        return torch.distributions.Beta(concentration, concentration).sample((n,))
+        # callers pass alpha > 0 (config checks >= 0, mix_batch skips 0); validation costs ~0.7 ms
+        beta = torch.distributions.Beta(concentration, concentration, validate_args=False)
+        return beta.sample((n,))
 
 
 def cutmix_mask(lam: torch.Tensor, size: tuple[int, int], generator: torch.Generator) -> torch.Tensor:

@@ -191,7 +191,8 @@ def _shorten(images: Path, rows: int) -> None:
     part = images.with_name("images.part.npy")
     new = open_memmap(part, mode="w+", dtype=np.uint8, shape=(rows, *old.shape[1:]))
     for start in range(0, rows, CHUNK_ROWS):  # chunks: the array may be larger than memory
-        new[start:start + CHUNK_ROWS] = old[start:start + CHUNK_ROWS]
+        stop = min(start + CHUNK_ROWS, rows)  # ``old`` has more rows than ``new``
+        new[start:stop] = old[start:stop]
     new.flush()
     del new, old
     os.replace(part, images)

@@ -1,0 +1,117 @@
+"""Speed measurements: FLOPs per image, training and inference images/s, and the matmul peak.
+
+Achieved FLOP/s (FLOPs per image x images/s) against a fp32 matmul peak measured on the same
+machine tells how much of the hardware a model uses; see benchmarks/throughput.py.
+
+>>> model = nn.Linear(784, 10)
+>>> count_flops(model, (784,))
+15680
+"""
+from __future__ import annotations
+
+import time
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from neuroclass.device import memory_format
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _inputs(input_shape: tuple[int, ...], batch_size: int, device: torch.device) -> torch.Tensor:
+    """Random inputs like the Trainer feeds: uint8 for images (C, H, W), float rows otherwise."""
+    if len(input_shape) == 3:
+        x = torch.randint(0, 256, (batch_size, *input_shape), dtype=torch.uint8, device=device)
+        return x.contiguous(memory_format=memory_format(device, True, x.ndim))
+    return torch.randn(batch_size, *input_shape, device=device)
+
+
+def count_flops(model: nn.Module, input_shape: tuple[int, ...]) -> int:
+    """Forward FLOPs for one example of ``input_shape`` (a multiply-add counts 2), eval mode.
+
+    Counts matrix products and convolutions, as torch.utils.flop_counter does; training costs
+    about 3x this (forward + backward for inputs and weights).
+    """
+    was_training = model.training
+    model.eval()
+    param = next(model.parameters(), None)
+    x = torch.zeros(1, *input_shape, device=param.device if param is not None else "cpu")
+    counter = FlopCounterMode(display=False)
+    try:
+        with torch.no_grad(), counter:
+            model(x)
+    finally:
+        model.train(was_training)
+    return int(counter.get_total_flops())
+
+
+def matmul_peak_gflops(size: int = 2048, repeats: int = 5, device: torch.device | str = "cpu") -> float:
+    """Best fp32 GFLOP/s of ``repeats`` size x size matmuls: the practical ceiling of this machine."""
+    device = torch.device(device)
+    a = torch.randn(size, size, device=device)
+    b = torch.randn(size, size, device=device)
+    torch.mm(a, b)  # warm up: thread pool, caches, kernel selection
+    _sync(device)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        torch.mm(a, b)
+        _sync(device)
+        best = min(best, time.perf_counter() - start)
+    return 2 * size ** 3 / best / 1e9
+
+
+def measure_training(model: nn.Module, input_shape: tuple[int, ...], batch_size: int, steps: int,
+                     device: torch.device | str = "cpu", warmup: int = 3, channels_last: bool = True) -> float:
+    """Training images/s: forward + cross-entropy + backward + AdamW step on random data.
+
+    Changes the model's weights (it trains); pass a fresh or copied model.
+    """
+    device = torch.device(device)
+    fmt = memory_format(device, channels_last, len(input_shape) + 1)
+    model.to(device=device, memory_format=fmt).train()
+    x = _inputs(input_shape, batch_size, device)
+    with torch.no_grad():
+        num_classes = model.eval()(x[:2]).shape[1]
+    model.train()
+    y = torch.randint(0, num_classes, (batch_size,), device=device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+
+    def step() -> None:
+        loss = F.cross_entropy(model(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    for _ in range(warmup):
+        step()
+    _sync(device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    _sync(device)
+    return steps * batch_size / (time.perf_counter() - start)
+
+
+def measure_inference(model: nn.Module, input_shape: tuple[int, ...], batch_size: int, steps: int,
+                      device: torch.device | str = "cpu", warmup: int = 2, channels_last: bool = True) -> float:
+    """Inference images/s: eval mode, ``torch.inference_mode``, random inputs of ``batch_size``."""
+    device = torch.device(device)
+    fmt = memory_format(device, channels_last, len(input_shape) + 1)
+    model.to(device=device, memory_format=fmt).eval()
+    x = _inputs(input_shape, batch_size, device)
+    with torch.inference_mode():
+        for _ in range(warmup):
+            model(x)
+        _sync(device)
+        start = time.perf_counter()
+        for _ in range(steps):
+            model(x)
+        _sync(device)
+    return steps * batch_size / (time.perf_counter() - start)

@@ -1,0 +1,220 @@
+"""The memory-mapped cache of decoded image folders (data/cache.py), on tiny PNG folders.
+
+Every test points ``$NEUROCLASS_CACHE`` at its own ``tmp_path`` so nothing touches ~/.cache.
+"""
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from neuroclass.config import DataConfig
+from neuroclass.data import cache as cache_module
+from neuroclass.data import images as images_module
+from neuroclass.data import load
+from neuroclass.data.folder import load_image_folder
+
+
+@pytest.fixture(autouse=True)
+def cache_dir(tmp_path, monkeypatch) -> Path:
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("NEUROCLASS_CACHE", str(folder))
+    return folder
+
+
+def write_png(path: Path, seed: int, size: int = 8, mode: str = "L") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shape = (size, size) if mode == "L" else (size, size, 3)
+    pixels = np.random.default_rng(seed).integers(0, 256, size=shape, dtype=np.uint8)
+    Image.fromarray(pixels, mode=mode).save(path)
+    return path
+
+
+def image_folder(root: Path, per_class: int = 3, classes=("cat", "dog")) -> Path:
+    for k, name in enumerate(classes):
+        for i in range(per_class):
+            write_png(root / name / f"{i}.png", seed=10 * k + i)
+    return root
+
+
+def load_folder(root: Path, **kw):
+    options = {"channels": None, "size": None, "max_bad_fraction": 0.01, **kw}
+    return load_image_folder(root, options.pop("channels"), options.pop("size"),
+                             options.pop("max_bad_fraction"), **options)
+
+
+def forbid_decoding(monkeypatch) -> None:
+    def fail(*args, **kwargs):
+        raise AssertionError("a cache hit must not decode any file")
+    monkeypatch.setattr(cache_module, "decode_into", fail)
+    monkeypatch.setattr(images_module, "open_image", fail)
+
+
+def entries(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+def test_second_load_is_a_hit_that_decodes_nothing(tmp_path, monkeypatch, cache_dir):
+    root = image_folder(tmp_path / "pics")
+    first = load_folder(root)
+    assert first.preprocessing["cache"] == "built"
+    path = Path(first.preprocessing["cache_path"])
+    assert path.parent == cache_dir and entries(path) == ["images.npy", "meta.json", "rows.npz"]
+    meta = json.loads((path / "meta.json").read_text())
+    assert meta["classes"] == ["cat", "dog"] and meta["source"] == str(root.resolve())
+
+    forbid_decoding(monkeypatch)
+    second = load_folder(root)
+    assert second.preprocessing["cache"] == "hit"
+    assert second.preprocessing["cache_path"] == str(path)
+    assert torch.equal(first.x, second.x) and torch.equal(first.y, second.y)
+    assert first.x.shape == (6, 1, 8, 8) and first.classes == second.classes
+    expected = np.asarray(Image.open(root / "dog" / "2.png"))
+    assert np.array_equal(second.x[5, 0].numpy(), expected)
+
+
+def test_data_config_cache_switch_reaches_the_loader(tmp_path, cache_dir):
+    root = image_folder(tmp_path / "pics")
+    off = load(DataConfig(source=str(root), cache=False))
+    assert entries(cache_dir) == [] and "cache" not in off.preprocessing
+    on = load(DataConfig(source=str(root)))
+    assert on.preprocessing["cache"] == "built"
+    assert torch.equal(on.x, off.x) and torch.equal(on.y, off.y)
+
+
+@pytest.mark.parametrize("change", ["add", "remove", "touch"])
+def test_a_changed_file_set_or_mtime_invalidates(tmp_path, monkeypatch, change):
+    root = image_folder(tmp_path / "pics")
+    before = load_folder(root)
+    target = root / "cat" / "0.png"
+    if change == "add":
+        write_png(root / "cat" / "9.png", seed=99)
+    elif change == "remove":
+        target.unlink()
+    else:  # same bytes, a later mtime
+        stat = target.stat()
+        os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns + 5_000_000_000))
+    after = load_folder(root)
+    assert after.preprocessing["cache"] == "built"
+    assert after.preprocessing["cache_path"] != before.preprocessing["cache_path"]
+    assert len(after) == len(before) + {"add": 1, "remove": -1, "touch": 0}[change]
+
+
+@pytest.mark.parametrize("options, shape", [({"size": 4}, (1, 4, 4)), ({"channels": 3}, (3, 8, 8)),
+                                            ({"max_bad_fraction": 0.5}, (1, 8, 8))])
+def test_other_preprocessing_gets_its_own_key(tmp_path, options, shape):
+    root = image_folder(tmp_path / "pics")
+    plain = load_folder(root)
+    other = load_folder(root, **options)
+    assert other.preprocessing["cache"] == "built" and other.input_shape == shape
+    assert other.preprocessing["cache_path"] != plain.preprocessing["cache_path"]
+    assert load_folder(root).preprocessing["cache"] == "hit"  # both keys live side by side
+
+
+@pytest.mark.parametrize("damage", ["no images.npy", "no meta.json", "wrong shape", "short file",
+                                    "bad json"])
+def test_a_damaged_cache_is_ignored_and_rebuilt(tmp_path, damage):
+    root = image_folder(tmp_path / "pics")
+    first = load_folder(root)
+    path = Path(first.preprocessing["cache_path"])
+    if damage == "no images.npy":
+        (path / "images.npy").unlink()
+    elif damage == "no meta.json":
+        (path / "meta.json").unlink()
+    elif damage == "wrong shape":
+        np.save(path / "images.npy", np.zeros((5, 1, 8, 8), dtype=np.uint8))
+    elif damage == "short file":
+        data = (path / "images.npy").read_bytes()
+        (path / "images.npy").write_bytes(data[: len(data) // 2])
+    else:
+        (path / "meta.json").write_text("{not json")
+    again = load_folder(root)
+    assert again.preprocessing["cache"] == "built"
+    assert again.preprocessing["cache_path"] == str(path)
+    assert torch.equal(first.x, again.x)
+    assert load_folder(root).preprocessing["cache"] == "hit"
+    assert [p for p in entries(path.parent) if p.startswith(".")] == []
+
+
+@pytest.mark.parametrize("error", [RuntimeError, KeyboardInterrupt])
+def test_a_failure_mid_build_leaves_nothing_behind(tmp_path, monkeypatch, cache_dir, error):
+    root = image_folder(tmp_path / "pics")
+    real, calls = images_module.open_image, []
+
+    def fail_on_third(path):
+        calls.append(path)
+        if len(calls) == 3:
+            raise error("disk on fire")
+        return real(path)
+
+    monkeypatch.setattr(images_module, "open_image", fail_on_third)
+    with pytest.raises(error):
+        load_folder(root)
+    assert entries(cache_dir) == []
+    monkeypatch.setattr(images_module, "open_image", real)
+    assert load_folder(root).preprocessing["cache"] == "built"
+    assert len(entries(cache_dir)) == 1
+
+
+def test_splits_and_skipped_files_are_the_same_on_a_hit(tmp_path, monkeypatch):
+    root = tmp_path / "pics"
+    image_folder(root / "train", per_class=4)
+    image_folder(root / "test", per_class=2)
+    (root / "train" / "cat" / "broken.png").write_bytes(b"not a png")
+    with pytest.warns(UserWarning, match="skipped 1 of 13 images.*broken.png"):
+        first = load_folder(root, max_bad_fraction=0.1)
+    forbid_decoding(monkeypatch)
+    with pytest.warns(UserWarning, match="skipped 1 of 13 images.*broken.png"):
+        second = load_folder(root, max_bad_fraction=0.1)
+    assert second.preprocessing["cache"] == "hit" and second.skipped == first.skipped == 1
+    assert {k: v.tolist() for k, v in second.parts.items()} == \
+        {"train": list(range(8)), "test": list(range(8, 12))}
+    assert torch.equal(first.y, second.y)
+
+
+def test_a_file_whose_pixels_fail_after_its_header_is_skipped(tmp_path):
+    root = image_folder(tmp_path / "pics", per_class=4)
+    whole = write_png(tmp_path / "whole.png", seed=7, size=64).read_bytes()
+    (root / "cat" / "1.png").write_bytes(whole[: len(whole) // 2])  # header fine, pixels cut off
+    with pytest.warns(UserWarning, match="skipped 1 of 8 images"):
+        ds = load_folder(root, size=8, max_bad_fraction=0.2)
+    path = Path(ds.preprocessing["cache_path"])
+    assert ds.x.shape == (7, 1, 8, 8) and entries(path) == ["images.npy", "meta.json", "rows.npz"]
+    assert np.load(path / "images.npy", mmap_mode="r").shape == (7, 1, 8, 8)
+    assert ds.y.tolist() == [0, 0, 0, 1, 1, 1, 1]
+
+
+def test_a_large_cache_stays_memory_mapped(tmp_path, monkeypatch):
+    root = image_folder(tmp_path / "pics")
+    in_memory = load_folder(root)
+    monkeypatch.setattr(cache_module, "IN_MEMORY_BELOW", 0)  # every cache counts as large
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # e.g. torch's "The given NumPy array is not writable"
+        mapped = load_folder(root)
+    assert mapped.preprocessing["cache"] == "hit"
+    assert isinstance(cache_module._read(Path(mapped.preprocessing["cache_path"]), "hit").x, np.memmap)
+    assert torch.equal(mapped.x, in_memory.x)
+    part = mapped.subset(np.array([4, 1]))  # an index tensor copies just those rows into memory
+    assert torch.equal(part.x, in_memory.x[[4, 1]])
+    part.x += 1  # private memory: the cache file is untouched
+    mapped.x[0] += 1  # copy-on-write map: not written back either
+    assert load_folder(root).preprocessing["cache"] == "hit"
+    assert torch.equal(load_folder(root).x, in_memory.x)
+
+
+def test_temp_folders_of_killed_builds_are_swept_after_a_day(tmp_path, cache_dir):
+    old, fresh = cache_dir / ".tmp-killed-long-ago", cache_dir / ".tmp-building-now"
+    for folder in (old, fresh):
+        (folder / "images.npy").parent.mkdir(parents=True)
+        (folder / "images.npy").write_bytes(b"partial")
+    two_days_ago = os.stat(old).st_mtime - 2 * 24 * 3600
+    for path in (old / "images.npy", old):
+        os.utime(path, (two_days_ago, two_days_ago))
+    load_folder(image_folder(tmp_path / "pics"))
+    assert not old.exists() and fresh.exists()  # a build running elsewhere keeps its folder
