@@ -105,7 +105,8 @@ def train_run(cfg: Config, command: str = "") -> RunResult:
     partial = out / f".partial-{final.name}"
     partial.mkdir()
     try:
-        trainer = Trainer(cfg.train, cfg.optim, cfg.augment, device, deadline=deadline)
+        trainer = Trainer(cfg.train, cfg.optim, cfg.augment, device, deadline=deadline,
+                          reserve_examples=len(splits.test))
         state = trainer.fit(model, splits.train, splits.val)
         eval_start = time.perf_counter()
         logits = predict_logits(model, splits.test.x, device, cfg.train.eval_batch_size, cfg.train.channels_last)

@@ -135,3 +135,14 @@ def test_help_for_every_subcommand(capsys):
             main([*command, "--help"])
         assert info.value.code == 0
         assert "usage: neuroclass" in capsys.readouterr().out
+
+
+def test_time_budget_bounds_the_whole_run(tmp_path, capsys):
+    out = tmp_path / "runs"
+    assert main(["train", "blocks:n=4000,size=16", "--out", str(out), "--quiet", "--model", "cnn",
+                 "--time-budget", "4s", "--set", "model.options.channels=[8]"]) == 0
+    timing = json.loads((run_folder(out) / "timing.json").read_text())
+    assert timing["stop_reason"] == "time budget reached"
+    assert timing["total_seconds"] <= 4.0 + 0.5  # loading, training and the test evaluation
+    rows = (run_folder(out) / "metrics.csv").read_text().strip().splitlines()
+    assert float(rows[-1].split(",")[5]) < 4e-3 * 0.2  # the clock-driven schedule annealed the lr

@@ -61,10 +61,10 @@ class EarlyStopping(Callback):
 
 
 class TimeBudget(Callback):
-    """Stop a step early enough that the pending validation pass still ends by the deadline."""
+    """Stop a step early enough that validation and the final evaluation still end by the deadline."""
 
     def on_batch_end(self, state: TrainState, model: nn.Module) -> None:
-        if state.deadline is not None and time.perf_counter() + state.eval_seconds >= state.deadline:
+        if state.deadline is not None and time.perf_counter() + state.finish_seconds() >= state.deadline:
             state.request_stop("time budget reached")
 
 

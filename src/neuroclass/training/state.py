@@ -23,6 +23,8 @@ class TrainState:
     diverged: bool = False
     best_epoch: Optional[int] = None  # epoch whose weights were restored
     eval_seconds: float = 0.0  # duration of the last validation pass, for budget planning
+    eval_seconds_per_example: float = 0.0  # measured by validation passes
+    reserve_examples: int = 0  # examples the caller evaluates after fit (the test split)
     samples_seen: int = 0
     train_seconds: float = 0.0  # time spent in training steps only
 
@@ -30,11 +32,19 @@ class TrainState:
     def elapsed(self) -> float:
         return time.perf_counter() - self.start
 
+    def finish_seconds(self) -> float:
+        """Time still needed after the current step: the next validation pass and the caller's
+        final evaluation (per-example cost from validation, else a third of a training step's)."""
+        per_example = self.eval_seconds_per_example
+        if not per_example and self.samples_seen:
+            per_example = self.train_seconds / self.samples_seen / 3  # forward only: ~1/3 of a step
+        return self.eval_seconds + self.reserve_examples * per_example
+
     def progress(self) -> float:
         """Fraction of training done: by steps, or by the clock when that is further along."""
         p = self.step / max(1, self.max_epochs * self.steps_per_epoch)
         if self.deadline is not None:
-            span = max(1e-9, self.deadline - self.start)
+            span = max(1e-9, self.deadline - self.finish_seconds() - self.start)
             p = max(p, (time.perf_counter() - self.start) / span)
         return min(p, 1.0)
 

@@ -80,9 +80,10 @@ class Trainer:
 
     def __init__(self, train_cfg: TrainConfig, optim_cfg: OptimConfig, augment_cfg: AugmentConfig,
                  device: torch.device, deadline: float | None = None,
-                 callbacks: list[Callback] | None = None) -> None:
+                 callbacks: list[Callback] | None = None, reserve_examples: int = 0) -> None:
         self.cfg, self.optim_cfg, self.augment_cfg = train_cfg, optim_cfg, augment_cfg
         self.device, self.deadline = device, deadline
+        self.reserve_examples = reserve_examples  # evaluated by the caller after fit, within the budget
         self.callbacks = [Progress(quiet=train_cfg.quiet), TimeBudget(), NaNGuard()]
         if train_cfg.patience:
             self.callbacks.append(EarlyStopping(train_cfg.patience))
@@ -105,7 +106,8 @@ class Trainer:
         model.to(device=device, memory_format=fmt)
         optimizer = make_optimizer(model, self.optim_cfg)
         augment = self.augment_cfg.enabled and train.kind == "image"
-        state = TrainState(max_epochs=epochs, steps_per_epoch=len(batches), deadline=self.deadline)
+        state = TrainState(max_epochs=epochs, steps_per_epoch=len(batches), deadline=self.deadline,
+                           reserve_examples=self.reserve_examples)
         # torch.compile pays back its compile time only on long runs (measured 2x slower on 2 CPU
         # cores for small CNNs), so it is opt-in; the weights stay those of ``model``.
         forward = torch.compile(model) if cfg.compile else model
@@ -113,11 +115,8 @@ class Trainer:
         while state.epoch < epochs and not state.stop:
             self._emit("on_epoch_start", state, model)
             model.train()
-            epoch_start = time.perf_counter()
             loss_sum, correct, seen = self._train_epoch(forward, model, batches, optimizer, generator,
                                                         state, fmt, augment, len(train.classes))
-            state.train_seconds += time.perf_counter() - epoch_start
-            state.samples_seen += seen
             if state.diverged:
                 break
             row = {"epoch": state.epoch + 1, "loss": loss_sum / max(1, seen),
@@ -138,6 +137,7 @@ class Trainer:
                      fmt: torch.memory_format, augment: bool, num_classes: int) -> tuple[float, int, int]:
         """One pass over the batches (or until a callback stops); returns (loss sum, correct, seen)."""
         loss_sum, correct, seen = 0.0, 0, 0
+        step_start = time.perf_counter()
         for xb, yb in batches:
             state.lr = self.optim_cfg.lr * lr_factor(self.optim_cfg, state.progress())
             set_lr(optimizer, state.lr)
@@ -156,9 +156,12 @@ class Trainer:
             correct += int((logits.detach().argmax(1) == hard_labels(target)).sum())
             seen += len(yb)
             state.running_accuracy = correct / seen
+            state.train_seconds += time.perf_counter() - step_start  # steps only, not callbacks
+            state.samples_seen += len(yb)
             self._emit("on_batch_end", state, model)
             if state.stop:
                 break
+            step_start = time.perf_counter()
         return loss_sum, correct, seen
 
     def _augment(self, xb: torch.Tensor, yb: torch.Tensor, generator: torch.Generator,
@@ -178,5 +181,6 @@ class Trainer:
         start = time.perf_counter()
         logits = predict_logits(model, val.x, self.device, self.cfg.eval_batch_size, self.cfg.channels_last)
         state.eval_seconds = time.perf_counter() - start
+        state.eval_seconds_per_example = state.eval_seconds / max(1, len(val))
         return {"val_loss": float(F.cross_entropy(logits, val.y)),
                 "val_accuracy": float((logits.argmax(1) == val.y).float().mean())}
