@@ -261,7 +261,7 @@ def parse_args(argv=None):
                         help="smoke test: 3000 train / 1000 test examples, 1 epoch, targets 60%%/70%%")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu", help="device for every contender (default cpu)")
-    parser.add_argument("--padding", type=int, choices=(0, 1), default=0,
+    parser.add_argument("--padding", type=int, choices=(0, 1), default=1,
                         help="conv padding of the peers' CNN: 0 -> 225,034 params, 1 -> 421,642")
     parser.add_argument("--train-limit", type=int, default=3000, help="quick mode's train slice (default 3000)")
     parser.add_argument("--test-limit", type=int, default=1000, help="quick mode's test slice (default 1000)")

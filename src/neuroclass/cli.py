@@ -54,6 +54,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON lines")
     _add_common(p)
 
+    p = sub.add_parser("bench", help="images/s, GFLOP/s against the matmul peak, time to an accuracy")
+    p.add_argument("data", metavar="DATA", nargs="?", default="fashion-mnist",
+                   help="data to measure on (default fashion-mnist)")
+    p.add_argument("--model", help="model family (default: the config's)")
+    p.add_argument("--target", type=float, help="also train until this test accuracy, e.g. 0.91")
+    p.add_argument("--max-time", default="10m", help="training time limit with --target (default 10m)")
+    p.add_argument("--config", help="YAML config file")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override one config value; repeatable")
+    p.add_argument("--json", action="store_true", help="print the measurements as JSON")
+    _add_common(p)
+
     p = sub.add_parser("datasets", help="list built-in datasets")
     _add_common(p)
     p = sub.add_parser("models", help="list registered model families and their options")
@@ -113,6 +125,19 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from neuroclass.api import build_config
+    from neuroclass.config import parse_duration
+    from neuroclass.evaluation.bench import format_bench, run_bench
+
+    if args.target is not None and not 0 < args.target <= 1:
+        raise NeuroclassError(f"--target must be an accuracy in (0, 1], e.g. 0.91. Got {args.target} instead.")
+    cfg = build_config(args.data, args.model, config=args.config, overrides=["train.quiet=true", *args.set])
+    result = run_bench(cfg, target=args.target, max_seconds=parse_duration(args.max_time))
+    print(json.dumps(result) if args.json else format_bench(result))
+    return 0
+
+
 def cmd_datasets(args: argparse.Namespace) -> int:
     from neuroclass.data import BUILTIN
     from neuroclass.data.download import find_local
@@ -147,7 +172,7 @@ def cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "bench": cmd_bench,
             "datasets": cmd_datasets, "models": cmd_models, "data": cmd_data}
 
 

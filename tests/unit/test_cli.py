@@ -130,7 +130,8 @@ def test_listing_commands(capsys):
 
 
 def test_help_for_every_subcommand(capsys):
-    for command in (["train"], ["evaluate"], ["predict"], ["datasets"], ["models"], ["data", "get"]):
+    for command in (["train"], ["evaluate"], ["predict"], ["bench"], ["datasets"], ["models"],
+                    ["data", "get"]):
         with pytest.raises(SystemExit) as info:
             main([*command, "--help"])
         assert info.value.code == 0

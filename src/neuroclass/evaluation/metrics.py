@@ -1,17 +1,22 @@
 """Classification metrics from labels and probabilities: pure functions over scikit-learn's."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from sklearn import metrics as skm
 
+TOP_K = (1, 3, 5)  # reported only where k < number of classes: top-K of K classes is always 1.0
+
 
 def classification_metrics(y_true: np.ndarray, proba: np.ndarray, classes: list[str]) -> dict:
-    """Accuracy, per-class precision/recall/F1/support, macro and weighted F1, confusion matrix,
-    log loss. ``proba`` is (N, K) with rows summing to 1.
+    """Accuracy, balanced accuracy, top-k accuracy, one-vs-rest ROC-AUC, per-class
+    precision/recall/F1/support, macro and weighted F1, confusion matrix, the most confused pairs,
+    log loss. ``proba`` is (N, K) with rows summing to 1. Every value is plain JSON.
 
     >>> m = classification_metrics(np.array([0, 1]), np.array([[0.9, 0.1], [0.2, 0.8]]), ["a", "b"])
-    >>> m["accuracy"]
-    1.0
+    >>> m["accuracy"], m["top_k_accuracy"], m["roc_auc_ovr_macro"]
+    (1.0, {'1': 1.0}, 1.0)
     """
     y_true = np.asarray(y_true)
     proba = np.asarray(proba, dtype=np.float64)
@@ -23,25 +28,104 @@ def classification_metrics(y_true: np.ndarray, proba: np.ndarray, classes: list[
     per_class = {name: {"precision": float(precision[i]), "recall": float(recall[i]),
                         "f1": float(f1[i]), "support": int(support[i])}
                  for i, name in enumerate(classes)}
+    confusion = skm.confusion_matrix(y_true, y_pred, labels=labels)
+    auc, auc_reason = roc_auc_ovr_macro(y_true, proba, classes)
     return {
         "n": int(len(y_true)),
         "accuracy": float(skm.accuracy_score(y_true, y_pred)),
+        "balanced_accuracy": balanced_accuracy(y_true, y_pred),
+        "top_k_accuracy": top_k_accuracy(y_true, proba),
+        "roc_auc_ovr_macro": auc,
+        "roc_auc_reason": auc_reason,
         "macro_f1": float(skm.f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)),
         "weighted_f1": float(skm.f1_score(y_true, y_pred, labels=labels, average="weighted",
                                           zero_division=0)),
         "log_loss": float(skm.log_loss(y_true, np.clip(proba, 1e-15, 1.0), labels=labels)),
         "per_class": per_class,
-        "confusion_matrix": skm.confusion_matrix(y_true, y_pred, labels=labels).tolist(),
+        "confusion_matrix": confusion.tolist(),
+        "most_confused": most_confused(confusion, classes),
         "classes": list(classes),
     }
 
 
+def balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Mean recall over the classes present in ``y_true`` (scikit-learn's definition).
+
+    >>> balanced_accuracy(np.array([0, 0, 0, 1]), np.array([0, 0, 0, 0]))
+    0.5
+    """
+    with warnings.catch_warnings():
+        # A class predicted but absent from y_true has no recall; leaving it out is the definition,
+        # not a problem worth a warning in every report on a small test split.
+        warnings.filterwarnings("ignore", message="y_pred contains classes not in y_true")
+        return float(skm.balanced_accuracy_score(y_true, y_pred))
+
+
+def top_k_accuracy(y_true: np.ndarray, proba: np.ndarray, ks: tuple[int, ...] = TOP_K) -> dict:
+    """{"k": fraction whose true class is among the k most probable} for each k < K; keys are
+    strings so that the dict survives a JSON round trip unchanged.
+
+    >>> top_k_accuracy(np.array([0, 2]), np.array([[.5, .3, .1, .1], [.4, .3, .2, .1]]))
+    {'1': 0.5, '3': 1.0}
+    """
+    proba = np.asarray(proba, dtype=np.float64)
+    n_classes = proba.shape[1]
+    labels = np.arange(n_classes)
+    # scikit-learn wants the positive-class score alone when there are two classes
+    scores = proba[:, 1] if n_classes == 2 else proba
+    return {str(k): float(skm.top_k_accuracy_score(y_true, scores, k=k, labels=labels))
+            for k in ks if k < n_classes}
+
+
+def roc_auc_ovr_macro(y_true: np.ndarray, proba: np.ndarray,
+                      classes: list[str]) -> tuple[float | None, str | None]:
+    """(macro one-vs-rest ROC-AUC, None), or (None, why) when it is undefined: a class with no
+    examples in ``y_true`` has no positives, so its curve (and so the macro mean) does not exist.
+
+    >>> roc_auc_ovr_macro(np.array([0, 0]), np.array([[.9, .1], [.6, .4]]), ["a", "b"])
+    (None, "ROC-AUC undefined: no examples of class 'b' in y_true")
+    """
+    y_true = np.asarray(y_true)
+    proba = np.asarray(proba, dtype=np.float64)
+    labels = np.arange(len(classes))
+    if len(classes) < 2:
+        return None, "ROC-AUC undefined: fewer than two classes"
+    absent = [classes[i] for i in labels if not np.any(y_true == i)]
+    if absent:
+        names = ", ".join(repr(c) for c in absent)
+        return None, f"ROC-AUC undefined: no examples of class {names} in y_true"
+    if len(classes) == 2:
+        return float(skm.roc_auc_score(y_true, proba[:, 1])), None
+    return float(skm.roc_auc_score(y_true, proba, multi_class="ovr", average="macro",
+                                   labels=labels)), None
+
+
+def most_confused(confusion, classes: list[str], n: int = 5) -> list[dict]:
+    """The ``n`` largest off-diagonal cells of a confusion matrix (rows true, columns predicted),
+    largest count first; ``rate`` is the count over the true class's support. Empty cells are left out.
+
+    >>> most_confused([[5, 3], [1, 4]], ["cat", "dog"])[0]
+    {'true': 'cat', 'predicted': 'dog', 'count': 3, 'rate': 0.375}
+    """
+    confusion = np.asarray(confusion, dtype=np.int64)
+    support = confusion.sum(axis=1)
+    pairs = [(int(confusion[i, j]), i, j) for i in range(len(classes)) for j in range(len(classes))
+             if i != j and confusion[i, j] > 0]
+    pairs.sort(key=lambda p: (-p[0], p[1], p[2]))  # ties in reading order, so output is stable
+    return [{"true": classes[i], "predicted": classes[j], "count": count,
+             "rate": float(count / support[i])} for count, i, j in pairs[:n]]
+
+
 def format_metrics(m: dict) -> str:
-    """A plain-text table for the terminal."""
+    """A plain-text table for the terminal: ``print(format_metrics(classification_metrics(...)))``."""
     width = max(12, max(len(c) for c in m["classes"]) + 2)
     lines = [f"accuracy {m['accuracy']:.4f}  macro F1 {m['macro_f1']:.4f}  "
-             f"weighted F1 {m['weighted_f1']:.4f}  log loss {m['log_loss']:.4f}  (n={m['n']})",
-             f"{'class':<{width}}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}"]
+             f"weighted F1 {m['weighted_f1']:.4f}  log loss {m['log_loss']:.4f}  (n={m['n']})"]
+    top_k = "  ".join(f"top-{k} {v:.4f}" for k, v in m["top_k_accuracy"].items())
+    auc = (f"{m['roc_auc_ovr_macro']:.4f}" if m["roc_auc_ovr_macro"] is not None
+           else f"n/a ({m['roc_auc_reason']})")
+    lines.append(f"balanced accuracy {m['balanced_accuracy']:.4f}  {top_k}  ROC-AUC (OvR macro) {auc}")
+    lines.append(f"{'class':<{width}}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}")
     for name, row in m["per_class"].items():
         lines.append(f"{name:<{width}}{row['precision']:>10.4f}{row['recall']:>10.4f}"
                      f"{row['f1']:>10.4f}{row['support']:>10d}")

@@ -41,6 +41,16 @@ def hard_labels(target: torch.Tensor) -> torch.Tensor:
     return target.argmax(1) if target.ndim == 2 else target
 
 
+def cross_entropy(output: torch.Tensor, target: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
+    return F.cross_entropy(output, target, label_smoothing=label_smoothing)
+
+
+def loss_function(model: nn.Module):
+    """The network's own ``loss(output, target, label_smoothing)`` when it defines one (capsnet's
+    margin loss on capsule lengths), else cross-entropy on logits. ``model`` is a Classifier."""
+    return getattr(getattr(model, "net", model), "loss", cross_entropy)
+
+
 @dataclass
 class Batches:
     """Shuffled mini-batches sliced from resident tensors: no per-sample collation."""
@@ -137,6 +147,7 @@ class Trainer:
                      fmt: torch.memory_format, augment: bool, num_classes: int) -> tuple[float, int, int]:
         """One pass over the batches (or until a callback stops); returns (loss sum, correct, seen)."""
         loss_sum, correct, seen = 0.0, 0, 0
+        criterion = loss_function(model)
         step_start = time.perf_counter()
         for xb, yb in batches:
             state.lr = self.optim_cfg.lr * lr_factor(self.optim_cfg, state.progress())
@@ -144,7 +155,7 @@ class Trainer:
             xb, target = self._augment(xb, yb, generator, num_classes, augment)
             logits = forward(xb.contiguous(memory_format=fmt))  # (B, num_classes)
             # target: labels (B,), or soft targets (B, K) under mixup/cutmix
-            loss = F.cross_entropy(logits, target, label_smoothing=self.cfg.label_smoothing)
+            loss = criterion(logits, target, self.cfg.label_smoothing)
             if self.optim_cfg.l1:
                 loss = loss + self.optim_cfg.l1 * l1_penalty(model)
             optimizer.zero_grad(set_to_none=True)
@@ -182,5 +193,5 @@ class Trainer:
         logits = predict_logits(model, val.x, self.device, self.cfg.eval_batch_size, self.cfg.channels_last)
         state.eval_seconds = time.perf_counter() - start
         state.eval_seconds_per_example = state.eval_seconds / max(1, len(val))
-        return {"val_loss": float(F.cross_entropy(logits, val.y)),
+        return {"val_loss": float(loss_function(model)(logits, val.y, 0.0)),
                 "val_accuracy": float((logits.argmax(1) == val.y).float().mean())}
