@@ -15,13 +15,15 @@ from safetensors.torch import load_file, save_file
 from neuroclass.config import ModelConfig, write_text_atomic
 from neuroclass.errors import NeuroclassError
 from neuroclass.models import Classifier, create
+from neuroclass.models.registry import split_name
 
 FORMAT_VERSION = 1
 
 
 def model_metadata(cfg: ModelConfig, options: dict, input_shape: tuple[int, ...], classes: list[str],
                    kind: str, preprocessing: dict) -> dict:
-    return {"format_version": FORMAT_VERSION, "family": cfg.name, "options": options,
+    family, _ = split_name(cfg.name, {})  # "tv:resnet18" -> "tv"; the arch is in the options
+    return {"format_version": FORMAT_VERSION, "family": family, "options": options,
             "init": cfg.init, "kind": kind, "input_shape": list(input_shape), "classes": list(classes),
             "preprocessing": preprocessing}
 

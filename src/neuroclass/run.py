@@ -50,11 +50,12 @@ def seed_everything(seed: int) -> None:
 def run_name(cfg: Config, out: Path) -> Path:
     data_name = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(cfg.data.source.split(":")[0]).stem or "data")
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    path = out / f"{data_name}-{cfg.model.name}-{stamp}"
+    model_name = re.sub(r"[^A-Za-z0-9_.-]+", "-", cfg.model.name)  # tv:resnet18 -> tv-resnet18
+    path = out / f"{data_name}-{model_name}-{stamp}"
     suffix = 1
     while path.exists():
         suffix += 1
-        path = out / f"{data_name}-{cfg.model.name}-{stamp}-{suffix}"
+        path = out / f"{data_name}-{model_name}-{stamp}-{suffix}"
     return path
 
 

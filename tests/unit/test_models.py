@@ -7,13 +7,20 @@ from neuroclass.config import ModelConfig
 from neuroclass.models import MODELS, create, resolved_options
 
 SMALL = {"mlp": {"hidden": [16]}, "cnn": {"channels": [4, 8], "hidden": 16},
-         "resnet": {"width": 4, "blocks": [1, 1]}}
+         "resnet": {"width": 4, "blocks": [1, 1]}, "inception": {"width": 2, "blocks": [1, 1]},
+         "vit": {"dim": 8, "depth": 1, "heads": 2},
+         "capsnet": {"conv_channels": 4, "primary_maps": 2, "primary_dim": 4, "class_dim": 4},
+         "tv": {"arch": "shufflenet_v2_x0_5"}}  # small, quick on CPU, takes 8x8 as is
 
 
 def build(name, shape, classes=3, init="default"):
     c = shape[0]
     mean, std = torch.full((1, c, 1, 1), 0.5), torch.full((1, c, 1, 1), 0.25)
     return create(ModelConfig(name=name, init=init, options=SMALL.get(name, {})), shape, classes, mean, std)
+
+
+def test_every_family_has_small_options():
+    assert sorted(SMALL) == MODELS.names()
 
 
 @pytest.mark.parametrize("name", MODELS.names())

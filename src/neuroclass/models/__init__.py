@@ -4,22 +4,23 @@ from __future__ import annotations
 import torch
 
 from neuroclass.config import ModelConfig
-from neuroclass.models import cnn, mlp, resnet  # noqa: F401  (registers the families)
+# importing a family's module registers it
+from neuroclass.models import capsnet, cnn, inception, mlp, resnet, tv, vit  # noqa: F401
 from neuroclass.models.layers import Classifier, init_weights
-from neuroclass.models.registry import MODELS, family_options, register_model, resolved_options
+from neuroclass.models.registry import MODELS, family_options, register_model, resolve, resolved_options
 
-__all__ = ["MODELS", "Classifier", "create", "register_model", "resolved_options"]
+__all__ = ["MODELS", "Classifier", "create", "family_options", "register_model", "resolved_options"]
 
 
 def create(cfg: ModelConfig, input_shape: tuple[int, ...], num_classes: int,
            mean: torch.Tensor, std: torch.Tensor) -> Classifier:
-    """Build the registered family ``cfg.name`` behind an input standardization layer.
+    """Build the registered family ``cfg.name`` (or ``tv:ARCH``) behind an input standardization layer.
 
     >>> m = create(ModelConfig(name="mlp"), (1, 28, 28), 10, torch.zeros(1, 1, 1, 1), torch.ones(1, 1, 1, 1))
     >>> m(torch.zeros(2, 1, 28, 28, dtype=torch.uint8)).shape
     torch.Size([2, 10])
     """
-    family = MODELS.get(cfg.name)
-    net = family.build(family_options(cfg.name, cfg.options), tuple(input_shape), num_classes)
+    family, options = resolve(cfg.name, cfg.options)
+    net = family.build(options, tuple(input_shape), num_classes)
     init_weights(net, cfg.init)
     return Classifier(net, mean, std)

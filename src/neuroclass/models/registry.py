@@ -1,4 +1,8 @@
-"""The model registry: a family name -> its config dataclass and builder."""
+"""The model registry: a family name -> its config dataclass and builder.
+
+A model name is a family (``resnet``) or, for families with an ``arch`` option, ``FAMILY:ARCH``
+(``tv:resnet18`` is family ``tv`` with ``arch=resnet18``).
+"""
 from __future__ import annotations
 
 import dataclasses
@@ -8,6 +12,7 @@ from typing import Callable
 from torch import nn
 
 from neuroclass.config import build_dataclass
+from neuroclass.errors import NeuroclassError
 from neuroclass.registry import Registry
 
 
@@ -32,10 +37,36 @@ def register_model(name: str, config: type, summary: str) -> Callable:
     return add
 
 
+def split_name(name: str, options: dict) -> tuple[str, dict]:
+    """A model name and its options -> (family name, options), moving ``:ARCH`` into the options.
+
+    >>> split_name("tv:resnet18", {"resize": 64})
+    ('tv', {'resize': 64, 'arch': 'resnet18'})
+    >>> split_name("cnn", {})
+    ('cnn', {})
+    """
+    if ":" not in name:
+        return name, dict(options)
+    family, arch = name.split(":", 1)
+    if "arch" not in {f.name for f in dataclasses.fields(MODELS.get(family).config)}:
+        raise NeuroclassError(f"model '{name}': family '{family}' has no architectures to pick "
+                              f"with ':'; use model.name={family}")
+    if options.get("arch", arch) != arch:
+        raise NeuroclassError(f"model '{name}' names arch '{arch}' but model.options.arch is "
+                              f"'{options['arch']}'; give the architecture once")
+    return family, {**options, "arch": arch}
+
+
+def resolve(name: str, options: dict) -> tuple[ModelFamily, object]:
+    """Check a model name and its options (unknown keys get a did-you-mean) -> (family, config)."""
+    family_name, options = split_name(name, options)
+    family = MODELS.get(family_name)
+    return family, build_dataclass(family.config, options, "model.options.")
+
+
 def family_options(name: str, options: dict):
     """Check a family's options (unknown keys get a did-you-mean) -> its config dataclass."""
-    family = MODELS.get(name)
-    return build_dataclass(family.config, dict(options), "model.options.")
+    return resolve(name, options)[1]
 
 
 def resolved_options(name: str, options: dict) -> dict:

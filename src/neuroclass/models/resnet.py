@@ -1,7 +1,12 @@
-"""resnet: residual networks of basic blocks (two 3x3 convs + identity shortcut), global average pooling."""
+"""resnet: residual networks of basic blocks (two 3x3 convs) or bottleneck blocks (1x1 -> 3x3 -> 1x1),
+a 3x3 stem sized for small images, global average pooling.
+
+``depth`` picks the standard stage layouts (He et al. 2016): basic 10/18/34, bottleneck 50/101/152.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Optional
 
 import torch
 from torch import nn
@@ -10,27 +15,35 @@ from neuroclass.config import rule
 from neuroclass.errors import NeuroclassError
 from neuroclass.models.registry import register_model
 
+DEFAULT_BLOCKS = [1, 1, 1]
+# depth counts weighted layers: stem + convs in the blocks + the classifier (18 = 1 + 2 * 8 + 1)
+DEPTHS = {"basic": {10: [1, 1, 1, 1], 18: [2, 2, 2, 2], 34: [3, 4, 6, 3]},
+          "bottleneck": {50: [3, 4, 6, 3], 101: [3, 4, 23, 3], 152: [3, 8, 36, 3]}}
+
 
 @dataclass(frozen=True)
 class ResNetConfig:
     width: int = field(default=32, metadata=rule(gt=0))  # channels of the first stage; doubles per stage
-    blocks: list = field(default_factory=lambda: [1, 1, 1])  # basic blocks per stage
+    blocks: list = field(default_factory=lambda: list(DEFAULT_BLOCKS))  # blocks per stage
+    block: str = field(default="basic", metadata=rule(choices=("basic", "bottleneck")))
+    # a standard layout (DEPTHS) instead of blocks: 10/18/34 with basic, 50/101/152 with bottleneck blocks
+    depth: Optional[int] = field(default=None, metadata=rule(choices=(10, 18, 34, 50, 101, 152)))
     dropout: float = field(default=0.0, metadata=rule(ge=0, lt=1))  # before the classifier
 
 
 class BasicBlock(nn.Module):
     """x -> conv-BN-ReLU -> conv-BN, plus x (projected by a 1x1 conv when the shape changes) -> ReLU."""
 
-    def __init__(self, c_in: int, c_out: int, stride: int) -> None:
+    expansion = 1  # output channels per unit of stage width
+
+    def __init__(self, c_in: int, width: int, stride: int) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(c_out)
-        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1, bias=False)
+        c_out = width * self.expansion
+        self.conv1 = nn.Conv2d(c_in, width, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.conv2 = nn.Conv2d(width, c_out, 3, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(c_out)
-        self.shortcut = nn.Identity()
-        if stride != 1 or c_in != c_out:
-            self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False),
-                                          nn.BatchNorm2d(c_out))
+        self.shortcut = shortcut(c_in, c_out, stride)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = torch.relu(self.bn1(self.conv1(x)))  # (B, C_out, H / s, W / s)
@@ -38,29 +51,75 @@ class BasicBlock(nn.Module):
         return torch.relu(out + self.shortcut(x))
 
 
+class Bottleneck(nn.Module):
+    """x -> 1x1 reduce -> 3x3 (carries the stride) -> 1x1 expand x4, plus the shortcut -> ReLU."""
+
+    expansion = 4
+
+    def __init__(self, c_in: int, width: int, stride: int) -> None:
+        super().__init__()
+        c_out = width * self.expansion
+        self.conv1 = nn.Conv2d(c_in, width, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.conv2 = nn.Conv2d(width, width, 3, stride=stride, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(width)
+        self.conv3 = nn.Conv2d(width, c_out, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(c_out)
+        self.shortcut = shortcut(c_in, c_out, stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.relu(self.bn1(self.conv1(x)))  # (B, width, H, W)
+        out = torch.relu(self.bn2(self.conv2(out)))  # (B, width, H / s, W / s)
+        out = self.bn3(self.conv3(out))  # (B, 4 * width, H / s, W / s)
+        return torch.relu(out + self.shortcut(x))
+
+
+def shortcut(c_in: int, c_out: int, stride: int) -> nn.Module:
+    """Identity, or a strided 1x1 conv + BN projection when the block changes the shape."""
+    if stride == 1 and c_in == c_out:
+        return nn.Identity()
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False), nn.BatchNorm2d(c_out))
+
+
+def stage_blocks(cfg: ResNetConfig) -> list[int]:
+    """Blocks per stage: the ``depth`` preset for ``block`` when set, else ``blocks``."""
+    if cfg.depth is None:
+        return [int(n) for n in cfg.blocks]
+    presets = DEPTHS[cfg.block]
+    if cfg.depth not in presets:
+        other = next(kind for kind, table in DEPTHS.items() if cfg.depth in table)
+        raise NeuroclassError(f"resnet depth {cfg.depth} uses {other} blocks; set model.options.block="
+                              f"{other} ({cfg.block} blocks come in depths {', '.join(map(str, presets))})")
+    if list(cfg.blocks) != DEFAULT_BLOCKS:
+        raise NeuroclassError("resnet: set model.options.depth or model.options.blocks, not both")
+    return presets[cfg.depth]
+
+
 class ResNet(nn.Module):
     def __init__(self, cfg: ResNetConfig, input_shape: tuple[int, ...], num_classes: int) -> None:
         super().__init__()
         if len(input_shape) != 3:
             raise NeuroclassError(f"model resnet needs images (C, H, W); got input shape {input_shape}")
+        block = {"basic": BasicBlock, "bottleneck": Bottleneck}[cfg.block]
         self.stem = nn.Sequential(nn.Conv2d(input_shape[0], cfg.width, 3, padding=1, bias=False),
                                   nn.BatchNorm2d(cfg.width), nn.ReLU())
         stages, c_in = [], cfg.width
-        for i, n_blocks in enumerate(cfg.blocks):
-            c_out = cfg.width * 2**i
-            for j in range(int(n_blocks)):
-                stages.append(BasicBlock(c_in, c_out, stride=2 if (i > 0 and j == 0) else 1))
-                c_in = c_out
+        for i, n_blocks in enumerate(stage_blocks(cfg)):
+            width = cfg.width * 2**i
+            for j in range(n_blocks):
+                stages.append(block(c_in, width, stride=2 if (i > 0 and j == 0) else 1))
+                c_in = width * block.expansion
         self.stages = nn.Sequential(*stages)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.head = nn.Sequential(nn.Flatten(), nn.Dropout(cfg.dropout), nn.Linear(c_in, num_classes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stem(x)  # (B, W, H, W)
-        x = self.stages(x)  # (B, W * 2^(S-1), H / 2^(S-1), W / 2^(S-1))
+        x = self.stages(x)  # (B, W * 2^(S-1) * expansion, H / 2^(S-1), W / 2^(S-1))
         return self.head(self.pool(x))  # global average pool -> (B, num_classes)
 
 
-@register_model("resnet", ResNetConfig, "residual basic blocks with BatchNorm and global average pooling")
+@register_model("resnet", ResNetConfig,
+                "residual basic or bottleneck blocks with BatchNorm and global average pooling")
 def build_resnet(cfg: ResNetConfig, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     return ResNet(cfg, input_shape, num_classes)

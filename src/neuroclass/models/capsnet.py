@@ -1,0 +1,104 @@
+"""capsnet: a capsule network with dynamic routing (Sabour, Frosst and Hinton 2017), sized for 28x28.
+
+A capsule is a vector whose length says how likely an entity is present and whose direction
+describes it. conv 9x9 -> primary capsules (a 9x9 stride-2 conv whose channels group into 8-D
+vectors, one capsule per map and position) -> one 16-D capsule per class; each primary capsule
+predicts every class capsule through its own matrix, and 3 rounds of routing-by-agreement send its
+vote to the class capsules that agree with it. The output is the class capsule lengths in [0, 1),
+trained with the margin loss (``CapsNet.loss``, which the Trainer uses instead of cross-entropy).
+
+Probabilities from capsnet (Predictor, ``predict_proba``) are a softmax of the lengths: they rank
+the classes as the lengths do but are squeezed towards uniform (at most e : 1 between two classes),
+so they are not calibrated; temperature scaling (evaluation/calibrate.py) can sharpen them.
+
+The paper's reconstruction decoder is left out: its loss needs the input image, which the Trainer's
+loss hook does not get. Inputs smaller than 17x17 (what the two 9x9 convs need) are zero-padded,
+which after standardization is padding with the training mean.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from neuroclass.config import rule
+from neuroclass.errors import NeuroclassError
+from neuroclass.models.registry import register_model
+
+MIN_SIDE = 17  # conv 9x9 (valid) leaves side - 8; the 9x9 stride-2 primary conv needs 9 of those
+
+
+@dataclass(frozen=True)
+class CapsNetConfig:
+    conv_channels: int = field(default=64, metadata=rule(gt=0))  # the paper's 256 costs ~16x more
+    primary_maps: int = field(default=8, metadata=rule(gt=0))  # primary capsule maps (paper: 32)
+    primary_dim: int = field(default=8, metadata=rule(gt=0))  # features per primary capsule
+    class_dim: int = field(default=16, metadata=rule(gt=0))  # features per class capsule
+    routing: int = field(default=3, metadata=rule(gt=0))  # routing-by-agreement iterations
+
+
+def squash(s: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """Shrink a vector's length into [0, 1), keeping its direction: |s|^2 / (1 + |s|^2) * s / |s|."""
+    norm2 = (s * s).sum(dim, keepdim=True)
+    return norm2 / (1 + norm2) * s / torch.sqrt(norm2 + 1e-8)
+
+
+class CapsNet(nn.Module):
+    def __init__(self, cfg: CapsNetConfig, input_shape: tuple[int, ...], num_classes: int) -> None:
+        super().__init__()
+        if len(input_shape) != 3:
+            raise NeuroclassError(f"model capsnet needs images (C, H, W); got input shape {input_shape}")
+        c, h, w = input_shape
+        h, w = max(h, MIN_SIDE), max(w, MIN_SIDE)
+        self.routing, self.primary_dim = cfg.routing, cfg.primary_dim
+        self.conv = nn.Conv2d(c, cfg.conv_channels, 9)
+        self.primary = nn.Conv2d(cfg.conv_channels, cfg.primary_maps * cfg.primary_dim, 9, stride=2)
+        grid = ((h - 8 - 9) // 2 + 1) * ((w - 8 - 9) // 2 + 1)
+        n_primary = cfg.primary_maps * grid
+        # one (class_dim x primary_dim) transform per (primary capsule, class) pair; small at first,
+        # so that the first votes are weak and every class length starts near 0
+        shape = (n_primary, num_classes, cfg.class_dim, cfg.primary_dim)
+        self.transform = nn.Parameter(0.05 * torch.randn(shape))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pad_h, pad_w = max(0, MIN_SIDE - x.shape[2]), max(0, MIN_SIDE - x.shape[3])
+        if pad_h or pad_w:  # centred
+            x = F.pad(x, (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2))  # (B, C, 17+, 17+)
+        x = torch.relu(self.conv(x))  # (B, F, H - 8, W - 8)
+        u = self.primary(x)  # (B, M * d, h, w) with h = (H - 17) // 2 + 1
+        b, _, gh, gw = u.shape
+        u = u.reshape(b, -1, self.primary_dim, gh, gw).permute(0, 1, 3, 4, 2)  # (B, M, h, w, d)
+        u = squash(u.reshape(b, -1, self.primary_dim))  # (B, N, d): N = M * h * w primary capsules
+        u_hat = torch.einsum("nkod,bnd->bnko", self.transform, u)  # (B, N, K, D) votes for each class
+        logits = u.new_zeros(u_hat.shape[:3])  # (B, N, K) routing logits, start uniform
+        for i in range(self.routing):
+            coupling = logits.softmax(dim=2)  # (B, N, K): each capsule splits its vote over classes
+            v = squash((coupling.unsqueeze(-1) * u_hat).sum(dim=1))  # (B, K, D) class capsules
+            if i < self.routing - 1:
+                logits = logits + (u_hat * v.unsqueeze(1)).sum(-1)  # (B, N, K) agreement = dot product
+        return torch.sqrt((v * v).sum(-1) + 1e-8)  # (B, K) capsule lengths in [0, 1)
+
+    @staticmethod
+    def loss(lengths: torch.Tensor, target: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
+        """Margin loss: sum over classes of T max(0, 0.9 - |v|)^2 + 0.5 (1 - T) max(0, |v| - 0.1)^2.
+
+        ``target``: class indices (B,) or soft targets (B, K) (mixup, cutmix); mean over the batch.
+
+        >>> CapsNet.loss(torch.tensor([[0.95, 0.05]]), torch.tensor([0]))
+        tensor(0.)
+        """
+        k = lengths.shape[1]
+        t = (target if target.ndim == 2 else F.one_hot(target, k)).to(lengths.dtype)  # (B, K)
+        t = t * (1 - label_smoothing) + label_smoothing / k  # smoothed as cross-entropy does
+        present = t * torch.relu(0.9 - lengths) ** 2  # (B, K)
+        # down-weighting absent classes by 0.5 stops them shrinking every length early in training
+        absent = 0.5 * (1 - t) * torch.relu(lengths - 0.1) ** 2  # (B, K)
+        return (present + absent).sum(1).mean()
+
+
+@register_model("capsnet", CapsNetConfig,
+                "capsule network: conv -> primary capsules -> class capsules by dynamic routing, margin loss")
+def build_capsnet(cfg: CapsNetConfig, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+    return CapsNet(cfg, input_shape, num_classes)
