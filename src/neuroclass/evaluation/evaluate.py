@@ -17,7 +17,7 @@ from neuroclass.evaluation.metrics import classification_metrics
 from neuroclass.serving.predictor import Predictor
 
 
-def _own_test_split(run: Path, predictor: Predictor) -> tuple[torch.Tensor, torch.Tensor, str]:
+def _own_test_split(run: Path) -> tuple[torch.Tensor, torch.Tensor, str]:
     cfg = load_config(run / "config.yaml")
     dataset = data_mod.load(cfg.data)
     recorded = json.loads((run / "environment.json").read_text()).get("data_hash")
@@ -81,6 +81,6 @@ def evaluate_run(run: str | Path, data: str | None = None) -> tuple[dict, str]:
     """
     run = Path(run)
     predictor = Predictor.from_run(run)
-    x, y, what = (_other_data(data, predictor, run) if data else _own_test_split(run, predictor))
+    x, y, what = (_other_data(data, predictor, run) if data else _own_test_split(run))
     proba = predictor.predict_proba_tensor(x)
     return classification_metrics(y.numpy(), proba, predictor.classes), what
