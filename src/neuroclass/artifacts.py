@@ -21,11 +21,13 @@ FORMAT_VERSION = 1
 
 
 def model_metadata(cfg: ModelConfig, options: dict, input_shape: tuple[int, ...], classes: list[str],
-                   kind: str, preprocessing: dict) -> dict:
+                   kind: str, preprocessing: dict, temperature: float = 1.0) -> dict:
+    """model.json's content; ``temperature`` divides the logits before softmax (fitted on the
+    validation split, 1.0 when rejected; a model.json without it means 1.0)."""
     family, _ = split_name(cfg.name, {})  # "tv:resnet18" -> "tv"; the arch is in the options
     return {"format_version": FORMAT_VERSION, "family": family, "options": options,
             "init": cfg.init, "kind": kind, "input_shape": list(input_shape), "classes": list(classes),
-            "preprocessing": preprocessing}
+            "preprocessing": preprocessing, "temperature": float(temperature)}
 
 
 def save_model(folder: Path, model: Classifier, meta: dict) -> None:

@@ -19,11 +19,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--debug", action="store_true", help="show the full traceback on errors")
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="neuroclass", description=
-                                     "Train, evaluate and use neural-network classifiers.")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
+def _train_parser(sub) -> None:
     p = sub.add_parser("train", help="train a classifier on DATA and write a run folder")
     p.add_argument("data", metavar="DATA", help="built-in name (fashion-mnist, mnist, digits, blocks), "
                    "a folder of IDX files or of class sub-folders, a .csv/.parquet table or an .npz")
@@ -39,20 +35,61 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the model (pays back its compile time only on long runs)")
+    p.add_argument("--no-report", action="store_true", help="do not write report.html into the run folder")
+    p.add_argument("--pretrained", action="store_true",
+                   help="tv:ARCH models: start from torchvision's ImageNet weights (torch hub cache)")
+    p.add_argument("--weights", metavar="PATH", help="start from a .safetensors or state-dict file")
+    p.add_argument("--from", dest="from_run", metavar="RUN",
+                   help="start from an earlier run's model (its family and options; new head if the "
+                        "classes differ)")
+    p.add_argument("--freeze", action="store_true",
+                   help="with --pretrained/--weights/--from: train only the head (feature extractor)")
     _add_common(p)
 
+
+def _run_parsers(sub) -> None:
+    """Commands that take a finished run folder: evaluate, predict, report, embed."""
     p = sub.add_parser("evaluate", help="metrics of a run on its test split or on other data")
     p.add_argument("run", metavar="RUN", help="run folder")
     p.add_argument("--data", help="evaluate on this data instead of the run's test split")
     p.add_argument("--json", action="store_true", help="print metrics as JSON")
+    p.add_argument("--no-report", action="store_true",
+                   help="do not write report.html (report-<data>.html with --data) into the run folder")
     _add_common(p)
 
     p = sub.add_parser("predict", help="predict the class of image files or CSV rows")
     p.add_argument("run", metavar="RUN", help="run folder")
     p.add_argument("files", metavar="FILE", nargs="+", help="PNG/JPEG images, or a CSV/Parquet of rows")
     p.add_argument("--top-k", type=int, default=3, help="how many classes to list (default 3)")
+    p.add_argument("--abstain-below", type=float, metavar="P",
+                   help="answer 'not sure' when the top probability is below P (see the report's "
+                        "abstention section)")
     p.add_argument("--json", action="store_true", help="print JSON lines")
     _add_common(p)
+
+    p = sub.add_parser("report", help="write the run's report: one self-contained HTML page + report.json")
+    p.add_argument("run", metavar="RUN", help="run folder")
+    p.add_argument("--data", help="evaluate on this data instead of the run's test split "
+                   "(default file name report-<data>.html)")
+    p.add_argument("--out", help="HTML file or folder to write to (default: the run folder; "
+                   "report.json goes beside it)")
+    _add_common(p)
+
+    p = sub.add_parser("embed", help="features from the layer before the head, saved as .npz")
+    p.add_argument("run", metavar="RUN", help="run folder")
+    p.add_argument("data", metavar="DATA", nargs="?", help="data to embed (default: the run's data)")
+    p.add_argument("--out", required=True, help="output .npz (features, labels, classes)")
+    _add_common(p)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="neuroclass", description=
+                                     "Train, evaluate and use neural-network classifiers.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    _train_parser(sub)
+
+    _run_parsers(sub)
 
     p = sub.add_parser("bench", help="images/s, GFLOP/s against the matmul peak, time to an accuracy")
     p.add_argument("data", metavar="DATA", nargs="?", default="fashion-mnist",
@@ -84,10 +121,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     from neuroclass.api import build_config
     from neuroclass.run import train_run
 
-    overrides = (["train.compile=true"] if args.compile else []) + args.set
+    overrides = (["train.compile=true"] if args.compile else []) + _transfer_overrides(args) + args.set
     cfg = build_config(args.data, args.model, args.epochs, args.time_budget, args.seed, args.config,
                        overrides, args.out, args.label_column, True if args.quiet else None)
-    result = train_run(cfg, command="neuroclass " + shlex.join(sys.argv[1:]))
+    result = train_run(cfg, command="neuroclass " + shlex.join(args.argv))
     t = result.timing
     print(f"test accuracy {result.metrics['accuracy']:.4f}  macro F1 {result.metrics['macro_f1']:.4f}  "
           f"({t['epochs']} epochs, {t['train_seconds']:.1f}s training, "
@@ -95,6 +132,43 @@ def cmd_train(args: argparse.Namespace) -> int:
     if t["stop_reason"]:
         print(f"stopped: {t['stop_reason']}")
     print(f"run folder: {result.path}")
+    if not args.no_report:
+        _report_after(result.path)
+    return 0
+
+
+def _report_after(run, data: str | None = None, stream=None) -> None:
+    """Write the report after a finished train/evaluate; a failure is one warning, never an error
+    (report.html in the run folder, or report-<data>.html for an evaluation on --data)."""
+    from neuroclass.evaluation.report import try_write_report
+
+    path = try_write_report(run, data)
+    if path is not None:
+        print(f"report: {path}", file=stream or sys.stdout)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from neuroclass.evaluation.report import write_report
+
+    print(f"report: {write_report(args.run, args.data, args.out)}")
+    return 0
+
+
+def _transfer_overrides(args: argparse.Namespace) -> list[str]:
+    """--pretrained / --weights / --from / --freeze as config overrides (paths JSON-quoted, which
+    YAML reads back as the same string)."""
+    out = ["model.pretrained=true"] if args.pretrained else []
+    out += [f"model.weights={json.dumps(args.weights)}"] if args.weights else []
+    out += [f"model.from_run={json.dumps(args.from_run)}"] if args.from_run else []
+    return out + (["train.freeze=true"] if args.freeze else [])
+
+
+def cmd_embed(args: argparse.Namespace) -> int:
+    from neuroclass.evaluation.embed import embed_run, save_embedding
+
+    emb = embed_run(args.run, args.data)
+    path = save_embedding(args.out, emb)
+    print(f"features {emb.features.shape[0]} x {emb.features.shape[1]} of {emb.source} -> {path}")
     return 0
 
 
@@ -108,6 +182,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     else:
         print(f"evaluated on {what}")
         print(format_metrics(metrics))
+    if not args.no_report:
+        _report_after(args.run, args.data, sys.stderr if args.json else sys.stdout)  # stdout stays JSON
     return 0
 
 
@@ -116,7 +192,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     if args.top_k < 1:
         raise NeuroclassError(f"--top-k must be >= 1. Got {args.top_k} instead.")
-    preds = Predictor.from_run(args.run).predict_files(args.files, top_k=args.top_k)
+    preds = Predictor.from_run(args.run).predict_files(args.files, top_k=args.top_k,
+                                                       abstain_below=args.abstain_below)
     if args.json:
         for p in preds:
             print(json.dumps(p.as_dict()))
@@ -173,7 +250,7 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "bench": cmd_bench,
-            "datasets": cmd_datasets, "models": cmd_models, "data": cmd_data}
+            "embed": cmd_embed, "report": cmd_report, "datasets": cmd_datasets, "models": cmd_models, "data": cmd_data}
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
@@ -182,6 +259,8 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    # the words as given, for the run's record (sys.argv is the caller's when main() is called)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     warnings.showwarning = _show_warning
     try:
         return COMMANDS[args.command](args)

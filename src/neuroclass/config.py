@@ -53,6 +53,11 @@ class ModelConfig:
     name: str = "cnn"
     init: str = field(default="default", metadata=rule(choices=('default', 'he', 'xavier')))
     options: dict = field(default_factory=dict)  # the family's own settings, checked by the family
+    # starting weights (at most one; see models/transfer.py): torchvision's ImageNet weights for
+    # tv:ARCH, a local .safetensors / state-dict file, or an earlier run folder
+    pretrained: bool = False
+    weights: Optional[str] = None
+    from_run: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,9 @@ class OptimConfig:
     warmup: float = field(default=0.15, metadata=rule(ge=0, lt=1))  # fraction of training
     step_every: float = field(default=0.33, metadata=rule(gt=0, le=1))  # step schedule period
     gamma: float = field(default=0.1, metadata=rule(gt=0, le=1))  # step schedule factor
+    # fine-tuning from transferred weights: each block group nearer the input gets this factor
+    # more of the rate (1 = the same rate everywhere)
+    layer_decay: float = field(default=0.7, metadata=rule(gt=0, le=1))
 
 
 @dataclass(frozen=True)
@@ -99,7 +107,14 @@ class TrainConfig:
     channels_last: bool = True
     compile: bool = False  # torch.compile the model for training (pays off only on long runs)
     eval_batch_size: int = field(default=256, metadata=rule(gt=0))
+    # test-time augmentation for every prediction of the trained model: "auto" keeps the mirror-image
+    # average only where it raises validation accuracy (clothes yes, digits no)
+    tta: str = field(default="auto", metadata=rule(choices=("auto", "none", "flip")))
     quiet: bool = False
+    # transferred weights: epochs that train only a new head on the frozen backbone
+    # (None: 1 when the head is new, else 0); freeze: keep the backbone frozen throughout
+    head_epochs: Optional[int] = field(default=None, metadata=rule(ge=0))
+    freeze: bool = False
 
 
 @dataclass(frozen=True)

@@ -22,12 +22,14 @@ import torch
 
 from neuroclass import data as data_mod
 from neuroclass.artifacts import model_metadata, normalization_stats, save_model
-from neuroclass.config import Config, save_config, write_text_atomic
+from neuroclass.config import Config, TrainConfig, save_config, write_text_atomic
 from neuroclass.device import pick_device, set_threads
 from neuroclass.errors import NeuroclassError
 from neuroclass.evaluation.metrics import classification_metrics
+from neuroclass.evaluation.tta import inference_policy, tta_logits
 from neuroclass.models import create, resolved_options
-from neuroclass.training.trainer import Trainer, predict_logits
+from neuroclass.training.finetune import prepare_fine_tuning, resolve_transfer
+from neuroclass.training.trainer import Trainer
 
 
 # What prediction needs to turn raw inputs into model inputs (not where or how data was cached).
@@ -82,6 +84,39 @@ def history_csv(history: list[dict]) -> str:
     return buf.getvalue()
 
 
+def reserve_examples(splits: data_mod.Splits, tta: str) -> int:
+    """Examples evaluated after training, in single-pass units, for the time budget to hold back:
+    the test split, and the validation passes that choose the test-time augmentation and fit the
+    temperature (each doubled where the flip is tried)."""
+    n_val = len(splits.val) if splits.val is not None else 0
+    test_passes, val_passes = {"none": (1, 1), "flip": (2, 2), "auto": (2, 4)}[tta]
+    return test_passes * len(splits.test) + val_passes * n_val
+
+
+def new_folder(cfg: Config) -> tuple[Path, Path]:
+    """The run folder's final name, and the hidden folder it is assembled in (created here)."""
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    final = run_name(cfg, out)
+    partial = out / f".partial-{final.name}"
+    partial.mkdir()
+    return final, partial
+
+
+def write_run_files(folder: Path, cfg: Config, model: torch.nn.Module, meta: dict, metrics: dict,
+                    history: list[dict], timing: dict, env: dict, splits: data_mod.Splits) -> None:
+    """Every file of a run folder but the report, each written atomically."""
+    save_model(folder, model, meta)
+    save_config(cfg, folder / "config.yaml")
+    write_text_atomic(folder / "metrics.json", json.dumps(metrics, indent=2))
+    write_text_atomic(folder / "metrics.csv", history_csv(history))
+    write_text_atomic(folder / "timing.json", json.dumps(timing, indent=2))
+    write_text_atomic(folder / "environment.json", json.dumps(env, indent=2))
+    split_record = {"sizes": {k: int(len(v)) for k, v in splits.indices.items()}, **splits.method}
+    write_text_atomic(folder / "split.json", json.dumps(split_record, indent=2))
+    np.savez_compressed(folder / "split.npz", **splits.indices)
+
+
 def train_run(cfg: Config, command: str = "") -> RunResult:
     """Train ``cfg`` end to end and return the finished run folder with its test metrics.
 
@@ -92,6 +127,7 @@ def train_run(cfg: Config, command: str = "") -> RunResult:
     seed_everything(cfg.train.seed)
     threads = set_threads(cfg.train.threads)
     device = pick_device(cfg.train.device)
+    cfg = resolve_transfer(cfg)  # --from RUN: the run's model; conflicting starting points fail
     resolved_options(cfg.model.name, cfg.model.options)  # a typo fails before the data loads
     dataset = data_mod.load(cfg.data)
     splits = data_mod.split(dataset, cfg.data.val_fraction, cfg.data.test_fraction, cfg.train.seed)
@@ -100,19 +136,25 @@ def train_run(cfg: Config, command: str = "") -> RunResult:
                               "(e.g. --set data.test_fraction=0.2) or provide a test/ folder")
     mean, std = normalization_stats(splits.train.x)
     model = create(cfg.model, dataset.input_shape, len(dataset.classes), mean, std)
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    final = run_name(cfg, out)
-    partial = out / f".partial-{final.name}"
-    partial.mkdir()
+    # --pretrained / --weights / --from: starting weights, head-only epochs, discriminative rates
+    tuning = prepare_fine_tuning(model, cfg, dataset.input_shape, dataset.classes)
+    final, partial = new_folder(cfg)
     try:
         trainer = Trainer(cfg.train, cfg.optim, cfg.augment, device, deadline=deadline,
-                          reserve_examples=len(splits.test))
+                          reserve_examples=reserve_examples(splits, cfg.train.tta), callbacks=tuning.callbacks,
+                          lr_scales=tuning.lr_scales)
         state = trainer.fit(model, splits.train, splits.val)
+        val_x, val_y = (splits.val.x, splits.val.y) if splits.val is not None else (None, None)
+        policy = inference_policy(model, val_x, val_y, device, cfg.train.tta, cfg.train.eval_batch_size,
+                                  cfg.train.channels_last)
+        temperature = policy["temperature"]
         eval_start = time.perf_counter()
-        logits = predict_logits(model, splits.test.x, device, cfg.train.eval_batch_size, cfg.train.channels_last)
+        logits = tta_logits(model, splits.test.x, device, policy["tta"], cfg.train.eval_batch_size,
+                            cfg.train.channels_last)
         eval_seconds = time.perf_counter() - eval_start
-        proba = torch.softmax(logits, dim=1).numpy()
+        # the probabilities `predict` gives (Predictor.probabilities): test-time augmentation and
+        # temperature as chosen on the validation split
+        proba = torch.softmax(logits / temperature, dim=1).numpy()
         metrics = classification_metrics(splits.test.y.numpy(), proba, dataset.classes)
         timing = {"train_seconds": state.train_seconds, "epochs": state.epoch,
                   "train_images_per_second": state.samples_seen / max(1e-9, state.train_seconds),
@@ -122,18 +164,12 @@ def train_run(cfg: Config, command: str = "") -> RunResult:
                   "best_epoch": state.best_epoch}
         meta = model_metadata(cfg.model, resolved_options(cfg.model.name, cfg.model.options),
                               dataset.input_shape, dataset.classes, dataset.kind,
-                              {k: v for k, v in dataset.preprocessing.items() if k in MODEL_INPUT_KEYS})
-        save_model(partial, model.cpu(), meta)
-        save_config(cfg, partial / "config.yaml")
-        write_text_atomic(partial / "metrics.json", json.dumps(metrics, indent=2))
-        write_text_atomic(partial / "metrics.csv", history_csv(state.history))
-        write_text_atomic(partial / "timing.json", json.dumps(timing, indent=2))
+                              {k: v for k, v in dataset.preprocessing.items() if k in MODEL_INPUT_KEYS},
+                              temperature)
+        meta["tta"] = policy["tta"]
         env = environment(device, threads, cfg.train.seed, dataset.content_hash())
         env["command"] = command
-        write_text_atomic(partial / "environment.json", json.dumps(env, indent=2))
-        split_record = {"sizes": {k: int(len(v)) for k, v in splits.indices.items()}, **splits.method}
-        write_text_atomic(partial / "split.json", json.dumps(split_record, indent=2))
-        np.savez_compressed(partial / "split.npz", **splits.indices)
+        write_run_files(partial, cfg, model.cpu(), meta, metrics, state.history, timing, env, splits)
         partial.rename(final)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)

@@ -65,3 +65,22 @@ def test_fashion_mnist_slice_trains_evaluates_and_predicts(tmp_path, capsys):
     predicted = [json.loads(line)["label"] for line in capsys.readouterr().out.splitlines()]
     assert np.mean(np.array(predicted) == np.array(labels)) >= 0.7
 
+
+
+@pytest.mark.skipif(find_local("fashion-mnist") is None,
+                    reason="Fashion-MNIST files absent: apt-get install dataset-fashion-mnist")
+def test_fashion_mnist_report_finds_the_known_confusions(tmp_path, capsys):
+    """Fashion-MNIST's known structure: the upper-body garments are the classes a model mixes up."""
+    out = tmp_path / "runs"
+    assert main(["train", "fashion-mnist", "--out", str(out), "--quiet", "--epochs", "3",
+                 "--set", "data.limit=10000"]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    run = only_run(out)
+    assert last == f"report: {run / 'report.html'}"
+    report = json.loads((run / "report.json").read_text())
+    upper_body = {"Shirt", "T-shirt/top", "Pullover", "Coat"}
+    top = report["confusion"]["most_confused"][:3]
+    assert len(top) == 3
+    assert all({pair["true"], pair["predicted"]} <= upper_body for pair in top), top
+    assert report["metrics"]["n"] == 10000 and report["metrics"]["accuracy"] > 0.8
+    assert report["calibration"]["guard"]["n"] == 1000

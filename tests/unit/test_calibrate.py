@@ -117,6 +117,20 @@ def test_guard_keeps_a_temperature_that_helps(over_confident):
     assert result["val_ece_after"] < result["val_ece_before"]
 
 
+def test_calibrate_keeps_t_1_when_every_validation_example_is_right():
+    """Separable validation logits: the log loss falls forever as T -> 0, so the fit only finds the
+    search bound; sharpening to it would make the model certain of everything on new data."""
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, size=200)
+    logits = rng.normal(size=(200, 3))
+    logits[np.arange(200), y] += 4.0  # every argmax right
+    assert (logits.argmax(1) == y).all()
+    result = calibrate(logits, y)
+    assert result["decision"] == "rejected" and result["temperature"] == 1.0
+    assert result["candidate_temperature"] < 0.05 and "classified correctly" in result["reason"]
+    assert result["val_ece_after"] == result["val_ece_before"]
+
+
 def test_abstention_on_a_constructed_case_is_exactly_monotone():
     # ten examples, confidence 0.55 .. 1.0; the three least confident are wrong, the rest right
     confidence = np.linspace(0.55, 1.0, 10)

@@ -102,6 +102,15 @@ def test_optimizers_exclude_biases_from_weight_decay(name):
     assert all(p.ndim >= 2 for p in decay["params"]) and all(p.ndim < 2 for p in no_decay["params"])
 
 
+def test_vit_position_embedding_and_class_token_get_no_weight_decay():
+    model = create(ModelConfig(name="vit"), (1, 28, 28), 10, torch.zeros(1, 1, 1, 1), torch.ones(1, 1, 1, 1))
+    decay, no_decay = make_optimizer(model, OptimConfig(weight_decay=0.1)).param_groups
+    exempt = {id(model.net.pos_embed), id(model.net.cls_token)}
+    assert exempt <= {id(p) for p in no_decay["params"]}
+    assert not exempt & {id(p) for p in decay["params"]}
+    assert any(p.ndim >= 2 for p in decay["params"])  # attention and MLP weights still decay
+
+
 def test_l1_penalty_shrinks_weights():
     ds = make_blocks(n=128)
     plain, _ = fit(ds, epochs=3, batch_size=32, optim=OptimConfig(weight_decay=0.0))

@@ -116,7 +116,16 @@ def calibrate(logits_val, y_val) -> dict:
     """
     # The guard is judged on the split the fit saw, so a converged fit rarely fails it; it still
     # stops a diverged or clipped fit from making the model worse than no calibration at all.
-    return guarded_temperature(logits_val, y_val, fit_temperature(logits_val, y_val))
+    result = guarded_temperature(logits_val, y_val, fit_temperature(logits_val, y_val))
+    logits, y = _as_logits(logits_val), _as_labels(y_val)
+    if result["decision"] == "accepted" and bool((logits.argmax(1) == y).all()):
+        # Every validation example right: the log loss falls forever as T -> 0, so the "fit" is
+        # only the clip bound; it would make the model certain of everything on new data.
+        result.update(temperature=1.0, decision="rejected", val_ece_after=result["val_ece_before"],
+                      reason=(f"every validation example is classified correctly, so the log loss "
+                              f"has no minimum (T={result['candidate_temperature']:.4g} is only the "
+                              "search bound); keeping T=1"))
+    return result
 
 
 def abstention_curve(y_true, proba, thresholds=None) -> list[dict]:

@@ -57,7 +57,11 @@ def _other_table(source: str, predictor: Predictor, label_column: str | None) ->
     return torch.from_numpy(x), y, f"{source} (all, {len(y)} rows)"
 
 
-def _other_data(source: str, predictor: Predictor, run: Path) -> tuple[torch.Tensor, torch.Tensor, str]:
+def other_data(source: str, predictor: Predictor, run: Path) -> tuple[torch.Tensor, torch.Tensor, str]:
+    """Labelled data other than the run's own, as model inputs: (x, y in the run's class order, what).
+
+    >>> x, y, what = other_data("blocks:n=200,seed=9", predictor, run)  # doctest: +SKIP
+    """
     cfg = load_config(run / "config.yaml").data
     if predictor.meta["kind"] == "table":
         return _other_table(source, predictor, cfg.label_column)
@@ -81,6 +85,6 @@ def evaluate_run(run: str | Path, data: str | None = None) -> tuple[dict, str]:
     """
     run = Path(run)
     predictor = Predictor.from_run(run)
-    x, y, what = (_other_data(data, predictor, run) if data else _own_test_split(run))
+    x, y, what = (other_data(data, predictor, run) if data else _own_test_split(run))
     proba = predictor.predict_proba_tensor(x)
     return classification_metrics(y.numpy(), proba, predictor.classes), what

@@ -14,8 +14,10 @@ from neuroclass.data.images import load_image
 from neuroclass.data.table import encode_features, read_table
 from neuroclass.device import pick_device
 from neuroclass.errors import NeuroclassError
+from neuroclass.evaluation.tta import POLICIES, tta_logits
 from neuroclass.models import Classifier
-from neuroclass.training.trainer import predict_logits
+
+NOT_SURE = "not sure"  # the label of a prediction whose top probability is below --abstain-below
 
 
 @dataclass
@@ -24,9 +26,11 @@ class Prediction:
     label: str
     probability: float
     top: list[tuple[str, float]]
+    abstained: bool = False  # top probability below the caller's threshold: label is NOT_SURE
 
     def as_dict(self) -> dict:
         return {"source": self.source, "label": self.label, "probability": self.probability,
+                "abstained": self.abstained,
                 "top": [{"label": c, "probability": p} for c, p in self.top]}
 
 
@@ -40,6 +44,15 @@ class Predictor:
                  device: str = "auto") -> None:
         self.model, self.meta, self.path = model, meta, path
         self.classes: list[str] = meta["classes"]
+        # softmax(logits / T): T fitted on the validation split at training time; older runs lack it
+        self.temperature = float(meta.get("temperature", 1.0))
+        self.tta = meta.get("tta", "none")  # test-time augmentation chosen on the validation split
+        if self.tta not in POLICIES:
+            raise NeuroclassError(f"model.json: tta must be one of {', '.join(POLICIES)}. "
+                                  f"Got {self.tta!r} instead.")
+        if not np.isfinite(self.temperature) or self.temperature <= 0:
+            raise NeuroclassError(f"model.json: temperature must be a number > 0. "
+                                  f"Got {meta.get('temperature')!r} instead.")
         self.device = pick_device(device)
         self.model.to(self.device)
 
@@ -91,21 +104,44 @@ class Predictor:
         return torch.from_numpy(np.stack(arrays)), [str(f) for f in files]
 
     # ------------------------------------------------------------------ outputs
+    def predict_logits_tensor(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (N, K), float32 on the CPU, under the run's test-time augmentation, before the
+        temperature."""
+        return tta_logits(self.model, x, self.device, self.tta)
+
+    def probabilities(self, logits: torch.Tensor) -> np.ndarray:
+        """softmax(logits / temperature) as float32 (N, K): the probabilities every command reports.
+
+        >>> predictor.probabilities(predictor.predict_logits_tensor(x))  # doctest: +SKIP
+        """
+        return torch.softmax(logits / self.temperature, dim=1).numpy()
+
     def predict_proba_tensor(self, x: torch.Tensor) -> np.ndarray:
-        logits = predict_logits(self.model, x, self.device)
-        return torch.softmax(logits, dim=1).numpy()
+        return self.probabilities(self.predict_logits_tensor(x))
 
-    def predict_files(self, files: list[str | Path], top_k: int = 3) -> list[Prediction]:
+    def predict_files(self, files: list[str | Path], top_k: int = 3,
+                      abstain_below: float | None = None) -> list[Prediction]:
         x, names = self.load_files(files)
-        return self.describe(self.predict_proba_tensor(x), names, top_k)
+        return self.describe(self.predict_proba_tensor(x), names, top_k, abstain_below)
 
-    def describe(self, proba: np.ndarray, names: list[str], top_k: int) -> list[Prediction]:
+    def describe(self, proba: np.ndarray, names: list[str], top_k: int,
+                 abstain_below: float | None = None) -> list[Prediction]:
+        """Predictions with the ``top_k`` classes; a top probability below ``abstain_below`` gives
+        the label NOT_SURE (abstained=True) and keeps the top list, so callers still see the guesses.
+
+        >>> predictor.describe(np.array([[0.5, 0.3, 0.2]]), ["x"], 2, abstain_below=0.6)[0].label  # doctest: +SKIP
+        'not sure'
+        """
+        if abstain_below is not None and not 0 <= abstain_below <= 1:
+            raise NeuroclassError(f"--abstain-below must be a probability in [0, 1], e.g. 0.8. "
+                                  f"Got {abstain_below} instead.")
         k = max(1, min(top_k, len(self.classes)))
         out = []
         for name, row in zip(names, proba):
             order = np.argsort(-row)[:k]
             top = [(self.classes[i], float(row[i])) for i in order]
-            out.append(Prediction(name, top[0][0], top[0][1], top))
+            abstained = abstain_below is not None and top[0][1] < abstain_below
+            out.append(Prediction(name, NOT_SURE if abstained else top[0][0], top[0][1], top, abstained))
         return out
 
 

@@ -13,20 +13,46 @@ from torch import nn
 
 from neuroclass.config import OptimConfig
 
+# Learned embeddings are not weight matrices: decaying a transformer's position embedding or class
+# token towards zero erases what they encode (the usual ViT recipe exempts them too).
+NO_DECAY_NAMES = ("pos_embed", "cls_token")
 
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Weight decay on weight matrices and kernels only, not on biases or normalization scales."""
-    decay, no_decay = [], []
-    for param in model.parameters():
+
+def decays(name: str, param: torch.Tensor) -> bool:
+    """>>> decays("net.blocks.0.weight", torch.zeros(3, 3)), decays("net.pos_embed", torch.zeros(1, 5, 8))
+    (True, False)
+    """
+    return param.ndim >= 2 and name.rsplit(".", 1)[-1] not in NO_DECAY_NAMES
+
+
+def param_groups(model: nn.Module, weight_decay: float,
+                 lr_scales: dict[str, float] | None = None) -> list[dict]:
+    """Weight decay on weight matrices and kernels only, not on biases or normalization scales.
+
+    ``lr_scales`` (parameter name -> multiplier of the rate, e.g. discriminative fine-tuning rates)
+    splits the groups further; each group keeps its multiplier as "lr_scale" for ``set_lr``.
+    """
+    if lr_scales is None:
+        decay, no_decay = [], []
+        for name, param in model.named_parameters():
+            if param.requires_grad:
+                (decay if decays(name, param) else no_decay).append(param)
+        return [{"params": decay, "weight_decay": weight_decay},
+                {"params": no_decay, "weight_decay": 0.0}]
+    groups: dict[tuple[bool, float], list] = {}
+    for name, param in model.named_parameters():
         if param.requires_grad:
-            (decay if param.ndim >= 2 else no_decay).append(param)
-    return [{"params": decay, "weight_decay": weight_decay},
-            {"params": no_decay, "weight_decay": 0.0}]
+            groups.setdefault((decays(name, param), lr_scales.get(name, 1.0)), []).append(param)
+    return [{"params": params, "weight_decay": weight_decay if decay else 0.0, "lr_scale": scale}
+            for (decay, scale), params in groups.items()]
 
 
-def make_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
+def make_optimizer(model: nn.Module, cfg: OptimConfig,
+                   lr_scales: dict[str, float] | None = None) -> torch.optim.Optimizer:
     """>>> opt = make_optimizer(nn.Linear(4, 2), OptimConfig(name="sgd", lr=0.1))"""
-    groups = param_groups(model, cfg.weight_decay)
+    groups = param_groups(model, cfg.weight_decay, lr_scales)
+    for group in groups:
+        group["lr"] = cfg.lr * group.get("lr_scale", 1.0)
     if cfg.name == "sgd":
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum,
                                nesterov=cfg.nesterov and cfg.momentum > 0)
@@ -58,8 +84,9 @@ def lr_factor(cfg: OptimConfig, progress: float) -> float:
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    """Set the rate of every group, times the group's "lr_scale" (discriminative rates) if any."""
     for group in optimizer.param_groups:
-        group["lr"] = lr
+        group["lr"] = lr * group.get("lr_scale", 1.0)
 
 
 def l1_penalty(model: nn.Module) -> torch.Tensor:

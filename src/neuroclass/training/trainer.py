@@ -90,10 +90,12 @@ class Trainer:
 
     def __init__(self, train_cfg: TrainConfig, optim_cfg: OptimConfig, augment_cfg: AugmentConfig,
                  device: torch.device, deadline: float | None = None,
-                 callbacks: list[Callback] | None = None, reserve_examples: int = 0) -> None:
+                 callbacks: list[Callback] | None = None, reserve_examples: int = 0,
+                 lr_scales: dict[str, float] | None = None) -> None:
         self.cfg, self.optim_cfg, self.augment_cfg = train_cfg, optim_cfg, augment_cfg
         self.device, self.deadline = device, deadline
         self.reserve_examples = reserve_examples  # evaluated by the caller after fit, within the budget
+        self.lr_scales = lr_scales  # parameter name -> rate multiplier (discriminative fine-tuning)
         self.callbacks = [Progress(quiet=train_cfg.quiet), TimeBudget(), NaNGuard()]
         if train_cfg.patience:
             self.callbacks.append(EarlyStopping(train_cfg.patience))
@@ -114,7 +116,7 @@ class Trainer:
         epochs = cfg.epochs or (BUDGET_EPOCHS if self.deadline else DEFAULT_EPOCHS)
         fmt = memory_format(device, cfg.channels_last, train.x.ndim)
         model.to(device=device, memory_format=fmt)
-        optimizer = make_optimizer(model, self.optim_cfg)
+        optimizer = make_optimizer(model, self.optim_cfg, self.lr_scales)
         augment = self.augment_cfg.enabled and train.kind == "image"
         state = TrainState(max_epochs=epochs, steps_per_epoch=len(batches), deadline=self.deadline,
                            reserve_examples=self.reserve_examples)
@@ -123,8 +125,8 @@ class Trainer:
         forward = torch.compile(model) if cfg.compile else model
         self._emit("on_fit_start", state, model)
         while state.epoch < epochs and not state.stop:
+            model.train()  # first, so that a callback can put layers back in eval mode (FineTune)
             self._emit("on_epoch_start", state, model)
-            model.train()
             loss_sum, correct, seen = self._train_epoch(forward, model, batches, optimizer, generator,
                                                         state, fmt, augment, len(train.classes))
             if state.diverged:

@@ -1,0 +1,59 @@
+"""Every picture of the page, drawn from report.json's numbers (charts) and the run's inputs
+(example images), as data URIs keyed by name.
+
+>>> pictures = draw_pictures(report, inputs)  # doctest: +SKIP
+>>> sorted(pictures)[:3]  # doctest: +SKIP
+['abstention', 'balance', 'calibration']
+"""
+from __future__ import annotations
+
+from neuroclass.evaluation.report import plots
+from neuroclass.evaluation.report.inputs import ReportInputs
+
+
+def draw_pictures(report: dict, inputs: ReportInputs) -> dict:
+    """Chart and example-image URIs; a section without data has no entry."""
+    data, confusion, calibration = report["data"], report["confusion"], report["calibration"]
+    pictures = {
+        "balance": plots.class_balance(data["class_counts"], data["classes"]),
+        "confusion": plots.confusion_heatmaps(confusion["counts"], confusion["normalized"],
+                                              confusion["classes"]),
+        "calibration": plots.reliability(calibration["reliability_before"],
+                                         calibration["reliability_after"], calibration["ece_before"],
+                                         calibration["ece_after"], calibration["temperature"]),
+        "abstention": plots.abstention(report["abstention"]["curve"]),
+    }
+    history = report["training"]["history"]
+    if history:
+        pictures["training"] = plots.training_curves(history, report["training"]["best_epoch"])
+    robustness = report["robustness"]
+    if inputs.kind == "image" and not robustness.get("error") and not robustness.get("skipped"):
+        pictures["robustness"] = plots.robustness(robustness)
+    if inputs.kind == "image":
+        pictures.update(example_images(report, inputs))
+    return pictures
+
+
+def dataset_images(inputs: ReportInputs, indices: list[int], max_side: int = 64) -> list[str]:
+    """Small PNG URIs of the run's own examples at ``indices``."""
+    x = inputs.dataset.x
+    return [plots.image_uri(x[int(i)].numpy(), max_side) for i in indices]
+
+
+def example_images(report: dict, inputs: ReportInputs) -> dict:
+    """Sample grid (per class), mistakes gallery, duplicate pairs, likely mislabelled examples."""
+    out = {"samples": {name: dataset_images(inputs, indices)
+                       for name, indices in report["data"].get("samples", {}).items()}}
+    out["mistakes"] = [plots.image_uri(inputs.eval_x[e["index"]].numpy(), 112)
+                       for e in report["mistakes"]["examples"]]
+    leakage = report["data"]["leakage"]
+    if not leakage.get("error"):
+        train = inputs.indices["train"]
+        out["leakage"] = [(plots.image_uri(inputs.dataset.x[int(train[p["train"]])].numpy(), 112),
+                           plots.image_uri(inputs.eval_x[int(p["test"])].numpy(), 112))
+                          for p in leakage.get("pairs", [])]
+    wrong_labels = report["doctor"].get("mislabelled") or {}
+    if not wrong_labels.get("error"):
+        out["mislabelled"] = [plots.image_uri(inputs.eval_x[e["index"]].numpy(), 112)
+                              for e in wrong_labels.get("examples", [])]
+    return out

@@ -1,0 +1,70 @@
+"""``write_report``: a run folder in, report.html and report.json out (both written atomically)."""
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from pathlib import Path
+
+from neuroclass.config import write_text_atomic
+from neuroclass.errors import NeuroclassError
+from neuroclass.evaluation.report.collect import collect
+from neuroclass.evaluation.report.html import page
+from neuroclass.evaluation.report.inputs import data_slug, load_inputs
+from neuroclass.evaluation.report.pictures import draw_pictures
+from neuroclass.evaluation.report.sections import render_sections
+
+
+def report_path(run: str | Path, data: str | None = None, out: str | Path | None = None) -> Path:
+    """Where the HTML goes: ``out`` (a file, or a folder to put the default name in), else the run
+    folder; the default name is report.html, or report-<data>.html for an evaluation on --data, so
+    that reports on other data never replace the run's own. report.json goes beside it (same stem).
+
+    >>> report_path("runs/x"), report_path("runs/x", "blocks:n=200"), report_path("runs/x", out="a/r.html")
+    (PosixPath('runs/x/report.html'), PosixPath('runs/x/report-blocks_n_200.html'), PosixPath('a/r.html'))
+    """
+    name = f"report-{data_slug(data)}.html" if data else "report.html"
+    if out is None:
+        return Path(run) / name
+    out = Path(out)
+    return out / name if out.is_dir() else out
+
+
+def write_report(run: str | Path, data: str | None = None, out: str | Path | None = None) -> Path:
+    """Write the report of ``run`` (evaluated on its test split, or on ``data``) and return the
+    HTML path; report.json beside it holds every number on the page.
+
+    >>> write_report("runs/fashion-mnist-cnn-20260101-120000")  # doctest: +SKIP
+    PosixPath('runs/fashion-mnist-cnn-20260101-120000/report.html')
+    """
+    start = time.perf_counter()
+    html_path = report_path(run, data, out)
+    if out is not None and not html_path.parent.is_dir():  # fail before the slow part
+        raise NeuroclassError(f"--out '{out}': folder {html_path.parent} does not exist")
+    inputs = load_inputs(run, data)  # a missing or incomplete RUN fails here, with its own message
+    report = collect(inputs)
+    pictures = draw_pictures(report, inputs)
+    report["report"]["seconds"] = round(time.perf_counter() - start, 3)
+    title = f"neuroclass report: {inputs.run.name}"
+    subtitle = (f"{report['summary']['task']}; evaluated on {inputs.eval_what}; "
+                f"generated {report['report']['generated']}")
+    document = page(title, subtitle, render_sections(report, pictures),
+                    f"Made by neuroclass {inputs.environment.get('neuroclass', '')} from {inputs.run}. "
+                    f"Every number is in {html_path.with_suffix('.json').name}.")
+    write_text_atomic(html_path.with_suffix(".json"), json.dumps(report, indent=2, allow_nan=False))
+    write_text_atomic(html_path, document)
+    return html_path
+
+
+def try_write_report(run: str | Path, data: str | None = None) -> Path | None:
+    """``write_report``, or None and one warning line when it fails: a report must never cost the
+    finished run (or evaluation) it describes.
+
+    >>> try_write_report("runs/x")  # doctest: +SKIP
+    """
+    try:
+        return write_report(run, data)
+    except Exception as exc:  # any failure: the run folder is complete and stays as it is
+        warnings.warn(f"report not written ({type(exc).__name__}: {exc}); retry with "
+                      f"'neuroclass report {run}'", stacklevel=2)
+        return None

@@ -1,0 +1,181 @@
+"""The run report: report.json's numbers against scikit-learn, the page's sections and self-containment."""
+import json
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from sklearn import metrics as skm
+
+from conftest import quick_config
+from neuroclass.config import DataConfig
+from neuroclass.data import load
+from neuroclass.evaluation.report import report_path, try_write_report, write_report
+from neuroclass.run import train_run
+from neuroclass.serving.predictor import Predictor
+
+SECTION_IDS = ["summary", "data", "training", "metrics", "confusion", "mistakes", "calibration",
+               "abstention", "robustness", "doctor", "reproduce"]
+
+
+@pytest.fixture(scope="module")
+def imperfect_run(tmp_path_factory):
+    """A run that makes mistakes (shape task, tiny MLP, 3 epochs), so every metric is informative."""
+    cfg = quick_config(tmp_path_factory.mktemp("imperfect"), source="blocks:n=300,size=16,task=shape")
+    return train_run(cfg).path
+
+
+@pytest.fixture(scope="module")
+def written(imperfect_run, tmp_path_factory):
+    html = write_report(imperfect_run, out=tmp_path_factory.mktemp("report") / "report.html")
+    return html, json.loads(html.with_suffix(".json").read_text())
+
+
+def test_report_metrics_equal_scikit_learn_on_the_same_predictions(imperfect_run, written):
+    _, report = written
+    m = report["metrics"]
+    dataset = load(DataConfig(source="blocks:n=300,size=16,task=shape"))
+    with np.load(imperfect_run / "split.npz") as split:
+        test = split["test"]
+    predictor = Predictor.from_run(imperfect_run)
+    proba = predictor.predict_proba_tensor(dataset.x[torch.as_tensor(test)]).astype(np.float64)
+    proba /= proba.sum(axis=1, keepdims=True)
+    y, pred, labels = dataset.y[torch.as_tensor(test)].numpy(), proba.argmax(1), np.arange(4)
+    assert 0.3 < m["accuracy"] < 1.0, "the fixture should make some mistakes"
+    assert m["accuracy"] == pytest.approx(skm.accuracy_score(y, pred), abs=1e-12)
+    assert m["balanced_accuracy"] == pytest.approx(skm.balanced_accuracy_score(y, pred), abs=1e-12)
+    for k, value in m["top_k_accuracy"].items():
+        assert value == pytest.approx(skm.top_k_accuracy_score(y, proba, k=int(k), labels=labels), abs=1e-12)
+    assert set(m["top_k_accuracy"]) == {"1", "3"}
+    assert m["log_loss"] == pytest.approx(skm.log_loss(y, proba, labels=labels), rel=1e-9)
+    assert m["roc_auc_ovr_macro"] == pytest.approx(
+        skm.roc_auc_score(y, proba, multi_class="ovr", average="macro", labels=labels), abs=1e-12)
+    p, r, f, s = skm.precision_recall_fscore_support(y, pred, labels=labels, zero_division=0)
+    for i, name in enumerate(report["summary"]["classes"]):
+        row = m["per_class"][name]
+        assert (row["precision"], row["recall"], row["f1"], row["support"]) == pytest.approx(
+            (p[i], r[i], f[i], s[i]), abs=1e-12)
+    for average in ("macro", "weighted"):
+        expected = skm.precision_recall_fscore_support(y, pred, labels=labels, average=average,
+                                                       zero_division=0)[:3]
+        got = m["averages"][average]
+        assert (got["precision"], got["recall"], got["f1"]) == pytest.approx(expected, abs=1e-12)
+        assert m[f"{average}_f1"] == pytest.approx(
+            skm.f1_score(y, pred, labels=labels, average=average, zero_division=0), abs=1e-12)
+    assert m["confusion_matrix"] == skm.confusion_matrix(y, pred, labels=labels).tolist()
+    assert report["confusion"]["counts"] == m["confusion_matrix"]
+
+
+def test_confusion_mistakes_calibration_and_abstention_are_consistent(written):
+    _, report = written
+    counts = np.array(report["confusion"]["counts"])
+    top = report["confusion"]["most_confused"][0]
+    classes = report["confusion"]["classes"]
+    off_diagonal = counts - np.diag(np.diag(counts))
+    assert top["count"] == off_diagonal.max()
+    assert counts[classes.index(top["true"]), classes.index(top["predicted"])] == top["count"]
+    np.testing.assert_allclose(np.array(report["confusion"]["normalized"]).sum(1), 1.0)
+    mistakes = report["mistakes"]
+    assert mistakes["count_wrong"] == off_diagonal.sum()
+    losses = [e["loss"] for e in mistakes["examples"]]
+    assert losses == sorted(losses, reverse=True) and all(e["true"] != e["predicted"] for e in mistakes["examples"])
+    cal = report["calibration"]
+    assert cal["guard"]["decision"] in ("accepted", "rejected") and cal["guard"]["n"] > 0
+    assert cal["temperature"] == pytest.approx(cal["guard"]["temperature"], rel=1e-4)
+    curve = report["abstention"]["curve"]
+    assert curve[0]["coverage"] == 1.0 and curve[0]["accuracy"] == pytest.approx(report["metrics"]["accuracy"])
+    assert all(a["coverage"] >= b["coverage"] for a, b in zip(curve, curve[1:]))
+
+
+def test_report_sections_analyses_and_reproduce(imperfect_run, written):
+    _, report = written
+    summary = report["summary"]
+    assert summary["parameters"] > 0 and summary["flops_per_example"] > 0
+    assert summary["split_sizes"] == json.loads((imperfect_run / "split.json").read_text())["sizes"]
+    assert summary["data_hash_matches"] is True
+    assert sum(report["data"]["class_counts"]["test"]) == report["metrics"]["n"]
+    assert set(report["data"]["samples"]) == set(summary["classes"])
+    assert len(report["training"]["history"]) == 3
+    for key in ("exact", "near"):
+        assert report["data"]["leakage"][key] >= 0
+    for kind in ("noise", "rotation", "blur", "brightness"):
+        assert report["robustness"][kind] and 0 <= report["robustness"][kind][0]["accuracy"] <= 1
+    assert isinstance(report["doctor"]["findings"], list) and report["doctor"]["error"] is None
+    assert "error" not in report["doctor"]["dead_relu"] and "error" not in report["doctor"]["mislabelled"]
+    assert report["reproduce"]["seed"] == 0 and "data:" in report["reproduce"]["config_yaml"]
+
+
+def test_html_has_every_section_with_an_explanation_and_no_network(written):
+    html_path, _ = written
+    text = html_path.read_text()
+    for anchor in SECTION_IDS:
+        match = re.search(rf'<section id="{anchor}"><h2>[^<]+</h2><p class="explain">([^<]+)</p>', text)
+        assert match and len(match.group(1)) > 30, anchor
+    assert text.count("<section ") == 11
+    assert "http://" not in text and "https://" not in text
+    assert "<script" not in text.lower() and "@import" not in text and "url(" not in text
+    assert re.findall(r'src="([^"]*)"', text) and all(
+        src.startswith("data:image/png;base64,") for src in re.findall(r'src="([^"]*)"', text))
+    assert "@media print" in text
+
+
+def test_report_json_is_strict_json(written):
+    html_path, _ = written
+
+    def refuse(constant):
+        raise AssertionError(f"non-standard JSON constant {constant}")
+
+    json.loads(html_path.with_suffix(".json").read_text(), parse_constant=refuse)
+
+
+def test_table_run_without_validation_split(tmp_path):
+    """Two classes of table rows and no validation split: a feature summary instead of images, no
+    robustness curves (with the reason), no temperature fit, binary ROC-AUC and top-1 only."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(240, 5)).astype(np.float32)
+    np.savez(tmp_path / "rows.npz", x=x, y=(x[:, 0] + x[:, 1] > 0).astype(np.int64))
+    cfg = quick_config(tmp_path, source=str(tmp_path / "rows.npz"), **{"data.val_fraction": 0})
+    run = train_run(cfg).path
+    html = write_report(run)
+    report = json.loads(html.with_suffix(".json").read_text())
+    assert report["summary"]["kind"] == "table" and html == run / "report.html"
+    assert report["data"]["features"]["count"] == 5 and len(report["data"]["features"]["rows"]) == 5
+    assert "table" in report["robustness"]["skipped"]
+    assert report["calibration"]["guard"] is None and report["calibration"]["temperature"] == 1.0
+    assert list(report["metrics"]["top_k_accuracy"]) == ["1"] and report["metrics"]["roc_auc_ovr_macro"] > 0.5
+    assert "no validation split" in html.read_text()
+
+
+def test_report_paths_for_other_data_and_out(tmp_path):
+    run = tmp_path / "run"
+    assert report_path(run) == run / "report.html"
+    assert report_path(run, "blocks:n=200,seed=9") == run / "report-blocks_n_200_seed_9.html"
+    assert report_path(run, out=tmp_path) == tmp_path / "report.html"
+    assert report_path(run, out=tmp_path / "x.html") == tmp_path / "x.html"
+
+
+def test_a_failing_report_warns_and_leaves_the_run_alone(imperfect_run, tmp_path):
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(imperfect_run, broken)
+    (broken / "split.npz").unlink()
+    before = sorted(p.name for p in broken.iterdir())
+    with pytest.warns(UserWarning, match="report not written"):
+        assert try_write_report(broken) is None
+    assert sorted(p.name for p in broken.iterdir()) == before
+
+
+def test_importing_the_report_package_has_no_matplotlib_side_effect():
+    code = "import sys, neuroclass.evaluation.report; print('matplotlib' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_plots_render_class_names_from_report_numbers():
+    from neuroclass.evaluation.report import plots
+
+    uri = plots.confusion_heatmaps([[3, 1], [0, 4]], [[0.75, 0.25], [0.0, 1.0]], ["cat", "dog"])
+    assert uri.startswith("data:image/png;base64,") and len(uri) > 1000
