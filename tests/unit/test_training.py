@@ -68,6 +68,8 @@ def test_early_stopping_stops_and_restores_best_weights():
 
 def test_time_budget_is_respected():
     ds = make_blocks(n=2000, size=16)
+    # a fresh process's first optimizer imports torch._dynamo (1-5 s): not what this test times
+    torch.optim.AdamW(torch.nn.Linear(1, 1).parameters())
     start = time.perf_counter()
     _, state = fit(ds, deadline=start + 1.0, batch_size=16)  # no epoch count: the clock decides
     elapsed = time.perf_counter() - start
@@ -118,3 +120,14 @@ def test_l1_penalty_shrinks_weights():
     first = lambda m: m.net.layers[1].weight.abs().mean()  # noqa: E731
     assert first(sparse) < first(plain)
     assert math.isfinite(float(first(sparse).detach()))
+
+
+def test_budget_reserve_leaves_out_the_slow_first_step():
+    from neuroclass.training.state import TrainState
+
+    state = TrainState(max_epochs=1, steps_per_epoch=10, reserve_examples=1000)
+    state.step, state.samples_seen, state.train_seconds = 1, 10, 5.0  # first step: one-off costs
+    state.first_step_seconds, state.first_step_samples = 5.0, 10
+    assert state.finish_seconds() == 0.0  # no steady step measured yet: nothing to extrapolate
+    state.step, state.samples_seen, state.train_seconds = 3, 30, 5.2  # two steady steps, 0.1 s each
+    assert state.finish_seconds() == pytest.approx(1000 * (0.2 / 20) / 3)

@@ -27,6 +27,10 @@ class TrainState:
     reserve_examples: int = 0  # examples the caller evaluates after fit (the test split)
     samples_seen: int = 0
     train_seconds: float = 0.0  # time spent in training steps only
+    # the first step carries one-off costs (kernel selection, allocations): up to 50x a later step
+    # on a CPU, so per-example estimates leave it out
+    first_step_seconds: float = 0.0
+    first_step_samples: int = 0
 
     @property
     def elapsed(self) -> float:
@@ -34,10 +38,13 @@ class TrainState:
 
     def finish_seconds(self) -> float:
         """Time still needed after the current step: the next validation pass and the caller's
-        final evaluation (per-example cost from validation, else a third of a training step's)."""
+        final evaluation (per-example cost from validation, else a third of a training step's,
+        steps after the first; before there is such a step, nothing is reserved yet)."""
         per_example = self.eval_seconds_per_example
-        if not per_example and self.samples_seen:
-            per_example = self.train_seconds / self.samples_seen / 3  # forward only: ~1/3 of a step
+        steady_samples = self.samples_seen - self.first_step_samples
+        if not per_example and self.step > 1 and steady_samples > 0:
+            steady_seconds = self.train_seconds - self.first_step_seconds
+            per_example = steady_seconds / steady_samples / 3  # forward only: ~1/3 of a step
         return self.eval_seconds + self.reserve_examples * per_example
 
     def progress(self) -> float:

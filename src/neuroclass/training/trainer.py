@@ -171,6 +171,8 @@ class Trainer:
             state.running_accuracy = correct / seen
             state.train_seconds += time.perf_counter() - step_start  # steps only, not callbacks
             state.samples_seen += len(yb)
+            if state.step == 1:
+                state.first_step_seconds, state.first_step_samples = state.train_seconds, state.samples_seen
             self._emit("on_batch_end", state, model)
             if state.stop:
                 break
