@@ -46,3 +46,9 @@ def fmt_seconds(seconds: float | None) -> str:
 
 def fmt_percent(fraction: float | None) -> str:
     return "-" if fraction is None else f"{100 * fraction:.2f}%"
+
+
+def settings_note(overrides: list[str] | None = None, quick: bool = False) -> str:
+    """The header's tail: the --set overrides given, and a warning that quick mode is no result."""
+    return ((f" | overrides: {' '.join(overrides)}" if overrides else "")
+            + (" | QUICK MODE (not a result)" if quick else ""))

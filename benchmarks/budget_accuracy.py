@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 
-from bench_table import fmt_percent, fmt_seconds, format_table, machine_summary
+from bench_table import fmt_percent, fmt_seconds, format_table, machine_summary, settings_note
 from neuroclass.api import train
 from neuroclass.config import load_config, parse_duration
 from neuroclass.errors import NeuroclassError
@@ -61,8 +61,7 @@ def main(argv=None) -> None:
     print(machine_summary())
     print(f"data: fashion-mnist (official test split) | model {cfg.model.name} | optim {cfg.optim.name} "
           f"{cfg.optim.schedule} lr {cfg.optim.lr:g} | seed {cfg.train.seed} | threads {cfg.train.threads or 'default'}"
-          + (f" | overrides: {' '.join(opts.overrides)}" if opts.overrides else "")
-          + (" | QUICK MODE (not a result)" if opts.quick else ""))
+          + settings_note(opts.overrides, opts.quick))
     rows = []
     with tempfile.TemporaryDirectory(prefix="nc-budget-") as out:
         for budget in opts.budgets:

@@ -13,7 +13,7 @@ import argparse
 
 import torch
 
-from bench_table import format_table, machine_summary
+from bench_table import format_table, machine_summary, settings_note
 from neuroclass.config import ModelConfig
 from neuroclass.device import set_threads
 from neuroclass.evaluation.throughput import (count_flops, matmul_peak_gflops, measure_inference,
@@ -82,7 +82,7 @@ def main(argv=None) -> None:
     print(machine_summary())
     print(f"input {INPUT_SHAPE}, {NUM_CLASSES} classes | batch {opts.batch_size} | {opts.steps} timed steps "
           f"after {opts.warmup} warmup | channels_last | device {opts.device}"
-          + (" | QUICK MODE (not a result)" if opts.quick else ""))
+          + settings_note(quick=opts.quick))
     peak = matmul_peak_gflops(opts.matmul_size, opts.matmul_repeats, opts.device)
     measured = [measure_model(name, opts) for name in opts.models]
     peak = max(peak, matmul_peak_gflops(opts.matmul_size, opts.matmul_repeats, opts.device))

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import keras_env
-from bench_table import fmt_percent, fmt_seconds, format_table, machine_summary
+from bench_table import fmt_percent, fmt_seconds, format_table, machine_summary, settings_note
 from neuroclass import data as data_mod
 from neuroclass.artifacts import normalization_stats
 from neuroclass.config import DataConfig, load_config
@@ -285,7 +285,7 @@ def main(argv=None) -> None:
     print(machine_summary())
     print(f"data: Fashion-MNIST from {opts.data_dir}, {n_train} train / {n_test} official test | "
           f"device {opts.device} | seed {opts.seed} | peers up to {opts.epochs} epochs"
-          + (" | QUICK MODE (not a result)" if opts.quick else ""))
+          + settings_note(quick=opts.quick))
     print(f"peer CNN: {param_count(reference_cnn(opts.padding)):,} parameters with padding={opts.padding}")
     outcomes = []
     for key in opts.only:

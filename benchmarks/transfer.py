@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from bench_table import fmt_percent, fmt_seconds, format_table, machine_summary
+from bench_table import fmt_percent, fmt_seconds, format_table, machine_summary, settings_note
 from neuroclass.api import train
 from neuroclass.config import load_config, parse_duration
 from neuroclass.errors import NeuroclassError
@@ -110,8 +110,7 @@ def main(argv=None) -> None:
     print(f"model {cfg.model.name} | optim {cfg.optim.name} lr {cfg.optim.lr:g} | layer_decay "
           f"{cfg.optim.layer_decay:g} | pretrain {opts.pretrain} | {opts.budget} per run | seeds "
           f"{','.join(map(str, opts.seeds))}"
-          + (f" | overrides: {' '.join(opts.overrides)}" if opts.overrides else "")
-          + (" | QUICK MODE (not a result)" if opts.quick else ""))
+          + settings_note(opts.overrides, opts.quick))
     with tempfile.TemporaryDirectory(prefix="nc-transfer-") as out:
         print(f"pretraining on fashion-mnist for {opts.pretrain} ...", flush=True)
         pre = train("fashion-mnist", time_budget=opts.pretrain, quiet=True, out=out,
