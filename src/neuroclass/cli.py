@@ -238,6 +238,11 @@ def cmd_models(args: argparse.Namespace) -> int:
         defaults = dataclasses.asdict(family.config())
         print(f"{name:<10}{family.summary}")
         print(f"{'':<10}options: " + ", ".join(f"{k}={v}" for k, v in defaults.items()))
+        if family.sizes:
+            sizes = "; ".join(f"{size} " + " ".join(f"{k}={v}" for k, v in preset.items())
+                              for size, preset in family.sizes)
+            print(f"{'':<10}sizes (model.size; auto with a time budget: largest with "
+                  f">= {family.min_epochs:g} epochs): {sizes}")
     return 0
 
 

@@ -53,6 +53,10 @@ class ModelConfig:
     name: str = "cnn"
     init: str = field(default="default", metadata=rule(choices=('default', 'he', 'xavier')))
     options: dict = field(default_factory=dict)  # the family's own settings, checked by the family
+    # a named size of the family (`neuroclass models` lists them), "default" (the family's
+    # defaults), or "auto": with a time budget, the largest size whose measured speed leaves
+    # enough epochs (models/sizing.py); without one, the defaults. model.options win over a size.
+    size: str = "auto"
     # starting weights (at most one; see models/transfer.py): torchvision's ImageNet weights for
     # tv:ARCH, a local .safetensors / state-dict file, or an earlier run folder
     pretrained: bool = False
@@ -81,6 +85,9 @@ class OptimConfig:
 @dataclass(frozen=True)
 class AugmentConfig:
     enabled: bool = False
+    # with a time budget that leaves the model >= 10 epochs, turn on horizontal flips alone (when
+    # mirrored images keep their class: data/symmetry.py), even if enabled is false; false: never
+    auto: bool = True
     flip: bool = True  # horizontal flip with probability 1/2
     rotation: float = field(default=10.0, metadata=rule(ge=0))  # max degrees
     zoom: float = field(default=0.1, metadata=rule(ge=0, lt=1))  # max relative scale change

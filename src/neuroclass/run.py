@@ -27,7 +27,8 @@ from neuroclass.device import pick_device, set_threads
 from neuroclass.errors import NeuroclassError
 from neuroclass.evaluation.metrics import classification_metrics
 from neuroclass.evaluation.tta import inference_policy, tta_logits
-from neuroclass.models import create, resolved_options
+from neuroclass.models import create, resolved_options, sized_options
+from neuroclass.training.budget import plan_for_budget, reserve_examples
 from neuroclass.training.finetune import prepare_fine_tuning, resolve_transfer
 from neuroclass.training.trainer import Trainer
 
@@ -84,15 +85,6 @@ def history_csv(history: list[dict]) -> str:
     return buf.getvalue()
 
 
-def reserve_examples(splits: data_mod.Splits, tta: str) -> int:
-    """Examples evaluated after training, in single-pass units, for the time budget to hold back:
-    the test split, and the validation passes that choose the test-time augmentation and fit the
-    temperature (each doubled where the flip is tried)."""
-    n_val = len(splits.val) if splits.val is not None else 0
-    test_passes, val_passes = {"none": (1, 1), "flip": (2, 2), "auto": (2, 4)}[tta]
-    return test_passes * len(splits.test) + val_passes * n_val
-
-
 def new_folder(cfg: Config) -> tuple[Path, Path]:
     """The run folder's final name, and the hidden folder it is assembled in (created here)."""
     out = Path(cfg.out)
@@ -128,13 +120,16 @@ def train_run(cfg: Config, command: str = "") -> RunResult:
     threads = set_threads(cfg.train.threads)
     device = pick_device(cfg.train.device)
     cfg = resolve_transfer(cfg)  # --from RUN: the run's model; conflicting starting points fail
-    resolved_options(cfg.model.name, cfg.model.options)  # a typo fails before the data loads
+    resolved_options(cfg.model.name, sized_options(cfg.model))  # a typo fails before the data loads
     dataset = data_mod.load(cfg.data)
     splits = data_mod.split(dataset, cfg.data.val_fraction, cfg.data.test_fraction, cfg.train.seed)
     if splits.test is None:
         raise NeuroclassError(f"{cfg.data.source}: no test split; set data.test_fraction > 0 "
                               "(e.g. --set data.test_fraction=0.2) or provide a test/ folder")
     mean, std = normalization_stats(splits.train.x)
+    # with a time budget: the model size and augmentation this machine can afford
+    cfg, plan = plan_for_budget(cfg, splits, dataset.input_shape, len(dataset.classes), mean, std,
+                                device, deadline)
     model = create(cfg.model, dataset.input_shape, len(dataset.classes), mean, std)
     # --pretrained / --weights / --from: starting weights, head-only epochs, discriminative rates
     tuning = prepare_fine_tuning(model, cfg, dataset.input_shape, dataset.classes)
@@ -161,8 +156,8 @@ def train_run(cfg: Config, command: str = "") -> RunResult:
                   "test_seconds": eval_seconds,
                   "inference_images_per_second": len(splits.test) / max(1e-9, eval_seconds),
                   "total_seconds": time.perf_counter() - run_start, "stop_reason": state.stop_reason,
-                  "best_epoch": state.best_epoch}
-        meta = model_metadata(cfg.model, resolved_options(cfg.model.name, cfg.model.options),
+                  "best_epoch": state.best_epoch, **plan}
+        meta = model_metadata(cfg.model, resolved_options(cfg.model.name, sized_options(cfg.model)),
                               dataset.input_shape, dataset.classes, dataset.kind,
                               {k: v for k, v in dataset.preprocessing.items() if k in MODEL_INPUT_KEYS},
                               temperature)

@@ -104,9 +104,13 @@ def augment_batch(x: torch.Tensor, cfg: AugmentConfig, generator: torch.Generato
     >>> augment_batch(torch.rand(8, 1, 28, 28), AugmentConfig(enabled=True), g).shape
     torch.Size([8, 1, 28, 28])
     """
-    theta = random_affine(x.shape[0], cfg, generator).to(device=x.device, dtype=x.dtype)
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)  # (B, H, W, 2)
-    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    if cfg.rotation or cfg.zoom or cfg.translate:
+        theta = random_affine(x.shape[0], cfg, generator).to(device=x.device, dtype=x.dtype)
+        grid = F.affine_grid(theta, list(x.shape), align_corners=False)  # (B, H, W, 2)
+        x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    elif cfg.flip:  # flips alone: an exact mirror, no resampling
+        flip = (torch.rand(x.shape[0], generator=generator) < 0.5).to(x.device)
+        x = torch.where(flip[:, None, None, None], x.flip(-1), x)
     if cfg.brightness or cfg.contrast:
         x = random_brightness_contrast(x, cfg, generator)
     if cfg.erase:

@@ -98,7 +98,14 @@ class CapsNet(nn.Module):
         return (present + absent).sum(1).mean()
 
 
+# sizes, cheapest first (the paper's 256 channels and 32 primary maps cost far more than any)
+SIZES = (("s", {"conv_channels": 32, "primary_maps": 4}),
+         ("m", {"conv_channels": 64, "primary_maps": 8}),
+         ("l", {"conv_channels": 128, "primary_maps": 16}))
+
+
 @register_model("capsnet", CapsNetConfig,
-                "capsule network: conv -> primary capsules -> class capsules by dynamic routing, margin loss")
+                "capsule network: conv -> primary capsules -> class capsules by dynamic routing, margin loss",
+                sizes=SIZES, min_epochs=5)
 def build_capsnet(cfg: CapsNetConfig, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     return CapsNet(cfg, input_shape, num_classes)

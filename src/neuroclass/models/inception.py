@@ -73,7 +73,13 @@ class Inception(nn.Module):
         return self.head(self.pool(x))  # global average pool -> (B, num_classes)
 
 
+# branch widths by model.size, cheapest first; a time budget (model.size=auto) takes the largest
+# that gets 6 epochs
+SIZES = tuple((name, {"width": width}) for name, width in (("xs", 8), ("s", 12), ("m", 16), ("l", 24), ("xl", 32)))
+
+
 @register_model("inception", InceptionConfig,
-                "GoogLeNet-style blocks: 1x1 | 1x1-3x3 | 1x1-3x3-3x3 | pool-1x1 branches, concatenated")
+                "GoogLeNet-style blocks: 1x1 | 1x1-3x3 | 1x1-3x3-3x3 | pool-1x1 branches, concatenated",
+                sizes=SIZES, min_epochs=6)
 def build_inception(cfg: InceptionConfig, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     return Inception(cfg, input_shape, num_classes)

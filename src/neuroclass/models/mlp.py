@@ -41,6 +41,15 @@ class MLP(nn.Module):
         return self.layers(x)  # (B, ...) -> (B, D) -> (B, num_classes)
 
 
-@register_model("mlp", MLPConfig, "fully connected layers: Linear -> [BatchNorm] -> activation -> Dropout")
+# hidden units by model.size, cheapest first; a fully connected net needs many passes over the data,
+# so a time budget (model.size=auto) takes the largest size that still gets 15 epochs
+SIZES = (("s", {"hidden": [256, 128]}),
+         ("m", {"hidden": [512, 256]}),
+         ("l", {"hidden": [1024, 512]}),
+         ("xl", {"hidden": [2048, 1024]}))
+
+
+@register_model("mlp", MLPConfig, "fully connected layers: Linear -> [BatchNorm] -> activation -> Dropout",
+                sizes=SIZES, min_epochs=15)
 def build_mlp(cfg: MLPConfig, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     return MLP(cfg, input_shape, num_classes)

@@ -22,16 +22,21 @@ class ModelFamily:
     config: type  # a frozen dataclass of the family's options
     build: Callable[..., nn.Module]  # build(cfg, input_shape, num_classes) -> nn.Module
     summary: str
+    # named option presets, cheapest first (models/sizing.py picks one to fit a time budget), and
+    # the fewest epochs a size should get within the budget to be worth its cost
+    sizes: tuple = ()  # ((name, {option: value}), ...)
+    min_epochs: float = 5.0
 
 
 MODELS: Registry[ModelFamily] = Registry("model")
 
 
-def register_model(name: str, config: type, summary: str) -> Callable:
+def register_model(name: str, config: type, summary: str, sizes: tuple = (),
+                   min_epochs: float = 5.0) -> Callable:
     """Decorator for a builder ``fn(cfg, input_shape, num_classes) -> nn.Module``."""
 
     def add(build: Callable) -> Callable:
-        MODELS.register(name)(ModelFamily(name, config, build, summary))
+        MODELS.register(name)(ModelFamily(name, config, build, summary, tuple(sizes), min_epochs))
         return build
 
     return add

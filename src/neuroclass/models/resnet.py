@@ -119,7 +119,13 @@ class ResNet(nn.Module):
         return self.head(self.pool(x))  # global average pool -> (B, num_classes)
 
 
+# first-stage widths by model.size, cheapest first; a time budget (model.size=auto) takes the
+# largest that gets 6 epochs
+SIZES = tuple((name, {"width": width}) for name, width in (("xs", 8), ("s", 12), ("m", 16), ("l", 24), ("xl", 32)))
+
+
 @register_model("resnet", ResNetConfig,
-                "residual basic or bottleneck blocks with BatchNorm and global average pooling")
+                "residual basic or bottleneck blocks with BatchNorm and global average pooling",
+                sizes=SIZES, min_epochs=6)
 def build_resnet(cfg: ResNetConfig, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     return ResNet(cfg, input_shape, num_classes)

@@ -299,7 +299,8 @@ def model_from_run(cfg: Config) -> Config:
             raise NeuroclassError(
                 f"--from {run}: the run's model is {name} {options}, but this config asks for "
                 f"{cfg.model.name} {cfg.model.options}; drop --model / model.options to reuse the run's")
-    return replace(cfg, model=replace(cfg.model, name=name, options=options, init=meta["init"]))
+    return replace(cfg, model=replace(cfg.model, name=name, options=options, init=meta["init"],
+                                      size="default"))
 
 
 def load_from_run(model: Classifier, run: str | Path, input_shape: tuple[int, ...],

@@ -82,7 +82,17 @@ class ViT(nn.Module):
         return self.head(self.norm(x[:, 0]))  # class token -> (B, num_classes)
 
 
+# sizes, cheapest first: attention's cost grows with the square of the token count, so the small
+# sizes use 7x7 patches (16 tokens at 28x28) and the larger ones 4x4 (49); transformers learn
+# slowly from little data, so a time budget (model.size=auto) wants 10 epochs of a size
+SIZES = (("xs", {"patch_size": 7, "dim": 48, "depth": 3, "heads": 3}),
+         ("s", {"patch_size": 7, "dim": 64, "depth": 4}),
+         ("m", {"patch_size": 4, "dim": 64, "depth": 4}),
+         ("l", {"patch_size": 4, "dim": 96, "depth": 6, "heads": 6}))
+
+
 @register_model("vit", ViTConfig,
-                "Vision Transformer: patch embedding, class token, pre-norm self-attention blocks")
+                "Vision Transformer: patch embedding, class token, pre-norm self-attention blocks",
+                sizes=SIZES, min_epochs=10)
 def build_vit(cfg: ViTConfig, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     return ViT(cfg, input_shape, num_classes)

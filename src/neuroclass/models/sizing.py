@@ -1,0 +1,121 @@
+"""Model sizes: named option presets per family, and the pick that fits a time budget.
+
+A family registers its sizes cheapest first (``register_model(..., sizes=..., min_epochs=...)``).
+``model.size`` names one, or is ``default`` (the family's own defaults) or ``auto``. With a time
+budget, ``auto`` times a few real training steps of each size on this machine, cheapest first, and
+keeps the largest that still gets ``min_epochs`` passes over the training data before the budget
+ends: on a fast machine or a small dataset the budget buys a bigger network, on a slow one a
+smaller network that still converges. Options the user sets win over every size's preset.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+
+import torch
+
+from neuroclass.config import ModelConfig
+from neuroclass.errors import NeuroclassError
+from neuroclass.models.registry import MODELS, ModelFamily, split_name
+
+AUTO, DEFAULT = "auto", "default"
+PROBE_WARMUP, PROBE_STEPS = 1, 3  # untimed, timed training steps per size
+# an evaluation example costs about a third of a training example (forward only)
+EVAL_COST = 1 / 3
+
+
+def family_of(cfg: ModelConfig) -> ModelFamily:
+    return MODELS.get(split_name(cfg.name, cfg.options)[0])
+
+
+def size_names(family: ModelFamily) -> list[str]:
+    return [name for name, _ in family.sizes]
+
+
+def sized_options(cfg: ModelConfig) -> dict:
+    """The options a model is built with: ``cfg.size``'s preset under the user's ``cfg.options``.
+
+    >>> sized_options(ModelConfig(name="cnn", size="m", options={"dropout": 0.2}))["dropout"]
+    0.2
+    """
+    if cfg.size in (AUTO, DEFAULT):
+        return dict(cfg.options)
+    family = family_of(cfg)
+    presets = dict(family.sizes)
+    if cfg.size not in presets:
+        choices = ", ".join(size_names(family) + [DEFAULT, AUTO])
+        raise NeuroclassError(f"model.size '{cfg.size}' is not a size of {family.name}; "
+                              f"use one of: {choices}")
+    return {**presets[cfg.size], **cfg.options}
+
+
+@dataclass
+class SizeChoice:
+    """What ``auto`` picked and why: every size it timed, with the epochs the budget allows."""
+
+    size: str
+    seconds: float  # training time the estimate had to spend
+    probes: list = field(default_factory=list)  # {"size", "images_per_second", "epochs"}
+    probe_seconds: float = 0.0
+
+    def summary(self, min_epochs: float) -> str:
+        tried = ", ".join(f"{p['size']} {p['images_per_second']:,.0f} img/s ~{p['epochs']:.1f} epochs"
+                          for p in self.probes)
+        return (f"model size {self.size} for the time budget (largest with >= {min_epochs:g} "
+                f"epochs; timed {tried})")
+
+
+def probe_speed(cfg: ModelConfig, build, input_shape: tuple[int, ...], batch_size: int,
+                device: torch.device, channels_last: bool) -> float:
+    """Training images/s of ``build(cfg)`` on random inputs, a few real steps on ``device``."""
+    from neuroclass.evaluation.throughput import measure_training  # evaluation imports models
+
+    # a probe draws weights and inputs from torch's generators; the run's own draws must not
+    # depend on how many sizes were timed
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        model = build(cfg)
+        return measure_training(model, input_shape, batch_size, PROBE_STEPS, device,
+                                warmup=PROBE_WARMUP, channels_last=channels_last)
+
+
+def epochs_within(seconds: float, speed: float, n_train: int, n_val: int, n_final: int) -> float:
+    """Passes over ``n_train`` examples that fit in ``seconds`` at ``speed`` training examples/s,
+    after the final evaluation of ``n_final`` examples and with ``n_val`` validated each epoch.
+
+    >>> round(epochs_within(100, 1000, 9000, 3000, 3000), 2)
+    10.0
+    """
+    budget = seconds * speed - n_final * EVAL_COST
+    return max(0.0, budget / (n_train + n_val * EVAL_COST))
+
+
+def choose_size(cfg: ModelConfig, build, input_shape: tuple[int, ...], batch_size: int,
+                device: torch.device, channels_last: bool, seconds: float,
+                n_train: int, n_val: int, n_final: int) -> SizeChoice | None:
+    """The largest size of the family that gets ``min_epochs`` within ``seconds`` on this machine
+    (the cheapest when none does); None when the family has no sizes. ``build(model_cfg)`` makes a
+    network; sizes are timed cheapest first and timing stops at the first one too slow."""
+    family = family_of(cfg)
+    if not family.sizes:
+        return None
+    start = time.perf_counter()
+    seen: list[dict] = []
+    choice = SizeChoice(size=family.sizes[0][0], seconds=seconds)
+    for name in size_names(family):
+        sized = replace(cfg, size=name)
+        options = sized_options(sized)
+        if options in seen:  # the user's options pin what this size changes
+            continue
+        seen.append(options)
+        left = seconds - (time.perf_counter() - start)
+        try:
+            speed = probe_speed(sized, build, input_shape, batch_size, device, channels_last)
+        except NeuroclassError:  # the user's options do not fit this size's preset (vit heads)
+            continue
+        epochs = epochs_within(left, speed, n_train, n_val, n_final)
+        choice.probes.append({"size": name, "images_per_second": speed, "epochs": epochs})
+        if epochs < family.min_epochs:
+            break
+        choice.size = name
+    choice.probe_seconds = time.perf_counter() - start
+    return choice

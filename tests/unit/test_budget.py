@@ -1,0 +1,74 @@
+"""What a time budget decides: flips when mirrored images keep their class and epochs are many."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from neuroclass.config import AugmentConfig, load_config
+from neuroclass.data.augment import augment_batch
+from neuroclass.data.dataset import Dataset
+from neuroclass.data.split import Splits
+from neuroclass.data.symmetry import MIRROR_KEEP, mirror_retention
+from neuroclass.training.budget import FLIP_EPOCHS, augment_for_budget, plan_for_budget
+
+
+def bars(n: int, mirrored_pair: bool) -> Dataset:
+    """16x16 images with noise: class 0 a bar near the left edge, class 1 near the right edge
+    (``mirrored_pair``: each is the other's mirror image), or a centred cross vs a centred ring."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(n, 1, 16, 16, generator=g) * 60
+    y = torch.arange(n) % 2
+    if mirrored_pair:
+        x[y == 0, :, :, 2:4] += 180
+        x[y == 1, :, :, 12:14] += 180
+    else:
+        x[y == 0, :, 7:9, :] += 180
+        x[y == 0, :, :, 7:9] += 180
+        x[y == 1, :, 3:13, 3:5] += 180
+        x[y == 1, :, 3:13, 11:13] += 180
+    return Dataset(x.clamp(0, 255).to(torch.uint8), y, ["a", "b"], name="bars", kind="image", source="bars")
+
+
+def splits_of(ds: Dataset) -> Splits:
+    return Splits(train=ds, val=None, test=ds, indices={"train": np.arange(len(ds.y))}, method={})
+
+
+def test_mirror_retention_tells_mirror_pairs_from_symmetric_classes():
+    pair, symmetric = bars(200, True), bars(200, False)
+    assert mirror_retention(pair.x, pair.y, 2) < 0.1  # every mirrored image lands in the other class
+    assert mirror_retention(symmetric.x, symmetric.y, 2) > 0.95
+    assert MIRROR_KEEP > 0.1
+
+
+def test_many_epochs_turn_on_flips_alone_for_symmetric_data():
+    cfg = load_config(overrides=["augment.rotation=15"])
+    new, record = augment_for_budget(cfg, splits_of(bars(200, False)), FLIP_EPOCHS + 5)
+    assert record["flip"] is True
+    assert new.augment.enabled and new.augment.flip
+    assert (new.augment.rotation, new.augment.zoom, new.augment.translate) == (0, 0, 0)
+
+
+def test_flips_stay_off_for_mirror_pairs_few_epochs_or_a_users_choice():
+    cfg = load_config()
+    new, record = augment_for_budget(cfg, splits_of(bars(200, True)), 50)
+    assert record["flip"] is False and new.augment.enabled is False
+    assert augment_for_budget(cfg, splits_of(bars(200, False)), FLIP_EPOCHS - 1) == (cfg, None)
+    for overrides in (["augment.auto=false"], ["augment.enabled=true", "augment.flip=false"]):
+        own = load_config(overrides=overrides)
+        assert augment_for_budget(own, splits_of(bars(200, False)), 50) == (own, None)
+
+
+def test_no_budget_decides_nothing():
+    cfg = load_config()
+    assert plan_for_budget(cfg, splits_of(bars(20, False)), (1, 16, 16), 2, None, None,
+                           torch.device("cpu"), None) == (cfg, {"model_size": None, "auto_augment": None})
+
+
+def test_flips_alone_mirror_some_samples_exactly():
+    x = torch.rand(64, 1, 8, 8)
+    out = augment_batch(x, AugmentConfig(enabled=True, rotation=0, zoom=0, translate=0),
+                        torch.Generator().manual_seed(0))
+    same = (out == x).flatten(1).all(1)
+    mirrored = (out == x.flip(-1)).flatten(1).all(1)
+    assert bool((same | mirrored).all())  # no resampling blur: each sample exact
+    assert 10 < int(mirrored.sum()) < 54  # per-sample coin flips
