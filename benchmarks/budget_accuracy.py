@@ -3,6 +3,8 @@
 Each budget is one `neuroclass.train("fashion-mnist", time_budget=...)` run with the default config
 (or the --set overrides given), run one after another on this machine; the test accuracy is on the
 official 10k test split. The budget bounds the whole run, data loading and test evaluation included.
+The table shows the model size the budget picked (model.size=auto) and whether it added flips
+(augment.auto).
 
     python benchmarks/budget_accuracy.py [--budgets 1m,3m,10m] [--set section.key=value ...] [--quick]
 """
@@ -25,10 +27,13 @@ def run_budget(budget: str, overrides: list[str], out: str) -> list[str]:
     try:
         result = train("fashion-mnist", time_budget=budget, quiet=True, out=out, overrides=overrides)
     except NeuroclassError as exc:
-        return [budget, "-", "-", "-", "-", "-", f"FAILED: {exc}"]
+        return [budget, "-", "-", "-", "-", "-", "-", "-", f"FAILED: {exc}"]
     t = result.timing
-    return [budget, fmt_percent(result.metrics["accuracy"]), str(t["epochs"]), fmt_seconds(t["train_seconds"]),
-            fmt_seconds(t["total_seconds"]), f"{t['train_images_per_second']:,.0f}", t.get("stop_reason") or "-"]
+    size = (t.get("model_size") or {}).get("size", "-")
+    flips = "flips" if (t.get("auto_augment") or {}).get("flip") else "-"
+    return [budget, fmt_percent(result.metrics["accuracy"]), size, flips, str(t["epochs"]),
+            fmt_seconds(t["train_seconds"]), fmt_seconds(t["total_seconds"]),
+            f"{t['train_images_per_second']:,.0f}", t.get("stop_reason") or "-"]
 
 
 def parse_args(argv=None):
@@ -68,7 +73,8 @@ def main(argv=None) -> None:
             print(f"running budget {budget} ...", flush=True)
             rows.append(run_budget(budget, opts.overrides, out))
     print()
-    headers = ["budget", "test acc", "epochs", "train time", "total time", "train img/s", "stopped by"]
+    headers = ["budget", "test acc", "size", "auto aug", "epochs", "train time", "total time", "train img/s",
+               "stopped by"]
     print(format_table(headers, rows))
 
 

@@ -17,13 +17,13 @@ def test_size_preset_lies_under_the_users_options():
     opts = sizing.sized_options(ModelConfig(name="cnn", size="l", options={"hidden": 32}))
     assert opts == {"channels": [32, 64, 128], "hidden": 32}
     assert sizing.sized_options(ModelConfig(name="cnn", size="default", options={"hidden": 32})) == {"hidden": 32}
-    net = create(ModelConfig(name="cnn", size="xs"), (1, 28, 28), 10, torch.zeros(1, 1, 1, 1),
+    net = create(ModelConfig(name="cnn", size="m"), (1, 28, 28), 10, torch.zeros(1, 1, 1, 1),
                  torch.ones(1, 1, 1, 1)).net
-    assert net.feature_shape[0] == 8 * 4  # xs widths 8, 16, 32
+    assert net.feature_shape[0] == 96  # m widths 24, 48, 96
 
 
 def test_unknown_size_names_the_choices():
-    with pytest.raises(NeuroclassError, match="model.size 'huge'.*cnn.*xs, s, m, l, xl, default, auto"):
+    with pytest.raises(NeuroclassError, match="model.size 'huge'.*cnn.*s, m, l, default, auto"):
         sizing.sized_options(ModelConfig(name="cnn", size="huge"))
 
 
@@ -51,26 +51,33 @@ def fake_speeds(monkeypatch, speeds: dict[str, float]) -> list[str]:
 
 def test_auto_takes_the_largest_size_with_enough_epochs(monkeypatch):
     # 100 s, 10k training examples: 5 epochs need 500 examples/s (plus evaluation)
-    timed = fake_speeds(monkeypatch, {"xs": 4000, "s": 2000, "m": 900, "l": 400, "xl": 100})
+    timed = fake_speeds(monkeypatch, {"s": 4000, "m": 900, "l": 400})
     choice = sizing.choose_size(ModelConfig(name="cnn"), None, (1, 28, 28), 64, torch.device("cpu"),
                                 True, 100.0, 10_000, 1000, 2000)
     assert choice.size == "m"
-    assert timed == ["xs", "s", "m", "l"]  # stops at the first size too slow
-    assert [round(p["epochs"], 1) for p in choice.probes][:2] == [38.6, 19.3]
+    assert timed == ["s", "m", "l"]
+    assert [p["epochs"] for p in choice.probes][:2] == pytest.approx([38.65, 8.65], abs=0.05)
+
+
+def test_auto_stops_timing_at_the_first_size_too_slow(monkeypatch):
+    timed = fake_speeds(monkeypatch, {"s": 100, "m": 5000, "l": 5000})
+    choice = sizing.choose_size(ModelConfig(name="cnn"), None, (1, 28, 28), 64, torch.device("cpu"),
+                                True, 100.0, 10_000, 0, 0)
+    assert choice.size == "s" and timed == ["s"]
 
 
 def test_auto_falls_back_to_the_cheapest_size(monkeypatch):
-    fake_speeds(monkeypatch, {"xs": 10, "s": 5, "m": 1, "l": 1, "xl": 1})
+    fake_speeds(monkeypatch, {"s": 10, "m": 1, "l": 1})
     choice = sizing.choose_size(ModelConfig(name="cnn"), None, (1, 28, 28), 64, torch.device("cpu"),
                                 True, 10.0, 10_000, 0, 0)
-    assert choice.size == "xs" and len(choice.probes) == 1
+    assert choice.size == "s" and len(choice.probes) == 1
 
 
 def test_options_that_pin_the_size_are_timed_once(monkeypatch):
-    timed = fake_speeds(monkeypatch, {"xs": 1e6, "s": 1e6, "m": 1e6, "l": 1e6, "xl": 1e6})
-    cfg = ModelConfig(name="cnn", options={"channels": [16, 32, 64], "hidden": 128})
-    assert sizing.choose_size(cfg, None, (1, 28, 28), 64, torch.device("cpu"), True, 10.0, 100, 0, 0).size == "xs"
-    assert timed == ["s"]  # every size builds the same network: timed once (as s, its first name)
+    timed = fake_speeds(monkeypatch, {"s": 1e6, "m": 1e6, "l": 1e6})
+    cfg = ModelConfig(name="cnn", options={"channels": [24, 48, 96]})
+    assert sizing.choose_size(cfg, None, (1, 28, 28), 64, torch.device("cpu"), True, 10.0, 100, 0, 0).size == "s"
+    assert timed == ["m"]  # every size builds the same network: timed once
 
 
 def test_families_without_sizes_are_left_alone():
