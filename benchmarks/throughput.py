@@ -1,11 +1,11 @@
 """Throughput of every registered model at 28x28x1, 10 classes: images/s, FLOPs, share of matmul peak.
 
-For each model family (default options): training images/s (forward + backward + AdamW step,
+For each model family (default options, or every named size with --sizes): training images/s (forward + backward + AdamW step,
 channels_last), inference images/s (eval, inference_mode), forward FLOPs per image
 (torch.utils.flop_counter; a training step counts 3x forward), the GFLOP/s these achieve, and that
 as a percentage of the fp32 matmul peak measured in the same run (best of several 2048x2048 matmuls).
 
-    python benchmarks/throughput.py [--batch-size 256] [--steps 20] [--models cnn,mlp] [--quick]
+    python benchmarks/throughput.py [--batch-size 256] [--steps 20] [--models cnn,mlp] [--sizes] [--quick]
 """
 from __future__ import annotations
 
@@ -25,20 +25,28 @@ NUM_CLASSES = 10
 TRAIN_FLOPS_PER_FORWARD = 3  # forward + gradient w.r.t. inputs + gradient w.r.t. weights
 
 
-def build(name: str) -> torch.nn.Module:
+def build(name: str, size: str) -> torch.nn.Module:
     mean, std = torch.full((1, 1, 1, 1), 0.286), torch.full((1, 1, 1, 1), 0.353)
     torch.manual_seed(0)
-    return create(ModelConfig(name=name), INPUT_SHAPE, NUM_CLASSES, mean, std)
+    return create(ModelConfig(name=name, size=size), INPUT_SHAPE, NUM_CLASSES, mean, std)
 
 
-def measure_model(name: str, opts) -> dict:
+def variants(names: list[str], sizes: bool) -> list[tuple[str, str]]:
+    """(family, size) pairs: each family's defaults, or with ``sizes`` each of its named sizes."""
+    return [(name, size) for name in names
+            for size in ([s for s, _ in MODELS.get(name).sizes] if sizes and MODELS.get(name).sizes
+                         else ["default"])]
+
+
+def measure_model(name: str, size: str, opts) -> dict:
     """Parameters, forward FLOPs per image, and training and inference images/s of family ``name``."""
-    model = build(name)
-    return {"name": name, "params": sum(p.numel() for p in model.parameters()),
+    model = build(name, size)
+    return {"name": name if size == "default" else f"{name} {size}",
+            "params": sum(p.numel() for p in model.parameters()),
             "flops": count_flops(model, INPUT_SHAPE),
             "train": measure_training(model, INPUT_SHAPE, opts.batch_size, opts.steps, opts.device,
                                       warmup=opts.warmup),
-            "infer": measure_inference(build(name), INPUT_SHAPE, opts.batch_size, opts.steps,
+            "infer": measure_inference(build(name, size), INPUT_SHAPE, opts.batch_size, opts.steps,
                                        opts.device, warmup=opts.warmup)}
 
 
@@ -56,6 +64,8 @@ def parse_args(argv=None):
                                      epilog="\n".join(__doc__.splitlines()[2:]))
     parser.add_argument("--models", default=",".join(MODELS.names()),
                         help=f"comma-separated families (default: all: {', '.join(MODELS.names())})")
+    parser.add_argument("--sizes", action="store_true",
+                        help="every named size of each family (model.size), not just its defaults")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--steps", type=int, default=20, help="timed steps per measurement (default 20)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (default 3)")
@@ -84,7 +94,7 @@ def main(argv=None) -> None:
           f"after {opts.warmup} warmup | channels_last | device {opts.device}"
           + settings_note(quick=opts.quick))
     peak = matmul_peak_gflops(opts.matmul_size, opts.matmul_repeats, opts.device)
-    measured = [measure_model(name, opts) for name in opts.models]
+    measured = [measure_model(name, size, opts) for name, size in variants(opts.models, opts.sizes)]
     peak = max(peak, matmul_peak_gflops(opts.matmul_size, opts.matmul_repeats, opts.device))
     print(f"fp32 matmul peak: {peak:.1f} GFLOP/s (best of {opts.matmul_repeats} "
           f"{opts.matmul_size}x{opts.matmul_size} matmuls, before and after the models)")

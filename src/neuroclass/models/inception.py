@@ -2,8 +2,9 @@
 
 Each block runs four branches side by side and concatenates them: 1x1; 1x1 -> 3x3; 1x1 -> 3x3 -> 3x3
 (the 5x5 receptive field of the paper at 18/25 of its multiply-adds, as in Inception v2); 3x3 max-pool
--> 1x1. The 1x1 "bottlenecks" halve the channels before the costly convolutions. A 3x3 stem replaces
-the paper's 7x7 stride-2 stem, which would shrink a 28x28 image to 7x7 before the first block.
+-> 1x1. The 1x1 "bottlenecks" halve the channels before the costly convolutions. A 3x3 stem and one
+2x2 max-pooling replace the paper's 7x7 stride-2 stem and two poolings, which would shrink a 28x28
+image to 7x7 before the first block; the blocks start at 14x14.
 """
 from __future__ import annotations
 
@@ -22,6 +23,10 @@ class InceptionConfig:
     width: int = field(default=16, metadata=rule(gt=0))  # channels per branch in stage 1; doubles per stage
     blocks: list = field(default_factory=lambda: [1, 1, 1])  # inception blocks per stage; 2x2 pooling between
     dropout: float = field(default=0.2, metadata=rule(ge=0, lt=1))  # before the classifier
+    # 2x2 max-pooling after the stem, as GoogLeNet's stem downsamples: the first blocks work on a
+    # quarter of the pixels, where their many small BatchNorm/ReLU/pooling passes are memory-bound
+    # on a CPU; false keeps the full grid
+    stem_pool: bool = True
 
 
 def conv_bn(c_in: int, c_out: int, kernel: int) -> nn.Sequential:
@@ -55,7 +60,8 @@ class Inception(nn.Module):
         if not cfg.blocks or min(int(n) for n in cfg.blocks) < 1:
             raise NeuroclassError(f"model.options.blocks must list >= 1 block per stage. Got {cfg.blocks}.")
         c_in = 2 * cfg.width
-        self.stem = conv_bn(input_shape[0], c_in, 3)
+        stem_pool = cfg.stem_pool and min(input_shape[1:]) >= 2  # tiny inputs keep their pixels
+        self.stem = nn.Sequential(conv_bn(input_shape[0], c_in, 3), *([nn.MaxPool2d(2)] if stem_pool else []))
         layers: list[nn.Module] = []
         for i, n_blocks in enumerate(cfg.blocks):
             if i > 0:  # halve the grid between stages; on a 1x1 grid this pooling keeps 1x1
@@ -68,8 +74,8 @@ class Inception(nn.Module):
         self.head = nn.Sequential(nn.Flatten(), nn.Dropout(cfg.dropout), nn.Linear(c_in, num_classes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.stem(x)  # (B, 2w, H, W)
-        x = self.stages(x)  # (B, 4w * 2^(S-1), H / 2^(S-1), W / 2^(S-1))
+        x = self.stem(x)  # (B, 2w, H / 2, W / 2) with stem_pool, else (B, 2w, H, W)
+        x = self.stages(x)  # (B, 4w * 2^(S-1), (H / 2) / 2^(S-1), (W / 2) / 2^(S-1))
         return self.head(self.pool(x))  # global average pool -> (B, num_classes)
 
 

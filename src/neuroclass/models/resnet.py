@@ -29,6 +29,9 @@ class ResNetConfig:
     # a standard layout (DEPTHS) instead of blocks: 10/18/34 with basic, 50/101/152 with bottleneck blocks
     depth: Optional[int] = field(default=None, metadata=rule(choices=(10, 18, 34, 50, 101, 152)))
     dropout: float = field(default=0.0, metadata=rule(ge=0, lt=1))  # before the classifier
+    # 2x2 max-pooling after the stem (the paper's stem pools too): the stages work on a quarter of
+    # the pixels, so a CPU affords twice the width for the same time; false keeps the full grid
+    stem_pool: bool = True
 
 
 class BasicBlock(nn.Module):
@@ -101,8 +104,10 @@ class ResNet(nn.Module):
         if len(input_shape) != 3:
             raise NeuroclassError(f"model resnet needs images (C, H, W); got input shape {input_shape}")
         block = {"basic": BasicBlock, "bottleneck": Bottleneck}[cfg.block]
+        stem_pool = cfg.stem_pool and min(input_shape[1:]) >= 2  # tiny inputs keep their pixels
         self.stem = nn.Sequential(nn.Conv2d(input_shape[0], cfg.width, 3, padding=1, bias=False),
-                                  nn.BatchNorm2d(cfg.width), nn.ReLU())
+                                  nn.BatchNorm2d(cfg.width), nn.ReLU(),
+                                  *([nn.MaxPool2d(2)] if stem_pool else []))
         stages, c_in = [], cfg.width
         for i, n_blocks in enumerate(stage_blocks(cfg)):
             width = cfg.width * 2**i
@@ -114,8 +119,8 @@ class ResNet(nn.Module):
         self.head = nn.Sequential(nn.Flatten(), nn.Dropout(cfg.dropout), nn.Linear(c_in, num_classes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.stem(x)  # (B, W, H, W)
-        x = self.stages(x)  # (B, W * 2^(S-1) * expansion, H / 2^(S-1), W / 2^(S-1))
+        x = self.stem(x)  # (B, width, H / 2, W / 2) with stem_pool, else (B, width, H, W)
+        x = self.stages(x)  # (B, width * 2^(S-1) * expansion, H' / 2^(S-1), W' / 2^(S-1))
         return self.head(self.pool(x))  # global average pool -> (B, num_classes)
 
 
