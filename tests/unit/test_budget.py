@@ -72,3 +72,20 @@ def test_flips_alone_mirror_some_samples_exactly():
     mirrored = (out == x.flip(-1)).flatten(1).all(1)
     assert bool((same | mirrored).all())  # no resampling blur: each sample exact
     assert 10 < int(mirrored.sum()) < 54  # per-sample coin flips
+
+
+def test_time_budget_stops_before_a_step_that_would_cross_the_deadline():
+    import time
+
+    from neuroclass.training.callbacks import TimeBudget
+    from neuroclass.training.state import TrainState
+
+    state = TrainState(max_epochs=1, steps_per_epoch=100, step=3, train_seconds=2.5, first_step_seconds=0.5)
+    assert state.next_step_seconds() == 1.0  # steps after the first: 2 s over 2 steps
+    state.deadline = time.perf_counter() + 0.8  # room for the finish (nothing yet) but not a step
+    TimeBudget().on_batch_end(state, None)
+    assert state.stop and state.stop_reason == "time budget reached"
+    roomy = TrainState(max_epochs=1, steps_per_epoch=100, step=3, train_seconds=2.5, first_step_seconds=0.5,
+                       deadline=time.perf_counter() + 5.0)
+    TimeBudget().on_batch_end(roomy, None)
+    assert not roomy.stop

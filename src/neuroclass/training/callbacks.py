@@ -61,10 +61,13 @@ class EarlyStopping(Callback):
 
 
 class TimeBudget(Callback):
-    """Stop a step early enough that validation and the final evaluation still end by the deadline."""
+    """Stop when one more step, the validation pass and the final evaluation would not all end by
+    the deadline."""
 
     def on_batch_end(self, state: TrainState, model: nn.Module) -> None:
-        if state.deadline is not None and time.perf_counter() + state.finish_seconds() >= state.deadline:
+        if state.deadline is None:
+            return
+        if time.perf_counter() + state.next_step_seconds() + state.finish_seconds() >= state.deadline:
             state.request_stop("time budget reached")
 
 

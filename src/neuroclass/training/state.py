@@ -47,6 +47,11 @@ class TrainState:
             per_example = steady_seconds / steady_samples / 3  # forward only: ~1/3 of a step
         return self.eval_seconds + self.reserve_examples * per_example
 
+    def next_step_seconds(self) -> float:
+        """The expected duration of one more training step: the mean of the steps after the first."""
+        steady_steps = self.step - 1
+        return (self.train_seconds - self.first_step_seconds) / steady_steps if steady_steps > 0 else 0.0
+
     def progress(self) -> float:
         """Fraction of training done: by steps, or by the clock when that is further along."""
         p = self.step / max(1, self.max_epochs * self.steps_per_epoch)
