@@ -153,8 +153,7 @@ def train_run(cfg: Config, command: str = "") -> RunResult:
         metrics = classification_metrics(splits.test.y.numpy(), proba, dataset.classes)
         timing = {"train_seconds": state.train_seconds, "epochs": state.epoch,
                   "train_images_per_second": state.samples_seen / max(1e-9, state.train_seconds),
-                  "test_seconds": eval_seconds,
-                  "inference_images_per_second": len(splits.test) / max(1e-9, eval_seconds),
+                  "test_seconds": eval_seconds, "inference_images_per_second": len(splits.test) / eval_seconds,
                   "total_seconds": time.perf_counter() - run_start, "stop_reason": state.stop_reason,
                   "best_epoch": state.best_epoch, **plan}
         meta = model_metadata(cfg.model, resolved_options(cfg.model.name, sized_options(cfg.model)),
