@@ -106,3 +106,11 @@ def test_without_a_budget_auto_means_the_defaults(tmp_path):
     result = train_run(cfg)
     assert json.loads((result.path / "timing.json").read_text())["model_size"] is None
     assert json.loads((result.path / "model.json").read_text())["options"]["channels"] == [16, 32, 64]
+
+
+def test_an_epoch_count_leaves_the_size_to_the_defaults(tmp_path):
+    cfg = load_config(overrides=["data.source=blocks:n=200,size=16", "model.name=cnn", "train.epochs=1",
+                                 "train.time_budget=30s", f"out={tmp_path / 'runs'}", "train.quiet=true"])
+    result = train_run(cfg)
+    assert json.loads((result.path / "timing.json").read_text())["model_size"] is None
+    assert json.loads((result.path / "model.json").read_text())["options"]["channels"] == [16, 32, 64]

@@ -39,8 +39,9 @@ def size_for_budget(cfg: Config, splits: data_mod.Splits, input_shape: tuple[int
                     deadline: float) -> tuple[Config, dict | None]:
     """``model.size=auto``: the config at the largest size this machine trains for enough epochs
     in the time left, and a record of the timings (None when the size is fixed: by the config,
-    by a starting point (--from, --weights, --pretrained), or by a family without sizes)."""
-    if cfg.model.size != AUTO or transfer_source(cfg):
+    by a starting point (--from, --weights, --pretrained), or by a family without sizes; and when
+    train.epochs sets the length of training, so that the budget is only a limit)."""
+    if cfg.model.size != AUTO or cfg.train.epochs or transfer_source(cfg):
         return cfg, None
     choice = choose_size(cfg.model, lambda m: create(m, input_shape, classes, mean, std), input_shape,
                          resolve_batch_size(cfg.train.batch_size, len(splits.train)), device,
