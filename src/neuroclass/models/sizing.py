@@ -54,7 +54,7 @@ class SizeChoice:
     """What ``auto`` picked and why: every size it timed, with the epochs the budget allows."""
 
     size: str
-    seconds: float  # training time the estimate had to spend
+    epochs: float = 0.0  # what the budget allows the chosen size, as estimated
     probes: list = field(default_factory=list)  # {"size", "images_per_second", "epochs"}
     probe_seconds: float = 0.0
 
@@ -100,7 +100,7 @@ def choose_size(cfg: ModelConfig, build, input_shape: tuple[int, ...], batch_siz
         return None
     start = time.perf_counter()
     seen: list[dict] = []
-    choice = SizeChoice(size=family.sizes[0][0], seconds=seconds)
+    choice = SizeChoice(size=family.sizes[0][0])
     for name in size_names(family):
         sized = replace(cfg, size=name)
         options = sized_options(sized)
@@ -114,8 +114,10 @@ def choose_size(cfg: ModelConfig, build, input_shape: tuple[int, ...], batch_siz
             continue
         epochs = epochs_within(left, speed, n_train, n_val, n_final)
         choice.probes.append({"size": name, "images_per_second": speed, "epochs": epochs})
-        if epochs < family.min_epochs:
+        fits = epochs >= family.min_epochs
+        if fits or len(choice.probes) == 1:  # the first size timed stays when none fits
+            choice.size, choice.epochs = name, epochs
+        if not fits:
             break
-        choice.size = name
     choice.probe_seconds = time.perf_counter() - start
     return choice

@@ -52,8 +52,7 @@ def size_for_budget(cfg: Config, splits: data_mod.Splits, input_shape: tuple[int
         return cfg, None
     if not cfg.train.quiet:
         print(choice.summary(family_of(cfg.model).min_epochs), flush=True)
-    chosen = next(p for p in choice.probes if p["size"] == choice.size) if choice.probes else None
-    record = {"size": choice.size, "epochs": chosen["epochs"] if chosen else None,
+    record = {"size": choice.size, "epochs": choice.epochs if choice.probes else None,
               "probe_seconds": choice.probe_seconds, "probes": choice.probes}
     return replace(cfg, model=replace(cfg.model, size=choice.size)), record
 
