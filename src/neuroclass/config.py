@@ -92,6 +92,8 @@ class AugmentConfig:
     rotation: float = field(default=10.0, metadata=rule(ge=0))  # max degrees
     zoom: float = field(default=0.1, metadata=rule(ge=0, lt=1))  # max relative scale change
     translate: float = field(default=0.1, metadata=rule(ge=0, lt=1))  # max shift, fraction of size
+    # max whole-pixel shift per axis (random crop of the zero-padded image, nothing resampled)
+    shift: int = field(default=0, metadata=rule(ge=0))
     erase: float = field(default=0.0, metadata=rule(ge=0, le=1))  # cutout probability per sample
     erase_size: float = field(default=0.5, metadata=rule(gt=0, le=1))  # max cutout side, fraction
     brightness: float = field(default=0.0, metadata=rule(ge=0, lt=1))  # max relative change

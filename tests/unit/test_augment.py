@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from neuroclass.config import AugmentConfig, ModelConfig, OptimConfig, TrainConfig
-from neuroclass.data.augment import augment_batch, mix_batch, random_erase, sample_beta
+from neuroclass.data.augment import augment_batch, mix_batch, random_erase, random_shift, sample_beta
 from neuroclass.data.blocks import make_blocks
 from neuroclass.models import create
 from neuroclass.training.trainer import Trainer
@@ -80,6 +80,30 @@ def test_erased_region_is_one_bounded_rectangle():
     assert zeros.any(dim=(1, 2)).float().mean() > 0.5
     half = random_erase(x, AugmentConfig(erase=0.5), _gen())
     assert 0 < (half == 0).any(dim=(1, 2, 3)).sum() < 64  # erase is a per-sample probability
+
+
+def test_whole_pixel_shift_moves_each_sample_by_its_own_offset():
+    x = torch.rand(1, 2, 12, 12).add_(0.1).repeat(64, 1, 1, 1)  # no zero pixels before the shift
+    out = augment_batch(x, AugmentConfig(**STILL, shift=2), _gen())
+    offsets = set()
+    for i in range(64):  # find the (dy, dx) that maps the image onto this sample, exactly
+        found = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)
+                 if torch.equal(out[i], random_shift_reference(x[i], dy, dx))]
+        assert len(found) == 1, i  # a pure shift: no resampling, border filled with zeros
+        offsets.add(found[0])
+    assert len(offsets) > 15  # 25 possible offsets, drawn per sample
+    assert torch.equal(out, augment_batch(x, AugmentConfig(**STILL, shift=2), _gen()))
+    assert not torch.equal(out, augment_batch(x, AugmentConfig(**STILL, shift=2), _gen(1)))
+    assert torch.equal(random_shift(x, 0, _gen()), x)
+
+
+def random_shift_reference(img, dy, dx):
+    """img (C, H, W) moved down by dy and right by dx, zeros where nothing moved in."""
+    out = torch.zeros_like(img)
+    h, w = img.shape[1:]
+    out[:, max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = \
+        img[:, max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)]
+    return out
 
 
 # ----------------------------------------------------------------------------- mixup / cutmix

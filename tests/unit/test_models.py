@@ -65,3 +65,18 @@ def test_init_schemes_change_weights():
     torch.manual_seed(0)
     xavier = build("mlp", (1, 8, 8), init="xavier").net.layers[1].weight
     assert he.std() > xavier.std()  # Kaiming's fan-in gain sqrt(2/64) exceeds Glorot's here
+
+
+def test_cnn_pooled_convs_run_at_the_pooled_resolution():
+    from neuroclass.models.cnn import CNN, CNNConfig
+
+    plain = CNN(CNNConfig(channels=[4, 8], hidden=16), (1, 28, 28), 3)
+    deeper = CNN(CNNConfig(channels=[4, 8], hidden=16, pooled_convs=1), (1, 28, 28), 3)
+    sizes = []
+    for conv in (m for m in deeper.modules() if isinstance(m, torch.nn.Conv2d)):
+        conv.register_forward_hook(lambda mod, inp, out: sizes.append((mod.in_channels, out.shape[-1])))
+    deeper(torch.zeros(2, 1, 28, 28))
+    # stage 1: conv at 28, then one at 14 after the pool; stage 2: conv at 14, then one at 7
+    assert sizes == [(1, 28), (4, 14), (4, 14), (8, 7)]
+    assert sum(isinstance(m, torch.nn.Conv2d) for m in plain.modules()) == 2
+    assert deeper.feature_shape == plain.feature_shape == (8, 7, 7)

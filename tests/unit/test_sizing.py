@@ -15,11 +15,12 @@ from neuroclass.run import train_run
 
 def test_size_preset_lies_under_the_users_options():
     opts = sizing.sized_options(ModelConfig(name="cnn", size="l", options={"hidden": 32}))
-    assert opts == {"channels": [32, 64, 128], "hidden": 32}
+    assert opts == {"channels": [24, 48, 96], "pooled_convs": 1, "hidden": 32}
     assert sizing.sized_options(ModelConfig(name="cnn", size="default", options={"hidden": 32})) == {"hidden": 32}
     net = create(ModelConfig(name="cnn", size="m"), (1, 28, 28), 10, torch.zeros(1, 1, 1, 1),
                  torch.ones(1, 1, 1, 1)).net
-    assert net.feature_shape[0] == 96  # m widths 24, 48, 96
+    assert net.feature_shape[0] == 64  # m widths 16, 32, 64
+    assert sum(isinstance(m, torch.nn.Conv2d) for m in net.modules()) == 6  # a conv after each pool
 
 
 def test_unknown_size_names_the_choices():
@@ -36,12 +37,15 @@ def test_every_size_of_every_family_builds():
 
 
 def fake_speeds(monkeypatch, speeds: dict[str, float]) -> list[str]:
-    """probe_speed answers from ``speeds`` by the cnn's first width; returns the sizes timed."""
-    by_width = {tuple(p["channels"])[0]: size for size, p in MODELS.get("cnn").sizes}
+    """probe_speed answers from ``speeds`` by the cnn's widths and depth; returns the sizes timed."""
+    def key(options):
+        return tuple(options["channels"]), options["pooled_convs"]
+
+    by_options = {key(p): size for size, p in MODELS.get("cnn").sizes}
     timed: list[str] = []
 
     def probe(cfg, build, input_shape, batch_size, device, channels_last):
-        size = by_width[sizing.sized_options(cfg)["channels"][0]]
+        size = by_options[key(sizing.sized_options(cfg))]
         timed.append(size)
         return speeds[size]
 
@@ -75,9 +79,9 @@ def test_auto_falls_back_to_the_cheapest_size(monkeypatch):
 
 def test_options_that_pin_the_size_are_timed_once(monkeypatch):
     timed = fake_speeds(monkeypatch, {"s": 1e6, "m": 1e6, "l": 1e6})
-    cfg = ModelConfig(name="cnn", options={"channels": [24, 48, 96]})
+    cfg = ModelConfig(name="cnn", options={"channels": [24, 48, 96], "pooled_convs": 1})
     assert sizing.choose_size(cfg, None, (1, 28, 28), 64, torch.device("cpu"), True, 10.0, 100, 0, 0).size == "s"
-    assert timed == ["m"]  # every size builds the same network: timed once
+    assert timed == ["l"]  # every size builds the same network: timed once
 
 
 def test_families_without_sizes_are_left_alone():
