@@ -19,8 +19,10 @@ def test_size_preset_lies_under_the_users_options():
     assert sizing.sized_options(ModelConfig(name="cnn", size="default", options={"hidden": 32})) == {"hidden": 32}
     net = create(ModelConfig(name="cnn", size="m"), (1, 28, 28), 10, torch.zeros(1, 1, 1, 1),
                  torch.ones(1, 1, 1, 1)).net
-    assert net.feature_shape[0] == 64  # m widths 16, 32, 64
-    assert sum(isinstance(m, torch.nn.Conv2d) for m in net.modules()) == 6  # a conv after each pool
+    assert net.feature_shape[0] == 96  # m widths 24, 48, 96
+    large = create(ModelConfig(name="cnn", size="l"), (1, 28, 28), 10, torch.zeros(1, 1, 1, 1),
+                   torch.ones(1, 1, 1, 1)).net
+    assert sum(isinstance(m, torch.nn.Conv2d) for m in large.modules()) == 6  # a conv after each pool
 
 
 def test_unknown_size_names_the_choices():

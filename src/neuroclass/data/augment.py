@@ -1,7 +1,8 @@
 """Batched image augmentation with per-sample random parameters, on the batch's own device.
 
 One affine warp per batch (``F.affine_grid`` + ``F.grid_sample``) applies each sample's own
-rotation, zoom, translation and horizontal flip, so a batch costs one kernel, not B PIL calls.
+rotation, zoom, translation and horizontal flip, so a batch costs one kernel, not B PIL calls;
+whole-pixel shifts are one gather from a zero-padded copy of the batch.
 Brightness/contrast, cutout and mixup/cutmix follow the same rule: parameters for every sample are
 drawn at once on the CPU from the caller's ``torch.Generator`` (so a seed reproduces a run on any
 device), moved to the batch's device, and applied with a few broadcast tensor ops.
