@@ -105,7 +105,7 @@ def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) ->
     >>> random_shift(torch.ones(4, 1, 8, 8), 2, g).amax(dim=(1, 2, 3)).tolist()
     [1.0, 1.0, 1.0, 1.0]
     """
-    n, c, h, w = x.shape
+    n, _, h, w = x.shape
     shift = torch.randint(-max_shift, max_shift + 1, (n, 2), generator=generator).to(x.device)  # (n, 2)
     padded = F.pad(x, (max_shift, max_shift, max_shift, max_shift))  # (n, C, H + 2s, W + 2s)
     rows = torch.arange(h, device=x.device) + max_shift - shift[:, :1]  # (n, H) source rows

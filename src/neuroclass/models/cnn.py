@@ -36,23 +36,24 @@ class CNN(nn.Module):
         if len(input_shape) != 3:
             raise NeuroclassError(f"model cnn needs images (C, H, W); got input shape {input_shape}")
         c_in, h, w = input_shape
+
+        def conv_block(c_in: int, width: int, pool_inside: bool) -> list[nn.Module]:
+            """3x3 conv -> (max pool, when pooling comes first) -> BatchNorm -> activation."""
+            return ([nn.Conv2d(c_in, width, 3, padding=1, bias=not cfg.batch_norm)]
+                    + ([nn.MaxPool2d(2)] if pool_inside else [])
+                    + ([nn.BatchNorm2d(width)] if cfg.batch_norm else []) + [activation(cfg.activation)])
+
         stages: list[nn.Module] = []
         for width in cfg.channels:
             pool = min(h, w) >= 2  # tiny inputs (8x8 digits) keep their last pixels
             for i in range(cfg.convs_per_stage):
-                stages += [nn.Conv2d(c_in, width, 3, padding=1, bias=not cfg.batch_norm)]
-                if pool and cfg.pool_first and i == cfg.convs_per_stage - 1:
-                    stages.append(nn.MaxPool2d(2))
-                stages += [nn.BatchNorm2d(width)] if cfg.batch_norm else []
-                stages += [activation(cfg.activation)]
+                stages += conv_block(c_in, width, pool and cfg.pool_first and i == cfg.convs_per_stage - 1)
                 c_in = width
             if pool:
                 stages += [] if cfg.pool_first else [nn.MaxPool2d(2)]
                 h, w = h // 2, w // 2
             for _ in range(cfg.pooled_convs):
-                stages += [nn.Conv2d(width, width, 3, padding=1, bias=not cfg.batch_norm)]
-                stages += [nn.BatchNorm2d(width)] if cfg.batch_norm else []
-                stages += [activation(cfg.activation)]
+                stages += conv_block(width, width, False)
         self.features = nn.Sequential(*stages)
         flat = c_in * h * w
         head: list[nn.Module] = [nn.Flatten(), nn.Dropout(cfg.dropout)]
