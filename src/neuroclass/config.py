@@ -74,7 +74,7 @@ class OptimConfig:
     l1: float = field(default=0.0, metadata=rule(ge=0))  # L1 penalty on weights, added to the loss
     schedule: str = field(default="onecycle",
                           metadata=rule(choices=("constant", "step", "cosine", "onecycle")))
-    warmup: float = field(default=0.15, metadata=rule(ge=0, lt=1))  # fraction of training
+    warmup: float = field(default=0.08, metadata=rule(ge=0, lt=1))  # fraction of training
     step_every: float = field(default=0.33, metadata=rule(gt=0, le=1))  # step schedule period
     gamma: float = field(default=0.1, metadata=rule(gt=0, le=1))  # step schedule factor
     # fine-tuning from transferred weights: each block group nearer the input gets this factor
@@ -105,11 +105,14 @@ class AugmentConfig:
 @dataclass(frozen=True)
 class TrainConfig:
     epochs: Optional[int] = field(default=None, metadata=rule(gt=0))  # None: 8, or until the budget
-    # None: 256, lowered for small training sets so that an epoch has at least 50 steps
+    # None: 128, lowered for small training sets so that an epoch has at least 50 steps
     batch_size: Optional[int] = field(default=None, metadata=rule(gt=0))
     time_budget: Optional[float] = field(default=None, metadata=rule(gt=0))  # seconds, whole run
     patience: int = field(default=0, metadata=rule(ge=0))  # early stopping; 0 = off
     label_smoothing: float = field(default=0.1, metadata=rule(ge=0, lt=1))
+    # per-step decay of an exponential moving average of the weights, which is what validation sees
+    # and training returns (training/ema.py); 0 = the last step's weights
+    ema: float = field(default=0.99, metadata=rule(ge=0, lt=1))
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     threads: Optional[int] = field(default=None, metadata=rule(gt=0))
