@@ -5,7 +5,7 @@ channels_last), inference images/s (eval, inference_mode), forward FLOPs per ima
 (torch.utils.flop_counter; a training step counts 3x forward), the GFLOP/s these achieve, and that
 as a percentage of the fp32 matmul peak measured in the same run (best of several 2048x2048 matmuls).
 
-    python benchmarks/throughput.py [--batch-size 256] [--steps 20] [--models cnn,mlp] [--sizes] [--quick]
+    python benchmarks/throughput.py [--batch-size 128] [--steps 20] [--models cnn,mlp] [--sizes] [--quick]
 """
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from neuroclass.device import set_threads
 from neuroclass.evaluation.throughput import (count_flops, matmul_peak_gflops, measure_inference,
                                               measure_training)
 from neuroclass.models import MODELS, create
+from neuroclass.training.trainer import DEFAULT_BATCH
 
 INPUT_SHAPE = (1, 28, 28)
 NUM_CLASSES = 10
@@ -66,7 +67,8 @@ def parse_args(argv=None):
                         help=f"comma-separated families (default: all: {', '.join(MODELS.names())})")
     parser.add_argument("--sizes", action="store_true",
                         help="every named size of each family (model.size), not just its defaults")
-    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH,
+                        help=f"training and inference batch (default {DEFAULT_BATCH}, the training default)")
     parser.add_argument("--steps", type=int, default=20, help="timed steps per measurement (default 20)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (default 3)")
     parser.add_argument("--matmul-size", type=int, default=2048)

@@ -21,8 +21,8 @@ class CNNConfig:
     hidden: int = field(default=128, metadata=rule(ge=0))  # fully connected units; 0 = none
     activation: str = field(default="relu", metadata=rule(choices=("relu", "gelu", "silu", "tanh")))
     batch_norm: bool = True
-    # 0: with averaged weights (train.ema) and label smoothing, dropout 0.1 only slowed the first
-    # epochs (Fashion-MNIST: 91.2% vs 90.9% after 2 epochs) and did not raise the final accuracy
+    # 0: with averaged weights (train.ema) and label smoothing, dropout 0.1 slowed the first epochs
+    # (Fashion-MNIST, batch 128: 90.9% vs 91.1% after 2 epochs); all 8 epochs without it: 92.5%
     dropout: float = field(default=0.0, metadata=rule(ge=0, lt=1))
     # conv -> pool -> BN -> ReLU: max pooling commutes with ReLU, so pooling first runs BatchNorm
     # and the activation on a quarter of the pixels; measured 1.17x faster training on 2 CPU cores,
