@@ -2,6 +2,8 @@
 
 Hooks: on_fit_start, on_epoch_start, on_batch_end, on_epoch_end, on_fit_end. A callback ends a fit
 by ``state.request_stop(reason)``; decisions are pure functions so they can be tested alone.
+on_epoch_end and on_fit_end get the weights training would hand back (under ``train.ema`` the
+average, training/ema.py); the other hooks get the live model that the optimizer steps.
 """
 from __future__ import annotations
 

@@ -101,6 +101,7 @@ class Trainer:
         self.device, self.deadline = device, deadline
         self.reserve_examples = reserve_examples  # evaluated by the caller after fit, within the budget
         self.lr_scales = lr_scales  # parameter name -> rate multiplier (discriminative fine-tuning)
+        self.average: WeightAverage | None = None  # the weight average of the last fit (train.ema)
         self.callbacks = [Progress(quiet=train_cfg.quiet), TimeBudget(), NaNGuard()]
         if train_cfg.patience:
             self.callbacks.append(EarlyStopping(train_cfg.patience))
