@@ -42,7 +42,7 @@ class WeightAverage:
         return self.average.module
 
     def _blend(self, averaged: list[torch.Tensor], current: list[torch.Tensor], _count) -> None:
-        # the step number is kept here: reading AveragedModel's count tensor would wait on the GPU
+        # the ramp needs the update number as a Python int; AveragedModel keeps its count as a tensor
         get_ema_multi_avg_fn(ema_decay(self.decay, self.updates - 1))(averaged, current, _count)
 
     @torch.no_grad()
