@@ -3,8 +3,8 @@
 Each budget is one `neuroclass.train("fashion-mnist", time_budget=...)` run with the default config
 (or the --set overrides given), run one after another on this machine; the test accuracy is on the
 official 10k test split. The budget bounds the whole run, data loading and test evaluation included.
-The table shows the model size the budget picked (model.size=auto) and whether it added flips
-(augment.auto).
+The table shows the model size the budget picked (model.size=auto) and the augmentation it added
+(augment.auto: flips, shifts).
 
     python benchmarks/budget_accuracy.py [--budgets 1m,3m,10m] [--set section.key=value ...] [--quick]
 """
@@ -30,7 +30,9 @@ def run_budget(budget: str, overrides: list[str], out: str) -> list[str]:
         return [budget, "-", "-", "-", "-", "-", "-", "-", f"FAILED: {exc}"]
     t = result.timing
     size = (t.get("model_size") or {}).get("size", "-")
-    flips = "flips" if (t.get("auto_augment") or {}).get("flip") else "-"
+    auto = t.get("auto_augment") or {}
+    added = (["flips"] if auto.get("flip") else []) + ([f"shift{auto['shift']}"] if auto.get("shift") else [])
+    flips = "+".join(added) or "-"
     return [budget, fmt_percent(result.metrics["accuracy"]), size, flips, str(t["epochs"]),
             fmt_seconds(t["train_seconds"]), fmt_seconds(t["total_seconds"]),
             f"{t['train_images_per_second']:,.0f}", t.get("stop_reason") or "-"]

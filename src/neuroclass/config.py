@@ -85,8 +85,9 @@ class OptimConfig:
 @dataclass(frozen=True)
 class AugmentConfig:
     enabled: bool = False
-    # with a time budget that leaves the model >= 10 epochs, turn on horizontal flips alone (when
-    # mirrored images keep their class: data/symmetry.py), even if enabled is false; false: never
+    # with a time budget that leaves the model >= 4 epochs, turn on horizontal flips (when mirrored
+    # images keep their class: data/symmetry.py), and from 10 epochs on one-pixel shifts (per 28 px
+    # of side), even if enabled is false; false: never (training/budget.py)
     auto: bool = True
     flip: bool = True  # horizontal flip with probability 1/2
     rotation: float = field(default=10.0, metadata=rule(ge=0))  # max degrees

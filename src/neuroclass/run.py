@@ -141,7 +141,7 @@ def train_run(cfg: Config, command: str = "") -> RunResult:
         state = trainer.fit(model, splits.train, splits.val)
         val_x, val_y = (splits.val.x, splits.val.y) if splits.val is not None else (None, None)
         policy = inference_policy(model, val_x, val_y, device, cfg.train.tta, cfg.train.eval_batch_size,
-                                  cfg.train.channels_last)
+                                  cfg.train.channels_last, flip_trained=cfg.augment.enabled and cfg.augment.flip)
         temperature = policy["temperature"]
         eval_start = time.perf_counter()
         logits = tta_logits(model, splits.test.x, device, policy["tta"], cfg.train.eval_batch_size,

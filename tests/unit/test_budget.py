@@ -1,4 +1,5 @@
-"""What a time budget decides: flips when mirrored images keep their class and epochs are many."""
+"""What a time budget decides: flips when mirrored images keep their class and the budget leaves a
+few epochs, one-pixel shifts when it leaves many."""
 from __future__ import annotations
 
 import numpy as np
@@ -9,7 +10,7 @@ from neuroclass.data.augment import augment_batch
 from neuroclass.data.dataset import Dataset
 from neuroclass.data.split import Splits
 from neuroclass.data.symmetry import MIRROR_KEEP, mirror_retention
-from neuroclass.training.budget import FLIP_EPOCHS, augment_for_budget, plan_for_budget
+from neuroclass.training.budget import FLIP_EPOCHS, SHIFT_EPOCHS, augment_for_budget, plan_for_budget
 
 
 def bars(n: int, mirrored_pair: bool) -> Dataset:
@@ -40,19 +41,32 @@ def test_mirror_retention_tells_mirror_pairs_from_symmetric_classes():
     assert MIRROR_KEEP > 0.1
 
 
-def test_many_epochs_turn_on_flips_alone_for_symmetric_data():
+def test_a_few_epochs_turn_on_flips_alone_for_symmetric_data():
     cfg = load_config(overrides=["augment.rotation=15"])
-    new, record = augment_for_budget(cfg, splits_of(bars(200, False)), FLIP_EPOCHS + 5)
-    assert record["flip"] is True
-    assert new.augment.enabled and new.augment.flip
+    assert FLIP_EPOCHS < SHIFT_EPOCHS
+    new, record = augment_for_budget(cfg, splits_of(bars(200, False)), SHIFT_EPOCHS - 1)
+    assert record["flip"] is True and record["shift"] == 0
+    assert new.augment.enabled and new.augment.flip and new.augment.shift == 0
     assert (new.augment.rotation, new.augment.zoom, new.augment.translate) == (0, 0, 0)
 
 
-def test_flips_stay_off_for_mirror_pairs_few_epochs_or_a_users_choice():
+def test_many_epochs_add_one_pixel_shifts_even_where_mirroring_changes_the_class():
     cfg = load_config()
+    new, record = augment_for_budget(cfg, splits_of(bars(200, False)), SHIFT_EPOCHS)
+    assert (record["flip"], record["shift"]) == (True, 1)  # 16 px images: one pixel
+    assert new.augment.enabled and new.augment.flip and new.augment.shift == 1
     new, record = augment_for_budget(cfg, splits_of(bars(200, True)), 50)
-    assert record["flip"] is False and new.augment.enabled is False
+    assert (record["flip"], record["shift"]) == (False, 1)
+    assert new.augment.enabled and not new.augment.flip and new.augment.shift == 1
+
+
+def test_augmentation_stays_off_for_few_epochs_tiny_images_or_a_users_choice():
+    cfg = load_config()
     assert augment_for_budget(cfg, splits_of(bars(200, False)), FLIP_EPOCHS - 1) == (cfg, None)
+    tiny = bars(200, True)
+    tiny.x = tiny.x[..., ::2, ::2].contiguous()  # 8x8: a pixel is an eighth of the side
+    new, record = augment_for_budget(cfg, splits_of(tiny), 50)
+    assert (record["flip"], record["shift"]) == (False, 0) and new.augment.enabled is False
     for overrides in (["augment.auto=false"], ["augment.enabled=true", "augment.flip=false"]):
         own = load_config(overrides=overrides)
         assert augment_for_budget(own, splits_of(bars(200, False)), 50) == (own, None)
@@ -89,3 +103,26 @@ def test_time_budget_stops_before_a_step_that_would_cross_the_deadline():
                        deadline=time.perf_counter() + 5.0)
     TimeBudget().on_batch_end(roomy, None)
     assert not roomy.stop
+
+
+def test_a_fixed_size_or_fixed_epochs_under_a_budget_still_get_flips():
+    import time
+
+    from neuroclass.artifacts import normalization_stats
+
+    data = splits_of(bars(200, False))
+    mean, std = normalization_stats(data.train.x)
+    far = time.perf_counter() + 120  # a small net on 200 images: hundreds of epochs
+
+    def plan(*overrides: str):
+        cfg = load_config(overrides=["model.name=cnn", *overrides])
+        return plan_for_budget(cfg, data, (1, 16, 16), 2, mean, std, torch.device("cpu"), far)
+
+    cfg, record = plan("model.size=s")
+    assert record["model_size"] is None  # the size was not the budget's to pick
+    assert record["auto_augment"]["flip"] is True and record["auto_augment"]["epochs"] > 50
+    assert cfg.augment.enabled and cfg.augment.flip and cfg.model.size == "s"
+    cfg, record = plan(f"train.epochs={FLIP_EPOCHS}")
+    assert record["auto_augment"]["epochs"] == FLIP_EPOCHS and cfg.augment.enabled
+    cfg, record = plan(f"train.epochs={FLIP_EPOCHS - 1}")
+    assert record["auto_augment"] is None and not cfg.augment.enabled

@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from neuroclass.evaluation.tta import choose_tta, tta_logits
+from neuroclass.evaluation.tta import MIN_GAIN, choose_tta, inference_policy, judge_flip, tta_logits
 
 CPU = torch.device("cpu")
 
@@ -21,6 +21,15 @@ class HalfReader(nn.Module):
         left = x[..., :w].mean(dim=(1, 2, 3))
         m = left - (x[..., w:].mean(dim=(1, 2, 3)) if self.contrast else 128.0)
         return torch.stack([-m, m], dim=1)
+
+
+class Scale(nn.Module):
+    def __init__(self, factor: float) -> None:
+        super().__init__()
+        self.factor = factor
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.factor
 
 
 def symmetric_noisy(n: int = 400, seed: int = 0):
@@ -98,3 +107,28 @@ def test_auto_policy_is_recorded_for_a_default_run(trained_run):
 
     meta = json.loads((trained_run.path / "model.json").read_text())
     assert meta["tta"] in ("none", "flip")  # chosen on the validation split, never missing
+
+
+def test_a_model_trained_with_flips_keeps_the_flip_without_the_margin():
+    # both halves carry the class far above the noise: every image is right either way, so the
+    # flip gains no accuracy (below MIN_GAIN) but averages out noise (lower log loss)
+    x, y = symmetric_noisy(400, seed=2)
+    x = (x.float() - 128 + 60 * (2 * y.float() - 1).view(-1, 1, 1, 1) + 128).clamp(0, 255).to(torch.uint8)
+    model = nn.Sequential(HalfReader(), Scale(0.05))  # margins of a few logits: a finite log loss
+    untrained = inference_policy(model, x, y, CPU, channels_last=False)
+    trained = inference_policy(model, x, y, CPU, channels_last=False, flip_trained=True)
+    choice = trained["tta_choice"]
+    assert choice["val_accuracy_plain"] == choice["val_accuracy_flip"] == 1.0
+    assert choice["val_log_loss_flip"] < choice["val_log_loss_plain"]
+    assert untrained["tta"] == "none" and trained["tta"] == "flip"
+    assert untrained["tta_choice"]["min_gain"] == MIN_GAIN and choice["min_gain"] == 0.0
+
+
+def test_the_judged_logits_are_those_of_the_chosen_policy():
+    x, y = symmetric_noisy()
+    choice, logits = judge_flip(HalfReader(), x, y, CPU, channels_last=False)
+    assert choice["policy"] == "flip"
+    assert torch.allclose(logits, tta_logits(HalfReader(), x, CPU, "flip", channels_last=False))
+    choice, logits = judge_flip(HalfReader(), x, y, CPU, channels_last=False, min_gain=1.0)
+    assert choice["policy"] == "none"
+    assert torch.allclose(logits, tta_logits(HalfReader(), x, CPU, "none", channels_last=False))

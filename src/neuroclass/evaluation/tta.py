@@ -35,16 +35,13 @@ def tta_logits(model: nn.Module, x: torch.Tensor, device: torch.device, policy: 
     return logits
 
 
-def choose_tta(model: nn.Module, x_val: torch.Tensor, y_val: torch.Tensor, device: torch.device,
-               batch_size: int = 256, channels_last: bool = True) -> dict:
-    """The policy for this model and data, judged on the validation split: "flip" when it raises
-    accuracy by at least MIN_GAIN and does not raise log loss, else "none" (always "none" for tables).
-
-    >>> choose_tta(model, splits.val.x, splits.val.y, torch.device("cpu"))["policy"]  # doctest: +SKIP
-    'flip'
-    """
+def judge_flip(model: nn.Module, x_val: torch.Tensor, y_val: torch.Tensor, device: torch.device,
+               batch_size: int = 256, channels_last: bool = True,
+               min_gain: float = MIN_GAIN) -> tuple[dict, torch.Tensor | None]:
+    """``choose_tta``'s choice and the validation logits (N, K) under the chosen policy (None where
+    there is nothing to judge), so that the temperature is fitted without another pass."""
     if x_val.ndim != 4 or len(y_val) == 0:
-        return {"policy": "none", "reason": "test-time flip applies to images with a validation split"}
+        return {"policy": "none", "reason": "test-time flip applies to images with a validation split"}, None
     plain = predict_logits(model, x_val, device, batch_size, channels_last)
     mirrored = predict_logits(model, x_val.flip(-1), device, batch_size, channels_last)
     flip = (plain + mirrored) / 2
@@ -52,20 +49,37 @@ def choose_tta(model: nn.Module, x_val: torch.Tensor, y_val: torch.Tensor, devic
     acc_flip = float((flip.argmax(1) == y_val).float().mean())
     loss_plain = float(F.cross_entropy(plain, y_val))
     loss_flip = float(F.cross_entropy(flip, y_val))
-    keep = acc_flip >= acc_plain + MIN_GAIN and loss_flip <= loss_plain
-    return {"policy": "flip" if keep else "none",
-            "val_accuracy_plain": acc_plain, "val_accuracy_flip": acc_flip,
-            "val_log_loss_plain": loss_plain, "val_log_loss_flip": loss_flip,
-            "reason": (f"validation accuracy {acc_plain:.4f} plain, {acc_flip:.4f} with flip; "
-                       f"log loss {loss_plain:.4f} plain, {loss_flip:.4f} with flip")}
+    keep = acc_flip >= acc_plain + min_gain and loss_flip <= loss_plain
+    choice = {"policy": "flip" if keep else "none",
+              "val_accuracy_plain": acc_plain, "val_accuracy_flip": acc_flip,
+              "val_log_loss_plain": loss_plain, "val_log_loss_flip": loss_flip, "min_gain": min_gain,
+              "reason": (f"validation accuracy {acc_plain:.4f} plain, {acc_flip:.4f} with flip; "
+                         f"log loss {loss_plain:.4f} plain, {loss_flip:.4f} with flip")}
+    return choice, flip if keep else plain
+
+
+def choose_tta(model: nn.Module, x_val: torch.Tensor, y_val: torch.Tensor, device: torch.device,
+               batch_size: int = 256, channels_last: bool = True, min_gain: float = MIN_GAIN) -> dict:
+    """The policy for this model and data, judged on the validation split: "flip" when it raises
+    accuracy by at least ``min_gain`` and does not raise log loss, else "none" (always "none" for
+    tables).
+
+    >>> choose_tta(model, splits.val.x, splits.val.y, torch.device("cpu"))["policy"]  # doctest: +SKIP
+    'flip'
+    """
+    return judge_flip(model, x_val, y_val, device, batch_size, channels_last, min_gain)[0]
 
 
 def inference_policy(model: nn.Module, x_val: torch.Tensor | None, y_val: torch.Tensor | None,
                      device: torch.device, tta: str = "auto", batch_size: int = 256,
-                     channels_last: bool = True) -> dict:
+                     channels_last: bool = True, flip_trained: bool = False) -> dict:
     """How the trained model will predict, judged on the validation split: the test-time
     augmentation ("auto" chooses with ``choose_tta``) and then the guarded temperature fitted on the
     logits of that policy. Returns {"tta", "temperature", "tta_choice"}.
+
+    ``flip_trained``: the model learnt from mirrored images, so the mirror is a view it knows and
+    "auto" keeps the flip without the MIN_GAIN margin (still not where it lowers validation
+    accuracy or raises log loss).
 
     >>> inference_policy(model, splits.val.x, splits.val.y, torch.device("cpu"))  # doctest: +SKIP
     {'tta': 'flip', 'temperature': 1.12, 'tta_choice': {...}}
@@ -76,10 +90,13 @@ def inference_policy(model: nn.Module, x_val: torch.Tensor | None, y_val: torch.
         policy = tta if tta in POLICIES else "none"
         return {"tta": policy, "temperature": 1.0, "tta_choice": {"policy": policy,
                                                                  "reason": "no validation split"}}
+    logits = None
     if tta == "auto":
-        choice = choose_tta(model, x_val, y_val, device, batch_size, channels_last)
+        choice, logits = judge_flip(model, x_val, y_val, device, batch_size, channels_last,
+                                    0.0 if flip_trained else MIN_GAIN)
     else:
         choice = {"policy": tta, "reason": "set by train.tta"}
-    logits = tta_logits(model, x_val, device, choice["policy"], batch_size, channels_last)
+    if logits is None:
+        logits = tta_logits(model, x_val, device, choice["policy"], batch_size, channels_last)
     return {"tta": choice["policy"], "temperature": float(calibrate(logits, y_val)["temperature"]),
             "tta_choice": choice}
