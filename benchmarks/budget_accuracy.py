@@ -32,8 +32,7 @@ def run_budget(budget: str, overrides: list[str], out: str) -> list[str]:
     size = (t.get("model_size") or {}).get("size", "-")
     auto = t.get("auto_augment") or {}
     added = (["flips"] if auto.get("flip") else []) + ([f"shift{auto['shift']}"] if auto.get("shift") else [])
-    flips = "+".join(added) or "-"
-    return [budget, fmt_percent(result.metrics["accuracy"]), size, flips, str(t["epochs"]),
+    return [budget, fmt_percent(result.metrics["accuracy"]), size, "+".join(added) or "-", str(t["epochs"]),
             fmt_seconds(t["train_seconds"]), fmt_seconds(t["total_seconds"]),
             f"{t['train_images_per_second']:,.0f}", t.get("stop_reason") or "-"]
 

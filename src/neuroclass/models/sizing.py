@@ -89,6 +89,14 @@ def epochs_within(seconds: float, speed: float, n_train: int, n_val: int, n_fina
     return max(0.0, budget / (n_train + n_val * EVAL_COST))
 
 
+def timed_epochs(cfg: ModelConfig, build, input_shape: tuple[int, ...], batch_size: int,
+                 device: torch.device, channels_last: bool, seconds: float,
+                 n_train: int, n_val: int, n_final: int) -> tuple[float, float]:
+    """(training images/s, epochs within ``seconds``) of ``build(cfg)``, timed on this machine."""
+    speed = probe_speed(cfg, build, input_shape, batch_size, device, channels_last)
+    return speed, epochs_within(seconds, speed, n_train, n_val, n_final)
+
+
 def choose_size(cfg: ModelConfig, build, input_shape: tuple[int, ...], batch_size: int,
                 device: torch.device, channels_last: bool, seconds: float,
                 n_train: int, n_val: int, n_final: int) -> SizeChoice | None:
@@ -109,10 +117,10 @@ def choose_size(cfg: ModelConfig, build, input_shape: tuple[int, ...], batch_siz
         seen.append(options)
         left = seconds - (time.perf_counter() - start)
         try:
-            speed = probe_speed(sized, build, input_shape, batch_size, device, channels_last)
+            speed, epochs = timed_epochs(sized, build, input_shape, batch_size, device, channels_last,
+                                         left, n_train, n_val, n_final)
         except NeuroclassError:  # the user's options do not fit this size's preset (vit heads)
             continue
-        epochs = epochs_within(left, speed, n_train, n_val, n_final)
         choice.probes.append({"size": name, "images_per_second": speed, "epochs": epochs})
         fits = epochs >= family.min_epochs
         if fits or len(choice.probes) == 1:  # the first size timed stays when none fits

@@ -23,7 +23,7 @@ from neuroclass import data as data_mod
 from neuroclass.config import Config
 from neuroclass.data.symmetry import MIRROR_KEEP, mirror_retention
 from neuroclass.models import create
-from neuroclass.models.sizing import AUTO, choose_size, epochs_within, family_of, probe_speed
+from neuroclass.models.sizing import AUTO, choose_size, family_of, timed_epochs
 from neuroclass.training.finetune import transfer_source
 from neuroclass.training.trainer import resolve_batch_size
 
@@ -44,6 +44,16 @@ def reserve_examples(splits: data_mod.Splits, tta: str) -> int:
     return test_passes * len(splits.test) + val_passes * n_val
 
 
+def timing_args(cfg: Config, splits: data_mod.Splits, input_shape: tuple[int, ...], classes: int,
+                mean: torch.Tensor, std: torch.Tensor, device: torch.device, deadline: float) -> tuple:
+    """What ``choose_size`` and ``timed_epochs`` take after the model config: how to build a
+    network, the run's batch, device and layout, the seconds left, and the examples to pass over."""
+    return (lambda m: create(m, input_shape, classes, mean, std), input_shape,
+            resolve_batch_size(cfg.train.batch_size, len(splits.train)), device, cfg.train.channels_last,
+            deadline - time.perf_counter(), len(splits.train), len(splits.val) if splits.val is not None else 0,
+            reserve_examples(splits, cfg.train.tta))
+
+
 def size_for_budget(cfg: Config, splits: data_mod.Splits, input_shape: tuple[int, ...], classes: int,
                     mean: torch.Tensor, std: torch.Tensor, device: torch.device,
                     deadline: float) -> tuple[Config, dict | None]:
@@ -53,11 +63,8 @@ def size_for_budget(cfg: Config, splits: data_mod.Splits, input_shape: tuple[int
     train.epochs sets the length of training, so that the budget is only a limit)."""
     if cfg.model.size != AUTO or cfg.train.epochs or transfer_source(cfg):
         return cfg, None
-    choice = choose_size(cfg.model, lambda m: create(m, input_shape, classes, mean, std), input_shape,
-                         resolve_batch_size(cfg.train.batch_size, len(splits.train)), device,
-                         cfg.train.channels_last, deadline - time.perf_counter(), len(splits.train),
-                         len(splits.val) if splits.val is not None else 0,
-                         reserve_examples(splits, cfg.train.tta))
+    timing = timing_args(cfg, splits, input_shape, classes, mean, std, device, deadline)
+    choice = choose_size(cfg.model, *timing)
     if choice is None:
         return cfg, None
     if not cfg.train.quiet:
@@ -78,12 +85,8 @@ def epochs_of_fixed_size(cfg: Config, splits: data_mod.Splits, input_shape: tupl
         return float(cfg.train.epochs)
     if splits.train.kind != "image" or transfer_source(cfg):
         return None
-    speed = probe_speed(cfg.model, lambda m: create(m, input_shape, classes, mean, std), input_shape,
-                        resolve_batch_size(cfg.train.batch_size, len(splits.train)), device,
-                        cfg.train.channels_last)
-    n_val = len(splits.val) if splits.val is not None else 0
-    return epochs_within(deadline - time.perf_counter(), speed, len(splits.train), n_val,
-                         reserve_examples(splits, cfg.train.tta))
+    timing = timing_args(cfg, splits, input_shape, classes, mean, std, device, deadline)
+    return timed_epochs(cfg.model, *timing)[1]
 
 
 def auto_shift(image_side: int) -> int:
@@ -126,7 +129,7 @@ def plan_for_budget(cfg: Config, splits: data_mod.Splits, input_shape: tuple[int
         return cfg, {"model_size": None, "auto_augment": None}
     cfg, sizing = size_for_budget(cfg, splits, input_shape, classes, mean, std, device, deadline)
     epochs = sizing["epochs"] if sizing else None
-    if epochs is None and cfg.augment.auto and not cfg.augment.enabled:
+    if epochs is None and cfg.augment.auto and not cfg.augment.enabled:  # only time what will be used
         epochs = epochs_of_fixed_size(cfg, splits, input_shape, classes, mean, std, device, deadline)
     cfg, augment = augment_for_budget(cfg, splits, epochs)
     return cfg, {"model_size": sizing, "auto_augment": augment}
