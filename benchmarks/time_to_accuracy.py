@@ -287,15 +287,17 @@ def main(argv=None) -> None:
           f"device {opts.device} | seed {opts.seed} | peers up to {opts.epochs} epochs"
           + settings_note(quick=opts.quick))
     print(f"peer CNN: {param_count(reference_cnn(opts.padding)):,} parameters with padding={opts.padding}")
-    outcomes = []
-    for key in opts.only:
+    outcomes = {}
+    # neuroclass last: its training tunes this process's memory allocator (device.keep_freed_memory),
+    # and the in-process PyTorch peers are measured with the allocator as they would find it
+    for key in sorted(opts.only, key=lambda k: k == "a"):
         print(f"running {NAMES[key]} ...", flush=True)
         try:
-            outcomes.append(CONTENDERS[key](ds, opts))
+            outcomes[key] = CONTENDERS[key](ds, opts)
         except Exception as exc:  # one contender failing must not hide the others' numbers
-            outcomes.append(Outcome(NAMES[key], error=f"{type(exc).__name__}: {exc}"))
+            outcomes[key] = Outcome(NAMES[key], error=f"{type(exc).__name__}: {exc}")
     print()
-    print(table(outcomes, opts.targets))
+    print(table([outcomes[key] for key in opts.only], opts.targets))
 
 
 if __name__ == "__main__":

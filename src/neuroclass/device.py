@@ -1,6 +1,9 @@
 """Device and thread choice, in one place: every module asks here."""
 from __future__ import annotations
 
+import ctypes
+import platform
+
 import torch
 
 from neuroclass.errors import NeuroclassError
@@ -42,3 +45,36 @@ def memory_format(device: torch.device, channels_last: bool, ndim: int) -> torch
     if channels_last and ndim == 4:
         return torch.channels_last
     return torch.contiguous_format
+
+
+# Devices with fused Adam/AdamW kernels (one kernel over all parameters instead of a loop of small
+# ops per tensor): measured 2-4% faster training of the default CNN on 2 CPU cores
+FUSED_OPTIMIZER_DEVICES = ("cpu", "cuda")
+
+
+def fused_optimizer(params: list[torch.Tensor]) -> bool:
+    """Whether every parameter can take a fused Adam/AdamW step (floating point, cpu or cuda)."""
+    return bool(params) and all(p.is_floating_point() and p.device.type in FUSED_OPTIMIZER_DEVICES
+                                for p in params)
+
+
+# glibc malloc: activations larger than its (adaptive) mmap threshold are mapped fresh for every
+# step and the heap top above its trim threshold goes back to the system, so each training step
+# faulted in ~1,700 pages (9.6 MB activations of a batch of 128 at 28x28). With both thresholds
+# fixed, blocks up to 32 MiB are reused from the heap and up to 256 MiB of free heap top is kept:
+# ~20 faults per step, 2-4% faster training on 2 CPU cores. Blocks over 32 MiB still map and unmap.
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # mallopt parameter numbers (malloc.h)
+MMAP_THRESHOLD_BYTES, TRIM_THRESHOLD_BYTES = 32 << 20, 256 << 20
+
+
+def keep_freed_memory() -> bool:
+    """Tune glibc malloc for training loops (process-wide, see above); False where it cannot:
+    another C library (macOS, Windows, musl) keeps its own behaviour."""
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    return bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
+                and libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES))

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from neuroclass.device import memory_format
+from neuroclass.device import fused_optimizer, keep_freed_memory, memory_format
 
 
 def _sync(device: torch.device) -> None:
@@ -69,11 +69,14 @@ def matmul_peak_gflops(size: int = 2048, repeats: int = 5, device: torch.device 
 
 def measure_training(model: nn.Module, input_shape: tuple[int, ...], batch_size: int, steps: int,
                      device: torch.device | str = "cpu", warmup: int = 3, channels_last: bool = True) -> float:
-    """Training images/s: forward + cross-entropy + backward + AdamW step on random data.
+    """Training images/s: forward + cross-entropy + backward + AdamW step on random data, with
+    the Trainer's allocator setting and fused optimizer where they apply.
 
     Changes the model's weights (it trains); pass a fresh or copied model.
     """
     device = torch.device(device)
+    if device.type == "cpu":
+        keep_freed_memory()
     fmt = memory_format(device, channels_last, len(input_shape) + 1)
     model.to(device=device, memory_format=fmt).train()
     x = _inputs(input_shape, batch_size, device)
@@ -81,7 +84,8 @@ def measure_training(model: nn.Module, input_shape: tuple[int, ...], batch_size:
         num_classes = model.eval()(x[:2]).shape[1]
     model.train()
     y = torch.randint(0, num_classes, (batch_size,), device=device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    params = list(model.parameters())
+    optimizer = torch.optim.AdamW(params, lr=1e-3, fused=fused_optimizer(params) or None)
 
     def step() -> None:
         loss = F.cross_entropy(model(x), y)

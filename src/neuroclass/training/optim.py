@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from neuroclass.config import OptimConfig
+from neuroclass.device import fused_optimizer
 
 # Learned embeddings are not weight matrices: decaying a transformer's position embedding or class
 # token towards zero erases what they encode (the usual ViT recipe exempts them too).
@@ -56,10 +57,12 @@ def make_optimizer(model: nn.Module, cfg: OptimConfig,
     if cfg.name == "sgd":
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum,
                                nesterov=cfg.nesterov and cfg.momentum > 0)
+    # None, not False, where no fused kernel fits: PyTorch then picks its own (foreach on CUDA)
+    fused = fused_optimizer([p for group in groups for p in group["params"]]) or None
     if cfg.name == "adam":
-        return torch.optim.Adam(groups, lr=cfg.lr)
+        return torch.optim.Adam(groups, lr=cfg.lr, fused=fused)
     if cfg.name == "adamw":
-        return torch.optim.AdamW(groups, lr=cfg.lr)
+        return torch.optim.AdamW(groups, lr=cfg.lr, fused=fused)
     return torch.optim.RMSprop(groups, lr=cfg.lr, momentum=cfg.momentum)
 
 

@@ -11,7 +11,7 @@ from torch import nn
 from neuroclass.config import AugmentConfig, OptimConfig, TrainConfig
 from neuroclass.data.augment import augment_batch, mix_batch
 from neuroclass.data.dataset import Dataset
-from neuroclass.device import memory_format
+from neuroclass.device import keep_freed_memory, memory_format
 from neuroclass.errors import NeuroclassError
 from neuroclass.training.callbacks import Callback, EarlyStopping, NaNGuard, Progress, TimeBudget
 from neuroclass.training.ema import WeightAverage
@@ -121,6 +121,8 @@ class Trainer:
         batches = Batches(train.x.to(device), train.y.to(device), batch_size, generator)
         epochs = cfg.epochs or (BUDGET_EPOCHS if self.deadline else DEFAULT_EPOCHS)
         fmt = memory_format(device, cfg.channels_last, train.x.ndim)
+        if device.type == "cpu":
+            keep_freed_memory()  # reuse activation memory from step to step (device.py)
         model.to(device=device, memory_format=fmt)
         optimizer = make_optimizer(model, self.optim_cfg, self.lr_scales)
         augment = self.augment_cfg.enabled and train.kind == "image"
