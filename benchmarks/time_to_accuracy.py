@@ -7,6 +7,8 @@ Contenders, all in this one run on the same machine, data, test set (the officia
   d  Keras 3 with its torch backend, same CNN, in benchmarks/.venv-keras (created on first use)
 Times are training wall time only: each contender's per-epoch test evaluation is left out of its
 clock, and targets are checked once per epoch. A contender stops once it has reached every target.
+neuroclass runs last: its training tunes the process's memory allocator, which the in-process peers
+(b, c) should not inherit; the table keeps the a, b, c, d order.
 
     python benchmarks/time_to_accuracy.py [--epochs 8] [--only a,b,c,d] [--quick]
 """
