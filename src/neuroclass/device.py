@@ -59,10 +59,11 @@ def fused_optimizer(params: list[torch.Tensor]) -> bool:
 
 
 # glibc malloc: activations larger than its (adaptive) mmap threshold are mapped fresh for every
-# step and the heap top above its trim threshold goes back to the system, so each training step
-# faulted in ~1,700 pages (9.6 MB activations of a batch of 128 at 28x28). With both thresholds
-# fixed, blocks up to 32 MiB are reused from the heap and up to 256 MiB of free heap top is kept:
-# ~20 faults per step, 2-4% faster training on 2 CPU cores. Blocks over 32 MiB still map and unmap.
+# step and the heap top above its trim threshold goes back to the system, so a training step of
+# the cnn's sizes m/l (activations up to 9.6 MB at batch 128, 28x28) faulted in 500-4,600 pages,
+# varying from process to process. With both thresholds fixed, blocks up to 32 MiB are reused
+# from the heap and up to 256 MiB of free heap top is kept: 0-180 faults per step, 2-4% faster
+# training on 2 CPU cores. Blocks over 32 MiB still map and unmap.
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # mallopt parameter numbers (malloc.h)
 MMAP_THRESHOLD_BYTES, TRIM_THRESHOLD_BYTES = 32 << 20, 256 << 20
 

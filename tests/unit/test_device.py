@@ -15,30 +15,26 @@ from neuroclass.training.optim import make_optimizer
 
 GLIBC = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
 
-# a training loop like the Trainer's (size m CNN, batch 128 of 28x28): minor page faults per step
-FAULTS_PER_STEP = """
-import resource, sys
-import torch
+# a 16 MiB block (a few training steps' activations): mapped from the system, or taken from the
+# heap and kept there after it is freed? (mallinfo2 counters, in a fresh process)
+BLOCK_FATE = """
+import ctypes, sys
 from neuroclass.device import keep_freed_memory
-from neuroclass.models.cnn import CNN, CNNConfig
-torch.manual_seed(0)
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd",
+                                                      "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+libc = ctypes.CDLL("libc.so.6")
+libc.mallinfo2.restype = MallInfo2
+libc.malloc.restype = ctypes.c_void_p
+libc.free.argtypes = [ctypes.c_void_p]
 if sys.argv[1] == "tuned":
     assert keep_freed_memory()
-model = CNN(CNNConfig(channels=[24, 48, 96]), (1, 28, 28), 10).to(memory_format=torch.channels_last)
-opt = torch.optim.AdamW(model.parameters())
-x = torch.randn(128, 1, 28, 28).contiguous(memory_format=torch.channels_last)
-y = torch.randint(0, 10, (128,))
-def step():
-    loss = torch.nn.functional.cross_entropy(model(x), y)
-    opt.zero_grad()
-    loss.backward()
-    opt.step()
-for _ in range(3):
-    step()
-before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-for _ in range(5):
-    step()
-print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 5)
+before = libc.mallinfo2()
+block = libc.malloc(16 << 20)
+during = libc.mallinfo2()
+libc.free(block)
+after = libc.mallinfo2()
+print(during.hblkhd - before.hblkhd, after.fordblks - before.fordblks)
 """
 
 
@@ -77,14 +73,18 @@ def test_sgd_and_parameters_without_kernels_keep_pytorchs_own_choice():
 
 
 @pytest.mark.skipif(not GLIBC, reason="the allocator setting applies to glibc malloc only")
-def test_allocator_setting_stops_page_faults_in_a_training_loop():
-    def faults(mode: str) -> float:
-        out = subprocess.run([sys.executable, "-c", FAULTS_PER_STEP, mode], capture_output=True,
-                             text=True, check=True)
-        return float(out.stdout.strip().splitlines()[-1])
+def test_allocator_setting_keeps_activation_sized_blocks_on_the_heap():
+    def fate(mode: str) -> tuple[int, int]:
+        out = subprocess.run([sys.executable, "-c", BLOCK_FATE, mode], capture_output=True, text=True,
+                             check=True)
+        mapped, kept = out.stdout.split()
+        return int(mapped), int(kept)
 
-    untuned, tuned = faults("plain"), faults("tuned")
-    assert tuned < untuned / 5, (tuned, untuned)
+    block = 16 << 20
+    mapped, kept = fate("plain")
+    assert mapped >= block and kept < block  # glibc's default: mapped afresh, unmapped on free
+    mapped, kept = fate("tuned")
+    assert mapped == 0 and kept >= block  # from the heap, and still there for the next step
 
 
 def test_pick_device_rejects_unknown_names_with_the_choices():
