@@ -48,7 +48,8 @@ def memory_format(device: torch.device, channels_last: bool, ndim: int) -> torch
 
 
 # Devices with fused Adam/AdamW kernels (one kernel over all parameters instead of a loop of small
-# ops per tensor): measured 2-4% faster training of the default CNN on 2 CPU cores
+# ops per tensor): measured ~2% faster training of the cnn's size l on 2 CPU cores (1,262 -> 1,284
+# img/s; with device.keep_freed_memory 1,323)
 FUSED_OPTIMIZER_DEVICES = ("cpu", "cuda")
 
 
