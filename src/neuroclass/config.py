@@ -120,9 +120,10 @@ class TrainConfig:
     channels_last: bool = True
     compile: bool = False  # torch.compile the model for training (pays off only on long runs)
     eval_batch_size: int = field(default=256, metadata=rule(gt=0))
-    # test-time augmentation for every prediction of the trained model: "auto" keeps the mirror-image
-    # average only where it raises validation accuracy (clothes yes, digits no)
-    tta: str = field(default="auto", metadata=rule(choices=("auto", "none", "flip")))
+    # test-time augmentation for every prediction of the trained model (evaluation/tta.py): "auto"
+    # keeps the mirror-image average only where it raises validation accuracy (clothes yes, digits
+    # no), and for a model trained with random shifts judges shifted views too (5x / 10x passes)
+    tta: str = field(default="auto", metadata=rule(choices=("auto", "none", "flip", "shift", "flip+shift")))
     quiet: bool = False
     # transferred weights: epochs that train only a new head on the frozen backbone
     # (None: 1 when the head is new, else 0); freeze: keep the backbone frozen throughout

@@ -28,7 +28,7 @@ from neuroclass.errors import NeuroclassError
 from neuroclass.evaluation.metrics import classification_metrics
 from neuroclass.evaluation.tta import inference_policy, tta_logits
 from neuroclass.models import create, resolved_options, sized_options
-from neuroclass.training.budget import plan_for_budget, reserve_examples
+from neuroclass.training.budget import plan_for_budget, reserve_examples, trained_shift
 from neuroclass.training.finetune import prepare_fine_tuning, resolve_transfer
 from neuroclass.training.trainer import Trainer
 
@@ -136,16 +136,18 @@ def train_run(cfg: Config, command: str = "") -> RunResult:
     final, partial = new_folder(cfg)
     try:
         trainer = Trainer(cfg.train, cfg.optim, cfg.augment, device, deadline=deadline,
-                          reserve_examples=reserve_examples(splits, cfg.train.tta), callbacks=tuning.callbacks,
+                          reserve_examples=reserve_examples(splits, cfg.train.tta, trained_shift(cfg)),
+                          callbacks=tuning.callbacks,
                           lr_scales=tuning.lr_scales)
         state = trainer.fit(model, splits.train, splits.val)
         val_x, val_y = (splits.val.x, splits.val.y) if splits.val is not None else (None, None)
         policy = inference_policy(model, val_x, val_y, device, cfg.train.tta, cfg.train.eval_batch_size,
-                                  cfg.train.channels_last, flip_trained=cfg.augment.enabled and cfg.augment.flip)
+                                  cfg.train.channels_last, flip_trained=cfg.augment.enabled and cfg.augment.flip,
+                                  shift=trained_shift(cfg))
         temperature = policy["temperature"]
         eval_start = time.perf_counter()
         logits = tta_logits(model, splits.test.x, device, policy["tta"], cfg.train.eval_batch_size,
-                            cfg.train.channels_last)
+                            cfg.train.channels_last, policy["tta_shift"])
         eval_seconds = time.perf_counter() - eval_start
         # the probabilities `predict` gives (Predictor.probabilities): test-time augmentation and
         # temperature as chosen on the validation split
@@ -160,7 +162,7 @@ def train_run(cfg: Config, command: str = "") -> RunResult:
                               dataset.input_shape, dataset.classes, dataset.kind,
                               {k: v for k, v in dataset.preprocessing.items() if k in MODEL_INPUT_KEYS},
                               temperature)
-        meta["tta"] = policy["tta"]
+        meta["tta"], meta["tta_shift"] = policy["tta"], policy["tta_shift"]
         env = environment(device, threads, cfg.train.seed, dataset.content_hash())
         env["command"] = command
         write_run_files(partial, cfg, model.cpu(), meta, metrics, state.history, timing, env, splits)

@@ -10,7 +10,8 @@ from neuroclass.data.augment import augment_batch
 from neuroclass.data.dataset import Dataset
 from neuroclass.data.split import Splits
 from neuroclass.data.symmetry import MIRROR_KEEP, mirror_retention
-from neuroclass.training.budget import FLIP_EPOCHS, SHIFT_EPOCHS, augment_for_budget, plan_for_budget
+from neuroclass.training.budget import (FLIP_EPOCHS, SHIFT_EPOCHS, augment_for_budget, plan_for_budget,
+                                       reserve_examples, trained_shift)
 
 
 def bars(n: int, mirrored_pair: bool) -> Dataset:
@@ -126,3 +127,15 @@ def test_a_fixed_size_or_fixed_epochs_under_a_budget_still_get_flips():
     assert record["auto_augment"]["epochs"] == FLIP_EPOCHS and cfg.augment.enabled
     cfg, record = plan(f"train.epochs={FLIP_EPOCHS - 1}")
     assert record["auto_augment"] is None and not cfg.augment.enabled
+
+
+def test_the_reserve_holds_back_every_view_the_test_time_augmentation_may_use():
+    ds = bars(100, False)
+    splits = Splits(train=ds, val=bars(30, False), test=ds, indices={}, method={})  # 100 test, 30 val
+    assert reserve_examples(splits, "none") == 130
+    assert reserve_examples(splits, "flip") == reserve_examples(splits, "auto") == 260
+    assert reserve_examples(splits, "auto", shift=1) == reserve_examples(splits, "flip+shift") == 1300
+    assert reserve_examples(splits, "shift") == 650
+    cfg = load_config()
+    new, _ = augment_for_budget(cfg, splits_of(bars(200, False)), SHIFT_EPOCHS)
+    assert trained_shift(cfg) == 0 and trained_shift(new) == 1

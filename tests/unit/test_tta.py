@@ -2,7 +2,8 @@ import pytest
 import torch
 from torch import nn
 
-from neuroclass.evaluation.tta import MIN_GAIN, choose_tta, inference_policy, judge_flip, tta_logits
+from neuroclass.data.augment import random_shift
+from neuroclass.evaluation.tta import MIN_GAIN, choose_tta, inference_policy, judge, shifted, tta_logits, views
 
 CPU = torch.device("cpu")
 
@@ -53,7 +54,7 @@ def test_flip_averages_the_logits_of_the_mirror_image():
 def test_flip_is_kept_when_it_helps_on_validation():
     x, y = symmetric_noisy()
     choice = choose_tta(HalfReader(), x, y, CPU, channels_last=False)
-    assert choice["val_accuracy_flip"] > choice["val_accuracy_plain"]
+    assert choice["val_accuracy"]["flip"] > choice["val_accuracy"]["none"]
     assert choice["policy"] == "flip"
 
 
@@ -64,7 +65,7 @@ def test_flip_is_rejected_where_mirroring_changes_the_label():
     x[y == 1, :, :, :4] = 200  # class 1: bright left half; class 0: bright right half
     x[y == 0, :, :, 4:] = 200
     choice = choose_tta(HalfReader(contrast=True), x, y, CPU, channels_last=False)
-    assert choice["val_accuracy_plain"] == 1.0 and choice["val_accuracy_flip"] < 1.0
+    assert choice["val_accuracy"]["none"] == 1.0 and choice["val_accuracy"]["flip"] < 1.0
     assert choice["policy"] == "none"
 
 
@@ -106,7 +107,8 @@ def test_auto_policy_is_recorded_for_a_default_run(trained_run):
     import json
 
     meta = json.loads((trained_run.path / "model.json").read_text())
-    assert meta["tta"] in ("none", "flip")  # chosen on the validation split, never missing
+    assert meta["tta"] in ("none", "flip", "shift", "flip+shift")  # chosen on validation, never missing
+    assert meta["tta_shift"] >= 1
 
 
 def test_a_model_trained_with_flips_keeps_the_flip_without_the_margin():
@@ -118,17 +120,93 @@ def test_a_model_trained_with_flips_keeps_the_flip_without_the_margin():
     untrained = inference_policy(model, x, y, CPU, channels_last=False)
     trained = inference_policy(model, x, y, CPU, channels_last=False, flip_trained=True)
     choice = trained["tta_choice"]
-    assert choice["val_accuracy_plain"] == choice["val_accuracy_flip"] == 1.0
-    assert choice["val_log_loss_flip"] < choice["val_log_loss_plain"]
+    assert choice["val_accuracy"]["none"] == choice["val_accuracy"]["flip"] == 1.0
+    assert choice["val_log_loss"]["flip"] < choice["val_log_loss"]["none"]
     assert untrained["tta"] == "none" and trained["tta"] == "flip"
-    assert untrained["tta_choice"]["min_gain"] == MIN_GAIN and choice["min_gain"] == 0.0
+    assert untrained["tta_choice"]["min_gain"]["flip"] == MIN_GAIN and choice["min_gain"]["flip"] == 0.0
 
 
 def test_the_judged_logits_are_those_of_the_chosen_policy():
     x, y = symmetric_noisy()
-    choice, logits = judge_flip(HalfReader(), x, y, CPU, channels_last=False)
+    choice, logits = judge(HalfReader(), x, y, CPU, channels_last=False)
     assert choice["policy"] == "flip"
     assert torch.allclose(logits, tta_logits(HalfReader(), x, CPU, "flip", channels_last=False))
-    choice, logits = judge_flip(HalfReader(), x, y, CPU, channels_last=False, min_gain=1.0)
+    choice, logits = judge(HalfReader(), x, y, CPU, channels_last=False, min_gain=1.0)
     assert choice["policy"] == "none"
     assert torch.allclose(logits, tta_logits(HalfReader(), x, CPU, "none", channels_last=False))
+
+
+class WindowReader(nn.Module):
+    """Logits from the mean of a 4x4 window left of the centre (of a 12x12 image): a small window,
+    so averaging it over shifted and mirrored views reads more of a noisy image."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        m = x[..., 4:8, 2:6].float().mean(dim=(1, 2, 3)) - 128.0
+        return torch.stack([-m, m], dim=1) * 0.05
+
+
+def test_shifted_views_match_the_training_shift_and_keep_the_dtype():
+    x = torch.randint(1, 256, (64, 1, 6, 5), dtype=torch.uint8)
+    moved = shifted(x, 1, -2)
+    assert moved.dtype == torch.uint8
+    assert torch.equal(moved[..., 1:, :3], x[..., :5, 2:])
+    assert (moved[..., 0, :] == 0).all() and (moved[..., -2:] == 0).all()
+    # every randomly shifted training image is one of the nine views shifted() gives
+    out = random_shift(x.float(), 1, torch.Generator().manual_seed(0))
+    candidates = [shifted(x, dy, dx).float() for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
+    for sample, original_views in zip(out, zip(*candidates)):
+        assert any(torch.equal(sample, v) for v in original_views)
+    assert torch.equal(shifted(x, 6, 0), torch.zeros_like(x))
+
+
+def test_view_sets_and_their_average():
+    assert views("none") == [(False, 0, 0)]
+    both = views("flip+shift", 2)
+    assert len(set(both)) == 10 and {abs(dy) + abs(dx) for _, dy, dx in both} == {0, 2}
+    with pytest.raises(ValueError, match="unknown test-time augmentation"):
+        views("shift+rotate")
+    x, _ = symmetric_noisy(16)
+    model = WindowReader()
+    expected = torch.stack([model(shifted(x, dy, dx)) for dy, dx in ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1))]).mean(0)
+    assert torch.allclose(tta_logits(model, x, CPU, "shift", channels_last=False), expected, atol=1e-6)
+    rows, linear = torch.randn(5, 4), nn.Linear(4, 2)  # tables: one pass whatever the policy
+    with torch.no_grad():
+        assert torch.allclose(tta_logits(linear, rows, CPU, "flip+shift"), linear(rows))
+
+
+def test_shifted_views_are_judged_only_for_a_model_trained_with_shifts():
+    x, y = symmetric_noisy(600, seed=3)
+    x = torch.nn.functional.interpolate(x.float(), size=(12, 12)).to(torch.uint8)
+    without = choose_tta(WindowReader(), x, y, CPU, channels_last=False, flip_trained=True)
+    assert without["policy"] == "flip" and "shift" not in without["val_accuracy"]
+    trained = choose_tta(WindowReader(), x, y, CPU, channels_last=False, flip_trained=True, shift=1)
+    acc = trained["val_accuracy"]
+    assert acc["flip+shift"] > acc["flip"] > acc["none"]
+    assert trained["policy"] == "flip+shift" and trained["shift"] == 1
+    policy = inference_policy(WindowReader(), x, y, CPU, channels_last=False, flip_trained=True, shift=2)
+    assert policy["tta_shift"] == 2 and policy["tta_choice"]["shift"] == 2
+
+
+def test_a_run_trained_with_shifts_predicts_with_its_saved_shift(tmp_path):
+    import json
+
+    from conftest import quick_config
+    from neuroclass.errors import NeuroclassError
+    from neuroclass.run import train_run
+    from neuroclass.serving.predictor import Predictor
+
+    result = train_run(quick_config(tmp_path, model="cnn", **{"train.tta": "flip+shift", "augment.enabled": True,
+                                                               "augment.shift": 2, "augment.rotation": 0,
+                                                               "model.options.channels": "[8]",
+                                                               "model.options.hidden": 16}))
+    meta = json.loads((result.path / "model.json").read_text())
+    assert meta["tta"] == "flip+shift" and meta["tta_shift"] == 2
+    predictor = Predictor.from_run(result.path)
+    x = torch.randint(0, 256, (6, *meta["input_shape"]), dtype=torch.uint8)
+    model = predictor.model.eval()
+    with torch.inference_mode():
+        expected = torch.stack([model(shifted(v, dy, dx)) for v in (x, x.flip(-1))
+                                for dy, dx in ((0, 0), (2, 0), (-2, 0), (0, 2), (0, -2))]).mean(0)
+    assert torch.allclose(predictor.predict_logits_tensor(x), expected, atol=1e-5)
+    with pytest.raises(NeuroclassError, match="tta_shift"):
+        Predictor(predictor.model, {**meta, "tta_shift": 0})

@@ -1,9 +1,14 @@
-"""Test-time augmentation: average the logits of each image and its mirror image, where that helps.
+"""Test-time augmentation: average a model's logits over label-preserving views of each image.
 
-Mirroring is label-preserving for clothes, animals or scenes and label-breaking for digits or text,
-so the policy is chosen on the validation split at the end of training, like the temperature: flip
-is kept only when it raises validation accuracy without raising validation log loss. The chosen
-policy is saved in model.json ("tta") and used by every later prediction.
+Policies: "none" (one pass); "flip" (the image and its left-right mirror); "shift" (the image and
+copies moved by a few whole pixels up, down, left and right); "flip+shift" (each shifted view and
+its mirror). Mirroring keeps the class of clothes, animals or scenes and breaks that of digits or
+text; shifted views are views a model trained with random shifts has seen. So the policy is chosen
+on the validation split at the end of training, like the temperature: a view set is kept only
+where it raises validation accuracy (by MIN_GAIN unless the model trained with that augmentation)
+without raising validation log loss; shifts are judged only for models trained with shifts. The
+chosen policy is saved in model.json ("tta", and "tta_shift" for the pixels) and used by every
+later prediction.
 """
 from __future__ import annotations
 
@@ -13,90 +18,153 @@ from torch import nn
 
 from neuroclass.training.trainer import predict_logits
 
-POLICIES = ("none", "flip")
-# Smallest validation accuracy gain (absolute) that keeps flip: one example in a thousand, so that
-# noise on a small validation split does not double the inference cost for nothing.
+POLICIES = ("none", "flip", "shift", "flip+shift")
+# forward passes per image under each policy (what a time budget holds back for evaluation)
+PASSES = {"none": 1, "flip": 2, "shift": 5, "flip+shift": 10}
+# the shifted views, (rows, columns) in units of the shift: the image and its four neighbours
+SHIFTS = ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1))
+# Smallest validation accuracy gain (absolute) that keeps a view set the model did not train
+# with: one example in a thousand, so that noise on a small validation split does not multiply
+# the inference cost for nothing.
 MIN_GAIN = 0.001
 
 
-def tta_logits(model: nn.Module, x: torch.Tensor, device: torch.device, policy: str = "none",
-               batch_size: int = 256, channels_last: bool = True) -> torch.Tensor:
-    """Logits (N, K) under ``policy``: "none" is one pass; "flip" averages the logits of x and of x
-    mirrored left-right (images only), which keeps them logits, so a temperature still applies.
+def shifted(x: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
+    """Images (N, C, H, W) moved down by ``dy`` and right by ``dx`` whole pixels (negative: up,
+    left), the uncovered border 0, as augment.random_shift does in training; any dtype.
 
-    >>> tta_logits(model, x_test, torch.device("cpu"), "flip")  # doctest: +SKIP
+    >>> shifted(torch.arange(4).view(1, 1, 2, 2), 0, 1).flatten().tolist()
+    [0, 0, 0, 2]
+    """
+    h, w = x.shape[-2:]
+    out = torch.zeros_like(x)
+    if abs(dy) < h and abs(dx) < w:
+        out[..., max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = \
+            x[..., max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)]
+    return out
+
+
+def views(policy: str, shift: int = 1) -> list[tuple[bool, int, int]]:
+    """The (mirrored, rows, columns) views a policy averages.
+
+    >>> views("flip")
+    [(False, 0, 0), (True, 0, 0)]
     """
     if policy not in POLICIES:
         raise ValueError(f"unknown test-time augmentation {policy!r}; choose one of {POLICIES}")
-    logits = predict_logits(model, x, device, batch_size, channels_last)
-    if policy == "flip" and x.ndim == 4:
-        mirrored = predict_logits(model, x.flip(-1), device, batch_size, channels_last)  # (N, K)
-        logits = (logits + mirrored) / 2
-    return logits
+    moves = SHIFTS if "shift" in policy else SHIFTS[:1]
+    mirrors = (False, True) if "flip" in policy else (False,)
+    return [(m, dy * shift, dx * shift) for dy, dx in moves for m in mirrors]
 
 
-def judge_flip(model: nn.Module, x_val: torch.Tensor, y_val: torch.Tensor, device: torch.device,
-               batch_size: int = 256, channels_last: bool = True,
-               min_gain: float = MIN_GAIN) -> tuple[dict, torch.Tensor | None]:
-    """``choose_tta``'s choice and the validation logits (N, K) under the chosen policy (None where
-    there is nothing to judge), so that the temperature is fitted without another pass."""
+class ViewLogits:
+    """The logits of each view of ``x``, each computed once, and their averages per policy."""
+
+    def __init__(self, model: nn.Module, x: torch.Tensor, device: torch.device, batch_size: int = 256,
+                 channels_last: bool = True, shift: int = 1) -> None:
+        self.model, self.x, self.device = model, x, device
+        self.batch_size, self.channels_last, self.shift = batch_size, channels_last, shift
+        self.cache: dict[tuple[bool, int, int], torch.Tensor] = {}
+
+    def view(self, mirrored: bool, dy: int, dx: int) -> torch.Tensor:
+        key = (mirrored, dy, dx)
+        if key not in self.cache:
+            x = shifted(self.x, dy, dx) if (dy or dx) else self.x
+            self.cache[key] = predict_logits(self.model, x.flip(-1) if mirrored else x, self.device,
+                                             self.batch_size, self.channels_last)  # (N, K)
+        return self.cache[key]
+
+    def policy(self, name: str) -> torch.Tensor:
+        """Logits (N, K) averaged over the policy's views: still logits, so a temperature applies."""
+        chosen = views(name, self.shift) if self.x.ndim == 4 else views("none")
+        return torch.stack([self.view(*v) for v in chosen]).mean(dim=0)
+
+
+def tta_logits(model: nn.Module, x: torch.Tensor, device: torch.device, policy: str = "none",
+               batch_size: int = 256, channels_last: bool = True, shift: int = 1) -> torch.Tensor:
+    """Logits (N, K) under ``policy`` (images only; rows of a table get one pass), views shifted by
+    ``shift`` pixels.
+
+    >>> tta_logits(model, x_test, torch.device("cpu"), "flip")  # doctest: +SKIP
+    """
+    views(policy)  # an unknown policy fails here
+    return ViewLogits(model, x, device, batch_size, channels_last, shift).policy(policy)
+
+
+def judge(model: nn.Module, x_val: torch.Tensor, y_val: torch.Tensor, device: torch.device,
+          batch_size: int = 256, channels_last: bool = True, min_gain: float = MIN_GAIN,
+          flip_trained: bool = False, shift: int = 0) -> tuple[dict, torch.Tensor | None]:
+    """The chosen policy with what it was judged on, and the validation logits (N, K) under it
+    (None where there is nothing to judge), so that the temperature is fitted without another pass.
+
+    Candidates, cheapest first: "flip", then, for a model trained with shifts of ``shift`` > 0
+    pixels, "shift" and "flip+shift". Each replaces the best so far when it raises validation
+    accuracy by its margin (``min_gain``; 0 for a view the model trained with) and does not raise
+    log loss."""
     if x_val.ndim != 4 or len(y_val) == 0:
-        return {"policy": "none", "reason": "test-time flip applies to images with a validation split"}, None
-    plain = predict_logits(model, x_val, device, batch_size, channels_last)
-    mirrored = predict_logits(model, x_val.flip(-1), device, batch_size, channels_last)
-    flip = (plain + mirrored) / 2
-    acc_plain = float((plain.argmax(1) == y_val).float().mean())
-    acc_flip = float((flip.argmax(1) == y_val).float().mean())
-    loss_plain = float(F.cross_entropy(plain, y_val))
-    loss_flip = float(F.cross_entropy(flip, y_val))
-    keep = acc_flip >= acc_plain + min_gain and loss_flip <= loss_plain
-    choice = {"policy": "flip" if keep else "none",
-              "val_accuracy_plain": acc_plain, "val_accuracy_flip": acc_flip,
-              "val_log_loss_plain": loss_plain, "val_log_loss_flip": loss_flip, "min_gain": min_gain,
-              "reason": (f"validation accuracy {acc_plain:.4f} plain, {acc_flip:.4f} with flip; "
-                         f"log loss {loss_plain:.4f} plain, {loss_flip:.4f} with flip")}
-    return choice, flip if keep else plain
+        return {"policy": "none", "reason": "test-time augmentation applies to images with a validation split"}, None
+    logits = ViewLogits(model, x_val, device, batch_size, channels_last, max(shift, 1))
+    candidates = ["flip"] + (["shift", "flip+shift"] if shift > 0 else [])
+    margins = {"flip": 0.0 if flip_trained else min_gain, "shift": 0.0,
+               "flip+shift": 0.0 if flip_trained else min_gain}
+    scores = {}
+    for name in ["none"] + candidates:
+        out = logits.policy(name)
+        scores[name] = (float((out.argmax(1) == y_val).float().mean()), float(F.cross_entropy(out, y_val)))
+    best = "none"
+    for name in candidates:
+        (acc, loss), (best_acc, best_loss) = scores[name], scores[best]
+        if acc >= best_acc + margins[name] and loss <= best_loss:
+            best = name
+    choice = {"policy": best, "val_accuracy": {k: v[0] for k, v in scores.items()},
+              "val_log_loss": {k: v[1] for k, v in scores.items()},
+              "min_gain": {k: margins[k] for k in candidates}, "shift": shift,
+              "reason": "; ".join(f"{k}: validation accuracy {a:.4f}, log loss {l:.4f}"
+                                  for k, (a, l) in scores.items())}
+    return choice, logits.policy(best)
 
 
 def choose_tta(model: nn.Module, x_val: torch.Tensor, y_val: torch.Tensor, device: torch.device,
-               batch_size: int = 256, channels_last: bool = True, min_gain: float = MIN_GAIN) -> dict:
-    """The policy for this model and data, judged on the validation split: "flip" when it raises
-    accuracy by at least ``min_gain`` and does not raise log loss, else "none" (always "none" for
-    tables).
+               batch_size: int = 256, channels_last: bool = True, min_gain: float = MIN_GAIN,
+               flip_trained: bool = False, shift: int = 0) -> dict:
+    """The policy for this model and data, judged on the validation split (``judge``); always
+    "none" for tables.
 
     >>> choose_tta(model, splits.val.x, splits.val.y, torch.device("cpu"))["policy"]  # doctest: +SKIP
     'flip'
     """
-    return judge_flip(model, x_val, y_val, device, batch_size, channels_last, min_gain)[0]
+    return judge(model, x_val, y_val, device, batch_size, channels_last, min_gain, flip_trained, shift)[0]
 
 
 def inference_policy(model: nn.Module, x_val: torch.Tensor | None, y_val: torch.Tensor | None,
                      device: torch.device, tta: str = "auto", batch_size: int = 256,
-                     channels_last: bool = True, flip_trained: bool = False) -> dict:
+                     channels_last: bool = True, flip_trained: bool = False, shift: int = 0) -> dict:
     """How the trained model will predict, judged on the validation split: the test-time
-    augmentation ("auto" chooses with ``choose_tta``) and then the guarded temperature fitted on the
-    logits of that policy. Returns {"tta", "temperature", "tta_choice"}.
+    augmentation ("auto" chooses with ``judge``) and then the guarded temperature fitted on the
+    logits of that policy. Returns {"tta", "tta_shift", "temperature", "tta_choice"}.
 
     ``flip_trained``: the model learnt from mirrored images, so the mirror is a view it knows and
-    "auto" keeps the flip without the MIN_GAIN margin (still not where it lowers validation
-    accuracy or raises log loss).
+    "auto" keeps it without the MIN_GAIN margin (still not where it lowers validation accuracy or
+    raises log loss). ``shift``: the pixels of the random shifts it learnt from (0: none), which
+    makes "auto" judge shifted views too, moved by as many pixels; a policy set by the user shifts
+    by max(shift, 1).
 
     >>> inference_policy(model, splits.val.x, splits.val.y, torch.device("cpu"))  # doctest: +SKIP
-    {'tta': 'flip', 'temperature': 1.12, 'tta_choice': {...}}
+    {'tta': 'flip', 'tta_shift': 1, 'temperature': 1.12, 'tta_choice': {...}}
     """
     from neuroclass.evaluation.calibrate import calibrate
 
+    pixels = max(shift, 1)
     if x_val is None or y_val is None or len(y_val) == 0:
         policy = tta if tta in POLICIES else "none"
-        return {"tta": policy, "temperature": 1.0, "tta_choice": {"policy": policy,
-                                                                 "reason": "no validation split"}}
-    logits = None
+        return {"tta": policy, "tta_shift": pixels, "temperature": 1.0,
+                "tta_choice": {"policy": policy, "reason": "no validation split"}}
     if tta == "auto":
-        choice, logits = judge_flip(model, x_val, y_val, device, batch_size, channels_last,
-                                    0.0 if flip_trained else MIN_GAIN)
+        choice, logits = judge(model, x_val, y_val, device, batch_size, channels_last,
+                               flip_trained=flip_trained, shift=shift)
     else:
-        choice = {"policy": tta, "reason": "set by train.tta"}
+        choice, logits = {"policy": tta, "reason": "set by train.tta"}, None
     if logits is None:
-        logits = tta_logits(model, x_val, device, choice["policy"], batch_size, channels_last)
-    return {"tta": choice["policy"], "temperature": float(calibrate(logits, y_val)["temperature"]),
-            "tta_choice": choice}
+        logits = tta_logits(model, x_val, device, choice["policy"], batch_size, channels_last, pixels)
+    return {"tta": choice["policy"], "tta_shift": pixels,
+            "temperature": float(calibrate(logits, y_val)["temperature"]), "tta_choice": choice}

@@ -50,6 +50,10 @@ class Predictor:
         if self.tta not in POLICIES:
             raise NeuroclassError(f"model.json: tta must be one of {', '.join(POLICIES)}. "
                                   f"Got {self.tta!r} instead.")
+        self.tta_shift = meta.get("tta_shift", 1)  # pixels the "shift" policies move each view by
+        if isinstance(self.tta_shift, bool) or not isinstance(self.tta_shift, int) or self.tta_shift < 1:
+            raise NeuroclassError(f"model.json: tta_shift must be a whole number of pixels >= 1. "
+                                  f"Got {self.tta_shift!r} instead.")
         if not np.isfinite(self.temperature) or self.temperature <= 0:
             raise NeuroclassError(f"model.json: temperature must be a number > 0. "
                                   f"Got {meta.get('temperature')!r} instead.")
@@ -107,7 +111,7 @@ class Predictor:
     def predict_logits_tensor(self, x: torch.Tensor) -> torch.Tensor:
         """Logits (N, K), float32 on the CPU, under the run's test-time augmentation, before the
         temperature."""
-        return tta_logits(self.model, x, self.device, self.tta)
+        return tta_logits(self.model, x, self.device, self.tta, shift=self.tta_shift)
 
     def probabilities(self, logits: torch.Tensor) -> np.ndarray:
         """softmax(logits / temperature) as float32 (N, K): the probabilities every command reports.
