@@ -84,7 +84,8 @@ def main(argv=None) -> None:
     cfg = opts.config
     print(machine_summary())
     print(f"data: fashion-mnist (official test split) | model {cfg.model.name} | optim {cfg.optim.name} "
-          f"{cfg.optim.schedule} lr {cfg.optim.lr:g} | seeds {','.join(map(str, opts.seeds))} | threads {cfg.train.threads or 'default'}"
+          f"{cfg.optim.schedule} lr {cfg.optim.lr:g} | seeds {','.join(map(str, opts.seeds))} "
+          f"| threads {cfg.train.threads or 'default'}"
           + settings_note(opts.overrides, opts.quick))
     rows = []
     with tempfile.TemporaryDirectory(prefix="nc-budget-") as out:

@@ -135,23 +135,21 @@ def train_run(cfg: Config, command: str = "") -> RunResult:
     tuning = prepare_fine_tuning(model, cfg, dataset.input_shape, dataset.classes)
     final, partial = new_folder(cfg)
     try:
-        trainer = Trainer(cfg.train, cfg.optim, cfg.augment, device, deadline=deadline,
+        trainer = Trainer(cfg.train, cfg.optim, cfg.augment, device, deadline=deadline, callbacks=tuning.callbacks,
                           reserve_examples=reserve_examples(splits, cfg.train.tta, trained_shift(cfg)),
-                          callbacks=tuning.callbacks,
                           lr_scales=tuning.lr_scales)
         state = trainer.fit(model, splits.train, splits.val)
         val_x, val_y = (splits.val.x, splits.val.y) if splits.val is not None else (None, None)
         policy = inference_policy(model, val_x, val_y, device, cfg.train.tta, cfg.train.eval_batch_size,
                                   cfg.train.channels_last, flip_trained=cfg.augment.enabled and cfg.augment.flip,
                                   shift=trained_shift(cfg))
-        temperature = policy["temperature"]
         eval_start = time.perf_counter()
         logits = tta_logits(model, splits.test.x, device, policy["tta"], cfg.train.eval_batch_size,
                             cfg.train.channels_last, policy["tta_shift"])
         eval_seconds = time.perf_counter() - eval_start
         # the probabilities `predict` gives (Predictor.probabilities): test-time augmentation and
         # temperature as chosen on the validation split
-        proba = torch.softmax(logits / temperature, dim=1).numpy()
+        proba = torch.softmax(logits / policy["temperature"], dim=1).numpy()
         metrics = classification_metrics(splits.test.y.numpy(), proba, dataset.classes)
         timing = {"train_seconds": state.train_seconds, "epochs": state.epoch,
                   "train_images_per_second": state.samples_seen / max(1e-9, state.train_seconds),
@@ -161,7 +159,7 @@ def train_run(cfg: Config, command: str = "") -> RunResult:
         meta = model_metadata(cfg.model, resolved_options(cfg.model.name, sized_options(cfg.model)),
                               dataset.input_shape, dataset.classes, dataset.kind,
                               {k: v for k, v in dataset.preprocessing.items() if k in MODEL_INPUT_KEYS},
-                              temperature)
+                              policy["temperature"])
         meta["tta"], meta["tta_shift"] = policy["tta"], policy["tta_shift"]
         env = environment(device, threads, cfg.train.seed, dataset.content_hash())
         env["command"] = command
