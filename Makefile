@@ -26,10 +26,13 @@ data: install
 demo: data
 	$(BIN)/neuroclass train fashion-mnist
 
+# lint-imports checks the import layers (pyproject.toml, [tool.importlinter])
 test: install
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest -q
 
 test-fast: install
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest -q -m "not slow"
 
 clean:

@@ -16,7 +16,7 @@ import torch
 from bench_table import format_table, machine_summary, settings_note
 from neuroclass.config import ModelConfig
 from neuroclass.device import set_threads
-from neuroclass.evaluation.throughput import (count_flops, matmul_peak_gflops, measure_inference,
+from neuroclass.training.throughput import (count_flops, matmul_peak_gflops, measure_inference,
                                               measure_training)
 from neuroclass.models import MODELS, create
 from neuroclass.training.trainer import DEFAULT_BATCH

@@ -30,7 +30,7 @@ from torch import nn
 import keras_env
 from bench_table import fmt_percent, fmt_seconds, format_table, machine_summary, settings_note
 from neuroclass import data as data_mod
-from neuroclass.artifacts import normalization_stats
+from neuroclass.data.normalization import normalization_stats
 from neuroclass.config import DataConfig, load_config
 from neuroclass.data.download import find_local
 from neuroclass.device import pick_device, set_threads

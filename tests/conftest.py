@@ -37,11 +37,11 @@ def quick_config(tmp_path, source="blocks:n=240,size=16", model="mlp", **extra):
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory):
     """One finished run folder on blocks (colour task), shared by predict/evaluate tests."""
-    from neuroclass.run import train_run
+    from neuroclass.pipeline import train as train_run
 
     out = tmp_path_factory.mktemp("shared-run")
     cfg = load_config(overrides=["data.source=blocks:n=400,size=16", "model.name=cnn",
                                  "model.options.channels=[8,16]", "model.options.convs_per_stage=1",
                                  "model.options.hidden=32", f"out={out}", "train.epochs=6",
                                  "train.quiet=true", "train.batch_size=32"])
-    return train_run(cfg)
+    return train_run(cfg, report=False)

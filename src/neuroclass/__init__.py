@@ -9,14 +9,16 @@ from __future__ import annotations
 import importlib
 
 __version__ = "0.1.0"
-__all__ = ["NeuralClassifier", "NeuroclassError", "Predictor", "RunResult", "load_config",
-           "load_run", "train"]
+__all__ = ["InferencePolicy", "NeuralClassifier", "NeuroclassError", "Predictor", "RunFolder", "RunResult",
+           "load_config", "load_run", "train"]
 
 _PUBLIC = {
     "NeuralClassifier": "neuroclass.estimator",
     "NeuroclassError": "neuroclass.errors",
-    "Predictor": "neuroclass.serving.predictor",
-    "RunResult": "neuroclass.run",
+    "InferencePolicy": "neuroclass.inference",
+    "Predictor": "neuroclass.inference",
+    "RunFolder": "neuroclass.runs",
+    "RunResult": "neuroclass.pipeline",
     "load_config": "neuroclass.config",
     "load_run": "neuroclass.api",
     "train": "neuroclass.api",

@@ -1,11 +1,17 @@
-"""The Python API that mirrors the CLI: ``train(...)`` and ``load_run(path)``."""
+"""The Python API that mirrors the CLI: ``train(...)`` and ``load_run(path)``.
+
+``train`` runs the same pipeline as ``neuroclass train`` and leaves the same run folder, report
+included (``report=False`` skips it).
+"""
 from __future__ import annotations
 
 from pathlib import Path
 
 from neuroclass.config import Config, load_config
-from neuroclass.run import RunResult, train_run
-from neuroclass.serving.predictor import Predictor
+from neuroclass.inference import Predictor
+from neuroclass.pipeline import RunResult
+from neuroclass.pipeline import train as train_pipeline
+from neuroclass.training.callbacks import Callback
 
 
 def build_config(data: str | None = None, model: str | None = None, epochs: int | None = None,
@@ -39,15 +45,19 @@ def train(data: str, model: str | None = None, epochs: int | None = None,
           time_budget: str | float | None = None, seed: int | None = None,
           config: str | Path | None = None, overrides: list[str] | None = None,
           out: str | Path | None = None, label_column: str | None = None,
-          quiet: bool | None = None) -> RunResult:
-    """Train a classifier like ``neuroclass train`` and return the run (path, metrics, history).
+          quiet: bool | None = None, report: bool = True,
+          callbacks: list[Callback] | None = None) -> RunResult:
+    """Train a classifier like ``neuroclass train`` and return the run (path, metrics, history,
+    timing, report path). ``callbacks``: training callbacks (e.g. a progress display).
+
+    Raises NeuroclassError (a ValueError) for a bad option or bad data; nothing is written then.
 
     >>> result = neuroclass.train("digits", model="mlp", epochs=10)  # doctest: +SKIP
     >>> result.metrics["accuracy"]  # doctest: +SKIP
     0.97...
     """
     cfg = build_config(data, model, epochs, time_budget, seed, config, overrides, out, label_column, quiet)
-    return train_run(cfg, command=f"neuroclass.train({data!r})")
+    return train_pipeline(cfg, callbacks=callbacks or (), command=f"neuroclass.train({data!r})", report=report)
 
 
 def load_run(path: str | Path, device: str = "auto") -> Predictor:

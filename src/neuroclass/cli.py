@@ -119,12 +119,12 @@ def _parser() -> argparse.ArgumentParser:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from neuroclass.api import build_config
-    from neuroclass.run import train_run
+    from neuroclass.pipeline import train
 
     overrides = (["train.compile=true"] if args.compile else []) + _transfer_overrides(args) + args.set
     cfg = build_config(args.data, args.model, args.epochs, args.time_budget, args.seed, args.config,
                        overrides, args.out, args.label_column, True if args.quiet else None)
-    result = train_run(cfg, command="neuroclass " + shlex.join(args.argv))
+    result = train(cfg, command="neuroclass " + shlex.join(args.argv), report=not args.no_report)
     t = result.timing
     print(f"test accuracy {result.metrics['accuracy']:.4f}  macro F1 {result.metrics['macro_f1']:.4f}  "
           f"({t['epochs']} epochs, {t['train_seconds']:.1f}s training, "
@@ -132,8 +132,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if t["stop_reason"]:
         print(f"stopped: {t['stop_reason']}")
     print(f"run folder: {result.path}")
-    if not args.no_report:
-        _report_after(result.path)
+    if result.report is not None:
+        print(f"report: {result.report}")
     return 0
 
 
@@ -188,7 +188,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from neuroclass.serving.predictor import Predictor, format_predictions
+    from neuroclass.inference import Predictor, format_predictions
 
     if args.top_k < 1:
         raise NeuroclassError(f"--top-k must be >= 1. Got {args.top_k} instead.")
@@ -205,7 +205,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from neuroclass.api import build_config
     from neuroclass.config import parse_duration
-    from neuroclass.evaluation.bench import format_bench, run_bench
+    from neuroclass.bench import format_bench, run_bench
 
     if args.target is not None and not 0 < args.target <= 1:
         raise NeuroclassError(f"--target must be an accuracy in (0, 1], e.g. 0.91. Got {args.target} instead.")

@@ -13,7 +13,6 @@ import dataclasses
 import operator
 import os
 import re
-import tempfile
 import types
 import typing
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from typing import Any, Optional
 import yaml
 
 from neuroclass.errors import NeuroclassError
+from neuroclass.io import write_text_atomic
 from neuroclass.registry import did_you_mean
 
 
@@ -120,7 +120,7 @@ class TrainConfig:
     channels_last: bool = True
     compile: bool = False  # torch.compile the model for training (pays off only on long runs)
     eval_batch_size: int = field(default=256, metadata=rule(gt=0))
-    # test-time augmentation for every prediction of the trained model (evaluation/tta.py): "auto"
+    # test-time augmentation for every prediction of the trained model (inference/views.py): "auto"
     # keeps the mirror-image average only where it raises validation accuracy (clothes yes, digits
     # no), and for a model trained with random shifts judges shifted views too (5x / 10x passes)
     tta: str = field(default="auto", metadata=rule(choices=("auto", "none", "flip", "shift", "flip+shift")))
@@ -298,22 +298,3 @@ def to_dict(cfg: Config) -> dict:
 
 def save_config(cfg: Config, path: str | os.PathLike) -> None:
     write_text_atomic(path, yaml.safe_dump(to_dict(cfg), sort_keys=False))
-
-
-def write_text_atomic(path: str | os.PathLike, text: str) -> None:
-    """Write to a temp file in the same folder, fsync, then rename over ``path``."""
-    write_bytes_atomic(path, text.encode())
-
-
-def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -8,22 +8,15 @@
 """
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
-from neuroclass.artifacts import normalization_stats
 from neuroclass.config import load_config
 from neuroclass.data.arrays import features_to_float, from_arrays, images_to_uint8
-from neuroclass.data.split import split
-from neuroclass.device import pick_device
 from neuroclass.errors import NeuroclassError
-from neuroclass.models import create
-from neuroclass.run import seed_everything
-from neuroclass.training.trainer import Trainer, predict_logits
+from neuroclass.pipeline import train_in_memory
 
 
 class NeuralClassifier(ClassifierMixin, BaseEstimator):
@@ -69,26 +62,21 @@ class NeuralClassifier(ClassifierMixin, BaseEstimator):
                       "quiet": not self.verbose}})
 
     def fit(self, X, y) -> "NeuralClassifier":
-        """Train on (X, y); a ``val_fraction`` of it is held out for validation and early stopping."""
+        """Train on (X, y) through the same pipeline as ``neuroclass train`` (no run folder); a
+        ``val_fraction`` of it is held out for validation, early stopping, and the choice of the
+        temperature and test-time views that ``predict_proba`` then applies."""
         X, y = np.asarray(X), np.asarray(y)
         is_image = X.ndim in (3, 4)
         cfg = self._config(is_image)
-        seed_everything(cfg.train.seed)
         dataset = from_arrays(X, y, name="arrays", source="X")
+        trained = train_in_memory(cfg, dataset)
         self.classes_ = np.unique(y)
         self.input_shape_ = dataset.input_shape
         self.is_image_ = is_image
         if not is_image:
             self.n_features_in_ = X.shape[1]
-        parts = split(dataset, cfg.data.val_fraction, 0.0, cfg.train.seed)
-        train, val = parts.train, parts.val
-        mean, std = normalization_stats(train.x)
-        model = create(cfg.model, dataset.input_shape, len(self.classes_), mean, std)
-        self.device_ = pick_device(cfg.train.device)
-        deadline = time.perf_counter() + cfg.train.time_budget if cfg.train.time_budget else None
-        trainer = Trainer(cfg.train, cfg.optim, cfg.augment, self.device_, deadline=deadline)
-        state = trainer.fit(model, train, val)
-        self.model_, self.history_ = model, state.history
+        self.predictor_, self.history_ = trained.predictor, trained.history
+        self.model_ = trained.predictor.model
         return self
 
     def _inputs(self, X) -> torch.Tensor:
@@ -101,9 +89,10 @@ class NeuralClassifier(ClassifierMixin, BaseEstimator):
         return t
 
     def predict_proba(self, X) -> np.ndarray:
+        """Probabilities (N, K) in the order of ``classes_``: exactly those of ``Predictor`` for
+        the same weights (test-time views and temperature included)."""
         x = self._inputs(X)  # checks fitted first
-        logits = predict_logits(self.model_, x, self.device_)
-        return torch.softmax(logits, dim=1).numpy()
+        return self.predictor_.predict_proba_tensor(x)
 
     def predict(self, X) -> np.ndarray:
         proba = self.predict_proba(X)  # checks fitted first

@@ -109,7 +109,7 @@ def test_time_budget_stops_before_a_step_that_would_cross_the_deadline():
 def test_a_fixed_size_or_fixed_epochs_under_a_budget_still_get_flips():
     import time
 
-    from neuroclass.artifacts import normalization_stats
+    from neuroclass.data.normalization import normalization_stats
 
     data = splits_of(bars(200, False))
     mean, std = normalization_stats(data.train.x)

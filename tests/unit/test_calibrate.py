@@ -3,7 +3,7 @@ import pytest
 import torch
 from sklearn import metrics as skm
 
-from neuroclass.evaluation.calibrate import (abstention_curve, calibrate, expected_calibration_error,
+from neuroclass.inference.calibrate import (abstention_curve, calibrate, expected_calibration_error,
                                              fit_temperature, guarded_temperature, reliability_curve,
                                              softmax_with_temperature)
 

@@ -6,7 +6,8 @@ from neuroclass.config import AugmentConfig, ModelConfig, OptimConfig, TrainConf
 from neuroclass.data.blocks import make_blocks
 from neuroclass.models import create
 from neuroclass.training.ema import WeightAverage, ema_decay
-from neuroclass.training.trainer import Trainer, predict_logits
+from neuroclass.inference import predict_logits
+from neuroclass.training.trainer import Trainer
 
 
 def filled(module: nn.Module, value: float) -> nn.Module:

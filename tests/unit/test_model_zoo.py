@@ -6,14 +6,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from neuroclass.artifacts import load_model, model_metadata, save_model
+from neuroclass.runs import load_model, model_metadata, save_model
 from neuroclass.config import AugmentConfig, ModelConfig, OptimConfig, TrainConfig
 from neuroclass.data.blocks import make_blocks
 from neuroclass.errors import NeuroclassError
 from neuroclass.models import create, resolved_options
 from neuroclass.models.capsnet import CapsNet, squash
 from neuroclass.models.resnet import BasicBlock, Bottleneck
-from neuroclass.training.trainer import Trainer, cross_entropy, loss_function, predict_logits
+from neuroclass.inference import predict_logits
+from neuroclass.training.trainer import Trainer, cross_entropy, loss_function
 
 TINY_CAPS = {"conv_channels": 4, "primary_maps": 2, "primary_dim": 4, "class_dim": 4}
 

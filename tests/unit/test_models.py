@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from neuroclass.artifacts import load_model, model_metadata, save_model
+from neuroclass.runs import load_model, model_metadata, save_model
 from neuroclass.config import ModelConfig
 from neuroclass.models import MODELS, create, resolved_options
 

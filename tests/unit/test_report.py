@@ -13,8 +13,8 @@ from conftest import quick_config
 from neuroclass.config import DataConfig
 from neuroclass.data import load
 from neuroclass.evaluation.report import report_path, try_write_report, write_report
-from neuroclass.run import train_run
-from neuroclass.serving.predictor import Predictor
+from neuroclass.pipeline import train as train_run
+from neuroclass.inference import Predictor
 
 SECTION_IDS = ["summary", "data", "training", "metrics", "confusion", "mistakes", "calibration",
                "abstention", "robustness", "doctor", "reproduce"]
@@ -24,7 +24,7 @@ SECTION_IDS = ["summary", "data", "training", "metrics", "confusion", "mistakes"
 def imperfect_run(tmp_path_factory):
     """A run that makes mistakes (shape task, tiny MLP, 3 epochs), so every metric is informative."""
     cfg = quick_config(tmp_path_factory.mktemp("imperfect"), source="blocks:n=300,size=16,task=shape")
-    return train_run(cfg).path
+    return train_run(cfg, report=False).path
 
 
 @pytest.fixture(scope="module")
@@ -137,7 +137,7 @@ def test_table_run_without_validation_split(tmp_path):
     x = rng.normal(size=(240, 5)).astype(np.float32)
     np.savez(tmp_path / "rows.npz", x=x, y=(x[:, 0] + x[:, 1] > 0).astype(np.int64))
     cfg = quick_config(tmp_path, source=str(tmp_path / "rows.npz"), **{"data.val_fraction": 0})
-    run = train_run(cfg).path
+    run = train_run(cfg, report=False).path
     html = write_report(run)
     report = json.loads(html.with_suffix(".json").read_text())
     assert report["summary"]["kind"] == "table" and html == run / "report.html"

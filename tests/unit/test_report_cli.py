@@ -9,7 +9,7 @@ from PIL import Image
 
 from neuroclass.cli import main
 from neuroclass.data.blocks import make_blocks
-from neuroclass.serving.predictor import NOT_SURE, Predictor
+from neuroclass.inference import NOT_SURE, Predictor
 
 
 @pytest.fixture

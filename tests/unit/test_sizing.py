@@ -9,8 +9,9 @@ import yaml
 
 from neuroclass.config import ModelConfig, load_config
 from neuroclass.errors import NeuroclassError
-from neuroclass.models import MODELS, create, sizing
-from neuroclass.run import train_run
+from neuroclass.models import MODELS, create
+from neuroclass.training import sizing
+from neuroclass.pipeline import train as train_run
 
 
 def test_size_preset_lies_under_the_users_options():
@@ -94,7 +95,7 @@ def test_families_without_sizes_are_left_alone():
 def test_time_budget_run_records_and_reproduces_its_size(tmp_path):
     cfg = load_config(overrides=["data.source=blocks:n=600,size=16", "model.name=cnn",
                                  f"out={tmp_path / 'runs'}", "train.quiet=true", "train.time_budget=6s"])
-    result = train_run(cfg)
+    result = train_run(cfg, report=False)
     timing = json.loads((result.path / "timing.json").read_text())
     record = timing["model_size"]
     assert record["size"] in {s for s, _ in MODELS.get("cnn").sizes}
@@ -109,7 +110,7 @@ def test_time_budget_run_records_and_reproduces_its_size(tmp_path):
 def test_without_a_budget_auto_means_the_defaults(tmp_path):
     cfg = load_config(overrides=["data.source=blocks:n=200,size=16", "model.name=cnn", "train.epochs=1",
                                  f"out={tmp_path / 'runs'}", "train.quiet=true"])
-    result = train_run(cfg)
+    result = train_run(cfg, report=False)
     assert json.loads((result.path / "timing.json").read_text())["model_size"] is None
     assert json.loads((result.path / "model.json").read_text())["options"]["channels"] == [16, 32, 64]
 
@@ -117,6 +118,6 @@ def test_without_a_budget_auto_means_the_defaults(tmp_path):
 def test_an_epoch_count_leaves_the_size_to_the_defaults(tmp_path):
     cfg = load_config(overrides=["data.source=blocks:n=200,size=16", "model.name=cnn", "train.epochs=1",
                                  "train.time_budget=30s", f"out={tmp_path / 'runs'}", "train.quiet=true"])
-    result = train_run(cfg)
+    result = train_run(cfg, report=False)
     assert json.loads((result.path / "timing.json").read_text())["model_size"] is None
     assert json.loads((result.path / "model.json").read_text())["options"]["channels"] == [16, 32, 64]

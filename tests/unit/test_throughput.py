@@ -1,4 +1,4 @@
-"""neuroclass.evaluation.throughput: FLOP counting and the speed measurements on tiny models."""
+"""neuroclass.training.throughput: FLOP counting and the speed measurements on tiny models."""
 from __future__ import annotations
 
 import time
@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from neuroclass.config import ModelConfig
-from neuroclass.evaluation.throughput import (count_flops, matmul_peak_gflops, measure_inference,
+from neuroclass.training.throughput import (count_flops, matmul_peak_gflops, measure_inference,
                                               measure_training)
 from neuroclass.models import create
 

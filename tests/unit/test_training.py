@@ -10,7 +10,8 @@ from neuroclass.errors import NeuroclassError
 from neuroclass.models import create
 from neuroclass.training.callbacks import should_stop_early
 from neuroclass.training.optim import lr_factor, make_optimizer
-from neuroclass.training.trainer import Trainer, predict_logits
+from neuroclass.inference import predict_logits
+from neuroclass.training.trainer import Trainer
 
 
 def mlp_for(ds, hidden=(32,)):

@@ -14,10 +14,9 @@ from neuroclass.config import AugmentConfig, ModelConfig, OptimConfig, TrainConf
 from neuroclass.data.blocks import make_blocks
 from neuroclass.errors import NeuroclassError
 from neuroclass.models import create
-from neuroclass.models.transfer import (find_head, load_from_run, load_pretrained, load_weights_file,
-                                        model_from_run, pretrained_location, split_backbone_head)
+from neuroclass.models.transfer import (find_head, load_pretrained, load_weights_file, pretrained_location, split_backbone_head)
 from neuroclass.training.callbacks import Callback
-from neuroclass.training.finetune import FineTune, layer_lr_scales, transfer_source
+from neuroclass.training.finetune import FineTune, load_from_run, model_from_run, layer_lr_scales, transfer_source
 from neuroclass.training.optim import make_optimizer, set_lr
 from neuroclass.training.trainer import Trainer
 
@@ -234,7 +233,7 @@ def test_cli_from_run_with_freeze_and_weights(trained_run, tmp_path, capsys):
     args = ["blocks:n=96,size=16,task=shape,seed=3", "--epochs", "1", "--quiet",
             "--set", "train.batch_size=32"]
     assert main(["train", *args, "--from", str(source), "--freeze", "--out", str(tmp_path / "a")]) == 0
-    from neuroclass.artifacts import load_model
+    from neuroclass.runs import load_model
 
     run = next((tmp_path / "a").iterdir())
     new, meta = load_model(run)

@@ -3,7 +3,13 @@ import torch
 from torch import nn
 
 from neuroclass.data.augment import random_shift
-from neuroclass.evaluation.tta import MIN_GAIN, choose_tta, inference_policy, judge, shifted, tta_logits, views
+from neuroclass.inference.policy import InferencePolicy, choose_policy
+from neuroclass.inference.views import MIN_GAIN, judge, shifted, tta_logits, views
+
+
+def choose_tta(*args, **kwargs) -> dict:
+    """The policy ``judge`` chooses, with what it was judged on."""
+    return judge(*args, **kwargs)[0]
 
 CPU = torch.device("cpu")
 
@@ -85,21 +91,21 @@ def test_a_run_saves_its_policy_and_predict_uses_it(tmp_path):
     import json
 
     from conftest import quick_config
-    from neuroclass.run import train_run
-    from neuroclass.serving.predictor import Predictor
+    from neuroclass.pipeline import train as train_run
+    from neuroclass.inference import Predictor
 
     result = train_run(quick_config(tmp_path, model="cnn", **{"train.tta": "flip",
                                                                "model.options.channels": "[8]",
-                                                               "model.options.hidden": 16}))
+                                                               "model.options.hidden": 16}), report=False)
     meta = json.loads((result.path / "model.json").read_text())
-    assert meta["tta"] == "flip"
+    assert meta["inference"]["tta"] == "flip"
     predictor = Predictor.from_run(result.path)
     x = torch.randint(0, 256, (6, *meta["input_shape"]), dtype=torch.uint8)
     model = predictor.model.eval()
     with torch.inference_mode():
         expected = (model(x) + model(x.flip(-1))) / 2
     assert torch.allclose(predictor.predict_logits_tensor(x), expected, atol=1e-5)
-    expected_proba = torch.softmax(expected / meta["temperature"], dim=1).numpy()
+    expected_proba = torch.softmax(expected / meta["inference"]["temperature"], dim=1).numpy()
     assert abs(predictor.predict_proba_tensor(x) - expected_proba).max() < 1e-5
 
 
@@ -107,8 +113,8 @@ def test_auto_policy_is_recorded_for_a_default_run(trained_run):
     import json
 
     meta = json.loads((trained_run.path / "model.json").read_text())
-    assert meta["tta"] in ("none", "flip", "shift", "flip+shift")  # chosen on validation, never missing
-    assert meta["tta_shift"] >= 1
+    policy = InferencePolicy.from_dict(meta["inference"])  # chosen on validation, never missing
+    assert policy.tta in ("none", "flip", "shift", "flip+shift") and policy.tta_shift >= 1
 
 
 def test_a_model_trained_with_flips_keeps_the_flip_without_the_margin():
@@ -117,13 +123,13 @@ def test_a_model_trained_with_flips_keeps_the_flip_without_the_margin():
     x, y = symmetric_noisy(400, seed=2)
     x = (x.float() - 128 + 60 * (2 * y.float() - 1).view(-1, 1, 1, 1) + 128).clamp(0, 255).to(torch.uint8)
     model = nn.Sequential(HalfReader(), Scale(0.05))  # margins of a few logits: a finite log loss
-    untrained = inference_policy(model, x, y, CPU, channels_last=False)
-    trained = inference_policy(model, x, y, CPU, channels_last=False, flip_trained=True)
-    choice = trained["tta_choice"]
+    untrained, untrained_record, _ = choose_policy(model, x, y, CPU, channels_last=False)
+    trained, record, _ = choose_policy(model, x, y, CPU, channels_last=False, flip_trained=True)
+    choice = record["tta"]
     assert choice["val_accuracy"]["none"] == choice["val_accuracy"]["flip"] == 1.0
     assert choice["val_log_loss"]["flip"] < choice["val_log_loss"]["none"]
-    assert untrained["tta"] == "none" and trained["tta"] == "flip"
-    assert untrained["tta_choice"]["min_gain"]["flip"] == MIN_GAIN and choice["min_gain"]["flip"] == 0.0
+    assert untrained.tta == "none" and trained.tta == "flip"
+    assert untrained_record["tta"]["min_gain"]["flip"] == MIN_GAIN and choice["min_gain"]["flip"] == 0.0
 
 
 def test_the_judged_logits_are_those_of_the_chosen_policy():
@@ -183,8 +189,8 @@ def test_shifted_views_are_judged_only_for_a_model_trained_with_shifts():
     acc = trained["val_accuracy"]
     assert acc["flip+shift"] > acc["flip"] > acc["none"]
     assert trained["policy"] == "flip+shift" and trained["shift"] == 1
-    policy = inference_policy(WindowReader(), x, y, CPU, channels_last=False, flip_trained=True, shift=2)
-    assert policy["tta_shift"] == 2 and policy["tta_choice"]["shift"] == 2
+    policy, record, _ = choose_policy(WindowReader(), x, y, CPU, channels_last=False, flip_trained=True, shift=2)
+    assert policy.tta_shift == 2 and record["tta"]["shift"] == 2
 
 
 def test_a_run_trained_with_shifts_predicts_with_its_saved_shift(tmp_path):
@@ -192,15 +198,15 @@ def test_a_run_trained_with_shifts_predicts_with_its_saved_shift(tmp_path):
 
     from conftest import quick_config
     from neuroclass.errors import NeuroclassError
-    from neuroclass.run import train_run
-    from neuroclass.serving.predictor import Predictor
+    from neuroclass.pipeline import train as train_run
+    from neuroclass.inference import Predictor
 
     result = train_run(quick_config(tmp_path, model="cnn", **{"train.tta": "flip+shift", "augment.enabled": True,
                                                                "augment.shift": 2, "augment.rotation": 0,
                                                                "model.options.channels": "[8]",
-                                                               "model.options.hidden": 16}))
+                                                               "model.options.hidden": 16}), report=False)
     meta = json.loads((result.path / "model.json").read_text())
-    assert meta["tta"] == "flip+shift" and meta["tta_shift"] == 2
+    assert meta["inference"]["tta"] == "flip+shift" and meta["inference"]["tta_shift"] == 2
     predictor = Predictor.from_run(result.path)
     x = torch.randint(0, 256, (6, *meta["input_shape"]), dtype=torch.uint8)
     model = predictor.model.eval()
@@ -209,4 +215,4 @@ def test_a_run_trained_with_shifts_predicts_with_its_saved_shift(tmp_path):
                                 for dy, dx in ((0, 0), (2, 0), (-2, 0), (0, 2), (0, -2))]).mean(0)
     assert torch.allclose(predictor.predict_logits_tensor(x), expected, atol=1e-5)
     with pytest.raises(NeuroclassError, match="tta_shift"):
-        Predictor(predictor.model, {**meta, "tta_shift": 0})
+        InferencePolicy.from_dict({**meta["inference"], "tta_shift": 0})

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 from numpy.lib.format import open_memmap
 
-from neuroclass.config import write_bytes_atomic, write_text_atomic
+from neuroclass.io import write_bytes_atomic, write_text_atomic
 from neuroclass.data.images import decode_into
 from neuroclass.errors import NeuroclassError
 

@@ -34,7 +34,3 @@ def mirror_retention(x: torch.Tensor, y: torch.Tensor, num_classes: int, seed: i
     accuracy = (torch.cdist(sample.flatten(1), means).argmin(1) == labels).float().mean()
     mirrored = (torch.cdist(sample.flip(-1).flatten(1), means).argmin(1) == labels).float().mean()
     return float(mirrored / accuracy.clamp(min=1e-9))
-
-
-def flips_keep_classes(x: torch.Tensor, y: torch.Tensor, num_classes: int) -> bool:
-    return mirror_retention(x, y, num_classes) >= MIRROR_KEEP

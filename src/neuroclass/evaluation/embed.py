@@ -12,21 +12,20 @@ training part and scored on the test part without leaking.
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from neuroclass import data as data_mod
-from neuroclass.config import DataConfig, load_config, write_bytes_atomic
-from neuroclass.data.dataset import encode_labels
-from neuroclass.data.table import encode_features, read_table
 from neuroclass.device import memory_format
 from neuroclass.errors import NeuroclassError
+from neuroclass.evaluation.evaluate import data_inputs
+from neuroclass.inference import Predictor
+from neuroclass.io import write_bytes_atomic
 from neuroclass.models.layers import Classifier
 from neuroclass.models.transfer import find_head
-from neuroclass.serving.predictor import Predictor
+from neuroclass.runs import RunFolder
 
 
 @dataclass
@@ -65,55 +64,23 @@ def embed_tensor(model: Classifier, x: torch.Tensor, device: torch.device,
     return torch.cat(out).numpy().astype(np.float32, copy=False) if out else np.zeros((0, 0), np.float32)
 
 
-def _own_data(run: Path) -> tuple[torch.Tensor, np.ndarray, list[str], np.ndarray, str]:
-    """The run's whole dataset, with each example's split from split.npz."""
-    cfg = load_config(run / "config.yaml")
-    dataset = data_mod.load(cfg.data)
-    split = np.full(len(dataset), "", dtype="<U5")
-    with np.load(run / "split.npz", allow_pickle=False) as parts:
-        for name in ("train", "val", "test"):
-            if name in parts.files:
-                split[parts[name][parts[name] < len(dataset)]] = name
-    return dataset.x, dataset.y.numpy(), list(dataset.classes), split, cfg.data.source
-
-
-def _other_data(source: str, predictor: Predictor, run: Path) -> tuple[torch.Tensor, np.ndarray, list[str]]:
-    """DATA prepared the run's way (image channels and size, or the table's recorded encoding)."""
-    meta = predictor.meta
-    if meta["kind"] == "table":
-        label_column = load_config(run / "config.yaml").data.label_column
-        path = Path(source)
-        if not path.is_file():
-            raise NeuroclassError(f"DATA '{source}': file not found")
-        df = read_table(path)
-        if label_column not in df.columns:
-            raise NeuroclassError(f"DATA '{source}': no label column '{label_column}' "
-                                  "(the run's label column)")
-        x = encode_features(df.drop(columns=[label_column]), meta["preprocessing"], source)
-        codes, classes = encode_labels(df[label_column].to_numpy(), source)
-        return torch.from_numpy(x), np.asarray(codes, dtype=np.int64), list(classes)
-    shape = tuple(meta["input_shape"])
-    dataset = data_mod.load(replace(DataConfig(), source=source, channels=shape[0],
-                                    image_size=shape[1] if shape[1] == shape[2] else None))
-    if tuple(dataset.input_shape) != shape:
-        raise NeuroclassError(f"DATA '{source}': images of shape {tuple(dataset.input_shape)} do not fit "
-                              f"the model's {shape}; resize them to {shape[1]}x{shape[2]}")
-    return dataset.x, dataset.y.numpy(), list(dataset.classes)
-
-
 def embed_run(run: str | Path, data: str | None = None, device: str = "auto") -> Embedding:
-    """Features of every example of ``data`` (default: the run's own data) from the run's model.
+    """Features of every example of ``data`` (default: the run's own data, each example marked
+    with its split) from the run's model. Raises NeuroclassError when the run's data changed.
 
     >>> emb = embed_run("runs/fashion-mnist-cnn-20260101-120000", "digits28.npz")  # doctest: +SKIP
     """
-    run = Path(run)
-    predictor = Predictor.from_run(run, device=device)
-    split = None
+    folder = RunFolder.open(run)
+    predictor = Predictor.from_folder(folder, device=device)
     if data:
-        x, labels, classes = _other_data(data, predictor, run)
-        source = data
+        inputs = data_inputs(data, folder, predictor.meta, test_part=False)
+        x, labels, classes, split, source = inputs.x, inputs.y.numpy(), inputs.classes, None, data
     else:
-        x, labels, classes, split, source = _own_data(run)
+        own = folder.load_data()
+        split = np.full(len(own.dataset), "", dtype="<U5")
+        for name, index in own.indices.items():
+            split[index] = name
+        x, labels, classes, source = own.dataset.x, own.dataset.y.numpy(), list(own.dataset.classes), own.source
     features = embed_tensor(predictor.model, x, predictor.device)
     return Embedding(features, labels.astype(np.int64), classes, split, source)
 

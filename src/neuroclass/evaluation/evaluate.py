@@ -1,81 +1,95 @@
-"""Evaluate a finished run: on its own recorded test split, or on other labelled data."""
+"""A finished run's data: its own recorded splits, or other labelled data prepared the run's way,
+and ``evaluate_run``, the metrics of the run's model on either.
+
+Every command that reads data for a finished run (evaluate, report, embed) goes through here and
+``RunFolder.load_data``, so a dataset that changed since training gets the same error everywhere.
+"""
 from __future__ import annotations
 
-import json
-import warnings
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from neuroclass import data as data_mod
-from neuroclass.config import DataConfig, load_config
+from neuroclass.config import DataConfig
+from neuroclass.data.dataset import encode_labels
 from neuroclass.data.table import encode_features, read_table
 from neuroclass.errors import NeuroclassError
 from neuroclass.evaluation.metrics import classification_metrics
-from neuroclass.serving.predictor import Predictor
+from neuroclass.inference import Predictor
+from neuroclass.runs import RunFolder
 
 
-def _own_test_split(run: Path) -> tuple[torch.Tensor, torch.Tensor, str]:
-    cfg = load_config(run / "config.yaml")
-    dataset = data_mod.load(cfg.data)
-    recorded = json.loads((run / "environment.json").read_text()).get("data_hash")
-    if recorded and recorded != dataset.content_hash():
-        warnings.warn(f"{cfg.data.source}: data changed since the run was trained "
-                      "(content hash differs); the recorded test split may not match", stacklevel=2)
-    with np.load(run / "split.npz", allow_pickle=False) as split:
-        test = split["test"]
-    if len(test) and test.max() >= len(dataset):
-        raise NeuroclassError(f"{run}/split.npz: test indices exceed the {len(dataset)} examples of "
-                              f"{cfg.data.source}; pass --data to evaluate on other data")
-    part = dataset.subset(test)
-    return part.x, part.y, f"{cfg.data.source} (test split, {len(part)} examples)"
+@dataclass
+class LabelledInputs:
+    """Model inputs with labels: ``x`` (N, C, H, W) uint8 or (N, D) float32, ``y`` int64 (N,)
+    indexing ``classes``, and a description for the record."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    classes: list[str]
+    what: str
 
 
-def _map_labels(names: list[str], predictor: Predictor, source: str) -> torch.Tensor:
-    unknown = sorted({c for c in names if c not in predictor.classes})
-    if unknown:
-        raise NeuroclassError(f"DATA '{source}': classes {unknown[:5]} are unknown to the model "
-                              f"(it knows {predictor.classes})")
-    return torch.tensor([predictor.classes.index(c) for c in names], dtype=torch.int64)
+def own_split(run: RunFolder, name: str = "test", quiet: bool = False) -> LabelledInputs:
+    """Split ``name`` of the run's own data, as recorded at training time (labels in the run's
+    class order). Raises NeuroclassError when the data changed since training."""
+    data = run.load_data(quiet=quiet)
+    part = data.part(name)
+    return LabelledInputs(part.x, part.y, list(data.dataset.classes),
+                          f"{data.source} ({name} split, {len(part)} examples)")
 
 
-def _other_table(source: str, predictor: Predictor, label_column: str | None) -> tuple:
-    """Raw rows encoded with the run's own recorded encoding, labels matched by name."""
+def _table_inputs(source: str, meta: dict, label_column: str | None) -> LabelledInputs:
+    """Raw rows encoded with the run's recorded encoding; labels with the data's own class names."""
     path = Path(source)
     if not path.is_file():
         raise NeuroclassError(f"DATA '{source}': file not found")
     df = read_table(path)
     if label_column not in df.columns:
         raise NeuroclassError(f"DATA '{source}': no label column '{label_column}' (the run's label column)")
-    x = encode_features(df.drop(columns=[label_column]), predictor.meta["preprocessing"], source)
-    labels = df[label_column].to_numpy()
-    if labels.dtype.kind == "f" and np.all(labels == np.round(labels)):
-        labels = labels.astype(np.int64)
-    y = _map_labels([str(v) for v in labels], predictor, source)
-    return torch.from_numpy(x), y, f"{source} (all, {len(y)} rows)"
+    x = encode_features(df.drop(columns=[label_column]), meta["preprocessing"], source)
+    codes, classes = encode_labels(df[label_column].to_numpy(), source)
+    return LabelledInputs(torch.from_numpy(x), torch.as_tensor(codes, dtype=torch.int64), classes,
+                          f"{source} (all, {len(codes)} rows)")
 
 
-def other_data(source: str, predictor: Predictor, run: Path) -> tuple[torch.Tensor, torch.Tensor, str]:
-    """Labelled data other than the run's own, as model inputs: (x, y in the run's class order, what).
+def data_inputs(source: str, run: RunFolder, meta: dict, test_part: bool = True) -> LabelledInputs:
+    """Labelled data other than the run's own, prepared as the model's inputs (image channels and
+    size, or the table's recorded encoding); labels use the data's own class names. With
+    ``test_part`` a shipped test split is used alone.
 
-    >>> x, y, what = other_data("blocks:n=200,seed=9", predictor, run)  # doctest: +SKIP
+    >>> inputs = data_inputs("blocks:n=200,seed=9", run, run.meta())  # doctest: +SKIP
     """
-    cfg = load_config(run / "config.yaml").data
-    if predictor.meta["kind"] == "table":
-        return _other_table(source, predictor, cfg.label_column)
-    shape = tuple(predictor.meta["input_shape"])
-    square = shape[1] == shape[2]
+    if meta["kind"] == "table":
+        return _table_inputs(source, meta, run.config().data.label_column)
+    shape = tuple(meta["input_shape"])
     dataset = data_mod.load(replace(DataConfig(), source=source, channels=shape[0],
-                                    image_size=shape[1] if square else None))
-    mapping = _map_labels(dataset.classes, predictor, source)
-    part = dataset.subset(dataset.parts["test"]) if "test" in dataset.parts else dataset
-    if tuple(part.x.shape[1:]) != shape:
-        raise NeuroclassError(f"DATA '{source}': images of shape {tuple(part.x.shape[1:])} do not fit "
-                              f"the model's {shape}")
-    which = "test split" if "test" in dataset.parts else "all"
-    return part.x, mapping[part.y], f"{source} ({which}, {len(part)} examples)"
+                                    image_size=shape[1] if shape[1] == shape[2] else None))
+    if tuple(dataset.input_shape) != shape:
+        raise NeuroclassError(f"DATA '{source}': images of shape {tuple(dataset.input_shape)} do not fit "
+                              f"the model's {shape}; resize them to {shape[1]}x{shape[2]}")
+    use_test = test_part and "test" in dataset.parts
+    part = dataset.subset(dataset.parts["test"]) if use_test else dataset
+    which = "test split" if use_test else "all"
+    return LabelledInputs(part.x, part.y, list(dataset.classes), f"{source} ({which}, {len(part)} examples)")
+
+
+def in_run_classes(inputs: LabelledInputs, classes: list[str], source: str) -> LabelledInputs:
+    """``inputs`` with labels re-indexed into the run's ``classes``; NeuroclassError naming the
+    classes the model does not know."""
+    unknown = sorted(set(inputs.classes) - set(classes))
+    if unknown:
+        raise NeuroclassError(f"DATA '{source}': classes {unknown[:5]} are unknown to the model "
+                              f"(it knows {classes})")
+    mapping = torch.tensor([classes.index(c) for c in inputs.classes], dtype=torch.int64)
+    return LabelledInputs(inputs.x, mapping[inputs.y], list(classes), inputs.what)
+
+
+def other_data(source: str, predictor: Predictor, run: RunFolder) -> LabelledInputs:
+    """``data_inputs`` with labels in the run's class order, for metrics."""
+    return in_run_classes(data_inputs(source, run, predictor.meta), predictor.classes, source)
 
 
 def evaluate_run(run: str | Path, data: str | None = None) -> tuple[dict, str]:
@@ -83,8 +97,8 @@ def evaluate_run(run: str | Path, data: str | None = None) -> tuple[dict, str]:
 
     >>> metrics, what = evaluate_run("runs/digits-mlp-20260101-120000")  # doctest: +SKIP
     """
-    run = Path(run)
-    predictor = Predictor.from_run(run)
-    x, y, what = (other_data(data, predictor, run) if data else _own_test_split(run))
-    proba = predictor.predict_proba_tensor(x)
-    return classification_metrics(y.numpy(), proba, predictor.classes), what
+    folder = RunFolder.open(run)
+    predictor = Predictor.from_folder(folder)
+    inputs = other_data(data, predictor, folder) if data else own_split(folder)
+    proba = predictor.predict_proba_tensor(inputs.x)
+    return classification_metrics(inputs.y.numpy(), proba, predictor.classes), inputs.what

@@ -9,7 +9,7 @@ trained with the margin loss (``CapsNet.loss``, which the Trainer uses instead o
 
 Probabilities from capsnet (Predictor, ``predict_proba``) are a softmax of the lengths: they rank
 the classes as the lengths do but are squeezed towards uniform (at most e : 1 between two classes),
-so they are not calibrated; temperature scaling (evaluation/calibrate.py) can sharpen them.
+so they are not calibrated; temperature scaling (inference/calibrate.py) can sharpen them.
 
 The paper's reconstruction decoder is left out: its loss needs the input image, which the Trainer's
 loss hook does not get. Inputs smaller than 17x17 (what the two 9x9 convs need) are zero-padded,

@@ -59,3 +59,7 @@ class Classifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(self.standardize(x))  # (B, num_classes) logits
+
+    def output_logits(self, output: torch.Tensor) -> torch.Tensor:
+        """The network's output (B, K) as logits."""
+        return output

@@ -1,27 +1,17 @@
-"""Model sizes: named option presets per family, and the pick that fits a time budget.
+"""Model sizes: named option presets per family.
 
 A family registers its sizes cheapest first (``register_model(..., sizes=..., min_epochs=...)``).
-``model.size`` names one, or is ``default`` (the family's own defaults) or ``auto``. With a time
-budget, ``auto`` times a few real training steps of each size on this machine, cheapest first, and
-keeps the largest that still gets ``min_epochs`` passes over the training data before the budget
-ends: on a fast machine or a small dataset the budget buys a bigger network, on a slow one a
-smaller network that still converges. Options the user sets win over every size's preset.
+``model.size`` names one, or is ``default`` (the family's own defaults) or ``auto`` (with a time
+budget, training/sizing.py times the sizes and picks one). Options the user sets win over every
+size's preset.
 """
 from __future__ import annotations
-
-import time
-from dataclasses import dataclass, field, replace
-
-import torch
 
 from neuroclass.config import ModelConfig
 from neuroclass.errors import NeuroclassError
 from neuroclass.models.registry import MODELS, ModelFamily, split_name
 
 AUTO, DEFAULT = "auto", "default"
-PROBE_WARMUP, PROBE_STEPS = 1, 3  # untimed, timed training steps per size
-# an evaluation example costs about a third of a training example (forward only)
-EVAL_COST = 1 / 3
 
 
 def family_of(cfg: ModelConfig) -> ModelFamily:
@@ -47,85 +37,3 @@ def sized_options(cfg: ModelConfig) -> dict:
         raise NeuroclassError(f"model.size '{cfg.size}' is not a size of {family.name}; "
                               f"use one of: {choices}")
     return {**presets[cfg.size], **cfg.options}
-
-
-@dataclass
-class SizeChoice:
-    """What ``auto`` picked and why: every size it timed, with the epochs the budget allows."""
-
-    size: str
-    epochs: float = 0.0  # what the budget allows the chosen size, as estimated
-    probes: list = field(default_factory=list)  # {"size", "images_per_second", "epochs"}
-    probe_seconds: float = 0.0
-
-    def summary(self, min_epochs: float) -> str:
-        tried = ", ".join(f"{p['size']} {p['images_per_second']:,.0f} img/s ~{p['epochs']:.1f} epochs"
-                          for p in self.probes)
-        return (f"model size {self.size} for the time budget (largest with >= {min_epochs:g} "
-                f"epochs; timed {tried})")
-
-
-def probe_speed(cfg: ModelConfig, build, input_shape: tuple[int, ...], batch_size: int,
-                device: torch.device, channels_last: bool) -> float:
-    """Training images/s of ``build(cfg)`` on random inputs, a few real steps on ``device``."""
-    from neuroclass.evaluation.throughput import measure_training  # evaluation imports models
-
-    # a probe draws weights and inputs from torch's generators; the run's own draws must not
-    # depend on how many sizes were timed
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        model = build(cfg)
-        return measure_training(model, input_shape, batch_size, PROBE_STEPS, device,
-                                warmup=PROBE_WARMUP, channels_last=channels_last)
-
-
-def epochs_within(seconds: float, speed: float, n_train: int, n_val: int, n_final: int) -> float:
-    """Passes over ``n_train`` examples that fit in ``seconds`` at ``speed`` training examples/s,
-    after the final evaluation of ``n_final`` examples and with ``n_val`` validated each epoch.
-
-    >>> round(epochs_within(100, 1000, 9000, 3000, 3000), 2)
-    10.0
-    """
-    budget = seconds * speed - n_final * EVAL_COST
-    return max(0.0, budget / (n_train + n_val * EVAL_COST))
-
-
-def timed_epochs(cfg: ModelConfig, build, input_shape: tuple[int, ...], batch_size: int,
-                 device: torch.device, channels_last: bool, seconds: float,
-                 n_train: int, n_val: int, n_final: int) -> tuple[float, float]:
-    """(training images/s, epochs within ``seconds``) of ``build(cfg)``, timed on this machine."""
-    speed = probe_speed(cfg, build, input_shape, batch_size, device, channels_last)
-    return speed, epochs_within(seconds, speed, n_train, n_val, n_final)
-
-
-def choose_size(cfg: ModelConfig, build, input_shape: tuple[int, ...], batch_size: int,
-                device: torch.device, channels_last: bool, seconds: float,
-                n_train: int, n_val: int, n_final: int) -> SizeChoice | None:
-    """The largest size of the family that gets ``min_epochs`` within ``seconds`` on this machine
-    (the cheapest when none does); None when the family has no sizes. ``build(model_cfg)`` makes a
-    network; sizes are timed cheapest first and timing stops at the first one too slow."""
-    family = family_of(cfg)
-    if not family.sizes:
-        return None
-    start = time.perf_counter()
-    seen: list[dict] = []
-    choice = SizeChoice(size=family.sizes[0][0])
-    for name in size_names(family):
-        sized = replace(cfg, size=name)
-        options = sized_options(sized)
-        if options in seen:  # the user's options pin what this size changes
-            continue
-        seen.append(options)
-        left = seconds - (time.perf_counter() - start)
-        try:
-            speed, epochs = timed_epochs(sized, build, input_shape, batch_size, device, channels_last,
-                                         left, n_train, n_val, n_final)
-        except NeuroclassError:  # the user's options do not fit this size's preset (vit heads)
-            continue
-        choice.probes.append({"size": name, "images_per_second": speed, "epochs": epochs})
-        fits = epochs >= family.min_epochs
-        if fits or len(choice.probes) == 1:  # the first size timed stays when none fits
-            choice.size, choice.epochs = name, epochs
-        if not fits:
-            break
-    choice.probe_seconds = time.perf_counter() - start
-    return choice

@@ -20,7 +20,7 @@ import math
 import re
 import urllib.error
 import warnings
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -28,11 +28,9 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
-from neuroclass.config import Config, ModelConfig
 from neuroclass.errors import NeuroclassError
 from neuroclass.models.capsnet import CapsNet
 from neuroclass.models.layers import Classifier
-from neuroclass.models.registry import resolved_options, split_name
 
 # prefixes that wrap the same network under other names: our Classifier ("net."), the tv family's
 # torchvision model ("model."), nn.DataParallel ("module."), torch.compile ("_orig_mod.")
@@ -279,49 +277,3 @@ def load_pretrained(model: Classifier, arch: str, progress: bool = True) -> None
         raise NeuroclassError(f"tv:{arch}: the pretrained file matched none of the model's tensors")
     if report.missing or report.unexpected or report.mismatched:
         warnings.warn(report.summary(f"--pretrained tv:{arch}"), stacklevel=2)
-
-
-# ----------------------------------------------------------------------------- an earlier run
-
-def model_from_run(cfg: Config) -> Config:
-    """``--from RUN``: the config with the run's model family and options, so the same network is
-    built. An explicitly different model (not the default ``cnn``) is an error."""
-    from neuroclass.artifacts import read_metadata  # artifacts imports models: import on use
-
-    run = Path(cfg.model.from_run).expanduser()
-    meta = read_metadata(run)
-    options = dict(meta["options"])
-    name = f"{meta['family']}:{options['arch']}" if "arch" in options else meta["family"]
-    default = ModelConfig()
-    if (cfg.model.name, cfg.model.options) != (default.name, default.options):
-        family, _ = split_name(cfg.model.name, cfg.model.options)
-        if family != meta["family"] or resolved_options(cfg.model.name, cfg.model.options) != options:
-            raise NeuroclassError(
-                f"--from {run}: the run's model is {name} {options}, but this config asks for "
-                f"{cfg.model.name} {cfg.model.options}; drop --model / model.options to reuse the run's")
-    return replace(cfg, model=replace(cfg.model, name=name, options=options, init=meta["init"],
-                                      size="default"))
-
-
-def load_from_run(model: Classifier, run: str | Path, input_shape: tuple[int, ...],
-                  classes: list[str]) -> bool:
-    """``--from RUN``: the run's weights into ``model``; the head too when the classes are the same.
-    Returns True when the head was replaced (other classes)."""
-    from neuroclass.artifacts import read_metadata
-
-    run = Path(run).expanduser()
-    meta = read_metadata(run)
-    if tuple(meta["input_shape"]) != tuple(input_shape):
-        raise NeuroclassError(f"--from {run}: the run's model takes inputs of shape "
-                              f"{tuple(meta['input_shape'])}, the data has {tuple(input_shape)}; "
-                              "resize the data (data.image_size, data.channels) to match")
-    new_head = list(meta["classes"]) != list(classes)
-    head = set(find_head(model).params) if new_head else set()
-    try:
-        state = load_file(str(run / "model.safetensors"))
-    except (SafetensorError, OSError) as exc:
-        raise NeuroclassError(f"{run}/model.safetensors: cannot read weights ({exc})") from None
-    report = load_matching(model, state, skip=head)
-    if report.missing or report.mismatched:
-        raise NeuroclassError(f"--from {run}: " + report.summary("weights").split("; ", 1)[-1])
-    return new_head

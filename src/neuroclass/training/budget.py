@@ -4,13 +4,13 @@
 epochs (models/sizing.py). When the budget leaves the model a few epochs, ``augment.auto`` turns on
 horizontal flips if mirrored images keep their class (data/symmetry.py): a budgeted network reaches
 its best validation accuracy before the last epoch and then starts to memorise, and the mirror
-images both slow that and make the test-time flip (evaluation/tta.py) a two-view average. Measured
+images both slow that and make the test-time flip (inference/views.py) a two-view average. Measured
 on Fashion-MNIST, 2 CPU cores, with averaged weights (train.ema), test accuracy without -> with
 flips: 1 minute (4 epochs) 91.62% -> 91.78%; 3 minutes (6 epochs) 92.80% -> 93.01% and, seed 1,
 93.00% -> 93.15%; 18 epochs 92.9% -> 93.6%. From SHIFT_EPOCHS on it adds random one-pixel shifts,
 which slow shorter runs (10 minutes, 12-13 epochs, flips alone -> flips and shifts: 93.98% ->
 94.19%, seed 1 93.29% -> 93.94%); a model trained with shifts may then predict by averaging shifted
-views (evaluation/tta.py), which the budget holds back time for. Everything decided is written to
+views (inference/views.py), which the budget holds back time for. Everything decided is written to
 the run's config.yaml, so the saved config rebuilds the same network and training without the
 budget's help.
 """
@@ -24,9 +24,10 @@ import torch
 from neuroclass import data as data_mod
 from neuroclass.config import Config
 from neuroclass.data.symmetry import MIRROR_KEEP, mirror_retention
-from neuroclass.evaluation.tta import PASSES
+from neuroclass.inference.views import PASSES
 from neuroclass.models import create
-from neuroclass.models.sizing import AUTO, choose_size, family_of, timed_epochs
+from neuroclass.models.sizing import AUTO, family_of
+from neuroclass.training.sizing import choose_size, timed_epochs
 from neuroclass.training.finetune import transfer_source
 from neuroclass.training.trainer import resolve_batch_size
 

@@ -13,16 +13,20 @@ BatchNorm running statistics (its BatchNorm layers run in eval mode).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 
+from safetensors import SafetensorError
+from safetensors.torch import load_file
 from torch import nn
 
-from neuroclass.config import Config
+from neuroclass.config import Config, ModelConfig
 from neuroclass.errors import NeuroclassError
 from neuroclass.models.layers import Classifier
-from neuroclass.models.registry import split_name
-from neuroclass.models.transfer import (canonical, load_from_run, load_pretrained, load_weights_file,
-                                        model_from_run, split_backbone_head)
+from neuroclass.models.registry import resolved_options, split_name
+from neuroclass.models.transfer import (canonical, find_head, load_matching, load_pretrained, load_weights_file,
+                                        split_backbone_head)
+from neuroclass.runs import RunFolder
 from neuroclass.models.tv import TorchvisionConfig
 from neuroclass.training.callbacks import Callback
 from neuroclass.training.state import TrainState
@@ -161,3 +165,45 @@ def prepare_fine_tuning(model: Classifier, cfg: Config, input_shape: tuple[int, 
     decay = cfg.optim.layer_decay
     scales = layer_lr_scales(model, decay) if decay < 1 and not cfg.train.freeze else None
     return FineTuning(callbacks, scales, source, new_head)
+
+
+# ----------------------------------------------------------------------------- an earlier run
+
+def model_from_run(cfg: Config) -> Config:
+    """``--from RUN``: the config with the run's model family and options, so the same network is
+    built. An explicitly different model (not the default ``cnn``) is an error."""
+    run = Path(cfg.model.from_run).expanduser()
+    meta = RunFolder.open(run).meta()
+    options = dict(meta["options"])
+    name = f"{meta['family']}:{options['arch']}" if "arch" in options else meta["family"]
+    default = ModelConfig()
+    if (cfg.model.name, cfg.model.options) != (default.name, default.options):
+        family, _ = split_name(cfg.model.name, cfg.model.options)
+        if family != meta["family"] or resolved_options(cfg.model.name, cfg.model.options) != options:
+            raise NeuroclassError(
+                f"--from {run}: the run's model is {name} {options}, but this config asks for "
+                f"{cfg.model.name} {cfg.model.options}; drop --model / model.options to reuse the run's")
+    return replace(cfg, model=replace(cfg.model, name=name, options=options, init=meta["init"],
+                                      size="default"))
+
+
+def load_from_run(model: Classifier, run: str | Path, input_shape: tuple[int, ...],
+                  classes: list[str]) -> bool:
+    """``--from RUN``: the run's weights into ``model``; the head too when the classes are the same.
+    Returns True when the head was replaced (other classes)."""
+    run = Path(run).expanduser()
+    meta = RunFolder.open(run).meta()
+    if tuple(meta["input_shape"]) != tuple(input_shape):
+        raise NeuroclassError(f"--from {run}: the run's model takes inputs of shape "
+                              f"{tuple(meta['input_shape'])}, the data has {tuple(input_shape)}; "
+                              "resize the data (data.image_size, data.channels) to match")
+    new_head = list(meta["classes"]) != list(classes)
+    head = set(find_head(model).params) if new_head else set()
+    try:
+        state = load_file(str(run / "model.safetensors"))
+    except (SafetensorError, OSError) as exc:
+        raise NeuroclassError(f"{run}/model.safetensors: cannot read weights ({exc})") from None
+    report = load_matching(model, state, skip=head)
+    if report.missing or report.mismatched:
+        raise NeuroclassError(f"--from {run}: " + report.summary("weights").split("; ", 1)[-1])
+    return new_head

@@ -13,6 +13,7 @@ from neuroclass.data.augment import augment_batch, mix_batch
 from neuroclass.data.dataset import Dataset
 from neuroclass.device import keep_freed_memory, memory_format
 from neuroclass.errors import NeuroclassError
+from neuroclass.inference.logits import predict_outputs
 from neuroclass.training.callbacks import Callback, EarlyStopping, NaNGuard, Progress, TimeBudget
 from neuroclass.training.ema import WeightAverage
 from neuroclass.training.optim import l1_penalty, lr_factor, make_optimizer, set_lr
@@ -73,17 +74,6 @@ class Batches:
         for i in range(len(self)):
             idx = order[i * self.batch_size:(i + 1) * self.batch_size]
             yield self.x[idx], self.y[idx]
-
-
-@torch.inference_mode()
-def predict_logits(model: nn.Module, x: torch.Tensor, device: torch.device,
-                   batch_size: int = 256, channels_last: bool = True) -> torch.Tensor:
-    """Logits for all of ``x`` in large batches, in eval mode; returns float32 on the CPU."""
-    model.eval()
-    fmt = memory_format(device, channels_last, x.ndim)
-    out = [model(x[i:i + batch_size].to(device).contiguous(memory_format=fmt)).float().cpu()
-           for i in range(0, len(x), batch_size)]
-    return torch.cat(out)
 
 
 class Trainer:
@@ -209,7 +199,7 @@ class Trainer:
         if val is None:
             return {"val_loss": None, "val_accuracy": None}
         start = time.perf_counter()
-        logits = predict_logits(model, val.x, self.device, self.cfg.eval_batch_size, self.cfg.channels_last)
+        logits = predict_outputs(model, val.x, self.device, self.cfg.eval_batch_size, self.cfg.channels_last)
         state.eval_seconds = time.perf_counter() - start
         state.eval_seconds_per_example = state.eval_seconds / max(1, len(val))
         return {"val_loss": float(loss_function(model)(logits, val.y, 0.0)),

@@ -17,12 +17,12 @@ import numpy as np
 import torch
 from sklearn import metrics as skm
 
-from neuroclass.evaluation.calibrate import (abstention_curve, calibrate, expected_calibration_error,
+from neuroclass.inference.calibrate import (abstention_curve, calibrate, expected_calibration_error,
                                              reliability_curve, softmax_with_temperature)
 from neuroclass.evaluation.metrics import classification_metrics
 from neuroclass.evaluation.report import diagnostics
 from neuroclass.evaluation.report.inputs import ReportInputs
-from neuroclass.evaluation.throughput import count_flops
+from neuroclass.training.throughput import count_flops
 
 SAMPLES_PER_CLASS = 8  # images per class in the data section's grid
 MAX_SAMPLE_CLASSES = 20  # a grid of more rows stops being readable at a glance
@@ -72,8 +72,8 @@ def summary_section(inputs: ReportInputs, metrics: dict) -> dict:
         "input_shape": meta["input_shape"],
         "parameters": int(sum(p.numel() for p in model.parameters())),
         "flops_per_example": count_flops(model, tuple(meta["input_shape"])),
-        "temperature": inputs.predictor.temperature,
-        "tta": getattr(inputs.predictor, "tta", "none"),  # test-time augmentation predict applies
+        "temperature": inputs.predictor.policy.temperature,
+        "tta": inputs.predictor.policy.tta,  # test-time augmentation predict applies
         "headline": {k: metrics[k] for k in ("accuracy", "balanced_accuracy", "macro_f1", "log_loss")},
         "train_seconds": timing.get("train_seconds"), "epochs": timing.get("epochs"),
         "train_images_per_second": timing.get("train_images_per_second"),
@@ -174,7 +174,7 @@ def calibration_section(inputs: ReportInputs) -> dict:
     """Reliability and ECE on the evaluation data with T = 1 and with the model's temperature, and
     the guarded fit on the validation split (the same fit that chose the saved temperature)."""
     y = inputs.eval_y.numpy()
-    saved = inputs.predictor.temperature
+    saved = inputs.predictor.policy.temperature
     before = softmax_with_temperature(inputs.eval_logits, 1.0)
     after = softmax_with_temperature(inputs.eval_logits, saved)
     labels = np.arange(len(inputs.classes))

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from neuroclass.evaluation.report.inputs import ReportInputs
-from neuroclass.training.trainer import predict_logits
+from neuroclass.inference import predict_logits
 
 ROBUSTNESS_EXAMPLES = 1000  # 4 perturbations x levels x this many forward passes, plus TTA
 MISLABELLED = 16  # likely mislabelled examples listed (and pictured) by the doctor

@@ -6,28 +6,23 @@ import time
 import warnings
 from pathlib import Path
 
-from neuroclass.config import write_text_atomic
+from neuroclass.io import write_text_atomic
 from neuroclass.errors import NeuroclassError
 from neuroclass.evaluation.report.collect import collect
 from neuroclass.evaluation.report.html import page
-from neuroclass.evaluation.report.inputs import data_slug, load_inputs
+from neuroclass.evaluation.report.inputs import load_inputs
 from neuroclass.evaluation.report.pictures import draw_pictures
 from neuroclass.evaluation.report.sections import render_sections
+from neuroclass.runs import RunFolder
 
 
 def report_path(run: str | Path, data: str | None = None, out: str | Path | None = None) -> Path:
-    """Where the HTML goes: ``out`` (a file, or a folder to put the default name in), else the run
-    folder; the default name is report.html, or report-<data>.html for an evaluation on --data, so
-    that reports on other data never replace the run's own. report.json goes beside it (same stem).
+    """Where the report of ``run`` goes (see ``RunFolder.report_path``).
 
-    >>> report_path("runs/x"), report_path("runs/x", "blocks:n=200"), report_path("runs/x", out="a/r.html")
-    (PosixPath('runs/x/report.html'), PosixPath('runs/x/report-blocks_n_200.html'), PosixPath('a/r.html'))
+    >>> report_path("runs/x", out="a/r.html")
+    PosixPath('a/r.html')
     """
-    name = f"report-{data_slug(data)}.html" if data else "report.html"
-    if out is None:
-        return Path(run) / name
-    out = Path(out)
-    return out / name if out.is_dir() else out
+    return RunFolder(run).report_path(data, out)
 
 
 def write_report(run: str | Path, data: str | None = None, out: str | Path | None = None) -> Path:

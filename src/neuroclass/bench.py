@@ -1,5 +1,8 @@
 """`neuroclass bench`: images/s for training and inference, achieved GFLOP/s against a matmul peak
-measured in the same run, and optionally the training time to a target test accuracy."""
+measured in the same run, and optionally the training time to a target test accuracy.
+
+It prepares and builds through the training pipeline (pipeline.py), so it measures exactly the
+model and data a run would train."""
 from __future__ import annotations
 
 import copy
@@ -9,17 +12,15 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from neuroclass import data as data_mod
-from neuroclass.artifacts import normalization_stats
 from neuroclass.config import Config
-from neuroclass.device import pick_device, set_threads
-from neuroclass.errors import NeuroclassError
-from neuroclass.evaluation.throughput import (count_flops, matmul_peak_gflops, measure_inference,
+from neuroclass.training.throughput import (count_flops, matmul_peak_gflops, measure_inference,
                                               measure_training)
-from neuroclass.models import create
+from neuroclass.inference import predict_logits
+from neuroclass.pipeline import Prepared, build, fit, prepare, process_state
 from neuroclass.training.callbacks import Callback
+from neuroclass.training.finetune import FineTuning
 from neuroclass.training.state import TrainState
-from neuroclass.training.trainer import Trainer, predict_logits, resolve_batch_size
+from neuroclass.training.trainer import resolve_batch_size
 
 
 @dataclass
@@ -51,43 +52,42 @@ class TargetAccuracy(Callback):
 
 def run_bench(cfg: Config, target: float | None = None, max_seconds: float = 300.0,
               steps: int = 20) -> dict:
-    """Measure cfg's model on cfg's data. >>> run_bench(load_config(), target=0.91)  # doctest: +SKIP"""
-    threads = set_threads(cfg.train.threads)
-    device = pick_device(cfg.train.device)
-    dataset = data_mod.load(cfg.data)
-    splits = data_mod.split(dataset, cfg.data.val_fraction, cfg.data.test_fraction, cfg.train.seed)
-    if splits.test is None:
-        raise NeuroclassError(f"{cfg.data.source}: no test split to measure accuracy on; "
-                              "set data.test_fraction > 0")
-    torch.manual_seed(cfg.train.seed)
-    mean, std = normalization_stats(splits.train.x)
-    model = create(cfg.model, dataset.input_shape, len(dataset.classes), mean, std)
-    shape = dataset.input_shape
-    batch = resolve_batch_size(cfg.train.batch_size, len(splits.train))
-    result = {"data": cfg.data.source, "model": cfg.model.name, "device": str(device), "threads": threads,
-              "parameters": sum(p.numel() for p in model.parameters()),
-              "train_examples": len(splits.train), "test_examples": len(splits.test),
-              "batch_size": batch, "flops_per_image": count_flops(model, shape),
-              "matmul_peak_gflops": matmul_peak_gflops(device=device)}
-    result["train_images_per_second"] = measure_training(copy.deepcopy(model), shape, batch, steps, device,
-                                                         channels_last=cfg.train.channels_last)
-    result["inference_images_per_second"] = measure_inference(
-        copy.deepcopy(model), shape, cfg.train.eval_batch_size, steps, device,
-        channels_last=cfg.train.channels_last)
-    # training costs ~3x the forward pass (backward for activations and for weights)
-    result["train_gflops"] = 3 * result["flops_per_image"] * result["train_images_per_second"] / 1e9
-    result["inference_gflops"] = result["flops_per_image"] * result["inference_images_per_second"] / 1e9
-    if target is not None:
-        result.update(_time_to_target(cfg, model, splits, target, max_seconds, device))
+    """Measure cfg's model on cfg's data: parameters, FLOPs per image, training and inference
+    images/s and GFLOP/s against a matmul peak measured in the same process; with ``target``, also
+    the training seconds (at most ``max_seconds``) until the test accuracy reaches it. Raises
+    NeuroclassError when the data has no test split.
+
+    >>> run_bench(load_config(), target=0.91)  # doctest: +SKIP
+    """
+    with process_state(cfg):
+        prep = prepare(cfg)
+        model, tuning = build(prep)
+        splits, shape, device = prep.splits, prep.dataset.input_shape, prep.device
+        batch = resolve_batch_size(prep.cfg.train.batch_size, len(splits.train))
+        result = {"data": cfg.data.source, "model": cfg.model.name, "device": str(device),
+                  "threads": prep.threads, "parameters": sum(p.numel() for p in model.parameters()),
+                  "train_examples": len(splits.train), "test_examples": len(splits.test),
+                  "batch_size": batch, "flops_per_image": count_flops(model, shape),
+                  "matmul_peak_gflops": matmul_peak_gflops(device=device)}
+        result["train_images_per_second"] = measure_training(copy.deepcopy(model), shape, batch, steps, device,
+                                                             channels_last=prep.cfg.train.channels_last)
+        result["inference_images_per_second"] = measure_inference(
+            copy.deepcopy(model), shape, prep.cfg.train.eval_batch_size, steps, device,
+            channels_last=prep.cfg.train.channels_last)
+        # training costs ~3x the forward pass (backward for activations and for weights)
+        result["train_gflops"] = 3 * result["flops_per_image"] * result["train_images_per_second"] / 1e9
+        result["inference_gflops"] = result["flops_per_image"] * result["inference_images_per_second"] / 1e9
+        if target is not None:
+            result.update(_time_to_target(prep, model, tuning, target, max_seconds))
     return result
 
 
-def _time_to_target(cfg: Config, model: nn.Module, splits, target: float, max_seconds: float,
-                    device: torch.device) -> dict:
+def _time_to_target(prep: Prepared, model: nn.Module, tuning: FineTuning, target: float,
+                    max_seconds: float) -> dict:
     """Train with the config's own schedule (not a budget-shaped one) until the target is met."""
-    check = TargetAccuracy(splits.test.x, splits.test.y, target, device, max_seconds)
-    trainer = Trainer(cfg.train, cfg.optim, cfg.augment, device, callbacks=[check])
-    trainer.fit(model, splits.train, splits.val)
+    test = prep.splits.test
+    check = TargetAccuracy(test.x, test.y, target, prep.device, max_seconds)
+    fit(prep, model, tuning, callbacks=[check])
     best = max((acc for _, _, acc in check.curve), default=0.0)
     return {"target": target, "reached_epoch": check.reached[0] if check.reached else None,
             "seconds_to_target": check.reached[1] if check.reached else None,

@@ -7,8 +7,8 @@ text; shifted views are views a model trained with random shifts has seen. So th
 on the validation split at the end of training, like the temperature: a view set is kept only
 where it raises validation accuracy (by MIN_GAIN unless the model trained with that augmentation)
 without raising validation log loss; shifts are judged only for models trained with shifts. The
-chosen policy is saved in model.json ("tta", and "tta_shift" for the pixels) and used by every
-later prediction.
+chosen policy is part of the run's InferencePolicy (inference/policy.py), saved in model.json and
+used by every later prediction.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from neuroclass.training.trainer import predict_logits
+from neuroclass.inference.logits import predict_logits
 
 POLICIES = ("none", "flip", "shift", "flip+shift")
 # forward passes per image under each policy (what a time budget holds back for evaluation)
@@ -122,49 +122,3 @@ def judge(model: nn.Module, x_val: torch.Tensor, y_val: torch.Tensor, device: to
               "reason": "; ".join(f"{k}: validation accuracy {a:.4f}, log loss {l:.4f}"
                                   for k, (a, l) in scores.items())}
     return choice, logits.policy(best)
-
-
-def choose_tta(model: nn.Module, x_val: torch.Tensor, y_val: torch.Tensor, device: torch.device,
-               batch_size: int = 256, channels_last: bool = True, min_gain: float = MIN_GAIN,
-               flip_trained: bool = False, shift: int = 0) -> dict:
-    """The policy for this model and data, judged on the validation split (``judge``); always
-    "none" for tables.
-
-    >>> choose_tta(model, splits.val.x, splits.val.y, torch.device("cpu"))["policy"]  # doctest: +SKIP
-    'flip'
-    """
-    return judge(model, x_val, y_val, device, batch_size, channels_last, min_gain, flip_trained, shift)[0]
-
-
-def inference_policy(model: nn.Module, x_val: torch.Tensor | None, y_val: torch.Tensor | None,
-                     device: torch.device, tta: str = "auto", batch_size: int = 256,
-                     channels_last: bool = True, flip_trained: bool = False, shift: int = 0) -> dict:
-    """How the trained model will predict, judged on the validation split: the test-time
-    augmentation ("auto" chooses with ``judge``) and then the guarded temperature fitted on the
-    logits of that policy. Returns {"tta", "tta_shift", "temperature", "tta_choice"}.
-
-    ``flip_trained``: the model learnt from mirrored images, so the mirror is a view it knows and
-    "auto" keeps it without the MIN_GAIN margin (still not where it lowers validation accuracy or
-    raises log loss). ``shift``: the pixels of the random shifts it learnt from (0: none), which
-    makes "auto" judge shifted views too, moved by as many pixels; a policy set by the user shifts
-    by max(shift, 1).
-
-    >>> inference_policy(model, splits.val.x, splits.val.y, torch.device("cpu"))  # doctest: +SKIP
-    {'tta': 'flip', 'tta_shift': 1, 'temperature': 1.12, 'tta_choice': {...}}
-    """
-    from neuroclass.evaluation.calibrate import calibrate
-
-    pixels = max(shift, 1)
-    if x_val is None or y_val is None or len(y_val) == 0:
-        policy = tta if tta in POLICIES else "none"
-        return {"tta": policy, "tta_shift": pixels, "temperature": 1.0,
-                "tta_choice": {"policy": policy, "reason": "no validation split"}}
-    if tta == "auto":
-        choice, logits = judge(model, x_val, y_val, device, batch_size, channels_last,
-                               flip_trained=flip_trained, shift=shift)
-    else:
-        choice, logits = {"policy": tta, "reason": "set by train.tta"}, None
-    if logits is None:
-        logits = tta_logits(model, x_val, device, choice["policy"], batch_size, channels_last, pixels)
-    return {"tta": choice["policy"], "tta_shift": pixels,
-            "temperature": float(calibrate(logits, y_val)["temperature"]), "tta_choice": choice}

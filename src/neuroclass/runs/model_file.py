@@ -1,33 +1,41 @@
-"""Model artifacts without pickle: weights in safetensors, everything else in JSON.
+"""model.safetensors and model.json: the trained network without pickle.
 
 model.json holds what is needed to rebuild the network and feed it raw inputs: the family, its
-options, the input shape, class names and preprocessing. Loading never executes code from a file.
+options, the input shape, class names, preprocessing and the inference policy (test-time views and
+temperature). Weights are safetensors; loading never executes code from a file.
 """
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from neuroclass.config import ModelConfig, write_text_atomic
+from neuroclass.config import ModelConfig
 from neuroclass.errors import NeuroclassError
+from neuroclass.io import replace_atomic, write_text_atomic
 from neuroclass.models import Classifier, create
 from neuroclass.models.registry import split_name
 
-FORMAT_VERSION = 1
+# 2: the inference policy under "inference" (version 1 held "temperature", "tta" and "tta_shift"
+# at the top level; it is still read)
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 
 def model_metadata(cfg: ModelConfig, options: dict, input_shape: tuple[int, ...], classes: list[str],
-                   kind: str, preprocessing: dict, temperature: float = 1.0) -> dict:
-    """model.json's content; ``temperature`` divides the logits before softmax (fitted on the
-    validation split, 1.0 when rejected; a model.json without it means 1.0)."""
+                   kind: str, preprocessing: dict, inference: dict | None = None) -> dict:
+    """model.json's content. ``inference``: InferencePolicy.as_dict() (default: one view, T = 1).
+
+    >>> model_metadata(ModelConfig(name="mlp"), {}, (1, 8, 8), ["a", "b"], "image", {})["inference"]
+    {'tta': 'none', 'tta_shift': 1, 'temperature': 1.0}
+    """
     family, _ = split_name(cfg.name, {})  # "tv:resnet18" -> "tv"; the arch is in the options
     return {"format_version": FORMAT_VERSION, "family": family, "options": options,
             "init": cfg.init, "kind": kind, "input_shape": list(input_shape), "classes": list(classes),
-            "preprocessing": preprocessing, "temperature": float(temperature)}
+            "preprocessing": preprocessing,
+            "inference": dict(inference or {"tta": "none", "tta_shift": 1, "temperature": 1.0})}
 
 
 def save_model(folder: Path, model: Classifier, meta: dict) -> None:
@@ -36,11 +44,13 @@ def save_model(folder: Path, model: Classifier, meta: dict) -> None:
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     tmp = folder / ".model.safetensors.tmp"
     save_file(state, str(tmp), metadata={"format": "pt", "family": meta["family"]})
-    tmp.replace(folder / "model.safetensors")
+    replace_atomic(tmp, folder / "model.safetensors")
     write_text_atomic(folder / "model.json", json.dumps(meta, indent=2))
 
 
 def read_metadata(folder: Path) -> dict:
+    """model.json of ``folder`` (version 1 files upgraded in memory); NeuroclassError naming the
+    file when it is missing, not JSON, or of an unknown version."""
     path = Path(folder) / "model.json"
     if not path.is_file():
         raise NeuroclassError(f"{folder}: no model.json; pass a run folder made by 'neuroclass train'")
@@ -48,9 +58,13 @@ def read_metadata(folder: Path) -> dict:
         meta = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise NeuroclassError(f"{path}: not valid JSON ({exc})") from None
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise NeuroclassError(f"{path}: unsupported format_version {meta.get('format_version')}; "
-                              f"this neuroclass reads version {FORMAT_VERSION}")
+    if not isinstance(meta, dict) or meta.get("format_version") not in READABLE_VERSIONS:
+        version = meta.get("format_version") if isinstance(meta, dict) else None
+        raise NeuroclassError(f"{path}: unsupported format_version {version}; "
+                              f"this neuroclass reads versions {READABLE_VERSIONS}")
+    if meta["format_version"] == 1:
+        meta["inference"] = {"tta": meta.pop("tta", "none"), "tta_shift": meta.pop("tta_shift", 1),
+                             "temperature": meta.pop("temperature", 1.0)}
     return meta
 
 
@@ -74,15 +88,3 @@ def load_model(folder: Path) -> tuple[Classifier, dict]:
                               f"unexpected {unexpected[:3]})")
     model.eval()
     return model, meta
-
-
-def normalization_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel (images, in [0, 1] units) or per-feature (tables) mean and std of training data."""
-    if x.dtype == torch.uint8:
-        xf = x.float().div_(255.0)
-        dims = [0, 2, 3]
-        mean, std = xf.mean(dim=dims, keepdim=True), xf.std(dim=dims, keepdim=True)
-    else:
-        mean, std = x.mean(dim=0, keepdim=True), x.std(dim=0, keepdim=True)
-    std = torch.where(std > 1e-6, std, torch.ones_like(std))  # constant inputs: leave unscaled
-    return mean, std

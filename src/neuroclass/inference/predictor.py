@@ -1,21 +1,23 @@
-"""Predictor: a finished run loaded for inference on raw inputs (image files, table rows, arrays)."""
+"""Predictor: a trained model and its InferencePolicy, turning raw inputs into probabilities.
+
+Every consumer predicts through this class: ``neuroclass predict``, ``evaluate``, the report,
+``embed``, the scikit-learn estimator and (later) serving and ensembles, so they agree exactly.
+"""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from neuroclass.artifacts import load_model
-from neuroclass.data.arrays import features_to_float, images_to_uint8
 from neuroclass.data.images import load_image
 from neuroclass.data.table import encode_features, read_table
 from neuroclass.device import pick_device
 from neuroclass.errors import NeuroclassError
-from neuroclass.evaluation.tta import POLICIES, tta_logits
+from neuroclass.inference.policy import InferencePolicy
 from neuroclass.models import Classifier
+from neuroclass.runs import RunFolder
 
 NOT_SURE = "not sure"  # the label of a prediction whose top probability is below --abstain-below
 
@@ -35,65 +37,42 @@ class Prediction:
 
 
 class Predictor:
-    """>>> p = Predictor.from_run("runs/digits-mlp-20260101-120000")  # doctest: +SKIP
+    """A model ready to predict: ``meta`` is model.json's content (classes, kind, input_shape,
+    preprocessing), ``policy`` the test-time views and temperature chosen at training time.
+
+    >>> p = Predictor.from_run("runs/digits-mlp-20260101-120000")  # doctest: +SKIP
     >>> p.predict_files(["seven.png"])[0].label  # doctest: +SKIP
     '7'
     """
 
-    def __init__(self, model: Classifier, meta: dict, path: Path | None = None,
-                 device: str = "auto") -> None:
-        self.model, self.meta, self.path = model, meta, path
-        self.classes: list[str] = meta["classes"]
-        # softmax(logits / T): T fitted on the validation split at training time; older runs lack it
-        self.temperature = float(meta.get("temperature", 1.0))
-        self.tta = meta.get("tta", "none")  # test-time augmentation chosen on the validation split
-        if self.tta not in POLICIES:
-            raise NeuroclassError(f"model.json: tta must be one of {', '.join(POLICIES)}. "
-                                  f"Got {self.tta!r} instead.")
-        self.tta_shift = meta.get("tta_shift", 1)  # pixels the "shift" policies move each view by
-        if isinstance(self.tta_shift, bool) or not isinstance(self.tta_shift, int) or self.tta_shift < 1:
-            raise NeuroclassError(f"model.json: tta_shift must be a whole number of pixels >= 1. "
-                                  f"Got {self.tta_shift!r} instead.")
-        if not np.isfinite(self.temperature) or self.temperature <= 0:
-            raise NeuroclassError(f"model.json: temperature must be a number > 0. "
-                                  f"Got {meta.get('temperature')!r} instead.")
-        self.device = pick_device(device)
+    def __init__(self, model: Classifier, meta: dict, policy: InferencePolicy,
+                 path: Path | None = None, device: str | torch.device = "auto",
+                 batch_size: int = 256) -> None:
+        self.model, self.meta, self.policy, self.path = model, meta, policy, path
+        self.classes: list[str] = list(meta["classes"])
+        self.device = device if isinstance(device, torch.device) else pick_device(device)
+        self.batch_size = batch_size
         self.model.to(self.device)
 
     @classmethod
     def from_run(cls, path: str | Path, device: str = "auto") -> "Predictor":
-        path = Path(path)
-        if not path.is_dir():
-            raise NeuroclassError(f"RUN '{path}': no such run folder; pass a folder made by 'neuroclass train'")
-        model, meta = load_model(path)
-        return cls(model, meta, path, device)
+        """The finished run folder ``path``; a missing or incomplete folder raises NeuroclassError."""
+        return cls.from_folder(RunFolder.open(path), device)
+
+    @classmethod
+    def from_folder(cls, run: RunFolder, device: str = "auto") -> "Predictor":
+        model, meta = run.load_model()
+        return cls(model, meta, InferencePolicy.from_dict(meta["inference"], str(run.file("model.json"))),
+                   run.path, device)
 
     @property
-    def config(self) -> dict:
-        import yaml
-
-        return yaml.safe_load((self.path / "config.yaml").read_text()) if self.path else {}
-
-    @property
-    def metrics(self) -> dict:
-        return json.loads((self.path / "metrics.json").read_text()) if self.path else {}
+    def kind(self) -> str:
+        return self.meta["kind"]
 
     # ------------------------------------------------------------------ inputs -> model tensors
-    def prepare_arrays(self, x: np.ndarray, where: str = "input") -> torch.Tensor:
-        """Images (N,H,W[,C]) / (N,C,H,W) or rows (N,D) already in the training shape -> tensor."""
-        shape = tuple(self.meta["input_shape"])
-        if self.meta["kind"] == "table":
-            t = torch.from_numpy(features_to_float(np.asarray(x), where))
-        else:
-            t = torch.from_numpy(images_to_uint8(np.asarray(x), where))
-        if tuple(t.shape[1:]) != shape:
-            raise NeuroclassError(f"{where}: inputs have shape {tuple(t.shape[1:])} but the model "
-                                  f"expects {shape}")
-        return t
-
     def load_files(self, files: list[str | Path]) -> tuple[torch.Tensor, list[str]]:
         """Image files (any size, gray or colour) or CSV/Parquet tables -> (tensor, source names)."""
-        if self.meta["kind"] == "table":
+        if self.kind == "table":
             frames, names = [], []
             for f in files:
                 path = Path(f)
@@ -109,18 +88,22 @@ class Predictor:
 
     # ------------------------------------------------------------------ outputs
     def predict_logits_tensor(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits (N, K), float32 on the CPU, under the run's test-time augmentation, before the
-        temperature."""
-        return tta_logits(self.model, x, self.device, self.tta, shift=self.tta_shift)
+        """Logits (N, K) float32 on the CPU under the policy's test-time views, before the
+        temperature. ``x``: (N, C, H, W) uint8 images or (N, D) float32 rows of the model's shape."""
+        shape = tuple(self.meta["input_shape"])
+        if tuple(x.shape[1:]) != shape:
+            raise NeuroclassError(f"inputs have shape {tuple(x.shape[1:])} but the model expects {shape}")
+        return self.policy.logits(self.model, x, self.device, self.batch_size)
 
     def probabilities(self, logits: torch.Tensor) -> np.ndarray:
         """softmax(logits / temperature) as float32 (N, K): the probabilities every command reports.
 
         >>> predictor.probabilities(predictor.predict_logits_tensor(x))  # doctest: +SKIP
         """
-        return torch.softmax(logits / self.temperature, dim=1).numpy()
+        return self.policy.probabilities(logits)
 
     def predict_proba_tensor(self, x: torch.Tensor) -> np.ndarray:
+        """Probabilities (N, K) float32 for model inputs ``x``; rows sum to 1."""
         return self.probabilities(self.predict_logits_tensor(x))
 
     def predict_files(self, files: list[str | Path], top_k: int = 3,
@@ -150,10 +133,10 @@ class Predictor:
 
 
 def format_predictions(preds: list[Prediction]) -> str:
+    """A plain-text table of predictions for the terminal."""
     width = max([len(p.source) for p in preds] + [6]) + 2
     lines = [f"{'source':<{width}}{'label':<16}{'prob':>8}  top-k"]
     for p in preds:
         top = ", ".join(f"{c} {q:.3f}" for c, q in p.top)
         lines.append(f"{p.source:<{width}}{p.label:<16}{p.probability:>8.4f}  {top}")
     return "\n".join(lines)
-

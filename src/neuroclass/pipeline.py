@@ -1,0 +1,241 @@
+"""The one training pipeline: prepare -> build -> fit -> finalize, then the run folder.
+
+Every caller trains through these steps: the CLI and ``neuroclass.train`` (``train``, which writes
+a run folder and its report), the scikit-learn estimator (``train_in_memory``, no folder) and
+``neuroclass bench`` (``prepare`` and ``build``). Process-wide state that a run changes (torch's
+thread count, its global random generator) is restored when the run ends.
+
+>>> result = train(load_config(overrides=["data.source=digits", "model.name=mlp", "train.epochs=3"]))  # doctest: +SKIP
+>>> result.metrics["accuracy"]  # doctest: +SKIP
+0.96...
+"""
+from __future__ import annotations
+
+import contextlib
+import platform
+import sys
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+
+from neuroclass import data as data_mod
+from neuroclass.config import Config
+from neuroclass.data.dataset import Dataset
+from neuroclass.data.normalization import normalization_stats
+from neuroclass.device import pick_device, set_threads
+from neuroclass.errors import NeuroclassError
+from neuroclass.evaluation.metrics import classification_metrics
+from neuroclass.inference import InferencePolicy, Predictor, choose_policy
+from neuroclass.models import Classifier, create, resolved_options, sized_options
+from neuroclass.runs import RunFolder, model_metadata, run_name
+from neuroclass.training.budget import plan_for_budget, reserve_examples, trained_shift
+from neuroclass.training.callbacks import Callback
+from neuroclass.training.finetune import FineTuning, prepare_fine_tuning, resolve_transfer
+from neuroclass.training.state import TrainState
+from neuroclass.training.trainer import Trainer
+
+# What prediction needs to turn raw inputs into model inputs (not where or how data was cached).
+MODEL_INPUT_KEYS = ("channels", "size", "columns", "categorical", "feature_names")
+
+
+@dataclass
+class Prepared:
+    """Everything a run knows before it builds a model: the config as the budget resolved it,
+    the device, the data and its splits, and the training split's input statistics."""
+
+    cfg: Config
+    device: torch.device
+    threads: int
+    dataset: Dataset
+    splits: data_mod.Splits
+    mean: torch.Tensor
+    std: torch.Tensor
+    plan: dict  # what a time budget decided (model size, automatic augmentation)
+    start: float  # clock reading at the start of the run, seconds
+    deadline: float | None  # clock reading by which the whole run must end
+    clock: Callable[[], float] = time.perf_counter
+
+
+@dataclass
+class Finished:
+    """A trained model's inference policy, test metrics (None without a test split) and record."""
+
+    model: Classifier
+    state: TrainState
+    policy: InferencePolicy
+    policy_record: dict
+    meta: dict  # model.json
+    metrics: dict | None
+    timing: dict
+
+
+@dataclass
+class RunResult:
+    path: Path
+    metrics: dict  # test metrics
+    history: list  # per-epoch rows
+    timing: dict  # seconds and images/s
+    report: Path | None = None  # report.html, when written
+
+
+@contextlib.contextmanager
+def process_state(cfg: Config) -> Iterator[int]:
+    """Seed torch's global generator and set the thread count for a run; both are restored
+    afterwards. Yields the number of threads in use."""
+    threads_before = torch.get_num_threads()
+    with torch.random.fork_rng(devices=range(torch.cuda.device_count()) if torch.cuda.is_available() else []):
+        try:
+            torch.manual_seed(cfg.train.seed)  # dropout and initialisation draw from it
+            yield set_threads(cfg.train.threads)
+        finally:
+            torch.set_num_threads(threads_before)
+
+
+def prepare(cfg: Config, dataset: Dataset | None = None, require_test: bool = True,
+            clock: Callable[[], float] = time.perf_counter) -> Prepared:
+    """Device, data (``cfg.data`` loaded unless ``dataset`` is given), splits, statistics, and
+    what a time budget affords. Raises NeuroclassError for a bad config or data, before training."""
+    start = clock()
+    deadline = start + cfg.train.time_budget if cfg.train.time_budget else None
+    device = pick_device(cfg.train.device)
+    cfg = resolve_transfer(cfg)  # --from RUN: the run's model; conflicting starting points fail
+    resolved_options(cfg.model.name, sized_options(cfg.model))  # a typo fails before the data loads
+    dataset = dataset if dataset is not None else data_mod.load(cfg.data)
+    splits = data_mod.split(dataset, cfg.data.val_fraction, cfg.data.test_fraction, cfg.train.seed)
+    if require_test and splits.test is None:
+        raise NeuroclassError(f"{cfg.data.source}: no test split; set data.test_fraction > 0 "
+                              "(e.g. --set data.test_fraction=0.2) or provide a test/ folder")
+    mean, std = normalization_stats(splits.train.x)
+    cfg, plan = plan_for_budget(cfg, splits, dataset.input_shape, len(dataset.classes), mean, std,
+                                device, deadline)
+    return Prepared(cfg, device, torch.get_num_threads(), dataset, splits, mean, std, plan, start,
+                    deadline, clock)
+
+
+def build(prep: Prepared) -> tuple[Classifier, FineTuning]:
+    """The configured network with its starting weights (--pretrained / --weights / --from) and
+    the fine-tuning plan (head-only epochs, per-layer rates)."""
+    ds = prep.dataset
+    model = create(prep.cfg.model, ds.input_shape, len(ds.classes), prep.mean, prep.std)
+    return model, prepare_fine_tuning(model, prep.cfg, ds.input_shape, ds.classes)
+
+
+def fit(prep: Prepared, model: Classifier, tuning: FineTuning,
+        callbacks: list[Callback] | tuple = ()) -> TrainState:
+    """Train ``model`` on the training split, validating each epoch, within the run's deadline."""
+    cfg, splits = prep.cfg, prep.splits
+    trainer = Trainer(cfg.train, cfg.optim, cfg.augment, prep.device, deadline=prep.deadline,
+                      callbacks=[*tuning.callbacks, *callbacks],
+                      reserve_examples=reserve_examples(splits, cfg.train.tta, trained_shift(cfg)),
+                      lr_scales=tuning.lr_scales)
+    return trainer.fit(model, splits.train, splits.val)
+
+
+def finalize(prep: Prepared, model: Classifier, state: TrainState) -> Finished:
+    """Choose the inference policy on the validation split, then score the test split with it
+    (the probabilities ``predict`` gives), and describe the model for model.json."""
+    cfg, splits, ds = prep.cfg, prep.splits, prep.dataset
+    val_x, val_y = (splits.val.x, splits.val.y) if splits.val is not None else (None, None)
+    policy, record, _ = choose_policy(model, val_x, val_y, prep.device, cfg.train.tta,
+                                      cfg.train.eval_batch_size, cfg.train.channels_last,
+                                      flip_trained=cfg.augment.enabled and cfg.augment.flip,
+                                      shift=trained_shift(cfg))
+    metrics, test_seconds = None, 0.0
+    if splits.test is not None:
+        eval_start = prep.clock()
+        logits = policy.logits(model, splits.test.x, prep.device, cfg.train.eval_batch_size,
+                               cfg.train.channels_last)
+        test_seconds = prep.clock() - eval_start
+        metrics = classification_metrics(splits.test.y.numpy(), policy.probabilities(logits), ds.classes)
+    meta = model_metadata(cfg.model, resolved_options(cfg.model.name, sized_options(cfg.model)),
+                          ds.input_shape, ds.classes, ds.kind,
+                          {k: v for k, v in ds.preprocessing.items() if k in MODEL_INPUT_KEYS},
+                          policy.as_dict())
+    n_test = len(splits.test) if splits.test is not None else 0
+    timing = {"train_seconds": state.train_seconds, "epochs": state.epoch,
+              "train_images_per_second": state.samples_seen / max(1e-9, state.train_seconds),
+              "test_seconds": test_seconds,
+              "inference_images_per_second": n_test / test_seconds if test_seconds else None,
+              "total_seconds": prep.clock() - prep.start, "stop_reason": state.stop_reason,
+              "best_epoch": state.best_epoch, **prep.plan}
+    return Finished(model, state, policy, record, meta, metrics, timing)
+
+
+def environment(prep: Prepared, command: str) -> dict:
+    """environment.json: versions, machine, device, threads, seed, data hash and the command."""
+    import sklearn
+    import torchvision
+
+    from neuroclass import __version__
+
+    return {"neuroclass": __version__, "python": sys.version.split()[0], "torch": torch.__version__,
+            "torchvision": torchvision.__version__, "numpy": np.__version__,
+            "scikit-learn": sklearn.__version__, "platform": platform.platform(),
+            "processor": platform.processor() or platform.machine(), "device": str(prep.device),
+            "threads": prep.threads, "seed": prep.cfg.train.seed,
+            "data_hash": prep.dataset.content_hash(), "command": command}
+
+
+def write_run(prep: Prepared, done: Finished, command: str = "") -> Path:
+    """The finished run folder (assembled under a hidden name, renamed once complete)."""
+    run = RunFolder.create(prep.cfg.out, run_name(prep.cfg.data.source, prep.cfg.model.name))
+    try:
+        run.write_model(done.model.cpu(), done.meta)
+        run.write_config(prep.cfg)
+        run.write_json("metrics.json", done.metrics or {})
+        run.write_history(done.state.history)
+        run.write_json("timing.json", done.timing)
+        run.write_json("environment.json", environment(prep, command))
+        run.write_split(prep.splits.indices, prep.splits.method)
+        return run.commit()
+    except BaseException:
+        run.discard()
+        raise
+
+
+def train(cfg: Config, callbacks: list[Callback] | tuple = (), command: str = "",
+          report: bool = True) -> RunResult:
+    """Train ``cfg`` end to end: the run folder with its test metrics and, unless ``report`` is
+    False, report.html (a failing report is one warning; the run folder stays).
+
+    Raises NeuroclassError for bad config or data (nothing is written then)."""
+    with process_state(cfg):
+        prep = prepare(cfg)
+        model, tuning = build(prep)
+        state = fit(prep, model, tuning, callbacks)
+        done = finalize(prep, model, state)
+        path = write_run(prep, done, command)
+    html = None
+    if report:
+        from neuroclass.evaluation.report import try_write_report
+
+        html = try_write_report(path)
+    return RunResult(path, done.metrics, state.history, done.timing, html)
+
+
+@dataclass
+class InMemoryModel:
+    """A model trained without a run folder (the estimator's): a Predictor and its record."""
+
+    predictor: Predictor
+    history: list = field(default_factory=list)
+    cfg: Config | None = None
+    policy_record: dict = field(default_factory=dict)
+
+
+def train_in_memory(cfg: Config, dataset: Dataset, callbacks: list[Callback] | tuple = ()) -> InMemoryModel:
+    """The pipeline on ``dataset`` with no test split and no run folder: the trained model
+    behind a Predictor with the policy chosen on the validation split (``cfg.data.val_fraction``)."""
+    cfg = replace(cfg, data=replace(cfg.data, test_fraction=0.0))
+    with process_state(cfg):
+        prep = prepare(cfg, dataset=dataset, require_test=False)
+        model, tuning = build(prep)
+        state = fit(prep, model, tuning, callbacks)
+        done = finalize(prep, model, state)
+    predictor = Predictor(model, done.meta, done.policy, device=prep.device,
+                          batch_size=prep.cfg.train.eval_batch_size)
+    return InMemoryModel(predictor, state.history, prep.cfg, done.policy_record)
