@@ -51,9 +51,9 @@ def cross_entropy(output: torch.Tensor, target: torch.Tensor, label_smoothing: f
 
 
 def loss_function(model: nn.Module):
-    """The network's own ``loss(output, target, label_smoothing)`` when it defines one (capsnet's
-    margin loss on capsule lengths), else cross-entropy on logits. ``model`` is a Classifier."""
-    return getattr(getattr(model, "net", model), "loss", cross_entropy)
+    """The loss(output, target, label_smoothing) that ``model``'s family declares (a Classifier's
+    ``loss``): cross-entropy on logits, capsnet's margin loss on capsule lengths."""
+    return model.loss
 
 
 @dataclass
