@@ -11,10 +11,11 @@ from neuroclass.config import AugmentConfig, ModelConfig, OptimConfig, TrainConf
 from neuroclass.data.blocks import make_blocks
 from neuroclass.errors import NeuroclassError
 from neuroclass.models import create, resolved_options
-from neuroclass.models.capsnet import CapsNet, squash
+from neuroclass.models.capsnet import margin_loss, squash
 from neuroclass.models.resnet import BasicBlock, Bottleneck
-from neuroclass.inference import predict_logits
-from neuroclass.training.trainer import Trainer, cross_entropy, loss_function
+from neuroclass.inference.logits import predict_outputs
+from neuroclass.models.layers import cross_entropy
+from neuroclass.training.trainer import Trainer, loss_function
 
 TINY_CAPS = {"conv_channels": 4, "primary_maps": 2, "primary_dim": 4, "class_dim": 4}
 
@@ -27,13 +28,13 @@ def build(name, shape, options, classes=3):
 
 def test_capsnet_margin_loss_values():
     lengths = torch.tensor([[0.95, 0.05, 0.5]])
-    assert CapsNet.loss(lengths, torch.tensor([0])).item() == pytest.approx(0.5 * 0.4**2)
+    assert margin_loss(lengths, torch.tensor([0])).item() == pytest.approx(0.5 * 0.4**2)
     one_hot = torch.tensor([[1.0, 0.0, 0.0]])
-    assert torch.equal(CapsNet.loss(lengths, torch.tensor([0])), CapsNet.loss(lengths, one_hot))
-    wrong = CapsNet.loss(lengths, torch.tensor([1]))
-    assert wrong > CapsNet.loss(lengths, torch.tensor([0]))
-    smoothed = CapsNet.loss(lengths, torch.tensor([0]), label_smoothing=0.1)
-    assert smoothed != CapsNet.loss(lengths, torch.tensor([0]))
+    assert torch.equal(margin_loss(lengths, torch.tensor([0])), margin_loss(lengths, one_hot))
+    wrong = margin_loss(lengths, torch.tensor([1]))
+    assert wrong > margin_loss(lengths, torch.tensor([0]))
+    smoothed = margin_loss(lengths, torch.tensor([0]), label_smoothing=0.1)
+    assert smoothed != margin_loss(lengths, torch.tensor([0]))
 
 
 def test_squash_keeps_direction_and_bounds_length():
@@ -48,14 +49,14 @@ def test_trainer_uses_capsnet_margin_loss():
     train, val = make_blocks(n=64, size=28, seed=0), make_blocks(n=32, size=28, seed=1)
     torch.manual_seed(0)
     model = build("capsnet", train.input_shape, TINY_CAPS, classes=len(train.classes))
-    assert loss_function(model) == model.net.loss
+    assert loss_function(model) is margin_loss
     assert loss_function(build("cnn", train.input_shape, {"channels": [4], "hidden": 0})) is cross_entropy
     trainer = Trainer(TrainConfig(epochs=1, batch_size=16, quiet=True), OptimConfig(), AugmentConfig(),
                       torch.device("cpu"))
     row = trainer.fit(model, train, val).history[0]
     assert math.isfinite(row["loss"]) and math.isfinite(row["val_loss"])
-    lengths = predict_logits(model, val.x, torch.device("cpu"))
-    assert row["val_loss"] == pytest.approx(CapsNet.loss(lengths, val.y).item())
+    lengths = predict_outputs(model, val.x, torch.device("cpu"))
+    assert row["val_loss"] == pytest.approx(margin_loss(lengths, val.y).item())
     assert row["val_loss"] != pytest.approx(F.cross_entropy(lengths, val.y).item())
 
 

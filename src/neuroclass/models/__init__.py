@@ -26,4 +26,4 @@ def create(cfg: ModelConfig, input_shape: tuple[int, ...], num_classes: int,
     family, options = resolve(cfg.name, sized_options(cfg))
     net = family.build(options, tuple(input_shape), num_classes)
     init_weights(net, cfg.init)
-    return Classifier(net, mean, std)
+    return Classifier(net, mean, std, family)

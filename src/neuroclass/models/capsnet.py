@@ -4,15 +4,13 @@ A capsule is a vector whose length says how likely an entity is present and whos
 describes it. conv 9x9 -> primary capsules (a 9x9 stride-2 conv whose channels group into 8-D
 vectors, one capsule per map and position) -> one 16-D capsule per class; each primary capsule
 predicts every class capsule through its own matrix, and 3 rounds of routing-by-agreement send its
-vote to the class capsules that agree with it. The output is the class capsule lengths in [0, 1),
-trained with the margin loss (``CapsNet.loss``, which the Trainer uses instead of cross-entropy).
+vote to the class capsules that agree with it. The output is the class capsule lengths in [0, 1)
+(the family declares ``output="lengths"``), trained with the margin loss (``margin_loss``, the loss
+the family declares). Probabilities come from ``Classifier.output_logits``, log(length): softmax of
+those is the lengths normalised to sum to 1, and a temperature fitted on them still calibrates.
 
-Probabilities from capsnet (Predictor, ``predict_proba``) are a softmax of the lengths: they rank
-the classes as the lengths do but are squeezed towards uniform (at most e : 1 between two classes),
-so they are not calibrated; temperature scaling (inference/calibrate.py) can sharpen them.
-
-The paper's reconstruction decoder is left out: its loss needs the input image, which the Trainer's
-loss hook does not get. Inputs smaller than 17x17 (what the two 9x9 convs need) are zero-padded,
+The paper's reconstruction decoder is left out: its loss needs the input image, which a family's
+declared loss does not get. Inputs smaller than 17x17 (what the two 9x9 convs need) are zero-padded,
 which after standardization is padding with the training mean.
 """
 from __future__ import annotations
@@ -72,30 +70,32 @@ class CapsNet(nn.Module):
         u = u.reshape(b, -1, self.primary_dim, gh, gw).permute(0, 1, 3, 4, 2)  # (B, M, h, w, d)
         u = squash(u.reshape(b, -1, self.primary_dim))  # (B, N, d): N = M * h * w primary capsules
         u_hat = torch.einsum("nkod,bnd->bnko", self.transform, u)  # (B, N, K, D) votes for each class
-        logits = u.new_zeros(u_hat.shape[:3])  # (B, N, K) routing logits, start uniform
+        log_priors = u.new_zeros(u_hat.shape[:3])  # (B, N, K) routing log priors, start uniform
         for i in range(self.routing):
-            coupling = logits.softmax(dim=2)  # (B, N, K): each capsule splits its vote over classes
+            coupling = log_priors.softmax(dim=2)  # (B, N, K): each capsule splits its vote over classes
             v = squash((coupling.unsqueeze(-1) * u_hat).sum(dim=1))  # (B, K, D) class capsules
             if i < self.routing - 1:
-                logits = logits + (u_hat * v.unsqueeze(1)).sum(-1)  # (B, N, K) agreement = dot product
+                # (B, N, K): agreement is the dot product of a vote and the class capsule
+                log_priors = log_priors + (u_hat * v.unsqueeze(1)).sum(-1)
         return torch.sqrt((v * v).sum(-1) + 1e-8)  # (B, K) capsule lengths in [0, 1)
 
-    @staticmethod
-    def loss(lengths: torch.Tensor, target: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
-        """Margin loss: sum over classes of T max(0, 0.9 - |v|)^2 + 0.5 (1 - T) max(0, |v| - 0.1)^2.
 
-        ``target``: class indices (B,) or soft targets (B, K) (mixup, cutmix); mean over the batch.
+def margin_loss(lengths: torch.Tensor, target: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
+    """Margin loss: sum over classes of T max(0, 0.9 - |v|)^2 + 0.5 (1 - T) max(0, |v| - 0.1)^2.
 
-        >>> CapsNet.loss(torch.tensor([[0.95, 0.05]]), torch.tensor([0]))
-        tensor(0.)
-        """
-        k = lengths.shape[1]
-        t = (target if target.ndim == 2 else F.one_hot(target, k)).to(lengths.dtype)  # (B, K)
-        t = t * (1 - label_smoothing) + label_smoothing / k  # smoothed as cross-entropy does
-        present = t * torch.relu(0.9 - lengths) ** 2  # (B, K)
-        # down-weighting absent classes by 0.5 stops them shrinking every length early in training
-        absent = 0.5 * (1 - t) * torch.relu(lengths - 0.1) ** 2  # (B, K)
-        return (present + absent).sum(1).mean()
+    ``lengths``: (B, K) capsule lengths; ``target``: class indices (B,) or soft targets (B, K)
+    (mixup, cutmix); mean over the batch, a scalar.
+
+    >>> margin_loss(torch.tensor([[0.95, 0.05]]), torch.tensor([0]))
+    tensor(0.)
+    """
+    k = lengths.shape[1]
+    t = (target if target.ndim == 2 else F.one_hot(target, k)).to(lengths.dtype)  # (B, K)
+    t = t * (1 - label_smoothing) + label_smoothing / k  # smoothed as cross-entropy does
+    present = t * torch.relu(0.9 - lengths) ** 2  # (B, K)
+    # down-weighting absent classes by 0.5 stops them shrinking every length early in training
+    absent = 0.5 * (1 - t) * torch.relu(lengths - 0.1) ** 2  # (B, K)
+    return (present + absent).sum(1).mean()
 
 
 # sizes, cheapest first (the paper's 256 channels and 32 primary maps cost far more than any)
@@ -106,6 +106,10 @@ SIZES = (("s", {"conv_channels": 32, "primary_maps": 4}),
 
 @register_model("capsnet", CapsNetConfig,
                 "capsule network: conv -> primary capsules -> class capsules by dynamic routing, margin loss",
-                sizes=SIZES, min_epochs=5)
+                # the head is the class-capsule transforms, one (class_dim x primary_dim) matrix per
+                # (primary capsule, class): a parameter of the network itself. Features: the primary
+                # capsules' conv output, flattened to (B, primary_maps * primary_dim * h * w)
+                head="transform", features="primary", feature_side="output", output="lengths",
+                loss=margin_loss, sizes=SIZES, min_epochs=5)
 def build_capsnet(cfg: CapsNetConfig, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     return CapsNet(cfg, input_shape, num_classes)

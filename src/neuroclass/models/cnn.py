@@ -8,7 +8,7 @@ from torch import nn
 
 from neuroclass.config import rule
 from neuroclass.errors import NeuroclassError
-from neuroclass.models.layers import activation
+from neuroclass.models.layers import activation, cross_entropy
 from neuroclass.models.registry import register_model
 
 
@@ -83,8 +83,16 @@ SIZES = (("s", {"channels": [16, 32, 64], "pooled_convs": 0}),
          ("l", {"channels": [24, 48, 96], "pooled_convs": 1}))
 
 
+def cnn_head(net: CNN) -> str:
+    """The final Linear, the last of ``head`` (after the hidden layer when ``hidden`` > 0)."""
+    return f"head.{len(net.head) - 1}"
+
+
+# features: the hidden layer's activations (B, hidden), or the flattened last stage
+# (B, C * H * W) when hidden is 0
 @register_model("cnn", CNNConfig, "conv 3x3 -> BatchNorm -> ReLU stages with max pooling, then FC",
-                sizes=SIZES, min_epochs=5)
+                head=cnn_head, features=cnn_head, feature_side="input", output="logits",
+                loss=cross_entropy, sizes=SIZES, min_epochs=5)
 def build_cnn(cfg: CNNConfig, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     return CNN(cfg, input_shape, num_classes)
 

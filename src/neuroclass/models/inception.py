@@ -15,6 +15,7 @@ from torch import nn
 
 from neuroclass.config import rule
 from neuroclass.errors import NeuroclassError
+from neuroclass.models.layers import cross_entropy
 from neuroclass.models.registry import register_model
 
 
@@ -86,6 +87,8 @@ SIZES = tuple((name, {"width": width}) for name, width in (("xs", 8), ("s", 12),
 
 @register_model("inception", InceptionConfig,
                 "GoogLeNet-style blocks: 1x1 | 1x1-3x3 | 1x1-3x3-3x3 | pool-1x1 branches, concatenated",
-                sizes=SIZES, min_epochs=6)
+                # features: the globally pooled last stage, (B, 4 * width * 2^(S-1))
+                head="head.2", features="head.2", feature_side="input", output="logits",
+                loss=cross_entropy, sizes=SIZES, min_epochs=6)
 def build_inception(cfg: InceptionConfig, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     return Inception(cfg, input_shape, num_classes)

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from neuroclass.config import rule
-from neuroclass.models.layers import activation
+from neuroclass.models.layers import activation, cross_entropy
 from neuroclass.models.registry import register_model
 
 
@@ -49,7 +49,15 @@ SIZES = (("s", {"hidden": [256, 128]}),
          ("xl", {"hidden": [2048, 1024]}))
 
 
+def mlp_head(net: MLP) -> str:
+    """The final Linear, the last of ``layers`` (how many come before it depends on the options)."""
+    return f"layers.{len(net.layers) - 1}"
+
+
+# features: the last hidden layer's activations (after dropout), (B, hidden[-1]); the flattened
+# input when there is no hidden layer
 @register_model("mlp", MLPConfig, "fully connected layers: Linear -> [BatchNorm] -> activation -> Dropout",
-                sizes=SIZES, min_epochs=15)
+                head=mlp_head, features=mlp_head, feature_side="input", output="logits",
+                loss=cross_entropy, sizes=SIZES, min_epochs=15)
 def build_mlp(cfg: MLPConfig, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     return MLP(cfg, input_shape, num_classes)

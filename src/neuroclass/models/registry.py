@@ -1,42 +1,102 @@
-"""The model registry: a family name -> its config dataclass and builder.
+"""The model registry: a family name -> its config dataclass, builder, and what other code needs to
+know about its network.
 
 A model name is a family (``resnet``) or, for families with an ``arch`` option, ``FAMILY:ARCH``
 (``tv:resnet18`` is family ``tv`` with ``arch=resnet18``).
+
+Each family declares, next to its builder, what transfer learning, ``embed``, training and inference
+would otherwise have to guess (timm's ``pretrained_cfg`` with ``classifier`` and ``first_conv`` is
+the same idea): the head (its final classifier layer), the feature layer ``embed`` reads, the kind of
+output the network returns, and the loss it trains with.
 """
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Callable
 
+import torch
 from torch import nn
 
 from neuroclass.config import build_dataclass
 from neuroclass.errors import NeuroclassError
 from neuroclass.registry import Registry
 
+# a module (or parameter) path inside a family's network, as ``nn.Module.get_submodule`` takes it
+# ("head.2", "model.fc"), or a function of the built network that returns one (when the path
+# depends on the options: the last of a variable number of layers, a torchvision architecture)
+PathSpec = str | Callable[[nn.Module], str]
+# loss(output, target, label_smoothing) -> scalar; target is class indices (B,) or soft targets (B, K)
+LossFn = Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]
+
+
+class OutputKind(StrEnum):
+    """What a network's (B, K) output holds: ``logits`` (any real numbers, softmax gives
+    probabilities) or ``lengths`` (capsnet's class-capsule lengths in [0, 1))."""
+
+    LOGITS = "logits"
+    LENGTHS = "lengths"
+
+
+class Side(StrEnum):
+    """Which tensor of a module is the feature vector: what goes into it, or what comes out."""
+
+    INPUT = "input"
+    OUTPUT = "output"
+
 
 @dataclass(frozen=True)
 class ModelFamily:
+    """A registered family: options, builder, and the declarations about its network.
+
+    ``head``: the parameters of the final classifier layer, replaced when the classes change
+    (a module path, whose parameters all belong to the head, or a parameter path).
+    ``features`` and ``feature_side``: the tensor ``embed`` returns, flattened to (B, D): the input
+    (or output) of that module. ``output``: what ``forward`` returns. ``loss``: what the Trainer
+    minimises on that output.
+    """
+
     name: str
     config: type  # a frozen dataclass of the family's options
     build: Callable[..., nn.Module]  # build(cfg, input_shape, num_classes) -> nn.Module
     summary: str
+    head: PathSpec
+    features: PathSpec
+    feature_side: Side
+    output: OutputKind
+    loss: LossFn
     # named option presets, cheapest first (models/sizing.py picks one to fit a time budget), and
     # the fewest epochs a size should get within the budget to be worth its cost
     sizes: tuple = ()  # ((name, {option: value}), ...)
     min_epochs: float = 5.0
 
+    def head_path(self, net: nn.Module) -> str:
+        """The head's path inside ``net`` (a network this family built), e.g. ``"head.2"``."""
+        return self.head if isinstance(self.head, str) else self.head(net)
+
+    def feature_path(self, net: nn.Module) -> str:
+        """The path of the module whose input (or output, ``feature_side``) ``embed`` reads."""
+        return self.features if isinstance(self.features, str) else self.features(net)
+
 
 MODELS: Registry[ModelFamily] = Registry("model")
 
 
-def register_model(name: str, config: type, summary: str, sizes: tuple = (),
-                   min_epochs: float = 5.0) -> Callable:
-    """Decorator for a builder ``fn(cfg, input_shape, num_classes) -> nn.Module``."""
+def register_model(name: str, config: type, summary: str, *, head: PathSpec, features: PathSpec,
+                   feature_side: Side | str, output: OutputKind | str, loss: LossFn,
+                   sizes: tuple = (), min_epochs: float = 5.0) -> Callable:
+    """Decorator for a builder ``fn(cfg, input_shape, num_classes) -> nn.Module``, with the family's
+    declarations (see ``ModelFamily``). Raises ValueError for a side or output kind not listed.
+
+    >>> @register_model("linear", LinearConfig, "one Linear layer", head="fc", features="fc",
+    ...                 feature_side="input", output="logits", loss=cross_entropy)  # doctest: +SKIP
+    ... def build_linear(cfg, input_shape, num_classes): ...
+    """
 
     def add(build: Callable) -> Callable:
-        MODELS.register(name)(ModelFamily(name, config, build, summary, tuple(sizes), min_epochs))
+        MODELS.register(name)(ModelFamily(name, config, build, summary, head, features, Side(feature_side),
+                                          OutputKind(output), loss, tuple(sizes), min_epochs))
         return build
 
     return add

@@ -13,6 +13,7 @@ from torch import nn
 
 from neuroclass.config import rule
 from neuroclass.errors import NeuroclassError
+from neuroclass.models.layers import cross_entropy
 from neuroclass.models.registry import register_model
 
 DEFAULT_BLOCKS = [1, 1, 1]
@@ -131,6 +132,8 @@ SIZES = tuple((name, {"width": width}) for name, width in (("xs", 8), ("s", 12),
 
 @register_model("resnet", ResNetConfig,
                 "residual basic or bottleneck blocks with BatchNorm and global average pooling",
-                sizes=SIZES, min_epochs=6)
+                # features: the globally pooled last stage, (B, width * 2^(S-1) * expansion)
+                head="head.2", features="head.2", feature_side="input", output="logits",
+                loss=cross_entropy, sizes=SIZES, min_epochs=6)
 def build_resnet(cfg: ResNetConfig, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     return ResNet(cfg, input_shape, num_classes)

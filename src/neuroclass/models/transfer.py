@@ -7,12 +7,12 @@ Three starting points, at most one per run:
   by name, with what did not fit reported in one warning line;
 - ``model.from_run`` (``--from RUN``): an earlier run's model (same family, options, input shape).
 
-The *head* is the final classifier layer of a family: the last ``nn.Linear``/``nn.Conv2d`` in
-definition order (mlp, cnn, resnet, inception, vit, and every torchvision model: ``fc``,
-``classifier[-1]``, ``heads.head``, squeezenet's 1x1 conv), and capsnet's class-capsule transforms.
-Everything else is the *backbone*. A head is replaced (left as initialised for the data's classes)
-when the source was trained on other classes. Input standardization (``standardize.*``) is never
-taken from a source: it always holds the statistics of the data being trained on.
+The *head* is the final classifier layer that each family declares (``register_model(head=...)``:
+``head.2`` for resnet, ``fc`` / ``classifier[-1]`` / ``heads.head`` / squeezenet's 1x1 conv for
+torchvision models, capsnet's class-capsule transforms). Everything else is the *backbone*. A head
+is replaced (left as initialised for the data's classes) when the source was trained on other
+classes. Input standardization (``standardize.*``) is never taken from a source: it always holds
+the statistics of the data being trained on.
 """
 from __future__ import annotations
 
@@ -29,7 +29,6 @@ from safetensors.torch import load_file
 from torch import nn
 
 from neuroclass.errors import NeuroclassError
-from neuroclass.models.capsnet import CapsNet
 from neuroclass.models.layers import Classifier
 
 # prefixes that wrap the same network under other names: our Classifier ("net."), the tv family's
@@ -41,9 +40,8 @@ AUX_PREFIXES = ("aux1.", "aux2.", "AuxLogits.")
 
 @dataclass(frozen=True)
 class Head:
-    """Where a Classifier's head is: its parameter names, and the tensor that feeds it (the features).
-
-    The features are the input of module ``feature_module`` (``feature_side="input"``) or its output.
+    """Where a Classifier's head is: its parameter names, and the tensor ``embed`` reads (the
+    features): the input of module ``feature_module`` (``feature_side="input"``) or its output.
     """
 
     params: tuple[str, ...]  # e.g. ("net.head.2.weight", "net.head.2.bias")
@@ -52,23 +50,28 @@ class Head:
 
 
 def find_head(model: Classifier) -> Head:
-    """The head of any registered family.
+    """The head and feature layer that ``model``'s family declares, as names inside ``model``.
+
+    A declared module's parameters all belong to the head; a declared parameter is the head alone.
+    Raises NeuroclassError when the declared path names nothing in the network.
 
     >>> find_head(create(ModelConfig(name="mlp"), (1, 28, 28), 10, mean, std)).params  # doctest: +SKIP
-    ('net.layers.8.weight', 'net.layers.8.bias')
+    ('net.layers.9.weight', 'net.layers.9.bias')
     """
-    if isinstance(model.net, CapsNet):
-        # one (class_dim x primary_dim) transform per (primary capsule, class): the class layer;
-        # the primary capsules feed it
-        return Head(("net.transform",), "net.primary", "output")
-    name = ""
-    for module_name, module in model.named_modules():
-        if isinstance(module, (nn.Linear, nn.Conv2d)):
-            name = module_name
-    if not name:
-        raise NeuroclassError(f"{type(model.net).__name__}: no Linear or Conv2d layer to call the head")
-    params = tuple(f"{name}.{p}" for p, _ in model.get_submodule(name).named_parameters(recurse=False))
-    return Head(params, name, "input")
+    family, net = model.family, model.net
+    path = family.head_path(net)
+    try:
+        params = tuple(f"net.{path}.{p}" for p, _ in net.get_submodule(path).named_parameters())
+    except AttributeError:  # not a module: a parameter of one (capsnet's transform), or nothing
+        try:
+            net.get_parameter(path)
+        except AttributeError:
+            raise NeuroclassError(f"model {family.name}: its declared head '{path}' is neither a module "
+                                  "nor a parameter of the network") from None
+        params = (f"net.{path}",)
+    if not params:
+        raise NeuroclassError(f"model {family.name}: its declared head '{path}' holds no parameters")
+    return Head(params, f"net.{family.feature_path(net)}", str(family.feature_side))
 
 
 def split_backbone_head(model: Classifier) -> tuple[list[str], list[str]]:

@@ -28,6 +28,7 @@ from torch import nn
 
 from neuroclass.config import rule
 from neuroclass.errors import NeuroclassError
+from neuroclass.models.layers import cross_entropy
 from neuroclass.models.registry import register_model
 from neuroclass.registry import did_you_mean
 
@@ -103,7 +104,7 @@ class TorchvisionNet(nn.Module):
         extra = {"aux_logits": False, "init_weights": True} if cfg.arch in AUX_HEADS else {}
         self.model = torchvision.models.get_model(cfg.arch, weights=None, num_classes=num_classes, **extra)
         adapt_first_conv(self.model, input_shape[0])
-        self.resize = cfg.resize
+        self.arch, self.resize = cfg.arch, cfg.resize
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.resize:
@@ -112,7 +113,32 @@ class TorchvisionNet(nn.Module):
         return self.model(x)  # (B, num_classes)
 
 
+def tv_head(net: TorchvisionNet) -> str:
+    """The final classifier layer of a torchvision model, by torchvision's naming: ``fc`` (resnet*,
+    resnext*, wide_resnet*, regnet*, googlenet, inception_v3, shufflenet_v2*), ``heads.head``
+    (vit_*), ``head`` (swin*), ``classifier`` itself (densenet*) or its last layer (alexnet, vgg*,
+    mobilenet*, efficientnet*, mnasnet*, convnext*, maxvit_t); squeezenet's classifier ends in ReLU
+    and pooling after its 1x1 conv, ``classifier.1``.
+
+    >>> tv_head(build_tv(TorchvisionConfig(arch="mobilenet_v3_small"), (1, 28, 28), 10))
+    'model.classifier.3'
+    """
+    model = net.model
+    if net.arch.startswith("squeezenet"):
+        return "model.classifier.1"
+    for child, path in (("fc", "fc"), ("heads", "heads.head"), ("head", "head")):
+        if hasattr(model, child):
+            return f"model.{path}"
+    classifier = model.classifier
+    if isinstance(classifier, nn.Sequential):
+        return f"model.classifier.{len(classifier) - 1}"
+    return "model.classifier"
+
+
+# features: the head's input; (B, C) for every architecture but squeezenet, whose 1x1-conv head
+# takes the last feature map, flattened to (B, 512 * h * w)
 @register_model("tv", TorchvisionConfig,
-                "a torchvision architecture by name: tv:resnet18, tv:mobilenet_v3_small, ... (untrained)")
+                "a torchvision architecture by name: tv:resnet18, tv:mobilenet_v3_small, ... (untrained)",
+                head=tv_head, features=tv_head, feature_side="input", output="logits", loss=cross_entropy)
 def build_tv(cfg: TorchvisionConfig, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     return TorchvisionNet(cfg, input_shape, num_classes)

@@ -17,6 +17,7 @@ from torch import nn
 
 from neuroclass.config import rule
 from neuroclass.errors import NeuroclassError
+from neuroclass.models.layers import cross_entropy
 from neuroclass.models.registry import register_model
 
 
@@ -93,6 +94,8 @@ SIZES = (("xs", {"patch_size": 7, "dim": 48, "depth": 3, "heads": 3}),
 
 @register_model("vit", ViTConfig,
                 "Vision Transformer: patch embedding, class token, pre-norm self-attention blocks",
-                sizes=SIZES, min_epochs=10)
+                # features: the normalised class token, (B, dim)
+                head="head", features="head", feature_side="input", output="logits",
+                loss=cross_entropy, sizes=SIZES, min_epochs=10)
 def build_vit(cfg: ViTConfig, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     return ViT(cfg, input_shape, num_classes)

@@ -5,7 +5,6 @@ import time
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from neuroclass.config import AugmentConfig, OptimConfig, TrainConfig
@@ -47,14 +46,10 @@ def hard_labels(target: torch.Tensor) -> torch.Tensor:
     return target.argmax(1) if target.ndim == 2 else target
 
 
-def cross_entropy(output: torch.Tensor, target: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
-    return F.cross_entropy(output, target, label_smoothing=label_smoothing)
-
-
 def loss_function(model: nn.Module):
-    """The network's own ``loss(output, target, label_smoothing)`` when it defines one (capsnet's
-    margin loss on capsule lengths), else cross-entropy on logits. ``model`` is a Classifier."""
-    return getattr(getattr(model, "net", model), "loss", cross_entropy)
+    """The loss(output, target, label_smoothing) that ``model``'s family declares (a Classifier's
+    ``loss``): cross-entropy on logits, capsnet's margin loss on capsule lengths."""
+    return model.loss
 
 
 @dataclass
