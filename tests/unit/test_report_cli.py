@@ -24,9 +24,9 @@ def run_copy(trained_run, tmp_path):
 def set_temperature(run, value):
     meta = json.loads((run / "model.json").read_text())
     if value is None:
-        meta.pop("temperature", None)
+        meta["inference"].pop("temperature", None)
     else:
-        meta["temperature"] = value
+        meta["inference"]["temperature"] = value
     (run / "model.json").write_text(json.dumps(meta))
 
 
@@ -73,7 +73,7 @@ def test_evaluate_on_other_data_writes_a_separate_report(run_copy, capsys):
 
 def test_training_saves_a_positive_temperature(trained_run):
     meta = json.loads((trained_run.path / "model.json").read_text())
-    assert meta["temperature"] > 0
+    assert meta["inference"]["temperature"] > 0
 
 
 def test_predict_applies_the_saved_temperature(run_copy):
@@ -84,7 +84,7 @@ def test_predict_applies_the_saved_temperature(run_copy):
                                torch.softmax(logits / 3.0, dim=1).numpy(), rtol=1e-6)
     set_temperature(run_copy, None)  # a model.json from before temperatures: T = 1
     predictor = Predictor.from_run(run_copy)
-    assert predictor.temperature == 1.0
+    assert predictor.policy.temperature == 1.0
     np.testing.assert_allclose(predictor.predict_proba_tensor(x), torch.softmax(logits, dim=1).numpy(),
                                rtol=1e-6)
     set_temperature(run_copy, -1)
