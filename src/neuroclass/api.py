@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from neuroclass.config import Config, load_config
+from neuroclass.models.registry import check_model_config
 from neuroclass.run import RunResult, train_run
 from neuroclass.serving.predictor import Predictor
 
@@ -32,7 +33,9 @@ def build_config(data: str | None = None, model: str | None = None, epochs: int 
         values["train"] = train
     if out is not None:
         values["out"] = str(out)
-    return load_config(config, overrides=overrides, values=values)
+    cfg = load_config(config, overrides=overrides, values=values)
+    check_model_config(cfg.model)  # family, size and options, before any data loads
+    return cfg
 
 
 def train(data: str, model: str | None = None, epochs: int | None = None,

@@ -1,7 +1,11 @@
 """The resolved configuration: frozen dataclasses, merged defaults < YAML file < --set overrides.
 
 Every key is checked at load: an unknown key fails with a did-you-mean, a value of the wrong type or
-out of range fails with a message that names the parameter, the rule and the value given.
+out of range fails with a message that names the parameter, the rule and the value given. A field
+carries its rule as metadata (``rule(...)``: bounds, choices, a pattern, the length of a list); a
+config dataclass whose fields constrain each other has a ``validate()`` method, which
+``build_dataclass`` calls once every field has passed its own rule. Model families use the same
+machinery for their options (models/registry.py).
 
 >>> cfg = load_config(overrides=["optim.lr=0.01", "train.epochs=3"])
 >>> cfg.optim.lr, cfg.train.epochs
@@ -10,6 +14,7 @@ out of range fails with a message that names the parameter, the rule and the val
 from __future__ import annotations
 
 import dataclasses
+import math
 import operator
 import os
 import re
@@ -18,7 +23,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional, Sequence
 
 import yaml
 
@@ -27,16 +32,48 @@ from neuroclass.registry import did_you_mean
 
 
 def rule(gt: float | None = None, ge: float | None = None, lt: float | None = None,
-         le: float | None = None, choices: tuple = ()) -> dict:
-    """Field metadata: a range or a set of choices checked at load."""
-    return {"rule": {"gt": gt, "ge": ge, "lt": lt, "le": le, "choices": choices}}
+         le: float | None = None, choices: tuple | Callable[[], Sequence] = (),
+         pattern: str | None = None, doc: str | None = None, min_items: int | None = None,
+         parse: Callable[[Any], Any] | None = None) -> dict:
+    """Field metadata: the values a field accepts, checked at load by ``build_dataclass``.
+
+    - ``gt``/``ge``/``lt``/``le``: bounds on a number (on each item of a list field);
+    - ``choices``: the allowed values (of each item of a list field): a tuple, or a function that
+      returns them, for sets known only at run time (torchvision's architectures);
+    - ``pattern``: a regular expression that a text value may match in full instead (``cuda:\\d+``);
+    - ``doc``: how error messages describe the allowed values (default: the bounds or choices);
+    - ``min_items``: the fewest items of a list field;
+    - ``parse``: turns the given value into the field's type first (``parse_duration``).
+
+    >>> rule(gt=0)["rule"]["gt"]
+    0
+    """
+    return {"rule": {"gt": gt, "ge": ge, "lt": lt, "le": le, "choices": choices, "pattern": pattern,
+                     "doc": doc, "min_items": min_items, "parse": parse}}
+
+
+def parse_duration(text: str | float | int) -> float:
+    """Seconds from '90', '90s', '5m', '1.5h'. >>> parse_duration('5m') -> 300.0"""
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        seconds = float(text)
+    else:
+        m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([smh]?)\s*", str(text))
+        if not m:
+            raise NeuroclassError(
+                f"time budget (--time-budget / train.time_budget) '{text}' is not a duration; "
+                "write e.g. 90s, 5m or 1h")
+        seconds = float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[m.group(2)]
+    if seconds <= 0:
+        raise NeuroclassError(f"time budget (--time-budget / train.time_budget) must be > 0 seconds. "
+                              f"Got {text} instead.")
+    return seconds
 
 
 @dataclass(frozen=True)
 class DataConfig:
     source: str = "fashion-mnist"
     label_column: Optional[str] = None  # for CSV/Parquet tables
-    categorical: list = field(default_factory=list)  # table columns to one-hot encode
+    categorical: list[str] = field(default_factory=list)  # table columns to one-hot encode
     val_fraction: float = field(default=0.1, metadata=rule(ge=0, lt=1))  # carved from train
     test_fraction: float = field(default=0.2, metadata=rule(ge=0, lt=1))  # when no test split ships
     image_size: Optional[int] = field(default=None, metadata=rule(gt=0))  # resize folder images
@@ -47,9 +84,18 @@ class DataConfig:
     # ~/.cache/neuroclass/images) so that later loads and epochs never decode a file again
     cache: bool = True
 
+    def validate(self) -> None:
+        """Validation and test are carved from the same examples: something must be left to train."""
+        total = self.val_fraction + self.test_fraction
+        if total >= 1:
+            raise NeuroclassError(f"data.val_fraction + data.test_fraction must be < 1 (the rest trains). "
+                                  f"Got {self.val_fraction:g} + {self.test_fraction:g} = {total:g} instead.")
+
 
 @dataclass(frozen=True)
 class ModelConfig:
+    # name, size and options are checked against the registered families (models/registry.py
+    # check_model_config), which this layer does not import
     name: str = "cnn"
     init: str = field(default="default", metadata=rule(choices=('default', 'he', 'xavier')))
     options: dict = field(default_factory=dict)  # the family's own settings, checked by the family
@@ -81,6 +127,12 @@ class OptimConfig:
     # more of the rate (1 = the same rate everywhere)
     layer_decay: float = field(default=0.7, metadata=rule(gt=0, le=1))
 
+    def validate(self) -> None:
+        """Nesterov momentum exists only for SGD with a momentum (torch.optim.SGD)."""
+        if self.nesterov and (self.name != "sgd" or self.momentum == 0):
+            raise NeuroclassError(f"optim.nesterov=true needs optim.name=sgd and optim.momentum > 0. "
+                                  f"Got optim.name={self.name!r}, optim.momentum={self.momentum:g} instead.")
+
 
 @dataclass(frozen=True)
 class AugmentConfig:
@@ -102,20 +154,34 @@ class AugmentConfig:
     mixup: float = field(default=0.0, metadata=rule(ge=0))  # Beta(alpha, alpha) alpha; 0 = off
     cutmix: float = field(default=0.0, metadata=rule(ge=0))  # Beta alpha; both set: 1/2 each batch
 
+    # off (0) unless asked for, and applied only when augmentation is enabled
+    OFF_BY_DEFAULT = ("shift", "erase", "brightness", "contrast", "mixup", "cutmix")
+
+    def validate(self) -> None:
+        """An augmentation asked for (off by default) with augmentation off would silently do nothing."""
+        asked = [f"augment.{name}={getattr(self, name):g}" for name in self.OFF_BY_DEFAULT
+                 if getattr(self, name)]
+        if asked and not self.enabled:
+            raise NeuroclassError(f"{', '.join(asked)} takes effect only with augment.enabled=true; "
+                                  "add --set augment.enabled=true or drop it")
+
 
 @dataclass(frozen=True)
 class TrainConfig:
     epochs: Optional[int] = field(default=None, metadata=rule(gt=0))  # None: 8, or until the budget
     # None: 128, lowered for small training sets so that an epoch has at least 50 steps
     batch_size: Optional[int] = field(default=None, metadata=rule(gt=0))
-    time_budget: Optional[float] = field(default=None, metadata=rule(gt=0))  # seconds, whole run
+    # seconds, whole run: a number or a duration ('90s', '5m', '1.5h')
+    time_budget: Optional[float] = field(default=None, metadata=rule(gt=0, parse=parse_duration))
     patience: int = field(default=0, metadata=rule(ge=0))  # early stopping; 0 = off
     label_smoothing: float = field(default=0.1, metadata=rule(ge=0, lt=1))
     # per-step decay of an exponential moving average of the weights, which is what validation sees
     # and training returns (training/ema.py); 0 = the last step's weights
     ema: float = field(default=0.99, metadata=rule(ge=0, lt=1))
     seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    # the form is checked here, whether the device exists when a run starts (device.pick_device)
+    device: str = field(default="auto", metadata=rule(
+        choices=("auto", "cpu", "mps", "cuda"), pattern=r"cuda:\d+", doc="auto, cpu, mps, cuda or cuda:N"))
     threads: Optional[int] = field(default=None, metadata=rule(gt=0))
     channels_last: bool = True
     compile: bool = False  # torch.compile the model for training (pays off only on long runs)
@@ -130,6 +196,17 @@ class TrainConfig:
     head_epochs: Optional[int] = field(default=None, metadata=rule(ge=0))
     freeze: bool = False
 
+    def validate(self) -> None:
+        """Head-only epochs come before the backbone trains: not with a backbone frozen throughout,
+        and fewer than all epochs (all of them is what train.freeze says)."""
+        if self.head_epochs and self.freeze:
+            raise NeuroclassError(f"train.head_epochs={self.head_epochs} has no effect with "
+                                  "train.freeze=true (the backbone stays frozen throughout); drop one of them")
+        if self.head_epochs and self.epochs is not None and self.head_epochs >= self.epochs:
+            raise NeuroclassError(f"train.head_epochs must be < train.epochs ({self.epochs}), or the "
+                                  f"backbone never trains. Got {self.head_epochs} instead; "
+                                  "use train.freeze=true to train only the head")
+
 
 @dataclass(frozen=True)
 class Config:
@@ -141,45 +218,67 @@ class Config:
     out: str = "runs"
 
 
-# ----------------------------------------------------------------------------- parsing helpers
+# ----------------------------------------------------------------------------- checking and parsing
 
-def parse_duration(text: str | float | int) -> float:
-    """Seconds from '90', '90s', '5m', '1.5h'. >>> parse_duration('5m') -> 300.0"""
-    if isinstance(text, (int, float)) and not isinstance(text, bool):
-        seconds = float(text)
-    else:
-        m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([smh]?)\s*", str(text))
-        if not m:
-            raise NeuroclassError(
-                f"time budget (--time-budget / train.time_budget) '{text}' is not a duration; "
-                "write e.g. 90s, 5m or 1h")
-        seconds = float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[m.group(2)]
-    if seconds <= 0:
-        raise NeuroclassError(f"time budget must be > 0 seconds. Got {text} instead.")
-    return seconds
+BOUNDS = {"gt": (">", operator.gt), "ge": (">=", operator.ge), "lt": ("<", operator.lt),
+          "le": ("<=", operator.le)}
 
 
-def _check_rule(where: str, value: Any, check: dict) -> None:
+def check_rule(where: str, value: Any, check: dict) -> None:
+    """Raise NeuroclassError when ``value`` breaks ``check`` (a ``rule(...)["rule"]``); None passes.
+
+    >>> check_rule("optim.lr", -1.0, rule(gt=0)["rule"])
+    Traceback (most recent call last):
+    neuroclass.errors.NeuroclassError: The 'optim.lr' parameter must be > 0. Got -1.0 instead.
+    """
     if value is None:
         return
+    if isinstance(value, list):
+        if check["min_items"] is not None and len(value) < check["min_items"]:
+            n = check["min_items"]
+            raise NeuroclassError(f"The '{where}' parameter must list at least {n} "
+                                  f"value{'s' * (n != 1)}. Got {value!r} instead.")
+        bad = [item for item in value if _breaks(item, check)]
+        if bad:
+            raise NeuroclassError(f"The '{where}' parameter must hold values {_allowed(check)}. "
+                                  f"Got {value!r} instead." + _hint(bad[0], check))
+    elif _breaks(value, check):
+        raise NeuroclassError(f"The '{where}' parameter must be {_allowed(check)}. "
+                              f"Got {value!r} instead." + _hint(value, check))
+
+
+def _choices(check: dict) -> tuple:
+    choices = check["choices"]
+    return tuple(choices() if callable(choices) else choices)
+
+
+def _breaks(value: Any, check: dict) -> bool:
+    if check["choices"] or check["pattern"]:
+        return value not in _choices(check) and not (
+            check["pattern"] and isinstance(value, str) and re.fullmatch(check["pattern"], value))
+    return any(check[key] is not None and not fn(value, check[key]) for key, (_, fn) in BOUNDS.items())
+
+
+def _allowed(check: dict) -> str:
+    """The allowed values in words: '>= 0 and < 1', "one of 'a', 'b'"."""
+    if check["doc"]:
+        return check["doc"]
     if check["choices"]:
-        if value not in check["choices"]:
-            allowed = ", ".join(repr(c) for c in check["choices"])
-            hint = did_you_mean(str(value), [str(c) for c in check["choices"]])
-            raise NeuroclassError(f"The '{where}' parameter must be one of {allowed}. "
-                                  f"Got {value!r} instead." + hint)
-        return
-    ops = {"gt": (">", operator.gt), "ge": (">=", operator.ge),
-           "lt": ("<", operator.lt), "le": ("<=", operator.le)}
-    bounds = [(sym, check[key]) for key, (sym, fn) in ops.items()
-              if check[key] is not None and not fn(value, check[key])]
-    if bounds:
-        want = " and ".join(f"{sym} {check[key]:g}" for key, (sym, _) in ops.items()
-                            if check[key] is not None)
-        raise NeuroclassError(f"The '{where}' parameter must be {want}. Got {value!r} instead.")
+        return "one of " + ", ".join(repr(c) for c in _choices(check))
+    if check["pattern"]:
+        return f"text matching {check['pattern']!r}"
+    return " and ".join(f"{sym} {check[key]:g}" for key, (sym, _) in BOUNDS.items()
+                        if check[key] is not None)
+
+
+def _hint(value: Any, check: dict) -> str:
+    if not check["choices"]:
+        return ""
+    return did_you_mean(str(value), [str(c) for c in _choices(check)])
 
 
 def _coerce(where: str, value: Any, hint: Any) -> Any:
+    """``value`` as the type ``hint`` (int, float, str, bool, list, list[T], dict, Optional[...])."""
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(hint) if a is not type(None)]
@@ -196,45 +295,76 @@ def _coerce(where: str, value: Any, hint: Any) -> Any:
             return int(value)
     elif hint is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise NeuroclassError(f"The '{where}' parameter must be a finite number. "
+                                      f"Got {value!r} instead.")
             return float(value)
     elif hint is str:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return str(value)
     elif hint is list or origin is list:
-        if isinstance(value, (list, tuple)):
-            return list(value)
-        if isinstance(value, str):
-            return [v for v in value.split(",") if v]
+        return _coerce_list(where, value, (typing.get_args(hint) or (None,))[0])
     elif hint is dict:
         if isinstance(value, dict):
             return dict(value)
-    name = getattr(hint, "__name__", str(hint))
-    raise NeuroclassError(f"The '{where}' parameter must be of type {name}. Got {value!r} instead.")
+    raise NeuroclassError(f"The '{where}' parameter must be of type {_type_name(hint)}. "
+                          f"Got {value!r} instead.")
+
+
+def _coerce_list(where: str, value: Any, item: type | None) -> list:
+    """A list from a list, a tuple or comma-separated text ('512,256'); items as ``item``."""
+    if isinstance(value, str):
+        # text items of a list[str] stay as written; others are read as YAML scalars ('8' -> 8)
+        value = [v if item in (str, None) else yaml.safe_load(v) for v in value.split(",") if v]
+    if not isinstance(value, (list, tuple)):
+        raise NeuroclassError(f"The '{where}' parameter must be of type "
+                              f"{_type_name(list[item] if item else list)}. Got {value!r} instead.")
+    if item is None:
+        return list(value)
+    try:
+        return [_coerce(where, v, item) for v in value]
+    except NeuroclassError:
+        raise NeuroclassError(f"The '{where}' parameter must be a list of {_type_name(item)}. "
+                              f"Got {value!r} instead.") from None
+
+
+def _type_name(hint: Any) -> str:
+    return str(hint) if typing.get_origin(hint) else getattr(hint, "__name__", str(hint))
 
 
 def build_dataclass(cls: type, values: dict, prefix: str) -> Any:
+    """A config dataclass from a mapping: each key known, of the field's type and within its rule,
+    then the fields' combination checked (``validate()``). Nested dataclass fields take mappings.
+
+    ``prefix`` names the section in messages ('optim.', 'model.options.'). Raises NeuroclassError.
+
+    >>> build_dataclass(OptimConfig, {"lr": 0.1}, "optim.").lr
+    0.1
+    """
     hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
+    fields = {f.name: f for f in dataclasses.fields(cls)}
     kwargs = {}
     for key, value in values.items():
         where = f"{prefix}{key}"
-        if key not in names:
-            raise NeuroclassError(f"unknown config key '{where}'." + did_you_mean(key, names)
-                                  + f" Valid keys here: {', '.join(names)}.")
-        hint = hints[key]
-        if dataclasses.is_dataclass(hint):
+        if key not in fields:
+            raise NeuroclassError(f"unknown config key '{where}'." + did_you_mean(key, list(fields))
+                                  + f" Valid keys here: {', '.join(fields)}.")
+        if dataclasses.is_dataclass(hints[key]):
             if not isinstance(value, dict):
                 raise NeuroclassError(f"config section '{where}' must be a mapping. Got {value!r}.")
-            kwargs[key] = build_dataclass(hint, value, f"{where}.")
+            kwargs[key] = build_dataclass(hints[key], value, f"{where}.")
             continue
-        if key == "time_budget" and value is not None:
-            value = parse_duration(value)
+        check = fields[key].metadata.get("rule")
+        if check and check["parse"] and value is not None:
+            value = check["parse"](value)
         value = _coerce(where, value, hints[key])
-        f = next(f for f in dataclasses.fields(cls) if f.name == key)
-        if "rule" in f.metadata:
-            _check_rule(where, value, f.metadata["rule"])
+        if check:
+            check_rule(where, value, check)
         kwargs[key] = value
-    return cls(**kwargs)
+    built = cls(**kwargs)
+    if hasattr(built, "validate"):
+        built.validate()
+    return built
 
 
 def _set_path(tree: dict, dotted: str, value: Any) -> None:
