@@ -11,9 +11,10 @@ from typing import Callable
 
 from torch import nn
 
-from neuroclass.config import ModelConfig, build_dataclass, check_rule, rule
+from neuroclass.config import ModelConfig
 from neuroclass.errors import NeuroclassError
 from neuroclass.registry import Registry
+from neuroclass.rules import build_dataclass, check_rule, rule
 
 
 @dataclass(frozen=True)
