@@ -135,7 +135,8 @@ class AugmentConfig:
         asked = [f"augment.{name}={getattr(self, name):g}" for name in self.OFF_BY_DEFAULT
                  if getattr(self, name)]
         if asked and not self.enabled:
-            raise NeuroclassError(f"{', '.join(asked)} takes effect only with augment.enabled=true; "
+            verb = "takes" if len(asked) == 1 else "take"
+            raise NeuroclassError(f"{', '.join(asked)} {verb} effect only with augment.enabled=true; "
                                   "add --set augment.enabled=true or drop it")
 
 

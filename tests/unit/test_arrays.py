@@ -30,7 +30,8 @@ def test_labels_map_to_the_given_classes(y, classes, codes):
     (np.array(["a", "b", "bird", "a", "b", "zebra"]), ["a", "b"],
      ["labels 'bird', 'zebra' are not among the classes ['a', 'b']"]),
     # below every class name: a sorted search would have called it 'cat'
-    (np.array(["cat", "dog", "ant", "cat", "dog", "cat"]), ["cat", "dog"], ["label 'ant' is not among", "'cat'"]),
+    (np.array(["cat", "dog", "ant", "cat", "dog", "cat"]), ["cat", "dog"],
+     ["label 'ant' is not among", "'cat'"]),
     (np.array([0, 1, 2, 0, 1, 7]), ["a", "b"], ["labels 2, 7 are not class indices (0..1) of", "['a', 'b']"]),
     (np.array([0, -1, 0, 1, 0, 1]), ["a", "b"], ["label -1 is not a class index", "['a', 'b']"]),
     (np.array([f"l{i}" for i in range(6)]), ["a", "b"], ["'l0'", "and 1 more"]),
