@@ -9,6 +9,7 @@ from pathlib import Path
 
 from neuroclass.config import Config, load_config
 from neuroclass.inference import Predictor
+from neuroclass.models.registry import check_model_config
 from neuroclass.pipeline import RunResult
 from neuroclass.pipeline import train as train_pipeline
 from neuroclass.training.callbacks import Callback
@@ -38,7 +39,9 @@ def build_config(data: str | None = None, model: str | None = None, epochs: int 
         values["train"] = train
     if out is not None:
         values["out"] = str(out)
-    return load_config(config, overrides=overrides, values=values)
+    cfg = load_config(config, overrides=overrides, values=values)
+    check_model_config(cfg.model)  # family, size and options, before any data loads
+    return cfg
 
 
 def train(data: str, model: str | None = None, epochs: int | None = None,

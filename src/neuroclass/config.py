@@ -1,7 +1,9 @@
 """The resolved configuration: frozen dataclasses, merged defaults < YAML file < --set overrides.
 
 Every key is checked at load: an unknown key fails with a did-you-mean, a value of the wrong type or
-out of range fails with a message that names the parameter, the rule and the value given.
+out of range fails with a message that names the parameter, the rule and the value given. Each
+field carries its rule (``rule(...)`` metadata, rules.py); a section whose fields constrain each
+other checks them in its ``validate()``, which runs once every field has passed its own rule.
 
 >>> cfg = load_config(overrides=["optim.lr=0.01", "train.epochs=3"])
 >>> cfg.optim.lr, cfg.train.epochs
@@ -10,11 +12,8 @@ out of range fails with a message that names the parameter, the rule and the val
 from __future__ import annotations
 
 import dataclasses
-import operator
 import os
 import re
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -23,20 +22,31 @@ import yaml
 
 from neuroclass.errors import NeuroclassError
 from neuroclass.io import write_text_atomic
-from neuroclass.registry import did_you_mean
+from neuroclass.rules import build_dataclass, rule
 
 
-def rule(gt: float | None = None, ge: float | None = None, lt: float | None = None,
-         le: float | None = None, choices: tuple = ()) -> dict:
-    """Field metadata: a range or a set of choices checked at load."""
-    return {"rule": {"gt": gt, "ge": ge, "lt": lt, "le": le, "choices": choices}}
+def parse_duration(text: str | float | int) -> float:
+    """Seconds from '90', '90s', '5m', '1.5h'. >>> parse_duration('5m') -> 300.0"""
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        seconds = float(text)
+    else:
+        m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([smh]?)\s*", str(text))
+        if not m:
+            raise NeuroclassError(
+                f"time budget (--time-budget / train.time_budget) '{text}' is not a duration; "
+                "write e.g. 90s, 5m or 1h")
+        seconds = float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[m.group(2)]
+    if seconds <= 0:
+        raise NeuroclassError(f"time budget (--time-budget / train.time_budget) must be > 0 seconds. "
+                              f"Got {text} instead.")
+    return seconds
 
 
 @dataclass(frozen=True)
 class DataConfig:
     source: str = "fashion-mnist"
     label_column: Optional[str] = None  # for CSV/Parquet tables
-    categorical: list = field(default_factory=list)  # table columns to one-hot encode
+    categorical: list[str] = field(default_factory=list)  # table columns to one-hot encode
     val_fraction: float = field(default=0.1, metadata=rule(ge=0, lt=1))  # carved from train
     test_fraction: float = field(default=0.2, metadata=rule(ge=0, lt=1))  # when no test split ships
     image_size: Optional[int] = field(default=None, metadata=rule(gt=0))  # resize folder images
@@ -47,9 +57,18 @@ class DataConfig:
     # ~/.cache/neuroclass/images) so that later loads and epochs never decode a file again
     cache: bool = True
 
+    def validate(self) -> None:
+        """Validation and test are carved from the same examples: something must be left to train."""
+        total = self.val_fraction + self.test_fraction
+        if total >= 1:
+            raise NeuroclassError(f"data.val_fraction + data.test_fraction must be < 1 (the rest trains). "
+                                  f"Got {self.val_fraction:g} + {self.test_fraction:g} = {total:g} instead.")
+
 
 @dataclass(frozen=True)
 class ModelConfig:
+    # name, size and options are checked against the registered families (models/registry.py
+    # check_model_config), which this layer does not import
     name: str = "cnn"
     init: str = field(default="default", metadata=rule(choices=('default', 'he', 'xavier')))
     options: dict = field(default_factory=dict)  # the family's own settings, checked by the family
@@ -81,6 +100,12 @@ class OptimConfig:
     # more of the rate (1 = the same rate everywhere)
     layer_decay: float = field(default=0.7, metadata=rule(gt=0, le=1))
 
+    def validate(self) -> None:
+        """Nesterov momentum exists only for SGD with a momentum (torch.optim.SGD)."""
+        if self.nesterov and (self.name != "sgd" or self.momentum == 0):
+            raise NeuroclassError(f"optim.nesterov=true needs optim.name=sgd and optim.momentum > 0. "
+                                  f"Got optim.name={self.name!r}, optim.momentum={self.momentum:g} instead.")
+
 
 @dataclass(frozen=True)
 class AugmentConfig:
@@ -102,20 +127,35 @@ class AugmentConfig:
     mixup: float = field(default=0.0, metadata=rule(ge=0))  # Beta(alpha, alpha) alpha; 0 = off
     cutmix: float = field(default=0.0, metadata=rule(ge=0))  # Beta alpha; both set: 1/2 each batch
 
+    # off (0) unless asked for, and applied only when augmentation is enabled
+    OFF_BY_DEFAULT = ("shift", "erase", "brightness", "contrast", "mixup", "cutmix")
+
+    def validate(self) -> None:
+        """An augmentation asked for (off by default) with augmentation off would silently do nothing."""
+        asked = [f"augment.{name}={getattr(self, name):g}" for name in self.OFF_BY_DEFAULT
+                 if getattr(self, name)]
+        if asked and not self.enabled:
+            verb = "takes" if len(asked) == 1 else "take"
+            raise NeuroclassError(f"{', '.join(asked)} {verb} effect only with augment.enabled=true; "
+                                  "add --set augment.enabled=true or drop it")
+
 
 @dataclass(frozen=True)
 class TrainConfig:
     epochs: Optional[int] = field(default=None, metadata=rule(gt=0))  # None: 8, or until the budget
     # None: 128, lowered for small training sets so that an epoch has at least 50 steps
     batch_size: Optional[int] = field(default=None, metadata=rule(gt=0))
-    time_budget: Optional[float] = field(default=None, metadata=rule(gt=0))  # seconds, whole run
+    # seconds, whole run: a number or a duration ('90s', '5m', '1.5h')
+    time_budget: Optional[float] = field(default=None, metadata=rule(gt=0, parse=parse_duration))
     patience: int = field(default=0, metadata=rule(ge=0))  # early stopping; 0 = off
     label_smoothing: float = field(default=0.1, metadata=rule(ge=0, lt=1))
     # per-step decay of an exponential moving average of the weights, which is what validation sees
     # and training returns (training/ema.py); 0 = the last step's weights
     ema: float = field(default=0.99, metadata=rule(ge=0, lt=1))
     seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    # the form is checked here, whether the device exists when a run starts (device.pick_device)
+    device: str = field(default="auto", metadata=rule(
+        choices=("auto", "cpu", "mps", "cuda"), pattern=r"cuda:\d+", doc="auto, cpu, mps, cuda or cuda:N"))
     threads: Optional[int] = field(default=None, metadata=rule(gt=0))
     channels_last: bool = True
     compile: bool = False  # torch.compile the model for training (pays off only on long runs)
@@ -130,6 +170,17 @@ class TrainConfig:
     head_epochs: Optional[int] = field(default=None, metadata=rule(ge=0))
     freeze: bool = False
 
+    def validate(self) -> None:
+        """Head-only epochs come before the backbone trains: not with a backbone frozen throughout,
+        and fewer than all epochs (all of them is what train.freeze says)."""
+        if self.head_epochs and self.freeze:
+            raise NeuroclassError(f"train.head_epochs={self.head_epochs} has no effect with "
+                                  "train.freeze=true (the backbone stays frozen throughout); drop one of them")
+        if self.head_epochs and self.epochs is not None and self.head_epochs >= self.epochs:
+            raise NeuroclassError(f"train.head_epochs must be < train.epochs ({self.epochs}), or the "
+                                  f"backbone never trains. Got {self.head_epochs} instead; "
+                                  "use train.freeze=true to train only the head")
+
 
 @dataclass(frozen=True)
 class Config:
@@ -139,102 +190,6 @@ class Config:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     out: str = "runs"
-
-
-# ----------------------------------------------------------------------------- parsing helpers
-
-def parse_duration(text: str | float | int) -> float:
-    """Seconds from '90', '90s', '5m', '1.5h'. >>> parse_duration('5m') -> 300.0"""
-    if isinstance(text, (int, float)) and not isinstance(text, bool):
-        seconds = float(text)
-    else:
-        m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([smh]?)\s*", str(text))
-        if not m:
-            raise NeuroclassError(
-                f"time budget (--time-budget / train.time_budget) '{text}' is not a duration; "
-                "write e.g. 90s, 5m or 1h")
-        seconds = float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[m.group(2)]
-    if seconds <= 0:
-        raise NeuroclassError(f"time budget must be > 0 seconds. Got {text} instead.")
-    return seconds
-
-
-def _check_rule(where: str, value: Any, check: dict) -> None:
-    if value is None:
-        return
-    if check["choices"]:
-        if value not in check["choices"]:
-            allowed = ", ".join(repr(c) for c in check["choices"])
-            hint = did_you_mean(str(value), [str(c) for c in check["choices"]])
-            raise NeuroclassError(f"The '{where}' parameter must be one of {allowed}. "
-                                  f"Got {value!r} instead." + hint)
-        return
-    ops = {"gt": (">", operator.gt), "ge": (">=", operator.ge),
-           "lt": ("<", operator.lt), "le": ("<=", operator.le)}
-    bounds = [(sym, check[key]) for key, (sym, fn) in ops.items()
-              if check[key] is not None and not fn(value, check[key])]
-    if bounds:
-        want = " and ".join(f"{sym} {check[key]:g}" for key, (sym, _) in ops.items()
-                            if check[key] is not None)
-        raise NeuroclassError(f"The '{where}' parameter must be {want}. Got {value!r} instead.")
-
-
-def _coerce(where: str, value: Any, hint: Any) -> Any:
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(hint) if a is not type(None)]
-        if value is None:
-            return None
-        return _coerce(where, value, args[0])
-    if hint is bool:
-        if isinstance(value, bool):
-            return value
-    elif hint is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-    elif hint is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-    elif hint is str:
-        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
-            return str(value)
-    elif hint is list or origin is list:
-        if isinstance(value, (list, tuple)):
-            return list(value)
-        if isinstance(value, str):
-            return [v for v in value.split(",") if v]
-    elif hint is dict:
-        if isinstance(value, dict):
-            return dict(value)
-    name = getattr(hint, "__name__", str(hint))
-    raise NeuroclassError(f"The '{where}' parameter must be of type {name}. Got {value!r} instead.")
-
-
-def build_dataclass(cls: type, values: dict, prefix: str) -> Any:
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    kwargs = {}
-    for key, value in values.items():
-        where = f"{prefix}{key}"
-        if key not in names:
-            raise NeuroclassError(f"unknown config key '{where}'." + did_you_mean(key, names)
-                                  + f" Valid keys here: {', '.join(names)}.")
-        hint = hints[key]
-        if dataclasses.is_dataclass(hint):
-            if not isinstance(value, dict):
-                raise NeuroclassError(f"config section '{where}' must be a mapping. Got {value!r}.")
-            kwargs[key] = build_dataclass(hint, value, f"{where}.")
-            continue
-        if key == "time_budget" and value is not None:
-            value = parse_duration(value)
-        value = _coerce(where, value, hints[key])
-        f = next(f for f in dataclasses.fields(cls) if f.name == key)
-        if "rule" in f.metadata:
-            _check_rule(where, value, f.metadata["rule"])
-        kwargs[key] = value
-    return cls(**kwargs)
 
 
 def _set_path(tree: dict, dotted: str, value: Any) -> None:

@@ -55,7 +55,7 @@ class NeuralClassifier(ClassifierMixin, BaseEstimator):
             "optim": {"name": self.optimizer, "lr": self.lr, "weight_decay": self.weight_decay,
                       "schedule": self.schedule},
             "augment": {"enabled": self.augment},
-            "data": {"val_fraction": self.val_fraction},
+            "data": {"val_fraction": self.val_fraction, "test_fraction": 0.0},
             "train": {"epochs": self.epochs, "time_budget": self.time_budget,
                       "batch_size": self.batch_size, "label_smoothing": self.label_smoothing,
                       "patience": self.patience, "seed": self.seed, "device": self.device,

@@ -28,6 +28,12 @@ def test_saved_config_replays_identically(tmp_path):
     ("optim.name=adamm", ["one of", "Did you mean 'adam'"]),
     ("train.epochs=two", ["'train.epochs' parameter must be of type int"]),
     ("data.val_fraction=1.5", ["must be >= 0 and < 1"]),
+    ("data.test_fraction=0.95", ["data.val_fraction + data.test_fraction must be < 1", "0.1 + 0.95"]),
+    ("train.device=tpu", ["'train.device' parameter must be auto, cpu, mps, cuda or cuda:N", "'tpu'",
+                          "Did you mean 'cpu'"]),
+    ("train.device=cuda:x", ["'train.device'", "cuda:N"]),
+    ("model.init=kaiming", ["'model.init'", "'he'"]),
+    ("train.time_budget=0", ["train.time_budget", "> 0"]),
 ])
 def test_bad_values_fail_with_the_parameter_named(override, words):
     with pytest.raises(NeuroclassError) as info:
@@ -43,6 +49,19 @@ def test_durations():
     assert parse_duration(42) == 42
     with pytest.raises(NeuroclassError, match="not a duration"):
         parse_duration("soon")
+
+
+def test_device_forms_pass_at_load_and_availability_waits_for_the_run():
+    # cuda:7 need not exist on this machine: device.pick_device checks that when a run starts
+    assert load_config(overrides=["train.device=cuda:7"]).train.device == "cuda:7"
+
+
+def test_model_size_is_left_to_the_models_layer():
+    from neuroclass.models.registry import check_model_config
+
+    cfg = load_config(overrides=["model.name=mlp", "model.size=huge"])  # config.py knows no families
+    with pytest.raises(NeuroclassError, match=r"'model.size'.*a size of mlp \(s, m, l, xl\)"):
+        check_model_config(cfg.model)
 
 
 def test_model_options_are_checked_by_the_family():

@@ -57,9 +57,54 @@ def features_to_float(x: np.ndarray, where: str) -> np.ndarray:
     return x
 
 
+def label_codes(y: np.ndarray, classes: list[str], where: str) -> np.ndarray:
+    """Labels (N,) -> int64 codes (N,) into ``classes``: integer labels (or whole floats) are
+    indices 0..K-1 (the .npz convention: ``y`` codes, ``classes`` names); other labels are class
+    names, compared as text. A label that is neither raises NeuroclassError naming it and the classes.
+
+    >>> label_codes(np.array(["dog", "cat"]), ["cat", "dog"], "arrays")
+    array([1, 0])
+    """
+    names = [str(c) for c in classes]
+    if len(set(names)) != len(names):
+        twice = sorted({c for c in names if names.count(c) > 1})
+        raise NeuroclassError(f"{where}: classes lists {', '.join(map(repr, twice))} more than once")
+    if y.dtype.kind == "f" and np.isfinite(y).all() and np.all(y == np.round(y)):
+        y = y.astype(np.int64)
+    values, inverse = np.unique(y, return_inverse=True)
+    if y.dtype.kind in "iu":
+        codes, known = values, (values >= 0) & (values < len(names))
+    else:
+        index = {c: i for i, c in enumerate(names)}
+        codes = np.array([index.get(str(v), -1) for v in values], dtype=np.int64)
+        known = codes >= 0
+    if not known.all():
+        unknown = [v.item() if hasattr(v, "item") else v for v in values[~known]]
+        more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+        shown = ", ".join(repr(v) for v in unknown[:5]) + more
+        one, last = len(unknown) == 1, len(names) - 1
+        if y.dtype.kind in "iu":
+            what = f"a class index (0..{last}) of" if one else f"class indices (0..{last}) of"
+        else:
+            what = "among"
+        raise NeuroclassError(f"{where}: label{'' if one else 's'} {shown} {'is' if one else 'are'} not "
+                              f"{what} the classes {names}; pass every class in classes= (or leave it "
+                              "out to take the labels' own values)")
+    return np.asarray(codes, dtype=np.int64)[inverse.reshape(-1)]
+
+
 def from_arrays(x: np.ndarray, y: np.ndarray, name: str = "arrays", source: str = "",
                 classes: list[str] | None = None, image: bool | None = None) -> Dataset:
-    """Arrays -> Dataset. 2-D x is a table of features; 3-D or 4-D x is a stack of images."""
+    """Arrays -> Dataset. 2-D x is a table of features; 3-D or 4-D x is a stack of images.
+
+    ``y`` (N,): labels. Without ``classes`` the sorted distinct labels become the classes; with
+    ``classes``, integer labels are indices into it and other labels are its names
+    (``label_codes``). Raises NeuroclassError for mismatched lengths, labels outside ``classes``,
+    and inputs that are neither rows nor images.
+
+    >>> from_arrays(np.zeros((4, 3)), np.array(["b", "a", "b", "a"]), classes=["a", "b"]).y.tolist()
+    [1, 0, 1, 0]
+    """
     where = source or name
     x, y = np.asarray(x), np.asarray(y)
     if y.ndim != 1:
@@ -69,7 +114,7 @@ def from_arrays(x: np.ndarray, y: np.ndarray, name: str = "arrays", source: str 
     if classes is None:
         codes, classes = encode_labels(y, where)
     else:
-        codes = np.searchsorted(np.asarray(classes), y) if y.dtype.kind not in "iu" else y
+        codes = label_codes(y, classes, where)
     is_image = x.ndim in (3, 4) if image is None else image
     if is_image:
         tensor = torch.from_numpy(images_to_uint8(x, where))

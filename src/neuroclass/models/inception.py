@@ -22,7 +22,8 @@ from neuroclass.models.registry import register_model
 @dataclass(frozen=True)
 class InceptionConfig:
     width: int = field(default=16, metadata=rule(gt=0))  # channels per branch in stage 1; doubles per stage
-    blocks: list = field(default_factory=lambda: [1, 1, 1])  # inception blocks per stage; 2x2 pooling between
+    # inception blocks per stage; 2x2 pooling between
+    blocks: list[int] = field(default_factory=lambda: [1, 1, 1], metadata=rule(gt=0, min_items=1))
     dropout: float = field(default=0.2, metadata=rule(ge=0, lt=1))  # before the classifier
     # 2x2 max-pooling after the stem, as GoogLeNet's stem downsamples: the first blocks work on a
     # quarter of the pixels, where their many small BatchNorm/ReLU/pooling passes are memory-bound

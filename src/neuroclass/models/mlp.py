@@ -14,7 +14,8 @@ from neuroclass.models.registry import register_model
 
 @dataclass(frozen=True)
 class MLPConfig:
-    hidden: list = field(default_factory=lambda: [512, 256])  # units per hidden layer
+    # units per hidden layer; [] is a linear model
+    hidden: list[int] = field(default_factory=lambda: [512, 256], metadata=rule(gt=0))
     activation: str = field(default="relu",
                             metadata=rule(choices=("relu", "sigmoid", "tanh", "gelu", "leaky_relu", "silu")))
     dropout: float = field(default=0.2, metadata=rule(ge=0, lt=1))

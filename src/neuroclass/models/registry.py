@@ -19,9 +19,10 @@ from typing import Callable
 import torch
 from torch import nn
 
-from neuroclass.config import build_dataclass
+from neuroclass.config import ModelConfig
 from neuroclass.errors import NeuroclassError
 from neuroclass.registry import Registry
+from neuroclass.rules import build_dataclass, check_rule, rule
 
 # a module (or parameter) path inside a family's network, as ``nn.Module.get_submodule`` takes it
 # ("head.2", "model.fc"), or a function of the built network that returns one (when the path
@@ -136,3 +137,39 @@ def family_options(name: str, options: dict):
 
 def resolved_options(name: str, options: dict) -> dict:
     return dataclasses.asdict(family_options(name, options))
+
+
+SIZE_WORDS = ("auto", "default")  # model.size values every family takes (models/sizing.py)
+
+
+def check_model_config(cfg: ModelConfig) -> None:
+    """Check a config's model section against the registered families, before any data loads:
+    ``name`` (a family, did-you-mean), ``size`` (``auto``, ``default`` or one of the family's
+    sizes) and ``options`` (each field's rule, then the family's ``validate``), with the size's
+    preset under the options as the model will be built. Raises NeuroclassError naming the field.
+
+    >>> check_model_config(ModelConfig(name="cnn", size="huge"))
+    Traceback (most recent call last):
+    neuroclass.errors.NeuroclassError: The 'model.size' parameter must be auto, default or a size of cnn
+    (s, m, l). Got 'huge' instead.
+    """
+    family_name, options = split_name(cfg.name, cfg.options)
+    family = MODELS.get(family_name)
+    sizes = dict(family.sizes)
+    allowed = (f"auto, default or a size of {family.name} ({', '.join(sizes)})" if sizes
+               else f"auto or default ({family.name} has no named sizes)")
+    check_rule("model.size", cfg.size, rule(choices=SIZE_WORDS + tuple(sizes), doc=allowed)["rule"])
+    # "auto" builds the defaults, or with a time budget whichever size fits it: options that fit
+    # none of them fail (as every size would), options that fit one of them pass
+    if cfg.size in sizes:
+        presets = [sizes[cfg.size]]
+    else:
+        presets = [{}] + (list(sizes.values()) if cfg.size == "auto" else [])
+    first_error = None
+    for preset in presets:
+        try:
+            build_dataclass(family.config, {**preset, **options}, "model.options.")
+            return
+        except NeuroclassError as exc:
+            first_error = first_error or exc
+    raise first_error

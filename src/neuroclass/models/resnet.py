@@ -25,7 +25,8 @@ DEPTHS = {"basic": {10: [1, 1, 1, 1], 18: [2, 2, 2, 2], 34: [3, 4, 6, 3]},
 @dataclass(frozen=True)
 class ResNetConfig:
     width: int = field(default=32, metadata=rule(gt=0))  # channels of the first stage; doubles per stage
-    blocks: list = field(default_factory=lambda: list(DEFAULT_BLOCKS))  # blocks per stage
+    blocks: list[int] = field(default_factory=lambda: list(DEFAULT_BLOCKS),
+                              metadata=rule(gt=0, min_items=1))  # blocks per stage
     block: str = field(default="basic", metadata=rule(choices=("basic", "bottleneck")))
     # a standard layout (DEPTHS) instead of blocks: 10/18/34 with basic, 50/101/152 with bottleneck blocks
     depth: Optional[int] = field(default=None, metadata=rule(choices=(10, 18, 34, 50, 101, 152)))
@@ -33,6 +34,10 @@ class ResNetConfig:
     # 2x2 max-pooling after the stem (the paper's stem pools too): the stages work on a quarter of
     # the pixels, so a CPU affords twice the width for the same time; false keeps the full grid
     stem_pool: bool = True
+
+    def validate(self) -> None:
+        """A depth fits one block type, and replaces ``blocks`` (checked when options resolve)."""
+        stage_blocks(self)
 
 
 class BasicBlock(nn.Module):

@@ -30,7 +30,6 @@ from neuroclass.config import rule
 from neuroclass.errors import NeuroclassError
 from neuroclass.models.layers import cross_entropy
 from neuroclass.models.registry import register_model
-from neuroclass.registry import did_you_mean
 
 # smallest input side each architecture accepts (pooling or patching runs out of pixels below it),
 # and the architectures built for one fixed side; matched by name prefix
@@ -48,16 +47,10 @@ def torchvision_archs() -> list[str]:
 
 @dataclass(frozen=True)
 class TorchvisionConfig:
-    arch: str = "resnet18"  # a name from torchvision.models.list_models(module=torchvision.models)
+    # a name from torchvision.models.list_models(module=torchvision.models), looked up when checked
+    arch: str = field(default="resnet18", metadata=rule(choices=torchvision_archs, doc=(
+        "one of torchvision's classification models (torchvision.models.list_models(module=torchvision.models))")))
     resize: int = field(default=0, metadata=rule(ge=0))  # > 0: resize batches to resize x resize first
-
-    def __post_init__(self) -> None:
-        archs = torchvision_archs()
-        if self.arch not in archs:
-            raise NeuroclassError(
-                f"The 'model.options.arch' parameter must be one of torchvision's {len(archs)} "
-                "classification models (torchvision.models.list_models(module=torchvision.models)). "
-                f"Got {self.arch!r} instead." + did_you_mean(self.arch, archs))
 
 
 def check_side(arch: str, side: int) -> None:

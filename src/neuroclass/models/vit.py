@@ -30,6 +30,12 @@ class ViTConfig:
     mlp_ratio: float = field(default=2.0, metadata=rule(gt=0))  # MLP hidden units per token feature
     dropout: float = field(default=0.1, metadata=rule(ge=0, lt=1))  # on attention weights, MLP and embeddings
 
+    def validate(self) -> None:
+        """Each attention head takes dim / heads features of a token."""
+        if self.dim % self.heads:
+            raise NeuroclassError(f"model vit: model.options.dim ({self.dim}) must be a multiple of heads "
+                                  f"(model.options.heads={self.heads})")
+
 
 class Block(nn.Module):
     """Pre-norm Transformer block: x + attention(norm(x)), then x + MLP(norm(x))."""
