@@ -29,7 +29,7 @@ def run_budget(budget: str, seed: int, overrides: list[str], out: str) -> tuple[
     """One table row (the run's test accuracy, what the budget chose, where its time went) and the
     test accuracy (None when the run failed)."""
     try:
-        result = train("fashion-mnist", time_budget=budget, quiet=True, out=out,
+        result = train("fashion-mnist", time_budget=budget, quiet=True, out=out, report=False,
                        overrides=overrides + [f"train.seed={seed}"])
     except NeuroclassError as exc:
         return [budget, str(seed), "-", "-", "-", "-", "-", "-", "-", "-", f"FAILED: {exc}"], None

@@ -36,7 +36,8 @@ from neuroclass.data.download import find_local
 from neuroclass.device import pick_device, set_threads
 from neuroclass.models import create
 from neuroclass.training.callbacks import Callback
-from neuroclass.training.trainer import Trainer, predict_logits
+from neuroclass.inference import predict_logits
+from neuroclass.training.trainer import Trainer
 
 MEAN, STD = 0.2860, 0.3530  # Fashion-MNIST training-set pixel mean/std in [0, 1] units (the tutorial's)
 IDX_STEMS = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte",

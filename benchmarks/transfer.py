@@ -81,7 +81,7 @@ def run_contender(name: str, data: Path, n_images: int, pretrained, seed: int, o
     overrides = [o.format(run=pretrained.path, size=size) for o in CONTENDERS[name]] + opts.overrides + [
         "data.val_fraction=0", f"data.test_fraction={1 - opts.labelled / n_images:.6f}"]
     try:
-        result = train(str(data), time_budget=opts.budget, seed=seed, quiet=True, out=out,
+        result = train(str(data), time_budget=opts.budget, seed=seed, quiet=True, out=out, report=False,
                        overrides=overrides)
     except NeuroclassError as exc:
         return {"error": str(exc)}
@@ -154,7 +154,7 @@ def main(argv=None) -> None:
         source, data, described = prepare(opts.target, Path(out))
         n_images = len(np.load(data)["y"])
         print(f"pretraining on {Path(source).stem} for {opts.pretrain} ...", flush=True)
-        pre = train(source, time_budget=opts.pretrain, quiet=True, out=out,
+        pre = train(source, time_budget=opts.pretrain, quiet=True, out=out, report=False,
                     overrides=opts.overrides + opts.pretrain_overrides)
         size = yaml.safe_load((pre.path / "config.yaml").read_text())["model"]["size"]
         print(f"pretrained: test accuracy {fmt_percent(pre.metrics['accuracy'])} on its own classes, "
