@@ -152,10 +152,11 @@ def test_report_json_is_strict_json(written):
     assert _strict_json(html_path.with_suffix(".json")) == report
 
 
+@pytest.mark.filterwarnings("error::RuntimeWarning")  # a 0/0 or log(0) anywhere fails the test
 def test_report_on_data_missing_a_class_is_strict_json_with_recomputed_numbers(imperfect_run, tmp_path):
     """Evaluation data without any 'stripe' and with 5 copies of training images: ROC-AUC, recall
-    and the confusion row of 'stripe' are 0/0 and the mislabel threshold of 'stripe' is infinite,
-    yet report.json stays strict JSON, and its numbers equal those recomputed here."""
+    and the confusion row of 'stripe' are 0/0 and the mislabel threshold of 'stripe' is undefined,
+    yet report.json stays strict JSON, every analysis runs, and the numbers equal those recomputed here."""
     own = load(DataConfig(source="blocks:n=300,size=16,task=shape"))
     other = load(DataConfig(source="blocks:n=80,size=16,task=shape,seed=9"))
     with np.load(imperfect_run / "split.npz") as split:
@@ -184,6 +185,9 @@ def test_report_on_data_missing_a_class_is_strict_json_with_recomputed_numbers(i
     assert report["confusion"]["normalized"][row] == [0.0, 0.0, 0.0, 0.0]
     assert report["data"]["class_counts"]["evaluation"] == np.bincount(y, minlength=4).tolist()
     assert report["data"]["leakage"]["exact"] == 5
+    for analysis in (report["robustness"], report["doctor"]["mislabelled"], report["doctor"]["dead_relu"]):
+        assert "error" not in analysis
+    assert report["doctor"]["error"] is None
     assert report["mistakes"]["count_wrong"] == int((pred != y).sum())
     # calibration at T = 1: log loss, and ECE over 15 equal-width bins of the top probability
     proba = logits.softmax(1).numpy()
