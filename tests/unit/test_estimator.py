@@ -41,9 +41,20 @@ def test_sklearn_protocol():
 
 
 def test_grid_search():
+    """5 epochs: lr 1e-5 barely moves the weights (near chance), 1e-2 learns; the best candidate is
+    in the middle of the grid, so neither "first" nor "last" would pick it by accident."""
     X, y = load_digits(return_X_y=True)
-    grid = GridSearchCV(NeuralClassifier(model="mlp", epochs=10, model_options={"hidden": [32]}),
-                        {"lr": [1e-3, 1e-2]}, cv=2)
-    grid.fit(X[:600], y[:600])
-    assert grid.best_params_["lr"] in (1e-3, 1e-2)
-    assert grid.best_score_ > 0.6
+    base = NeuralClassifier(model="mlp", epochs=5, model_options={"hidden": [32]})
+    lrs = [1e-5, 1e-2, 1e-4]
+    grid = GridSearchCV(base, {"lr": lrs}, cv=2).fit(X[:600], y[:600])
+    results = grid.cv_results_
+    assert [p["lr"] for p in results["params"]] == lrs  # every candidate fitted on every fold
+    # the best candidate's fold scores are those of its lr trained alone on the same folds
+    alone = cross_val_score(clone(base).set_params(lr=1e-2), X[:600], y[:600], cv=2)
+    np.testing.assert_allclose([results["split0_test_score"][1], results["split1_test_score"][1]], alone)
+    means = results["mean_test_score"]
+    assert np.isfinite(means).all()  # a failed fit would score NaN (GridSearchCV's error_score)
+    assert means[0] < 0.3 < 0.7 < means[1]  # the choice matters
+    assert grid.best_params_ == {"lr": 1e-2} and grid.best_index_ == int(np.argmax(means)) == 1
+    assert grid.best_score_ == means[1]
+    assert grid.best_estimator_.lr == 1e-2 and grid.best_estimator_.score(X[600:900], y[600:900]) > 0.7

@@ -1,10 +1,11 @@
 import json
+import math
 
 import pytest
 import torch
 
 from neuroclass.errors import NeuroclassError
-from neuroclass.evaluation.robustness import CORRUPTIONS, _subsample, robustness_curves
+from neuroclass.evaluation.robustness import CORRUPTIONS, NOISE_SIGMAS, _subsample, robustness_curves
 
 
 def halves_model(x):
@@ -39,7 +40,8 @@ def test_curves_have_the_levels_and_level_zero_is_the_plain_accuracy(halves):
     for name, (levels, identity, _) in CORRUPTIONS.items():
         assert [p["level"] for p in curves[name]] == list(levels)
         assert [p for p in curves[name] if p["level"] == identity][0]["accuracy"] == curves["tta"]["plain"]
-    assert curves["tta"]["plain"] == pytest.approx(0.9)
+    direct = float((halves_model(x.float() / 255).argmax(1) == y).float().mean())
+    assert curves["tta"]["plain"] == pytest.approx(direct) == pytest.approx(0.9)
     assert curves["examples"] == 300 and set(curves["units"]) == set(CORRUPTIONS)
     assert json.loads(json.dumps(curves)) == curves
 
@@ -86,10 +88,40 @@ def test_subsample_keeps_class_proportions():
     assert len(_subsample(torch.tensor([0] * 50 + [1]), 10, seed=0)) == 10  # a class of one
 
 
+def test_accuracy_falls_as_noise_grows_on_a_noise_sensitive_model():
+    """One pixel at 0.4 (class 0) or 0.6 (class 1), read against 0.5: noise of std s flips a label
+    with probability Phi(-0.1 / s), so the accuracy at s is about Phi(0.1 / s)."""
+    n = 1000
+    y = torch.arange(n) % 2
+    x = torch.where(y == 1, 153, 102).to(torch.uint8).reshape(n, 1, 1, 1).expand(n, 1, 2, 2).contiguous()
+
+    def pixel_model(b):
+        p = b[:, 0, 0, 0]
+        return torch.stack([0.5 - p, p - 0.5], 1)
+
+    curves = robustness_curves(pixel_model, x, y)
+    accuracy = [p["accuracy"] for p in curves["noise"]]
+    assert [p["level"] for p in curves["noise"]] == list(NOISE_SIGMAS)
+    assert accuracy[0] == curves["tta"]["plain"] == 1.0
+    assert all(a > b for a, b in zip(accuracy, accuracy[1:])), accuracy
+    for sigma, got in zip(NOISE_SIGMAS[1:], accuracy[1:]):
+        expected = 0.5 * (1 + math.erf(0.1 / sigma / math.sqrt(2)))
+        assert abs(got - expected) < 4 * math.sqrt(expected * (1 - expected) / n) + 1e-3, (sigma, got)
+
+
 def test_blur_works_on_tiny_images():
-    x = torch.randint(0, 256, (10, 1, 4, 4), dtype=torch.uint8)
-    curves = robustness_curves(brightness_model, x, torch.zeros(10, dtype=torch.long))
-    assert len(curves["blur"]) == 5
+    """A lone bright pixel on 4x4 images: blur with the kernel cut to the image spreads it below 0.5
+    from sigma 1 on (centre weight ~0.4 per axis), so only the dark images stay right."""
+    x = torch.zeros(10, 1, 4, 4, dtype=torch.uint8)
+    x[5:, 0, 1, 1] = 255
+    y = torch.tensor([0] * 5 + [1] * 5)
+
+    def centre_model(b):
+        p = b[:, 0, 1, 1]
+        return torch.stack([0.5 - p, p - 0.5], 1)
+
+    blur = {p["level"]: p["accuracy"] for p in robustness_curves(centre_model, x, y)["blur"]}
+    assert blur == {0.0: 1.0, 0.5: 1.0, 1.0: 0.5, 1.5: 0.5, 2.0: 0.5}
 
 
 @pytest.mark.parametrize("x, y, match", [

@@ -10,6 +10,7 @@ machine tells how much of the hardware a model uses; see benchmarks/throughput.p
 from __future__ import annotations
 
 import time
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -51,8 +52,12 @@ def count_flops(model: nn.Module, input_shape: tuple[int, ...]) -> int:
     return int(counter.get_total_flops())
 
 
-def matmul_peak_gflops(size: int = 2048, repeats: int = 5, device: torch.device | str = "cpu") -> float:
-    """Best fp32 GFLOP/s of ``repeats`` size x size matmuls: the practical ceiling of this machine."""
+def matmul_peak_gflops(size: int = 2048, repeats: int = 5, device: torch.device | str = "cpu",
+                       clock: Callable[[], float] = time.perf_counter) -> float:
+    """Best fp32 GFLOP/s of ``repeats`` size x size matmuls: the practical ceiling of this machine.
+
+    ``clock`` returns seconds; each matmul is timed by two reads of it.
+    """
     device = torch.device(device)
     a = torch.randn(size, size, device=device)
     b = torch.randn(size, size, device=device)
@@ -60,19 +65,21 @@ def matmul_peak_gflops(size: int = 2048, repeats: int = 5, device: torch.device 
     _sync(device)
     best = float("inf")
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = clock()
         torch.mm(a, b)
         _sync(device)
-        best = min(best, time.perf_counter() - start)
+        best = min(best, clock() - start)
     return 2 * size ** 3 / best / 1e9
 
 
 def measure_training(model: nn.Module, input_shape: tuple[int, ...], batch_size: int, steps: int,
-                     device: torch.device | str = "cpu", warmup: int = 3, channels_last: bool = True) -> float:
+                     device: torch.device | str = "cpu", warmup: int = 3, channels_last: bool = True,
+                     clock: Callable[[], float] = time.perf_counter) -> float:
     """Training images/s: forward + cross-entropy + backward + AdamW step on random data, with
     the Trainer's allocator setting and fused optimizer where they apply.
 
-    Changes the model's weights (it trains); pass a fresh or copied model.
+    ``steps`` steps of ``batch_size`` images are timed by two reads of ``clock`` (seconds), after
+    ``warmup`` untimed steps. Changes the model's weights (it trains); pass a fresh or copied model.
     """
     device = torch.device(device)
     if device.type == "cpu":
@@ -96,16 +103,18 @@ def measure_training(model: nn.Module, input_shape: tuple[int, ...], batch_size:
     for _ in range(warmup):
         step()
     _sync(device)
-    start = time.perf_counter()
+    start = clock()
     for _ in range(steps):
         step()
     _sync(device)
-    return steps * batch_size / (time.perf_counter() - start)
+    return steps * batch_size / (clock() - start)
 
 
 def measure_inference(model: nn.Module, input_shape: tuple[int, ...], batch_size: int, steps: int,
-                      device: torch.device | str = "cpu", warmup: int = 2, channels_last: bool = True) -> float:
-    """Inference images/s: eval mode, ``torch.inference_mode``, random inputs of ``batch_size``."""
+                      device: torch.device | str = "cpu", warmup: int = 2, channels_last: bool = True,
+                      clock: Callable[[], float] = time.perf_counter) -> float:
+    """Inference images/s: eval mode, ``torch.inference_mode``, random inputs of ``batch_size``;
+    ``steps`` passes are timed by two reads of ``clock`` (seconds), after ``warmup`` untimed ones."""
     device = torch.device(device)
     fmt = memory_format(device, channels_last, len(input_shape) + 1)
     model.to(device=device, memory_format=fmt).eval()
@@ -114,8 +123,8 @@ def measure_inference(model: nn.Module, input_shape: tuple[int, ...], batch_size
         for _ in range(warmup):
             model(x)
         _sync(device)
-        start = time.perf_counter()
+        start = clock()
         for _ in range(steps):
             model(x)
         _sync(device)
-    return steps * batch_size / (time.perf_counter() - start)
+    return steps * batch_size / (clock() - start)
