@@ -65,15 +65,26 @@ def test_report_into_a_missing_folder_is_one_error_line(run_copy, tmp_path, caps
 def test_evaluate_on_other_data_writes_a_separate_report(run_copy, capsys):
     assert main(["evaluate", str(run_copy), "--data", "blocks:n=200,seed=9", "--json"]) == 0
     captured = capsys.readouterr()
-    json.loads(captured.out)  # stdout stays one JSON document; the report path goes to stderr
+    printed = json.loads(captured.out)  # stdout stays one JSON document; the report path goes to stderr
     assert "report: " in captured.err
     assert (run_copy / "report-blocks_n_200_seed_9.html").is_file()
     assert not (run_copy / "report.html").exists()
+    report = json.loads((run_copy / "report-blocks_n_200_seed_9.json").read_text())
+    # the same model, data and policy: the printed metrics are the report's
+    assert printed["n"] == report["metrics"]["n"] == 200  # blocks ship no test split: all of it
+    assert printed["accuracy"] == report["metrics"]["accuracy"]
+    assert printed["log_loss"] == pytest.approx(report["metrics"]["log_loss"])
 
 
-def test_training_saves_a_positive_temperature(trained_run):
+def test_training_saves_the_temperature_fitted_on_validation(trained_run):
+    from neuroclass.inference.calibrate import calibrate
+    from neuroclass.runs import RunFolder
+
     meta = json.loads((trained_run.path / "model.json").read_text())
-    assert meta["inference"]["temperature"] > 0
+    run = RunFolder.open(trained_run.path)
+    val = run.load_data().part("val")
+    logits = Predictor.from_run(trained_run.path).predict_logits_tensor(val.x)
+    assert meta["inference"]["temperature"] == pytest.approx(calibrate(logits, val.y)["temperature"], rel=1e-4)
 
 
 def test_predict_applies_the_saved_temperature(run_copy):

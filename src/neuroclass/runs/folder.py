@@ -1,0 +1,243 @@
+"""RunFolder: the one reader and writer of a run folder's files.
+
+``runs/<data>-<model>-<timestamp>/`` holds config.yaml (resolved), model.safetensors and model.json
+(runs/model_file.py), metrics.json (test metrics), metrics.csv (per epoch), timing.json,
+environment.json (versions, seed, data hash), split.json / split.npz (how the data was split) and
+report.html / report.json. A new run is assembled in a hidden ``.partial-<name>`` folder and renamed
+into place once every file is written, so a failed run never leaves a half-written folder; every
+file is written atomically (neuroclass/io.py) with the umask's permissions.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import shutil
+import warnings
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+from neuroclass import data as data_mod
+from neuroclass.config import Config, load_config, save_config
+from neuroclass.data.dataset import Dataset
+from neuroclass.errors import NeuroclassError
+from neuroclass.io import write_bytes_atomic, write_text_atomic
+from neuroclass.models import Classifier
+from neuroclass.runs.model_file import load_model, read_metadata, save_model
+
+HISTORY_FIELDS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "time")
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class RunData:
+    """A run's own data as loaded now, checked against the run's record, with its split indices."""
+
+    dataset: Dataset
+    indices: dict[str, np.ndarray]  # positions of train / val / test in ``dataset``
+    source: str
+
+    def part(self, name: str) -> Dataset:
+        """The examples of split ``name`` ("train", "val" or "test")."""
+        return self.dataset.subset(self.indices.get(name, np.zeros(0, dtype=np.int64)))
+
+
+def run_name(data_source: str, model_name: str, now: datetime | None = None) -> str:
+    """``<data>-<model>-<YYYYmmdd-HHMMSS>``, made file-name-safe.
+
+    >>> run_name("blocks:n=200", "tv:resnet18", datetime(2026, 1, 2, 3, 4, 5))
+    'blocks-tv-resnet18-20260102-030405'
+    """
+    data_name = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(data_source.split(":")[0]).stem or "data")
+    model = re.sub(r"[^A-Za-z0-9_.-]+", "-", model_name)
+    return f"{data_name}-{model}-{(now or datetime.now()).strftime('%Y%m%d-%H%M%S')}"
+
+
+def history_csv(history: list[dict]) -> str:
+    """metrics.csv's text: one row per epoch, empty cells where a value is None."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=HISTORY_FIELDS, lineterminator="\n", extrasaction="ignore")
+    writer.writeheader()
+    for row in history:
+        writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in HISTORY_FIELDS})
+    return buf.getvalue()
+
+
+def data_slug(source: str) -> str:
+    """A file-name-safe name for a data source, for report-<slug>.html.
+
+    >>> data_slug("blocks:n=200,seed=9"), data_slug("/data/shoes/test/")
+    ('blocks_n_200_seed_9', 'test')
+    """
+    name = Path(source.rstrip("/\\")).name or "data"
+    return re.sub(r"[^A-Za-z0-9.-]+", "_", name).strip("_.") or "data"
+
+
+class RunFolder:
+    """A run folder on disk. ``RunFolder.create`` starts a new (partial) one, ``RunFolder.open``
+    reads a finished one.
+
+    >>> run = RunFolder.open("runs/digits-mlp-20260101-120000")  # doctest: +SKIP
+    >>> run.metrics()["accuracy"]  # doctest: +SKIP
+    0.97
+    """
+
+    def __init__(self, path: str | Path, final: Path | None = None) -> None:
+        self.path = Path(path)
+        self.final = final  # for a partial folder: the name it gets on commit
+
+    # ------------------------------------------------------------------ lifecycle
+    @classmethod
+    def create(cls, out: str | Path, name: str) -> "RunFolder":
+        """A new hidden ``out/.partial-<name>`` folder (``name-2``, ... when ``name`` is taken)."""
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        final, suffix = out / name, 1
+        while final.exists() or (out / f".partial-{final.name}").exists():
+            suffix += 1
+            final = out / f"{name}-{suffix}"
+        partial = out / f".partial-{final.name}"
+        partial.mkdir()
+        return cls(partial, final)
+
+    def commit(self) -> Path:
+        """Rename the complete partial folder to its final name; returns that path."""
+        if self.final is None:
+            raise RuntimeError(f"{self.path} is not a partial run folder")
+        self.path.rename(self.final)
+        self.path, self.final = self.final, None
+        return self.path
+
+    def discard(self) -> None:
+        """Remove a partial folder (after a failure); a finished folder is never removed."""
+        if self.final is not None:
+            shutil.rmtree(self.path, ignore_errors=True)
+
+    @classmethod
+    def open(cls, path: str | Path) -> "RunFolder":
+        """A finished run folder; NeuroclassError when ``path`` is not one."""
+        path = Path(path)
+        if not path.is_dir():
+            raise NeuroclassError(f"RUN '{path}': no such run folder; pass a folder made by 'neuroclass train'")
+        if not (path / "model.json").is_file():
+            raise NeuroclassError(f"{path}: no model.json; pass a run folder made by 'neuroclass train'")
+        return cls(path)
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    def report_path(self, data: str | None = None, out: str | Path | None = None) -> Path:
+        """Where a report's HTML goes: ``out`` (a file, or a folder to put the default name in),
+        else the run folder; the default name is report.html, or report-<data>.html for an
+        evaluation on other data, so that it never replaces the run's own. report.json goes
+        beside it (same stem).
+
+        >>> RunFolder("runs/x").report_path(), RunFolder("runs/x").report_path("blocks:n=200")
+        (PosixPath('runs/x/report.html'), PosixPath('runs/x/report-blocks_n_200.html'))
+        """
+        name = f"report-{data_slug(data)}.html" if data else "report.html"
+        if out is None:
+            return self.path / name
+        out = Path(out)
+        return out / name if out.is_dir() else out
+
+    # ------------------------------------------------------------------ writing
+    def write_json(self, name: str, value: dict) -> None:
+        write_text_atomic(self.file(name), json.dumps(value, indent=2))
+
+    def write_config(self, cfg: Config) -> None:
+        save_config(cfg, self.file("config.yaml"))
+
+    def write_model(self, model: Classifier, meta: dict) -> None:
+        save_model(self.path, model, meta)
+
+    def write_history(self, history: list[dict]) -> None:
+        write_text_atomic(self.file("metrics.csv"), history_csv(history))
+
+    def write_split(self, indices: dict[str, np.ndarray], method: dict) -> None:
+        record = {"sizes": {k: int(len(v)) for k, v in indices.items()}, **method}
+        self.write_json("split.json", record)
+        buf = io.BytesIO()
+        np.savez_compressed(buf, **{k: np.asarray(v, dtype=np.int64) for k, v in indices.items()})
+        write_bytes_atomic(self.file("split.npz"), buf.getvalue())
+
+    # ------------------------------------------------------------------ reading
+    def read_json(self, name: str) -> dict:
+        """A JSON file of the run as a dict; NeuroclassError naming the file when missing or bad."""
+        path = self.file(name)
+        if not path.is_file():
+            raise NeuroclassError(f"{path}: missing; pass a complete run folder made by 'neuroclass train'")
+        try:
+            return json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise NeuroclassError(f"{path}: not valid JSON ({exc})") from None
+
+    def config(self) -> Config:
+        return load_config(self.file("config.yaml"))
+
+    def config_text(self) -> str:
+        return self.file("config.yaml").read_text()
+
+    def meta(self) -> dict:
+        return read_metadata(self.path)
+
+    def load_model(self) -> tuple[Classifier, dict]:
+        return load_model(self.path)
+
+    def metrics(self) -> dict:
+        return self.read_json("metrics.json")
+
+    def timing(self) -> dict:
+        return self.read_json("timing.json")
+
+    def environment(self) -> dict:
+        return self.read_json("environment.json")
+
+    def split_record(self) -> dict:
+        return self.read_json("split.json")
+
+    def history(self) -> list[dict]:
+        """metrics.csv rows with float values (None where empty); [] when the file is absent."""
+        path = self.file("metrics.csv")
+        if not path.is_file():
+            return []
+        with path.open(newline="") as fh:
+            return [{k: (float(v) if v not in ("", None) else None) for k, v in row.items()}
+                    for row in csv.DictReader(fh)]
+
+    def split_indices(self) -> dict[str, np.ndarray]:
+        path = self.file("split.npz")
+        if not path.is_file():
+            raise NeuroclassError(f"{path}: missing; pass a complete run folder made by 'neuroclass train'")
+        with np.load(path, allow_pickle=False) as split:
+            return {name: split[name].astype(np.int64) for name in split.files}
+
+    def load_data(self, quiet: bool = False) -> RunData:
+        """The run's own data, loaded again from its config and checked against the content hash
+        recorded at training time. ``quiet``: hide the loader's warnings (shown when it trained).
+
+        Raises NeuroclassError, naming both hashes and what to do, when the data has changed since
+        training (the recorded splits would select other examples)."""
+        cfg = self.config()
+        with warnings.catch_warnings():
+            if quiet:
+                warnings.simplefilter("ignore")
+            dataset = data_mod.load(cfg.data)
+        recorded = self.environment().get("data_hash")
+        current = dataset.content_hash()
+        if recorded and recorded != current:
+            raise NeuroclassError(
+                f"{cfg.data.source}: the data changed since run '{self.path}' was trained (content "
+                f"hash {recorded[:16]} then, {current[:16]} now), so its recorded splits no longer "
+                f"select the same examples; pass --data {cfg.data.source} to use the data as it is "
+                "now, or train a new run on it")
+        indices = self.split_indices()
+        largest = max((int(i.max()) for i in indices.values() if len(i)), default=-1)
+        if largest >= len(dataset):
+            raise NeuroclassError(f"{self.file('split.npz')}: indices exceed the {len(dataset)} examples of "
+                                  f"{cfg.data.source}; the run's data has changed; pass --data to use other data")
+        return RunData(dataset, indices, cfg.data.source)
