@@ -97,7 +97,7 @@ class NeuralClassifier(ClassifierMixin, BaseEstimator):
         """
         is_image = _is_images(X)
         if is_image:
-            X, y = check_X_y(X, y, allow_nd=True, estimator=self)
+            X, y = check_X_y(X, y, allow_nd=True, force_writeable=True, estimator=self)
             for stale in ("n_features_in_", "feature_names_in_"):  # of an earlier fit on rows
                 self.__dict__.pop(stale, None)
         else:  # sets n_features_in_ (and feature_names_in_ for a DataFrame), checked at predict
