@@ -11,18 +11,33 @@ from __future__ import annotations
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_array, check_is_fitted, check_X_y, validate_data
 
-from neuroclass.config import load_config
-from neuroclass.data.arrays import features_to_float, from_arrays, images_to_uint8
-from neuroclass.errors import NeuroclassError
+from neuroclass.config import Config, load_config
+from neuroclass.data.arrays import from_arrays, images_to_uint8
 from neuroclass.pipeline import train_in_memory
+
+
+def _is_images(X) -> bool:
+    """3-D (N, H, W) or 4-D (N, H, W, C) / (N, C, H, W) inputs are images; anything else is
+    checked as feature rows (N, D), which refuses 1-D and 5-D input with scikit-learn's message."""
+    ndim = getattr(X, "ndim", None)  # arrays, DataFrames, sparse matrices; lists are converted
+    return (np.asarray(X).ndim if ndim is None else ndim) in (3, 4)
 
 
 class NeuralClassifier(ClassifierMixin, BaseEstimator):
     """Images (N, H, W[, C]) or (N, C, H, W), or feature rows (N, D); any label values.
 
-    ``model="auto"`` picks ``cnn`` for images and ``mlp`` for rows. Nothing is learned before fit.
+    ``model="auto"`` picks ``cnn`` for images and ``mlp`` for rows; the other parameters are the
+    config fields of the same names (``neuroclass train --set ...``); ``threads``: torch's
+    intra-op threads while fitting (None: as set in the process), restored afterwards. Nothing is
+    learned before fit. After fit: ``classes_``, ``n_features_in_`` (rows only), ``predictor_``
+    (the ``Predictor`` that ``predict_proba`` uses), ``model_``, ``history_`` (per-epoch rows) and
+    ``config_`` (the config the pipeline trained with).
+
+    >>> NeuralClassifier(model="mlp", epochs=10).fit(X, y).predict(X[:3])  # doctest: +SKIP
+    array(['cat', 'dog', 'cat'], dtype='<U3')
     """
 
     def __init__(self, model: str = "auto", model_options: dict | None = None,
@@ -30,7 +45,8 @@ class NeuralClassifier(ClassifierMixin, BaseEstimator):
                  batch_size: int | None = None, optimizer: str = "adamw", lr: float = 4e-3,
                  weight_decay: float = 5e-4, schedule: str = "onecycle", label_smoothing: float = 0.1,
                  augment: bool = False, val_fraction: float = 0.1, patience: int = 0,
-                 seed: int = 0, device: str = "auto", verbose: bool = False) -> None:
+                 seed: int = 0, device: str = "auto", threads: int | None = None,
+                 verbose: bool = False) -> None:
         self.model = model
         self.model_options = model_options
         self.epochs = epochs
@@ -46,9 +62,10 @@ class NeuralClassifier(ClassifierMixin, BaseEstimator):
         self.patience = patience
         self.seed = seed
         self.device = device
+        self.threads = threads
         self.verbose = verbose
 
-    def _config(self, is_image: bool):
+    def _config(self, is_image: bool) -> Config:
         name = self.model if self.model != "auto" else ("cnn" if is_image else "mlp")
         return load_config(values={
             "model": {"name": name, "options": dict(self.model_options or {})},
@@ -59,41 +76,62 @@ class NeuralClassifier(ClassifierMixin, BaseEstimator):
             "train": {"epochs": self.epochs, "time_budget": self.time_budget,
                       "batch_size": self.batch_size, "label_smoothing": self.label_smoothing,
                       "patience": self.patience, "seed": self.seed, "device": self.device,
+                      "threads": self.threads,
                       "quiet": not self.verbose}})
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.three_d_array = True  # images (N, H, W); (N, H, W, C) and (N, C, H, W) too
+        return tags  # no NaN, no sparse input, one label per example (scikit-learn's defaults)
 
     def fit(self, X, y) -> "NeuralClassifier":
         """Train on (X, y) through the same pipeline as ``neuroclass train`` (no run folder); a
         ``val_fraction`` of it is held out for validation, early stopping, and the choice of the
-        temperature and test-time views that ``predict_proba`` then applies."""
-        X, y = np.asarray(X), np.asarray(y)
-        is_image = X.ndim in (3, 4)
-        cfg = self._config(is_image)
-        dataset = from_arrays(X, y, name="arrays", source="X")
-        trained = train_in_memory(cfg, dataset)
-        self.classes_ = np.unique(y)
+        temperature and test-time views that ``predict_proba`` then applies.
+
+        X: feature rows (N, D) of numbers, or images (N, H, W[, C]) / (N, C, H, W) of uint8, 0..255
+        or 0..1 floats. y: (N,) labels of any type (strings, ints, integral floats), at least two
+        distinct. Raises ValueError (scikit-learn's messages) for mismatched lengths, NaN or
+        infinite values, a continuous or 2-D target, a single class, and TypeError for sparse X.
+        Leaves torch's and NumPy's global random generators and torch's thread count as they were.
+        """
+        is_image = _is_images(X)
+        if is_image:
+            X, y = check_X_y(X, y, allow_nd=True, force_writeable=True, estimator=self)
+            for stale in ("n_features_in_", "feature_names_in_"):  # of an earlier fit on rows
+                self.__dict__.pop(stale, None)
+        else:  # sets n_features_in_ (and feature_names_in_ for a DataFrame), checked at predict
+            X, y = validate_data(self, X, y, dtype=np.float32)
+        check_classification_targets(y)  # "Unknown label type: continuous" for regression targets
+        classes, codes = np.unique(y, return_inverse=True)
+        dataset = from_arrays(X, codes, name="arrays", source="X",
+                              classes=[str(c) for c in classes], image=is_image)
+        trained = train_in_memory(self._config(is_image), dataset)
+        self.classes_ = classes  # column j of predict_proba is the probability of classes_[j]
         self.input_shape_ = dataset.input_shape
         self.is_image_ = is_image
-        if not is_image:
-            self.n_features_in_ = X.shape[1]
-        self.predictor_, self.history_ = trained.predictor, trained.history
+        self.predictor_, self.history_, self.config_ = trained.predictor, trained.history, trained.cfg
         self.model_ = trained.predictor.model
         return self
 
     def _inputs(self, X) -> torch.Tensor:
-        check_is_fitted(self, "model_")
-        X = np.asarray(X)
-        t = torch.from_numpy(images_to_uint8(X, "X") if self.is_image_ else features_to_float(X, "X"))
-        if tuple(t.shape[1:]) != tuple(self.input_shape_):
-            raise NeuroclassError(f"X: inputs have shape {tuple(t.shape[1:])} but the model was fitted "
-                                  f"on {tuple(self.input_shape_)}")
-        return t
+        """X checked as at fit: images -> uint8 (N, C, H, W); rows -> float32 (N, D) with the
+        fitted number of features (and feature names, for a DataFrame)."""
+        check_is_fitted(self)
+        if self.is_image_:
+            X = check_array(X, allow_nd=True, force_writeable=True, estimator=self)
+            return torch.from_numpy(images_to_uint8(X, "X"))
+        X = validate_data(self, X, reset=False, dtype=np.float32, force_writeable=True)
+        return torch.from_numpy(np.ascontiguousarray(X))
 
     def predict_proba(self, X) -> np.ndarray:
-        """Probabilities (N, K) in the order of ``classes_``: exactly those of ``Predictor`` for
-        the same weights (test-time views and temperature included)."""
+        """Probabilities (N, K) float32 in the order of ``classes_``: exactly those of the
+        ``Predictor`` ``predictor_`` for the same weights (test-time views and temperature
+        included). Raises NotFittedError before fit and ValueError for inputs unlike fit's."""
         x = self._inputs(X)  # checks fitted first
         return self.predictor_.predict_proba_tensor(x)
 
     def predict(self, X) -> np.ndarray:
+        """Labels (N,): for each row the value in ``classes_`` of the highest probability."""
         proba = self.predict_proba(X)  # checks fitted first
         return self.classes_[proba.argmax(axis=1)]

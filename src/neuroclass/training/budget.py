@@ -45,8 +45,8 @@ def reserve_examples(splits: data_mod.Splits, tta: str, shift: int = 0) -> int:
     temperature on the chosen logits, each as many times as the policy has views ("auto": the
     largest view set it may choose, flip+shift where the model trains with ``shift`` px shifts)."""
     n_val = len(splits.val) if splits.val is not None else 0
+    n_test = len(splits.test) if splits.test is not None else 0  # in-memory training has none
     passes = PASSES[tta] if tta in PASSES else PASSES["flip+shift" if shift else "flip"]
-    n_test = len(splits.test) if splits.test is not None else 0
     return passes * (n_test + n_val)
 
 
