@@ -55,9 +55,11 @@ def train(data: str, model: str | None = None, epochs: int | None = None,
 
     Raises NeuroclassError (a ValueError) for a bad option or bad data; nothing is written then.
 
-    >>> result = neuroclass.train("digits", model="mlp", epochs=10)  # doctest: +SKIP
-    >>> result.metrics["accuracy"]  # doctest: +SKIP
-    0.97...
+    Example::
+
+        result = neuroclass.train("digits", model="mlp", epochs=10)
+        result.metrics["accuracy"]
+        # -> 0.97...
     """
     cfg = build_config(data, model, epochs, time_budget, seed, config, overrides, out, label_column, quiet)
     return train_pipeline(cfg, callbacks=callbacks or (), command=f"neuroclass.train({data!r})", report=report)

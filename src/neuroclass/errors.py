@@ -7,4 +7,8 @@ class NeuroclassError(ValueError):
     A ``ValueError``, so that scikit-learn's tools and a caller's ``except ValueError`` catch it.
 
     >>> raise NeuroclassError("data: 'missing/' does not exist; pass a folder, file or built-in name")
+    Traceback (most recent call last):
+    neuroclass.errors.NeuroclassError: data: 'missing/' does not exist; pass a folder, file or built-in name
+    >>> issubclass(NeuroclassError, ValueError)
+    True
     """

@@ -1,10 +1,12 @@
 """NeuralClassifier: a scikit-learn estimator over the same config, models and Trainer as the CLI.
 
->>> from sklearn.datasets import load_digits
->>> from sklearn.model_selection import cross_val_score
->>> X, y = load_digits(return_X_y=True)
->>> cross_val_score(NeuralClassifier(model="mlp", epochs=10), X, y, cv=3).mean()  # doctest: +SKIP
-0.95...
+Example::
+
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import cross_val_score
+    X, y = load_digits(return_X_y=True)
+    cross_val_score(NeuralClassifier(model="mlp", epochs=10), X, y, cv=3).mean()
+    # -> 0.95...
 """
 from __future__ import annotations
 
@@ -36,8 +38,10 @@ class NeuralClassifier(ClassifierMixin, BaseEstimator):
     (the ``Predictor`` that ``predict_proba`` uses), ``model_``, ``history_`` (per-epoch rows) and
     ``config_`` (the config the pipeline trained with).
 
-    >>> NeuralClassifier(model="mlp", epochs=10).fit(X, y).predict(X[:3])  # doctest: +SKIP
-    array(['cat', 'dog', 'cat'], dtype='<U3')
+    Example::
+
+        NeuralClassifier(model="mlp", epochs=10).fit(X, y).predict(X[:3])
+        # -> array(['cat', 'dog', 'cat'], dtype='<U3')
     """
 
     def __init__(self, model: str = "auto", model_options: dict | None = None,

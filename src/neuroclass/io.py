@@ -28,7 +28,9 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
 
     Raises OSError when the folder cannot be written; the target is then left as it was.
 
-    >>> write_bytes_atomic(Path(tmp) / "a.bin", b"x")  # doctest: +SKIP
+    Example::
+
+        write_bytes_atomic(Path(tmp) / "a.bin", b"x")
     """
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

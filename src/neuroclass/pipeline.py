@@ -5,9 +5,11 @@ a run folder and its report), the scikit-learn estimator (``train_in_memory``, n
 ``neuroclass bench`` (``prepare`` and ``build``). Process-wide state that a run changes (torch's
 thread count, its global random generator) is restored when the run ends.
 
->>> result = train(load_config(overrides=["data.source=digits", "model.name=mlp", "train.epochs=3"]))  # doctest: +SKIP
->>> result.metrics["accuracy"]  # doctest: +SKIP
-0.96...
+Example::
+
+    result = train(load_config(overrides=["data.source=digits", "model.name=mlp", "train.epochs=3"]))
+    result.metrics["accuracy"]
+    # -> 0.96...
 """
 from __future__ import annotations
 

@@ -172,8 +172,10 @@ def build_dataclass(cls: type, values: dict, prefix: str) -> Any:
 
     ``prefix`` names the section in messages ('optim.', 'model.options.'). Raises NeuroclassError.
 
-    >>> build_dataclass(OptimConfig, {"lr": 0.1}, "optim.").lr  # doctest: +SKIP
-    0.1
+    Example::
+
+        build_dataclass(OptimConfig, {"lr": 0.1}, "optim.").lr
+        # -> 0.1
     """
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}

@@ -64,8 +64,10 @@ class CachedImages:
 def cache_dir() -> Path:
     """Where caches live: ``$NEUROCLASS_CACHE``, else ``~/.cache/neuroclass/images``.
 
-    >>> cache_dir()  # doctest: +SKIP
-    PosixPath('/home/me/.cache/neuroclass/images')
+    Example::
+
+        cache_dir()
+        # -> PosixPath('/home/me/.cache/neuroclass/images')
     """
     env = os.environ.get("NEUROCLASS_CACHE")
     return Path(env).expanduser() if env else Path.home() / ".cache" / "neuroclass" / "images"
@@ -75,8 +77,10 @@ def cache_key(root: Path, paths: list[Path], channels: int | None, size: tuple[i
               max_bad_fraction: float) -> str:
     """SHA-256 of the files' relative paths, sizes and mtimes plus the preprocessing (stat only).
 
-    >>> cache_key(Path("pics"), [Path("pics/cat/1.png")], None, (32, 32), 0.01)  # doctest: +SKIP
-    '3f1c...'
+    Example::
+
+        cache_key(Path("pics"), [Path("pics/cat/1.png")], None, (32, 32), 0.01)
+        # -> '3f1c...'
     """
     h = hashlib.sha256()
     settings = {"format": FORMAT, "channels": channels, "size": list(size) if size else None,
@@ -100,9 +104,11 @@ def load_or_build(root: Path, paths: list[Path], labels: np.ndarray, splits: np.
     ``labels`` and ``splits`` hold one entry per path; the result holds those of the kept rows.
     Unreadable files raise or are skipped exactly as in ``images.decode_many``.
 
-    >>> c = load_or_build(root, paths, labels, splits, ["cat", "dog"], None, (32, 32), 0.01)  # doctest: +SKIP
-    >>> c.preprocessing["cache"], c.x.shape  # doctest: +SKIP
-    ('built', (200, 3, 32, 32))
+    Example::
+
+        c = load_or_build(root, paths, labels, splits, ["cat", "dog"], None, (32, 32), 0.01)
+        c.preprocessing["cache"], c.x.shape
+        # -> ('built', (200, 3, 32, 32))
     """
     folder = cache_dir() / cache_key(root, paths, channels, size, max_bad_fraction)
     found = _read(folder, "hit")

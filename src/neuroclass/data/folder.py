@@ -38,9 +38,11 @@ def load_image_folder(root: Path, channels: int | None, size: int | None,
     keyed by the files' names, sizes and mtimes and the preprocessing, so a second load decodes
     nothing; ``preprocessing["cache"]`` says "hit" or "built" and ``["cache_path"]`` where.
 
-    >>> ds = load_image_folder(Path("pics"), channels=None, size=32, max_bad_fraction=0.01)  # doctest: +SKIP
-    >>> ds.preprocessing["cache"]  # doctest: +SKIP
-    'built'
+    Example::
+
+        ds = load_image_folder(Path("pics"), channels=None, size=32, max_bad_fraction=0.01)
+        ds.preprocessing["cache"]
+        # -> 'built'
     """
     if not root.is_dir():
         raise NeuroclassError(f"{root}: not a folder")

@@ -44,8 +44,10 @@ def to_array(img: Image.Image, channels: int, size: tuple[int, int] | None) -> n
 def load_image(path: str | Path, channels: int, size: tuple[int, int] | None) -> np.ndarray:
     """One file -> uint8 (C, H, W); a clear error for a missing or corrupt file.
 
-    >>> load_image("digit.png", channels=1, size=(28, 28)).shape  # doctest: +SKIP
-    (1, 28, 28)
+    Example::
+
+        load_image("digit.png", channels=1, size=(28, 28)).shape
+        # -> (1, 28, 28)
     """
     path = Path(path)
     if not path.is_file():
@@ -63,8 +65,10 @@ GRAY_MODES = ("1", "L", "I", "I;16", "F")
 def read_header(path: Path) -> tuple[str, tuple[int, int]]:
     """(PIL mode, (H, W)) from the file header alone: PIL reads no pixels until ``load()``.
 
-    >>> read_header(Path("digit.png"))  # doctest: +SKIP
-    ('L', (28, 28))
+    Example::
+
+        read_header(Path("digit.png"))
+        # -> ('L', (28, 28))
     """
     try:
         with Image.open(path) as img:
@@ -86,8 +90,10 @@ def decode_into(paths: list[Path], channels: int | None, size: tuple[int, int] |
     only in the second pass, so the output can have unused rows at its end: rows ``len(kept):``.
     Such a file still counts in the size vote; every other rule matches :func:`decode_many`.
 
-    >>> x, kept, prep, bad = decode_into(paths, None, (28, 28), 0.01, "pics",
-    ...                                  lambda shape: np.zeros(shape, np.uint8))  # doctest: +SKIP
+    Example::
+
+        x, kept, prep, bad = decode_into(paths, None, (28, 28), 0.01, "pics",
+                                         lambda shape: np.zeros(shape, np.uint8))
     """
     if not paths:
         raise NeuroclassError(f"{where}: no readable images found")
@@ -127,7 +133,9 @@ def decode_many(paths: list[Path], channels: int | None, size: tuple[int, int] |
     skipped file). The caller warns about the skipped files once its own checks have passed, so that
     a failing load prints its error alone.
 
-    >>> x, kept, prep, bad = decode_many(paths, 1, (28, 28), 0.01, "pics")  # doctest: +SKIP
+    Example::
+
+        x, kept, prep, bad = decode_many(paths, 1, (28, 28), 0.01, "pics")
     """
     out, kept, prep, bad = decode_into(paths, channels, size, max_bad_fraction, where, _in_memory)
     return out[:len(kept)], kept, prep, bad

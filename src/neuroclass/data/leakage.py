@@ -18,9 +18,11 @@ Measured on Fashion-MNIST (60k train x 10k test, 2 shared CPU cores): 3.5 s, 20 
 the same set as a brute-force search. Data with no dominant directions (pure noise) cannot be pruned
 and costs more: 21 s for 20k x 4k random 3x32x32 images, in bounded memory.
 
->>> found = find_duplicates(train.x, test.x)
->>> found["exact"], found["near"], found["pairs"][0]  # doctest: +SKIP
-(0, 20, {'train': 13360, 'test': 4998, 'kind': 'near', 'similarity': 0.99996})
+Example::
+
+    found = find_duplicates(train.x, test.x)
+    found["exact"], found["near"], found["pairs"][0]
+    # -> (0, 20, {'train': 13360, 'test': 4998, 'kind': 'near', 'similarity': 0.99996})
 """
 from __future__ import annotations
 

@@ -39,7 +39,9 @@ def _carve(index: np.ndarray, labels: np.ndarray, fraction: float, seed: int) ->
 def split(ds: Dataset, val_fraction: float, test_fraction: float, seed: int) -> Splits:
     """Official/folder splits win; otherwise a seeded stratified split of what is left.
 
-    >>> s = split(dataset, val_fraction=0.1, test_fraction=0.2, seed=0)  # doctest: +SKIP
+    Example::
+
+        s = split(dataset, val_fraction=0.1, test_fraction=0.2, seed=0)
     """
     labels = ds.y.numpy()
     method = {"seed": seed}

@@ -30,8 +30,10 @@ def dead_relu_fraction(model: nn.Module, x: torch.Tensor, device: torch.device |
     example. Returns {"layers": [{"name", "units", "dead"}] in call order, "dead", "units",
     "fraction"} (fraction 0.0 when the model has no ReLU module).
 
-    >>> dead_relu_fraction(model, test.x[:512])["fraction"]  # doctest: +SKIP
-    0.03
+    Example::
+
+        dead_relu_fraction(model, test.x[:512])["fraction"]
+        # -> 0.03
     """
     if not isinstance(x, torch.Tensor) or x.ndim < 2 or len(x) == 0:
         raise NeuroclassError("dead_relu_fraction: x must be a non-empty tensor of examples (N, ...); "

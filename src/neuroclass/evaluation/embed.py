@@ -6,8 +6,10 @@ names, which need not be the run's), and for the run's own data ``split`` (N,) s
 ("train" / "val" / "test" / "" for examples a split left out), so that a probe can be fitted on the
 training part and scored on the test part without leaking.
 
->>> feats = np.load("feats.npz", allow_pickle=False)  # doctest: +SKIP
->>> LogisticRegression(max_iter=1000).fit(feats["features"], feats["labels"])  # doctest: +SKIP
+Example::
+
+    feats = np.load("feats.npz", allow_pickle=False)
+    LogisticRegression(max_iter=1000).fit(feats["features"], feats["labels"])
 """
 from __future__ import annotations
 
@@ -42,8 +44,10 @@ def embed_tensor(model: Classifier, x: torch.Tensor, device: torch.device,
                  batch_size: int = 256) -> np.ndarray:
     """The head's input (capsnet: the primary capsules), flattened, for every row of ``x``.
 
-    >>> embed_tensor(model, dataset.x, torch.device("cpu")).shape  # doctest: +SKIP
-    (400, 32)
+    Example::
+
+        embed_tensor(model, dataset.x, torch.device("cpu")).shape
+        # -> (400, 32)
     """
     head = find_head(model)
     captured: list[torch.Tensor] = []
@@ -68,7 +72,9 @@ def embed_run(run: str | Path, data: str | None = None, device: str = "auto") ->
     """Features of every example of ``data`` (default: the run's own data, each example marked
     with its split) from the run's model. Raises NeuroclassError when the run's data changed.
 
-    >>> emb = embed_run("runs/fashion-mnist-cnn-20260101-120000", "digits28.npz")  # doctest: +SKIP
+    Example::
+
+        emb = embed_run("runs/fashion-mnist-cnn-20260101-120000", "digits28.npz")
     """
     folder = RunFolder.open(run)
     predictor = Predictor.from_folder(folder, device=device)

@@ -60,7 +60,9 @@ def data_inputs(source: str, run: RunFolder, meta: dict, test_part: bool = True)
     size, or the table's recorded encoding); labels use the data's own class names. With
     ``test_part`` a shipped test split is used alone.
 
-    >>> inputs = data_inputs("blocks:n=200,seed=9", run, run.meta())  # doctest: +SKIP
+    Example::
+
+        inputs = data_inputs("blocks:n=200,seed=9", run, run.meta())
     """
     if meta["kind"] == "table":
         return _table_inputs(source, meta, run.config().data.label_column)
@@ -95,7 +97,9 @@ def other_data(source: str, predictor: Predictor, run: RunFolder) -> LabelledInp
 def evaluate_run(run: str | Path, data: str | None = None) -> tuple[dict, str]:
     """Metrics of the run's model on its test split (default) or on ``data``; returns (metrics, what).
 
-    >>> metrics, what = evaluate_run("runs/digits-mlp-20260101-120000")  # doctest: +SKIP
+    Example::
+
+        metrics, what = evaluate_run("runs/digits-mlp-20260101-120000")
     """
     folder = RunFolder.open(run)
     predictor = Predictor.from_folder(folder)

@@ -10,10 +10,12 @@ tensor (B, C, H, W) with pixels in [0, 1] and B <= BATCH. A trained neuroclass `
 exactly that (its Standardize layer divides uint8 input by 255 and treats float input as already
 scaled), so, for a model on ``device`` in eval mode:
 
->>> fn = lambda x: model(x.to(device)).float().cpu()
->>> curves = robustness_curves(fn, test.x, test.y)  # doctest: +SKIP
->>> curves["noise"][0], curves["tta"]  # doctest: +SKIP
-({'level': 0.0, 'accuracy': 0.91}, {'plain': 0.91, 'flip': 0.915, 'gain': 0.005})
+Example::
+
+    fn = lambda x: model(x.to(device)).float().cpu()
+    curves = robustness_curves(fn, test.x, test.y)
+    curves["noise"][0], curves["tta"]
+    # -> ({'level': 0.0, 'accuracy': 0.91}, {'plain': 0.91, 'flip': 0.915, 'gain': 0.005})
 """
 from __future__ import annotations
 
@@ -82,8 +84,10 @@ def robustness_curves(predict_logits_fn: Callable[[torch.Tensor], torch.Tensor],
     "tta": {"plain", "flip", "gain"}, "examples": n, "units": {curve: what its level means}}.
     Flip TTA averages the softmax probabilities of each image and its left-right mirror.
 
-    >>> robustness_curves(lambda x: x.mean((2, 3)), images, labels)["blur"][0]  # doctest: +SKIP
-    {'level': 0.0, 'accuracy': 0.5}
+    Example::
+
+        robustness_curves(lambda x: x.mean((2, 3)), images, labels)["blur"][0]
+        # -> {'level': 0.0, 'accuracy': 0.5}
     """
     x, y = _check_inputs(x, y, max_examples)
     keep = _subsample(y, max_examples, seed)

@@ -57,8 +57,10 @@ def fit_temperature(logits_val, y_val) -> float:
     Optimises log T (so T stays positive without constraints) with L-BFGS in float64; the problem
     is one-dimensional and smooth, so a few strong-Wolfe iterations converge.
 
-    >>> fit_temperature(5 * logits_val, y_val)  # doctest: +SKIP
-    4.97
+    Example::
+
+        fit_temperature(5 * logits_val, y_val)
+        # -> 4.97
     """
     logits = _as_logits(logits_val)
     y = _as_labels(y_val)
@@ -84,8 +86,10 @@ def guarded_temperature(logits_val, y_val, temperature: float) -> dict:
     otherwise fall back to T = 1.0 (the uncalibrated model) and say "rejected". Reports both log
     losses and the validation ECE before (T = 1) and after (the temperature returned).
 
-    >>> guarded_temperature(logits_val, y_val, 0.2)["decision"]  # doctest: +SKIP
-    'rejected'
+    Example::
+
+        guarded_temperature(logits_val, y_val, 0.2)["decision"]
+        # -> 'rejected'
     """
     logits = _as_logits(logits_val)
     y = _as_labels(y_val)
@@ -111,8 +115,10 @@ def calibrate(logits_val, y_val) -> dict:
     """Fit a temperature on the validation split and keep it only if it lowers validation log loss
     (see ``guarded_temperature`` for the keys). Apply it with ``softmax_with_temperature``.
 
-    >>> result = calibrate(logits_val, y_val)  # doctest: +SKIP
-    >>> proba_test = softmax_with_temperature(logits_test, result["temperature"])  # doctest: +SKIP
+    Example::
+
+        result = calibrate(logits_val, y_val)
+        proba_test = softmax_with_temperature(logits_test, result["temperature"])
     """
     # The guard is judged on the split the fit saw, so a converged fit rarely fails it; it still
     # stops a diverged or clipped fit from making the model worse than no calibration at all.

@@ -32,8 +32,10 @@ def predict_logits(model: nn.Module, x: torch.Tensor, device: torch.device,
     """Logits (N, K) float32 on the CPU: ``predict_outputs`` turned into logits by the family's
     declared output kind (``Classifier.output_logits``); softmax of them gives probabilities.
 
-    >>> predict_logits(model, torch.zeros(4, 1, 28, 28, dtype=torch.uint8), torch.device("cpu")).shape  # doctest: +SKIP
-    torch.Size([4, 10])
+    Example::
+
+        predict_logits(model, torch.zeros(4, 1, 28, 28, dtype=torch.uint8), torch.device("cpu")).shape
+        # -> torch.Size([4, 10])
     """
     outputs = predict_outputs(model, x, device, batch_size, channels_last)
     # a bare network (not a Classifier, e.g. in a test) has no declaration: its outputs are logits

@@ -84,7 +84,9 @@ def choose_policy(model: nn.Module, x_val: torch.Tensor | None, y_val: torch.Ten
     MIN_GAIN margin. ``shift``: pixels of the random shifts it learnt from (0: none); "auto" then
     judges shifted views too; a policy set by the user shifts by max(shift, 1).
 
-    >>> policy, record, _ = choose_policy(model, splits.val.x, splits.val.y, torch.device("cpu"))  # doctest: +SKIP
+    Example::
+
+        policy, record, _ = choose_policy(model, splits.val.x, splits.val.y, torch.device("cpu"))
     """
     pixels = max(shift, 1)
     if x_val is None or y_val is None or len(y_val) == 0:

@@ -40,9 +40,11 @@ class Predictor:
     """A model ready to predict: ``meta`` is model.json's content (classes, kind, input_shape,
     preprocessing), ``policy`` the test-time views and temperature chosen at training time.
 
-    >>> p = Predictor.from_run("runs/digits-mlp-20260101-120000")  # doctest: +SKIP
-    >>> p.predict_files(["seven.png"])[0].label  # doctest: +SKIP
-    '7'
+    Example::
+
+        p = Predictor.from_run("runs/digits-mlp-20260101-120000")
+        p.predict_files(["seven.png"])[0].label
+        # -> '7'
     """
 
     def __init__(self, model: Classifier, meta: dict, policy: InferencePolicy,
@@ -98,7 +100,9 @@ class Predictor:
     def probabilities(self, logits: torch.Tensor) -> np.ndarray:
         """softmax(logits / temperature) as float32 (N, K): the probabilities every command reports.
 
-        >>> predictor.probabilities(predictor.predict_logits_tensor(x))  # doctest: +SKIP
+        Example::
+
+            predictor.probabilities(predictor.predict_logits_tensor(x))
         """
         return self.policy.probabilities(logits)
 
@@ -116,8 +120,10 @@ class Predictor:
         """Predictions with the ``top_k`` classes; a top probability below ``abstain_below`` gives
         the label NOT_SURE (abstained=True) and keeps the top list, so callers still see the guesses.
 
-        >>> predictor.describe(np.array([[0.5, 0.3, 0.2]]), ["x"], 2, abstain_below=0.6)[0].label  # doctest: +SKIP
-        'not sure'
+        Example::
+
+            predictor.describe(np.array([[0.5, 0.3, 0.2]]), ["x"], 2, abstain_below=0.6)[0].label
+            # -> 'not sure'
         """
         if abstain_below is not None and not 0 <= abstain_below <= 1:
             raise NeuroclassError(f"--abstain-below must be a probability in [0, 1], e.g. 0.8. "

@@ -85,7 +85,9 @@ def tta_logits(model: nn.Module, x: torch.Tensor, device: torch.device, policy: 
     """Logits (N, K) under ``policy`` (images only; rows of a table get one pass), views shifted by
     ``shift`` pixels.
 
-    >>> tta_logits(model, x_test, torch.device("cpu"), "flip")  # doctest: +SKIP
+    Example::
+
+        tta_logits(model, x_test, torch.device("cpu"), "flip")
     """
     views(policy)  # an unknown policy fails here
     return ViewLogits(model, x, device, batch_size, channels_last, shift).policy(policy)

@@ -100,9 +100,11 @@ class Classifier(nn.Module):
         does for other families. A softmax of the raw lengths would instead squeeze every row
         towards uniform (at most e : 1 between two classes).
 
-        >>> lengths = torch.tensor([[0.6, 0.2, 0.0]])
-        >>> capsnet.output_logits(lengths).softmax(1).round(decimals=4)  # doctest: +SKIP
-        tensor([[0.7500, 0.2500, 0.0000]])
+        Example::
+
+            lengths = torch.tensor([[0.6, 0.2, 0.0]])
+            capsnet.output_logits(lengths).softmax(1).round(decimals=4)
+            # -> tensor([[0.7500, 0.2500, 0.0000]])
         """
         if self.family.output is OutputKind.LENGTHS:
             return output.clamp_min(MIN_LENGTH).log()

@@ -90,9 +90,11 @@ def register_model(name: str, config: type, summary: str, *, head: PathSpec, fea
     """Decorator for a builder ``fn(cfg, input_shape, num_classes) -> nn.Module``, with the family's
     declarations (see ``ModelFamily``). Raises ValueError for a side or output kind not listed.
 
-    >>> @register_model("linear", LinearConfig, "one Linear layer", head="fc", features="fc",
-    ...                 feature_side="input", output="logits", loss=cross_entropy)  # doctest: +SKIP
-    ... def build_linear(cfg, input_shape, num_classes): ...
+    Example::
+
+        @register_model("linear", LinearConfig, "one Linear layer", head="fc", features="fc",
+                        feature_side="input", output="logits", loss=cross_entropy)
+        def build_linear(cfg, input_shape, num_classes): ...
     """
 
     def add(build: Callable) -> Callable:
@@ -148,10 +150,9 @@ def check_model_config(cfg: ModelConfig) -> None:
     sizes) and ``options`` (each field's rule, then the family's ``validate``), with the size's
     preset under the options as the model will be built. Raises NeuroclassError naming the field.
 
-    >>> check_model_config(ModelConfig(name="cnn", size="huge"))
+    >>> check_model_config(ModelConfig(name="cnn", size="huge"))  # doctest: +ELLIPSIS
     Traceback (most recent call last):
-    neuroclass.errors.NeuroclassError: The 'model.size' parameter must be auto, default or a size of cnn
-    (s, m, l). Got 'huge' instead.
+    neuroclass.errors.NeuroclassError: The 'model.size' parameter must be auto, default or ... Got 'huge' instead.
     """
     family_name, options = split_name(cfg.name, cfg.options)
     family = MODELS.get(family_name)

@@ -55,8 +55,10 @@ def find_head(model: Classifier) -> Head:
     A declared module's parameters all belong to the head; a declared parameter is the head alone.
     Raises NeuroclassError when the declared path names nothing in the network.
 
-    >>> find_head(create(ModelConfig(name="mlp"), (1, 28, 28), 10, mean, std)).params  # doctest: +SKIP
-    ('net.layers.9.weight', 'net.layers.9.bias')
+    Example::
+
+        find_head(create(ModelConfig(name="mlp"), (1, 28, 28), 10, mean, std)).params
+        # -> ('net.layers.9.weight', 'net.layers.9.bias')
     """
     family, net = model.family, model.net
     path = family.head_path(net)
@@ -112,7 +114,9 @@ def _unwrap(obj: object, path: Path) -> dict[str, torch.Tensor]:
 def read_state_file(path: str | Path) -> dict[str, torch.Tensor]:
     """Tensors by name from a .safetensors file or a torch.save'd state dict (never unpickling code).
 
-    >>> state = read_state_file("resnet-fashion.safetensors")  # doctest: +SKIP
+    Example::
+
+        state = read_state_file("resnet-fashion.safetensors")
     """
     path = Path(path).expanduser()
     if not path.is_file():

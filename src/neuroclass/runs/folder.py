@@ -81,9 +81,11 @@ class RunFolder:
     """A run folder on disk. ``RunFolder.create`` starts a new (partial) one, ``RunFolder.open``
     reads a finished one.
 
-    >>> run = RunFolder.open("runs/digits-mlp-20260101-120000")  # doctest: +SKIP
-    >>> run.metrics()["accuracy"]  # doctest: +SKIP
-    0.97
+    Example::
+
+        run = RunFolder.open("runs/digits-mlp-20260101-120000")
+        run.metrics()["accuracy"]
+        # -> 0.97
     """
 
     def __init__(self, path: str | Path, final: Path | None = None) -> None:

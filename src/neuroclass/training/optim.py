@@ -20,7 +20,10 @@ NO_DECAY_NAMES = ("pos_embed", "cls_token")
 
 
 def decays(name: str, param: torch.Tensor) -> bool:
-    """>>> decays("net.blocks.0.weight", torch.zeros(3, 3)), decays("net.pos_embed", torch.zeros(1, 5, 8))
+    """Whether weight decay applies to parameter ``name``: weight matrices and kernels, not
+    biases, normalization scales or embeddings named in NO_DECAY_NAMES.
+
+    >>> decays("net.blocks.0.weight", torch.zeros(3, 3)), decays("net.pos_embed", torch.zeros(1, 5, 8))
     (True, False)
     """
     return param.ndim >= 2 and name.rsplit(".", 1)[-1] not in NO_DECAY_NAMES

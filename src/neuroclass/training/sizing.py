@@ -53,8 +53,8 @@ def epochs_within(seconds: float, speed: float, n_train: int, n_val: int, n_fina
     """Passes over ``n_train`` examples that fit in ``seconds`` at ``speed`` training examples/s,
     after the final evaluation of ``n_final`` examples and with ``n_val`` validated each epoch.
 
-    >>> round(epochs_within(100, 1000, 9000, 3000, 3000), 2)
-    10.0
+    >>> round(epochs_within(100, 1000, 9000, 3000, 3000), 2)  # (100,000 - 1,000) / (9,000 + 1,000)
+    9.9
     """
     budget = seconds * speed - n_final * EVAL_COST
     return max(0.0, budget / (n_train + n_val * EVAL_COST))

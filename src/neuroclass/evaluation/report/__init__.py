@@ -3,9 +3,11 @@
 inputs.py reads a run and computes logits, collect.py and diagnostics.py turn them into report.json,
 plots.py and pictures.py draw the images, html.py and sections.py write the page, write.py ties it up.
 
->>> from neuroclass.evaluation.report import write_report
->>> write_report("runs/digits-mlp-20260101-120000")  # doctest: +SKIP
-PosixPath('runs/digits-mlp-20260101-120000/report.html')
+Example::
+
+    from neuroclass.evaluation.report import write_report
+    write_report("runs/digits-mlp-20260101-120000")
+    # -> PosixPath('runs/digits-mlp-20260101-120000/report.html')
 """
 from neuroclass.evaluation.report.write import report_path, try_write_report, write_report
 

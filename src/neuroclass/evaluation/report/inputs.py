@@ -54,9 +54,11 @@ def load_inputs(run: str | Path, data: str | None = None) -> ReportInputs:
     """Read ``run``, reload its data, rebuild its splits, and compute the logits the report needs.
     Raises NeuroclassError for an incomplete folder or data that changed since training.
 
-    >>> inputs = load_inputs("runs/fashion-mnist-cnn-20260101-120000")  # doctest: +SKIP
-    >>> inputs.eval_logits.shape  # doctest: +SKIP
-    torch.Size([10000, 10])
+    Example::
+
+        inputs = load_inputs("runs/fashion-mnist-cnn-20260101-120000")
+        inputs.eval_logits.shape
+        # -> torch.Size([10000, 10])
     """
     folder = RunFolder.open(run)
     predictor = Predictor.from_folder(folder)  # a clear error for a missing or incomplete folder

@@ -1,9 +1,11 @@
 """Every picture of the page, drawn from report.json's numbers (charts) and the run's inputs
 (example images), as data URIs keyed by name.
 
->>> pictures = draw_pictures(report, inputs)  # doctest: +SKIP
->>> sorted(pictures)[:3]  # doctest: +SKIP
-['abstention', 'balance', 'calibration']
+Example::
+
+    pictures = draw_pictures(report, inputs)
+    sorted(pictures)[:3]
+    # -> ['abstention', 'balance', 'calibration']
 """
 from __future__ import annotations
 

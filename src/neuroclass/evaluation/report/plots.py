@@ -4,9 +4,11 @@ Charts are drawn on ``matplotlib.figure.Figure`` objects with an Agg canvas, so 
 a global backend or touches pyplot's state; matplotlib is imported only when a chart is drawn, which
 keeps ``import neuroclass`` fast. One style (STYLE, the colours below) is applied to every chart.
 
->>> uri = training_curves(report["training"]["history"], best_epoch=5)  # doctest: +SKIP
->>> uri[:22]  # doctest: +SKIP
-'data:image/png;base64,'
+Example::
+
+    uri = training_curves(report["training"]["history"], best_epoch=5)
+    uri[:22]
+    # -> 'data:image/png;base64,'
 """
 from __future__ import annotations
 

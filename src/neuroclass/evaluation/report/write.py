@@ -29,8 +29,10 @@ def write_report(run: str | Path, data: str | None = None, out: str | Path | Non
     """Write the report of ``run`` (evaluated on its test split, or on ``data``) and return the
     HTML path; report.json beside it holds every number on the page.
 
-    >>> write_report("runs/fashion-mnist-cnn-20260101-120000")  # doctest: +SKIP
-    PosixPath('runs/fashion-mnist-cnn-20260101-120000/report.html')
+    Example::
+
+        write_report("runs/fashion-mnist-cnn-20260101-120000")
+        # -> PosixPath('runs/fashion-mnist-cnn-20260101-120000/report.html')
     """
     start = time.perf_counter()
     html_path = report_path(run, data, out)
@@ -55,7 +57,9 @@ def try_write_report(run: str | Path, data: str | None = None) -> Path | None:
     """``write_report``, or None and one warning line when it fails: a report must never cost the
     finished run (or evaluation) it describes.
 
-    >>> try_write_report("runs/x")  # doctest: +SKIP
+    Example::
+
+        try_write_report("runs/x")
     """
     try:
         return write_report(run, data)
