@@ -92,14 +92,17 @@ def test_families_without_sizes_are_left_alone():
                               True, 10.0, 100, 0, 0) is None
 
 
-def test_time_budget_run_records_and_reproduces_its_size(tmp_path):
+def test_time_budget_run_records_and_reproduces_its_size(tmp_path, monkeypatch):
+    # s and m train hundreds of epochs in the budget at these speeds, l about one: m is the pick
+    timed = fake_speeds(monkeypatch, {"s": 1e5, "m": 5e4, "l": 100})
     cfg = load_config(overrides=["data.source=blocks:n=600,size=16", "model.name=cnn",
                                  f"out={tmp_path / 'runs'}", "train.quiet=true", "train.time_budget=6s"])
     result = train_run(cfg, report=False)
     timing = json.loads((result.path / "timing.json").read_text())
     record = timing["model_size"]
-    assert record["size"] in {s for s, _ in MODELS.get("cnn").sizes}
-    assert record["probes"] and all(p["images_per_second"] > 0 for p in record["probes"])
+    assert timed == ["s", "m", "l"] and record["size"] == "m"
+    assert [(p["size"], p["images_per_second"]) for p in record["probes"]] == [("s", 1e5), ("m", 5e4), ("l", 100)]
+    assert record["probes"][1]["epochs"] >= MODELS.get("cnn").min_epochs > record["probes"][2]["epochs"]
     saved = yaml.safe_load((result.path / "config.yaml").read_text())
     assert saved["model"]["size"] == record["size"]  # the saved config rebuilds the same network
     meta = json.loads((result.path / "model.json").read_text())
