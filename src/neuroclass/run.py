@@ -109,7 +109,7 @@ def write_run_files(folder: Path, cfg: Config, model: torch.nn.Module, meta: dic
     np.savez_compressed(folder / "split.npz", **splits.indices)
 
 
-def train_run(cfg: Config, command: str = "") -> RunResult:
+def train_run(cfg: Config, command: str = "", callbacks: list | None = None) -> RunResult:
     """Train ``cfg`` end to end and return the finished run folder with its test metrics.
 
     >>> result = train_run(load_config(overrides=["data.source=digits", "model.name=mlp"]))  # doctest: +SKIP
@@ -135,7 +135,8 @@ def train_run(cfg: Config, command: str = "") -> RunResult:
     tuning = prepare_fine_tuning(model, cfg, dataset.input_shape, dataset.classes)
     final, partial = new_folder(cfg)
     try:
-        trainer = Trainer(cfg.train, cfg.optim, cfg.augment, device, deadline=deadline, callbacks=tuning.callbacks,
+        trainer = Trainer(cfg.train, cfg.optim, cfg.augment, device, deadline=deadline,
+                          callbacks=tuning.callbacks + (callbacks or []),
                           reserve_examples=reserve_examples(splits, cfg.train.tta, trained_shift(cfg)),
                           lr_scales=tuning.lr_scales)
         state = trainer.fit(model, splits.train, splits.val)
@@ -154,8 +155,8 @@ def train_run(cfg: Config, command: str = "") -> RunResult:
         timing = {"train_seconds": state.train_seconds, "epochs": state.epoch,
                   "train_images_per_second": state.samples_seen / max(1e-9, state.train_seconds),
                   "test_seconds": eval_seconds, "inference_images_per_second": len(splits.test) / eval_seconds,
-                  "total_seconds": time.perf_counter() - run_start, "stop_reason": state.stop_reason,
-                  "best_epoch": state.best_epoch, **plan}
+                  "total_seconds": time.perf_counter() - run_start, "stop_reason": state.stop_reason.value,
+                  "stop_detail": state.stop_detail, "best_epoch": state.best_epoch, **plan}
         meta = model_metadata(cfg.model, resolved_options(cfg.model.name, sized_options(cfg.model)),
                               dataset.input_shape, dataset.classes, dataset.kind,
                               {k: v for k, v in dataset.preprocessing.items() if k in MODEL_INPUT_KEYS},

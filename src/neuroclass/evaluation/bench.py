@@ -18,7 +18,7 @@ from neuroclass.evaluation.throughput import (count_flops, matmul_peak_gflops, m
                                               measure_training)
 from neuroclass.models import create
 from neuroclass.training.callbacks import Callback
-from neuroclass.training.state import TrainState
+from neuroclass.training.state import StopReason, TrainState
 from neuroclass.training.trainer import Trainer, predict_logits, resolve_batch_size
 
 
@@ -44,9 +44,9 @@ class TargetAccuracy(Callback):
         self.curve.append((state.epoch, train_clock, accuracy))
         if accuracy >= self.target and self.reached is None:
             self.reached = (state.epoch, train_clock)
-            state.request_stop(f"target accuracy {self.target:.2%} reached")
+            state.request_stop(StopReason.TARGET_REACHED, f"target accuracy {self.target:.2%} reached")
         elif train_clock >= self.max_seconds:
-            state.request_stop(f"target not reached in {self.max_seconds:.0f} s")
+            state.request_stop(StopReason.TARGET_NOT_REACHED, f"target not reached in {self.max_seconds:.0f} s")
 
 
 def run_bench(cfg: Config, target: float | None = None, max_seconds: float = 300.0,

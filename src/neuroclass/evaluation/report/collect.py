@@ -23,6 +23,7 @@ from neuroclass.evaluation.metrics import classification_metrics
 from neuroclass.evaluation.report import diagnostics
 from neuroclass.evaluation.report.inputs import ReportInputs
 from neuroclass.evaluation.throughput import count_flops
+from neuroclass.training.state import read_stop_reason
 
 SAMPLES_PER_CLASS = 8  # images per class in the data section's grid
 MAX_SAMPLE_CLASSES = 20  # a grid of more rows stops being readable at a glance
@@ -121,9 +122,14 @@ def feature_summary(x: np.ndarray, names: list[str] | None) -> dict:
 
 
 def training_section(inputs: ReportInputs) -> dict:
+    """The curves and how training went. "stop_reason" is a StopReason value (None where the run
+    recorded none this version knows); "stop_detail" the stop in words (for a run folder from
+    before stop reasons were an enum, the words it recorded)."""
     timing = inputs.timing
-    return {"history": inputs.history, "epochs": timing.get("epochs"),
-            "best_epoch": timing.get("best_epoch"), "stop_reason": timing.get("stop_reason") or "",
+    reason = read_stop_reason(timing.get("stop_reason"))
+    detail = timing.get("stop_detail") if reason else timing.get("stop_reason")
+    return {"history": inputs.history, "epochs": timing.get("epochs"), "best_epoch": timing.get("best_epoch"),
+            "stop_reason": reason.value if reason else None, "stop_detail": detail or "",
             "train_seconds": timing.get("train_seconds"), "total_seconds": timing.get("total_seconds"),
             "patience": inputs.cfg.train.patience,
             "optim": {"name": inputs.cfg.optim.name, "lr": inputs.cfg.optim.lr,

@@ -116,7 +116,7 @@ def doctor(inputs: ReportInputs, report: dict, proba: np.ndarray) -> dict:
              "dead_relu": None if "error" in dead else dead,
              "leakage": None if "error" in report["data"]["leakage"] else report["data"]["leakage"],
              "mislabelled": None if "error" in wrong_labels else wrong_labels,
-             "stop_reason": inputs.timing.get("stop_reason") or "",
+             "stop_reason": report["training"]["stop_reason"], "stop_detail": report["training"]["stop_detail"],
              "optim": asdict(inputs.cfg.optim), "epochs": inputs.timing.get("epochs"),
              "model": {"name": inputs.predictor.meta["family"], "options": inputs.predictor.meta["options"]}}
 
