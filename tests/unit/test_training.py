@@ -1,4 +1,6 @@
+import io
 import math
+import re
 
 import pytest
 import torch
@@ -8,7 +10,7 @@ from neuroclass.config import AugmentConfig, ModelConfig, OptimConfig, TrainConf
 from neuroclass.data.blocks import make_blocks
 from neuroclass.errors import NeuroclassError
 from neuroclass.models import create
-from neuroclass.training.callbacks import Callback, should_stop_early
+from neuroclass.training.callbacks import Callback, Progress, should_stop_early
 from neuroclass.training.optim import lr_factor, make_optimizer
 from neuroclass.training.state import ANNEAL_STEPS, StopReason
 from neuroclass.training.trainer import Trainer, predict_logits
@@ -228,3 +230,25 @@ def test_without_a_budget_the_schedule_ends_on_the_last_planned_step():
     assert state.stop_reason is StopReason.COMPLETED and state.stop_detail == "ran all 2 planned epochs"
     assert len(seen) == 8 and seen[-1] == pytest.approx(0.004 * 1e-3)  # onecycle's floor at progress 1
     assert seen[0] < seen[2]  # warm-up
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_the_trainer_prints_nothing_and_progress_writes_an_epoch_line_off_a_terminal(capsys):
+    stream = io.StringIO()  # a log file, a pipe: no bar
+    fit(make_blocks(n=64), epochs=2, batch_size=16, callbacks=[Progress(stream)])
+    assert capsys.readouterr() == ("", "")  # no display but the one the caller adds
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 2 and lines[1].startswith("epoch 2: loss ") and lines[1].endswith("s")
+
+
+def test_progress_on_a_terminal_shows_steps_of_the_plan_rate_and_time_left():
+    stream = Terminal()
+    fit(make_blocks(n=64), epochs=2, batch_size=16, callbacks=[Progress(stream)])
+    text = stream.getvalue()
+    assert "epoch 1: loss " in text and "epoch 2: loss " in text
+    # steps done of the 8 planned, [elapsed<left, rate]
+    assert re.search(r"\d/8 \[\d\d:\d\d<\d\d:\d\d, +[\d.]+step/s, acc=", text), text

@@ -73,7 +73,8 @@ class TimeBudget(Callback):
                                f"{state.finish_seconds():.1f} s kept for the evaluation after training")
 
     def on_epoch_end(self, state: TrainState, model: nn.Module) -> None:
-        self.on_batch_end(state, model)  # the validation pass took time too
+        if state.epoch < state.max_epochs:  # the validation pass took time too
+            self.on_batch_end(state, model)
 
 
 class NaNGuard(Callback):
@@ -107,10 +108,11 @@ class Progress(Callback):
         self.bar.set_description(f"epoch {state.epoch + 1}", refresh=False)
 
     def on_batch_end(self, state: TrainState, model: nn.Module) -> None:
+        if self.bar.disable:
+            return
         self.bar.total = state.planned_steps()  # a time budget's plan changes as it is measured
-        if state.step % 10 == 0:
-            self.bar.set_postfix(loss=f"{state.batch_loss:.4f}", acc=f"{state.running_accuracy:.4f}",
-                                 lr=f"{state.lr:.2e}", refresh=False)
+        self.bar.set_postfix(loss=f"{state.batch_loss:.4f}", acc=f"{state.running_accuracy:.4f}",
+                             lr=f"{state.lr:.2e}", refresh=False)  # drawn at the bar's next refresh
         self.bar.update(1)
 
     def on_epoch_end(self, state: TrainState, model: nn.Module) -> None:

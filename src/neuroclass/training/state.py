@@ -27,9 +27,10 @@ FINISH_MARGIN = 0.005
 # steps after the first whose median is the step time: enough to outvote a step slowed by another
 # process (on 2 shared CPU cores single steps took 20x the median), few enough to follow a change
 STEP_WINDOW = 25
-# when a new estimate moves the end of training earlier than the steps left allow, these many more
-# steps anneal the learning rate (progress 1/3, 2/3, 1 of the way from where it was), so that a stop
-# by the budget never comes at the peak rate; they never run past the deadline itself
+# when a new estimate moves the end of training earlier than the steps left allow (to a time already
+# past, say), these many more steps anneal the learning rate, the last at the schedule's end, so that
+# a stop by the budget never comes at the peak rate. The evaluation after training then ends up to
+# these steps late; training steps never run past the deadline itself.
 ANNEAL_STEPS = 3
 # the forward pass of an example costs about a third of a training step (forward, backward for the
 # activations and for the weights): the evaluation cost per example before a validation pass
@@ -175,8 +176,8 @@ class TrainState:
         return (self.val_examples + self.reserve_examples) * self.eval_seconds_per_example_estimate() + margin
 
     def _replan(self) -> None:
-        """Move ``end`` to the deadline less the finish; where that is earlier than ANNEAL_STEPS
-        steps from now, to no earlier than those steps (and never later than it was)."""
+        """Move ``end`` to the deadline less the finish: later at once (more time is safe), earlier
+        no further than ANNEAL_STEPS steps from now, so that the schedule can anneal to it."""
         if self.deadline is None:
             return
         target = self.deadline - self.finish_seconds()
