@@ -37,6 +37,7 @@ from neuroclass.device import pick_device, set_threads
 from neuroclass.models import create
 from neuroclass.training.callbacks import Callback
 from neuroclass.inference import predict_logits
+from neuroclass.training.state import StopReason
 from neuroclass.training.trainer import Trainer
 
 MEAN, STD = 0.2860, 0.3530  # Fashion-MNIST training-set pixel mean/std in [0, 1] units (the tutorial's)
@@ -122,7 +123,7 @@ class TestAccuracyClock(Callback):
         self.excluded += time.perf_counter() - eval_start
         self.curve.append((state.epoch, train_seconds, acc))
         if acc >= max(self.targets):
-            state.request_stop("every target reached")
+            state.request_stop(StopReason.TARGET_REACHED, "every target reached")
 
 
 def run_neuroclass(ds, opts) -> Outcome:

@@ -19,7 +19,7 @@ from neuroclass.inference import predict_logits
 from neuroclass.pipeline import Prepared, build, fit, prepare, process_state
 from neuroclass.training.callbacks import Callback
 from neuroclass.training.finetune import FineTuning
-from neuroclass.training.state import TrainState
+from neuroclass.training.state import StopReason, TrainState
 from neuroclass.training.trainer import resolve_batch_size
 
 
@@ -45,9 +45,9 @@ class TargetAccuracy(Callback):
         self.curve.append((state.epoch, train_clock, accuracy))
         if accuracy >= self.target and self.reached is None:
             self.reached = (state.epoch, train_clock)
-            state.request_stop(f"target accuracy {self.target:.2%} reached")
+            state.request_stop(StopReason.TARGET_REACHED, f"target accuracy {self.target:.2%} reached")
         elif train_clock >= self.max_seconds:
-            state.request_stop(f"target not reached in {self.max_seconds:.0f} s")
+            state.request_stop(StopReason.TARGET_NOT_REACHED, f"target not reached in {self.max_seconds:.0f} s")
 
 
 def run_bench(cfg: Config, target: float | None = None, max_seconds: float = 300.0,
@@ -57,7 +57,9 @@ def run_bench(cfg: Config, target: float | None = None, max_seconds: float = 300
     the training seconds (at most ``max_seconds``) until the test accuracy reaches it. Raises
     NeuroclassError when the data has no test split.
 
-    >>> run_bench(load_config(), target=0.91)  # doctest: +SKIP
+    Example::
+
+        run_bench(load_config(), target=0.91)
     """
     with process_state(cfg):
         prep = prepare(cfg)

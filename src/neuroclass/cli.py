@@ -1,15 +1,22 @@
 """The `neuroclass` command: parses arguments, builds a config, calls the library, prints.
 
 Bad input ends with one line "neuroclass: error: ..." and exit code 2 (a traceback with --debug).
+The library's INFO log records (the "neuroclass" loggers: what a time budget chose, downloads)
+print as plain lines on stdout, unless --quiet; warnings as "neuroclass: warning: ..." on stderr.
+main() leaves the logging and warnings set-up of the process as it found it.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import logging
 import shlex
 import sys
 import warnings
+from typing import Iterator
 
+from neuroclass import __version__
 from neuroclass.errors import NeuroclassError
 
 EXIT_BAD_INPUT = 2
@@ -85,6 +92,7 @@ def _run_parsers(sub) -> None:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="neuroclass", description=
                                      "Train, evaluate and use neural-network classifiers.")
+    parser.add_argument("--version", action="version", version=f"neuroclass {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     _train_parser(sub)
@@ -120,17 +128,23 @@ def _parser() -> argparse.ArgumentParser:
 def cmd_train(args: argparse.Namespace) -> int:
     from neuroclass.api import build_config
     from neuroclass.pipeline import train
+    from neuroclass.training.callbacks import Progress
+    from neuroclass.training.state import StopReason
 
     overrides = (["train.compile=true"] if args.compile else []) + _transfer_overrides(args) + args.set
     cfg = build_config(args.data, args.model, args.epochs, args.time_budget, args.seed, args.config,
                        overrides, args.out, args.label_column, True if args.quiet else None)
-    result = train(cfg, command="neuroclass " + shlex.join(args.argv), report=not args.no_report)
+    if cfg.train.quiet:  # also from --config or --set train.quiet=true; main() restores the level
+        logging.getLogger("neuroclass").setLevel(logging.WARNING)
+    callbacks = [] if cfg.train.quiet else [Progress(sys.stderr)]
+    result = train(cfg, callbacks=callbacks, command="neuroclass " + shlex.join(args.argv),
+                   report=not args.no_report)
     t = result.timing
     print(f"test accuracy {result.metrics['accuracy']:.4f}  macro F1 {result.metrics['macro_f1']:.4f}  "
           f"({t['epochs']} epochs, {t['train_seconds']:.1f}s training, "
           f"{t['train_images_per_second']:.0f} images/s)")
-    if t["stop_reason"]:
-        print(f"stopped: {t['stop_reason']}")
+    if t["stop_reason"] != StopReason.COMPLETED.value:
+        print(f"stopped: {t['stop_detail']}")
     print(f"run folder: {result.path}")
     if result.report is not None:
         print(f"report: {result.report}")
@@ -262,11 +276,38 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     print(f"neuroclass: warning: {message}", file=sys.stderr)
 
 
+@contextlib.contextmanager
+def _log_lines(quiet: bool) -> Iterator[None]:
+    """The "neuroclass" loggers' INFO records as plain lines on stdout (none if ``quiet``), and
+    warnings as one line on stderr, inside the ``with`` block; the process's logging and
+    warnings set-up as it was afterwards."""
+    logger = logging.getLogger("neuroclass")
+    before = logger.level, logger.propagate
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    # propagate off: a root handler the caller configured would print each record a second time
+    logger.setLevel(logging.WARNING if quiet else logging.INFO)
+    logger.propagate = False
+    logger.addHandler(handler)
+    try:
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(before[0])
+        logger.propagate = before[1]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     # the words as given, for the run's record (sys.argv is the caller's when main() is called)
     args.argv = list(sys.argv[1:] if argv is None else argv)
-    warnings.showwarning = _show_warning
+    with _log_lines(quiet=getattr(args, "quiet", False)):
+        return _dispatch(args)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     try:
         return COMMANDS[args.command](args)
     except NeuroclassError as exc:

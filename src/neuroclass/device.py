@@ -1,8 +1,10 @@
 """Device and thread choice, in one place: every module asks here."""
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import platform
+from typing import Iterator, Optional
 
 import torch
 
@@ -34,10 +36,27 @@ def pick_device(name: str = "auto") -> torch.device:
 
 
 def set_threads(threads: int | None) -> int:
-    """Use ``threads`` intra-op threads (default: PyTorch's choice, one per physical core)."""
+    """Use ``threads`` intra-op threads (default: PyTorch's choice, one per physical core) from now
+    on, process-wide; returns the count in use. ``use_threads`` is the form that restores it."""
     if threads is not None:
         torch.set_num_threads(threads)
     return torch.get_num_threads()
+
+
+@contextlib.contextmanager
+def use_threads(threads: int | None) -> Iterator[int]:
+    """``set_threads`` for the ``with`` block only: torch's intra-op thread count is put back on
+    exit. Yields the count in use.
+
+    >>> with use_threads(1) as count:
+    ...     count
+    1
+    """
+    before = torch.get_num_threads()
+    try:
+        yield set_threads(threads)
+    finally:
+        torch.set_num_threads(before)
 
 
 def memory_format(device: torch.device, channels_last: bool, ndim: int) -> torch.memory_format:
@@ -69,14 +88,43 @@ M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # mallopt parameter numbers (malloc
 MMAP_THRESHOLD_BYTES, TRIM_THRESHOLD_BYTES = 32 << 20, 256 << 20
 
 
-def keep_freed_memory() -> bool:
-    """Tune glibc malloc for training loops (process-wide, see above); False where it cannot:
-    another C library (macOS, Windows, musl) keeps its own behaviour."""
+# glibc's documented defaults of both thresholds (mallopt(3)), which keep_freed_memory restores
+DEFAULT_MMAP_THRESHOLD_BYTES = DEFAULT_TRIM_THRESHOLD_BYTES = 128 << 10
+
+
+def _glibc() -> Optional[ctypes.CDLL]:
+    """The C library where it is glibc (whose malloc mallopt tunes), else None (macOS, Windows,
+    musl: another allocator that keeps its own behaviour)."""
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
-        return False
+        return None
     try:
-        libc = ctypes.CDLL("libc.so.6")
+        return ctypes.CDLL("libc.so.6")
     except OSError:
-        return False
-    return bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
-                and libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES))
+        return None
+
+
+@contextlib.contextmanager
+def keep_freed_memory() -> Iterator[bool]:
+    """Tune glibc malloc for a training loop (see above) inside the ``with`` block; yields whether
+    it could (False on another C library, which keeps its own behaviour).
+
+    On exit both thresholds go back to glibc's defaults (128 KiB). glibc's dynamic adjustment of
+    them, on by default, stays off: mallopt turns it off for good once either is set, and glibc
+    offers no way to read the values set before, so a caller's own mallopt setting is not restored
+    either. Not for nesting: the innermost exit restores the defaults.
+
+    Example::
+
+        with keep_freed_memory():
+            state = trainer.fit(model, train, val)
+    """
+    libc = _glibc()
+    if libc is None:
+        yield False
+        return
+    try:
+        yield bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
+                   and libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES))
+    finally:
+        libc.mallopt(M_MMAP_THRESHOLD, DEFAULT_MMAP_THRESHOLD_BYTES)
+        libc.mallopt(M_TRIM_THRESHOLD, DEFAULT_TRIM_THRESHOLD_BYTES)

@@ -10,6 +10,8 @@ Example::
 """
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
@@ -19,6 +21,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, check_X_y, va
 from neuroclass.config import Config, load_config
 from neuroclass.data.arrays import from_arrays, images_to_uint8
 from neuroclass.pipeline import train_in_memory
+from neuroclass.training.callbacks import Progress
 
 
 def _is_images(X) -> bool:
@@ -110,7 +113,9 @@ class NeuralClassifier(ClassifierMixin, BaseEstimator):
         classes, codes = np.unique(y, return_inverse=True)
         dataset = from_arrays(X, codes, name="arrays", source="X",
                               classes=[str(c) for c in classes], image=is_image)
-        trained = train_in_memory(self._config(is_image), dataset)
+        # verbose: the progress display the CLI shows, on standard error
+        callbacks = [Progress(sys.stderr)] if self.verbose else []
+        trained = train_in_memory(self._config(is_image), dataset, callbacks)
         self.classes_ = classes  # column j of predict_proba is the probability of classes_[j]
         self.input_shape_ = dataset.input_shape
         self.is_image_ = is_image

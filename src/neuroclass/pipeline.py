@@ -28,7 +28,7 @@ from neuroclass import data as data_mod
 from neuroclass.config import Config
 from neuroclass.data.dataset import Dataset
 from neuroclass.data.normalization import normalization_stats
-from neuroclass.device import pick_device, set_threads
+from neuroclass.device import pick_device, use_threads
 from neuroclass.errors import NeuroclassError
 from neuroclass.evaluation.metrics import classification_metrics
 from neuroclass.inference import InferencePolicy, Predictor, choose_policy
@@ -88,13 +88,10 @@ class RunResult:
 def process_state(cfg: Config) -> Iterator[int]:
     """Seed torch's global generator and set the thread count for a run; both are restored
     afterwards. Yields the number of threads in use."""
-    threads_before = torch.get_num_threads()
     with torch.random.fork_rng(devices=range(torch.cuda.device_count()) if torch.cuda.is_available() else []):
-        try:
-            torch.manual_seed(cfg.train.seed)  # dropout and initialisation draw from it
-            yield set_threads(cfg.train.threads)
-        finally:
-            torch.set_num_threads(threads_before)
+        torch.manual_seed(cfg.train.seed)  # dropout and initialisation draw from it
+        with use_threads(cfg.train.threads) as threads:
+            yield threads
 
 
 def prepare(cfg: Config, dataset: Dataset | None = None, require_test: bool = True,
@@ -133,7 +130,7 @@ def fit(prep: Prepared, model: Classifier, tuning: FineTuning,
     trainer = Trainer(cfg.train, cfg.optim, cfg.augment, prep.device, deadline=prep.deadline,
                       callbacks=[*tuning.callbacks, *callbacks],
                       reserve_examples=reserve_examples(splits, cfg.train.tta, trained_shift(cfg)),
-                      lr_scales=tuning.lr_scales)
+                      lr_scales=tuning.lr_scales, clock=prep.clock)
     return trainer.fit(model, splits.train, splits.val)
 
 
@@ -162,8 +159,8 @@ def finalize(prep: Prepared, model: Classifier, state: TrainState) -> Finished:
               "train_images_per_second": state.samples_seen / max(1e-9, state.train_seconds),
               "test_seconds": test_seconds,
               "inference_images_per_second": n_test / test_seconds if test_seconds else None,
-              "total_seconds": prep.clock() - prep.start, "stop_reason": state.stop_reason,
-              "best_epoch": state.best_epoch, **prep.plan}
+              "total_seconds": prep.clock() - prep.start, "stop_reason": state.stop_reason.value,
+              "stop_detail": state.stop_detail, "best_epoch": state.best_epoch, **prep.plan}
     return Finished(model, state, policy, record, meta, metrics, timing)
 
 

@@ -1,12 +1,14 @@
 """The CLI end to end on tiny synthetic data: train, evaluate, predict, list, replay."""
 import json
+import logging
+import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
 
-from neuroclass.cli import main
+from neuroclass.cli import _log_lines, main
 from neuroclass.data.blocks import make_blocks
 
 QUICK = ["--epochs", "3", "--quiet", "--set", "train.batch_size=32", "--model", "mlp",
@@ -138,12 +140,53 @@ def test_help_for_every_subcommand(capsys):
         assert "usage: neuroclass" in capsys.readouterr().out
 
 
-def test_time_budget_bounds_the_whole_run(tmp_path, capsys):
+def test_a_budgeted_run_stops_by_the_budget_and_prints_its_choices(tmp_path, capsys):
+    # the timing itself (in time, the rate annealed) is the Trainer's, tested with a fake clock
+    # (test_training.py); here: the stop reason's record and what the CLI prints
     out = tmp_path / "runs"
-    assert main(["train", "blocks:n=4000,size=16", "--out", str(out), "--quiet", "--model", "cnn",
+    assert main(["train", "blocks:n=4000,size=16", "--out", str(out), "--model", "cnn", "--no-report",
                  "--time-budget", "4s", "--set", "model.options.channels=[8]"]) == 0
+    captured = capsys.readouterr()
     timing = json.loads((run_folder(out) / "timing.json").read_text())
-    assert timing["stop_reason"] == "time budget reached"
-    assert timing["total_seconds"] <= 4.0 + 0.5  # loading, training and the test evaluation
-    rows = (run_folder(out) / "metrics.csv").read_text().strip().splitlines()
-    assert float(rows[-1].split(",")[5]) < 4e-3 * 0.2  # the clock-driven schedule annealed the lr
+    assert timing["stop_reason"] == "time_budget" and timing["stop_detail"].startswith("time budget reached")
+    assert f"stopped: {timing['stop_detail']}" in captured.out
+    assert "for the time budget" in captured.out.splitlines()[0]  # the budget's size choice, a log record
+    assert "epoch 1: loss" in captured.err  # the progress callback the CLI installs
+
+
+def test_version(capsys):
+    from neuroclass import __version__
+
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0 and capsys.readouterr().out == f"neuroclass {__version__}\n"
+
+
+def logging_and_warnings() -> tuple:
+    logger = logging.getLogger("neuroclass")
+    return (logger.level, logger.propagate, list(logger.handlers), warnings.showwarning, list(warnings.filters))
+
+
+def test_library_log_records_print_as_lines_on_stdout_and_warnings_on_stderr(capsys):
+    before = logging_and_warnings()
+    with _log_lines(quiet=False):
+        logging.getLogger("neuroclass.training.budget").info("model size s for the time budget")
+        logging.getLogger("neuroclass.data").debug("not shown")
+        warnings.warn("data changed since the run was trained", stacklevel=1)
+    captured = capsys.readouterr()
+    assert captured.out == "model size s for the time budget\n"
+    assert captured.err == "neuroclass: warning: data changed since the run was trained\n"
+    assert logging_and_warnings() == before
+
+
+def test_quiet_prints_no_info_records(capsys):
+    with _log_lines(quiet=True):
+        logging.getLogger("neuroclass.training.budget").info("model size s for the time budget")
+        logging.getLogger("neuroclass.training.budget").warning("a warning record still shows")
+    assert capsys.readouterr().out == "a warning record still shows\n"
+
+
+def test_main_leaves_logging_and_warnings_as_it_found_them(capsys):
+    before = logging_and_warnings()
+    assert main(["models"]) == 0
+    assert logging_and_warnings() == before

@@ -10,15 +10,16 @@ import torch
 from torch import nn
 
 from neuroclass.config import OptimConfig
-from neuroclass.device import fused_optimizer, pick_device
+from neuroclass.device import fused_optimizer, pick_device, set_threads, use_threads
 from neuroclass.training.optim import make_optimizer
 
 GLIBC = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
 
 # a 16 MiB block (a few training steps' activations): mapped from the system, or taken from the
-# heap and kept there after it is freed? (mallinfo2 counters, in a fresh process)
+# heap and kept there after it is freed? (mallinfo2 counters, in a fresh process; "tuned": inside
+# keep_freed_memory, "restored": after leaving it)
 BLOCK_FATE = """
-import ctypes, sys
+import contextlib, ctypes, sys
 from neuroclass.device import keep_freed_memory
 class MallInfo2(ctypes.Structure):
     _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd",
@@ -27,8 +28,22 @@ libc = ctypes.CDLL("libc.so.6")
 libc.mallinfo2.restype = MallInfo2
 libc.malloc.restype = ctypes.c_void_p
 libc.free.argtypes = [ctypes.c_void_p]
+stack = contextlib.ExitStack()
 if sys.argv[1] == "tuned":
-    assert keep_freed_memory()
+    assert stack.enter_context(keep_freed_memory())
+if sys.argv[1] == "restored":
+    with keep_freed_memory() as tuned:
+        assert tuned
+if sys.argv[1] == "after a fit":
+    import torch
+    from neuroclass.config import AugmentConfig, ModelConfig, OptimConfig, TrainConfig
+    from neuroclass.data.blocks import make_blocks
+    from neuroclass.models import create
+    from neuroclass.training.trainer import Trainer
+    data = make_blocks(n=32, size=8)
+    model = create(ModelConfig(name="mlp"), data.input_shape, 4, torch.zeros(1, 3, 1, 1), torch.ones(1, 3, 1, 1))
+    Trainer(TrainConfig(epochs=1, batch_size=16), OptimConfig(), AugmentConfig(), torch.device("cpu")).fit(
+        model, data, None)
 before = libc.mallinfo2()
 block = libc.malloc(16 << 20)
 during = libc.mallinfo2()
@@ -85,6 +100,25 @@ def test_allocator_setting_keeps_activation_sized_blocks_on_the_heap():
     assert mapped >= block and kept < block  # glibc's default: mapped afresh, unmapped on free
     mapped, kept = fate("tuned")
     assert mapped == 0 and kept >= block  # from the heap, and still there for the next step
+    mapped, kept = fate("restored")
+    assert mapped >= block and kept < block  # glibc's default thresholds again after the block
+    mapped, kept = fate("after a fit")
+    assert mapped >= block and kept < block  # the Trainer tunes malloc for the fit only
+
+
+def test_use_threads_restores_the_thread_count_on_exit():
+    before = torch.get_num_threads()
+    other = 1 if before != 1 else 2
+    with use_threads(other) as count:
+        assert count == other == torch.get_num_threads()
+    assert torch.get_num_threads() == before
+    with pytest.raises(RuntimeError, match="inside"):
+        with use_threads(other):
+            raise RuntimeError("inside")
+    assert torch.get_num_threads() == before
+    with use_threads(None) as count:  # None: PyTorch's own choice, unchanged
+        assert count == before
+    assert set_threads(None) == before
 
 
 def test_pick_device_rejects_unknown_names_with_the_choices():

@@ -11,7 +11,7 @@ CLASSES = [f"c{i}" for i in range(10)]
 METRICS = {"accuracy": 0.9, "n": 1000,
            "per_class": {c: {"precision": 0.9, "recall": 0.9, "f1": 0.9, "support": 100} for c in CLASSES}}
 FACTS = {"optim": {"name": "adamw", "lr": 0.004, "schedule": "onecycle", "weight_decay": 5e-4},
-         "epochs": 6, "stop_reason": "", "class_counts": {c: 600 for c in CLASSES},
+         "epochs": 6, "stop_reason": "completed", "class_counts": {c: 600 for c in CLASSES},
          "dead_relu": {"layers": [{"name": "net.features.2", "units": 16, "dead": 1}], "dead": 1,
                        "units": 16, "fraction": 1 / 16},
          "leakage": {"exact": 0, "near": 0, "pairs": [], "method": "..."},
@@ -54,8 +54,12 @@ def test_nan_loss_is_an_error_with_a_lower_learning_rate():
     assert "--set optim.lr=0.0004" in finding["fix"]
     from_csv = [{k: "" if v is None else str(v) for k, v in row.items()} for row in bad]  # as csv.DictReader
     assert "loss_not_finite" in rules(diagnose(from_csv, METRICS, FACTS))
-    guard = with_facts(stop_reason="loss became nan at epoch 2, step 90")
-    assert "loss_not_finite" in rules(diagnose(HEALTHY[:1], METRICS, guard))
+    guard = with_facts(stop_reason="diverged", stop_detail="loss became nan at epoch 2, step 90")
+    finding = next(f for f in diagnose(HEALTHY[:1], METRICS, guard) if f["rule"] == "loss_not_finite")
+    assert "(loss became nan at epoch 2, step 90)" in finding["finding"]
+    # the reason is read from its StopReason value, never from the words
+    words_only = with_facts(stop_reason="completed", stop_detail="loss became nan at epoch 2, step 90")
+    assert "loss_not_finite" not in rules(diagnose(HEALTHY[:1], METRICS, words_only))
 
 
 def test_exploding_loss_is_an_error_first_in_the_list():
@@ -97,6 +101,9 @@ def test_overfitting_when_the_gap_grows_and_validation_loss_rises():
         assert setting in finding["fix"]
     same_gap_falling_loss = history([0.8, 0.5, 0.3], [0.8, 0.9, 0.99], [0.6, 0.5, 0.45], [0.8, 0.85, 0.9])
     assert "overfitting" not in rules(diagnose(same_gap_falling_loss, METRICS, FACTS))
+    stopped_early = with_facts(stop_reason="early_stopping", model=facts["model"])
+    fix = next(f for f in diagnose(over, METRICS, stopped_early) if f["rule"] == "overfitting")["fix"]
+    assert "train.patience" not in fix  # already on: the best epoch's weights were restored
 
 
 def test_underfitting_when_training_accuracy_is_low_and_close_to_validation():
@@ -109,8 +116,11 @@ def test_underfitting_when_training_accuracy_is_low_and_close_to_validation():
     regularised = history([1.2, 1.0, 0.9, 0.85], [0.55, 0.62, 0.66, 0.68], [0.5, 0.4, 0.35, 0.3],
                           [0.8, 0.85, 0.87, 0.88])  # dropout and augmentation lower train accuracy
     assert "underfitting" not in rules(diagnose(regularised, METRICS, FACTS))
-    budget = diagnose(under, METRICS, with_facts(stop_reason="time budget reached"))
+    budget = diagnose(under, METRICS, with_facts(stop_reason="time_budget"))
     assert "train.time_budget" in next(f for f in budget if f["rule"] == "underfitting")["fix"]
+    # a run folder from before stop reasons were an enum: its words are not matched
+    legacy = diagnose(under, METRICS, with_facts(stop_reason="time budget reached"))
+    assert "train.epochs=12" in next(f for f in legacy if f["rule"] == "underfitting")["fix"]
 
 
 def test_class_imbalance_names_the_classes_and_the_rare_class_recall():

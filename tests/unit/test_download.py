@@ -2,6 +2,7 @@
 
 import functools
 import http.server
+import logging
 import shutil
 import socket
 import threading
@@ -53,21 +54,23 @@ def _closed_port_url() -> str:
 
 
 @pytest.mark.skipif(not DEBIAN_FMNIST.is_dir(), reason="needs apt-get install dataset-fashion-mnist")
-def test_download_debian_files_verified_by_decompressed_sha256(served, tmp_path):
+def test_download_debian_files_verified_by_decompressed_sha256(served, tmp_path, caplog):
     folder, base = served
     for name in FILES:
         shutil.copy(DEBIAN_FMNIST / name, folder / name)
     dest = tmp_path / "dest"
-    messages = []
+    caplog.set_level(logging.INFO, logger="neuroclass")
 
-    assert download("fashion-mnist", dest, base_urls=[base], timeout=5, progress=messages.append) == dest
+    assert download("fashion-mnist", dest, base_urls=[base], timeout=5) == dest
     assert sorted(p.name for p in dest.iterdir()) == sorted(FILES)  # no temp files left over
     for name in FILES:
         assert (dest / name).read_bytes() == (DEBIAN_FMNIST / name).read_bytes()
-    assert any(base in m for m in messages)
+    assert any(base in r.getMessage() and r.name == "neuroclass.data.download" for r in caplog.records)
 
     # A second call finds everything verified in place and never touches the network.
-    download("fashion-mnist", dest, base_urls=[_closed_port_url()], timeout=1, progress=None)
+    caplog.clear()
+    download("fashion-mnist", dest, base_urls=[_closed_port_url()], timeout=1)
+    assert sum("already present" in r.getMessage() for r in caplog.records) == len(FILES)
 
 
 def test_corrupted_file_fails_and_leaves_nothing(served, tmp_path):
@@ -77,14 +80,14 @@ def test_corrupted_file_fails_and_leaves_nothing(served, tmp_path):
     dest = tmp_path / "dest"
 
     with pytest.raises(NeuroclassError, match="checksum mismatch for train-images-idx3-ubyte.gz"):
-        download("fashion-mnist", dest, base_urls=[base], timeout=5, progress=None)
+        download("fashion-mnist", dest, base_urls=[base], timeout=5)
     assert list(dest.iterdir()) == []  # neither the final name nor a .part temp file
 
 
 def test_unreachable_url_gives_one_line_apt_advice(tmp_path):
     url = _closed_port_url()
     with pytest.raises(NeuroclassError) as info:
-        download("fashion-mnist", tmp_path / "dest", base_urls=[url], timeout=2, progress=None)
+        download("fashion-mnist", tmp_path / "dest", base_urls=[url], timeout=2)
     message = str(info.value)
     assert "\n" not in message
     assert url + "train-images-idx3-ubyte.gz" in message  # which URL failed
@@ -96,7 +99,7 @@ def test_unreachable_url_gives_one_line_apt_advice(tmp_path):
 
 def test_unknown_name_lists_valid_names():
     with pytest.raises(NeuroclassError, match="fashion-mnist, mnist") as info:
-        download("fashion-mnst", progress=None)
+        download("fashion-mnst")
     assert "did you mean 'fashion-mnist'" in str(info.value)
     with pytest.raises(NeuroclassError, match="valid names"):
         find_local("cifar10")

@@ -105,6 +105,8 @@ def test_report_sections_analyses_and_reproduce(imperfect_run, written):
     assert sum(report["data"]["class_counts"]["test"]) == report["metrics"]["n"]
     assert set(report["data"]["samples"]) == set(summary["classes"])
     assert len(report["training"]["history"]) == 3
+    assert report["training"]["stop_reason"] == "completed"
+    assert report["training"]["stop_detail"] == "ran all 3 planned epochs"
     # blocks images carry per-pixel noise: no test image repeats a training image, even nearly
     leakage = report["data"]["leakage"]
     assert (leakage["exact"], leakage["near"], leakage["pairs"]) == (0, 0, [])
@@ -252,3 +254,22 @@ def test_plots_render_class_names_from_report_numbers():
     assert uri.startswith(prefix)
     image = Image.open(io.BytesIO(base64.b64decode(uri[len(prefix):])))
     assert image.format == "PNG" and image.width > 100 and image.height > 100
+
+
+def test_training_section_reads_the_stop_reason_value_and_shows_old_runs_words():
+    from types import SimpleNamespace
+
+    from neuroclass.config import load_config
+    from neuroclass.evaluation.report.collect import training_section
+    from neuroclass.evaluation.report.sections import training
+
+    def section(timing: dict) -> dict:
+        return training_section(SimpleNamespace(timing=timing, history=[{"epoch": 1}], cfg=load_config()))
+
+    budget = section({"stop_reason": "time_budget", "stop_detail": "time budget reached after 9 steps"})
+    assert budget["stop_reason"] == "time_budget" and budget["stop_detail"] == "time budget reached after 9 steps"
+    old = section({"stop_reason": "time budget reached"})  # a run folder from before the enum
+    assert old["stop_reason"] is None and old["stop_detail"] == "time budget reached"
+    assert "time budget reached" in training({"training": old}, {})
+    no_words = section({"stop_reason": "early_stopping"})
+    assert "early stopping" in training({"training": no_words}, {})

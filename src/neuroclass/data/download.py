@@ -4,7 +4,8 @@
 >>> folder = find_local("fashion-mnist") or download("fashion-mnist")   # a Path holding the 4 files
 
 Network access happens only inside `download()`; importing this module or calling `find_local()`
-touches nothing but the local disk.
+touches nothing but the local disk. What `download()` does (each file found or fetched) it reports
+as INFO log records of the "neuroclass.data.download" logger, which the CLI prints.
 """
 
 from __future__ import annotations
@@ -13,14 +14,17 @@ import difflib
 import gzip
 import hashlib
 import http.client
+import logging
 import os
 import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 from neuroclass.errors import NeuroclassError
+
+log = logging.getLogger(__name__)
 
 # md5: of the upstream .gz, as published by torchvision (`datasets/mnist.py`, MNIST/FashionMNIST).
 # sha256: of the DECOMPRESSED bytes. Debian's `dataset-fashion-mnist` recompressed the files, so its
@@ -111,20 +115,19 @@ def download(
     dest_dir: str | Path | None = None,
     base_urls: Sequence[str] | None = None,
     timeout: float = 30,
-    progress: Callable[[str], object] | None = print,
 ) -> Path:
     """Download the missing files of dataset `name` into `dest_dir` (default `default_data_dir()/name`).
 
     Each file goes to a temp name in the same folder, is checked, then renamed atomically, so the
-    final names only ever hold verified files. Raises NeuroclassError (one line) on failure.
+    final names only ever hold verified files. Raises NeuroclassError (one line) on failure. Each
+    file found in place or downloaded is an INFO log record.
 
-    >>> download("fashion-mnist", dest_dir="data/fmnist", progress=None)
+    >>> download("fashion-mnist", dest_dir="data/fmnist")
     PosixPath('data/fmnist')
     """
     spec = _spec(name)
     dest = Path(dest_dir) if dest_dir is not None else default_data_dir() / name
     urls = tuple(base_urls) if base_urls else spec["base_urls"]
-    say = progress or (lambda _msg: None)
     try:
         dest.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -132,13 +135,13 @@ def download(
 
     for fname, sums in spec["files"].items():
         if _already_there(dest, fname, sums):
-            say(f"{fname}: already present in {dest}")
+            log.info("%s: already present in %s", fname, dest)
             continue
         failures = []
         for base in urls:
             url = base.rstrip("/") + "/" + fname
             try:
-                _fetch_verified(url, dest / fname, sums, timeout, say)
+                _fetch_verified(url, dest / fname, sums, timeout)
                 break
             except _NETWORK_ERRORS as err:
                 failures.append(f"{url} ({_why(err)})")
@@ -147,12 +150,12 @@ def download(
     return dest
 
 
-def _fetch_verified(url: str, final: Path, sums: dict, timeout: float, say: Callable) -> None:
+def _fetch_verified(url: str, final: Path, sums: dict, timeout: float) -> None:
     """Stream `url` to a temp file beside `final`; rename it into place only if the checksum holds."""
     fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent)
     tmp = Path(tmp_name)
     try:
-        say(f"downloading {url}")
+        log.info("downloading %s", url)
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
             while chunk := response.read(_CHUNK):
                 out.write(chunk)

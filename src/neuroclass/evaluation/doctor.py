@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 from neuroclass.errors import NeuroclassError
+from neuroclass.training.state import StopReason, read_stop_reason
 
 # Loss more than doubling its best epoch so far: warm-up and schedules never do that on purpose.
 EXPLODE_RATIO = 2.0
@@ -65,11 +66,14 @@ def diagnose(history: list[dict], metrics: dict, facts: dict) -> list[dict]:
     ``history``: rows with epoch, loss, accuracy, val_loss, val_accuracy (None or "" without a
     validation split), lr, time. ``metrics``: the test metrics (accuracy, per_class, n, ...).
     ``facts``: any of class_counts {name: n}, dead_relu, leakage, mislabelled (the dicts of
-    dead_relu_fraction, find_duplicates, likely_mislabelled), stop_reason, optim {name, lr,
-    schedule, weight_decay}, epochs, model {name} (the family, to name its own options).
+    dead_relu_fraction, find_duplicates, likely_mislabelled), stop_reason (a StopReason value as
+    timing.json records it, e.g. "time_budget") and stop_detail (the stop in words), optim {name,
+    lr, schedule, weight_decay}, epochs, model {name} (the family, to name its own options).
 
-    >>> diagnose(history, metrics, {"optim": {"lr": 0.1}})[0]["fix"]  # doctest: +SKIP
-    'lower optim.lr (now 0.1) with --set optim.lr=0.01'
+    Example::
+
+        diagnose(history, metrics, {"optim": {"lr": 0.1}})[0]["fix"]
+        # -> 'lower optim.lr (now 0.1) with --set optim.lr=0.01'
     """
     run = _parse(history, metrics, facts)
     findings = [f for rule in RULES if (f := rule(run)) is not None]
@@ -150,16 +154,20 @@ def _broken(run: Run) -> bool:
     return _non_finite_epoch(run) is not None or _explosion(run) is not None
 
 
+def _stop_reason(run: Run) -> Optional[StopReason]:
+    """Why training stopped, from the recorded StopReason value (None where unknown)."""
+    return read_stop_reason(run.facts.get("stop_reason"))
+
+
 def _rises(run: Run) -> list[int]:
     return [e + 1 for e in range(1, len(run.loss)) if run.loss[e] > run.loss[e - 1]]
 
 
 def loss_not_finite(run: Run) -> Optional[dict]:
     epoch = _non_finite_epoch(run)
-    reason = str(run.facts.get("stop_reason") or "")
-    if epoch is None and "loss became" not in reason:
+    if epoch is None and _stop_reason(run) is not StopReason.DIVERGED:
         return None
-    where = f"at epoch {epoch}" if epoch else f"({reason})"
+    where = f"at epoch {epoch}" if epoch else f"({run.facts.get('stop_detail') or 'training diverged'})"
     warmup = ("" if (run.facts.get("optim") or {}).get("schedule") == "onecycle"
               else "; the onecycle schedule's warm-up also helps (--set optim.schedule=onecycle)")
     return _finding("loss_not_finite", "error", f"The loss became NaN or infinite {where}: training "
@@ -253,7 +261,7 @@ def _dropout_fix(run: Run) -> str:
 
 
 def _patience_fix(run: Run) -> str:
-    if str(run.facts.get("stop_reason") or "").startswith("early stopping"):
+    if _stop_reason(run) is StopReason.EARLY_STOPPING:
         return ""  # already on: the best epoch's weights were restored
     return "stop at the best epoch with --set train.patience=3"
 
@@ -269,7 +277,7 @@ def underfitting(run: Run) -> Optional[dict]:
     # far below validation is regularisation at work (dropout, augmentation), not underfitting
     if reference is None or acc >= UNDERFIT_ACCURACY or abs(acc - reference) > UNDERFIT_GAP:
         return None
-    if "time budget" in str(run.facts.get("stop_reason") or ""):
+    if _stop_reason(run) is StopReason.TIME_BUDGET:
         longer = "give it more time: raise train.time_budget (e.g. --set train.time_budget=10m)"
     else:
         longer = f"train longer with --set train.epochs={2 * run.epochs} (now {run.epochs})"

@@ -16,6 +16,7 @@ budget's help.
 """
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import replace
 
@@ -30,6 +31,8 @@ from neuroclass.models.sizing import AUTO, family_of
 from neuroclass.training.sizing import choose_size, timed_epochs
 from neuroclass.training.finetune import transfer_source
 from neuroclass.training.trainer import resolve_batch_size
+
+log = logging.getLogger(__name__)  # the choices, at INFO; the CLI prints them
 
 # the fewest epochs for which flips were measured to pay; after one or two epochs a network has
 # not yet learnt the mirrored shoes and bags, and flips slow it down
@@ -78,8 +81,7 @@ def size_for_budget(cfg: Config, splits: data_mod.Splits, input_shape: tuple[int
     choice = choose_size(cfg.model, *timing)
     if choice is None:
         return cfg, None
-    if not cfg.train.quiet:
-        print(choice.summary(family_of(cfg.model).min_epochs), flush=True)
+    log.info("%s", choice.summary(family_of(cfg.model).min_epochs))
     record = {"size": choice.size, "epochs": choice.epochs if choice.probes else None,
               "probe_seconds": choice.probe_seconds, "probes": choice.probes}
     return replace(cfg, model=replace(cfg.model, size=choice.size)), record
@@ -123,11 +125,10 @@ def augment_for_budget(cfg: Config, splits: data_mod.Splits, epochs: float | Non
               "epochs": epochs}
     if not (record["flip"] or shift):
         return cfg, record
-    if not cfg.train.quiet:
-        chosen = ([f"horizontal flips (mirrored images keep {100 * retention:.0f}% of a class-mean "
-                   "classifier's accuracy)"] if record["flip"] else []) + \
-                 ([f"random shifts of up to {shift} px"] if shift else [])
-        print(f"augmentation for the ~{epochs:.0f} epochs of the budget: {' and '.join(chosen)}", flush=True)
+    chosen = ([f"horizontal flips (mirrored images keep {100 * retention:.0f}% of a class-mean "
+               "classifier's accuracy)"] if record["flip"] else []) + \
+             ([f"random shifts of up to {shift} px"] if shift else [])
+    log.info("augmentation for the ~%.0f epochs of the budget: %s", epochs, " and ".join(chosen))
     auto = replace(aug, enabled=True, flip=record["flip"], rotation=0.0, zoom=0.0, translate=0.0, shift=shift)
     return replace(cfg, augment=auto), record
 

@@ -1,7 +1,8 @@
-"""Training callbacks: progress display, early stopping, time budget, NaN guard.
+"""Training callbacks: early stopping, time budget, NaN guard, and a progress display.
 
 Hooks: on_fit_start, on_epoch_start, on_batch_end, on_epoch_end, on_fit_end. A callback ends a fit
-by ``state.request_stop(reason)``; decisions are pure functions so they can be tested alone.
+by ``state.request_stop(StopReason.X, "the reason in words")``; decisions are pure functions or
+TrainState's estimates, so they can be tested alone.
 on_epoch_end and on_fit_end get the weights training would hand back (under ``train.ema`` the
 average, training/ema.py); the other hooks get the live model that the optimizer steps.
 """
@@ -9,13 +10,12 @@ from __future__ import annotations
 
 import copy
 import math
-import sys
-import time
 from typing import Optional, TextIO
 
 from torch import nn
+from tqdm import tqdm
 
-from neuroclass.training.state import TrainState
+from neuroclass.training.state import StopReason, TrainState
 
 
 class Callback:
@@ -53,8 +53,8 @@ class EarlyStopping(Callback):
             self.best_loss, self.best_epoch = loss, state.epoch
             self.best_weights = copy.deepcopy(model.state_dict())
         if should_stop_early(self.losses, self.patience):
-            state.request_stop(f"early stopping: no validation loss improvement in {self.patience} "
-                               f"epochs (best at epoch {self.best_epoch})")
+            state.request_stop(StopReason.EARLY_STOPPING, f"no validation loss improvement in "
+                               f"{self.patience} epochs (best at epoch {self.best_epoch})")
 
     def on_fit_end(self, state: TrainState, model: nn.Module) -> None:
         if self.best_weights is not None:
@@ -63,14 +63,18 @@ class EarlyStopping(Callback):
 
 
 class TimeBudget(Callback):
-    """Stop when one more step, the validation pass and the final evaluation would not all end by
-    the deadline."""
+    """Stop when one more step would not end by ``state.end``, the end of training that the
+    learning-rate schedule anneals to: the deadline less the last validation pass and the final
+    evaluation (training/state.py)."""
 
     def on_batch_end(self, state: TrainState, model: nn.Module) -> None:
-        if state.deadline is None:
-            return
-        if time.perf_counter() + state.next_step_seconds() + state.finish_seconds() >= state.deadline:
-            state.request_stop("time budget reached")
+        if state.steps_left() < 1:
+            state.request_stop(StopReason.TIME_BUDGET, f"time budget reached after {state.step} steps, "
+                               f"{state.finish_seconds():.1f} s kept for the evaluation after training")
+
+    def on_epoch_end(self, state: TrainState, model: nn.Module) -> None:
+        if state.epoch < state.max_epochs:  # the validation pass took time too
+            self.on_batch_end(state, model)
 
 
 class NaNGuard(Callback):
@@ -79,42 +83,46 @@ class NaNGuard(Callback):
     def on_batch_end(self, state: TrainState, model: nn.Module) -> None:
         if not math.isfinite(state.batch_loss):
             state.diverged = True
-            state.request_stop(f"loss became {state.batch_loss} at epoch {state.epoch + 1}, "
-                               f"step {state.step}")
-
-
-def _fmt_seconds(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    return f"{seconds // 60}:{seconds % 60:02d}"
+            state.request_stop(StopReason.DIVERGED, f"loss became {state.batch_loss} at epoch "
+                               f"{state.epoch + 1}, step {state.step}")
 
 
 class Progress(Callback):
-    """A one-line progress bar on a terminal; one summary line per epoch otherwise."""
+    """A progress bar on a terminal (tqdm: steps done of those planned, rate, time left, loss,
+    accuracy and learning rate) and one summary line per epoch, written to ``stream``.
 
-    def __init__(self, stream: Optional[TextIO] = None, quiet: bool = False) -> None:
-        self.stream = stream or sys.stderr
-        self.quiet = quiet
-        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+    Example::
+
+        trainer = Trainer(..., callbacks=[Progress(sys.stderr)])
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.tty = bool(getattr(stream, "isatty", lambda: False)())
+        self.bar: Optional[tqdm] = None
+
+    def on_fit_start(self, state: TrainState, model: nn.Module) -> None:
+        # a bar only on a terminal: elsewhere (a log file, a pipe) its redraws would be noise
+        self.bar = tqdm(total=state.planned_steps(), file=self.stream, disable=not self.tty,
+                        unit="step", leave=False, dynamic_ncols=True)
+
+    def on_epoch_start(self, state: TrainState, model: nn.Module) -> None:
+        self.bar.set_description(f"epoch {state.epoch + 1}", refresh=False)
 
     def on_batch_end(self, state: TrainState, model: nn.Module) -> None:
-        if self.quiet or not self.tty or state.step % 10:
+        if self.bar.disable:
             return
-        done = state.step - state.epoch * state.steps_per_epoch
-        frac = done / state.steps_per_epoch
-        p = state.progress()
-        eta = state.elapsed * (1 - p) / p if p > 0 else 0.0
-        bar = "#" * int(20 * frac)
-        self.stream.write(f"\repoch {state.epoch + 1} [{bar:<20}] loss {state.batch_loss:.4f} "
-                          f"acc {state.running_accuracy:.4f} lr {state.lr:.2e} ETA {_fmt_seconds(eta)} ")
-        self.stream.flush()
+        self.bar.total = state.planned_steps()  # a time budget's plan changes as it is measured
+        self.bar.set_postfix(loss=f"{state.batch_loss:.4f}", acc=f"{state.running_accuracy:.4f}",
+                             lr=f"{state.lr:.2e}", refresh=False)  # drawn at the bar's next refresh
+        self.bar.update(1)
 
     def on_epoch_end(self, state: TrainState, model: nn.Module) -> None:
-        if self.quiet:
-            return
         row = state.history[-1]
         text = f"epoch {row['epoch']}: loss {row['loss']:.4f} acc {row['accuracy']:.4f}"
         if row.get("val_loss") is not None:
             text += f" | val_loss {row['val_loss']:.4f} val_acc {row['val_accuracy']:.4f}"
-        text += f" | {row['time']:.1f}s"
-        self.stream.write(("\r" if self.tty else "") + text + " " * 10 + "\n")
-        self.stream.flush()
+        tqdm.write(text + f" | {row['time']:.1f}s", file=self.stream)  # above the bar, if any
+
+    def on_fit_end(self, state: TrainState, model: nn.Module) -> None:
+        self.bar.close()

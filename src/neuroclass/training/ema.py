@@ -27,9 +27,11 @@ def ema_decay(decay: float, updates: int) -> float:
 class WeightAverage:
     """The EMA of ``model``'s parameters and buffers; ``module`` is the averaged copy.
 
-    >>> average = WeightAverage(model, decay=0.99)  # doctest: +SKIP
-    >>> average.update(model)  # after each optimizer step  # doctest: +SKIP
-    >>> average.copy_to(model)  # at the end of training  # doctest: +SKIP
+    Example::
+
+        average = WeightAverage(model, decay=0.99)
+        average.update(model)  # after each optimizer step
+        average.copy_to(model)  # at the end of training
     """
 
     def __init__(self, model: nn.Module, decay: float) -> None:

@@ -39,8 +39,10 @@ def transfer_source(cfg: Config) -> str:
     """Which starting point the config names ("" for none); refuses more than one, and transfer
     options without a starting point.
 
-    >>> transfer_source(load_config(overrides=["model.weights=w.safetensors"]))  # doctest: +SKIP
-    'weights'
+    Example::
+
+        transfer_source(load_config(overrides=["model.weights=w.safetensors"]))
+        # -> 'weights'
     """
     given = [name for name, value in (("pretrained", cfg.model.pretrained), ("weights", cfg.model.weights),
                                       ("from_run", cfg.model.from_run)) if value]
@@ -61,7 +63,9 @@ def resolve_transfer(cfg: Config) -> Config:
     """The config a run builds from: with ``--from RUN``, the run's model family and options.
     Conflicting starting points fail here, before any data loads.
 
-    >>> cfg = resolve_transfer(load_config(overrides=["model.from_run=runs/fmnist-cnn-x"]))  # doctest: +SKIP
+    Example::
+
+        cfg = resolve_transfer(load_config(overrides=["model.from_run=runs/fmnist-cnn-x"]))
     """
     transfer_source(cfg)
     return model_from_run(cfg) if cfg.model.from_run else cfg
@@ -86,9 +90,11 @@ def layer_lr_scales(model: Classifier, decay: float, groups: int = BLOCK_GROUPS)
     definition order, cut into ``groups`` consecutive groups, the last getting ``decay``, the one
     before ``decay**2``, and so on down to the stem.
 
-    >>> scales = layer_lr_scales(resnet_classifier, 0.5)  # doctest: +SKIP
-    >>> scales["net.stem.0.weight"], scales["net.head.2.weight"]  # doctest: +SKIP
-    (0.0625, 1.0)
+    Example::
+
+        scales = layer_lr_scales(resnet_classifier, 0.5)
+        scales["net.stem.0.weight"], scales["net.head.2.weight"]
+        # -> (0.0625, 1.0)
     """
     backbone, head = split_backbone_head(model)
     blocks = list(dict.fromkeys(block_name(n) for n in backbone))  # unique, in order
@@ -117,7 +123,9 @@ class FineTune(Callback):
     Runs at every epoch start, after the Trainer has put the model in training mode, because
     ``model.train()`` would put the frozen BatchNorm layers back into training mode.
 
-    >>> trainer = Trainer(..., callbacks=[FineTune(backbone, head_epochs=1, freeze=False)])  # doctest: +SKIP
+    Example::
+
+        trainer = Trainer(..., callbacks=[FineTune(backbone, head_epochs=1, freeze=False)])
     """
 
     def __init__(self, backbone: list[str], head_epochs: int, freeze: bool) -> None:
@@ -144,8 +152,10 @@ def prepare_fine_tuning(model: Classifier, cfg: Config, input_shape: tuple[int, 
                         classes: list[str]) -> FineTuning:
     """Load the configured starting weights into ``model`` and plan the fine-tuning schedule.
 
-    >>> plan = prepare_fine_tuning(model, cfg, dataset.input_shape, dataset.classes)  # doctest: +SKIP
-    >>> Trainer(..., callbacks=plan.callbacks, lr_scales=plan.lr_scales)  # doctest: +SKIP
+    Example::
+
+        plan = prepare_fine_tuning(model, cfg, dataset.input_shape, dataset.classes)
+        Trainer(..., callbacks=plan.callbacks, lr_scales=plan.lr_scales)
     """
     source = transfer_source(cfg)
     if not source:

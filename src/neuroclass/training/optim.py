@@ -1,8 +1,9 @@
 """Optimizers (sgd, adam, adamw, rmsprop) and learning-rate schedules as functions of progress.
 
 A schedule maps training progress p in [0, 1] to a multiplier of the peak rate. Progress is the
-fraction of steps done or, under a time budget, of the budget spent, whichever is larger, so the
-rate anneals fully whether the run ends by epochs or by the clock.
+fraction of the planned steps done once the coming step ends (TrainState.progress): of every
+epoch's steps or, under a time budget, of the steps that fit before the end of training that also
+stops it, so the last step runs at the schedule's end whether the run ends by epochs or by the clock.
 """
 from __future__ import annotations
 

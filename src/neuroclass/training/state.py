@@ -1,22 +1,109 @@
-"""The mutable state of one fit, shared by the Trainer and its callbacks."""
+"""The mutable state of one fit, shared by the Trainer and its callbacks, and the end of training.
+
+Under a time budget the end of training is a clock time, ``TrainState.end``: the deadline less the
+time the finish needs (the last validation pass and the caller's evaluation of what it keeps
+back). One definition serves both the learning-rate schedule, which anneals to that end
+(``progress``), and the stop (``steps_left``, read by callbacks.TimeBudget). The timings behind it
+are robust estimates: the median of recent steps (one step slowed by another process does not move
+the plan), the first step left out (one-off costs), the first batch of each validation pass left
+out, and the fastest pass kept. When the end must move earlier than the steps left allow, the
+schedule gets ANNEAL_STEPS more steps to anneal the rate instead of a stop at the peak rate.
+"""
 from __future__ import annotations
 
+import collections
+import enum
+import math
+import statistics
 import time
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Callable, Optional
 
+Clock = Callable[[], float]  # seconds, of any origin: time.perf_counter, or a test's fake clock
 
 # share of the budget kept back for what the estimate leaves out (fitting the temperature, metrics):
 # 10-minute runs ended 0.1-0.4 s late without it
 FINISH_MARGIN = 0.005
+# steps after the first whose median is the step time: enough to outvote a step slowed by another
+# process (on 2 shared CPU cores single steps took 20x the median), few enough to follow a change
+STEP_WINDOW = 25
+# when a new estimate moves the end of training earlier than the steps left allow (to a time already
+# past, say), these many more steps anneal the learning rate, the last at the schedule's end, so that
+# a stop by the budget never comes at the peak rate. The evaluation after training then ends up to
+# these steps late; training steps never run past the deadline itself.
+ANNEAL_STEPS = 3
+# the forward pass of an example costs about a third of a training step (forward, backward for the
+# activations and for the weights): the evaluation cost per example before a validation pass
+FORWARD_SHARE = 1 / 3
+
+
+class StopReason(enum.Enum):
+    """Why a fit ended; ``value`` is what a run's timing.json records as "stop_reason"."""
+
+    COMPLETED = "completed"  # every planned epoch ran
+    TIME_BUDGET = "time_budget"  # one more step would leave too little time for the finish
+    EARLY_STOPPING = "early_stopping"  # the validation loss stopped improving
+    DIVERGED = "diverged"  # the loss became NaN or infinite
+    TARGET_REACHED = "target_reached"  # a target accuracy was reached (bench, benchmarks)
+    TARGET_NOT_REACHED = "target_not_reached"  # a target's time limit came first
+
+
+def read_stop_reason(value: object) -> Optional[StopReason]:
+    """The StopReason of a recorded "stop_reason" value; None where none is recorded or the value
+    is not one of StopReason's (run folders written before stop reasons were an enum held text).
+
+    >>> read_stop_reason("time_budget"), read_stop_reason(""), read_stop_reason("time budget reached")
+    (<StopReason.TIME_BUDGET: 'time_budget'>, None, None)
+    """
+    try:
+        return StopReason(value)
+    except ValueError:
+        return None
+
+
+def _fits(seconds: float, each: float) -> int:
+    """How many of ``each`` fit in ``seconds`` (one that fits to rounding fits); 0 for none."""
+    return max(0, math.floor(seconds / each * (1 + 1e-9)))
+
+
+def steps_that_fit(seconds: float, step_seconds: float, val_seconds: float, steps_per_epoch: int,
+                   done_in_epoch: int) -> int:
+    """Training steps of ``step_seconds`` that fit in ``seconds`` when a validation pass of
+    ``val_seconds`` follows each epoch's last step and ``done_in_epoch`` of the current epoch's
+    ``steps_per_epoch`` steps are done (all of them: its pass comes first). The pass after the
+    last step that fits is not counted: the finish holds it.
+
+    >>> steps_that_fit(1.0, 0.1, 0.0, 5, 0), steps_that_fit(1.0, 0.1, 0.5, 5, 0), steps_that_fit(1.0, 0.1, 0.5, 5, 5)
+    (10, 5, 5)
+    """
+    if done_in_epoch >= steps_per_epoch:
+        seconds, done_in_epoch = seconds - val_seconds, 0
+    rest_of_epoch = steps_per_epoch - done_in_epoch
+    if seconds < rest_of_epoch * step_seconds:
+        return _fits(seconds, step_seconds)
+    seconds -= rest_of_epoch * step_seconds
+    epoch_seconds = val_seconds + steps_per_epoch * step_seconds  # a pass, then a whole epoch
+    whole = _fits(seconds, epoch_seconds)
+    seconds -= whole * epoch_seconds
+    return rest_of_epoch + whole * steps_per_epoch + _fits(seconds - val_seconds, step_seconds)
 
 
 @dataclass
 class TrainState:
+    """One fit's counters, measurements and stop flag. Times are in seconds of ``clock``.
+
+    >>> state = TrainState(max_epochs=2, steps_per_epoch=10)
+    >>> state.progress()  # at the end of the coming first step: 1 of 20
+    0.05
+    """
+
     max_epochs: int
     steps_per_epoch: int
-    deadline: Optional[float] = None  # time.perf_counter() value by which training must stop
-    start: float = field(default_factory=time.perf_counter)
+    deadline: Optional[float] = None  # clock() value by which the whole run must end
+    clock: Clock = time.perf_counter
+    start: Optional[float] = None  # clock() at the fit's start (default: now)
+    val_examples: int = 0  # examples of one validation pass: one more runs after the last step
+    reserve_examples: int = 0  # examples the caller evaluates after fit, in single-pass units
     epoch: int = 0  # epochs completed
     step: int = 0  # optimizer steps completed
     lr: float = 0.0
@@ -24,49 +111,111 @@ class TrainState:
     running_accuracy: float = 0.0  # training accuracy so far in this epoch
     history: list = field(default_factory=list)  # one dict per epoch: loss, accuracy, val_*, lr, time
     stop: bool = False  # set by a callback: finish the current step, then end training
-    stop_reason: str = ""
+    stop_reason: Optional[StopReason] = None  # COMPLETED once a fit ends without a requested stop
+    stop_detail: str = ""  # the stop in words, for people ("no validation loss improvement in 3 epochs")
     diverged: bool = False
     best_epoch: Optional[int] = None  # epoch whose weights were restored
-    eval_seconds: float = 0.0  # duration of the last validation pass, for budget planning
-    eval_seconds_per_example: float = 0.0  # measured by validation passes
-    reserve_examples: int = 0  # examples the caller evaluates after fit (the test split)
     samples_seen: int = 0
     train_seconds: float = 0.0  # time spent in training steps only
     # the first step carries one-off costs (kernel selection, allocations): up to 50x a later step
-    # on a CPU, so per-example estimates leave it out
+    # on a CPU, so the step estimates leave it out
     first_step_seconds: float = 0.0
     first_step_samples: int = 0
+    # smallest cost per example of a validation pass, first batch left out (0.0: none measured)
+    eval_seconds_per_example: float = 0.0
+    end: Optional[float] = None  # clock() value by which training steps end (time budget only)
+    recent_steps: collections.deque = field(default_factory=lambda: collections.deque(maxlen=STEP_WINDOW))
+
+    def __post_init__(self) -> None:
+        if self.start is None:
+            self.start = self.clock()
+        if self.deadline is not None and self.end is None:
+            self.end = self.deadline - self.finish_seconds()
 
     @property
     def elapsed(self) -> float:
-        return time.perf_counter() - self.start
+        return self.clock() - self.start
 
-    def finish_seconds(self) -> float:
-        """Time still needed after the current step: the next validation pass and the caller's
-        final evaluation (per-example cost from validation, else a third of a training step's,
-        steps after the first; before there is such a step, nothing is reserved yet), plus a
-        FINISH_MARGIN share of the budget."""
-        per_example = self.eval_seconds_per_example
-        steady_samples = self.samples_seen - self.first_step_samples
-        if not per_example and self.step > 1 and steady_samples > 0:
-            steady_seconds = self.train_seconds - self.first_step_seconds
-            per_example = steady_seconds / steady_samples / 3  # forward only: ~1/3 of a step
-        margin = FINISH_MARGIN * (self.deadline - self.start) if self.deadline is not None else 0.0
-        return self.eval_seconds + self.reserve_examples * per_example + margin
+    def record_step(self, seconds: float, samples: int) -> None:
+        """Count one optimizer step of ``seconds`` over ``samples`` examples, and re-plan the end."""
+        self.step += 1
+        self.samples_seen += samples
+        self.train_seconds += seconds
+        if self.step == 1:
+            self.first_step_seconds, self.first_step_samples = seconds, samples
+        else:
+            self.recent_steps.append(seconds)
+        self._replan()
+
+    def record_validation(self, seconds: float, examples: int) -> None:
+        """A validation pass spent ``seconds`` on ``examples`` (its first batch left out where it had
+        more than one: the first pass's one-off costs land there); re-plan the end."""
+        if examples > 0:
+            per_example = seconds / examples
+            known = self.eval_seconds_per_example
+            self.eval_seconds_per_example = min(known, per_example) if known else per_example
+        self._replan()
 
     def next_step_seconds(self) -> float:
-        """The expected duration of one more training step: the mean of the steps after the first."""
-        steady_steps = self.step - 1
-        return (self.train_seconds - self.first_step_seconds) / steady_steps if steady_steps > 0 else 0.0
+        """The expected duration of one more training step: the median of the recent steps after
+        the first (0.0 before there is one)."""
+        return statistics.median(self.recent_steps) if self.recent_steps else 0.0
+
+    def eval_seconds_per_example_estimate(self) -> float:
+        """Seconds to evaluate one example: measured by validation passes, else FORWARD_SHARE of a
+        training step's per-example time (0.0 before a step after the first)."""
+        if self.eval_seconds_per_example:
+            return self.eval_seconds_per_example
+        steady_samples = (self.samples_seen - self.first_step_samples) / max(1, self.step - 1)
+        return self.next_step_seconds() / steady_samples * FORWARD_SHARE if steady_samples else 0.0
+
+    def finish_seconds(self) -> float:
+        """Time needed after the last step: the last validation pass and the caller's evaluation
+        of ``reserve_examples``, plus a FINISH_MARGIN share of the budget."""
+        margin = FINISH_MARGIN * (self.deadline - self.start) if self.deadline is not None else 0.0
+        return (self.val_examples + self.reserve_examples) * self.eval_seconds_per_example_estimate() + margin
+
+    def _replan(self) -> None:
+        """Move ``end`` to the deadline less the finish: later at once (more time is safe), earlier
+        no further than ANNEAL_STEPS steps from now, so that the schedule can anneal to it."""
+        if self.deadline is None:
+            return
+        target = self.deadline - self.finish_seconds()
+        anneal_until = self.clock() + ANNEAL_STEPS * self.next_step_seconds()
+        self.end = target if self.end is None else max(target, min(self.end, anneal_until))
+
+    def steps_left(self) -> float:
+        """Steps that still fit before ``end`` at the expected step time, with a validation pass
+        after each epoch's last step: 0 once none does; inf without a deadline, or before a step
+        after the first has been timed and while time remains. Read between steps."""
+        if self.deadline is None:
+            return math.inf
+        if self.end is None:  # a deadline set after construction
+            self._replan()
+        now, step_seconds = self.clock(), self.next_step_seconds()
+        if now >= self.end:
+            return 0
+        if step_seconds <= 0:
+            return math.inf
+        val_seconds = self.val_examples * self.eval_seconds_per_example_estimate()
+        return steps_that_fit(self.end - now, step_seconds, val_seconds, self.steps_per_epoch,
+                              self.step - self.epoch * self.steps_per_epoch)
+
+    def planned_steps(self) -> int:
+        """The step count at which training ends: every planned epoch's steps, or fewer where the
+        time budget ends it first."""
+        by_epochs = self.max_epochs * self.steps_per_epoch
+        return int(min(by_epochs, self.step + self.steps_left()))
 
     def progress(self) -> float:
-        """Fraction of training done: by steps, or by the clock when that is further along."""
-        p = self.step / max(1, self.max_epochs * self.steps_per_epoch)
-        if self.deadline is not None:
-            span = max(1e-9, self.deadline - self.finish_seconds() - self.start)
-            p = max(p, (time.perf_counter() - self.start) / span)
-        return min(p, 1.0)
+        """Fraction of training done once the coming step ends, in (0, 1]: 1 for the last planned
+        step, so that the learning-rate schedule reaches its end where training does."""
+        planned = self.planned_steps()
+        return 1.0 if planned <= self.step else (self.step + 1) / planned
 
-    def request_stop(self, reason: str) -> None:
+    def request_stop(self, reason: StopReason, detail: str) -> None:
+        """End training after the current step; the first request's reason is the one kept."""
+        if not isinstance(reason, StopReason):
+            raise TypeError(f"reason must be a StopReason. Got {reason!r} instead.")
         if not self.stop:
-            self.stop, self.stop_reason = True, reason
+            self.stop, self.stop_reason, self.stop_detail = True, reason, detail

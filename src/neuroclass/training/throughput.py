@@ -9,6 +9,7 @@ machine tells how much of the hardware a model uses; see benchmarks/throughput.p
 """
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Callable
 
@@ -82,8 +83,13 @@ def measure_training(model: nn.Module, input_shape: tuple[int, ...], batch_size:
     ``warmup`` untimed steps. Changes the model's weights (it trains); pass a fresh or copied model.
     """
     device = torch.device(device)
-    if device.type == "cpu":
-        keep_freed_memory()
+    with keep_freed_memory() if device.type == "cpu" else contextlib.nullcontext():
+        return _training_rate(model, input_shape, batch_size, steps, device, warmup, channels_last, clock)
+
+
+def _training_rate(model: nn.Module, input_shape: tuple[int, ...], batch_size: int, steps: int,
+                   device: torch.device, warmup: int, channels_last: bool,
+                   clock: Callable[[], float]) -> float:
     fmt = memory_format(device, channels_last, len(input_shape) + 1)
     model.to(device=device, memory_format=fmt).train()
     x = _inputs(input_shape, batch_size, device)

@@ -1,6 +1,7 @@
 """The Trainer: batches sliced from in-memory tensors, augmentation on the device, callbacks."""
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 
@@ -13,10 +14,10 @@ from neuroclass.data.dataset import Dataset
 from neuroclass.device import keep_freed_memory, memory_format
 from neuroclass.errors import NeuroclassError
 from neuroclass.inference.logits import predict_outputs
-from neuroclass.training.callbacks import Callback, EarlyStopping, NaNGuard, Progress, TimeBudget
+from neuroclass.training.callbacks import Callback, EarlyStopping, NaNGuard, TimeBudget
 from neuroclass.training.ema import WeightAverage
 from neuroclass.training.optim import l1_penalty, lr_factor, make_optimizer, set_lr
-from neuroclass.training.state import TrainState
+from neuroclass.training.state import Clock, StopReason, TrainState
 
 DEFAULT_EPOCHS = 8
 DEFAULT_BATCH = 128
@@ -74,20 +75,28 @@ class Batches:
 class Trainer:
     """Fits a Classifier on a training Dataset, validating on ``val`` each epoch.
 
-    >>> trainer = Trainer(TrainConfig(epochs=2), OptimConfig(), AugmentConfig(), torch.device("cpu"))
-    >>> state = trainer.fit(model, train, val)  # doctest: +SKIP
+    ``deadline`` (a ``clock()`` value) is when the whole run must end, the caller's evaluation of
+    ``reserve_examples`` examples after fit included; ``clock`` (seconds, default
+    ``time.perf_counter``) times steps and validation passes for it. ``callbacks`` run after the
+    Trainer's own (time budget, NaN guard, early stopping): a progress display is one the caller
+    adds (callbacks.Progress).
+
+    Example::
+
+        trainer = Trainer(TrainConfig(epochs=2), OptimConfig(), AugmentConfig(), torch.device("cpu"))
+        state = trainer.fit(model, train, val)
     """
 
     def __init__(self, train_cfg: TrainConfig, optim_cfg: OptimConfig, augment_cfg: AugmentConfig,
                  device: torch.device, deadline: float | None = None,
                  callbacks: list[Callback] | None = None, reserve_examples: int = 0,
-                 lr_scales: dict[str, float] | None = None) -> None:
+                 lr_scales: dict[str, float] | None = None, clock: Clock = time.perf_counter) -> None:
         self.cfg, self.optim_cfg, self.augment_cfg = train_cfg, optim_cfg, augment_cfg
-        self.device, self.deadline = device, deadline
+        self.device, self.deadline, self.clock = device, deadline, clock
         self.reserve_examples = reserve_examples  # evaluated by the caller after fit, within the budget
         self.lr_scales = lr_scales  # parameter name -> rate multiplier (discriminative fine-tuning)
         self.average: WeightAverage | None = None  # the weight average of the last fit (train.ema)
-        self.callbacks = [Progress(quiet=train_cfg.quiet), TimeBudget(), NaNGuard()]
+        self.callbacks: list[Callback] = [TimeBudget(), NaNGuard()]
         if train_cfg.patience:
             self.callbacks.append(EarlyStopping(train_cfg.patience))
         self.callbacks += callbacks or []
@@ -106,12 +115,11 @@ class Trainer:
         batches = Batches(train.x.to(device), train.y.to(device), batch_size, generator)
         epochs = cfg.epochs or (BUDGET_EPOCHS if self.deadline else DEFAULT_EPOCHS)
         fmt = memory_format(device, cfg.channels_last, train.x.ndim)
-        if device.type == "cpu":
-            keep_freed_memory()  # reuse activation memory from step to step (device.py)
         model.to(device=device, memory_format=fmt)
         optimizer = make_optimizer(model, self.optim_cfg, self.lr_scales)
         augment = self.augment_cfg.enabled and train.kind == "image"
         state = TrainState(max_epochs=epochs, steps_per_epoch=len(batches), deadline=self.deadline,
+                           clock=self.clock, val_examples=len(val) if val is not None else 0,
                            reserve_examples=self.reserve_examples)
         # torch.compile pays back its compile time only on long runs (measured 2x slower on 2 CPU
         # cores for small CNNs), so it is opt-in; the weights stay those of ``model``.
@@ -119,26 +127,30 @@ class Trainer:
         # validation, the epoch-end callbacks and the returned model see the averaged weights
         self.average = WeightAverage(model, cfg.ema) if cfg.ema else None
         evaluated = self.average.module if self.average else model
-        self._emit("on_fit_start", state, model)
-        while state.epoch < epochs and not state.stop:
-            model.train()  # first, so that a callback can put layers back in eval mode (FineTune)
-            self._emit("on_epoch_start", state, model)
-            loss_sum, correct, seen = self._train_epoch(forward, model, batches, optimizer, generator,
-                                                        state, fmt, augment, len(train.classes))
-            if state.diverged:
-                break
-            row = {"epoch": state.epoch + 1, "loss": loss_sum / max(1, seen),
-                   "accuracy": correct / max(1, seen), "lr": state.lr}
-            row.update(self._validate(evaluated, val, state))
-            row["time"] = state.elapsed
-            state.epoch += 1
-            state.history.append(row)
-            self._emit("on_epoch_end", state, evaluated)
-        if self.average and not state.diverged:
-            self.average.copy_to(model)
-        self._emit("on_fit_end", state, model)
+        # on a CPU, reuse activation memory from step to step (device.py); restored after the fit
+        with keep_freed_memory() if device.type == "cpu" else contextlib.nullcontext():
+            self._emit("on_fit_start", state, model)
+            while state.epoch < epochs and not state.stop:
+                model.train()  # first, so that a callback can put layers back in eval mode (FineTune)
+                self._emit("on_epoch_start", state, model)
+                loss_sum, correct, seen = self._train_epoch(forward, model, batches, optimizer, generator,
+                                                            state, fmt, augment, len(train.classes))
+                if state.diverged:
+                    break
+                row = {"epoch": state.epoch + 1, "loss": loss_sum / max(1, seen),
+                       "accuracy": correct / max(1, seen), "lr": state.lr}
+                row.update(self._validate(evaluated, val, state))
+                row["time"] = state.elapsed
+                state.epoch += 1
+                state.history.append(row)
+                self._emit("on_epoch_end", state, evaluated)
+            if self.average and not state.diverged:
+                self.average.copy_to(model)
+            if state.stop_reason is None:
+                state.stop_reason, state.stop_detail = StopReason.COMPLETED, f"ran all {epochs} planned epochs"
+            self._emit("on_fit_end", state, model)
         if state.diverged:
-            raise NeuroclassError(f"training diverged: {state.stop_reason}; lower optim.lr "
+            raise NeuroclassError(f"training diverged: {state.stop_detail}; lower optim.lr "
                                   f"(now {self.optim_cfg.lr:g}) or use --set optim.schedule=onecycle")
         return state
 
@@ -148,7 +160,7 @@ class Trainer:
         """One pass over the batches (or until a callback stops); returns (loss sum, correct, seen)."""
         loss_sum, correct, seen = 0.0, 0, 0
         criterion = loss_function(model)
-        step_start = time.perf_counter()
+        step_start = self.clock()
         for xb, yb in batches:
             state.lr = self.optim_cfg.lr * lr_factor(self.optim_cfg, state.progress())
             set_lr(optimizer, state.lr)
@@ -163,20 +175,16 @@ class Trainer:
             optimizer.step()
             if self.average:
                 self.average.update(model)
-            state.step += 1
             state.batch_loss = float(loss.detach())
             loss_sum += state.batch_loss * len(yb)
             correct += int((logits.detach().argmax(1) == hard_labels(target)).sum())
             seen += len(yb)
             state.running_accuracy = correct / seen
-            state.train_seconds += time.perf_counter() - step_start  # steps only, not callbacks
-            state.samples_seen += len(yb)
-            if state.step == 1:
-                state.first_step_seconds, state.first_step_samples = state.train_seconds, state.samples_seen
+            state.record_step(self.clock() - step_start, len(yb))  # steps only, not callbacks
             self._emit("on_batch_end", state, model)
             if state.stop:
                 break
-            step_start = time.perf_counter()
+            step_start = self.clock()
         return loss_sum, correct, seen
 
     def _augment(self, xb: torch.Tensor, yb: torch.Tensor, generator: torch.Generator,
@@ -193,9 +201,18 @@ class Trainer:
     def _validate(self, model: nn.Module, val: Dataset | None, state: TrainState) -> dict:
         if val is None:
             return {"val_loss": None, "val_accuracy": None}
-        start = time.perf_counter()
-        logits = predict_outputs(model, val.x, self.device, self.cfg.eval_batch_size, self.cfg.channels_last)
-        state.eval_seconds = time.perf_counter() - start
-        state.eval_seconds_per_example = state.eval_seconds / max(1, len(val))
+        # the first batch apart: a first pass's one-off costs (allocations, kernel choice) land
+        # there, and the budget's estimate of later passes leaves them out
+        batch, channels_last = self.cfg.eval_batch_size, self.cfg.channels_last
+        head, rest = val.x[:batch], val.x[batch:]
+        start = self.clock()
+        logits = [predict_outputs(model, head, self.device, batch, channels_last)]
+        steady_start = self.clock()
+        if len(rest):
+            logits.append(predict_outputs(model, rest, self.device, batch, channels_last))
+            state.record_validation(self.clock() - steady_start, len(rest))
+        else:
+            state.record_validation(self.clock() - start, len(head))
+        logits = torch.cat(logits)
         return {"val_loss": float(loss_function(model)(logits, val.y, 0.0)),
                 "val_accuracy": float((logits.argmax(1) == val.y).float().mean())}

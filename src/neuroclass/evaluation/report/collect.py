@@ -4,9 +4,11 @@ Each section is a plain-JSON dict built by one function; the page (html.py) and 
 only read this dict (and, for pictures of examples, the inputs), so the numbers a reader sees are
 exactly those in report.json.
 
->>> report = collect(load_inputs("runs/x"))  # doctest: +SKIP
->>> report["metrics"]["accuracy"]  # doctest: +SKIP
-0.91
+Example::
+
+    report = collect(load_inputs("runs/x"))
+    report["metrics"]["accuracy"]
+    # -> 0.91
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from neuroclass.inference.calibrate import (abstention_curve, calibrate, expecte
 from neuroclass.evaluation.metrics import classification_metrics
 from neuroclass.evaluation.report import diagnostics
 from neuroclass.evaluation.report.inputs import ReportInputs
+from neuroclass.training.state import read_stop_reason
 from neuroclass.training.throughput import count_flops
 
 SAMPLES_PER_CLASS = 8  # images per class in the data section's grid
@@ -121,9 +124,14 @@ def feature_summary(x: np.ndarray, names: list[str] | None) -> dict:
 
 
 def training_section(inputs: ReportInputs) -> dict:
+    """The curves and how training went. "stop_reason" is a StopReason value (None where the run
+    recorded none this version knows); "stop_detail" the stop in words (for a run folder from
+    before stop reasons were an enum, the words it recorded)."""
     timing = inputs.timing
-    return {"history": inputs.history, "epochs": timing.get("epochs"),
-            "best_epoch": timing.get("best_epoch"), "stop_reason": timing.get("stop_reason") or "",
+    reason = read_stop_reason(timing.get("stop_reason"))
+    detail = timing.get("stop_detail") if reason else timing.get("stop_reason")
+    return {"history": inputs.history, "epochs": timing.get("epochs"), "best_epoch": timing.get("best_epoch"),
+            "stop_reason": reason.value if reason else None, "stop_detail": detail or "",
             "train_seconds": timing.get("train_seconds"), "total_seconds": timing.get("total_seconds"),
             "patience": inputs.cfg.train.patience,
             "optim": {"name": inputs.cfg.optim.name, "lr": inputs.cfg.optim.lr,

@@ -26,8 +26,10 @@ MAX_PAIRS = 12  # duplicate pairs listed (and pictured) in the data section
 def guarded(what: str, compute):
     """``compute()``, or {"error": "..."} with one warning when it fails.
 
-    >>> guarded("robustness", lambda: 1 / 0)["error"]  # doctest: +SKIP
-    'ZeroDivisionError: division by zero'
+    Example::
+
+        guarded("robustness", lambda: 1 / 0)["error"]
+        # -> 'ZeroDivisionError: division by zero'
     """
     try:
         return compute()
@@ -116,7 +118,7 @@ def doctor(inputs: ReportInputs, report: dict, proba: np.ndarray) -> dict:
              "dead_relu": None if "error" in dead else dead,
              "leakage": None if "error" in report["data"]["leakage"] else report["data"]["leakage"],
              "mislabelled": None if "error" in wrong_labels else wrong_labels,
-             "stop_reason": inputs.timing.get("stop_reason") or "",
+             "stop_reason": report["training"]["stop_reason"], "stop_detail": report["training"]["stop_detail"],
              "optim": asdict(inputs.cfg.optim), "epochs": inputs.timing.get("epochs"),
              "model": {"name": inputs.predictor.meta["family"], "options": inputs.predictor.meta["options"]}}
 

@@ -3,9 +3,11 @@
 Each renderer returns (anchor, title, html); SECTIONS lists them in page order with the one
 sentence that tells a reader what the section shows and why it matters.
 
->>> anchor, title, body = render_sections(report, pictures)[0]  # doctest: +SKIP
->>> anchor  # doctest: +SKIP
-'summary'
+Example::
+
+    anchor, title, body = render_sections(report, pictures)[0]
+    anchor
+    # -> 'summary'
 """
 from __future__ import annotations
 
@@ -13,6 +15,13 @@ import json
 
 from neuroclass.evaluation.report.html import (cards, chart, esc, example, fmt, key_values, note, pct,
                                                section, table)
+from neuroclass.training.state import StopReason, read_stop_reason
+
+# how training ended, where the run recorded no words for it
+STOPPED = {StopReason.COMPLETED: "ran all planned epochs", StopReason.TIME_BUDGET: "time budget reached",
+           StopReason.EARLY_STOPPING: "early stopping", StopReason.DIVERGED: "the loss diverged",
+           StopReason.TARGET_REACHED: "target accuracy reached",
+           StopReason.TARGET_NOT_REACHED: "target accuracy not reached in time"}
 
 EXPLAIN = {
     "summary": "What was trained, on which data, and how well it does on examples it never saw "
@@ -112,7 +121,7 @@ def training(r: dict, pics: dict) -> str:
     t = r["training"]
     if not t["history"]:
         return note("no per-epoch history was recorded (metrics.csv missing)")
-    stop = t["stop_reason"] or "ran all planned epochs"
+    stop = t["stop_detail"] or STOPPED.get(read_stop_reason(t["stop_reason"]), "not recorded")
     best = (f"weights restored from epoch {t['best_epoch']}" if t["best_epoch"]
             else "final weights kept")
     facts = [("epochs", t["epochs"]), ("stopped", stop), ("early stopping", best),
