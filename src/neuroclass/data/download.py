@@ -1,7 +1,9 @@
 """Fetch the official Fashion-MNIST and MNIST IDX files, verified, never leaving half a file behind.
 
->>> from neuroclass.data.download import download, find_local
->>> folder = find_local("fashion-mnist") or download("fashion-mnist")   # a Path holding the 4 files
+Example::
+
+    from neuroclass.data.download import download, find_local
+    folder = find_local("fashion-mnist") or download("fashion-mnist")   # a Path holding the 4 files
 
 Network access happens only inside `download()`; importing this module or calling `find_local()`
 touches nothing but the local disk. What `download()` does (each file found or fetched) it reports
@@ -74,7 +76,9 @@ _NETWORK_ERRORS = (urllib.error.URLError, http.client.HTTPException, TimeoutErro
 def default_data_dir() -> Path:
     """Root folder for downloads: `$NEUROCLASS_DATA`, else `~/.cache/neuroclass`.
 
-    >>> default_data_dir() / "fashion-mnist"
+    Example::
+
+        default_data_dir() / "fashion-mnist"
     """
     env = os.environ.get("NEUROCLASS_DATA")
     return Path(env).expanduser() if env else Path.home() / ".cache" / "neuroclass"
@@ -83,7 +87,9 @@ def default_data_dir() -> Path:
 def find_local(name: str) -> Path | None:
     """First folder holding all four files (.gz or decompressed), or None. No checksums: cheap.
 
-    >>> find_local("fashion-mnist")   # e.g. PosixPath('/usr/share/datasets/fashion-mnist')
+    Example::
+
+        find_local("fashion-mnist")   # e.g. PosixPath('/usr/share/datasets/fashion-mnist')
     """
     files = _spec(name)["files"]
     candidates = [Path.home() / ".cache" / "neuroclass" / name, SYSTEM_DATA_DIR / name]
@@ -98,7 +104,9 @@ def find_local(name: str) -> Path | None:
 def verify(path: Path, md5: str, sha256: str | None = None) -> bool:
     """True if the .gz at `path` has the upstream `md5`, or its decompressed bytes have `sha256`.
 
-    >>> verify(Path("t10k-labels-idx1-ubyte.gz"), "bb300cfdad3c16e7a12a480ee83cd310")
+    Example::
+
+        verify(Path("t10k-labels-idx1-ubyte.gz"), "bb300cfdad3c16e7a12a480ee83cd310")
     """
     if _hash(path, "md5", gzip_content=False) == md5:
         return True
@@ -122,8 +130,10 @@ def download(
     final names only ever hold verified files. Raises NeuroclassError (one line) on failure. Each
     file found in place or downloaded is an INFO log record.
 
-    >>> download("fashion-mnist", dest_dir="data/fmnist")
-    PosixPath('data/fmnist')
+    Example::
+
+        download("fashion-mnist", dest_dir="data/fmnist")
+        # -> PosixPath('data/fmnist')
     """
     spec = _spec(name)
     dest = Path(dest_dir) if dest_dir is not None else default_data_dir() / name

@@ -14,6 +14,7 @@ from neuroclass.data.dataset import Dataset
 from neuroclass.device import keep_freed_memory, memory_format
 from neuroclass.errors import NeuroclassError
 from neuroclass.inference.logits import predict_outputs
+from neuroclass.models.layers import Classifier, cross_entropy
 from neuroclass.training.callbacks import Callback, EarlyStopping, NaNGuard, TimeBudget
 from neuroclass.training.ema import WeightAverage
 from neuroclass.training.optim import l1_penalty, lr_factor, make_optimizer, set_lr
@@ -49,8 +50,9 @@ def hard_labels(target: torch.Tensor) -> torch.Tensor:
 
 def loss_function(model: nn.Module):
     """The loss(output, target, label_smoothing) that ``model``'s family declares (a Classifier's
-    ``loss``): cross-entropy on logits, capsnet's margin loss on capsule lengths."""
-    return model.loss
+    ``loss``): cross-entropy on logits, capsnet's margin loss on capsule lengths. A bare network
+    (not a Classifier, e.g. in a test) has no declaration: its outputs are logits."""
+    return model.loss if isinstance(model, Classifier) else cross_entropy
 
 
 @dataclass
