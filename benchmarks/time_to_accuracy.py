@@ -1,7 +1,7 @@
 """Time to 91% and 92% Fashion-MNIST test accuracy: neuroclass against three common peers.
 
 Contenders, all in this one run on the same machine, data, test set (the official 10k), threads and seed:
-  a  neuroclass defaults (Trainer with the default config, no validation split)
+  a  neuroclass defaults (the pipeline: prepare, build, fit, with the default config, no validation split)
   b  a plain PyTorch loop over tensors in memory (2 conv + 2 FC CNN, Adam 1e-3, batch 128)
   c  the tutorial pipeline: torchvision FashionMNIST + transforms + DataLoader, same CNN and optimizer
   d  Keras 3 with its torch backend, same CNN, in benchmarks/.venv-keras (created on first use)
@@ -30,15 +30,12 @@ from torch import nn
 import keras_env
 from bench_table import fmt_percent, fmt_seconds, format_table, machine_summary, settings_note
 from neuroclass import data as data_mod
-from neuroclass.data.normalization import normalization_stats
 from neuroclass.config import DataConfig, load_config
 from neuroclass.data.download import find_local
-from neuroclass.device import pick_device, set_threads
-from neuroclass.models import create
-from neuroclass.training.callbacks import Callback
 from neuroclass.inference import predict_logits
+from neuroclass.pipeline import build, fit, prepare, process_state
+from neuroclass.training.callbacks import Callback
 from neuroclass.training.state import StopReason
-from neuroclass.training.trainer import Trainer
 
 MEAN, STD = 0.2860, 0.3530  # Fashion-MNIST training-set pixel mean/std in [0, 1] units (the tutorial's)
 IDX_STEMS = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte",
@@ -127,19 +124,18 @@ class TestAccuracyClock(Callback):
 
 
 def run_neuroclass(ds, opts) -> Outcome:
+    """The library's own pipeline (prepare -> build -> fit) with its defaults, as `neuroclass train`
+    runs it, plus a callback that scores the test split after each epoch off the clock."""
     overrides = ["data.source=fashion-mnist", "train.quiet=true", "data.val_fraction=0",
                  f"train.device={opts.device}", f"train.seed={opts.seed}"]
     if opts.quick:
         overrides.append("train.epochs=1")
     cfg = load_config(overrides=overrides)
-    set_threads(cfg.train.threads)
-    device = pick_device(cfg.train.device)
-    splits = data_mod.split(ds, cfg.data.val_fraction, cfg.data.test_fraction, cfg.train.seed)
-    mean, std = normalization_stats(splits.train.x)
-    torch.manual_seed(cfg.train.seed)
-    model = create(cfg.model, ds.input_shape, len(ds.classes), mean, std)
-    clock = TestAccuracyClock(splits.test, device, opts.targets)
-    Trainer(cfg.train, cfg.optim, cfg.augment, device, callbacks=[clock]).fit(model, splits.train, splits.val)
+    with process_state(cfg):
+        prep = prepare(cfg, dataset=ds)
+        model, tuning = build(prep)
+        clock = TestAccuracyClock(prep.splits.test, prep.device, opts.targets)
+        fit(prep, model, tuning, callbacks=[clock])
     return Outcome(NAMES["a"], param_count(model), clock.curve,
                    note=f"model {cfg.model.name}, {cfg.optim.name} {cfg.optim.schedule}")
 

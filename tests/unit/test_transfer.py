@@ -107,7 +107,7 @@ def test_pretrained_offline_fails_with_one_line_naming_the_file_and_folder(hub, 
     assert path.parent == hub and path.name == url.rsplit("/", 1)[1]
     model = build("tv:squeezenet1_1")
     with pytest.raises(NeuroclassError) as err:
-        load_pretrained(model, "squeezenet1_1", progress=False)
+        load_pretrained(model, "squeezenet1_1")
     message = str(err.value)
     assert path.name in message and str(hub) in message and "\n" not in message
     out = tmp_path / "runs"
@@ -132,7 +132,7 @@ def test_pretrained_weights_in_the_hub_cache_are_loaded_with_a_grey_stem(hub, ar
     before = snapshot(model, head)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # every backbone tensor matched, nothing to report
-        load_pretrained(model, arch, progress=False)
+        load_pretrained(model, arch)
     mine = {k.removeprefix("net.model."): v for k, v in model.state_dict().items()}
     stem = next(k for k, v in source.items() if v.ndim == 4)
     assert torch.equal(mine[stem], source[stem].sum(1, keepdim=True))  # RGB kernels summed for grey

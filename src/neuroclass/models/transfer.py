@@ -16,6 +16,7 @@ the statistics of the data being trained on.
 """
 from __future__ import annotations
 
+import logging
 import math
 import re
 import urllib.error
@@ -30,6 +31,8 @@ from torch import nn
 
 from neuroclass.errors import NeuroclassError
 from neuroclass.models.layers import Classifier
+
+log = logging.getLogger(__name__)
 
 # prefixes that wrap the same network under other names: our Classifier ("net."), the tv family's
 # torchvision model ("model."), nn.DataParallel ("module."), torch.compile ("_orig_mod.")
@@ -236,16 +239,19 @@ def pretrained_location(arch: str) -> tuple[str, Path]:
     return weights.url, Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
 
 
-def fetch_pretrained(arch: str, progress: bool = True) -> dict[str, torch.Tensor]:
-    """torchvision's weights for ``arch`` from the hub cache; downloaded (hash-checked) if missing."""
+def fetch_pretrained(arch: str) -> dict[str, torch.Tensor]:
+    """torchvision's weights for ``arch`` from the hub cache; downloaded (hash-checked) if missing,
+    with an INFO log record of the "neuroclass" hierarchy saying what is fetched (the library
+    draws no progress bar of its own)."""
     url, path = pretrained_location(arch)
     if not path.is_file():
         hash_prefix = re.search(r"-([a-f0-9]+)\.", path.name)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
+            log.info("downloading %s to %s", url, path)
             # writes a temp file and renames it into place: no half-written cache entry
             torch.hub.download_url_to_file(url, str(path), hash_prefix and hash_prefix.group(1),
-                                           progress=progress)
+                                           progress=False)
         except (urllib.error.URLError, OSError, RuntimeError, ValueError) as exc:
             reason = " ".join(str(exc).split())[:160]
             raise NeuroclassError(
@@ -271,9 +277,9 @@ def adapt_stem_kernel(weight: torch.Tensor, channels: int) -> torch.Tensor:
     return weight.repeat(1, repeats, 1, 1)[:, :channels] * (weight.shape[1] / channels)
 
 
-def load_pretrained(model: Classifier, arch: str, progress: bool = True) -> None:
+def load_pretrained(model: Classifier, arch: str) -> None:
     """``--pretrained``: ImageNet weights into a tv model; stem adapted, head left for our classes."""
-    state = {k: v for k, v in fetch_pretrained(arch, progress).items() if not k.startswith(AUX_PREFIXES)}
+    state = {k: v for k, v in fetch_pretrained(arch).items() if not k.startswith(AUX_PREFIXES)}
     stem = next(n for n, m in model.named_modules() if isinstance(m, nn.Conv2d))
     key = canonical(f"{stem}.weight")
     if key in state:

@@ -162,7 +162,7 @@ def prepare_fine_tuning(model: Classifier, cfg: Config, input_shape: tuple[int, 
         return FineTuning()
     if source == "pretrained":
         arch = split_name(cfg.model.name, cfg.model.options)[1].get("arch", TorchvisionConfig.arch)
-        load_pretrained(model, arch, progress=not cfg.train.quiet)
+        load_pretrained(model, arch)
         new_head = True
     elif source == "weights":
         new_head = load_weights_file(model, cfg.model.weights)
