@@ -12,7 +12,6 @@ With several --seeds each budget runs once per seed and a "mean" row follows its
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import tempfile
 
@@ -20,6 +19,7 @@ from bench_table import fmt_percent, fmt_seconds, format_table, machine_summary,
 from neuroclass.api import train
 from neuroclass.config import load_config, parse_duration
 from neuroclass.errors import NeuroclassError
+from neuroclass.runs import RunFolder
 
 QUICK_BUDGETS = "10s,20s"
 QUICK_OVERRIDES = ["data.limit=3000"]
@@ -37,7 +37,7 @@ def run_budget(budget: str, seed: int, overrides: list[str], out: str) -> tuple[
     size = (t.get("model_size") or {}).get("size", "-")
     auto = t.get("auto_augment") or {}
     added = (["flips"] if auto.get("flip") else []) + ([f"shift{auto['shift']}"] if auto.get("shift") else [])
-    tta = json.loads((result.path / "model.json").read_text()).get("tta", "none")
+    tta = RunFolder.open(result.path).meta()["inference"]["tta"]
     accuracy = result.metrics["accuracy"]
     return [budget, str(seed), fmt_percent(accuracy), size, "+".join(added) or "-", tta, str(t["epochs"]),
             fmt_seconds(t["train_seconds"]), fmt_seconds(t["total_seconds"]),

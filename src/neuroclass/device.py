@@ -90,6 +90,9 @@ MMAP_THRESHOLD_BYTES, TRIM_THRESHOLD_BYTES = 32 << 20, 256 << 20
 
 # glibc's documented defaults of both thresholds (mallopt(3)), which keep_freed_memory restores
 DEFAULT_MMAP_THRESHOLD_BYTES = DEFAULT_TRIM_THRESHOLD_BYTES = 128 << 10
+# how many keep_freed_memory blocks are open, and whether the outermost could set the thresholds:
+# the allocator is process-wide, so its bookkeeping is too
+_KEPT = {"depth": 0, "set": False}
 
 
 def _glibc() -> Optional[ctypes.CDLL]:
@@ -111,7 +114,7 @@ def keep_freed_memory() -> Iterator[bool]:
     On exit both thresholds go back to glibc's defaults (128 KiB). glibc's dynamic adjustment of
     them, on by default, stays off: mallopt turns it off for good once either is set, and glibc
     offers no way to read the values set before, so a caller's own mallopt setting is not restored
-    either. Not for nesting: the innermost exit restores the defaults.
+    either. Nested blocks (a run around its fit) keep the setting until the outermost one ends.
 
     Example::
 
@@ -122,9 +125,18 @@ def keep_freed_memory() -> Iterator[bool]:
     if libc is None:
         yield False
         return
+    if _KEPT["depth"]:  # an enclosing block holds the setting and restores it
+        _KEPT["depth"] += 1
+        try:
+            yield _KEPT["set"]
+        finally:
+            _KEPT["depth"] -= 1
+        return
+    _KEPT["depth"], _KEPT["set"] = 1, bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
+                                            and libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES))
     try:
-        yield bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
-                   and libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES))
+        yield _KEPT["set"]
     finally:
+        _KEPT["depth"] = 0
         libc.mallopt(M_MMAP_THRESHOLD, DEFAULT_MMAP_THRESHOLD_BYTES)
         libc.mallopt(M_TRIM_THRESHOLD, DEFAULT_TRIM_THRESHOLD_BYTES)

@@ -200,3 +200,16 @@ def test_the_reserve_holds_back_every_view_the_test_time_augmentation_may_use():
     cfg = load_config()
     new, _ = augment_for_budget(cfg, splits_of(bars(200, False)), SHIFT_EPOCHS)
     assert trained_shift(cfg) == 0 and trained_shift(new) == 1
+
+
+def test_the_evaluation_cost_is_the_median_whole_pass_after_the_first():
+    """The budget reserves time for many whole passes after training (every test-time view of the
+    validation and test splits): their cost is that of whole passes, first batch included, and not
+    the cheapest pass seen; a first pass's one-off costs count only until there is another pass."""
+    state = TrainState(max_epochs=10, steps_per_epoch=10)
+    assert state.eval_seconds_per_example == 0.0
+    state.record_validation(4.0, 1000, head_seconds=3.0, head_examples=100)  # one-off 3 s in the head
+    assert state.eval_seconds_per_example == pytest.approx(1.0 / 900)
+    for seconds in (1.2, 1.0, 1.4):
+        state.record_validation(seconds, 1000, head_seconds=0.15, head_examples=100)
+    assert state.eval_seconds_per_example == pytest.approx(1.2 / 1000)  # not min (1.0) nor the first

@@ -34,6 +34,10 @@ if sys.argv[1] == "tuned":
 if sys.argv[1] == "restored":
     with keep_freed_memory() as tuned:
         assert tuned
+if sys.argv[1] == "after a nested block":  # a run around its fit: the outer block still holds it
+    stack.enter_context(keep_freed_memory())
+    with keep_freed_memory() as tuned:
+        assert tuned
 if sys.argv[1] == "after a fit":
     import torch
     from neuroclass.config import AugmentConfig, ModelConfig, OptimConfig, TrainConfig
@@ -104,6 +108,8 @@ def test_allocator_setting_keeps_activation_sized_blocks_on_the_heap():
     assert mapped >= block and kept < block  # glibc's default thresholds again after the block
     mapped, kept = fate("after a fit")
     assert mapped >= block and kept < block  # the Trainer tunes malloc for the fit only
+    mapped, kept = fate("after a nested block")
+    assert mapped == 0 and kept >= block  # an inner block's end leaves the outer one's setting
 
 
 def test_use_threads_restores_the_thread_count_on_exit():

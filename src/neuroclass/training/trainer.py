@@ -203,18 +203,14 @@ class Trainer:
     def _validate(self, model: nn.Module, val: Dataset | None, state: TrainState) -> dict:
         if val is None:
             return {"val_loss": None, "val_accuracy": None}
-        # the first batch apart: a first pass's one-off costs (allocations, kernel choice) land
-        # there, and the budget's estimate of later passes leaves them out
+        # the first batch timed apart: a first pass's one-off costs land there (training/state.py)
         batch, channels_last = self.cfg.eval_batch_size, self.cfg.channels_last
-        head, rest = val.x[:batch], val.x[batch:]
         start = self.clock()
-        logits = [predict_outputs(model, head, self.device, batch, channels_last)]
-        steady_start = self.clock()
-        if len(rest):
-            logits.append(predict_outputs(model, rest, self.device, batch, channels_last))
-            state.record_validation(self.clock() - steady_start, len(rest))
-        else:
-            state.record_validation(self.clock() - start, len(head))
+        logits = [predict_outputs(model, val.x[:batch], self.device, batch, channels_last)]
+        head_seconds = self.clock() - start
+        if len(val) > batch:
+            logits.append(predict_outputs(model, val.x[batch:], self.device, batch, channels_last))
+        state.record_validation(self.clock() - start, len(val), head_seconds, min(batch, len(val)))
         logits = torch.cat(logits)
         return {"val_loss": float(loss_function(model)(logits, val.y, 0.0)),
                 "val_accuracy": float((logits.argmax(1) == val.y).float().mean())}
