@@ -152,7 +152,9 @@ class TrainConfig:
     # per-step decay of an exponential moving average of the weights, which is what validation sees
     # and training returns (training/ema.py); 0 = the last step's weights
     ema: float = field(default=0.99, metadata=rule(ge=0, lt=1))
-    seed: int = 0
+    # seeds every generator of a run; NumPy and scikit-learn take 0 .. 2**32 - 2 (the validation
+    # split uses seed + 1)
+    seed: int = field(default=0, metadata=rule(ge=0, le=2**32 - 2))
     # the form is checked here, whether the device exists when a run starts (device.pick_device)
     device: str = field(default="auto", metadata=rule(
         choices=("auto", "cpu", "mps", "cuda"), pattern=r"cuda:\d+", doc="auto, cpu, mps, cuda or cuda:N"))
@@ -164,6 +166,8 @@ class TrainConfig:
     # keeps the mirror-image average only where it raises validation accuracy (clothes yes, digits
     # no), and for a model trained with random shifts judges shifted views too (5x / 10x passes)
     tta: str = field(default="auto", metadata=rule(choices=("auto", "none", "flip", "shift", "flip+shift")))
+    # the command line shows no progress and no log lines (the library itself never prints); kept in
+    # config.yaml so that a replayed run is as quiet
     quiet: bool = False
     # transferred weights: epochs that train only a new head on the frozen backbone
     # (None: 1 when the head is new, else 0); freeze: keep the backbone frozen throughout

@@ -13,11 +13,19 @@ from pathlib import Path
 
 
 def current_umask() -> int:
-    """The process's file-creation mask (read by setting and restoring it; no other way exists).
+    """The process's file-creation mask: read from /proc/self/status where Linux has it, else by
+    setting and restoring it (a moment in which another thread's new file would get 022).
 
     >>> 0 <= current_umask() <= 0o777
     True
     """
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
@@ -50,11 +58,3 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     """``write_bytes_atomic`` for UTF-8 text."""
     return write_bytes_atomic(path, text.encode("utf-8"))
-
-
-def replace_atomic(tmp: str | os.PathLike, path: str | os.PathLike) -> Path:
-    """Give a finished temporary file the umask's permissions and rename it over ``path``
-    (for files that a library writes itself, e.g. safetensors)."""
-    os.chmod(tmp, 0o666 & ~current_umask())
-    os.replace(tmp, path)
-    return Path(path)

@@ -112,7 +112,7 @@ def prepare(cfg: Config, dataset: Dataset | None = None, require_test: bool = Tr
                               "(e.g. --set data.test_fraction=0.2) or provide a test/ folder")
     mean, std = normalization_stats(splits.train.x)
     cfg, plan = plan_for_budget(cfg, splits, dataset.input_shape, len(dataset.classes), mean, std,
-                                device, deadline)
+                                device, deadline, clock)
     return Prepared(cfg, device, torch.get_num_threads(), dataset, splits, mean, std, plan, start,
                     deadline, clock)
 
@@ -183,21 +183,16 @@ def environment(prep: Prepared, command: str) -> dict:
             "data_hash": prep.dataset.content_hash(), "command": command}
 
 
-def write_run(prep: Prepared, done: Finished, command: str = "") -> Path:
-    """The finished run folder (assembled under a hidden name, renamed once complete)."""
-    run = RunFolder.create(prep.cfg.out, run_name(prep.cfg.data.source, prep.cfg.model.name))
-    try:
-        run.write_model(done.model.cpu(), done.meta)
-        run.write_config(prep.cfg)
-        run.write_json("metrics.json", done.metrics or {})
-        run.write_history(done.state.history)
-        run.write_json("timing.json", done.timing)
-        run.write_json("environment.json", environment(prep, command))
-        run.write_split(prep.splits.indices, prep.splits.method)
-        return run.commit()
-    except BaseException:
-        run.discard()
-        raise
+def write_run(run: RunFolder, prep: Prepared, done: Finished, command: str = "") -> Path:
+    """Fill the partial ``run`` folder with every file of the finished run and rename it into place."""
+    run.write_model(done.model.cpu(), done.meta)
+    run.write_config(prep.cfg)
+    run.write_json("metrics.json", done.metrics or {})
+    run.write_history(done.state.history)
+    run.write_json("timing.json", done.timing)
+    run.write_json("environment.json", environment(prep, command))
+    run.write_split(prep.splits.indices, prep.splits.method)
+    return run.commit()
 
 
 def train(cfg: Config, callbacks: list[Callback] | tuple = (), command: str = "",
@@ -205,18 +200,24 @@ def train(cfg: Config, callbacks: list[Callback] | tuple = (), command: str = ""
     """Train ``cfg`` end to end: the run folder with its test metrics and, unless ``report`` is
     False, report.html (a failing report is one warning; the run folder stays).
 
-    Raises NeuroclassError for bad config or data (nothing is written then)."""
+    The hidden run folder is made before training, so that an unwritable ``out`` fails at once.
+    Raises NeuroclassError for bad config, data or ``out`` (nothing is left behind then)."""
     with process_state(cfg):
         prep = prepare(cfg)
-        model, tuning = build(prep)
-        state = fit(prep, model, tuning, callbacks)
-        done = finalize(prep, model, state)
-        path = write_run(prep, done, command)
-    html = None
-    if report:
-        from neuroclass.evaluation.report import try_write_report
+        run = RunFolder.create(prep.cfg.out, run_name(prep.cfg.data.source, prep.cfg.model.name))
+        try:
+            model, tuning = build(prep)
+            state = fit(prep, model, tuning, callbacks)
+            done = finalize(prep, model, state)
+            path = write_run(run, prep, done, command)
+        except BaseException:
+            run.discard()
+            raise
+        html = None
+        if report:  # with the run's threads, like the rest of the run
+            from neuroclass.evaluation.report import try_write_report
 
-        html = try_write_report(path)
+            html = try_write_report(path)
     return RunResult(path, done.metrics, state.history, done.timing, html)
 
 

@@ -34,7 +34,6 @@ FREE = {
     "model.options": CHECKED_BY_MODELS,
     "model.weights": "a file path: checked when the weights load (models/transfer.py)",
     "model.from_run": "a run folder: checked when it loads (models/transfer.py)",
-    "train.seed": "any int seeds the generators",
     "out": "any folder path; created when a run finishes",
 }
 # forms that a pattern rule accepts beside its choices

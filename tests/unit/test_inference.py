@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 import torch
 
-from neuroclass.data.blocks import make_blocks
 from neuroclass.errors import NeuroclassError
 from neuroclass.inference import InferencePolicy, Predictor, choose_policy, predict_logits
 from neuroclass.inference.logits import predict_outputs
@@ -62,18 +61,27 @@ def test_capsnet_probabilities_are_its_normalised_lengths():
 
 
 def test_capsnet_temperature_is_fitted_on_logits():
-    """A temperature fitted on raw lengths (in [0, 1)) is absurdly small, because softmax(lengths)
-    is nearly uniform; on log-lengths it is of order 1 and improves the validation log loss."""
+    """The temperature is fitted on log-lengths, whose softmax is the normalised lengths, and the
+    fit improves the validation log loss; on the raw lengths (in [0, 1), what softmax used to see)
+    the log loss is far worse: softmax of values that close is nearly uniform."""
+    from neuroclass.inference.calibrate import calibrate
+
     name, options, _ = next(c for c in CASES if c[0] == "capsnet")
-    model = build(name, options).eval()
-    ds = make_blocks(n=64, size=28, task="shape", seed=0)
-    x = ds.x[:, :1]  # one channel, as the model was built
+    model = decisive(name, options)
+    x = torch.randint(0, 256, (200, 1, 28, 28), dtype=torch.uint8,
+                                    generator=torch.Generator().manual_seed(3))
     lengths = predict_outputs(model, x, CPU)
-    y = lengths.argmax(1)  # labels the model gets right: the log loss rewards sharpening
+    y = lengths.argmax(1)
+    y[::4] = (y[::4] + 1) % 7  # a quarter wrong: the log loss has a finite minimum
     policy, record, logits = choose_policy(model, x, y, CPU, tta="none")
     assert torch.allclose(logits, predict_logits(model, x, CPU))
     assert torch.allclose(logits, lengths.clamp_min(1e-6).log(), atol=1e-5)
-    assert policy.temperature > 0 and record["temperature"]["decision"] in ("accepted", "rejected")
+    fit = record["temperature"]
+    assert fit["decision"] == "accepted" and policy.temperature == pytest.approx(fit["temperature"])
+    assert 0.05 < policy.temperature < 20
+    assert fit["val_log_loss_candidate"] < fit["val_log_loss_uncalibrated"]
+    on_lengths = calibrate(lengths, y)  # what treating lengths as logits gives
+    assert fit["val_log_loss_candidate"] < on_lengths["val_log_loss_candidate"]
 
 
 def test_every_family_has_a_case():

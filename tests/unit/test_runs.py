@@ -43,15 +43,15 @@ def umask_027():
     os.umask(before)
 
 
-def test_run_files_follow_the_umask(npz_run, umask_027, tmp_path):
-    run, data = npz_run
-    # the run was written under the default umask of the test process; write a file now under 027
-    folder = RunFolder(run)
-    folder.write_json("extra.json", {"a": 1})
-    assert stat.S_IMODE(os.stat(run / "extra.json").st_mode) == 0o640
-    for path in run.iterdir():
-        mode = stat.S_IMODE(os.stat(path).st_mode)
-        assert mode & 0o044 or path.name == "extra.json", f"{path.name} is not group/other readable: {oct(mode)}"
+def test_run_files_follow_the_umask(tmp_path, umask_027):
+    data = npz_data(tmp_path / "blocks.npz")
+    cfg = load_config(overrides=[f"data.source={data}", "model.name=mlp", "model.options.hidden=[8]",
+                                 f"out={tmp_path / 'runs'}", "train.epochs=1", "train.quiet=true"])
+    run = train(cfg).path  # report included
+    assert stat.S_IMODE(os.stat(run).st_mode) == 0o750
+    modes = {path.name: stat.S_IMODE(os.stat(path).st_mode) for path in run.iterdir()}
+    assert {"model.safetensors", "model.json", "config.yaml", "report.html", "split.npz"} <= set(modes)
+    assert set(modes.values()) == {0o640}, modes  # not the 0600 of temporary files
 
 
 def test_every_file_is_read_back_through_the_run_folder(npz_run):

@@ -32,13 +32,13 @@ class LabelledInputs:
     what: str
 
 
-def own_split(run: RunFolder, name: str = "test", quiet: bool = False) -> LabelledInputs:
-    """Split ``name`` of the run's own data, as recorded at training time (labels in the run's
+def own_test_split(run: RunFolder) -> LabelledInputs:
+    """The test split of the run's own data, as recorded at training time (labels in the run's
     class order). Raises NeuroclassError when the data changed since training."""
-    data = run.load_data(quiet=quiet)
-    part = data.part(name)
+    data = run.load_data()
+    part = data.part("test")
     return LabelledInputs(part.x, part.y, list(data.dataset.classes),
-                          f"{data.source} ({name} split, {len(part)} examples)")
+                          f"{data.source} (test split, {len(part)} examples)")
 
 
 def _table_inputs(source: str, meta: dict, label_column: str | None) -> LabelledInputs:
@@ -103,6 +103,6 @@ def evaluate_run(run: str | Path, data: str | None = None) -> tuple[dict, str]:
     """
     folder = RunFolder.open(run)
     predictor = Predictor.from_folder(folder)
-    inputs = other_data(data, predictor, folder) if data else own_split(folder)
+    inputs = other_data(data, predictor, folder) if data else own_test_split(folder)
     proba = predictor.predict_proba_tensor(inputs.x)
     return classification_metrics(inputs.y.numpy(), proba, predictor.classes), inputs.what

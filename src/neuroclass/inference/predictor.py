@@ -5,7 +5,6 @@ Every consumer predicts through this class: ``neuroclass predict``, ``evaluate``
 """
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import torch
 
 from neuroclass.data.images import load_image
 from neuroclass.data.table import encode_features, read_table
-from neuroclass.device import keep_freed_memory, memory_format, pick_device
+from neuroclass.device import memory_format, pick_device
 from neuroclass.errors import NeuroclassError
 from neuroclass.inference.policy import InferencePolicy
 from neuroclass.models import Classifier
@@ -66,8 +65,9 @@ class Predictor:
     @classmethod
     def from_folder(cls, run: RunFolder, device: str = "auto") -> "Predictor":
         model, meta = run.load_model()
-        return cls(model, meta, InferencePolicy.from_dict(meta["inference"], str(run.file("model.json"))),
-                   run.path, device)
+        # a model.json written before inference policies: one view, T = 1
+        policy = InferencePolicy.from_dict(meta.get("inference", {}), str(run.file("model.json")))
+        return cls(model, meta, policy, run.path, device)
 
     @property
     def kind(self) -> str:
@@ -96,9 +96,12 @@ class Predictor:
         temperature. ``x``: (N, C, H, W) uint8 images or (N, D) float32 rows of the model's shape."""
         shape = tuple(self.meta["input_shape"])
         if tuple(x.shape[1:]) != shape:
-            raise NeuroclassError(f"inputs have shape {tuple(x.shape[1:])} but the model expects {shape}")
-        with keep_freed_memory() if self.device.type == "cpu" else contextlib.nullcontext():
-            return self.policy.logits(self.model, x, self.device, self.batch_size)
+            raise NeuroclassError(f"inputs have shape {tuple(x.shape[1:])} but the model expects {shape}; "
+                                  f"give images of {shape[-2]}x{shape[-1]} pixels (files are resized on load)"
+                                  if len(shape) == 3 else
+                                  f"inputs have {tuple(x.shape[1:])} features but the model expects {shape}; "
+                                  "give rows with the training table's columns")
+        return self.policy.logits(self.model, x, self.device, self.batch_size)
 
     def probabilities(self, logits: torch.Tensor) -> np.ndarray:
         """softmax(logits / temperature) as float32 (N, K): the probabilities every command reports.

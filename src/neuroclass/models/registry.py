@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from enum import StrEnum
+from enum import Enum
 from typing import Callable
 
 import torch
@@ -32,7 +32,7 @@ PathSpec = str | Callable[[nn.Module], str]
 LossFn = Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]
 
 
-class OutputKind(StrEnum):
+class OutputKind(str, Enum):
     """What a network's (B, K) output holds: ``logits`` (any real numbers, softmax gives
     probabilities) or ``lengths`` (capsnet's class-capsule lengths in [0, 1))."""
 
@@ -40,7 +40,7 @@ class OutputKind(StrEnum):
     LENGTHS = "lengths"
 
 
-class Side(StrEnum):
+class Side(str, Enum):
     """Which tensor of a module is the feature vector: what goes into it, or what comes out."""
 
     INPUT = "input"

@@ -27,10 +27,9 @@ from neuroclass.data.dataset import Dataset
 from neuroclass.errors import NeuroclassError
 from neuroclass.io import write_bytes_atomic, write_text_atomic
 from neuroclass.models import Classifier
-from neuroclass.runs.model_file import load_model, read_metadata, save_model
+from neuroclass.runs.model_file import load_model, read_metadata, read_weights, save_model
 
 HISTORY_FIELDS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "time")
-SPLITS = ("train", "val", "test")
 
 
 @dataclass
@@ -97,14 +96,21 @@ class RunFolder:
     def create(cls, out: str | Path, name: str) -> "RunFolder":
         """A new hidden ``out/.partial-<name>`` folder (``name-2``, ... when ``name`` is taken)."""
         out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        final, suffix = out / name, 1
-        while final.exists() or (out / f".partial-{final.name}").exists():
-            suffix += 1
-            final = out / f"{name}-{suffix}"
-        partial = out / f".partial-{final.name}"
-        partial.mkdir()
-        return cls(partial, final)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            for suffix in range(1, 10_000):
+                final = out / (name if suffix == 1 else f"{name}-{suffix}")
+                if final.exists():
+                    continue
+                try:  # mkdir is the claim: two runs started in the same second get two names
+                    (out / f".partial-{final.name}").mkdir()
+                except FileExistsError:
+                    continue
+                return cls(out / f".partial-{final.name}", final)
+        except OSError as exc:
+            raise NeuroclassError(f"--out '{out}': cannot create a run folder there ({exc.strerror or exc}); "
+                                  "pass a folder you can write to") from None
+        raise NeuroclassError(f"--out '{out}': 10,000 runs named {name}; pass another --out folder")
 
     def commit(self) -> Path:
         """Rename the complete partial folder to its final name; returns that path."""
@@ -179,7 +185,21 @@ class RunFolder:
             raise NeuroclassError(f"{path}: not valid JSON ({exc})") from None
 
     def config(self) -> Config:
-        return load_config(self.file("config.yaml"))
+        """config.yaml as a Config; NeuroclassError naming the file when it is missing or no longer
+        valid (a run written by an older neuroclass with settings that are refused now)."""
+        path = self.file("config.yaml")
+        if not path.is_file():
+            raise NeuroclassError(f"{path}: missing; pass a complete run folder made by 'neuroclass train'")
+        try:
+            return load_config(path)
+        except NeuroclassError as exc:
+            raise NeuroclassError(f"{path}: {exc} (the run's recorded config is refused by this "
+                                  "neuroclass; it was written by an older one)") from None
+
+    def weights(self) -> dict:
+        """model.safetensors as a dict of CPU tensors; NeuroclassError naming the file when it is
+        missing or unreadable."""
+        return read_weights(self.path)
 
     def config_text(self) -> str:
         return self.file("config.yaml").read_text()
@@ -235,8 +255,9 @@ class RunFolder:
             raise NeuroclassError(
                 f"{cfg.data.source}: the data changed since run '{self.path}' was trained (content "
                 f"hash {recorded[:16]} then, {current[:16]} now), so its recorded splits no longer "
-                f"select the same examples; pass --data {cfg.data.source} to use the data as it is "
-                "now, or train a new run on it")
+                f"select the same examples; train a new run on it, or treat it as other data "
+                f"('neuroclass evaluate RUN --data {cfg.data.source}', 'neuroclass embed RUN "
+                f"{cfg.data.source}'), knowing that it may hold the examples the model trained on")
         indices = self.split_indices()
         largest = max((int(i.max()) for i in indices.values() if len(i)), default=-1)
         if largest >= len(dataset):

@@ -10,11 +10,11 @@ import json
 from pathlib import Path
 
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from neuroclass.config import ModelConfig
 from neuroclass.errors import NeuroclassError
-from neuroclass.io import replace_atomic, write_text_atomic
+from neuroclass.io import write_bytes_atomic, write_text_atomic
 from neuroclass.models import Classifier, create
 from neuroclass.models.registry import split_name
 
@@ -39,13 +39,25 @@ def model_metadata(cfg: ModelConfig, options: dict, input_shape: tuple[int, ...]
 
 
 def save_model(folder: Path, model: Classifier, meta: dict) -> None:
-    """Write model.safetensors and model.json into ``folder`` (each via a temp name + rename)."""
+    """Write model.safetensors and model.json into ``folder``, each atomically (neuroclass/io.py)."""
     folder = Path(folder)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    tmp = folder / ".model.safetensors.tmp"
-    save_file(state, str(tmp), metadata={"format": "pt", "family": meta["family"]})
-    replace_atomic(tmp, folder / "model.safetensors")
+    write_bytes_atomic(folder / "model.safetensors",
+                       save(state, metadata={"format": "pt", "family": meta["family"]}))
     write_text_atomic(folder / "model.json", json.dumps(meta, indent=2))
+
+
+def read_weights(folder: Path) -> dict:
+    """model.safetensors of ``folder`` as {name: CPU tensor}; NeuroclassError naming the file when
+    it is missing (an unfinished run) or unreadable."""
+    weights = Path(folder) / "model.safetensors"
+    if not weights.is_file():
+        raise NeuroclassError(f"{folder}: no model.safetensors; the run did not finish; train it again")
+    try:
+        return load_file(str(weights))
+    except (SafetensorError, OSError) as exc:
+        raise NeuroclassError(f"{weights}: cannot read weights ({exc}); the file is damaged; "
+                              "train the run again") from None
 
 
 def read_metadata(folder: Path) -> dict:
@@ -72,19 +84,13 @@ def load_model(folder: Path) -> tuple[Classifier, dict]:
     """Rebuild the network from model.json and load its weights from model.safetensors."""
     folder = Path(folder)
     meta = read_metadata(folder)
-    weights = folder / "model.safetensors"
-    if not weights.is_file():
-        raise NeuroclassError(f"{folder}: no model.safetensors; the run did not finish")
-    try:
-        state = load_file(str(weights))
-    except (SafetensorError, OSError) as exc:
-        raise NeuroclassError(f"{weights}: cannot read weights ({exc})") from None
+    state = read_weights(folder)
     mean, std = state["standardize.mean"], state["standardize.std"]
     cfg = ModelConfig(name=meta["family"], init="default", options=meta["options"])
     model = create(cfg, tuple(meta["input_shape"]), len(meta["classes"]), mean, std)
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
-        raise NeuroclassError(f"{weights}: weights do not match model.json (missing {missing[:3]}, "
-                              f"unexpected {unexpected[:3]})")
+        raise NeuroclassError(f"{folder / 'model.safetensors'}: weights do not match model.json (missing "
+                              f"{missing[:3]}, unexpected {unexpected[:3]}); keep the two files of one run together")
     model.eval()
     return model, meta

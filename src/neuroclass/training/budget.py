@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Callable
 from dataclasses import replace
 
 import torch
@@ -135,10 +136,13 @@ def augment_for_budget(cfg: Config, splits: data_mod.Splits, epochs: float | Non
 
 def plan_for_budget(cfg: Config, splits: data_mod.Splits, input_shape: tuple[int, ...], classes: int,
                     mean: torch.Tensor, std: torch.Tensor, device: torch.device,
-                    deadline: float | None) -> tuple[Config, dict]:
-    """The config a time-budgeted run trains with, and what was decided (for timing.json)."""
+                    deadline: float | None, clock: Callable[[], float] = time.perf_counter) -> tuple[Config, dict]:
+    """The config a time-budgeted run trains with, and what was decided (for timing.json).
+    ``deadline`` is a reading of ``clock`` (seconds)."""
     if deadline is None:
         return cfg, {"model_size": None, "auto_augment": None}
+    # the plan times real training steps with time.perf_counter: the deadline in its units
+    deadline = time.perf_counter() + (deadline - clock())
     cfg, sizing = size_for_budget(cfg, splits, input_shape, classes, mean, std, device, deadline)
     epochs = sizing["epochs"] if sizing else None
     if epochs is None and cfg.augment.auto and not cfg.augment.enabled:  # only time what will be used

@@ -16,8 +16,6 @@ import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from safetensors import SafetensorError
-from safetensors.torch import load_file
 from torch import nn
 
 from neuroclass.config import Config, ModelConfig
@@ -209,10 +207,7 @@ def load_from_run(model: Classifier, run: str | Path, input_shape: tuple[int, ..
                               "resize the data (data.image_size, data.channels) to match")
     new_head = list(meta["classes"]) != list(classes)
     head = set(find_head(model).params) if new_head else set()
-    try:
-        state = load_file(str(run / "model.safetensors"))
-    except (SafetensorError, OSError) as exc:
-        raise NeuroclassError(f"{run}/model.safetensors: cannot read weights ({exc})") from None
+    state = RunFolder.open(run).weights()
     report = load_matching(model, state, skip=head)
     if report.missing or report.mismatched:
         raise NeuroclassError(f"--from {run}: " + report.summary("weights").split("; ", 1)[-1])

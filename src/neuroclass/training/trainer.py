@@ -108,10 +108,18 @@ class Trainer:
             getattr(callback, hook)(state, model)
 
     def fit(self, model: nn.Module, train: Dataset, val: Dataset | None) -> TrainState:
+        """Train ``model`` on ``train`` (validating on ``val`` after each epoch) and return the
+        fit's state. torch's global generator, which dropout draws from, is seeded with train.seed
+        for the fit and restored after it. Raises NeuroclassError when training diverges."""
+        devices = [self.device.index or 0] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(self.cfg.seed)
+            return self._fit(model, train, val)
+
+    def _fit(self, model: nn.Module, train: Dataset, val: Dataset | None) -> TrainState:
         cfg, device = self.cfg, self.device
         if cfg.patience and val is None:
             raise NeuroclassError("train.patience needs a validation split; set data.val_fraction > 0")
-        torch.manual_seed(cfg.seed)  # dropout draws from the global generator
         generator = torch.Generator().manual_seed(cfg.seed)  # shuffling and augmentation
         batch_size = resolve_batch_size(cfg.batch_size, len(train))
         batches = Batches(train.x.to(device), train.y.to(device), batch_size, generator)
