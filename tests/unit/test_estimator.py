@@ -13,6 +13,7 @@ from neuroclass import NeuralClassifier, Predictor
 from neuroclass.data.arrays import from_arrays
 from neuroclass.data.blocks import make_blocks
 from neuroclass.pipeline import build, finalize, fit, prepare, process_state, write_run
+from neuroclass.runs import RunFolder
 
 # Small and fast: scikit-learn's checks fit dozens of times on tiny data sets (up to 300 rows).
 # One thread: several threads on few busy cores make each small step many times slower.
@@ -59,7 +60,7 @@ def test_predict_proba_is_the_predictors(tmp_path):
         prep = prepare(cfg, dataset=dataset, require_test=False)
         model, tuning = build(prep)
         done = finalize(prep, model, fit(prep, model, tuning))
-        path = write_run(prep, done)
+        path = write_run(RunFolder.create(tmp_path, "estimator"), prep, done)
     loaded = Predictor.from_run(path, device="cpu")
     assert loaded.classes == list(clf.classes_)
     np.testing.assert_allclose(loaded.predict_proba_tensor(x), clf.predict_proba(X), atol=1e-6)

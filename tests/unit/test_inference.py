@@ -62,10 +62,7 @@ def test_capsnet_probabilities_are_its_normalised_lengths():
 
 def test_capsnet_temperature_is_fitted_on_logits():
     """The temperature is fitted on log-lengths, whose softmax is the normalised lengths, and the
-    fit improves the validation log loss; on the raw lengths (in [0, 1), what softmax used to see)
-    the log loss is far worse: softmax of values that close is nearly uniform."""
-    from neuroclass.inference.calibrate import calibrate
-
+    guarded fit is kept where it improves the validation log loss."""
     name, options, _ = next(c for c in CASES if c[0] == "capsnet")
     model = decisive(name, options)
     x = torch.randint(0, 256, (200, 1, 28, 28), dtype=torch.uint8,
@@ -80,8 +77,6 @@ def test_capsnet_temperature_is_fitted_on_logits():
     assert fit["decision"] == "accepted" and policy.temperature == pytest.approx(fit["temperature"])
     assert 0.05 < policy.temperature < 20
     assert fit["val_log_loss_candidate"] < fit["val_log_loss_uncalibrated"]
-    on_lengths = calibrate(lengths, y)  # what treating lengths as logits gives
-    assert fit["val_log_loss_candidate"] < on_lengths["val_log_loss_candidate"]
 
 
 def test_every_family_has_a_case():

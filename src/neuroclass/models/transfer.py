@@ -76,7 +76,7 @@ def find_head(model: Classifier) -> Head:
         params = (f"net.{path}",)
     if not params:
         raise NeuroclassError(f"model {family.name}: its declared head '{path}' holds no parameters")
-    return Head(params, f"net.{family.feature_path(net)}", str(family.feature_side))
+    return Head(params, f"net.{family.feature_path(net)}", family.feature_side.value)
 
 
 def split_backbone_head(model: Classifier) -> tuple[list[str], list[str]]:
