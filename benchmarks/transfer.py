@@ -29,12 +29,12 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-import yaml
 
 from bench_table import fmt_percent, fmt_seconds, format_table, machine_summary, settings_note
 from neuroclass.api import train
 from neuroclass.config import load_config, parse_duration
 from neuroclass.errors import NeuroclassError
+from neuroclass.runs import RunFolder
 
 QUICK = {"pretrain": "15s", "budget": "5s", "seeds": "0", "pretrain_overrides": ["data.limit=2000"]}
 # from scratch builds the pretrained network's size (a time budget alone would pick its own)
@@ -77,7 +77,7 @@ def digits_28(path: Path) -> Path:
 
 def run_contender(name: str, data: Path, n_images: int, pretrained, seed: int, opts, out: str) -> dict:
     """One run on the few labels: test accuracy, epochs, training seconds (or the error)."""
-    size = yaml.safe_load((pretrained.path / "config.yaml").read_text())["model"]["size"]
+    size = RunFolder.open(pretrained.path).config().model.size
     overrides = [o.format(run=pretrained.path, size=size) for o in CONTENDERS[name]] + opts.overrides + [
         "data.val_fraction=0", f"data.test_fraction={1 - opts.labelled / n_images:.6f}"]
     try:
@@ -156,7 +156,7 @@ def main(argv=None) -> None:
         print(f"pretraining on {Path(source).stem} for {opts.pretrain} ...", flush=True)
         pre = train(source, time_budget=opts.pretrain, quiet=True, out=out, report=False,
                     overrides=opts.overrides + opts.pretrain_overrides)
-        size = yaml.safe_load((pre.path / "config.yaml").read_text())["model"]["size"]
+        size = RunFolder.open(pre.path).config().model.size
         print(f"pretrained: test accuracy {fmt_percent(pre.metrics['accuracy'])} on its own classes, "
               f"{pre.timing['epochs']} epochs, {fmt_seconds(pre.timing['train_seconds'])} training, "
               f"model size {size}")
