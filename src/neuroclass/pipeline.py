@@ -26,6 +26,7 @@ import torch
 
 from neuroclass import data as data_mod
 from neuroclass.config import Config
+from neuroclass.data.builtin import is_builtin
 from neuroclass.data.dataset import Dataset
 from neuroclass.data.normalization import normalization_stats
 from neuroclass.device import keep_freed_memory, pick_device, use_threads
@@ -103,6 +104,10 @@ def prepare(cfg: Config, dataset: Dataset | None = None, require_test: bool = Tr
     start = clock()
     deadline = start + cfg.train.time_budget if cfg.train.time_budget else None
     device = pick_device(cfg.train.device)
+    source = Path(cfg.data.source).expanduser()
+    if dataset is None and not is_builtin(cfg.data.source) and source.exists():
+        # an absolute path in the run's config finds its data from any working folder
+        cfg = replace(cfg, data=replace(cfg.data, source=str(source.resolve())))
     cfg = resolve_transfer(cfg)  # --from RUN: the run's model; conflicting starting points fail
     resolved_options(cfg.model.name, sized_options(cfg.model))  # a typo fails before the data loads
     dataset = dataset if dataset is not None else data_mod.load(cfg.data)

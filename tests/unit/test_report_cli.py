@@ -56,10 +56,15 @@ def test_report_on_a_bad_run_path_is_one_error_line(tmp_path, capsys):
     assert "no such run folder" in err[0]
 
 
-def test_report_into_a_missing_folder_is_one_error_line(run_copy, tmp_path, capsys):
-    assert main(["report", str(run_copy), "--out", str(tmp_path / "nowhere" / "r.html")]) == 2
+def test_report_into_a_missing_folder_creates_it_and_a_file_in_the_way_is_one_error_line(
+        run_copy, tmp_path, capsys):
+    assert main(["report", str(run_copy), "--out", str(tmp_path / "new" / "r.html")]) == 0
+    assert (tmp_path / "new" / "r.html").is_file() and (tmp_path / "new" / "r.json").is_file()
+    (tmp_path / "a-file").write_text("x")
+    capsys.readouterr()
+    assert main(["report", str(run_copy), "--out", str(tmp_path / "a-file" / "r.html")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "--out" in err[0] and "does not exist" in err[0]
+    assert len(err) == 1 and "--out" in err[0] and "a-file" in err[0]
 
 
 def test_evaluate_on_other_data_writes_a_separate_report(run_copy, capsys):

@@ -131,3 +131,28 @@ def test_the_python_api_writes_the_same_run_folder_as_the_cli(tmp_path):
                                   RunFolder.open(cli_run).split_indices()["test"])
     assert torch.equal(Predictor.from_run(result.path).model.state_dict()["standardize.mean"],
                        Predictor.from_run(cli_run).model.state_dict()["standardize.mean"])
+
+
+def test_a_run_finds_its_data_from_any_working_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    npz_data(tmp_path / "mine.npz")
+    assert main(["train", "mine.npz", "--model", "mlp", "--epochs", "1", "--quiet", "--no-report",
+                 "--out", "runs", "--set", "model.options.hidden=[8]"]) == 0
+    run = next((tmp_path / "runs").iterdir())
+    assert RunFolder.open(run).config().data.source == str(tmp_path / "mine.npz")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    metrics, what = evaluate_run(run)
+    assert what.startswith(str(tmp_path / "mine.npz")) and metrics["n"] > 0
+
+
+def test_report_out_folders_and_unwritable_places(npz_run, tmp_path, capsys):
+    run, _ = npz_run
+    assert main(["report", str(run), "--out", str(tmp_path / "new" / "folder") + "/"]) == 0
+    assert (tmp_path / "new" / "folder" / "report.html").is_file()
+    assert (tmp_path / "new" / "folder" / "report.json").is_file()
+    capsys.readouterr()
+    assert main(["report", str(run), "--out", "/proc/neuroclass/r.html"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("neuroclass: error: --out") and "writ" in err[0]

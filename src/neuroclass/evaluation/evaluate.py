@@ -69,9 +69,11 @@ def data_inputs(source: str, run: RunFolder, meta: dict, test_part: bool = True)
     shape = tuple(meta["input_shape"])
     dataset = data_mod.load(replace(DataConfig(), source=source, channels=shape[0],
                                     image_size=shape[1] if shape[1] == shape[2] else None))
-    if tuple(dataset.input_shape) != shape:
-        raise NeuroclassError(f"DATA '{source}': images of shape {tuple(dataset.input_shape)} do not fit "
-                              f"the model's {shape}; resize them to {shape[1]}x{shape[2]}")
+    got = tuple(dataset.input_shape)
+    if got != shape:
+        fix = (f"give images with {shape[0]} channel(s)" if got[1:] == shape[1:] else
+               f"resize them to {shape[1]}x{shape[2]}")
+        raise NeuroclassError(f"DATA '{source}': images of shape {got} do not fit the model's {shape}; {fix}")
     use_test = test_part and "test" in dataset.parts
     part = dataset.subset(dataset.parts["test"]) if use_test else dataset
     which = "test split" if use_test else "all"

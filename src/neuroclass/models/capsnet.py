@@ -47,7 +47,8 @@ class CapsNet(nn.Module):
     def __init__(self, cfg: CapsNetConfig, input_shape: tuple[int, ...], num_classes: int) -> None:
         super().__init__()
         if len(input_shape) != 3:
-            raise NeuroclassError(f"model capsnet needs images (C, H, W); got input shape {input_shape}")
+            raise NeuroclassError(f"model capsnet needs images (C, H, W); got input shape {input_shape}: "
+                                  "for a table's feature rows use --model mlp")
         c, h, w = input_shape
         h, w = max(h, MIN_SIDE), max(w, MIN_SIDE)
         self.routing, self.primary_dim = cfg.routing, cfg.primary_dim

@@ -37,7 +37,8 @@ class CNN(nn.Module):
     def __init__(self, cfg: CNNConfig, input_shape: tuple[int, ...], num_classes: int) -> None:
         super().__init__()
         if len(input_shape) != 3:
-            raise NeuroclassError(f"model cnn needs images (C, H, W); got input shape {input_shape}")
+            raise NeuroclassError(f"model cnn needs images (C, H, W); got input shape {input_shape}: "
+                                  "for a table's feature rows use --model mlp")
         c_in, h, w = input_shape
 
         def conv_block(c_in: int, width: int, pool_inside: bool) -> list[nn.Module]:

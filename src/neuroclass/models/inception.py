@@ -58,7 +58,8 @@ class Inception(nn.Module):
     def __init__(self, cfg: InceptionConfig, input_shape: tuple[int, ...], num_classes: int) -> None:
         super().__init__()
         if len(input_shape) != 3:
-            raise NeuroclassError(f"model inception needs images (C, H, W); got input shape {input_shape}")
+            raise NeuroclassError(f"model inception needs images (C, H, W); got input shape {input_shape}: "
+                                  "for a table's feature rows use --model mlp")
         if not cfg.blocks or min(int(n) for n in cfg.blocks) < 1:
             raise NeuroclassError(f"model.options.blocks must list >= 1 block per stage. Got {cfg.blocks}.")
         c_in = 2 * cfg.width

@@ -108,7 +108,8 @@ class ResNet(nn.Module):
     def __init__(self, cfg: ResNetConfig, input_shape: tuple[int, ...], num_classes: int) -> None:
         super().__init__()
         if len(input_shape) != 3:
-            raise NeuroclassError(f"model resnet needs images (C, H, W); got input shape {input_shape}")
+            raise NeuroclassError(f"model resnet needs images (C, H, W); got input shape {input_shape}: "
+                                  "for a table's feature rows use --model mlp")
         block = {"basic": BasicBlock, "bottleneck": Bottleneck}[cfg.block]
         stem_pool = cfg.stem_pool and min(input_shape[1:]) >= 2  # tiny inputs keep their pixels
         self.stem = nn.Sequential(nn.Conv2d(input_shape[0], cfg.width, 3, padding=1, bias=False),

@@ -92,7 +92,7 @@ class TorchvisionNet(nn.Module):
 
         if len(input_shape) != 3:
             raise NeuroclassError(f"model tv:{cfg.arch} needs images (C, H, W); got input shape "
-                                  f"{input_shape}")
+                                  f"{input_shape}: for a table's feature rows use --model mlp")
         check_side(cfg.arch, cfg.resize or min(input_shape[1:]))
         extra = {"aux_logits": False, "init_weights": True} if cfg.arch in AUX_HEADS else {}
         self.model = torchvision.models.get_model(cfg.arch, weights=None, num_classes=num_classes, **extra)

@@ -59,7 +59,8 @@ class ViT(nn.Module):
     def __init__(self, cfg: ViTConfig, input_shape: tuple[int, ...], num_classes: int) -> None:
         super().__init__()
         if len(input_shape) != 3:
-            raise NeuroclassError(f"model vit needs images (C, H, W); got input shape {input_shape}")
+            raise NeuroclassError(f"model vit needs images (C, H, W); got input shape {input_shape}: "
+                                  "for a table's feature rows use --model mlp")
         if cfg.dim % cfg.heads:
             raise NeuroclassError(f"model vit: dim ({cfg.dim}) must be a multiple of heads ({cfg.heads})")
         c, h, w = input_shape

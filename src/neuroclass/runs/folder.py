@@ -141,8 +141,8 @@ class RunFolder:
     def report_path(self, data: str | None = None, out: str | Path | None = None) -> Path:
         """Where a report's HTML goes: ``out`` (a file, or a folder to put the default name in),
         else the run folder; the default name is report.html, or report-<data>.html for an
-        evaluation on other data, so that it never replaces the run's own. report.json goes
-        beside it (same stem).
+        evaluation on other data, so that it never replaces the run's own. ``out`` names a folder
+        when it is one, ends with a slash or has no suffix. report.json goes beside the HTML.
 
         >>> RunFolder("runs/x").report_path(), RunFolder("runs/x").report_path("blocks:n=200")
         (PosixPath('runs/x/report.html'), PosixPath('runs/x/report-blocks_n_200.html'))
@@ -150,8 +150,8 @@ class RunFolder:
         name = f"report-{data_slug(data)}.html" if data else "report.html"
         if out is None:
             return self.path / name
-        out = Path(out)
-        return out / name if out.is_dir() else out
+        folder = Path(out).is_dir() or str(out).endswith(("/", "\\")) or not Path(out).suffix
+        return Path(out) / name if folder else Path(out)
 
     # ------------------------------------------------------------------ writing
     def write_json(self, name: str, value: dict) -> None:

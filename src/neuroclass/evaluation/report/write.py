@@ -36,8 +36,12 @@ def write_report(run: str | Path, data: str | None = None, out: str | Path | Non
     """
     start = time.perf_counter()
     html_path = report_path(run, data, out)
-    if out is not None and not html_path.parent.is_dir():  # fail before the slow part
-        raise NeuroclassError(f"--out '{out}': folder {html_path.parent} does not exist")
+    if out is not None:  # fail before the slow part
+        try:
+            html_path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise NeuroclassError(f"--out '{out}': cannot create folder {html_path.parent} ({exc.strerror or exc}); "
+                                  "pass a folder you can write to") from None
     inputs = load_inputs(run, data)  # a missing or incomplete RUN fails here, with its own message
     report = collect(inputs)
     pictures = draw_pictures(report, inputs)
@@ -48,8 +52,12 @@ def write_report(run: str | Path, data: str | None = None, out: str | Path | Non
     document = page(title, subtitle, render_sections(report, pictures),
                     f"Made by neuroclass {inputs.environment.get('neuroclass', '')} from {inputs.run}. "
                     f"Every number is in {html_path.with_suffix('.json').name}.")
-    write_text_atomic(html_path.with_suffix(".json"), json.dumps(report, indent=2, allow_nan=False))
-    write_text_atomic(html_path, document)
+    try:
+        write_text_atomic(html_path.with_suffix(".json"), json.dumps(report, indent=2, allow_nan=False))
+        write_text_atomic(html_path, document)
+    except OSError as exc:
+        raise NeuroclassError(f"{html_path}: cannot write the report ({exc.strerror or exc}); pass "
+                              "--out with a folder you can write to") from None
     return html_path
 
 
