@@ -34,6 +34,7 @@ from neuroclass.errors import NeuroclassError
 from neuroclass.evaluation.metrics import classification_metrics
 from neuroclass.inference import InferencePolicy, Predictor, choose_policy
 from neuroclass.models import Classifier, create, resolved_options, sized_options
+from neuroclass.models.registry import check_model_config
 from neuroclass.runs import RunFolder, model_metadata, run_name
 from neuroclass.training.budget import plan_for_budget, reserve_examples, trained_shift
 from neuroclass.training.callbacks import Callback
@@ -109,7 +110,7 @@ def prepare(cfg: Config, dataset: Dataset | None = None, require_test: bool = Tr
         # an absolute path in the run's config finds its data from any working folder
         cfg = replace(cfg, data=replace(cfg.data, source=str(source.resolve())))
     cfg = resolve_transfer(cfg)  # --from RUN: the run's model; conflicting starting points fail
-    resolved_options(cfg.model.name, sized_options(cfg.model))  # a typo fails before the data loads
+    check_model_config(cfg.model)  # family, size and options: a typo fails before the data loads
     dataset = dataset if dataset is not None else data_mod.load(cfg.data)
     splits = data_mod.split(dataset, cfg.data.val_fraction, cfg.data.test_fraction, cfg.train.seed)
     if require_test and splits.test is None:
