@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
+from neuroclass.data.issues import DataIssues
 from neuroclass.errors import NeuroclassError
 
 
@@ -32,6 +33,7 @@ class Dataset:
     parts: dict[str, np.ndarray] = field(default_factory=dict)
     preprocessing: dict = field(default_factory=dict)
     skipped: int = 0  # unreadable files skipped at load
+    issues: DataIssues = field(default_factory=DataIssues)  # what loading and splitting found
 
     def __len__(self) -> int:
         return int(self.y.shape[0])
