@@ -56,6 +56,9 @@ class DataConfig:
     # decode image folders once into a memory-mapped cache ($NEUROCLASS_CACHE, else
     # ~/.cache/neuroclass/images) so that later loads and epochs never decode a file again
     cache: bool = True
+    # labels that differ only by surrounding spaces, letter case or Unicode form ("yes", "yes ",
+    # "Yes"): "merge" reads them as one class with a warning, "strict" refuses the data
+    labels: str = field(default="merge", metadata=rule(choices=("merge", "strict")))
 
     def validate(self) -> None:
         """Validation and test are carved from the same examples: something must be left to train."""

@@ -132,6 +132,19 @@ def test_class_imbalance_names_the_classes_and_the_rare_class_recall():
     assert "class_imbalance" not in rules(diagnose(HEALTHY, METRICS, with_facts(class_counts=mild)))
 
 
+def test_a_class_without_test_examples_is_not_tested_not_zero_recall():
+    per_class = {**METRICS["per_class"],
+                 "c9": {"precision": None, "recall": None, "f1": None, "support": 0, "tested": False}}
+    metrics = {**METRICS, "per_class": per_class, "not_tested": ["c9"]}
+    counts = {**FACTS["class_counts"], "c9": 1}
+    findings = diagnose(HEALTHY, metrics, with_facts(class_counts=counts))
+    imbalance = next(f for f in findings if f["rule"] == "class_imbalance")
+    assert "not tested" in imbalance["finding"] and "recall" not in imbalance["finding"]
+    untested = next(f for f in findings if f["rule"] == "untested_classes")
+    assert untested["severity"] == "warning" and "'c9'" in untested["finding"]
+    assert "untested_classes" not in rules(diagnose(HEALTHY, METRICS, FACTS))
+
+
 def test_dead_relu_above_a_fifth_of_the_units():
     dead = {"layers": [{"name": "a", "units": 16, "dead": 2}, {"name": "b", "units": 16, "dead": 10}],
             "dead": 12, "units": 32, "fraction": 12 / 32}
@@ -177,7 +190,7 @@ def test_every_rule_has_a_test_and_every_fix_names_real_config_keys():
             resolve("cnn", {key.split(".")[-1]: 0.3 if key.endswith("dropout") else [8]})
         else:
             load_config(overrides=[f"{key}={value}" if key != "augment.enabled" else f"{key}=true"])
-    assert len(RULES) == 10
+    assert len(RULES) == 11
 
 
 @pytest.mark.parametrize("args, match", [

@@ -113,3 +113,18 @@ def test_most_confused_in_metrics_agrees_with_the_confusion_matrix(predictions):
     assert top["count"] == cm[i, j] == (cm - np.diag(np.diag(cm))).max()
     assert top["rate"] == pytest.approx(cm[i, j] / cm[i].sum())
     assert len(m["most_confused"]) <= 5
+
+
+def test_a_class_without_test_examples_is_not_tested_and_left_out_of_macro_averages():
+    y = np.array([0, 0, 1, 1, 0, 1])
+    proba = np.array([[.8, .1, .1], [.6, .3, .1], [.2, .7, .1], [.1, .8, .1], [.3, .6, .1], [.2, .2, .6]])
+    m = classification_metrics(y, proba, ["a", "b", "rare"])
+    assert m["not_tested"] == ["rare"]
+    assert m["per_class"]["rare"] == {"precision": None, "recall": None, "f1": None, "support": 0,
+                                      "tested": False}
+    pred = proba.argmax(1)
+    assert m["macro_f1"] == pytest.approx(skm.f1_score(y, pred, labels=[0, 1], average="macro"))
+    assert m["macro_f1"] > skm.f1_score(y, pred, labels=[0, 1, 2], average="macro", zero_division=0)
+    assert json.loads(json.dumps(m)) == m
+    text = format_metrics(m)
+    assert "not tested" in text and "rare" in text.splitlines()[-1]

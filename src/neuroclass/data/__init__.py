@@ -11,6 +11,7 @@ from neuroclass.data.builtin import BUILTIN, is_builtin, load_builtin
 from neuroclass.data.dataset import Dataset, validate
 from neuroclass.data.folder import load_image_folder
 from neuroclass.data.idx import is_idx_folder, load_idx_folder
+from neuroclass.data.labels import merge_near_duplicate_labels
 from neuroclass.data.split import Splits, split
 from neuroclass.data.table import load_table
 from neuroclass.errors import NeuroclassError
@@ -62,5 +63,6 @@ def load(cfg: DataConfig) -> Dataset:
                                   ".csv, .parquet or .npz")
     if cfg.limit is not None:
         ds = _limit(ds, cfg.limit)
+    ds = merge_near_duplicate_labels(ds, cfg.labels)
     validate(ds)
     return ds

@@ -1,12 +1,14 @@
 """Train / validation / test splits: shipped splits are kept, the rest is carved stratified and seeded."""
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 from sklearn.model_selection import train_test_split
 
 from neuroclass.data.dataset import Dataset
+from neuroclass.data.issues import SmallClass
 from neuroclass.errors import NeuroclassError
 
 
@@ -20,24 +22,73 @@ class Splits:
 
 
 def _carve(index: np.ndarray, labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray, str]:
-    """Split ``index`` into (rest, carved) with ``fraction`` carved; stratified when possible."""
+    """Split ``index`` into (rest, carved) with ``fraction`` carved; stratified when possible.
+
+    A class with a single example in ``index`` cannot be stratified: it stays in ``rest`` (so a
+    one-example class is trained on) and the other classes are carved stratified as usual."""
     if fraction <= 0:
         return index, index[:0], "none"
     n_carved = max(1, int(round(fraction * len(index))))
     if n_carved >= len(index):
         raise NeuroclassError(f"data: only {len(index)} examples; too few to carve a "
                               f"{fraction:.0%} split; lower data.val_fraction/test_fraction")
+    counts = np.bincount(labels[index])
+    single = counts[labels[index]] < 2
     try:
-        rest, carved = train_test_split(index, test_size=n_carved, random_state=seed,
-                                        stratify=labels[index])
-        return np.sort(rest), np.sort(carved), "stratified"
-    except ValueError:  # a class with a single example cannot be stratified
+        rest, carved = train_test_split(index[~single], test_size=n_carved, random_state=seed,
+                                        stratify=labels[index[~single]])
+        return np.sort(np.concatenate([rest, index[single]])), np.sort(carved), "stratified"
+    except ValueError:  # fewer examples to carve than classes, or too few left to stratify
         rest, carved = train_test_split(index, test_size=n_carved, random_state=seed)
         return np.sort(rest), np.sort(carved), "random"
 
 
+ROLE = {"train": "trained on", "val": "validated", "test": "tested"}
+SPLIT_WORD = {"train": "training", "val": "validation", "test": "testing"}
+
+
+def classes_missing_from_splits(ds: Dataset, indices: dict[str, np.ndarray]) -> list[SmallClass]:
+    """Each class with no example in a split that exists (a non-empty index), with what was done.
+
+    >>> from neuroclass.data.blocks import make_blocks
+    >>> ds = make_blocks(n=8)
+    >>> classes_missing_from_splits(ds, {"train": np.arange(8), "test": np.array([0])})[0].action
+    'kept for training only; it is not tested'
+    """
+    labels = ds.y.numpy()
+    present = [name for name in ("train", "val", "test") if len(indices.get(name, ()))]
+    per_split = {name: np.bincount(labels[indices[name]], minlength=len(ds.classes)) for name in present}
+    found = []
+    for c, name in enumerate(ds.classes):
+        missing = tuple(s for s in present if per_split[s][c] == 0)
+        if not missing:
+            continue
+        kept = [s for s in present if s not in missing]
+        where = ("kept for training only" if kept == ["train"] else
+                 "in " + " and ".join(SPLIT_WORD[s] for s in kept) if kept else "in no split")
+        action = f"{where}; it is not {' or '.join(ROLE[s] for s in missing)}"
+        found.append(SmallClass(name, int(sum(per_split[s][c] for s in present)), missing, action))
+    return found
+
+
+def describe_missing(found: list[SmallClass]) -> str:
+    """One line naming every class missing from a split and what was done.
+
+    >>> describe_missing([SmallClass("rare", 1, ("val", "test"), "kept for training only; it is "
+    ...                               "not validated or tested")])  # doctest: +ELLIPSIS
+    "class 'rare' has 1 example: kept for training only; it is not validated or tested (...)"
+    """
+    said = "; ".join(f"class '{c.name}' has {c.count} example{'' if c.count == 1 else 's'}: {c.action}"
+                     for c in found)
+    return (f"{said} (too few examples for every split; averaged metrics leave untested classes out; "
+            "add examples to evaluate them)")
+
+
 def split(ds: Dataset, val_fraction: float, test_fraction: float, seed: int) -> Splits:
     """Official/folder splits win; otherwise a seeded stratified split of what is left.
+
+    Classes with too few examples to appear in every split are recorded in
+    ``ds.issues.small_classes`` and named in one warning (a one-example class is kept for training).
 
     Example::
 
@@ -60,5 +111,8 @@ def split(ds: Dataset, val_fraction: float, test_fraction: float, seed: int) -> 
     if len(np.unique(labels[train])) < 2:
         raise NeuroclassError(f"{ds.source or ds.name}: the training split holds only one class")
     indices = {"train": train, "val": val, "test": test}
+    ds.issues.small_classes[:] = classes_missing_from_splits(ds, indices)
+    if ds.issues.small_classes:
+        warnings.warn(f"{ds.source or ds.name}: {describe_missing(ds.issues.small_classes)}", stacklevel=2)
     return Splits(train=ds.subset(train), val=ds.subset(val) if len(val) else None,
                   test=ds.subset(test) if len(test) else None, indices=indices, method=method)

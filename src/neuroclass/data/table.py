@@ -9,6 +9,7 @@ import torch
 
 from neuroclass.data.arrays import features_to_float
 from neuroclass.data.dataset import Dataset, encode_labels
+from neuroclass.data.labels import check_label_column
 from neuroclass.errors import NeuroclassError
 from neuroclass.registry import did_you_mean
 
@@ -100,6 +101,7 @@ def load_table(path: Path, label_column: str | None, categorical: list[str]) -> 
         row = int(np.flatnonzero(labels.isna().to_numpy())[0])
         raise NeuroclassError(f"{path}: label column '{label_column}' is empty at row {row}; "
                               "every row needs a label")
+    check_label_column(labels.to_numpy(), f"{path}: label column '{label_column}'")
     features = df.drop(columns=[label_column])
     if features.shape[1] == 0:
         raise NeuroclassError(f"{path}: no feature columns besides '{label_column}'")

@@ -299,14 +299,31 @@ def class_imbalance(run: Run) -> Optional[dict]:
     if counts[small] * IMBALANCE_RATIO >= counts[big]:
         return None
     ratio = f"{counts[big] / counts[small]:.0f}x" if counts[small] else "no examples at all"
-    recall = ((run.metrics.get("per_class") or {}).get(small) or {}).get("recall")
-    tail = f"; its test recall is {_pct(recall)}" if recall is not None else ""
+    row = (run.metrics.get("per_class") or {}).get(small) or {}
+    if row.get("tested") is False:
+        tail = "; it has no test examples, so it is not tested"
+    else:
+        tail = f"; its test recall is {_pct(row['recall'])}" if row.get("recall") is not None else ""
     return _finding("class_imbalance", "warning",
                     f"The training classes are imbalanced: '{big}' has {counts[big]} examples and "
                     f"'{small}' {counts[small]} ({ratio}){tail}.",
                     f"add training examples of '{small}' or subsample the largest classes; "
                     "neuroclass has no class-weight setting, so judge the model by balanced "
                     "accuracy and per-class recall")
+
+
+def untested_classes(run: Run) -> Optional[dict]:
+    """Classes without test examples: not scored (not 0), and so not known to work."""
+    names = run.metrics.get("not_tested") or []
+    if not names:
+        return None
+    shown = ", ".join(f"'{n}'" for n in names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+    return _finding("untested_classes", "warning",
+                    f"{len(names)} class{'' if len(names) == 1 else 'es'} ({shown}) had no test "
+                    "examples: not tested, so left out of the macro averages; how well the model "
+                    "knows them is unknown.",
+                    "add examples of these classes (enough for every split: training, validation "
+                    "and test), or evaluate on data that has them with 'neuroclass evaluate RUN --data DATA'")
 
 
 def dead_relu(run: Run) -> Optional[dict]:
@@ -361,4 +378,4 @@ def mislabelled(run: Run) -> Optional[dict]:
 
 RULES: list[Callable[[Run], Optional[dict]]] = [
     loss_not_finite, loss_exploding, lr_too_high, lr_too_low, overfitting, underfitting,
-    class_imbalance, dead_relu, leakage, mislabelled]
+    class_imbalance, untested_classes, dead_relu, leakage, mislabelled]

@@ -14,6 +14,10 @@ def classification_metrics(y_true: np.ndarray, proba: np.ndarray, classes: list[
     precision/recall/F1/support, macro and weighted F1, confusion matrix, the most confused pairs,
     log loss. ``proba`` is (N, K) with rows summing to 1. Every value is plain JSON.
 
+    A class with no example in ``y_true`` is not tested: its per-class scores are None with
+    ``"tested": False``, it is listed in ``"not_tested"``, and macro averages leave it out
+    (a model is not scored 0 on a class nobody asked it about).
+
     >>> m = classification_metrics(np.array([0, 1]), np.array([[0.9, 0.1], [0.2, 0.8]]), ["a", "b"])
     >>> m["accuracy"], m["top_k_accuracy"], m["roc_auc_ovr_macro"]
     (1.0, {'1': 1.0}, 1.0)
@@ -25,8 +29,11 @@ def classification_metrics(y_true: np.ndarray, proba: np.ndarray, classes: list[
     y_pred = proba.argmax(axis=1)
     precision, recall, f1, support = skm.precision_recall_fscore_support(
         y_true, y_pred, labels=labels, zero_division=0)
+    tested = labels[support > 0]  # a class without examples here is not tested, not scored 0
     per_class = {name: {"precision": float(precision[i]), "recall": float(recall[i]),
-                        "f1": float(f1[i]), "support": int(support[i])}
+                        "f1": float(f1[i]), "support": int(support[i]), "tested": True}
+                 if support[i] else {"precision": None, "recall": None, "f1": None, "support": 0,
+                                     "tested": False}
                  for i, name in enumerate(classes)}
     confusion = skm.confusion_matrix(y_true, y_pred, labels=labels)
     auc, auc_reason = roc_auc_ovr_macro(y_true, proba, classes)
@@ -37,7 +44,7 @@ def classification_metrics(y_true: np.ndarray, proba: np.ndarray, classes: list[
         "top_k_accuracy": top_k_accuracy(y_true, proba),
         "roc_auc_ovr_macro": auc,
         "roc_auc_reason": auc_reason,
-        "macro_f1": float(skm.f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)),
+        "macro_f1": float(skm.f1_score(y_true, y_pred, labels=tested, average="macro", zero_division=0)),
         "weighted_f1": float(skm.f1_score(y_true, y_pred, labels=labels, average="weighted",
                                           zero_division=0)),
         "log_loss": float(skm.log_loss(y_true, np.clip(proba, 1e-15, 1.0), labels=labels)),
@@ -45,6 +52,7 @@ def classification_metrics(y_true: np.ndarray, proba: np.ndarray, classes: list[
         "confusion_matrix": confusion.tolist(),
         "most_confused": most_confused(confusion, classes),
         "classes": list(classes),
+        "not_tested": [classes[i] for i in labels if not support[i]],
     }
 
 
@@ -127,6 +135,11 @@ def format_metrics(m: dict) -> str:
     lines.append(f"balanced accuracy {m['balanced_accuracy']:.4f}  {top_k}  ROC-AUC (OvR macro) {auc}")
     lines.append(f"{'class':<{width}}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}")
     for name, row in m["per_class"].items():
-        lines.append(f"{name:<{width}}{row['precision']:>10.4f}{row['recall']:>10.4f}"
-                     f"{row['f1']:>10.4f}{row['support']:>10d}")
+        if row.get("tested", True):
+            lines.append(f"{name:<{width}}{row['precision']:>10.4f}{row['recall']:>10.4f}"
+                         f"{row['f1']:>10.4f}{row['support']:>10d}")
+        else:
+            lines.append(f"{name:<{width}}{'not tested (no examples)':>30}{row['support']:>10d}")
+    if m.get("not_tested"):
+        lines.append(f"not tested (left out of macro averages): {', '.join(m['not_tested'])}")
     return "\n".join(lines)

@@ -140,10 +140,11 @@ def training_section(inputs: ReportInputs) -> dict:
 
 
 def metrics_section(y: np.ndarray, proba: np.ndarray, classes: list[str]) -> dict:
-    """classification_metrics plus macro and weighted precision/recall/F1 averages."""
+    """classification_metrics plus macro and weighted precision/recall/F1 averages, both over the
+    tested classes (those with examples in ``y``; the others are listed in "not_tested")."""
     metrics = classification_metrics(y, proba, classes)
     y_pred = np.asarray(proba).argmax(axis=1)
-    labels = np.arange(len(classes))
+    labels = np.array([i for i, name in enumerate(classes) if name not in metrics["not_tested"]])
     averages = {}
     for average in ("macro", "weighted"):
         p, r, f, _ = skm.precision_recall_fscore_support(y, y_pred, labels=labels, average=average,

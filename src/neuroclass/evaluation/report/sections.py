@@ -140,12 +140,19 @@ def metrics(r: dict, pics: dict) -> str:
     rows += [(f"top-{k} accuracy", fmt(v)) for k, v in m["top_k_accuracy"].items()]
     rows += [("log loss", fmt(m["log_loss"])), ("ROC-AUC (one-vs-rest, macro)", auc)]
     per_class = [[name, fmt(c["precision"]), fmt(c["recall"]), fmt(c["f1"]), fmt(c["support"])]
+                 if c.get("tested", True) else [name, "not tested", "not tested", "not tested", fmt(0)]
                  for name, c in m["per_class"].items()]
+    untested = m.get("not_tested") or []
     for average, values in m["averages"].items():
-        per_class.append([f"{average} average", fmt(values["precision"]), fmt(values["recall"]),
+        over = f" ({len(m['per_class']) - len(untested)} tested classes)" if untested else ""
+        per_class.append([f"{average} average{over}", fmt(values["precision"]), fmt(values["recall"]),
                           fmt(values["f1"]), fmt(m["n"])])
-    return key_values(rows) + table(["class", "precision", "recall", "F1", "support"], per_class,
+    body = key_values(rows) + table(["class", "precision", "recall", "F1", "support"], per_class,
                                     numeric={1, 2, 3, 4})
+    if untested:
+        body += note(f"not tested: {', '.join(untested)} (no examples in the evaluation data; left out "
+                     "of the averages, which a 0 would drag down)")
+    return body
 
 
 def confusion(r: dict, pics: dict) -> str:
