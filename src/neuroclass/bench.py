@@ -66,7 +66,8 @@ def run_bench(cfg: Config, target: float | None = None, max_seconds: float = 300
         model, tuning = build(prep)
         splits, shape, device = prep.splits, prep.dataset.input_shape, prep.device
         batch = resolve_batch_size(prep.cfg.train.batch_size, len(splits.train))
-        result = {"data": cfg.data.source, "model": cfg.model.name, "device": str(device),
+        result = {"data": cfg.data.source, "model": prep.cfg.model.name, "kind": prep.dataset.kind,
+                  "device": str(device),
                   "threads": prep.threads, "parameters": sum(p.numel() for p in model.parameters()),
                   "train_examples": len(splits.train), "test_examples": len(splits.test),
                   "batch_size": batch, "flops_per_image": count_flops(model, shape),
@@ -98,13 +99,14 @@ def _time_to_target(prep: Prepared, model: nn.Module, tuning: FineTuning, target
 
 def format_bench(r: dict) -> str:
     peak = r["matmul_peak_gflops"]
+    unit = "examples/s" if r.get("kind") == "table" else "images/s"  # a table row is no image
     lines = [f"data {r['data']} ({r['train_examples']:,} train, {r['test_examples']:,} test), model "
              f"{r['model']} ({r['parameters']:,} parameters, {r['flops_per_image'] / 1e6:.2f} MFLOP/image "
              f"forward), batch {r['batch_size']}",
              f"matmul peak   {peak:8.1f} GFLOP/s  (2048x2048 fp32, {r['threads']} threads, {r['device']})",
-             f"training      {r['train_images_per_second']:8,.0f} images/s  {r['train_gflops']:6.1f} GFLOP/s"
+             f"training      {r['train_images_per_second']:8,.0f} {unit}  {r['train_gflops']:6.1f} GFLOP/s"
              f"  {r['train_gflops'] / peak:6.1%} of peak",
-             f"inference     {r['inference_images_per_second']:8,.0f} images/s  "
+             f"inference     {r['inference_images_per_second']:8,.0f} {unit}  "
              f"{r['inference_gflops']:6.1f} GFLOP/s  {r['inference_gflops'] / peak:6.1%} of peak"]
     if "target" in r:
         if r["seconds_to_target"] is not None:

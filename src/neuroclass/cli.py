@@ -99,7 +99,7 @@ def _parser() -> argparse.ArgumentParser:
 
     _run_parsers(sub)
 
-    p = sub.add_parser("bench", help="images/s, GFLOP/s against the matmul peak, time to an accuracy")
+    p = sub.add_parser("bench", help="examples/s, GFLOP/s against the matmul peak, time to an accuracy")
     p.add_argument("data", metavar="DATA", nargs="?", default="fashion-mnist",
                    help="data to measure on (default fashion-mnist)")
     p.add_argument("--model", help="model family (default: the config's)")
@@ -142,7 +142,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     t = result.timing
     print(f"test accuracy {result.metrics['accuracy']:.4f}  macro F1 {result.metrics['macro_f1']:.4f}  "
           f"({t['epochs']} epochs, {t['train_seconds']:.1f}s training, "
-          f"{t['train_images_per_second']:.0f} images/s)")
+          f"{t['train_images_per_second']:.0f} examples/s)")
     if t["stop_reason"] != StopReason.COMPLETED.value:
         print(f"stopped: {t['stop_detail']}")
     print(f"run folder: {result.path}")

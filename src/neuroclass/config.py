@@ -71,8 +71,9 @@ class DataConfig:
 @dataclass(frozen=True)
 class ModelConfig:
     # name, size and options are checked against the registered families (models/registry.py
-    # check_model_config), which this layer does not import
-    name: str = "cnn"
+    # check_model_config), which this layer does not import. "auto": the default for the data,
+    # cnn for images and mlp for table rows, chosen once the data is loaded (pipeline.prepare)
+    name: str = "auto"
     init: str = field(default="default", metadata=rule(choices=('default', 'he', 'xavier')))
     options: dict = field(default_factory=dict)  # the family's own settings, checked by the family
     # a named size of the family (`neuroclass models` lists them), "default" (the family's

@@ -34,7 +34,7 @@ from neuroclass.errors import NeuroclassError
 from neuroclass.evaluation.metrics import classification_metrics
 from neuroclass.inference import InferencePolicy, Predictor, choose_policy
 from neuroclass.models import Classifier, create, resolved_options, sized_options
-from neuroclass.models.registry import check_model_config
+from neuroclass.models.registry import check_model_config, resolve_default_model
 from neuroclass.runs import RunFolder, model_metadata, run_name
 from neuroclass.training.budget import plan_for_budget, reserve_examples, trained_shift
 from neuroclass.training.callbacks import Callback
@@ -112,6 +112,7 @@ def prepare(cfg: Config, dataset: Dataset | None = None, require_test: bool = Tr
     cfg = resolve_transfer(cfg)  # --from RUN: the run's model; conflicting starting points fail
     check_model_config(cfg.model)  # family, size and options: a typo fails before the data loads
     dataset = dataset if dataset is not None else data_mod.load(cfg.data)
+    cfg = replace(cfg, model=resolve_default_model(cfg.model, dataset.kind))  # "auto": cnn or mlp
     splits = data_mod.split(dataset, cfg.data.val_fraction, cfg.data.test_fraction, cfg.train.seed)
     if require_test and splits.test is None:
         raise NeuroclassError(f"{cfg.data.source}: no test split; set data.test_fraction > 0 "
@@ -198,6 +199,7 @@ def write_run(run: RunFolder, prep: Prepared, done: Finished, command: str = "")
     run.write_json("timing.json", done.timing)
     run.write_json("environment.json", environment(prep, command))
     run.write_split(prep.splits.indices, prep.splits.method)
+    run.write_data_issues(prep.dataset.issues)
     return run.commit()
 
 

@@ -12,6 +12,7 @@ output the network returns, and the loss it trains with.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from dataclasses import dataclass
 from enum import Enum
 from typing import Callable
@@ -82,6 +83,7 @@ class ModelFamily:
 
 
 MODELS: Registry[ModelFamily] = Registry("model")
+log = logging.getLogger(__name__)  # the default family a table run gets, at INFO; the CLI prints it
 
 
 def register_model(name: str, config: type, summary: str, *, head: PathSpec, features: PathSpec,
@@ -142,6 +144,26 @@ def resolved_options(name: str, options: dict) -> dict:
 
 
 SIZE_WORDS = ("auto", "default")  # model.size values every family takes (models/sizing.py)
+AUTO = "auto"  # model.name: the default family for the kind of data, once it is loaded
+DEFAULT_FAMILY = {"image": "cnn", "table": "mlp"}  # by Dataset.kind
+
+
+def resolve_default_model(cfg: ModelConfig, kind: str) -> ModelConfig:
+    """``cfg`` with model.name "auto" replaced by the default family for ``kind`` ("image": cnn,
+    "table": mlp; a table run logs the choice at INFO), then checked like ``check_model_config``.
+    A named family is returned as it is: an image-only family on table rows keeps its own error.
+
+    >>> resolve_default_model(ModelConfig(), "table").name
+    'mlp'
+    """
+    if cfg.name != AUTO:
+        return cfg
+    name = DEFAULT_FAMILY[kind]
+    if kind == "table":
+        log.info("table data: using model %s (the default for feature rows; choose another with --model)", name)
+    cfg = dataclasses.replace(cfg, name=name)
+    check_model_config(cfg)
+    return cfg
 
 
 def check_model_config(cfg: ModelConfig) -> None:
@@ -149,11 +171,14 @@ def check_model_config(cfg: ModelConfig) -> None:
     ``name`` (a family, did-you-mean), ``size`` (``auto``, ``default`` or one of the family's
     sizes) and ``options`` (each field's rule, then the family's ``validate``), with the size's
     preset under the options as the model will be built. Raises NeuroclassError naming the field.
+    Name "auto" is checked once the data has chosen the family (``resolve_default_model``).
 
     >>> check_model_config(ModelConfig(name="cnn", size="huge"))  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     neuroclass.errors.NeuroclassError: The 'model.size' parameter must be auto, default or ... Got 'huge' instead.
     """
+    if cfg.name == AUTO:  # the family, and so what its size and options mean, waits for the data
+        return
     family_name, options = split_name(cfg.name, cfg.options)
     family = MODELS.get(family_name)
     sizes = dict(family.sizes)

@@ -2,7 +2,8 @@
 
 ``runs/<data>-<model>-<timestamp>/`` holds config.yaml (resolved), model.safetensors and model.json
 (runs/model_file.py), metrics.json (test metrics), metrics.csv (per epoch), timing.json,
-environment.json (versions, seed, data hash), split.json / split.npz (how the data was split) and
+environment.json (versions, seed, data hash), split.json / split.npz (how the data was split),
+data_issues.json (files ignored or skipped, warnings, merged labels, classes missing from a split) and
 report.html / report.json. A new run is assembled in a hidden ``.partial-<name>`` folder and renamed
 into place once every file is written, so a failed run never leaves a half-written folder; every
 file is written atomically (neuroclass/io.py) with the umask's permissions.
@@ -24,6 +25,7 @@ import numpy as np
 from neuroclass import data as data_mod
 from neuroclass.config import Config, load_config, save_config
 from neuroclass.data.dataset import Dataset
+from neuroclass.data.issues import DataIssues
 from neuroclass.errors import NeuroclassError
 from neuroclass.io import write_bytes_atomic, write_text_atomic
 from neuroclass.models import Classifier
@@ -166,6 +168,10 @@ class RunFolder:
     def write_history(self, history: list[dict]) -> None:
         write_text_atomic(self.file("metrics.csv"), history_csv(history))
 
+    def write_data_issues(self, issues: DataIssues) -> None:
+        """data_issues.json: what loading and splitting found (``DataIssues.to_json``)."""
+        self.write_json("data_issues.json", issues.to_json())
+
     def write_split(self, indices: dict[str, np.ndarray], method: dict) -> None:
         record = {"sizes": {k: int(len(v)) for k, v in indices.items()}, **method}
         self.write_json("split.json", record)
@@ -218,6 +224,12 @@ class RunFolder:
 
     def environment(self) -> dict:
         return self.read_json("environment.json")
+
+    def read_data_issues(self) -> DataIssues:
+        """data_issues.json as a DataIssues; empty for a run folder written before the file existed."""
+        if not self.file("data_issues.json").is_file():
+            return DataIssues()
+        return DataIssues.from_json(self.read_json("data_issues.json"))
 
     def split_record(self) -> dict:
         return self.read_json("split.json")

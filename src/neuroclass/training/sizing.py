@@ -32,7 +32,7 @@ class SizeChoice:
     probe_seconds: float = 0.0
 
     def summary(self, min_epochs: float) -> str:
-        tried = ", ".join(f"{p['size']} {p['images_per_second']:,.0f} img/s ~{p['epochs']:.1f} epochs"
+        tried = ", ".join(f"{p['size']} {p['images_per_second']:,.0f} examples/s ~{p['epochs']:.1f} epochs"
                           for p in self.probes)
         return (f"model size {self.size} for the time budget (largest with >= {min_epochs:g} "
                 f"epochs; timed {tried})")

@@ -13,6 +13,7 @@ Example::
 from __future__ import annotations
 
 import math
+from collections import Counter
 from datetime import datetime, timezone
 
 import numpy as np
@@ -21,6 +22,7 @@ from sklearn import metrics as skm
 
 from neuroclass.inference.calibrate import (abstention_curve, calibrate, expected_calibration_error,
                                              reliability_curve, softmax_with_temperature)
+from neuroclass.data.issues import DataIssues
 from neuroclass.evaluation.metrics import classification_metrics
 from neuroclass.evaluation.report import diagnostics
 from neuroclass.evaluation.report.inputs import ReportInputs
@@ -31,6 +33,8 @@ SAMPLES_PER_CLASS = 8  # images per class in the data section's grid
 MAX_SAMPLE_CLASSES = 20  # a grid of more rows stops being readable at a glance
 MISTAKES = 16  # highest-loss examples in the gallery
 MAX_FEATURES = 60  # rows of the feature summary for tables
+ISSUES_SHOWN = 20  # entries of each data_issues.json list on the page; the file holds them all
+FILE_ISSUES = ("ignored", "skipped", "warnings")  # DataIssues lists of files, each with a reason
 
 
 def collect(inputs: ReportInputs) -> dict:
@@ -94,7 +98,8 @@ def data_section(inputs: ReportInputs) -> dict:
         counts["evaluation"] = np.bincount(inputs.eval_y.numpy(), minlength=k).tolist()
     section = {"classes": list(inputs.classes), "class_counts": counts,
                "split_method": {k2: v for k2, v in inputs.split_record.items() if k2 != "sizes"},
-               "skipped_files": int(inputs.dataset.skipped)}  # unreadable files left out at load
+               "skipped_files": int(inputs.dataset.skipped),  # unreadable files left out at load
+               "issues": issues_summary(inputs.data_issues)}
     train_index = inputs.indices["train"]
     if inputs.kind == "image":
         rng = np.random.default_rng(0)  # the same samples every time the report is made
@@ -108,6 +113,23 @@ def data_section(inputs: ReportInputs) -> dict:
         section["features"] = feature_summary(inputs.dataset.x[torch.as_tensor(train_index)].numpy(),
                                               inputs.predictor.meta["preprocessing"].get("feature_names"))
     return section
+
+
+def issues_summary(issues: DataIssues, shown: int = ISSUES_SHOWN) -> dict:
+    """data_issues.json for the page: counts of each kind, the first ``shown`` entries of each list
+    (a folder may hold thousands of ignored files) and the file lists' reasons with their counts.
+
+    >>> from neuroclass.data.issues import FileIssue
+    >>> issues_summary(DataIssues(ignored=[FileIssue("a/.DS_Store", "metadata")]))["counts"]["ignored"]
+    1
+    """
+    record = issues.to_json()
+    out = {"counts": {kind: len(items) for kind, items in record.items()},
+           "shown": {kind: items[:shown] for kind, items in record.items()},
+           "reasons": {kind: dict(Counter(item["reason"] for item in record[kind]).most_common())
+                       for kind in FILE_ISSUES}}
+    out["total"] = sum(out["counts"].values())
+    return out
 
 
 def feature_summary(x: np.ndarray, names: list[str] | None) -> dict:

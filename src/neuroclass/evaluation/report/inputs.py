@@ -6,7 +6,7 @@ and tested on its own; all model passes happen here, once.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +14,7 @@ import torch
 
 from neuroclass.config import Config
 from neuroclass.data.dataset import Dataset
+from neuroclass.data.issues import DataIssues
 from neuroclass.evaluation.evaluate import LabelledInputs, other_data
 from neuroclass.inference import Predictor
 from neuroclass.runs import RunFolder
@@ -40,6 +41,9 @@ class ReportInputs:
     eval_data: str | None  # the --data source, None for the run's own test split
     eval_logits: torch.Tensor  # (N, K) raw logits, before the temperature
     val_logits: torch.Tensor | None  # (N_val, K) on the run's validation split
+    # data_issues.json: what loading and splitting found when the run trained (empty for a run
+    # folder from before the file existed)
+    data_issues: DataIssues = field(default_factory=DataIssues)
 
     @property
     def classes(self) -> list[str]:
@@ -80,4 +84,5 @@ def load_inputs(run: str | Path, data: str | None = None) -> ReportInputs:
         history=folder.history(), dataset=own.dataset, indices=own.indices,
         data_hash_matches=True if environment.get("data_hash") else None,
         eval_x=evaluated.x, eval_y=evaluated.y, eval_what=evaluated.what, eval_data=data,
-        eval_logits=predictor.predict_logits_tensor(evaluated.x), val_logits=val_logits)
+        eval_logits=predictor.predict_logits_tensor(evaluated.x), val_logits=val_logits,
+        data_issues=folder.read_data_issues())

@@ -98,7 +98,44 @@ def data(r: dict, pics: dict) -> str:
         body += table(["feature", "min", "mean", "std", "max"],
                       [[row["feature"], fmt(row["min"]), fmt(row["mean"]), fmt(row["std"]), fmt(row["max"])]
                        for row in f["rows"]], numeric={1, 2, 3, 4})
-    return body + leakage(d["leakage"], pics)
+    return body + data_issues(d.get("issues")) + leakage(d["leakage"], pics)
+
+
+FILE_LISTS = (("ignored", "files ignored (not data)"), ("skipped", "files skipped (unreadable)"),
+              ("warnings", "warnings while reading files"))
+
+
+def data_issues(issues: dict | None) -> str:
+    """data_issues.json: counts, merged labels, classes missing from a split, and the file lists
+    folded (each limited to its first entries; the file holds them all)."""
+    body = "<h3>Data issues (data_issues.json)</h3>"
+    if not issues or not issues["total"]:
+        return body + note("none recorded: no file was ignored or skipped, no label merged, and every "
+                           "class is in every split" if issues else "not recorded for this run")
+    counts, shown = issues["counts"], issues["shown"]
+    body += key_values([(label, fmt(counts[kind])) for kind, label in FILE_LISTS]
+                       + [("labels merged into one class", fmt(counts["merged_labels"])),
+                          ("classes missing from a split", fmt(counts["small_classes"]))])
+    if shown["merged_labels"]:
+        body += table(["class", "read from the values"],
+                      [[m["into"], ", ".join(json.dumps(v, ensure_ascii=False) for v in m["values"])]
+                       for m in shown["merged_labels"]])
+    if shown["small_classes"]:
+        body += table(["class", "examples", "missing from", "what was done"],
+                      [[c["name"], fmt(c["count"]), ", ".join(c["missing_from"]), c["action"]]
+                       for c in shown["small_classes"]], numeric={1})
+    for kind, label in FILE_LISTS:
+        if not counts[kind]:
+            continue
+        reasons = "; ".join(f"{reason}: {n:,}" for reason, n in issues["reasons"][kind].items())
+        more = counts[kind] - len(shown[kind])
+        body += (f"<details><summary>{esc(f'{counts[kind]:,} {label} ({reasons})')}</summary>"
+                 + table(["file", "reason"], [[f["path"], f["reason"]] for f in shown[kind]])
+                 + (note(f"and {more:,} more in data_issues.json") if more > 0 else "") + "</details>")
+    for kind in ("merged_labels", "small_classes"):
+        if counts[kind] > len(shown[kind]):
+            body += note(f"{counts[kind] - len(shown[kind]):,} more {kind.replace('_', ' ')} in data_issues.json")
+    return body
 
 
 def leakage(leak: dict, pics: dict) -> str:
