@@ -15,6 +15,12 @@ from neuroclass.evaluation.report.inputs import ReportInputs
 
 def draw_pictures(report: dict, inputs: ReportInputs) -> dict:
     """Chart and example-image URIs; a section without data has no entry."""
+    with plots.fonts_for(report["data"]["classes"]):  # class names in any script
+        return charts(report, inputs)
+
+
+def charts(report: dict, inputs: ReportInputs) -> dict:
+    """Every picture of ``draw_pictures``, drawn with the fonts already chosen."""
     data, confusion, calibration = report["data"], report["confusion"], report["calibration"]
     pictures = {
         "balance": plots.class_balance(data["class_counts"], data["classes"]),

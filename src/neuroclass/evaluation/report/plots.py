@@ -3,6 +3,8 @@
 Charts are drawn on ``matplotlib.figure.Figure`` objects with an Agg canvas, so nothing here selects
 a global backend or touches pyplot's state; matplotlib is imported only when a chart is drawn, which
 keeps ``import neuroclass`` fast. One style (STYLE, the colours below) is applied to every chart.
+Charts that show class names are drawn inside ``fonts_for(classes)``, which adds fallback fonts for
+characters the default font lacks (CJK class names) and says once when no installed font has them.
 
 Example::
 
@@ -13,8 +15,14 @@ Example::
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import io
+import logging
+import unicodedata
+import warnings
+from dataclasses import dataclass
+from typing import Iterator
 
 import numpy as np
 
@@ -27,6 +35,106 @@ STYLE = {
     "grid.linewidth": 0.6, "legend.frameon": False, "legend.fontsize": 8, "lines.linewidth": 1.8,
     "lines.markersize": 4, "xtick.labelsize": 8, "ytick.labelsize": 8, "figure.facecolor": "white",
 }
+
+
+# fonts tried first when the default one lacks a character of a class name (small CJK fonts first)
+FALLBACK_FAMILIES = ("WenQuanYi Micro Hei", "WenQuanYi Zen Hei", "Noto Sans CJK SC", "Noto Sans CJK JP",
+                     "Noto Sans CJK KR", "Noto Sans CJK TC", "Droid Sans Fallback", "Noto Sans",
+                     "DejaVu Sans")
+FONT_PACKAGES = ("fonts-wqy-microhei (Chinese, Japanese, Korean; 5 MB) or fonts-noto-core (most other "
+                 "scripts)")  # Debian / Ubuntu packages
+
+
+@dataclass(frozen=True)
+class FontChoice:
+    """The font families a chart asks for (the default first, then per-glyph fallbacks) and the
+    texts that have a character no installed font covers (drawn as empty boxes)."""
+
+    families: tuple[str, ...]
+    undrawable: tuple[str, ...]
+
+
+@functools.lru_cache(maxsize=None)
+def font_characters(path: str) -> frozenset[int]:
+    """The code points a font file has glyphs for (its first face, for a collection)."""
+    from matplotlib.ft2font import FT2Font
+
+    try:
+        return frozenset(FT2Font(path).get_charmap())
+    except (OSError, RuntimeError, ValueError):  # an unreadable font file covers nothing
+        return frozenset()
+
+
+def font_choice(texts: list[str], candidates: list | None = None) -> FontChoice:
+    """Which installed fonts draw every character of ``texts``: the family matplotlib would use
+    now, then a fallback family for each character it lacks (FALLBACK_FAMILIES first, then any
+    installed font). ``candidates``: the fonts to pick from, ``matplotlib.font_manager.FontEntry``
+    items (default: every font matplotlib found).
+
+    >>> font_choice(["golden retriever", "café"]).families
+    ('DejaVu Sans',)
+    """
+    from matplotlib import font_manager
+
+    needed = {ord(c) for text in texts for c in str(text)
+              if not unicodedata.category(c).startswith(("C", "Z"))}  # not controls or spaces
+    default = font_manager.findfont(font_manager.FontProperties())
+    families = [font_manager.get_font(default).family_name]
+    missing = needed - font_characters(default)
+    fonts = font_manager.fontManager.ttflist if candidates is None else candidates
+    rank = {name: i for i, name in enumerate(FALLBACK_FAMILIES)}
+    for entry in sorted(fonts, key=lambda e: (rank.get(e.name, len(rank)), e.name, e.fname)):
+        if not missing:
+            break
+        covered = missing & font_characters(entry.fname)
+        if covered and entry.name not in families:
+            families.append(entry.name)
+            missing -= covered
+    undrawable = tuple(t for t in texts if {ord(c) for c in str(t)} & missing)
+    return FontChoice(tuple(families), undrawable)
+
+
+@contextlib.contextmanager
+def fonts_for(texts: list[str], candidates: list | None = None) -> Iterator[FontChoice]:
+    """Draw charts inside this block with fonts that cover ``texts`` (the class names): matplotlib
+    settings only through ``rc_context``, so the process's are as they were afterwards. When no
+    installed font has some character, one warning names those texts and the font package to
+    install, and matplotlib's own warning per missing glyph is held back inside the block.
+
+    Example::
+
+        with fonts_for(["猫 (neko)", "café"]):
+            uri = class_balance(counts, classes)
+    """
+    import matplotlib
+
+    choice = font_choice(texts, candidates)
+    if choice.undrawable:
+        names = ", ".join(f"'{t}'" for t in choice.undrawable[:10])
+        more = f" and {len(choice.undrawable) - 10} more" if len(choice.undrawable) > 10 else ""
+        warnings.warn(f"report: the charts cannot draw the class name(s) {names}{more}: no installed font "
+                      "has some of their characters, which show as empty boxes (the page's text shows "
+                      f"them); install a font that has them, e.g. the package {FONT_PACKAGES}",
+                      stacklevel=3)
+    # a fallback font often has one weight: bold titles then use its regular face, which matplotlib
+    # logs as a warning for every chart; a choice made here, not the user's problem
+    font_log = logging.getLogger("matplotlib.font_manager")
+    hush = FontWeightFilter()
+    font_log.addFilter(hush)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Glyph .* missing from", category=UserWarning)
+            with matplotlib.rc_context({"font.family": list(choice.families)}):
+                yield choice
+    finally:
+        font_log.removeFilter(hush)
+
+
+class FontWeightFilter(logging.Filter):
+    """Drops matplotlib's "findfont: Failed to find font weight ..." records."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("findfont: Failed to find font weight")
 
 
 def chart(draw):
