@@ -185,7 +185,14 @@ def test_report_on_data_missing_a_class_is_strict_json_with_recomputed_numbers(i
     m = report["metrics"]
     assert m["n"] == len(y) == 65 and m["accuracy"] == pytest.approx((pred == y).mean(), abs=1e-12)
     assert m["roc_auc_ovr_macro"] is None and "'stripe'" in m["roc_auc_reason"]
-    assert m["per_class"]["stripe"]["support"] == 0 and m["per_class"]["stripe"]["recall"] == 0.0
+    # a class the data has no example of is not tested: no score, left out of the macro averages
+    assert m["per_class"]["stripe"] == {"precision": None, "recall": None, "f1": None, "support": 0,
+                                        "tested": False}
+    assert m["not_tested"] == ["stripe"]
+    tested = [i for i, name in enumerate(predictor.classes) if name != "stripe"]
+    assert m["averages"]["macro"]["recall"] == pytest.approx(
+        skm.recall_score(y, pred, labels=tested, average="macro", zero_division=0))
+    assert "not tested: stripe" in html.read_text()
     row = predictor.classes.index("stripe")
     assert report["confusion"]["counts"][row] == [0, 0, 0, 0]
     assert report["confusion"]["normalized"][row] == [0.0, 0.0, 0.0, 0.0]

@@ -6,6 +6,7 @@ Every command that reads data for a finished run (evaluate, report, embed) goes 
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import torch
 from neuroclass import data as data_mod
 from neuroclass.config import DataConfig
 from neuroclass.data.dataset import encode_labels
+from neuroclass.data.labels import label_key, quoted_list
 from neuroclass.data.table import encode_features, read_table
 from neuroclass.errors import NeuroclassError
 from neuroclass.evaluation.metrics import classification_metrics
@@ -81,13 +83,21 @@ def data_inputs(source: str, run: RunFolder, meta: dict, test_part: bool = True)
 
 
 def in_run_classes(inputs: LabelledInputs, classes: list[str], source: str) -> LabelledInputs:
-    """``inputs`` with labels re-indexed into the run's ``classes``; NeuroclassError naming the
-    classes the model does not know."""
-    unknown = sorted(set(inputs.classes) - set(classes))
+    """``inputs`` with labels re-indexed into the run's ``classes``; a label that differs from one
+    of them only by surrounding spaces, letter case or Unicode form is read as it (data/labels.py,
+    one warning). NeuroclassError naming the classes the model does not know."""
+    by_key = {label_key(c): i for i, c in enumerate(classes)}
+    index = [classes.index(c) if c in classes else by_key.get(label_key(c), -1) for c in inputs.classes]
+    unknown = sorted(c for c, i in zip(inputs.classes, index) if i < 0)
     if unknown:
         raise NeuroclassError(f"DATA '{source}': classes {unknown[:5]} are unknown to the model "
                               f"(it knows {classes})")
-    mapping = torch.tensor([classes.index(c) for c in inputs.classes], dtype=torch.int64)
+    respelled = [(c, classes[i]) for c, i in zip(inputs.classes, index) if c != classes[i]]
+    if respelled:
+        warnings.warn(f"DATA '{source}': " + "; ".join(
+            f"{quoted_list([c])} read as the model's class {quoted_list([k])}" for c, k in respelled),
+            stacklevel=3)
+    mapping = torch.tensor(index, dtype=torch.int64)
     return LabelledInputs(inputs.x, mapping[inputs.y], list(classes), inputs.what)
 
 
