@@ -80,8 +80,9 @@ def describe_missing(found: list[SmallClass]) -> str:
     """
     said = "; ".join(f"class '{c.name}' has {c.count} example{'' if c.count == 1 else 's'}: {c.action}"
                      for c in found)
-    return (f"{said} (too few examples for every split; averaged metrics leave untested classes out; "
-            "add examples to evaluate them)")
+    return (f"{said} (a split scores only the classes it has examples of, and averaged metrics leave "
+            "the others out; add examples of these classes, or raise data.val_fraction / "
+            "data.test_fraction)")
 
 
 def split(ds: Dataset, val_fraction: float, test_fraction: float, seed: int) -> Splits:
