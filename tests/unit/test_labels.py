@@ -268,3 +268,21 @@ def test_a_run_folder_without_data_issues_reads_as_empty(table_run, tmp_path):
     for name in ("model.json", "config.yaml"):
         (old / name).write_bytes((run / name).read_bytes())
     assert RunFolder.open(old).read_data_issues() == DataIssues()
+
+
+def test_the_data_section_folds_and_limits_thousands_of_file_issues():
+    from neuroclass.data.issues import FileIssue, SmallClass
+    from neuroclass.evaluation.report.collect import ISSUES_SHOWN, issues_summary
+    from neuroclass.evaluation.report.sections import data_issues
+
+    issues = DataIssues(ignored=[FileIssue(f"cats/._{i}.png", "macOS resource fork") for i in range(4000)]
+                        + [FileIssue(f"dogs/{i}/.DS_Store", "operating-system metadata") for i in range(1000)],
+                        small_classes=[SmallClass("rare", 1, ("val", "test"), "kept for training only")])
+    summary = issues_summary(issues)
+    assert summary["counts"]["ignored"] == 5000 and len(summary["shown"]["ignored"]) == ISSUES_SHOWN
+    assert summary["reasons"]["ignored"] == {"macOS resource fork": 4000, "operating-system metadata": 1000}
+    html = data_issues(json.loads(json.dumps(summary)))
+    assert "<details><summary>5,000 files ignored (not data) (macOS resource fork: 4,000; " in html
+    assert f"and {5000 - ISSUES_SHOWN:,} more in data_issues.json" in html
+    assert html.count("cats/._") == ISSUES_SHOWN and "rare" in html
+    assert "none recorded" in data_issues(issues_summary(DataIssues()))

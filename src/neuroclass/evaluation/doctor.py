@@ -318,10 +318,11 @@ def untested_classes(run: Run) -> Optional[dict]:
     if not names:
         return None
     shown = ", ".join(f"'{n}'" for n in names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+    one = len(names) == 1
     return _finding("untested_classes", "warning",
-                    f"{len(names)} class{'' if len(names) == 1 else 'es'} ({shown}) had no test "
-                    "examples: not tested, so left out of the macro averages; how well the model "
-                    "knows them is unknown.",
+                    f"{len(names)} class{'' if one else 'es'} ({shown}) had no test examples: not "
+                    f"tested, so left out of the macro averages; how well the model knows "
+                    f"{'it' if one else 'them'} is unknown.",
                     "add examples of these classes (enough for every split: training, validation "
                     "and test), or evaluate on data that has them with 'neuroclass evaluate RUN --data DATA'")
 
