@@ -147,11 +147,11 @@ def test_a_failure_mid_build_leaves_nothing_behind(tmp_path, monkeypatch, cache_
     root = image_folder(tmp_path / "pics")
     real, calls = images_module.open_image, []
 
-    def fail_on_third(path):
+    def fail_on_third(path, max_pixels):
         calls.append(path)
         if len(calls) == 3:
             raise error("disk on fire")
-        return real(path)
+        return real(path, max_pixels)
 
     monkeypatch.setattr(images_module, "open_image", fail_on_third)
     with pytest.raises(error):

@@ -11,6 +11,7 @@ from neuroclass.data.builtin import BUILTIN, is_builtin, load_builtin
 from neuroclass.data.dataset import Dataset, validate
 from neuroclass.data.folder import load_image_folder
 from neuroclass.data.idx import is_idx_folder, load_idx_folder
+from neuroclass.data.pixels import DecodeSettings
 from neuroclass.data.split import Splits, split
 from neuroclass.data.table import load_table
 from neuroclass.errors import NeuroclassError
@@ -52,7 +53,7 @@ def load(cfg: DataConfig) -> Dataset:
         if path.is_dir():
             ds = load_idx_folder(path, path.name) if is_idx_folder(path) else \
                 load_image_folder(path, cfg.channels, cfg.image_size, cfg.max_bad_fraction,
-                                  cfg.cache)
+                                  cfg.cache, DecodeSettings.from_config(cfg))
         elif path.suffix.lower() in (".csv", ".parquet", ".pq"):
             ds = load_table(path, cfg.label_column, list(cfg.categorical))
         elif path.suffix.lower() == ".npz":
