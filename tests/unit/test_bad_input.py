@@ -388,7 +388,7 @@ def test_predict_with_missing_run_folder(tmp_path, capsys):
 def test_predict_with_corrupt_image(tiny_run, tmp_path, capsys):
     bad = corrupt(tmp_path / "bad.png")
     rc = main(["predict", str(tiny_run), str(bad)])
-    line = assert_bad_input(rc, capsys, "bad.png", "not a readable image", "pass a PNG, JPEG")
+    line = assert_bad_input(rc, capsys, "bad.png", "not a PNG image: its content is text", "pass a PNG, JPEG")
     assert line.count("bad.png") == 1  # PIL's message repeats the path; ours names it once
 
 

@@ -16,6 +16,7 @@ from neuroclass.data.pixels import DecodeSettings
 from neuroclass.errors import NeuroclassError
 
 SPLIT_NAMES = ("train", "val", "test")
+NAMED = 3  # skipped files named in the warning line; ds.issues.skipped lists them all
 
 
 def _class_files(root: Path, ignored: list[FileIssue]) -> dict[str, list[Path]]:
@@ -76,28 +77,19 @@ def load_image_folder(root: Path, channels: int | None, size: int | None,
     groups = _groups(root, ignored)
     split_dirs = [s for s in groups if s]
     classes = sorted(set().union(*[set(g) for g in groups.values()]))
-    for split, files in groups.items():
-        unknown = set(files) - set(groups[next(iter(groups))])
-        if unknown:
-            raise NeuroclassError(f"{root / split}: classes {sorted(unknown)} are not in train/")
-    paths, labels, split_of = [], [], []
-    for split, files in groups.items():
-        for name, images in files.items():
-            paths += images
-            labels += [classes.index(name)] * len(images)
-            split_of += [split] * len(images)
+    paths, labels, split_of = _flatten(root, groups, classes)
     fixed = (size, size) if size else None
     all_labels, all_splits = np.asarray(labels, dtype=np.int64), np.asarray(split_of)
     if cache:
         found = load_or_build(root, paths, all_labels, all_splits, classes, channels, fixed,
                               max_bad_fraction, decode)
         x, y, split_arr, prep = found.x, found.labels, found.splits, found.preprocessing
-        issues = DataIssues(ignored=ignored, skipped=found.skipped, warnings=found.warned)
+        skipped, warned = found.skipped, found.warned
     else:
         done = decode_many(paths, channels, fixed, max_bad_fraction, str(root), decode)
-        x, prep = done.x, done.preprocessing
+        x, prep, skipped, warned = done.x, done.preprocessing, done.skipped, done.warned
         y, split_arr = all_labels[done.kept], all_splits[done.kept]
-        issues = DataIssues(ignored=ignored, skipped=done.skipped, warnings=done.warned)
+    issues = DataIssues(ignored=ignored, skipped=skipped, warnings=warned)
     for split, files in groups.items():  # skipped files may have emptied a class folder
         left = set(y[split_arr == split].tolist())
         for name in files:
@@ -112,18 +104,35 @@ def load_image_folder(root: Path, channels: int | None, size: int | None,
                    issues=issues)
 
 
+def _flatten(root: Path, groups: dict[str, dict[str, list[Path]]], classes: list[str]
+             ) -> tuple[list[Path], list[int], list[str]]:
+    """(paths, class index of each, split of each) in split, class, path order."""
+    paths, labels, split_of = [], [], []
+    for split, files in groups.items():
+        unknown = set(files) - set(groups[next(iter(groups))])
+        if unknown:
+            raise NeuroclassError(f"{root / split}: classes {sorted(unknown)} are not in train/")
+        for name, images in files.items():
+            paths += images
+            labels += [classes.index(name)] * len(images)
+            split_of += [split] * len(images)
+    return paths, labels, split_of
+
+
 def _warning_lines(root: Path, issues: DataIssues, files: int) -> list[str]:
-    """One line for the ignored files, one for the skipped ones, one for the warnings PIL raised."""
+    """One line for the ignored files, one for the skipped ones, one for the warnings PIL raised
+    while reading; each skipped file or warning named (the first NAMED of them) with its file."""
     lines = [summary(str(root), issues.ignored)] if issues.ignored else []
     if issues.skipped:
-        first = issues.skipped[0]
         lines.append(f"{root}: skipped {len(issues.skipped)} of {files} images as unreadable, "
-                     f"first: {first.path}: {first.reason}")
-    if len(issues.warnings) == 1:
-        lines.append(f"{issues.warnings[0].path}: {issues.warnings[0].reason}")
-    elif issues.warnings:
-        named = len({w.path for w in issues.warnings})
-        first = issues.warnings[0]
-        lines.append(f"{root}: {named} images gave warnings while being read (used as read), "
-                     f"first: {first.path}: {first.reason}")
+                     f"first: {_named(issues.skipped)}")
+    if issues.warnings:
+        lines.append(f"{root}: {len(issues.warnings)} warning{'s' * (len(issues.warnings) > 1)} "
+                     f"while reading images (the images were used as read): {_named(issues.warnings)}")
     return lines
+
+
+def _named(items: list[FileIssue]) -> str:
+    """'a.png: reason; b.png: reason; and 4 more'."""
+    named = "; ".join(f"{item.path}: {item.reason}" for item in items[:NAMED])
+    return named + (f"; and {len(items) - NAMED} more" if len(items) > NAMED else "")

@@ -18,7 +18,7 @@ from PIL import Image, UnidentifiedImageError
 
 from neuroclass.data.issues import FileIssue
 from neuroclass.data.pixels import GRAY_MODES, DecodeSettings, displayed_size, viewer_pixels
-from neuroclass.data.sniff import ends_early, not_an_image_reason, truncated_reason
+from neuroclass.data.sniff import ends_early, image_format, not_an_image_reason, truncated_reason
 from neuroclass.errors import NeuroclassError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
@@ -44,11 +44,11 @@ def open_image(path: Path, max_pixels: int) -> Image.Image:
     try:
         with Image.open(path) as img:
             _check_pixels(path, img.size, max_pixels)
-            image_format = img.format
+            fmt = img.format
             try:
                 img.load()
             except PIL_ERRORS as exc:
-                raise UnreadableImage(path, _load_reason(exc, path, image_format)) from exc
+                raise UnreadableImage(path, _load_reason(exc, path, fmt)) from exc
             return img.copy()
     except UnreadableImage:
         raise
@@ -61,6 +61,9 @@ def _open_failure(path: Path, exc: Exception) -> UnreadableImage:
     if isinstance(exc, Image.DecompressionBombError):
         return UnreadableImage(path, f"larger than {2 * Image.MAX_IMAGE_PIXELS:,} pixels, which Pillow "
                                "refuses to decode as a possible decompression bomb; shrink the image")
+    announced = image_format(path)  # an image whose header was cut off or damaged
+    if announced:
+        return UnreadableImage(path, _load_reason(exc, path, announced))
     described = not_an_image_reason(path)
     if described == "file is empty (0 bytes)":
         return UnreadableImage(path, described)
@@ -71,15 +74,15 @@ def _check_pixels(path: Path, size: tuple[int, int], max_pixels: int) -> None:
     pixels = size[0] * size[1]
     if pixels > max_pixels:
         raise UnreadableImage(path, f"{size[0]}x{size[1]} = {pixels:,} pixels is over the limit of "
-                              f"{max_pixels:,} (data.max_pixels); shrink the image or raise the limit "
-                              f"with --set data.max_pixels={pixels}")
+                              f"{max_pixels:,} (data.max_pixels); shrink the image, or raise the limit "
+                              f"when training with --set data.max_pixels={pixels}")
 
 
-def _load_reason(exc: Exception, path: Path, image_format: str | None) -> str:
-    """Why pixels failed after the header read: cut off, or PIL's own words."""
-    if image_format and ends_early(path, image_format):
-        return truncated_reason(image_format)
-    return _reason(exc, path)
+def _load_reason(exc: Exception, path: Path, fmt: str | None) -> str:
+    """Why the data of an image in format ``fmt`` failed: cut off, or damaged in PIL's words."""
+    if fmt and ends_early(path, fmt):
+        return truncated_reason(fmt)
+    return f"the {fmt} data is damaged ({_reason(exc, path)})" if fmt else _reason(exc, path)
 
 
 def _reason(exc: Exception, path: Path) -> str:
@@ -141,8 +144,8 @@ def load_image(path: str | Path, channels: int, size: tuple[int, int] | None,
         arr, warned = read_image(path, channels, size, decode)
     except UnreadableImage as exc:
         if exc.not_image:
-            raise NeuroclassError(f"{exc}; the file is not a readable image: pass a PNG, JPEG, BMP, "
-                                  "GIF, WebP or TIFF file") from None
+            said = "" if exc.reason.startswith("not a") else "; the file is not a readable image"
+            raise NeuroclassError(f"{exc}{said}; pass a PNG, JPEG, BMP, GIF, WebP or TIFF file") from None
         raise NeuroclassError(str(exc)) from None
     for issue in warned:
         warnings.warn(f"{issue.path}: {issue.reason}", stacklevel=2)

@@ -16,14 +16,15 @@ from pathlib import Path
 
 from neuroclass.data.issues import FileIssue
 
+# each reads after a count: "4 hidden, 3 macOS metadata (__MACOSX, ._*, .DS_Store)"
 HIDDEN = "hidden (name starts with '.')"
 MACOS = "macOS metadata (__MACOSX, ._*, .DS_Store)"
 WINDOWS = "Windows metadata (Thumbs.db, desktop.ini)"
 NAS = "NAS metadata (@eaDir)"
-TRASH = "trash folder ($RECYCLE.BIN, .Trash-*)"
-TOOL = "tool folder (.ipynb_checkpoints, .git, __pycache__)"
-NOT_IN_CLASS = "not in a class folder"
-NOT_A_SPLIT = "not a split folder (train/, val/, test/)"
+TRASH = "trash ($RECYCLE.BIN, .Trash-*)"
+TOOL = "tool data (.ipynb_checkpoints, .git, __pycache__)"
+NOT_IN_CLASS = "outside the class folders"
+NOT_A_SPLIT = "outside the split folders (train/, val/, test/)"
 
 # lower-case names -> reason; Windows and NAS names are matched without regard to case
 NAMES = {
@@ -72,7 +73,7 @@ def class_images(folder: Path, suffixes: set[str], ignored: list[FileIssue]) -> 
         for name in sorted(filenames):
             suffix = Path(name).suffix.lower()
             reason = metadata_reason(name) or (
-                None if suffix in suffixes else f"not an image file ({suffix or 'no suffix'})")
+                None if suffix in suffixes else f"non-image ({suffix or 'no suffix'})")
             if reason:
                 ignored.append(FileIssue(str(here / name), reason))
             else:

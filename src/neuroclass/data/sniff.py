@@ -26,6 +26,28 @@ HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"heim", b"heis", b"mif1", b"msf1")
 FORMAT_NAMES = {".jpg": "JPEG", ".jpeg": "JPEG", ".jpe": "JPEG", ".jfif": "JPEG", ".png": "PNG",
                 ".gif": "GIF", ".bmp": "BMP", ".webp": "WebP", ".tif": "TIFF", ".tiff": "TIFF"}
 HEAD_BYTES = 512
+SIGNATURES = ((b"\xff\xd8\xff", "JPEG"), (b"\x89PNG\r\n\x1a\n", "PNG"), (b"GIF8", "GIF"),
+              (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"), (b"BM", "BMP"))
+
+
+def image_format(path: Path) -> str | None:
+    """The image format the first bytes announce ("JPEG", "PNG", ...), None for other content.
+
+    >>> image_format(Path("/dev/null")) is None
+    True
+    """
+    head = _head(path)
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WebP"
+    return next((name for magic, name in SIGNATURES if head.startswith(magic)), None)
+
+
+def _head(path: Path) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read(HEAD_BYTES)
+    except OSError:
+        return b""
 
 
 def describe_content(path: Path) -> str | None:
@@ -36,12 +58,11 @@ def describe_content(path: Path) -> str | None:
     'nothing: the file is empty (0 bytes)'
     """
     try:
-        with open(path, "rb") as f:
-            head = f.read(HEAD_BYTES)
+        if path.stat().st_size == 0:
+            return "nothing: the file is empty (0 bytes)"
     except OSError:
         return None
-    if not head:
-        return "nothing: the file is empty (0 bytes)"
+    head = _head(path)
     for magic, what in MAGIC:
         if head.startswith(magic):
             return what
