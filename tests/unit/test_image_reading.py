@@ -189,3 +189,27 @@ def test_unreadable_image_carries_path_and_reason(tmp_path):
     with pytest.raises(UnreadableImage) as info:
         read_image(tmp_path / "a.png", 3, None, DecodeSettings())
     assert info.value.issue().reason == "file is empty (0 bytes)" and not info.value.not_image
+
+
+# ----------------------------------------------------------------------------- prediction
+
+def transparent_png(path: Path) -> Path:
+    rgba = np.zeros((16, 16, 4), np.uint8)
+    rgba[4:12, 4:12] = (200, 20, 20, 255)  # an opaque square on a fully transparent background
+    Image.fromarray(rgba, "RGBA").save(path)
+    return path
+
+
+@pytest.mark.parametrize("record, corner", [(None, 255), (DecodeSettings().record(), 255),
+                                            (DecodeSettings(background=(0, 0, 0)).record(), 0)])
+def test_the_predictor_decodes_with_the_recorded_background(trained_run, tmp_path, record, corner):
+    from neuroclass.inference import Predictor
+
+    predictor = Predictor.from_run(trained_run.path)
+    predictor.meta["preprocessing"] = {k: v for k, v in predictor.meta.get("preprocessing", {}).items()
+                                       if k != "decode"}
+    if record is not None:  # None: a model.json written before the record decodes with the defaults
+        predictor.meta["preprocessing"]["decode"] = record
+    x, _ = predictor.load_files([transparent_png(tmp_path / "t.png")])
+    assert x.shape == (1, 3, 16, 16)
+    assert (x[0, :, 0, 0] == corner).all() and x[0, :, 8, 8].tolist() == [200, 20, 20]
