@@ -17,6 +17,7 @@ from PIL import Image
 
 from neuroclass.data.folder import load_image_folder
 from neuroclass.data.listing import HIDDEN, MACOS, NAS, TOOL, TRASH, WINDOWS, metadata_reason
+from neuroclass.errors import NeuroclassError
 
 APPLE_DOUBLE = b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        " + bytes(64)
 
@@ -91,7 +92,8 @@ def test_metadata_in_split_folders_and_beside_them(tmp_path):
         plant(folder, "__MACOSX", True, seed=2)
     write(root / "notes" / "a.png", png_bytes(3))  # a folder that is not a split
     ds, lines = load(root)
-    assert ds.classes == ["cat", "dog"] and {k: len(v) for k, v in ds.parts.items()} == {"train": 8, "test": 4}
+    assert ds.classes == ["cat", "dog"]
+    assert {k: len(v) for k, v in ds.parts.items()} == {"train": 8, "test": 4}
     reasons = [i.reason for i in ds.issues.ignored]
     assert reasons.count(MACOS) == 8 and "outside the split folders (train/, val/, test/)" in reasons
     assert len(lines) == 1 and "ignored 5 folders and 4 files that are not data" in lines[0], lines
@@ -100,7 +102,8 @@ def test_metadata_in_split_folders_and_beside_them(tmp_path):
 def test_notebook_checkpoint_copies_do_not_leak_into_the_data(tmp_path):
     root = clean_folder(tmp_path / "pics")
     for i in range(3):  # copies of cat images, as Jupyter leaves them
-        write(root / "cat" / ".ipynb_checkpoints" / f"{i}-checkpoint.png", (root / "cat" / f"{i}.png").read_bytes())
+        original = (root / "cat" / f"{i}.png").read_bytes()
+        write(root / "cat" / ".ipynb_checkpoints" / f"{i}-checkpoint.png", original)
     write(root / ".ipynb_checkpoints" / "Untitled-checkpoint.ipynb", b"{}")
     ds, lines = load(root)
     assert len(ds) == 8 and ds.classes == ["cat", "dog"]
@@ -152,8 +155,6 @@ def test_a_clean_folder_ignores_nothing_and_says_nothing(tmp_path):
 
 
 def test_a_class_folder_holding_only_metadata_has_no_images(tmp_path):
-    from neuroclass.errors import NeuroclassError
-
     root = clean_folder(tmp_path / "pics")
     write(root / "zebra" / ".DS_Store", b"\x00\x00\x00\x01Bud1")
     write(root / "zebra" / "._0.png", APPLE_DOUBLE)

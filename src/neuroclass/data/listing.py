@@ -102,8 +102,8 @@ def subfolders(root: Path, accept: tuple[str, ...] | None, ignored: list[FileIss
 def summary(where: str, ignored: list[FileIssue]) -> str:
     """One line on what was ignored and why, grouped by reason, most common first.
 
-    >>> summary("pics", [FileIssue("pics/a/.x", HIDDEN), FileIssue("pics/__MACOSX/", MACOS)])
-    "pics: ignored 1 folder and 1 file that are not data: 1 hidden (name starts with '.'), 1 macOS metadata (__MACOSX, ._*, .DS_Store)"
+    >>> summary("pics", [FileIssue("pics/__MACOSX/", MACOS), FileIssue("pics/a/._1.png", MACOS)])
+    'pics: ignored 1 folder and 1 file that are not data: 2 macOS metadata (__MACOSX, ._*, .DS_Store)'
     """
     folders = sum(item.path.endswith("/") for item in ignored)
     files = len(ignored) - folders
@@ -111,7 +111,8 @@ def summary(where: str, ignored: list[FileIssue]) -> str:
     what = " and ".join(c for c in counted if c)
     verb = "is" if len(ignored) == 1 else "are"
     groups = Counter(item.reason for item in ignored)
-    reasons = ", ".join(f"{n} {reason}" for reason, n in sorted(groups.items(), key=lambda kv: (-kv[1], kv[0])))
+    ordered = sorted(groups.items(), key=lambda kv: (-kv[1], kv[0]))  # most common first
+    reasons = ", ".join(f"{n} {reason}" for reason, n in ordered)
     return f"{where}: ignored {what} that {verb} not data: {reasons}"
 
 
