@@ -213,3 +213,16 @@ def test_the_predictor_decodes_with_the_recorded_background(trained_run, tmp_pat
     x, _ = predictor.load_files([transparent_png(tmp_path / "t.png")])
     assert x.shape == (1, 3, 16, 16)
     assert (x[0, :, 0, 0] == corner).all() and x[0, :, 8, 8].tolist() == [200, 20, 20]
+
+
+def test_an_unreadable_orientation_is_a_named_warning_and_the_pixels_as_stored(tmp_path, monkeypatch):
+    from PIL import ImageOps
+
+    def broken(img):
+        raise SyntaxError("not a TIFF file")
+
+    monkeypatch.setattr(ImageOps, "exif_transpose", broken)
+    path = write_image(tmp_path / "x.png")
+    x, warned = read_image(path, 3, None, DecodeSettings())
+    assert np.array_equal(x, np.asarray(Image.open(path)).transpose(2, 0, 1))
+    assert [w.path for w in warned] == [str(path)] and "EXIF orientation unreadable" in warned[0].reason

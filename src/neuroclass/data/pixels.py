@@ -17,6 +17,7 @@ decodes a file exactly as training did.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -105,10 +106,13 @@ def viewer_pixels(img: Image.Image, background: tuple[int, int, int] = WHITE) ->
 
 def upright(img: Image.Image) -> Image.Image:
     """The image turned by its EXIF Orientation tag (PIL.ImageOps.exif_transpose); unchanged when it
-    has none. A damaged EXIF block (PIL raises or warns) leaves the pixels as stored."""
+    has none. An EXIF block too damaged to read leaves the pixels as stored, with a warning (which
+    ``images.read_image`` catches and names the file in)."""
     try:
         return ImageOps.exif_transpose(img)
-    except (OSError, ValueError, SyntaxError, KeyError, TypeError, IndexError):
+    except (OSError, ValueError, SyntaxError, KeyError, TypeError, IndexError) as exc:
+        warnings.warn(f"EXIF orientation unreadable ({type(exc).__name__}: {exc}); "
+                      "the pixels are used as stored", stacklevel=2)
         return img
 
 
