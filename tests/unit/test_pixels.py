@@ -260,3 +260,19 @@ def test_data_background_takes_names_and_hex():
     assert DecodeSettings.from_config(DataConfig(background="#102030")).background == (16, 32, 48)
     with pytest.raises(NeuroclassError, match="data.background"):
         DecodeSettings.from_config(DataConfig(background="blak"))
+
+
+def test_reading_headers_decodes_no_pixels(tmp_path, monkeypatch):
+    from PIL import ImageFile
+
+    from neuroclass.data.images import read_header
+
+    paths = [save_with_orientation(tmp_path / f"o.{fmt}", upright_rgb(), 6) for fmt in ("png", "jpg", "tif")]
+    Image.fromarray(upright_rgb()).save(tmp_path / "plain.png")
+
+    def fail(img):
+        raise AssertionError("a header read decoded pixels")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", fail)
+    assert [read_header(p, 10**6)[1] for p in paths] == [(6, 10)] * 3
+    assert read_header(tmp_path / "plain.png", 10**6) == ("RGB", (6, 10))

@@ -117,13 +117,17 @@ def upright(img: Image.Image) -> Image.Image:
 
 
 def displayed_size(img: Image.Image) -> tuple[int, int]:
-    """(H, W) once the EXIF orientation is applied, read from the header (no pixels decoded)."""
+    """(H, W) once the EXIF orientation is applied, read from the header: the EXIF block PIL found
+    while opening a JPEG, PNG or WebP (``img.getexif()`` would decode a PNG's pixels to look
+    further). PIL gives a TIFF's size as displayed already, and turns its pixels when loading."""
     w, h = img.size
     try:
-        turned = img.getexif().get(ORIENTATION) in (5, 6, 7, 8)
+        exif = Image.Exif()
+        exif.load(img.info.get("exif") or b"")
+        orientation = exif.get(ORIENTATION)
     except (OSError, ValueError, SyntaxError, KeyError, TypeError, IndexError):
-        turned = False
-    return (w, h) if turned else (h, w)
+        orientation = None
+    return (w, h) if orientation in (5, 6, 7, 8) else (h, w)
 
 
 def to_8_bits(img: Image.Image) -> Image.Image:
