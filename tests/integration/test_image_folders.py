@@ -73,7 +73,7 @@ def test_rotated_and_transparent_copies_score_like_their_controls(tmp_path, caps
                "--quiet", "--set", "train.threads=1", "--set", "model.options.channels=[8,16]"])
     err = capsys.readouterr().err
     assert rc == 0, err
-    assert "ignored 3 folders and 2 files that are not data" in err
+    assert "ignored 3 folders (holding 3 files) and 2 files that are not data" in err
     (run,) = [p for p in out.iterdir() if p.is_dir()]
     record = json.loads((run / "model.json").read_text())["preprocessing"]["decode"]
     assert record["version"] == 2 and record["background"] == [255, 255, 255]

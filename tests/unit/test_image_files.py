@@ -96,7 +96,7 @@ def test_metadata_in_split_folders_and_beside_them(tmp_path):
     assert {k: len(v) for k, v in ds.parts.items()} == {"train": 8, "test": 4}
     reasons = [i.reason for i in ds.issues.ignored]
     assert reasons.count(MACOS) == 8 and "outside the split folders (train/, val/, test/)" in reasons
-    assert len(lines) == 1 and "ignored 5 folders and 4 files that are not data" in lines[0], lines
+    assert len(lines) == 1 and "ignored 5 folders (holding 5 files) and 4 files that are not data" in lines[0], lines
 
 
 def test_notebook_checkpoint_copies_do_not_leak_into_the_data(tmp_path):
@@ -107,7 +107,7 @@ def test_notebook_checkpoint_copies_do_not_leak_into_the_data(tmp_path):
     write(root / ".ipynb_checkpoints" / "Untitled-checkpoint.ipynb", b"{}")
     ds, lines = load(root)
     assert len(ds) == 8 and ds.classes == ["cat", "dog"]
-    assert lines == [f"{root}: ignored 2 folders that are not data: 2 {TOOL}"]
+    assert lines == [f"{root}: ignored 2 folders (holding 4 files) that are not data: 2 {TOOL}"]
 
 
 def test_a_finder_zip_extracts_a_macosx_folder_that_is_not_a_class(tmp_path):
@@ -121,7 +121,7 @@ def test_a_finder_zip_extracts_a_macosx_folder_that_is_not_a_class(tmp_path):
         z.extractall(tmp_path / "pics")
     ds, lines = load(tmp_path / "pics")
     assert ds.classes == ["cat", "dog"] and len(ds) == 6
-    assert lines == [f"{tmp_path / 'pics'}: ignored 1 folder that is not data: 1 {MACOS}"]
+    assert lines == [f"{tmp_path / 'pics'}: ignored 1 folder (holding 6 files) that is not data: 1 {MACOS}"]
 
 
 def test_non_image_files_in_class_folders_are_listed_with_their_suffix(tmp_path):

@@ -100,20 +100,25 @@ def subfolders(root: Path, accept: tuple[str, ...] | None, ignored: list[FileIss
 
 
 def summary(where: str, ignored: list[FileIssue]) -> str:
-    """One line on what was ignored and why, grouped by reason, most common first.
+    """One line on what was ignored and why, grouped by reason, most common first; an ignored
+    folder (its path ends with "/") counts once, with the files it holds said beside it.
 
-    >>> summary("pics", [FileIssue("pics/__MACOSX/", MACOS), FileIssue("pics/a/._1.png", MACOS)])
-    'pics: ignored 1 folder and 1 file that are not data: 2 macOS metadata (__MACOSX, ._*, .DS_Store)'
+    >>> summary("pics", [FileIssue("pics/a/.x.png", HIDDEN), FileIssue("pics/b/.y.png", HIDDEN)])
+    "pics: ignored 2 files that are not data: 2 hidden (name starts with '.')"
     """
-    folders = sum(item.path.endswith("/") for item in ignored)
-    files = len(ignored) - folders
-    counted = [_count(folders, "folder"), _count(files, "file")]
+    folders = [item.path for item in ignored if item.path.endswith("/")]
+    inside = sum(_files_in(Path(path)) for path in folders)
+    counted = [_count(len(folders), "folder") + (f" (holding {_count(inside, 'file')})" if folders else ""),
+               _count(len(ignored) - len(folders), "file")]
     what = " and ".join(c for c in counted if c)
     verb = "is" if len(ignored) == 1 else "are"
-    groups = Counter(item.reason for item in ignored)
-    ordered = sorted(groups.items(), key=lambda kv: (-kv[1], kv[0]))  # most common first
-    reasons = ", ".join(f"{n} {reason}" for reason, n in ordered)
+    ordered = sorted(Counter(item.reason for item in ignored).items(), key=lambda kv: (-kv[1], kv[0]))
+    reasons = ", ".join(f"{n} {reason}" for reason, n in ordered)  # most common first
     return f"{where}: ignored {what} that {verb} not data: {reasons}"
+
+
+def _files_in(folder: Path) -> int:
+    return sum(len(files) for _, _, files in os.walk(folder))
 
 
 def _count(n: int, noun: str) -> str:
