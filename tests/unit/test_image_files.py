@@ -96,7 +96,8 @@ def test_metadata_in_split_folders_and_beside_them(tmp_path):
     assert {k: len(v) for k, v in ds.parts.items()} == {"train": 8, "test": 4}
     reasons = [i.reason for i in ds.issues.ignored]
     assert reasons.count(MACOS) == 8 and "outside the split folders (train/, val/, test/)" in reasons
-    assert len(lines) == 1 and "ignored 5 folders (holding 5 files) and 4 files that are not data" in lines[0], lines
+    assert len(lines) == 1, lines
+    assert "ignored 5 folders (holding 5 files) and 4 files that are not data" in lines[0]
 
 
 def test_notebook_checkpoint_copies_do_not_leak_into_the_data(tmp_path):
