@@ -177,3 +177,17 @@ def test_the_cache_keeps_working_and_repeats_the_ignored_line(tmp_path):
     ("icon\r", MACOS), ("._", MACOS), (".Trash", TRASH), ("#recycle", TRASH), ("_private", None)])
 def test_metadata_names(name, expected):
     assert metadata_reason(name) == expected
+
+
+def test_other_formats_pillow_reads_are_images_and_unread_ones_are_said_so(tmp_path):
+    root = tmp_path / "pics"
+    for k, name in enumerate(("cat", "dog")):
+        (root / name).mkdir(parents=True)
+        for i, suffix in enumerate((".ppm", ".tga", ".pgm")):
+            img = Image.open(io.BytesIO(png_bytes(10 * k + i)))
+            img.convert("L" if suffix == ".pgm" else "RGB").save(root / name / f"{i}{suffix}")
+    write(root / "cat" / "IMG_0001.HEIC", b"\x00\x00\x00\x18ftypheic" + bytes(16))
+    ds, lines = load(root)
+    assert len(ds) == 6 and ds.input_shape == (3, 8, 8)
+    assert [(Path(i.path).name, i.reason) for i in ds.issues.ignored] == [
+        ("IMG_0001.HEIC", "HEIC image, a format not read (convert it to JPEG or PNG)")]

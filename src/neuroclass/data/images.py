@@ -21,7 +21,9 @@ from neuroclass.data.pixels import GRAY_MODES, DecodeSettings, displayed_size, v
 from neuroclass.data.sniff import ends_early, image_format, not_an_image_reason, truncated_reason
 from neuroclass.errors import NeuroclassError
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+# still-image formats Pillow reads (JPEG 2000 and AVIF need its optional codecs, in its wheels)
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".bmp", ".gif", ".webp", ".tif", ".tiff",
+                  ".ppm", ".pgm", ".pbm", ".pnm", ".tga", ".qoi", ".jp2", ".j2k", ".avif"}
 PIL_ERRORS = (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError)
 
 

@@ -25,6 +25,10 @@ TRASH = "trash ($RECYCLE.BIN, .Trash-*)"
 TOOL = "tool data (.ipynb_checkpoints, .git, __pycache__)"
 NOT_IN_CLASS = "outside the class folders"
 NOT_A_SPLIT = "outside the split folders (train/, val/, test/)"
+# images in formats that Pillow does not read: said so, rather than "non-image"
+UNREAD_FORMATS = {".heic": "HEIC", ".heif": "HEIF", ".svg": "SVG", ".dng": "camera raw", ".cr2": "camera raw",
+                  ".cr3": "camera raw", ".nef": "camera raw", ".arw": "camera raw", ".orf": "camera raw",
+                  ".raf": "camera raw", ".rw2": "camera raw"}
 
 # lower-case names -> reason; Windows and NAS names are matched without regard to case
 NAMES = {
@@ -72,13 +76,18 @@ def class_images(folder: Path, suffixes: set[str], ignored: list[FileIssue]) -> 
                 ignored.append(FileIssue(f"{here / name}/", reason))
         for name in sorted(filenames):
             suffix = Path(name).suffix.lower()
-            reason = metadata_reason(name) or (
-                None if suffix in suffixes else f"non-image ({suffix or 'no suffix'})")
+            reason = metadata_reason(name) or (None if suffix in suffixes else _not_an_image(suffix))
             if reason:
                 ignored.append(FileIssue(str(here / name), reason))
             else:
                 images.append(here / name)
     return sorted(images)
+
+
+def _not_an_image(suffix: str) -> str:
+    if suffix in UNREAD_FORMATS:
+        return f"{UNREAD_FORMATS[suffix]} image, a format not read (convert it to JPEG or PNG)"
+    return f"non-image ({suffix or 'no suffix'})"
 
 
 def subfolders(root: Path, accept: tuple[str, ...] | None, ignored: list[FileIssue]) -> list[Path]:
