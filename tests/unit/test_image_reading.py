@@ -163,7 +163,6 @@ def test_an_empty_file_says_it_is_empty(tmp_path):
 @pytest.mark.parametrize("content, what", [
     (b"<!DOCTYPE html><html><body>Access denied</body></html>", "an HTML page"),
     (b"%PDF-1.7\n", "a PDF document"), (b"PK\x03\x04" + bytes(30), "a ZIP archive"),
-    (b"\x00\x00\x00\x18ftypheic" + bytes(16), "a HEIC/HEIF photo"),
     (b"just some notes\n", "text")])
 def test_an_image_suffix_on_other_content_says_what_it_is_not(tmp_path, content, what):
     path = tmp_path / "photo.jpg"
@@ -172,6 +171,16 @@ def test_an_image_suffix_on_other_content_says_what_it_is_not(tmp_path, content,
         load_image(path, 3, (8, 8))
     line = str(info.value)
     assert line.startswith(f"{path}: not a JPEG image: its content is {what}") and "\n" not in line
+
+
+@pytest.mark.parametrize("name", ["IMG_0001.jpg", "IMG_0001.heic"])
+def test_an_iphone_heic_photo_says_so_whatever_its_suffix(tmp_path, name):
+    path = tmp_path / name
+    path.write_bytes(b"\x00\x00\x00\x18ftypheic" + bytes(16))
+    with pytest.raises(NeuroclassError) as info:
+        load_image(path, 3, (8, 8))
+    assert str(info.value) == (f"{path}: the file is a HEIC/HEIF photo (as iPhones save), which Pillow "
+                               "does not read; convert it to JPEG")
 
 
 def test_training_skips_them_with_the_same_reasons(tmp_path):

@@ -67,7 +67,7 @@ def _open_failure(path: Path, exc: Exception) -> UnreadableImage:
     if announced:
         return UnreadableImage(path, _load_reason(exc, path, announced))
     described = not_an_image_reason(path)
-    if described == "file is empty (0 bytes)":
+    if described and not described.startswith("not a"):  # empty, or an image Pillow cannot read
         return UnreadableImage(path, described)
     return UnreadableImage(path, described or _reason(exc, path), not_image=True)
 

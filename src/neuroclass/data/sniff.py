@@ -26,6 +26,7 @@ HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"heim", b"heis", b"mif1", b"msf1")
 FORMAT_NAMES = {".jpg": "JPEG", ".jpeg": "JPEG", ".jpe": "JPEG", ".jfif": "JPEG", ".png": "PNG",
                 ".gif": "GIF", ".bmp": "BMP", ".webp": "WebP", ".tif": "TIFF", ".tiff": "TIFF"}
 HEAD_BYTES = 512
+UNREAD_IMAGE = "a HEIC/HEIF photo"
 SIGNATURES = ((b"\xff\xd8\xff", "JPEG"), (b"\x89PNG\r\n\x1a\n", "PNG"), (b"GIF8", "GIF"),
               (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"), (b"BM", "BMP"))
 
@@ -68,7 +69,7 @@ def describe_content(path: Path) -> str | None:
             return what
     if head[4:8] == b"ftyp":
         if head[8:12] in HEIF_BRANDS:
-            return "a HEIC/HEIF photo (as iPhones save), which Pillow does not read; convert it to JPEG"
+            return f"{UNREAD_IMAGE} (as iPhones save), which Pillow does not read; convert it to JPEG"
         return "an MP4/QuickTime video or another ISO media file"
     return _describe_text(head)
 
@@ -124,13 +125,15 @@ def truncated_reason(image_format: str) -> str:
 
 
 def not_an_image_reason(path: Path) -> str | None:
-    """"file is empty (0 bytes)" or "not a PNG image: its content is an HTML page ..."; None when
-    the bytes do not say what the file is."""
+    """"file is empty (0 bytes)", "the file is a HEIC/HEIF photo ..." or "not a PNG image: its
+    content is an HTML page ..."; None when the bytes do not say what the file is."""
     what = describe_content(path)
     if what is None:
         return None
     if what.startswith("nothing"):
         return "file is empty (0 bytes)"
+    if what.startswith(UNREAD_IMAGE):
+        return f"the file is {what}"
     expected = f"a {FORMAT_NAMES[path.suffix.lower()]} image" if path.suffix.lower() in FORMAT_NAMES \
         else "an image"
     return f"not {expected}: its content is {what}"
