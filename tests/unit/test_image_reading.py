@@ -233,5 +233,6 @@ def test_an_unreadable_orientation_is_a_named_warning_and_the_pixels_as_stored(t
     monkeypatch.setattr(ImageOps, "exif_transpose", broken)
     path = write_image(tmp_path / "x.png")
     x, warned = read_image(path, 3, None, DecodeSettings())
-    assert np.array_equal(x, np.asarray(Image.open(path)).transpose(2, 0, 1))
+    with Image.open(path) as stored:
+        assert np.array_equal(x, np.asarray(stored).transpose(2, 0, 1))
     assert [w.path for w in warned] == [str(path)] and "EXIF orientation unreadable" in warned[0].reason

@@ -66,7 +66,8 @@ def test_a_sideways_phone_jpeg_decodes_like_its_upright_copy(tmp_path, tag):
     control = tmp_path / "upright.jpg"
     Image.fromarray(upright).save(control, quality=95)
     sideways = save_with_orientation(tmp_path / "sideways.jpg", upright, tag, quality=95)
-    assert Image.open(sideways).size == (32, 48)  # stored sideways...
+    with Image.open(sideways) as stored:
+        assert stored.size == (32, 48)  # stored sideways...
     got, want = read(sideways).astype(int), read(control).astype(int)
     assert got.shape == want.shape == (3, 32, 48)  # ...decoded upright
     assert np.abs(got - want).mean() < 4
@@ -193,7 +194,8 @@ def test_a_cmyk_jpeg_is_close_to_its_rgb_control(tmp_path):
     rgb = np.kron(upright_rgb(4, 4, seed=3), np.ones((8, 8, 1), np.uint8))
     Image.fromarray(rgb).save(tmp_path / "rgb.jpg", quality=95)
     Image.fromarray(rgb).convert("CMYK").save(tmp_path / "cmyk.jpg", quality=95)
-    assert Image.open(tmp_path / "cmyk.jpg").mode == "CMYK"
+    with Image.open(tmp_path / "cmyk.jpg") as stored:
+        assert stored.mode == "CMYK"
     control = np.abs(read(tmp_path / "rgb.jpg").astype(int) - chw(rgb).astype(int)).mean()
     got = np.abs(read(tmp_path / "cmyk.jpg").astype(int) - chw(rgb).astype(int)).mean()
     assert got < 4 and got <= control + 1  # as close to the drawn colours as the RGB JPEG is

@@ -48,10 +48,10 @@ def open_image(path: Path, max_pixels: int) -> Image.Image:
             _check_pixels(path, img.size, max_pixels)
             fmt = img.format
             try:
-                img.load()
+                img.load()  # the pixels are in memory: the image outlives the closed file
             except PIL_ERRORS as exc:
                 raise UnreadableImage(path, _load_reason(exc, path, fmt)) from exc
-            return img.copy()
+            return img  # not a copy, which would drop the format and TIFF tags to_8_bits reads
     except UnreadableImage:
         raise
     except PIL_ERRORS as exc:

@@ -95,8 +95,8 @@ def viewer_pixels(img: Image.Image, background: tuple[int, int, int] = WHITE) ->
     >>> viewer_pixels(Image.new("LA", (2, 2), (0, 0))).getpixel((0, 0))  # transparent: white
     255
     """
+    img = to_8_bits(img)  # first: it reads the file's format and tags, which a turned copy lacks
     img = upright(img)
-    img = to_8_bits(img)
     if img.mode in ALPHA_MODES or "transparency" in img.info:
         return flatten(img, background)
     if img.mode in ("L", "RGB"):
