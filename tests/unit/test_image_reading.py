@@ -236,3 +236,19 @@ def test_an_unreadable_orientation_is_a_named_warning_and_the_pixels_as_stored(t
     with Image.open(path) as stored:
         assert np.array_equal(x, np.asarray(stored).transpose(2, 0, 1))
     assert [w.path for w in warned] == [str(path)] and "EXIF orientation unreadable" in warned[0].reason
+
+
+def test_deprecation_warnings_are_passed_on_not_blamed_on_the_file(tmp_path, monkeypatch):
+    import neuroclass.data.images as images
+
+    real = images.viewer_pixels
+
+    def deprecated(img, background):
+        warnings.warn("mode X is deprecated", DeprecationWarning)
+        return real(img, background)
+
+    monkeypatch.setattr(images, "viewer_pixels", deprecated)
+    path = write_image(tmp_path / "x.png")
+    with pytest.warns(DeprecationWarning, match="mode X is deprecated"):
+        _, warned = read_image(path, 3, None, DecodeSettings())
+    assert warned == []

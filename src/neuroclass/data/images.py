@@ -24,6 +24,7 @@ from neuroclass.errors import NeuroclassError
 # still-image formats Pillow reads (JPEG 2000 and AVIF need its optional codecs, in its wheels)
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".bmp", ".gif", ".webp", ".tif", ".tiff",
                   ".ppm", ".pgm", ".pbm", ".pnm", ".tga", ".qoi", ".jp2", ".j2k", ".avif"}
+CODE_WARNINGS = (DeprecationWarning, PendingDeprecationWarning, FutureWarning, ResourceWarning)
 PIL_ERRORS = (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError)
 
 
@@ -124,8 +125,11 @@ def read_image(path: Path, channels: int, size: tuple[int, int] | None,
             arr = to_array(viewer_pixels(img, decode.background), channels, size)
         except PIL_ERRORS as exc:
             raise UnreadableImage(path, _reason(exc, path)) from exc
-    messages = dict.fromkeys(" ".join(str(w.message).split()) for w in caught
-                             if not issubclass(w.category, (Image.DecompressionBombWarning, ResourceWarning)))
+    about_code = [w for w in caught if issubclass(w.category, CODE_WARNINGS)]
+    for w in about_code:  # about neuroclass's use of PIL, not the file: passed on as they were
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    messages = dict.fromkeys(" ".join(str(w.message).split()) for w in caught if w not in about_code
+                             and not issubclass(w.category, Image.DecompressionBombWarning))
     return arr, [FileIssue(str(path), text) for text in messages]
 
 
