@@ -11,9 +11,9 @@ One folder per key under ``$NEUROCLASS_CACHE`` (else ``~/.cache/neuroclass/image
 The key is a SHA-256 over the sorted relative paths with each file's size and mtime_ns, the
 preprocessing (channels, size, max_bad_fraction, the decode record of data/pixels.py with its
 version) and ``FORMAT``, so a cache decoded another way (an older decoder, another background or
-pixel limit) is never reused. It reads no file contents, so an
-edit that keeps both a file's size and its mtime (say, restored with ``touch -r``) goes unnoticed;
-delete the cache folder, or set ``data.cache=false``, after such an edit.
+pixel limit) is never reused. It reads no file contents, so an edit that keeps both a file's size
+and its mtime (say, restored with ``touch -r``) goes unnoticed; delete the cache folder, or set
+``data.cache=false``, after such an edit.
 
 A cache is built in a temp folder beside its final name and renamed into place, so the final name
 never holds a partial cache; a folder that is there but unreadable (a missing file, a wrong shape)
