@@ -252,3 +252,15 @@ def test_deprecation_warnings_are_passed_on_not_blamed_on_the_file(tmp_path, mon
     with pytest.warns(DeprecationWarning, match="mode X is deprecated"):
         _, warned = read_image(path, 3, None, DecodeSettings())
     assert warned == []
+
+
+def test_a_stopped_load_names_each_oversized_file_with_its_reason(tmp_path):
+    root = folder(tmp_path / "pics", per_class=30)
+    scan = write_image(root / "cat" / "scan.png", size=(30, 30))
+    photo = write_image(root / "dog" / "photo.png", size=(20, 20))
+    with pytest.raises(NeuroclassError) as info:
+        load_image_folder(root, None, 8, 0.01, decode=DecodeSettings(max_pixels=100))
+    line = str(info.value)
+    assert "2 of 62 images are unreadable" in line and "--set data.max_bad_fraction=0.04" in line
+    assert f"{scan}: 30x30 = 900 pixels is over the limit" in line
+    assert f"{photo}: 20x20 = 400 pixels is over the limit" in line and "\n" not in line

@@ -9,14 +9,13 @@ import torch
 
 from neuroclass.data.cache import load_or_build
 from neuroclass.data.dataset import Dataset
-from neuroclass.data.images import IMAGE_SUFFIXES, decode_many
+from neuroclass.data.images import IMAGE_SUFFIXES, decode_many, name_files
 from neuroclass.data.issues import DataIssues, FileIssue
 from neuroclass.data.listing import class_images, subfolders, summary
 from neuroclass.data.pixels import DecodeSettings
 from neuroclass.errors import NeuroclassError
 
 SPLIT_NAMES = ("train", "val", "test")
-NAMED = 3  # skipped files named in the warning line; ds.issues.skipped lists them all
 
 
 def _class_files(root: Path, ignored: list[FileIssue]) -> dict[str, list[Path]]:
@@ -121,18 +120,12 @@ def _flatten(root: Path, groups: dict[str, dict[str, list[Path]]], classes: list
 
 def _warning_lines(root: Path, issues: DataIssues, files: int) -> list[str]:
     """One line for the ignored files, one for the skipped ones, one for the warnings PIL raised
-    while reading; each skipped file or warning named (the first NAMED of them) with its file."""
+    while reading; the first few skipped files and warnings named (ds.issues lists them all)."""
     lines = [summary(str(root), issues.ignored)] if issues.ignored else []
     if issues.skipped:
         lines.append(f"{root}: skipped {len(issues.skipped)} of {files} images as unreadable, "
-                     f"first: {_named(issues.skipped)}")
+                     f"first: {name_files(issues.skipped)}")
     if issues.warnings:
         lines.append(f"{root}: {len(issues.warnings)} warning{'s' * (len(issues.warnings) > 1)} "
-                     f"while reading images (the images were used as read): {_named(issues.warnings)}")
+                     f"while reading images (the images were used as read): {name_files(issues.warnings)}")
     return lines
-
-
-def _named(items: list[FileIssue]) -> str:
-    """'a.png: reason; b.png: reason; and 4 more'."""
-    named = "; ".join(f"{item.path}: {item.reason}" for item in items[:NAMED])
-    return named + (f"; and {len(items) - NAMED} more" if len(items) > NAMED else "")

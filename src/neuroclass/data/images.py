@@ -268,7 +268,7 @@ def _check_bad(bad: list[FileIssue], total: int, max_bad_fraction: float, where:
     if not bad:
         return
     fraction = len(bad) / total
-    first = f"{bad[0].path}: {bad[0].reason}"
+    first = name_files(bad)
     if len(bad) == total:
         raise NeuroclassError(f"{where}: none of the {total} image files is readable, first: "
                               f"{first}; check that the files are PNG, JPEG, BMP, GIF, WebP or TIFF")
@@ -278,6 +278,12 @@ def _check_bad(bad: list[FileIssue], total: int, max_bad_fraction: float, where:
             f"than the {max_bad_fraction:.1%} allowed by data.max_bad_fraction), first: {first}; "
             f"remove or replace them, or allow more with --set data.max_bad_fraction="
             f"{_ceil_fraction(fraction):g}")
+
+
+def name_files(items: list[FileIssue], named: int = 3) -> str:
+    """The first ``named`` files with their reasons, on one line: 'a.png: why; b.png: why; and 4 more'."""
+    text = "; ".join(f"{item.path}: {item.reason}" for item in items[:named])
+    return text + (f"; and {len(items) - named} more" if len(items) > named else "")
 
 
 def _ceil_fraction(fraction: float) -> float:
