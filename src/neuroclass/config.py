@@ -42,6 +42,13 @@ def parse_duration(text: str | float | int) -> float:
     return seconds
 
 
+def _colour_names() -> tuple[str, ...]:
+    """The colour names data.background accepts (PIL's CSS names), read when a value is checked."""
+    from PIL import ImageColor  # here, not at import: config loads without the imaging library
+
+    return tuple(sorted(ImageColor.colormap))
+
+
 @dataclass(frozen=True)
 class DataConfig:
     source: str = "fashion-mnist"
@@ -59,6 +66,17 @@ class DataConfig:
     # labels that differ only by surrounding spaces, letter case or Unicode form ("yes", "yes ",
     # "Yes"): "merge" reads them as one class with a warning, "strict" refuses the data
     labels: str = field(default="merge", metadata=rule(choices=("merge", "strict")))
+    # what transparent pixels (RGBA, LA, palette transparency) are composited on before training
+    # and prediction, as a viewer shows them; gray images get the gray of this colour
+    background: str = field(default="white", metadata=rule(
+        choices=_colour_names, pattern=r"#[0-9a-fA-F]{6}",
+        doc="a colour name (white, black, gray, ...) or #rrggbb"))
+    # the largest width x height decoded; a larger file is skipped as unreadable (counted against
+    # max_bad_fraction) before its pixels are read. Default: Pillow's decompression-bomb warning
+    # limit (89,478,485, 0.25 GiB as RGB); at most its refusal limit, twice that, which Pillow
+    # enforces itself. Raise it for large scans: --set data.max_pixels=150000000
+    max_pixels: int = field(default=89_478_485, metadata=rule(
+        gt=0, le=178_956_970, doc="a pixel count > 0 and <= 178956970 (Pillow refuses larger images)"))
 
     def validate(self) -> None:
         """Validation and test are carved from the same examples: something must be left to train."""

@@ -43,7 +43,7 @@ from neuroclass.training.state import TrainState
 from neuroclass.training.trainer import Trainer
 
 # What prediction needs to turn raw inputs into model inputs (not where or how data was cached).
-MODEL_INPUT_KEYS = ("channels", "size", "columns", "categorical", "feature_names")
+MODEL_INPUT_KEYS = ("channels", "size", "decode", "columns", "categorical", "feature_names")
 
 
 @dataclass

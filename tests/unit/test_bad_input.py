@@ -388,7 +388,7 @@ def test_predict_with_missing_run_folder(tmp_path, capsys):
 def test_predict_with_corrupt_image(tiny_run, tmp_path, capsys):
     bad = corrupt(tmp_path / "bad.png")
     rc = main(["predict", str(tiny_run), str(bad)])
-    line = assert_bad_input(rc, capsys, "bad.png", "not a readable image", "pass a PNG, JPEG")
+    line = assert_bad_input(rc, capsys, "bad.png", "not a PNG image: its content is text", "pass a PNG, JPEG")
     assert line.count("bad.png") == 1  # PIL's message repeats the path; ours names it once
 
 
@@ -445,3 +445,22 @@ def test_damaged_npz(tmp_path, capsys, damage):
     path.write_bytes(raw)
     rc = train(tmp_path, path)
     assert_bad_input(rc, capsys, "arrays.npz", "cannot read .npz", "numpy.savez", out=tmp_path / "runs")
+
+
+def test_predict_with_empty_image(tiny_run, tmp_path, capsys):
+    empty = tmp_path / "download_failed.jpg"
+    empty.write_bytes(b"")
+    rc = main(["predict", str(tiny_run), str(empty)])
+    line = assert_bad_input(rc, capsys, "download_failed.jpg", "file is empty (0 bytes)")
+    assert "pass a PNG" not in line
+
+
+@pytest.mark.parametrize("suffix, fmt", [(".jpg", "JPEG"), (".png", "PNG")])
+def test_predict_with_truncated_image(tiny_run, tmp_path, capsys, suffix, fmt):
+    path = tmp_path / f"cut{suffix}"
+    pixels = np.random.default_rng(0).integers(0, 256, size=(64, 64, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    rc = main(["predict", str(tiny_run), str(path)])
+    assert_bad_input(rc, capsys, f"cut{suffix}: the {fmt} data is truncated: the file ends early; "
+                     "re-export or re-download it")

@@ -19,6 +19,7 @@ from neuroclass.data import cache as cache_module
 from neuroclass.data import images as images_module
 from neuroclass.data import load
 from neuroclass.data.folder import load_image_folder
+from neuroclass.data.pixels import DecodeSettings
 
 
 @pytest.fixture(autouse=True)
@@ -147,11 +148,11 @@ def test_a_failure_mid_build_leaves_nothing_behind(tmp_path, monkeypatch, cache_
     root = image_folder(tmp_path / "pics")
     real, calls = images_module.open_image, []
 
-    def fail_on_third(path):
+    def fail_on_third(path, max_pixels):
         calls.append(path)
         if len(calls) == 3:
             raise error("disk on fire")
-        return real(path)
+        return real(path, max_pixels)
 
     monkeypatch.setattr(images_module, "open_image", fail_on_third)
     with pytest.raises(error):
@@ -218,3 +219,27 @@ def test_temp_folders_of_killed_builds_are_swept_after_a_day(tmp_path, cache_dir
         os.utime(path, (two_days_ago, two_days_ago))
     load_folder(image_folder(tmp_path / "pics"))
     assert not old.exists() and fresh.exists()  # a build running elsewhere keeps its folder
+
+
+def test_a_cache_made_by_the_older_decoder_is_not_reused(tmp_path):
+    root = image_folder(tmp_path / "pics")
+    first = load_folder(root)
+    path = Path(first.preprocessing["cache_path"])
+    meta = json.loads((path / "meta.json").read_text())
+    meta["format"] = 1  # as the decoder without orientation, background and bit depth wrote it
+    del meta["preprocessing"]["decode"], meta["skipped_files"], meta["warned"]
+    meta["bad"] = []
+    (path / "meta.json").write_text(json.dumps(meta))
+    again = load_folder(root)
+    assert again.preprocessing["cache"] == "built" and again.preprocessing["decode"]["version"] == 2
+    assert load_folder(root).preprocessing["cache"] == "hit"
+
+
+@pytest.mark.parametrize("decode", [DecodeSettings(background=(0, 0, 0)), DecodeSettings(max_pixels=1000)])
+def test_other_decode_settings_get_their_own_key(tmp_path, decode):
+    root = image_folder(tmp_path / "pics")
+    plain = load_folder(root)
+    other = load_folder(root, decode=decode)
+    assert other.preprocessing["cache"] == "built"
+    assert other.preprocessing["cache_path"] != plain.preprocessing["cache_path"]
+    assert other.preprocessing["decode"] == decode.record()

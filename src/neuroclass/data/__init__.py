@@ -12,6 +12,7 @@ from neuroclass.data.dataset import Dataset, validate
 from neuroclass.data.folder import load_image_folder
 from neuroclass.data.idx import is_idx_folder, load_idx_folder
 from neuroclass.data.labels import merge_near_duplicate_labels
+from neuroclass.data.pixels import DecodeSettings
 from neuroclass.data.split import Splits, split
 from neuroclass.data.table import load_table
 from neuroclass.errors import NeuroclassError
@@ -53,7 +54,7 @@ def load(cfg: DataConfig) -> Dataset:
         if path.is_dir():
             ds = load_idx_folder(path, path.name) if is_idx_folder(path) else \
                 load_image_folder(path, cfg.channels, cfg.image_size, cfg.max_bad_fraction,
-                                  cfg.cache)
+                                  cfg.cache, DecodeSettings.from_config(cfg))
         elif path.suffix.lower() in (".csv", ".parquet", ".pq"):
             ds = load_table(path, cfg.label_column, list(cfg.categorical))
         elif path.suffix.lower() == ".npz":

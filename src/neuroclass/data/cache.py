@@ -5,12 +5,15 @@ One folder per key under ``$NEUROCLASS_CACHE`` (else ``~/.cache/neuroclass/image
     images.npy   uint8 (N, C, H, W), written through a memory map so that it may exceed memory
     rows.npz     one entry per row of images.npy: ``kept`` (index of its file in the listed paths),
                  ``labels`` (int64) and ``splits`` (split folder name, "" without split folders)
-    meta.json    format version, key, source root, classes, preprocessing record, skipped files
+    meta.json    format version, key, source root, classes, preprocessing record, skipped files and
+                 the warnings raised while decoding (a hit decodes nothing, so it repeats them)
 
 The key is a SHA-256 over the sorted relative paths with each file's size and mtime_ns, the
-preprocessing (channels, size, max_bad_fraction) and ``FORMAT``. It reads no file contents, so an
-edit that keeps both a file's size and its mtime (say, restored with ``touch -r``) goes unnoticed;
-delete the cache folder, or set ``data.cache=false``, after such an edit.
+preprocessing (channels, size, max_bad_fraction, the decode record of data/pixels.py with its
+version) and ``FORMAT``, so a cache decoded another way (an older decoder, another background or
+pixel limit) is never reused. It reads no file contents, so an edit that keeps both a file's size
+and its mtime (say, restored with ``touch -r``) goes unnoticed; delete the cache folder, or set
+``data.cache=false``, after such an edit.
 
 A cache is built in a temp folder beside its final name and renamed into place, so the final name
 never holds a partial cache; a folder that is there but unreadable (a missing file, a wrong shape)
@@ -27,17 +30,19 @@ import tempfile
 import time
 import uuid
 import zipfile
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 from numpy.lib.format import open_memmap
 
-from neuroclass.io import write_bytes_atomic, write_text_atomic
 from neuroclass.data.images import decode_into
+from neuroclass.data.issues import FileIssue
+from neuroclass.data.pixels import DecodeSettings
 from neuroclass.errors import NeuroclassError
+from neuroclass.io import write_bytes_atomic, write_text_atomic
 
-FORMAT = 1  # bump when the layout or the decoding changes, so that older caches are not read
+FORMAT = 2  # bump when the layout or the decoding changes, so that older caches are not read
 IN_MEMORY_BELOW = 2 * 1024**3  # bytes: a smaller cache is copied into memory, a larger one stays mapped
 STALE_AFTER_S = 24 * 3600  # a temp folder untouched this long was left by a run that was killed
 CHUNK_ROWS = 1024  # rows copied at a time when a cache must be rewritten shorter
@@ -56,8 +61,9 @@ class CachedImages:
     kept: np.ndarray  # int64 (N,), index of each row's file in the listed paths
     labels: np.ndarray  # int64 (N,)
     splits: np.ndarray  # str (N,)
-    preprocessing: dict  # channels, size, skipped, cache ("hit" | "built"), cache_path
-    bad: list[str]  # one message per skipped file, in path order
+    preprocessing: dict  # channels, size, decode, skipped, cache ("hit" | "built"), cache_path
+    skipped: list[FileIssue]  # the unreadable files, in path order
+    warned: list[FileIssue]  # warnings raised while decoding the kept files, in path order
     path: Path
 
 
@@ -74,7 +80,7 @@ def cache_dir() -> Path:
 
 
 def cache_key(root: Path, paths: list[Path], channels: int | None, size: tuple[int, int] | None,
-              max_bad_fraction: float) -> str:
+              max_bad_fraction: float, decode: DecodeSettings = DecodeSettings()) -> str:
     """SHA-256 of the files' relative paths, sizes and mtimes plus the preprocessing (stat only).
 
     Example::
@@ -84,7 +90,7 @@ def cache_key(root: Path, paths: list[Path], channels: int | None, size: tuple[i
     """
     h = hashlib.sha256()
     settings = {"format": FORMAT, "channels": channels, "size": list(size) if size else None,
-                "max_bad_fraction": max_bad_fraction}
+                "max_bad_fraction": max_bad_fraction, "decode": decode.record()}
     h.update(json.dumps(settings, sort_keys=True).encode())
     for rel, path in sorted((p.relative_to(root).as_posix(), p) for p in paths):
         try:
@@ -98,7 +104,7 @@ def cache_key(root: Path, paths: list[Path], channels: int | None, size: tuple[i
 
 def load_or_build(root: Path, paths: list[Path], labels: np.ndarray, splits: np.ndarray,
                   classes: list[str], channels: int | None, size: tuple[int, int] | None,
-                  max_bad_fraction: float) -> CachedImages:
+                  max_bad_fraction: float, decode: DecodeSettings = DecodeSettings()) -> CachedImages:
     """The cached decoding of ``paths``; decode (see ``images.decode_into``) and store it when absent.
 
     ``labels`` and ``splits`` hold one entry per path; the result holds those of the kept rows.
@@ -110,11 +116,11 @@ def load_or_build(root: Path, paths: list[Path], labels: np.ndarray, splits: np.
         c.preprocessing["cache"], c.x.shape
         # -> ('built', (200, 3, 32, 32))
     """
-    folder = cache_dir() / cache_key(root, paths, channels, size, max_bad_fraction)
+    folder = cache_dir() / cache_key(root, paths, channels, size, max_bad_fraction, decode)
     found = _read(folder, "hit")
     if found is not None:
         return found
-    _build(folder, root, paths, labels, splits, classes, channels, size, max_bad_fraction)
+    _build(folder, root, paths, labels, splits, classes, channels, size, max_bad_fraction, decode)
     built = _read(folder, "built")
     if built is None:
         raise NeuroclassError(f"{folder}: the image cache just written cannot be read back; delete "
@@ -132,7 +138,8 @@ def _read(folder: Path, how: str) -> CachedImages | None:
         x = np.array(x)  # slicing resident memory beats page faults; drops the map
     prep = dict(meta["preprocessing"], cache=how, cache_path=str(folder))
     return CachedImages(x, rows["kept"].astype(np.int64), rows["labels"].astype(np.int64),
-                        rows["splits"], prep, list(meta["bad"]), folder)
+                        rows["splits"], prep, [FileIssue(**item) for item in meta["skipped_files"]],
+                        [FileIssue(**item) for item in meta["warned"]], folder)
 
 
 def _open(folder: Path) -> tuple[dict, np.ndarray, dict[str, np.ndarray]] | None:
@@ -149,7 +156,10 @@ def _open(folder: Path) -> tuple[dict, np.ndarray, dict[str, np.ndarray]] | None
         lengths = {len(r) for r in rows.values()} | {x.shape[0]}
         if list(x.shape) != meta["shape"] or x.dtype != np.uint8 or x.ndim != 4 or len(lengths) != 1:
             return None
-        if not isinstance(meta.get("preprocessing"), dict) or not isinstance(meta.get("bad"), list):
+        if not isinstance(meta.get("preprocessing"), dict) or "decode" not in meta["preprocessing"]:
+            return None
+        if not all(isinstance(item, dict) and set(item) == {"path", "reason"}
+                   for item in meta["skipped_files"] + meta["warned"]):
             return None
     except (OSError, ValueError, KeyError, TypeError, IndexError, zipfile.BadZipFile):
         return None  # ValueError covers bad JSON and an images.npy shorter than its header says
@@ -158,7 +168,7 @@ def _open(folder: Path) -> tuple[dict, np.ndarray, dict[str, np.ndarray]] | None
 
 def _build(folder: Path, root: Path, paths: list[Path], labels: np.ndarray, splits: np.ndarray,
            classes: list[str], channels: int | None, size: tuple[int, int] | None,
-           max_bad_fraction: float) -> None:
+           max_bad_fraction: float, decode: DecodeSettings) -> None:
     """Decode into a temp folder beside ``folder``, then rename it into place."""
     folder.parent.mkdir(parents=True, exist_ok=True)
     _sweep_stale(folder.parent)
@@ -169,10 +179,12 @@ def _build(folder: Path, root: Path, paths: list[Path], labels: np.ndarray, spli
         return open_memmap(images, mode="w+", dtype=np.uint8, shape=shape)
 
     try:
-        x, kept, prep, bad = decode_into(paths, channels, size, max_bad_fraction, str(root), allocate)
+        done = decode_into(paths, channels, size, max_bad_fraction, str(root), allocate, decode)
+        x, kept, prep = done.x, done.kept, done.preprocessing
         x.flush()  # msync: the pixels are on disk before the rename makes them visible
         rows, shape = x.shape[0], list(x.shape)
-        del x  # unmap before the file may be replaced below
+        del x
+        done.x = None  # unmap before the file may be replaced below
         if rows != len(kept):
             shape[0] = len(kept)
             _shorten(images, len(kept))
@@ -183,7 +195,9 @@ def _build(folder: Path, root: Path, paths: list[Path], labels: np.ndarray, spli
         write_bytes_atomic(tmp / "rows.npz", buf.getvalue())
         meta = {"format": FORMAT, "key": folder.name, "source": str(root.resolve()),
                 "classes": list(classes), "shape": shape, "preprocessing": prep,
-                "skipped": prep["skipped"], "bad": bad, "files": len(paths)}
+                "skipped": prep["skipped"], "files": len(paths),
+                "skipped_files": [asdict(item) for item in done.skipped],
+                "warned": [asdict(item) for item in done.warned]}
         write_text_atomic(tmp / "meta.json", json.dumps(meta, indent=1))
         _publish(tmp, folder)
     except BaseException:

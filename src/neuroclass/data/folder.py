@@ -9,20 +9,23 @@ import torch
 
 from neuroclass.data.cache import load_or_build
 from neuroclass.data.dataset import Dataset
-from neuroclass.data.images import IMAGE_SUFFIXES, decode_many
+from neuroclass.data.images import IMAGE_SUFFIXES, decode_many, name_files
+from neuroclass.data.issues import DataIssues, FileIssue
+from neuroclass.data.listing import class_images, subfolders, summary
+from neuroclass.data.pixels import DecodeSettings
 from neuroclass.errors import NeuroclassError
 
 SPLIT_NAMES = ("train", "val", "test")
 
 
-def _class_files(root: Path) -> dict[str, list[Path]]:
-    classes = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+def _class_files(root: Path, ignored: list[FileIssue]) -> dict[str, list[Path]]:
+    classes = subfolders(root, None, ignored)
     if not classes:
         raise NeuroclassError(f"{root}: no class sub-folders found; expected one folder per "
                               f"class (e.g. {root}/cat/*.png, {root}/dog/*.png)")
     files = {}
     for folder in classes:
-        images = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        images = class_images(folder, IMAGE_SUFFIXES, ignored)
         if not images:
             raise NeuroclassError(f"{folder}: class folder has no images "
                                   f"({', '.join(sorted(IMAGE_SUFFIXES))}); add images or remove it")
@@ -30,9 +33,34 @@ def _class_files(root: Path) -> dict[str, list[Path]]:
     return files
 
 
+def _groups(root: Path, ignored: list[FileIssue]) -> dict[str, dict[str, list[Path]]]:
+    """{split ("" without split folders): {class: image paths}}; metadata and other files that
+    are not data are appended to ``ignored``."""
+    if not root.is_dir():
+        raise NeuroclassError(f"{root}: not a folder")
+    if not any(root.iterdir()):
+        raise NeuroclassError(f"{root}: folder is empty; put one sub-folder of images per class in it")
+    split_dirs = [s for s in SPLIT_NAMES if (root / s).is_dir()]
+    if split_dirs and "train" not in split_dirs:
+        raise NeuroclassError(f"{root}: has {', '.join(split_dirs)}/ but no train/ folder")
+    if not split_dirs:
+        return {"": _class_files(root, ignored)}
+    subfolders(root, SPLIT_NAMES, ignored)  # records what sits beside train/ val/ test/
+    return {s: _class_files(root / s, ignored) for s in split_dirs}
+
+
 def load_image_folder(root: Path, channels: int | None, size: int | None,
-                      max_bad_fraction: float, cache: bool = True) -> Dataset:
+                      max_bad_fraction: float, cache: bool = True,
+                      decode: DecodeSettings = DecodeSettings()) -> Dataset:
     """Decode every image once into a uint8 tensor; predefined splits become ``parts``.
+
+    Files that are not data (operating-system and tool metadata at any depth, non-image files in
+    class folders: data/listing.py) are left out and listed in ``ds.issues.ignored``; unreadable
+    files are skipped (``ds.issues.skipped``; more than ``max_bad_fraction`` of them raise);
+    warnings raised while reading a file go to ``ds.issues.warnings``, each naming its file. Each of
+    the three, when not empty, is one UserWarning line, issued once the load has succeeded.
+    Pixels are decoded as a viewer shows them, with ``decode`` (data/pixels.py), recorded in
+    ``preprocessing["decode"]``.
 
     With ``cache`` the decoded images are stored once in a memory-mapped file (see data/cache.py)
     keyed by the files' names, sizes and mtimes and the preprocessing, so a second load decodes
@@ -44,43 +72,60 @@ def load_image_folder(root: Path, channels: int | None, size: int | None,
         ds.preprocessing["cache"]
         # -> 'built'
     """
-    if not root.is_dir():
-        raise NeuroclassError(f"{root}: not a folder")
-    if not any(root.iterdir()):
-        raise NeuroclassError(f"{root}: folder is empty; put one sub-folder of images per class in it")
-    split_dirs = [s for s in SPLIT_NAMES if (root / s).is_dir()]
-    if split_dirs and "train" not in split_dirs:
-        raise NeuroclassError(f"{root}: has {', '.join(split_dirs)}/ but no train/ folder")
-    groups = {s: _class_files(root / s) for s in split_dirs} or {"": _class_files(root)}
+    ignored: list[FileIssue] = []
+    groups = _groups(root, ignored)
+    split_dirs = [s for s in groups if s]
     classes = sorted(set().union(*[set(g) for g in groups.values()]))
-    for split, files in groups.items():
-        unknown = set(files) - set(groups[next(iter(groups))])
-        if unknown:
-            raise NeuroclassError(f"{root / split}: classes {sorted(unknown)} are not in train/")
-    paths, labels, split_of = [], [], []
-    for split, files in groups.items():
-        for name, images in files.items():
-            paths += images
-            labels += [classes.index(name)] * len(images)
-            split_of += [split] * len(images)
+    paths, labels, split_of = _flatten(root, groups, classes)
     fixed = (size, size) if size else None
     all_labels, all_splits = np.asarray(labels, dtype=np.int64), np.asarray(split_of)
     if cache:
         found = load_or_build(root, paths, all_labels, all_splits, classes, channels, fixed,
-                              max_bad_fraction)
-        x, y, split_arr, prep, bad = found.x, found.labels, found.splits, found.preprocessing, found.bad
+                              max_bad_fraction, decode)
+        x, y, split_arr, prep = found.x, found.labels, found.splits, found.preprocessing
+        skipped, warned = found.skipped, found.warned
     else:
-        x, kept, prep, bad = decode_many(paths, channels, fixed, max_bad_fraction, str(root))
-        y, split_arr = all_labels[kept], all_splits[kept]
+        done = decode_many(paths, channels, fixed, max_bad_fraction, str(root), decode)
+        x, prep, skipped, warned = done.x, done.preprocessing, done.skipped, done.warned
+        y, split_arr = all_labels[done.kept], all_splits[done.kept]
+    issues = DataIssues(ignored=ignored, skipped=skipped, warnings=warned)
     for split, files in groups.items():  # skipped files may have emptied a class folder
         left = set(y[split_arr == split].tolist())
         for name in files:
             if classes.index(name) not in left:
                 raise NeuroclassError(f"{root / split / name}: no readable images left in this class "
                                       "folder (all were skipped as unreadable); add images or remove it")
-    if bad:
-        warnings.warn(f"{root}: skipped {len(bad)} of {len(paths)} images as unreadable, first: {bad[0]}",
-                      stacklevel=3)
+    for line in _warning_lines(root, issues, len(paths)):
+        warnings.warn(line, stacklevel=3)
     parts = {s: np.flatnonzero(split_arr == s) for s in split_dirs}
     return Dataset(torch.from_numpy(x), torch.from_numpy(y), classes, name=root.name, kind="image",
-                   source=str(root), parts=parts, preprocessing=prep, skipped=prep["skipped"])
+                   source=str(root), parts=parts, preprocessing=prep, skipped=prep["skipped"],
+                   issues=issues)
+
+
+def _flatten(root: Path, groups: dict[str, dict[str, list[Path]]], classes: list[str]
+             ) -> tuple[list[Path], list[int], list[str]]:
+    """(paths, class index of each, split of each) in split, class, path order."""
+    paths, labels, split_of = [], [], []
+    for split, files in groups.items():
+        unknown = set(files) - set(groups[next(iter(groups))])
+        if unknown:
+            raise NeuroclassError(f"{root / split}: classes {sorted(unknown)} are not in train/")
+        for name, images in files.items():
+            paths += images
+            labels += [classes.index(name)] * len(images)
+            split_of += [split] * len(images)
+    return paths, labels, split_of
+
+
+def _warning_lines(root: Path, issues: DataIssues, files: int) -> list[str]:
+    """One line for the ignored files, one for the skipped ones, one for the warnings PIL raised
+    while reading; the first few skipped files and warnings named (ds.issues lists them all)."""
+    lines = [summary(str(root), issues.ignored)] if issues.ignored else []
+    if issues.skipped:
+        lines.append(f"{root}: skipped {len(issues.skipped)} of {files} images as unreadable, "
+                     f"first: {name_files(issues.skipped)}")
+    if issues.warnings:
+        lines.append(f"{root}: {len(issues.warnings)} warning{'s' * (len(issues.warnings) > 1)} "
+                     f"while reading images (the images were used as read): {name_files(issues.warnings)}")
+    return lines

@@ -1,29 +1,91 @@
-"""Decoding image files into uint8 arrays of a fixed channel count and size."""
+"""Decoding image files into uint8 arrays of a fixed channel count and size.
+
+``read_image`` is the one reader of image files: training folders, the decoded-image cache,
+evaluation and prediction all call it, so a file becomes the same pixels everywhere. It refuses a
+file larger than ``data.max_pixels`` from its header alone, turns the pixels into what a viewer
+shows (data/pixels.py) and returns the warnings PIL raised while reading, each naming the file.
+"""
 from __future__ import annotations
 
 import math
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from neuroclass.data.issues import FileIssue
+from neuroclass.data.pixels import GRAY_MODES, DecodeSettings, displayed_size, viewer_pixels
+from neuroclass.data.sniff import ends_early, image_format, not_an_image_reason, truncated_reason
 from neuroclass.errors import NeuroclassError
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+# still-image formats Pillow reads (JPEG 2000 and AVIF need its optional codecs, in its wheels)
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".bmp", ".gif", ".webp", ".tif", ".tiff",
+                  ".ppm", ".pgm", ".pbm", ".pnm", ".tga", ".qoi", ".jp2", ".j2k", ".avif"}
+CODE_WARNINGS = (DeprecationWarning, PendingDeprecationWarning, FutureWarning, ResourceWarning)
+PIL_ERRORS = (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError)
 
 
 class UnreadableImage(Exception):
-    """A file that PIL cannot decode; callers count these and decide whether to abort."""
+    """A file that cannot be decoded: ``path`` and a one-line ``reason``; callers count these and
+    decide whether to abort."""
+
+    def __init__(self, path: Path, reason: str, not_image: bool = False) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path, self.reason = path, reason
+        self.not_image = not_image  # not an image at all (rather than empty, cut off or too large)
+
+    def issue(self) -> FileIssue:
+        return FileIssue(str(self.path), self.reason)
 
 
-def open_image(path: Path) -> Image.Image:
+def open_image(path: Path, max_pixels: int) -> Image.Image:
+    """The loaded PIL image of ``path``; UnreadableImage when it is not an image, is larger than
+    ``max_pixels`` (checked from the header, before any pixel is decoded) or its pixels fail."""
     try:
         with Image.open(path) as img:
-            img.load()
-            return img.copy()
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError) as exc:
-        raise UnreadableImage(f"{path}: {_reason(exc, path)}") from exc
+            _check_pixels(path, img.size, max_pixels)
+            fmt = img.format
+            try:
+                img.load()  # the pixels are in memory: the image outlives the closed file
+            except PIL_ERRORS as exc:
+                raise UnreadableImage(path, _load_reason(exc, path, fmt)) from exc
+            return img  # not a copy, which would drop the format and TIFF tags to_8_bits reads
+    except UnreadableImage:
+        raise
+    except PIL_ERRORS as exc:
+        raise _open_failure(path, exc) from exc
+
+
+def _open_failure(path: Path, exc: Exception) -> UnreadableImage:
+    """The UnreadableImage for a file PIL could not open (its header did not read)."""
+    if isinstance(exc, Image.DecompressionBombError):
+        return UnreadableImage(path, f"larger than {2 * Image.MAX_IMAGE_PIXELS:,} pixels, which Pillow "
+                               "refuses to decode as a possible decompression bomb; shrink the image")
+    announced = image_format(path)  # an image whose header was cut off or damaged
+    if announced:
+        return UnreadableImage(path, _load_reason(exc, path, announced))
+    described = not_an_image_reason(path)
+    if described and not described.startswith("not a"):  # empty, or an image Pillow cannot read
+        return UnreadableImage(path, described)
+    return UnreadableImage(path, described or _reason(exc, path), not_image=True)
+
+
+def _check_pixels(path: Path, size: tuple[int, int], max_pixels: int) -> None:
+    pixels = size[0] * size[1]
+    if pixels > max_pixels:
+        raise UnreadableImage(path, f"{size[0]}x{size[1]} = {pixels:,} pixels is over the limit of "
+                              f"{max_pixels:,} (data.max_pixels); shrink the image, or raise the limit "
+                              f"when training with --set data.max_pixels={pixels}")
+
+
+def _load_reason(exc: Exception, path: Path, fmt: str | None) -> str:
+    """Why the data of an image in format ``fmt`` failed: cut off, or damaged in PIL's words."""
+    if fmt and ends_early(path, fmt):
+        return truncated_reason(fmt)
+    return f"the {fmt} data is damaged ({_reason(exc, path)})" if fmt else _reason(exc, path)
 
 
 def _reason(exc: Exception, path: Path) -> str:
@@ -33,7 +95,7 @@ def _reason(exc: Exception, path: Path) -> str:
 
 
 def to_array(img: Image.Image, channels: int, size: tuple[int, int] | None) -> np.ndarray:
-    """PIL image -> uint8 (C, H, W), converted to 1 (L) or 3 (RGB) channels, resized to (H, W)."""
+    """An "L" or "RGB" image -> uint8 (C, H, W), converted to 1 (L) or 3 (RGB) channels, resized to (H, W)."""
     img = img.convert("L" if channels == 1 else "RGB")
     if size is not None and img.size != (size[1], size[0]):
         img = img.resize((size[1], size[0]), Image.Resampling.BILINEAR)
@@ -41,8 +103,40 @@ def to_array(img: Image.Image, channels: int, size: tuple[int, int] | None) -> n
     return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
 
 
-def load_image(path: str | Path, channels: int, size: tuple[int, int] | None) -> np.ndarray:
-    """One file -> uint8 (C, H, W); a clear error for a missing or corrupt file.
+def read_image(path: Path, channels: int, size: tuple[int, int] | None,
+               decode: DecodeSettings) -> tuple[np.ndarray, list[FileIssue]]:
+    """One file -> (uint8 (C, H, W) as a viewer shows it, the warnings raised while reading it).
+
+    Warnings PIL raises (corrupt EXIF, odd palettes, ...) are caught here, with the caller's
+    warning filters restored afterwards, and returned, each naming ``path``; Pillow's
+    decompression-bomb warning is dropped, as ``decode.max_pixels`` has already been checked.
+    Raises UnreadableImage.
+
+    Example::
+
+        x, warned = read_image(Path("cat.png"), 3, (32, 32), DecodeSettings())
+        x.shape
+        # -> (3, 32, 32)
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        img = open_image(path, decode.max_pixels)
+        try:
+            arr = to_array(viewer_pixels(img, decode.background), channels, size)
+        except PIL_ERRORS as exc:
+            raise UnreadableImage(path, _reason(exc, path)) from exc
+    about_code = [w for w in caught if issubclass(w.category, CODE_WARNINGS)]
+    for w in about_code:  # about neuroclass's use of PIL, not the file: passed on as they were
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    messages = dict.fromkeys(" ".join(str(w.message).split()) for w in caught if w not in about_code
+                             and not issubclass(w.category, Image.DecompressionBombWarning))
+    return arr, [FileIssue(str(path), text) for text in messages]
+
+
+def load_image(path: str | Path, channels: int, size: tuple[int, int] | None,
+               decode: DecodeSettings = DecodeSettings()) -> np.ndarray:
+    """One file -> uint8 (C, H, W); one clear error line for a missing, empty, cut-off, oversized or
+    non-image file; PIL's warnings re-raised as one UserWarning each, naming the file.
 
     Example::
 
@@ -53,56 +147,77 @@ def load_image(path: str | Path, channels: int, size: tuple[int, int] | None) ->
     if not path.is_file():
         raise NeuroclassError(f"{path}: file not found")
     try:
-        return to_array(open_image(path), channels, size)
+        arr, warned = read_image(path, channels, size, decode)
     except UnreadableImage as exc:
-        raise NeuroclassError(f"{exc}; the file is not a readable image: pass a PNG, JPEG, BMP, GIF, "
-                              "WebP or TIFF file") from None
+        if exc.not_image:
+            said = "" if exc.reason.startswith("not a") else "; the file is not a readable image"
+            raise NeuroclassError(f"{exc}{said}; pass a PNG, JPEG, BMP, GIF, WebP or TIFF file") from None
+        raise NeuroclassError(str(exc)) from None
+    for issue in warned:
+        warnings.warn(f"{issue.path}: {issue.reason}", stacklevel=2)
+    return arr
 
 
-GRAY_MODES = ("1", "L", "I", "I;16", "F")
-
-
-def read_header(path: Path) -> tuple[str, tuple[int, int]]:
-    """(PIL mode, (H, W)) from the file header alone: PIL reads no pixels until ``load()``.
+def read_header(path: Path, max_pixels: int) -> tuple[str, tuple[int, int]]:
+    """(PIL mode, (H, W) as displayed, EXIF orientation applied) from the file header alone: PIL
+    reads no pixels until ``load()``. UnreadableImage when not an image or over ``max_pixels``.
 
     Example::
 
-        read_header(Path("digit.png"))
+        read_header(Path("digit.png"), 89_478_485)
         # -> ('L', (28, 28))
     """
-    try:
-        with Image.open(path) as img:
-            return img.mode, (img.size[1], img.size[0])
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError) as exc:
-        raise UnreadableImage(f"{path}: {_reason(exc, path)}") from exc
+    with warnings.catch_warnings(record=True):  # the same warnings come again when decoding
+        warnings.simplefilter("always")
+        try:
+            with Image.open(path) as img:
+                _check_pixels(path, img.size, max_pixels)
+                return img.mode, displayed_size(img)
+        except UnreadableImage:
+            raise
+        except PIL_ERRORS as exc:
+            raise _open_failure(path, exc) from exc
+
+
+@dataclass
+class Decoded:
+    """Files decoded into one array: ``x`` uint8 (rows, C, H, W) of which rows ``len(kept):`` are
+    unused, ``kept`` the index of each used row's file in the listed paths, ``preprocessing`` the
+    record (channels, size, decode, skipped), ``skipped`` the unreadable files and ``warned`` the
+    warnings raised while reading kept files, in path order."""
+
+    x: np.ndarray
+    kept: list[int]
+    preprocessing: dict
+    skipped: list[FileIssue]
+    warned: list[FileIssue]
 
 
 def decode_into(paths: list[Path], channels: int | None, size: tuple[int, int] | None,
-                max_bad_fraction: float, where: str, allocate: Callable[[tuple[int, ...]], np.ndarray]
-                ) -> tuple[np.ndarray, list[int], dict, list[str]]:
-    """Decode files one at a time into the uint8 array ``allocate((N, C, H, W))``, skipping
-    unreadable ones.
+                max_bad_fraction: float, where: str, allocate: Callable[[tuple[int, ...]], np.ndarray],
+                decode: DecodeSettings = DecodeSettings()) -> Decoded:
+    """Decode files one at a time (``read_image``) into the uint8 array ``allocate((N, C, H, W))``,
+    skipping unreadable ones; NeuroclassError when more than ``max_bad_fraction`` are unreadable.
 
     Two passes, so that no more than one decoded image is ever held: headers first (to count the
-    files and, when not given, choose the channel count and the most common size), then each image
-    is decoded, converted and resized straight into its row of the output. The output may be a
-    memory-mapped file larger than memory. A file whose header reads but whose pixels do not is found
-    only in the second pass, so the output can have unused rows at its end: rows ``len(kept):``.
-    Such a file still counts in the size vote; every other rule matches :func:`decode_many`.
+    files, refuse those over ``decode.max_pixels`` and, when not given, choose the channel count
+    and the most common displayed size), then each image is decoded, converted and resized straight
+    into its row of the output. The output may be a memory-mapped file larger than memory. A file
+    whose header reads but whose pixels do not is found only in the second pass, so the output can
+    have unused rows at its end. Such a file still counts in the size vote.
 
     Example::
 
-        x, kept, prep, bad = decode_into(paths, None, (28, 28), 0.01, "pics",
-                                         lambda shape: np.zeros(shape, np.uint8))
+        d = decode_into(paths, None, (28, 28), 0.01, "pics", lambda shape: np.zeros(shape, np.uint8))
     """
     if not paths:
         raise NeuroclassError(f"{where}: no readable images found")
     headers, bad = {}, {}
     for i, path in enumerate(paths):
         try:
-            headers[i] = read_header(path)
+            headers[i] = read_header(path, decode.max_pixels)
         except UnreadableImage as exc:
-            bad[i] = str(exc)
+            bad[i] = exc.issue()
     if not headers:
         _check_bad(list(bad.values()), len(paths), max_bad_fraction, where)
     if channels is None:
@@ -111,54 +226,64 @@ def decode_into(paths: list[Path], channels: int | None, size: tuple[int, int] |
         sizes = [hw for _, hw in headers.values()]
         size = max(set(sizes), key=sizes.count)  # the most common size; others are resized to it
     out = allocate((len(headers), channels, *size))
-    kept = []
+    kept, warned = [], []
     for i in headers:
         try:
-            out[len(kept)] = to_array(open_image(paths[i]), channels, size)
+            out[len(kept)], found = read_image(paths[i], channels, size, decode)
         except UnreadableImage as exc:
-            bad[i] = str(exc)
+            bad[i] = exc.issue()
             continue
         kept.append(i)
-    messages = [bad[i] for i in sorted(bad)]  # path order, so that "first" is the first file listed
-    _check_bad(messages, len(paths), max_bad_fraction, where)
-    return out, kept, {"channels": channels, "size": list(size), "skipped": len(bad)}, messages
+        warned += found
+    skipped = [bad[i] for i in sorted(bad)]  # path order, so that "first" is the first file listed
+    _check_bad(skipped, len(paths), max_bad_fraction, where)
+    prep = {"channels": channels, "size": list(size), "decode": decode.record(), "skipped": len(bad)}
+    return Decoded(out, kept, prep, skipped, warned)
 
 
 def decode_many(paths: list[Path], channels: int | None, size: tuple[int, int] | None,
-                max_bad_fraction: float, where: str) -> tuple[np.ndarray, list[int], dict, list[str]]:
-    """Decode files into memory, skipping unreadable ones; abort when more than ``max_bad_fraction``
-    are bad.
+                max_bad_fraction: float, where: str, decode: DecodeSettings = DecodeSettings()) -> Decoded:
+    """``decode_into`` an array in memory, trimmed to the kept rows.
 
-    Returns (uint8 (N, C, H, W), indices of the paths kept, preprocessing record, one message per
-    skipped file). The caller warns about the skipped files once its own checks have passed, so that
-    a failing load prints its error alone.
+    The caller warns about the skipped files once its own checks have passed, so that a failing
+    load prints its error alone.
 
     Example::
 
-        x, kept, prep, bad = decode_many(paths, 1, (28, 28), 0.01, "pics")
+        d = decode_many(paths, 1, (28, 28), 0.01, "pics")
+        d.x.shape
+        # -> (len(d.kept), 1, 28, 28)
     """
-    out, kept, prep, bad = decode_into(paths, channels, size, max_bad_fraction, where, _in_memory)
-    return out[:len(kept)], kept, prep, bad
+    done = decode_into(paths, channels, size, max_bad_fraction, where, _in_memory, decode)
+    done.x = done.x[:len(done.kept)]
+    return done
 
 
 def _in_memory(shape: tuple[int, ...]) -> np.ndarray:
     return np.empty(shape, dtype=np.uint8)
 
 
-def _check_bad(bad: list[str], total: int, max_bad_fraction: float, where: str) -> None:
+def _check_bad(bad: list[FileIssue], total: int, max_bad_fraction: float, where: str) -> None:
     """Abort when every file, or more than ``max_bad_fraction`` of them, is unreadable."""
     if not bad:
         return
     fraction = len(bad) / total
+    first = name_files(bad)
     if len(bad) == total:
         raise NeuroclassError(f"{where}: none of the {total} image files is readable, first: "
-                              f"{bad[0]}; check that the files are PNG, JPEG, BMP, GIF, WebP or TIFF")
+                              f"{first}; check that the files are PNG, JPEG, BMP, GIF, WebP or TIFF")
     if fraction > max_bad_fraction:
         raise NeuroclassError(
             f"{where}: {len(bad)} of {total} images are unreadable ({fraction:.1%}, more "
-            f"than the {max_bad_fraction:.1%} allowed by data.max_bad_fraction), first: {bad[0]}; "
+            f"than the {max_bad_fraction:.1%} allowed by data.max_bad_fraction), first: {first}; "
             f"remove or replace them, or allow more with --set data.max_bad_fraction="
             f"{_ceil_fraction(fraction):g}")
+
+
+def name_files(items: list[FileIssue], named: int = 3) -> str:
+    """The first ``named`` files with their reasons, on one line: 'a.png: why; b.png: why; and 4 more'."""
+    text = "; ".join(f"{item.path}: {item.reason}" for item in items[:named])
+    return text + (f"; and {len(items) - named} more" if len(items) > named else "")
 
 
 def _ceil_fraction(fraction: float) -> float:

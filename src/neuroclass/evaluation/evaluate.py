@@ -16,6 +16,7 @@ from neuroclass import data as data_mod
 from neuroclass.config import DataConfig
 from neuroclass.data.dataset import encode_labels
 from neuroclass.data.labels import label_key, quoted_list
+from neuroclass.data.pixels import DecodeSettings
 from neuroclass.data.table import encode_features, read_table
 from neuroclass.errors import NeuroclassError
 from neuroclass.evaluation.metrics import classification_metrics
@@ -69,8 +70,10 @@ def data_inputs(source: str, run: RunFolder, meta: dict, test_part: bool = True)
     if meta["kind"] == "table":
         return _table_inputs(source, meta, run.config().data.label_column)
     shape = tuple(meta["input_shape"])
+    decode = DecodeSettings.from_record(meta.get("preprocessing", {}).get("decode"))  # as at training
     dataset = data_mod.load(replace(DataConfig(), source=source, channels=shape[0],
-                                    image_size=shape[1] if shape[1] == shape[2] else None))
+                                    image_size=shape[1] if shape[1] == shape[2] else None,
+                                    background=decode.background_text(), max_pixels=decode.max_pixels))
     got = tuple(dataset.input_shape)
     if got != shape:
         fix = (f"give images with {shape[0]} channel(s)" if got[1:] == shape[1:] else

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from neuroclass.data.images import load_image
+from neuroclass.data.pixels import DecodeSettings
 from neuroclass.data.table import encode_features, read_table
 from neuroclass.device import memory_format, pick_device
 from neuroclass.errors import NeuroclassError
@@ -87,7 +88,9 @@ class Predictor:
                 names += [f"{path.name}:{i}" for i in range(len(df))]
             return torch.from_numpy(np.concatenate(frames)), names
         c, h, w = self.meta["input_shape"]
-        arrays = [load_image(f, channels=c, size=(h, w)) for f in files]
+        # decoded as at training; a model.json written before the record decodes with the defaults
+        decode = DecodeSettings.from_record(self.meta.get("preprocessing", {}).get("decode"))
+        arrays = [load_image(f, channels=c, size=(h, w), decode=decode) for f in files]
         return torch.from_numpy(np.stack(arrays)), [str(f) for f in files]
 
     # ------------------------------------------------------------------ outputs
