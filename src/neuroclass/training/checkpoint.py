@@ -235,6 +235,11 @@ class Checkpoint:
 
 # ----------------------------------------------------------------------------- files
 
+class CheckpointWriteError(NeuroclassError):
+    """A checkpoint could not be written (full disk, file-size limit, permissions); the message
+    names the folder and the fix, and the checkpoints already there are intact."""
+
+
 def checkpoint_folders(folder: str | os.PathLike) -> list[tuple[int, Path]]:
     """(sequence, path) of the complete checkpoints in ``folder``, oldest first ([] when none)."""
     folder = Path(folder)
@@ -270,7 +275,7 @@ def write_checkpoint(folder: str | os.PathLike, sequence: int, tensors: dict[str
         path = write_folder_atomic(folder / f"ckpt-{sequence:06d}", files,
                                    before_rename=lambda tmp: _pause_before_rename(count + 1))
     except OSError as exc:
-        raise NeuroclassError(f"{folder}: cannot write a checkpoint ({exc.strerror or exc}); free disk "
+        raise CheckpointWriteError(f"{folder}: cannot write a checkpoint ({exc.strerror or exc}); free disk "
                               f"space or make the folder writable, then continue with "
                               f"'neuroclass train --resume {folder.parent}'") from None
     for _, older in checkpoint_folders(folder)[:-keep]:
