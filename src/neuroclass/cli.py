@@ -138,9 +138,9 @@ def _parser() -> argparse.ArgumentParser:
 
 # options that set up a new run; --resume continues one with its recorded config instead
 NEW_RUN_OPTIONS = {"data": "DATA", "model": "--model", "epochs": "--epochs", "time_budget": "--time-budget",
-                   "seed": "--seed", "config": "--config", "set": "--set", "out": "--out",
-                   "label_column": "--label-column", "compile": "--compile", "pretrained": "--pretrained",
-                   "weights": "--weights", "from_run": "--from", "freeze": "--freeze"}
+                   "seed": "--seed", "config": "--config", "set": "--set", "out": "--out", "label_column":
+                   "--label-column", "compile": "--compile", "pretrained": "--pretrained", "weights": "--weights",
+                   "from_run": "--from", "freeze": "--freeze"}
 
 
 def _check_resume_args(args: argparse.Namespace) -> None:
@@ -173,12 +173,11 @@ def _stop_on_signals() -> Iterator[tuple]:
             raise KeyboardInterrupt
         stop.request(f"interrupted by {signal.Signals(signum).name}")
 
-    if threading.current_thread() is not threading.main_thread():
-        yield stop, received
-        return
-    # a signal ignored when the process started (a background job, nohup) stays ignored
+    # a signal ignored when the process started (a background job, nohup) stays ignored; None: a
+    # handler set outside Python, which Python cannot put back
+    main_thread = threading.current_thread() is threading.main_thread()
     previous = {signum: signal.signal(signum, handle) for signum in EXIT_SIGNAL
-                if signal.getsignal(signum) is not signal.SIG_IGN}
+                if main_thread and signal.getsignal(signum) not in (signal.SIG_IGN, None)}
     try:
         yield stop, received
     finally:
@@ -208,13 +207,11 @@ def cmd_train(args: argparse.Namespace) -> int:
             else:
                 result = train(cfg, callbacks=callbacks, command="neuroclass " + shlex.join(args.argv),
                                report=not args.no_report, stop=stop)
-        except RunInterrupted as exc:
-            print(f"neuroclass: {exc.detail}; resume with: neuroclass train --resume "
-                  f"{shlex.quote(str(exc.path))}", file=sys.stderr)
-            return EXIT_SIGNAL.get(received[0] if received else signal.SIGINT, 130)
-        except KeyboardInterrupt:  # a second signal before any checkpoint: nothing to resume
-            print("neuroclass: interrupted", file=sys.stderr)
-            return EXIT_SIGNAL.get(received[0] if received else signal.SIGINT, 130)
+        except (RunInterrupted, KeyboardInterrupt) as exc:  # KeyboardInterrupt: nothing to resume yet
+            resumable = isinstance(exc, RunInterrupted)
+            print(f"neuroclass: {exc.detail}; resume with: neuroclass train --resume {shlex.quote(str(exc.path))}"
+                  if resumable else "neuroclass: interrupted", file=sys.stderr)
+            return EXIT_SIGNAL[received[0]] if received else EXIT_SIGNAL[signal.SIGINT]
     t = result.timing
     print(f"test accuracy {result.metrics['accuracy']:.4f}  macro F1 {result.metrics['macro_f1']:.4f}  "
           f"({t['epochs']} epochs, {t['train_seconds']:.1f}s training, "
