@@ -281,8 +281,7 @@ def _train_in(run: RunFolder, prep: Prepared, checkpoint: Checkpoint | None, rec
     """Train into the partial ``run`` folder (from ``checkpoint`` if given), finish and commit it,
     then the report. ``record``: checkpoint/resume.json's command, plan and resumes."""
     try:
-        run.write_config(prep.cfg)  # on disk from the start: a resume trains with it
-        run.write_resume_record(record)
+        _write_start(run, prep.cfg, record)
         model, tuning = build(prep)
         state = fit(prep, model, tuning, callbacks, run.checkpoint_dir, checkpoint, stop)
         if state.stop_reason is StopReason.INTERRUPTED:
@@ -301,6 +300,17 @@ def _train_in(run: RunFolder, prep: Prepared, checkpoint: Checkpoint | None, rec
 
         html = try_write_report(path)
     return RunResult(path, done.metrics, state.history, done.timing, html)
+
+
+def _write_start(run: RunFolder, cfg: Config, record: dict) -> None:
+    """config.yaml, on disk from the start (a resume trains with it), and checkpoint/resume.json.
+    Raises NeuroclassError naming the folder when it cannot be written."""
+    try:
+        run.write_config(cfg)
+        run.write_resume_record(record)
+    except OSError as exc:
+        raise NeuroclassError(f"{run.path}: cannot write the run's files ({exc.strerror or exc}); free "
+                              "disk space or pass an --out folder you can write to") from None
 
 
 def _keep_or_discard(run: RunFolder, exc: BaseException) -> None:
