@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from typing import Iterator, Optional
 
 import numpy as np
-
 import torch
 from torch import nn
 
@@ -196,7 +195,7 @@ class Trainer:
             self._emit("on_fit_end", state, model)
         if state.diverged:
             raise TrainingDiverged(f"training diverged: {state.stop_detail}; lower optim.lr "
-                                  f"(now {self.optim_cfg.lr:g}) or use --set optim.schedule=onecycle")
+                                   f"(now {self.optim_cfg.lr:g}) or use --set optim.schedule=onecycle")
         return state
 
     def _train_epoch(self, forward: nn.Module, model: nn.Module, batches: Batches,
