@@ -146,26 +146,29 @@ def resume_in(zygote, path: Path, log: Path) -> dict:
 
 
 def test_sigkill_at_20_random_moments_then_resume_ends_with_the_same_weights(zygote, reference, tmp_path):
-    moments = random.Random(20)
-    killed = 0
-    for i in range(20):
-        out, log = tmp_path / f"run{i}", tmp_path / f"run{i}.log"
+    moments, window = random.Random(20), 0.8 * reference["seconds"]  # the end holds the evaluation
+    killed = attempts = 0
+    while killed < 20:
+        attempts += 1
+        assert attempts <= 30, "most runs finished before their kill"
+        out, log = tmp_path / f"run{attempts}", tmp_path / f"run{attempts}.log"
         pid = zygote.start([*SHORT, "--out", str(out)], log)
         wait_for(lambda: partial_folder(out), "the run's partial folder")
-        time.sleep(moments.uniform(0, 0.8 * reference["seconds"]))  # the end holds the evaluation
+        started = time.monotonic()
+        time.sleep(moments.uniform(0, window))
         os.kill(pid, signal.SIGKILL)
         code = zygote.wait(pid)
-        if code == 0:  # it finished before the kill: nothing to resume
+        if code == 0:  # it finished before the kill: a shorter window (this machine got faster)
+            window = min(window, 0.8 * (time.monotonic() - started))
             continue
         assert code == -signal.SIGKILL
         killed += 1
         # the checkpoint writer runs before the progress display: a printed epoch is a saved one
         printed = len(re.findall(r"^epoch \d+:", log.read_text(), re.M))
-        resumed = resume_in(zygote, out, tmp_path / f"resume{i}.log")
+        resumed = resume_in(zygote, out, tmp_path / f"resume{attempts}.log")
         assert_same_weights(finished_weights(out), reference["short"])
         # at most one epoch repeated: the kill came before the end of epoch printed + 1
         assert resumed["step"] >= printed * reference["steps_per_epoch"], (resumed, printed)
-    assert killed >= 15  # most moments fall inside the run
 
 
 def test_sigkill_while_a_checkpoint_is_written_leaves_the_previous_one(zygote, reference, tmp_path):

@@ -41,6 +41,13 @@ def tiny_mlp(seed=0):
     return create(cfg, DATA.input_shape, len(DATA.classes), torch.zeros(3, 1, 1), torch.ones(3, 1, 1))
 
 
+def tiny_cnn(seed=0):
+    """A BatchNorm CNN, trained in channels_last layout (its optimizer moments too)."""
+    torch.manual_seed(seed)
+    cfg = ModelConfig(name="cnn", options={"channels": [4, 8], "convs_per_stage": 1, "hidden": 16})
+    return create(cfg, DATA.input_shape, len(DATA.classes), torch.zeros(3, 1, 1), torch.ones(3, 1, 1))
+
+
 class RequestAt(Callback):
     """Requests ``stop`` once the fit has done ``step`` steps (as a signal handler would)."""
 
@@ -52,8 +59,8 @@ class RequestAt(Callback):
             self.stop.request("test stop")
 
 
-def fit(callbacks, resume=None):
-    model = tiny_mlp()
+def fit(callbacks, resume=None, make=tiny_mlp):
+    model = make()
     state = Trainer(FIT, OptimConfig(), AUGMENT, torch.device("cpu"), callbacks=callbacks).fit(
         model, TRAIN, VAL, resume=resume)
     return model, state
@@ -84,6 +91,14 @@ def test_a_fit_stopped_at_any_step_resumes_to_the_same_weights_and_history(tmp_p
     assert same_weights(model.state_dict(), reference.state_dict())
     assert without_times(state.history) == without_times(reference_state.history) and state.step == 40
     assert state.stop_reason is StopReason.COMPLETED
+
+
+def test_a_channels_last_cnn_resumes_to_the_same_weights(tmp_path):
+    stop = StopRequest()
+    fit([RequestAt(stop, 13), stop, CheckpointWriter(tmp_path)], make=tiny_cnn)
+    model, _ = fit([CheckpointWriter(tmp_path)], resume=read_checkpoint(tmp_path), make=tiny_cnn)
+    reference, _ = fit([], make=tiny_cnn)
+    assert same_weights(model.state_dict(), reference.state_dict())
 
 
 def manual_fit(seed=0):

@@ -263,8 +263,9 @@ def write_checkpoint(folder: str | os.PathLike, sequence: int, tensors: dict[str
     """Write ``ckpt-<sequence>`` into ``folder`` atomically, then remove all but the ``keep``
     newest. ``count``: how many checkpoints this process wrote before (for PAUSE_ENV).
 
-    Raises NeuroclassError naming the folder and the fix when it cannot be written (full disk,
-    file-size limit, permissions); the checkpoints already there are then left as they were."""
+    Raises CheckpointWriteError (a NeuroclassError) naming the folder and the fix when it cannot be
+    written (full disk, file-size limit, permissions); the checkpoints already there are then left
+    as they were."""
     folder = Path(folder)
     blob = save_tensors(tensors, metadata={"format": FORMAT})
     record = {**record, "sequence": sequence, "tensors_sha256": hashlib.sha256(blob).hexdigest(),
@@ -318,7 +319,7 @@ class CheckpointWriter(Callback):
     ends the fit. Put it after a StopRequest and before a progress display in the callback list:
     a printed epoch is then a saved one. ``keep``: checkpoints kept (the newest).
 
-    Raises NeuroclassError (from the hook that writes) when the folder cannot be written.
+    Raises CheckpointWriteError (from the hook that writes) when the folder cannot be written.
     """
 
     def __init__(self, folder: str | os.PathLike, every_seconds: float = 0.0,
