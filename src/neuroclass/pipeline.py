@@ -245,7 +245,7 @@ def train(cfg: Config, callbacks: list[Callback] | tuple = (), command: str = ""
     with process_state(cfg):
         prep = prepare(cfg)
         run = RunFolder.create(prep.cfg.out, run_name(prep.cfg.data.source, prep.cfg.model.name))
-        record = {"command": command, "plan": prep.plan, "resumed": []}
+        record = {"command": command, "plan": prep.plan, "resumed": [], "data_hash": prep.dataset.content_hash()}
         return _train_in(run, prep, None, record, callbacks, report, stop)
 
 
@@ -270,10 +270,21 @@ def resume(path: str | Path, callbacks: list[Callback] | tuple = (), report: boo
     with process_state(cfg):
         try:
             prep = prepare(cfg, budget=checkpoint.budget_left if checkpoint else None, plan=record["plan"])
+            _check_same_data(run, prep, record.get("data_hash"))
         except BaseException:
             run.release()
             raise
         return _train_in(run, prep, checkpoint, record, callbacks, report, stop)
+
+
+def _check_same_data(run: RunFolder, prep: Prepared, recorded: str | None) -> None:
+    """NeuroclassError when the data a resumed run loads differs from what it started with (its
+    split and its checkpoint's epoch order would then pick other examples)."""
+    current = prep.dataset.content_hash()
+    if recorded and recorded != current:
+        raise NeuroclassError(f"{prep.cfg.data.source}: the data changed since run '{run.path}' started "
+                              f"(content hash {recorded[:16]} then, {current[:16]} now), so its checkpoint "
+                              "no longer applies; put the data back as it was, or train a new run")
 
 
 def _train_in(run: RunFolder, prep: Prepared, checkpoint: Checkpoint | None, record: dict,

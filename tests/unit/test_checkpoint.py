@@ -236,6 +236,20 @@ def test_an_interrupted_run_keeps_its_folder_and_resumes_to_the_same_model(tmp_p
     assert not partial.exists()
 
 
+def test_resume_refuses_data_that_changed_since_the_run_started(tmp_path):
+    data = tmp_path / "blocks.npz"
+    blocks = make_blocks(n=240, size=16, task="colour", seed=0)
+    np.savez(data, x=blocks.x.numpy(), y=blocks.y.numpy())
+    stop = StopRequest()
+    with pytest.raises(RunInterrupted) as caught:
+        train(quick_config(tmp_path, source=str(data)), callbacks=[RequestAt(stop, 2)], report=False, stop=stop)
+    np.savez(data, x=blocks.x.numpy()[::-1].copy(), y=blocks.y.numpy()[::-1].copy())
+    with pytest.raises(NeuroclassError, match="the data changed since run .* started .* put the data back"):
+        resume(caught.value.path, report=False)
+    np.savez(data, x=blocks.x.numpy(), y=blocks.y.numpy())
+    assert resume(caught.value.path, report=False).path.is_dir()  # the partial folder was kept
+
+
 def test_resume_refuses_finished_missing_and_busy_runs(tmp_path, trained_run):
     with pytest.raises(NeuroclassError, match="this run finished"):
         resume(trained_run.path)

@@ -210,9 +210,18 @@ class RunFolder:
         if not (path / "config.yaml").is_file():
             raise NeuroclassError(f"--resume '{path}': no config.yaml (the run stopped before training "
                                   "started); train it again")
-        run = cls(path, path.parent / path.name[len(PARTIAL):])
+        run = cls(path, cls._free_name(path.parent, path.name[len(PARTIAL):]))
         run._claim()
         return run
+
+    @staticmethod
+    def _free_name(out: Path, name: str) -> Path:
+        """``out/name``, or ``name-2``, ... when a finished run took that name meanwhile."""
+        for suffix in range(1, 10_000):
+            final = out / (name if suffix == 1 else f"{name}-{suffix}")
+            if not final.exists():
+                return final
+        raise NeuroclassError(f"--out '{out}': 10,000 runs named {name}; move some away")
 
     @classmethod
     def _newest_interrupted(cls, out: Path) -> Path:
