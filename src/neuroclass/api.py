@@ -10,9 +10,11 @@ from pathlib import Path
 from neuroclass.config import Config, load_config
 from neuroclass.inference import Predictor
 from neuroclass.models.registry import check_model_config
+from neuroclass.errors import NeuroclassError
 from neuroclass.pipeline import RunResult
+from neuroclass.pipeline import resume as resume_pipeline
 from neuroclass.pipeline import train as train_pipeline
-from neuroclass.training.callbacks import Callback
+from neuroclass.training.callbacks import Callback, StopRequest
 
 
 def build_config(data: str | None = None, model: str | None = None, epochs: int | None = None,
@@ -44,25 +46,42 @@ def build_config(data: str | None = None, model: str | None = None, epochs: int 
     return cfg
 
 
-def train(data: str, model: str | None = None, epochs: int | None = None,
+def train(data: str | None = None, model: str | None = None, epochs: int | None = None,
           time_budget: str | float | None = None, seed: int | None = None,
           config: str | Path | None = None, overrides: list[str] | None = None,
           out: str | Path | None = None, label_column: str | None = None,
           quiet: bool | None = None, report: bool = True,
-          callbacks: list[Callback] | None = None) -> RunResult:
+          callbacks: list[Callback] | None = None, resume: str | Path | None = None,
+          stop: StopRequest | None = None) -> RunResult:
     """Train a classifier like ``neuroclass train`` and return the run (path, metrics, history,
     timing, report path). ``callbacks``: training callbacks (e.g. a progress display).
+    ``stop``: a StopRequest that, once requested (e.g. from the caller's signal handler), ends
+    training after the current step with a checkpoint and raises pipeline.RunInterrupted.
+    ``resume``: continue an interrupted run (its partial folder, or a folder of runs) with its
+    recorded config, like ``neuroclass train --resume``; then give no other setting.
 
     Raises NeuroclassError (a ValueError) for a bad option or bad data; nothing is written then.
 
     Example::
 
         result = neuroclass.train("digits", model="mlp", epochs=10)
+        neuroclass.train(resume="runs")  # the newest interrupted run in runs/, continued
         result.metrics["accuracy"]
         # -> 0.97...
     """
+    if resume is not None:
+        given = [name for name, value in (("data", data), ("model", model), ("epochs", epochs),
+                                          ("time_budget", time_budget), ("seed", seed), ("config", config),
+                                          ("overrides", overrides), ("out", out), ("label_column", label_column))
+                 if value is not None]
+        if given:
+            raise NeuroclassError(f"resume continues the run with its recorded config; drop {', '.join(given)}")
+        return resume_pipeline(resume, callbacks=callbacks or (), report=report, stop=stop)
+    if data is None:
+        raise NeuroclassError("train needs data (a built-in name, folder or file), or resume=PATH")
     cfg = build_config(data, model, epochs, time_budget, seed, config, overrides, out, label_column, quiet)
-    return train_pipeline(cfg, callbacks=callbacks or (), command=f"neuroclass.train({data!r})", report=report)
+    return train_pipeline(cfg, callbacks=callbacks or (), command=f"neuroclass.train({data!r})", report=report,
+                          stop=stop)
 
 
 def load_run(path: str | Path, device: str = "auto") -> Predictor:

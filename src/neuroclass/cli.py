@@ -4,6 +4,11 @@ Bad input ends with one line "neuroclass: error: ..." and exit code 2 (a traceba
 The library's INFO log records (the "neuroclass" loggers: what a time budget chose, downloads)
 print as plain lines on stdout, unless --quiet; warnings as "neuroclass: warning: ..." on stderr.
 main() leaves the logging and warnings set-up of the process as it found it.
+
+While `train` runs, Ctrl-C (SIGINT) or SIGTERM asks training to stop after the current step: the
+run's checkpoint is written, one line gives the command that resumes it, and the exit code is 130
+(143 for SIGTERM). A second signal stops at once. The handlers are this command's, installed for the
+run only (the library installs none) and the previous ones put back after it.
 """
 from __future__ import annotations
 
@@ -12,7 +17,9 @@ import contextlib
 import json
 import logging
 import shlex
+import signal
 import sys
+import threading
 import warnings
 from typing import Iterator
 
@@ -20,6 +27,7 @@ from neuroclass import __version__
 from neuroclass.errors import NeuroclassError
 
 EXIT_BAD_INPUT = 2
+EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}  # 128 + the signal's number, as shells report
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -28,8 +36,11 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 def _train_parser(sub) -> None:
     p = sub.add_parser("train", help="train a classifier on DATA and write a run folder")
-    p.add_argument("data", metavar="DATA", help="built-in name (fashion-mnist, mnist, digits, blocks), "
-                   "a folder of IDX files or of class sub-folders, a .csv/.parquet table or an .npz")
+    p.add_argument("data", metavar="DATA", nargs="?", help="built-in name (fashion-mnist, mnist, digits, "
+                   "blocks), a folder of IDX files or of class sub-folders, a .csv/.parquet table or an .npz")
+    p.add_argument("--resume", metavar="PATH",
+                   help="continue an interrupted run: its hidden .partial-* folder, or the --out folder "
+                        "(its newest interrupted run); with the run's recorded config")
     p.add_argument("--model", help="model family (see `neuroclass models`)")
     p.add_argument("--epochs", type=int, help="number of passes over the training data")
     p.add_argument("--time-budget", help="wall-clock limit for the whole run, e.g. 90s, 5m, 1h")
@@ -125,20 +136,82 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+# options that set up a new run; --resume continues one with its recorded config instead
+NEW_RUN_OPTIONS = {"data": "DATA", "model": "--model", "epochs": "--epochs", "time_budget": "--time-budget",
+                   "seed": "--seed", "config": "--config", "set": "--set", "out": "--out", "label_column":
+                   "--label-column", "compile": "--compile", "pretrained": "--pretrained", "weights": "--weights",
+                   "from_run": "--from", "freeze": "--freeze"}
+
+
+def _check_resume_args(args: argparse.Namespace) -> None:
+    """--resume takes no option that sets up a run (the run's own config continues); a new run
+    needs DATA."""
+    if args.resume is None:
+        if args.data is None:
+            raise NeuroclassError("train needs DATA (e.g. 'neuroclass train digits'), or --resume PATH "
+                                  "to continue an interrupted run")
+        return
+    given = [flag for name, flag in NEW_RUN_OPTIONS.items() if getattr(args, name)]
+    if given:
+        raise NeuroclassError(f"--resume continues the run with its recorded config; drop {', '.join(given)}")
+
+
+@contextlib.contextmanager
+def _stop_on_signals() -> Iterator[tuple]:
+    """SIGINT and SIGTERM handlers for the ``with`` block: the first signal requests a stop after
+    the current training step, a second raises KeyboardInterrupt (stop at once). Yields the
+    StopRequest and the list of signals received. Outside the main thread (where Python allows no
+    handlers) nothing is installed, nor for a signal the process ignores. The previous handlers are
+    put back on exit."""
+    from neuroclass.training.callbacks import StopRequest
+
+    stop, received = StopRequest(), []
+
+    def handle(signum, frame) -> None:
+        received.append(signum)
+        if stop.requested:
+            raise KeyboardInterrupt
+        stop.request(f"interrupted by {signal.Signals(signum).name}")
+
+    # a signal ignored when the process started (a background job, nohup) stays ignored; None: a
+    # handler set outside Python, which Python cannot put back
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = {signum: signal.signal(signum, handle) for signum in EXIT_SIGNAL
+                if main_thread and signal.getsignal(signum) not in (signal.SIG_IGN, None)}
+    try:
+        yield stop, received
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from neuroclass.api import build_config
-    from neuroclass.pipeline import train
+    from neuroclass.pipeline import RunInterrupted, resume, train
     from neuroclass.training.callbacks import Progress
     from neuroclass.training.state import StopReason
 
-    overrides = (["train.compile=true"] if args.compile else []) + _transfer_overrides(args) + args.set
-    cfg = build_config(args.data, args.model, args.epochs, args.time_budget, args.seed, args.config,
-                       overrides, args.out, args.label_column, True if args.quiet else None)
-    if cfg.train.quiet:  # also from --config or --set train.quiet=true; main() restores the level
+    _check_resume_args(args)
+    if args.resume is None:
+        overrides = (["train.compile=true"] if args.compile else []) + _transfer_overrides(args) + args.set
+        cfg = build_config(args.data, args.model, args.epochs, args.time_budget, args.seed, args.config,
+                           overrides, args.out, args.label_column, True if args.quiet else None)
+    quiet = args.quiet if args.resume is not None else cfg.train.quiet
+    if quiet:  # also from --config or --set train.quiet=true; main() restores the level
         logging.getLogger("neuroclass").setLevel(logging.WARNING)
-    callbacks = [] if cfg.train.quiet else [Progress(sys.stderr)]
-    result = train(cfg, callbacks=callbacks, command="neuroclass " + shlex.join(args.argv),
-                   report=not args.no_report)
+    callbacks = [] if quiet else [Progress(sys.stderr)]
+    with _stop_on_signals() as (stop, received):
+        try:
+            if args.resume is not None:
+                result = resume(args.resume, callbacks=callbacks, report=not args.no_report, stop=stop)
+            else:
+                result = train(cfg, callbacks=callbacks, command="neuroclass " + shlex.join(args.argv),
+                               report=not args.no_report, stop=stop)
+        except (RunInterrupted, KeyboardInterrupt) as exc:  # KeyboardInterrupt: nothing to resume yet
+            resumable = isinstance(exc, RunInterrupted)
+            print(f"neuroclass: {exc.detail}; resume with: neuroclass train --resume {shlex.quote(str(exc.path))}"
+                  if resumable else "neuroclass: interrupted", file=sys.stderr)
+            return EXIT_SIGNAL[received[0]] if received else EXIT_SIGNAL[signal.SIGINT]
     t = result.timing
     print(f"test accuracy {result.metrics['accuracy']:.4f}  macro F1 {result.metrics['macro_f1']:.4f}  "
           f"({t['epochs']} epochs, {t['train_seconds']:.1f}s training, "

@@ -195,6 +195,9 @@ class TrainConfig:
     # (None: 1 when the head is new, else 0); freeze: keep the backbone frozen throughout
     head_epochs: Optional[int] = field(default=None, metadata=rule(ge=0))
     freeze: bool = False
+    # a run folder's checkpoint (training/checkpoint.py) is written after every epoch and, inside
+    # longer epochs, every this many minutes of training; 0 = after epochs only
+    checkpoint_minutes: float = field(default=5.0, metadata=rule(ge=0))
 
     def validate(self) -> None:
         """Head-only epochs come before the backbone trains: not with a backbone frozen throughout,

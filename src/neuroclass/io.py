@@ -1,6 +1,8 @@
 """Atomic files: written under a temporary name in the same folder, flushed to disk, then renamed.
 
-A reader never sees half a file, and a crash leaves either the old file or the new one. The new
+A reader never sees half a file, and a crash leaves either the old file or the new one (the folder
+is fsynced after the rename, so the rename itself survives a power cut). ``write_folder_atomic`` does
+the same for a folder of files that belong together (a training checkpoint). The new
 file gets the permissions of any file created by this process (0666 less the umask), not the 0600
 of a temporary file, so that a run folder copied to a shared place or served by another user
 stays readable.
@@ -8,8 +10,10 @@ stays readable.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
+from typing import Callable, Optional
 
 
 def current_umask() -> int:
@@ -49,8 +53,62 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, path)
+        fsync_folder(path.parent)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def fsync_folder(folder: str | os.PathLike) -> None:
+    """Flush ``folder``'s entries (names created, renamed or removed in it) to disk. A no-op where
+    the system cannot open a folder (Windows). Raises OSError when the flush fails."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except (IsADirectoryError, PermissionError):  # Windows: folders cannot be opened
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_synced(path: Path, data: bytes, mode: int) -> None:
+    with open(path, "xb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.chmod(path, mode)
+
+
+def write_folder_atomic(path: str | os.PathLike, files: dict[str, bytes],
+                        before_rename: Optional[Callable[[Path], None]] = None) -> Path:
+    """Create the folder ``path`` holding ``files`` (file name -> bytes) atomically: every file is
+    written and fsynced in a hidden temporary folder beside ``path``, which is fsynced and renamed
+    to ``path``; then the parent folder is fsynced. ``path`` must not exist. ``before_rename(tmp)``
+    runs once the files are on disk, just before the rename (a test's pause point).
+
+    Raises OSError (ENOSPC, EFBIG, EACCES, ...) when anything cannot be written; the temporary
+    folder is then removed where possible and ``path`` does not exist.
+
+    Example::
+
+        write_folder_atomic(Path(tmp) / "ckpt-000001", {"state.json": b"{}"})
+    """
+    path = Path(path)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".tmp-{path.name}."))
+    try:
+        mode = 0o666 & ~current_umask()
+        for name, data in files.items():
+            _write_synced(tmp / name, data, mode)
+        os.chmod(tmp, 0o777 & ~current_umask())
+        fsync_folder(tmp)
+        if before_rename is not None:
+            before_rename(tmp)
+        os.rename(tmp, path)
+        fsync_folder(path.parent)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
         raise
     return path
 

@@ -1,9 +1,17 @@
 """The one training pipeline: prepare -> build -> fit -> finalize, then the run folder.
 
 Every caller trains through these steps: the CLI and ``neuroclass.train`` (``train``, which writes
-a run folder and its report), the scikit-learn estimator (``train_in_memory``, no folder) and
-``neuroclass bench`` (``prepare`` and ``build``). Process-wide state that a run changes (torch's
-thread count, its global random generator) is restored when the run ends.
+a run folder and its report; ``resume``, which continues an interrupted one), the scikit-learn
+estimator (``train_in_memory``, no folder) and ``neuroclass bench`` (``prepare`` and ``build``).
+Process-wide state that a run changes (torch's thread count, its global random generator) is
+restored when the run ends.
+
+A run folder's training writes checkpoints (training/checkpoint.py) into its hidden partial folder,
+which holds the run's config.yaml from the start. A stop request (training.callbacks.StopRequest,
+set by the CLI's signal handlers) ends training after the current step with a checkpoint and raises
+RunInterrupted; ``resume`` then continues from the newest checkpoint with the recorded config and
+the time budget that was left. A run that fails after its first checkpoint keeps its partial folder
+for a resume, unless training diverged.
 
 Example::
 
@@ -18,6 +26,7 @@ import platform
 import sys
 import time
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -37,10 +46,11 @@ from neuroclass.models import Classifier, create, resolved_options, sized_option
 from neuroclass.models.registry import check_model_config, resolve_default_model
 from neuroclass.runs import RunFolder, model_metadata, run_name
 from neuroclass.training.budget import plan_for_budget, reserve_examples, trained_shift
-from neuroclass.training.callbacks import Callback
+from neuroclass.training.callbacks import Callback, StopRequest
+from neuroclass.training.checkpoint import Checkpoint, CheckpointWriteError, CheckpointWriter, read_checkpoint
 from neuroclass.training.finetune import FineTuning, prepare_fine_tuning, resolve_transfer
-from neuroclass.training.state import TrainState
-from neuroclass.training.trainer import Trainer
+from neuroclass.training.state import StopReason, TrainState
+from neuroclass.training.trainer import Trainer, TrainingDiverged
 
 # What prediction needs to turn raw inputs into model inputs (not where or how data was cached).
 MODEL_INPUT_KEYS = ("channels", "size", "decode", "columns", "categorical", "feature_names")
@@ -77,6 +87,15 @@ class Finished:
     timing: dict
 
 
+class RunInterrupted(Exception):
+    """Training was stopped on request (or at once, by a second Ctrl-C); ``path`` is the run's
+    partial folder, which holds the checkpoint that ``resume(path)`` continues from."""
+
+    def __init__(self, path: Path, detail: str) -> None:
+        super().__init__(f"{detail}; the run can be resumed from {path}")
+        self.path, self.detail = path, detail
+
+
 @dataclass
 class RunResult:
     path: Path
@@ -99,11 +118,15 @@ def process_state(cfg: Config) -> Iterator[int]:
 
 
 def prepare(cfg: Config, dataset: Dataset | None = None, require_test: bool = True,
-            clock: Callable[[], float] = time.perf_counter) -> Prepared:
+            clock: Callable[[], float] = time.perf_counter, budget: float | None = None,
+            plan: dict | None = None) -> Prepared:
     """Device, data (``cfg.data`` loaded unless ``dataset`` is given), splits, statistics, and
-    what a time budget affords. Raises NeuroclassError for a bad config or data, before training."""
+    what a time budget affords. A resumed run passes the seconds of its budget left (``budget``,
+    default train.time_budget) and the plan its budget made (``plan``: not planned again).
+    Raises NeuroclassError for a bad config or data, before training."""
     start = clock()
-    deadline = start + cfg.train.time_budget if cfg.train.time_budget else None
+    budget = budget if budget is not None else cfg.train.time_budget
+    deadline = start + budget if cfg.train.time_budget else None
     device = pick_device(cfg.train.device)
     source = Path(cfg.data.source).expanduser()
     if dataset is None and not is_builtin(cfg.data.source) and source.exists():
@@ -118,8 +141,9 @@ def prepare(cfg: Config, dataset: Dataset | None = None, require_test: bool = Tr
         raise NeuroclassError(f"{cfg.data.source}: no test split; set data.test_fraction > 0 "
                               "(e.g. --set data.test_fraction=0.2) or provide a test/ folder")
     mean, std = normalization_stats(splits.train.x)
-    cfg, plan = plan_for_budget(cfg, splits, dataset.input_shape, len(dataset.classes), mean, std,
-                                device, deadline, clock)
+    if plan is None:
+        cfg, plan = plan_for_budget(cfg, splits, dataset.input_shape, len(dataset.classes), mean, std,
+                                    device, deadline, clock)
     return Prepared(cfg, device, torch.get_num_threads(), dataset, splits, mean, std, plan, start,
                     deadline, clock)
 
@@ -132,15 +156,23 @@ def build(prep: Prepared) -> tuple[Classifier, FineTuning]:
     return model, prepare_fine_tuning(model, prep.cfg, ds.input_shape, ds.classes)
 
 
-def fit(prep: Prepared, model: Classifier, tuning: FineTuning,
-        callbacks: list[Callback] | tuple = ()) -> TrainState:
-    """Train ``model`` on the training split, validating each epoch, within the run's deadline."""
+def fit(prep: Prepared, model: Classifier, tuning: FineTuning, callbacks: list[Callback] | tuple = (),
+        checkpoints: Path | None = None, resume: Checkpoint | None = None,
+        stop: StopRequest | None = None) -> TrainState:
+    """Train ``model`` on the training split, validating each epoch, within the run's deadline;
+    checkpoints into the folder ``checkpoints`` (none when None), continuing ``resume`` if given.
+    ``stop``: a request that ends training after the current step (StopReason.INTERRUPTED)."""
     cfg, splits = prep.cfg, prep.splits
+    # the stop request before the writer, which saves the stop; the writer before ``callbacks``
+    # (a progress display): an epoch printed is an epoch saved
+    own = [*tuning.callbacks, *([stop] if stop is not None else [])]
+    if checkpoints is not None:
+        own.append(CheckpointWriter(checkpoints, 60 * cfg.train.checkpoint_minutes, prep.clock))
     trainer = Trainer(cfg.train, cfg.optim, cfg.augment, prep.device, deadline=prep.deadline,
-                      callbacks=[*tuning.callbacks, *callbacks],
+                      callbacks=[*own, *callbacks],
                       reserve_examples=reserve_examples(splits, cfg.train.tta, trained_shift(cfg)),
                       lr_scales=tuning.lr_scales, clock=prep.clock)
-    return trainer.fit(model, splits.train, splits.val)
+    return trainer.fit(model, splits.train, splits.val, resume=resume)
 
 
 def finalize(prep: Prepared, model: Classifier, state: TrainState) -> Finished:
@@ -204,29 +236,104 @@ def write_run(run: RunFolder, prep: Prepared, done: Finished, command: str = "")
 
 
 def train(cfg: Config, callbacks: list[Callback] | tuple = (), command: str = "",
-          report: bool = True) -> RunResult:
+          report: bool = True, stop: StopRequest | None = None) -> RunResult:
     """Train ``cfg`` end to end: the run folder with its test metrics and, unless ``report`` is
     False, report.html (a failing report is one warning; the run folder stays).
 
-    The hidden run folder is made before training, so that an unwritable ``out`` fails at once.
-    Raises NeuroclassError for bad config, data or ``out`` (nothing is left behind then)."""
+    The hidden run folder is made before training, so that an unwritable ``out`` fails at once;
+    it holds config.yaml and the checkpoints while training runs. Raises NeuroclassError for bad
+    config, data or ``out`` (nothing is left behind then), RunInterrupted when ``stop`` is
+    requested (the partial folder is kept for ``resume``)."""
     with process_state(cfg):
         prep = prepare(cfg)
         run = RunFolder.create(prep.cfg.out, run_name(prep.cfg.data.source, prep.cfg.model.name))
-        try:
-            model, tuning = build(prep)
-            state = fit(prep, model, tuning, callbacks)
-            done = finalize(prep, model, state)
-            path = write_run(run, prep, done, command)
-        except BaseException:
-            run.discard()
-            raise
-        html = None
-        if report:  # with the run's threads, like the rest of the run
-            from neuroclass.evaluation.report import try_write_report
+        record = {"command": command, "plan": prep.plan, "resumed": [], "data_hash": prep.dataset.content_hash()}
+        return _train_in(run, prep, None, record, callbacks, report, stop)
 
-            html = try_write_report(path)
+
+def resume(path: str | Path, callbacks: list[Callback] | tuple = (), report: bool = True,
+           stop: StopRequest | None = None) -> RunResult:
+    """Continue the interrupted run at ``path`` (its partial folder, or a folder of runs: its newest
+    interrupted one) from its newest checkpoint, with the run's own config and the time budget
+    that was left; without a checkpoint, train it again from the start. The run records each
+    resume (timing.json "resumed": [{"at", "epoch", "step"}]). Raises what ``train`` raises, and
+    NeuroclassError when there is no run to continue."""
+    run = RunFolder.reopen(path)
+    try:
+        cfg, record = run.config(), run.resume_record()
+        checkpoint = read_checkpoint(run.checkpoint_dir)
+    except BaseException:
+        run.release()
+        raise
+    at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    record = {"command": "", "plan": {"model_size": None, "auto_augment": None}, "resumed": [], **record}
+    record["resumed"] = [*record["resumed"], {"at": at, "epoch": checkpoint.epoch if checkpoint else 0,
+                                              "step": checkpoint.step if checkpoint else 0}]
+    with process_state(cfg):
+        try:
+            prep = prepare(cfg, budget=checkpoint.budget_left if checkpoint else None, plan=record["plan"])
+            _check_same_data(run, prep, record.get("data_hash"))
+        except BaseException:
+            run.release()
+            raise
+        return _train_in(run, prep, checkpoint, record, callbacks, report, stop)
+
+
+def _check_same_data(run: RunFolder, prep: Prepared, recorded: str | None) -> None:
+    """NeuroclassError when the data a resumed run loads differs from what it started with (its
+    split and its checkpoint's epoch order would then pick other examples)."""
+    current = prep.dataset.content_hash()
+    if recorded and recorded != current:
+        raise NeuroclassError(f"{prep.cfg.data.source}: the data changed since run '{run.path}' started "
+                              f"(content hash {recorded[:16]} then, {current[:16]} now), so its checkpoint "
+                              "no longer applies; put the data back as it was, or train a new run")
+
+
+def _train_in(run: RunFolder, prep: Prepared, checkpoint: Checkpoint | None, record: dict,
+              callbacks: list[Callback] | tuple, report: bool, stop: StopRequest | None) -> RunResult:
+    """Train into the partial ``run`` folder (from ``checkpoint`` if given), finish and commit it,
+    then the report. ``record``: checkpoint/resume.json's command, plan and resumes."""
+    try:
+        _write_start(run, prep.cfg, record)
+        model, tuning = build(prep)
+        state = fit(prep, model, tuning, callbacks, run.checkpoint_dir, checkpoint, stop)
+        if state.stop_reason is StopReason.INTERRUPTED:
+            raise RunInterrupted(run.path, state.stop_detail)
+        done = finalize(prep, model, state)
+        done.timing["resumed"] = record["resumed"]
+        path = write_run(run, prep, done, record["command"])
+    except BaseException as exc:
+        _keep_or_discard(run, exc)
+        if isinstance(exc, KeyboardInterrupt) and run.has_checkpoint():
+            raise RunInterrupted(run.path, "stopped at once") from None
+        raise
+    html = None
+    if report:  # with the run's threads, like the rest of the run
+        from neuroclass.evaluation.report import try_write_report
+
+        html = try_write_report(path)
     return RunResult(path, done.metrics, state.history, done.timing, html)
+
+
+def _write_start(run: RunFolder, cfg: Config, record: dict) -> None:
+    """config.yaml, on disk from the start (a resume trains with it), and checkpoint/resume.json.
+    Raises NeuroclassError naming the folder when it cannot be written."""
+    try:
+        run.write_config(cfg)
+        run.write_resume_record(record)
+    except OSError as exc:
+        raise NeuroclassError(f"{run.path}: cannot write the run's files ({exc.strerror or exc}); free "
+                              "disk space or pass an --out folder you can write to") from None
+
+
+def _keep_or_discard(run: RunFolder, exc: BaseException) -> None:
+    """After a failure: keep the partial folder where a resume can continue it (a checkpoint is
+    there, or writing one failed: the fix is space or permissions), else remove it."""
+    resumable = run.has_checkpoint() or isinstance(exc, CheckpointWriteError)
+    if resumable and not isinstance(exc, TrainingDiverged):
+        run.release()
+    else:
+        run.discard()
 
 
 @dataclass

@@ -7,6 +7,12 @@ data_issues.json (files ignored or skipped, warnings, merged labels, classes mis
 report.html / report.json. A new run is assembled in a hidden ``.partial-<name>`` folder and renamed
 into place once every file is written, so a failed run never leaves a half-written folder; every
 file is written atomically (neuroclass/io.py) with the umask's permissions.
+
+While a run trains, its partial folder holds config.yaml from the start and ``checkpoint/``: the
+training checkpoints (written by training/checkpoint.py in ``checkpoint_dir``) and resume.json (the
+budget's plan, the command, each resume). An interrupted run is reopened by ``RunFolder.reopen``;
+``commit`` drops ``checkpoint/``, since the finished run's model is in model.safetensors. A process
+that trains a partial folder holds a lock on it (``.lock``), so two never train the same one.
 """
 from __future__ import annotations
 
@@ -31,7 +37,15 @@ from neuroclass.io import write_bytes_atomic, write_text_atomic
 from neuroclass.models import Classifier
 from neuroclass.runs.model_file import load_model, read_metadata, read_weights, save_model
 
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; a partial folder is then not guarded
+    fcntl = None
+
 HISTORY_FIELDS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "time")
+PARTIAL = ".partial-"  # prefix of a run folder being assembled (or interrupted)
+CHECKPOINT_DIR = "checkpoint"
+LOCK_FILE = ".lock"
 
 
 @dataclass
@@ -92,6 +106,7 @@ class RunFolder:
     def __init__(self, path: str | Path, final: Path | None = None) -> None:
         self.path = Path(path)
         self.final = final  # for a partial folder: the name it gets on commit
+        self._lock = None  # the open lock file while this process trains the partial folder
 
     # ------------------------------------------------------------------ lifecycle
     @classmethod
@@ -105,27 +120,131 @@ class RunFolder:
                 if final.exists():
                     continue
                 try:  # mkdir is the claim: two runs started in the same second get two names
-                    (out / f".partial-{final.name}").mkdir()
+                    (out / f"{PARTIAL}{final.name}").mkdir()
                 except FileExistsError:
                     continue
-                return cls(out / f".partial-{final.name}", final)
+                run = cls(out / f"{PARTIAL}{final.name}", final)
+                run._claim()
+                return run
         except OSError as exc:
             raise NeuroclassError(f"--out '{out}': cannot create a run folder there ({exc.strerror or exc}); "
                                   "pass a folder you can write to") from None
         raise NeuroclassError(f"--out '{out}': 10,000 runs named {name}; pass another --out folder")
 
     def commit(self) -> Path:
-        """Rename the complete partial folder to its final name; returns that path."""
+        """Rename the complete partial folder to its final name, then remove its checkpoints and
+        lock; returns the final path."""
         if self.final is None:
             raise RuntimeError(f"{self.path} is not a partial run folder")
         self.path.rename(self.final)
         self.path, self.final = self.final, None
+        shutil.rmtree(self.checkpoint_dir, ignore_errors=True)
+        self.file(LOCK_FILE).unlink(missing_ok=True)
+        self._release()
         return self.path
 
     def discard(self) -> None:
         """Remove a partial folder (after a failure); a finished folder is never removed."""
         if self.final is not None:
             shutil.rmtree(self.path, ignore_errors=True)
+            self._release()
+
+    def release(self) -> None:
+        """Leave a partial folder as it is, resumable (after an interrupt), and unlock it."""
+        self._release()
+
+    def _claim(self) -> None:
+        """Lock the partial folder for this process; NeuroclassError when another holds it."""
+        if fcntl is None:
+            return
+        handle = open(self.file(LOCK_FILE), "a+")
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            raise NeuroclassError(f"'{self.path}': another process is training this run; wait for it "
+                                  "to end or stop it first") from None
+        self._lock = handle
+
+    def _release(self) -> None:
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        """The folder of the run's training checkpoints (made by the checkpoint writer)."""
+        return self.path / CHECKPOINT_DIR
+
+    def has_checkpoint(self) -> bool:
+        """Whether a partial folder holds a checkpoint to resume from."""
+        folder = self.checkpoint_dir
+        return folder.is_dir() and any(p.name.startswith("ckpt-") for p in folder.iterdir())
+
+    def write_resume_record(self, record: dict) -> None:
+        """checkpoint/resume.json: what a resume needs besides a checkpoint (JSON values)."""
+        self.checkpoint_dir.mkdir(exist_ok=True)
+        write_text_atomic(self.checkpoint_dir / "resume.json", json.dumps(record, indent=2))
+
+    def resume_record(self) -> dict:
+        """checkpoint/resume.json ({} when absent: a run stopped before it was written)."""
+        path = self.checkpoint_dir / "resume.json"
+        if not path.is_file():
+            return {}
+        try:
+            return json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise NeuroclassError(f"{path}: not valid JSON ({exc}); train the run again") from None
+
+    @classmethod
+    def reopen(cls, path: str | Path) -> "RunFolder":
+        """An interrupted run to continue, locked for this process: ``path`` is its hidden
+        ``.partial-<name>`` folder, or a folder of runs (``--out``), meaning its newest interrupted
+        run. Raises NeuroclassError naming the folder when there is none to continue."""
+        path = Path(path).expanduser()
+        if not path.is_dir():
+            raise NeuroclassError(f"--resume '{path}': no such folder; pass an interrupted run's "
+                                  f"{PARTIAL}* folder or the --out folder that holds it")
+        if not path.name.startswith(PARTIAL):
+            if (path / "model.json").is_file():
+                raise NeuroclassError(f"--resume '{path}': this run finished; there is nothing to resume")
+            path = cls._newest_interrupted(path)
+        if not (path / "config.yaml").is_file():
+            raise NeuroclassError(f"--resume '{path}': no config.yaml (the run stopped before training "
+                                  "started); train it again")
+        run = cls(path, cls._free_name(path.parent, path.name[len(PARTIAL):]))
+        run._claim()
+        return run
+
+    @staticmethod
+    def _free_name(out: Path, name: str) -> Path:
+        """``out/name``, or ``name-2``, ... when a finished run took that name meanwhile."""
+        for suffix in range(1, 10_000):
+            final = out / (name if suffix == 1 else f"{name}-{suffix}")
+            if not final.exists():
+                return final
+        raise NeuroclassError(f"--out '{out}': 10,000 runs named {name}; move some away")
+
+    @classmethod
+    def _newest_interrupted(cls, out: Path) -> Path:
+        """The partial folder in ``out`` with the newest change that no process is training."""
+        candidates = []
+        for folder in out.glob(f"{PARTIAL}*"):
+            if not (folder / "config.yaml").is_file():
+                continue
+            probe = cls(folder)
+            try:
+                probe._claim()
+            except NeuroclassError:
+                continue  # being trained now
+            probe._release()
+            checkpoints = folder / CHECKPOINT_DIR
+            changed = max([p.stat().st_mtime for p in [folder, *([checkpoints] if checkpoints.is_dir() else [])]])
+            candidates.append((changed, folder.name, folder))
+        if not candidates:
+            raise NeuroclassError(f"--resume '{out}': no interrupted run in this folder; pass an "
+                                  f"interrupted run's {PARTIAL}* folder")
+        return max(candidates)[2]
 
     @classmethod
     def open(cls, path: str | Path) -> "RunFolder":

@@ -1,8 +1,11 @@
-"""Training callbacks: early stopping, time budget, NaN guard, and a progress display.
+"""Training callbacks: early stopping, time budget, NaN guard, a stop request, and a progress display.
 
 Hooks: on_fit_start, on_epoch_start, on_batch_end, on_epoch_end, on_fit_end. A callback ends a fit
 by ``state.request_stop(StopReason.X, "the reason in words")``; decisions are pure functions or
-TrainState's estimates, so they can be tested alone.
+TrainState's estimates, so they can be tested alone. A callback that keeps state across epochs
+(EarlyStopping) returns it from ``state_dict`` (tensors and JSON values), which a checkpoint saves
+and ``load_state_dict`` puts back after on_fit_start when a fit resumes (training/checkpoint.py).
+The checkpoint writer itself is training/checkpoint.py's CheckpointWriter.
 on_epoch_end and on_fit_end get the weights training would hand back (under ``train.ema`` the
 average, training/ema.py); the other hooks get the live model that the optimizer steps.
 """
@@ -24,6 +27,13 @@ class Callback:
     def on_batch_end(self, state: TrainState, model: nn.Module) -> None: ...
     def on_epoch_end(self, state: TrainState, model: nn.Module) -> None: ...
     def on_fit_end(self, state: TrainState, model: nn.Module) -> None: ...
+
+    def state_dict(self) -> dict:
+        """What a resumed fit needs of this callback: str keys; tensors, JSON values, dicts, lists."""
+        return {}
+
+    def load_state_dict(self, saved: dict) -> None:
+        """Put back what ``state_dict`` returned (after on_fit_start, when a fit resumes)."""
 
 
 def should_stop_early(losses: list[float], patience: int, min_delta: float = 0.0) -> bool:
@@ -61,6 +71,14 @@ class EarlyStopping(Callback):
             model.load_state_dict(self.best_weights)
             state.best_epoch = self.best_epoch
 
+    def state_dict(self) -> dict:
+        return {"losses": list(self.losses), "best_loss": self.best_loss, "best_epoch": self.best_epoch,
+                "best_weights": self.best_weights}
+
+    def load_state_dict(self, saved: dict) -> None:
+        self.losses, self.best_loss = list(saved["losses"]), saved["best_loss"]
+        self.best_epoch, self.best_weights = saved["best_epoch"], saved["best_weights"]
+
 
 class TimeBudget(Callback):
     """Stop when one more step would not end by ``state.end``, the end of training that the
@@ -87,6 +105,37 @@ class NaNGuard(Callback):
                                f"{state.epoch + 1}, step {state.step}")
 
 
+class StopRequest(Callback):
+    """A request from outside the fit to end it after the current step, e.g. from a signal handler
+    that the caller installs (the library installs none). ``request`` only sets a flag, so it is
+    safe in a signal handler; the next step's end stops the fit with StopReason.INTERRUPTED, which
+    a CheckpointWriter later in the callback list saves for a resume.
+
+    Example::
+
+        stop = StopRequest()
+        signal.signal(signal.SIGINT, lambda signum, frame: stop.request("interrupted (Ctrl-C)"))
+        Trainer(..., callbacks=[stop, writer])
+    """
+
+    def __init__(self) -> None:
+        self.detail: Optional[str] = None
+
+    @property
+    def requested(self) -> bool:
+        return self.detail is not None
+
+    def request(self, detail: str = "stop requested") -> None:
+        """Ask the fit to stop after the current step; ``detail`` says why, for people."""
+        if self.detail is None:
+            self.detail = detail
+
+    def on_batch_end(self, state: TrainState, model: nn.Module) -> None:
+        if self.detail is not None:
+            state.request_stop(StopReason.INTERRUPTED, f"{self.detail} at epoch {state.epoch + 1}, "
+                               f"step {state.step}")
+
+
 class Progress(Callback):
     """A progress bar on a terminal (tqdm: steps done of those planned, rate, time left, loss,
     accuracy and learning rate) and one summary line per epoch, written to ``stream``.
@@ -103,8 +152,8 @@ class Progress(Callback):
 
     def on_fit_start(self, state: TrainState, model: nn.Module) -> None:
         # a bar only on a terminal: elsewhere (a log file, a pipe) its redraws would be noise
-        self.bar = tqdm(total=state.planned_steps(), file=self.stream, disable=not self.tty,
-                        unit="step", leave=False, dynamic_ncols=True)
+        self.bar = tqdm(total=state.planned_steps(), initial=state.step, file=self.stream,
+                        disable=not self.tty, unit="step", leave=False, dynamic_ncols=True)
 
     def on_epoch_start(self, state: TrainState, model: nn.Module) -> None:
         self.bar.set_description(f"epoch {state.epoch + 1}", refresh=False)

@@ -17,7 +17,7 @@ import math
 import statistics
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 Clock = Callable[[], float]  # seconds, of any origin: time.perf_counter, or a test's fake clock
 
@@ -46,6 +46,7 @@ class StopReason(enum.Enum):
     DIVERGED = "diverged"  # the loss became NaN or infinite
     TARGET_REACHED = "target_reached"  # a target accuracy was reached (bench, benchmarks)
     TARGET_NOT_REACHED = "target_not_reached"  # a target's time limit came first
+    INTERRUPTED = "interrupted"  # a stop request (Ctrl-C, SIGTERM): checkpointed mid-epoch, to be resumed
 
 
 def read_stop_reason(value: object) -> Optional[StopReason]:
@@ -89,6 +90,19 @@ def steps_that_fit(seconds: float, step_seconds: float, val_seconds: float, step
 
 
 @dataclass
+class FitObjects:
+    """What a fit steps besides its counters: the live model, its optimizer, the weight average
+    (training/ema.py; None without train.ema), the generator of shuffling and augmentation, and the
+    callbacks (whose ``state_dict`` a checkpoint holds). Set by the Trainer at fit start."""
+
+    model: Any  # nn.Module
+    optimizer: Any  # torch.optim.Optimizer
+    average: Any  # WeightAverage | None
+    generator: Any  # torch.Generator
+    callbacks: list
+
+
+@dataclass
 class TrainState:
     """One fit's counters, measurements and stop flag. Times are in seconds of ``clock``.
 
@@ -127,6 +141,13 @@ class TrainState:
     first_pass_steady_cost: float = 0.0  # the first pass's cost per example after its first batch
     end: Optional[float] = None  # clock() value by which training steps end (time budget only)
     recent_steps: collections.deque = field(default_factory=lambda: collections.deque(maxlen=STEP_WINDOW))
+    # the epoch in progress: its shuffled order of training examples (a tensor) and the running sums
+    # of its history row, so that a checkpoint taken mid-epoch continues the same epoch
+    epoch_order: Any = None
+    epoch_loss_sum: float = 0.0  # sum over the epoch's examples of the batch loss
+    epoch_correct: int = 0
+    epoch_seen: int = 0
+    objects: Optional[FitObjects] = None  # what a checkpoint saves besides this state
 
     def __post_init__(self) -> None:
         if self.start is None:
@@ -137,6 +158,12 @@ class TrainState:
     @property
     def elapsed(self) -> float:
         return self.clock() - self.start
+
+    @property
+    def step_in_epoch(self) -> int:
+        """Optimizer steps done in the epoch in progress (0 at an epoch's start; ``steps_per_epoch``
+        when its steps are done and its validation pass is not)."""
+        return self.step - self.epoch * self.steps_per_epoch
 
     def record_step(self, seconds: float, samples: int) -> None:
         """Count one optimizer step of ``seconds`` over ``samples`` examples, and re-plan the end."""

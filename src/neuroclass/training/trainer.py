@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import contextlib
+import random
 import time
 from dataclasses import dataclass
+from typing import Iterator, Optional
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -16,9 +19,10 @@ from neuroclass.errors import NeuroclassError
 from neuroclass.inference.logits import predict_outputs
 from neuroclass.models.layers import Classifier, cross_entropy
 from neuroclass.training.callbacks import Callback, EarlyStopping, NaNGuard, TimeBudget
+from neuroclass.training.checkpoint import Checkpoint
 from neuroclass.training.ema import WeightAverage
 from neuroclass.training.optim import l1_penalty, lr_factor, make_optimizer, set_lr
-from neuroclass.training.state import Clock, StopReason, TrainState
+from neuroclass.training.state import Clock, FitObjects, StopReason, TrainState
 
 DEFAULT_EPOCHS = 8
 DEFAULT_BATCH = 128
@@ -55,6 +59,22 @@ def loss_function(model: nn.Module):
     return model.loss if isinstance(model, Classifier) else cross_entropy
 
 
+class TrainingDiverged(NeuroclassError):
+    """The loss became NaN or infinite; the message names the step and the fix."""
+
+
+@contextlib.contextmanager
+def keep_global_generators() -> Iterator[None]:
+    """NumPy's and Python's global random generators as they were after the ``with`` block (a
+    resumed fit sets them to the checkpoint's; torch's is forked apart by Trainer.fit)."""
+    numpy_state, python_state = np.random.get_state(), random.getstate()
+    try:
+        yield
+    finally:
+        np.random.set_state(numpy_state)
+        random.setstate(python_state)
+
+
 @dataclass
 class Batches:
     """Shuffled mini-batches sliced from resident tensors: no per-sample collation."""
@@ -67,11 +87,18 @@ class Batches:
     def __len__(self) -> int:
         return max(1, len(self.y) // self.batch_size)  # drop the ragged last batch (BatchNorm)
 
-    def __iter__(self):
-        order = torch.randperm(len(self.y), generator=self.generator)
-        for i in range(len(self)):
+    def order(self) -> torch.Tensor:
+        """A new epoch's order of the examples (N,), drawn from ``generator``."""
+        return torch.randperm(len(self.y), generator=self.generator)
+
+    def slices(self, order: torch.Tensor, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Batches number ``start``, ``start + 1``, ... of the epoch with ``order``: (x, y) pairs."""
+        for i in range(start, len(self)):
             idx = order[i * self.batch_size:(i + 1) * self.batch_size]
             yield self.x[idx], self.y[idx]
+
+    def __iter__(self):
+        return self.slices(self.order())
 
 
 class Trainer:
@@ -82,6 +109,10 @@ class Trainer:
     ``time.perf_counter``) times steps and validation passes for it. ``callbacks`` run after the
     Trainer's own (time budget, NaN guard, early stopping): a progress display is one the caller
     adds (callbacks.Progress).
+
+    A fit given a checkpoint (``resume``, training/checkpoint.py) continues the saved one: the
+    same steps follow, so a fixed number of epochs ends with the same weights as a fit never
+    stopped. A StopRequest callback ends a fit mid-epoch with StopReason.INTERRUPTED.
 
     Example::
 
@@ -107,16 +138,20 @@ class Trainer:
         for callback in self.callbacks:
             getattr(callback, hook)(state, model)
 
-    def fit(self, model: nn.Module, train: Dataset, val: Dataset | None) -> TrainState:
+    def fit(self, model: nn.Module, train: Dataset, val: Dataset | None,
+            resume: Optional[Checkpoint] = None) -> TrainState:
         """Train ``model`` on ``train`` (validating on ``val`` after each epoch) and return the
-        fit's state. torch's global generator, which dropout draws from, is seeded with train.seed
-        for the fit and restored after it. Raises NeuroclassError when training diverges."""
+        fit's state; with ``resume``, continue that checkpoint's fit (same config and data).
+        torch's global generator, which dropout draws from, is seeded with train.seed for the fit
+        (or set to the checkpoint's) and, like NumPy's and Python's, restored after it.
+        Raises TrainingDiverged (a NeuroclassError) when training diverges."""
         devices = [self.device.index or 0] if self.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
+        with torch.random.fork_rng(devices=devices), keep_global_generators():
             torch.manual_seed(self.cfg.seed)
-            return self._fit(model, train, val)
+            return self._fit(model, train, val, resume)
 
-    def _fit(self, model: nn.Module, train: Dataset, val: Dataset | None) -> TrainState:
+    def _fit(self, model: nn.Module, train: Dataset, val: Dataset | None,
+             resume: Optional[Checkpoint]) -> TrainState:
         cfg, device = self.cfg, self.device
         if cfg.patience and val is None:
             raise NeuroclassError("train.patience needs a validation split; set data.val_fraction > 0")
@@ -137,41 +172,43 @@ class Trainer:
         # validation, the epoch-end callbacks and the returned model see the averaged weights
         self.average = WeightAverage(model, cfg.ema) if cfg.ema else None
         evaluated = self.average.module if self.average else model
+        state.objects = FitObjects(model, optimizer, self.average, generator, self.callbacks)
         # on a CPU, reuse activation memory from step to step (device.py); restored after the fit
         with keep_freed_memory() if device.type == "cpu" else contextlib.nullcontext():
+            if resume is not None:  # weights, optimizer, average, generators, counters, epoch order
+                resume.restore(state)
             self._emit("on_fit_start", state, model)
+            if resume is not None:  # after on_fit_start, which resets the callbacks
+                resume.restore_callbacks(self.callbacks)
             while state.epoch < epochs and not state.stop:
                 model.train()  # first, so that a callback can put layers back in eval mode (FineTune)
                 self._emit("on_epoch_start", state, model)
-                loss_sum, correct, seen = self._train_epoch(forward, model, batches, optimizer, generator,
-                                                            state, fmt, augment, len(train.classes))
-                if state.diverged:
-                    break
-                row = {"epoch": state.epoch + 1, "loss": loss_sum / max(1, seen),
-                       "accuracy": correct / max(1, seen), "lr": state.lr}
-                row.update(self._validate(evaluated, val, state))
-                row["time"] = state.elapsed
-                state.epoch += 1
-                state.history.append(row)
-                self._emit("on_epoch_end", state, evaluated)
+                self._train_epoch(forward, model, batches, optimizer, generator, state, fmt, augment,
+                                  len(train.classes))
+                if state.diverged or state.stop_reason is StopReason.INTERRUPTED:
+                    break  # an interrupted epoch is finished by the fit that resumes it
+                self._end_epoch(evaluated, val, state)
             if self.average and not state.diverged:
                 self.average.copy_to(model)
             if state.stop_reason is None:
                 state.stop_reason, state.stop_detail = StopReason.COMPLETED, f"ran all {epochs} planned epochs"
             self._emit("on_fit_end", state, model)
         if state.diverged:
-            raise NeuroclassError(f"training diverged: {state.stop_detail}; lower optim.lr "
-                                  f"(now {self.optim_cfg.lr:g}) or use --set optim.schedule=onecycle")
+            raise TrainingDiverged(f"training diverged: {state.stop_detail}; lower optim.lr "
+                                   f"(now {self.optim_cfg.lr:g}) or use --set optim.schedule=onecycle")
         return state
 
     def _train_epoch(self, forward: nn.Module, model: nn.Module, batches: Batches,
                      optimizer: torch.optim.Optimizer, generator: torch.Generator, state: TrainState,
-                     fmt: torch.memory_format, augment: bool, num_classes: int) -> tuple[float, int, int]:
-        """One pass over the batches (or until a callback stops); returns (loss sum, correct, seen)."""
-        loss_sum, correct, seen = 0.0, 0, 0
+                     fmt: torch.memory_format, augment: bool, num_classes: int) -> None:
+        """The epoch's remaining steps (or until a callback stops), summed into ``state``'s
+        epoch_loss_sum, epoch_correct and epoch_seen."""
+        if state.step_in_epoch == 0:  # a new epoch; a resumed one continues its order and sums
+            state.epoch_order = batches.order()
+            state.epoch_loss_sum, state.epoch_correct, state.epoch_seen = 0.0, 0, 0
         criterion = loss_function(model)
         step_start = self.clock()
-        for xb, yb in batches:
+        for xb, yb in batches.slices(state.epoch_order, state.step_in_epoch):
             state.lr = self.optim_cfg.lr * lr_factor(self.optim_cfg, state.progress())
             set_lr(optimizer, state.lr)
             xb, target = self._augment(xb, yb, generator, num_classes, augment)
@@ -186,16 +223,26 @@ class Trainer:
             if self.average:
                 self.average.update(model)
             state.batch_loss = float(loss.detach())
-            loss_sum += state.batch_loss * len(yb)
-            correct += int((logits.detach().argmax(1) == hard_labels(target)).sum())
-            seen += len(yb)
-            state.running_accuracy = correct / seen
+            state.epoch_loss_sum += state.batch_loss * len(yb)
+            state.epoch_correct += int((logits.detach().argmax(1) == hard_labels(target)).sum())
+            state.epoch_seen += len(yb)
+            state.running_accuracy = state.epoch_correct / state.epoch_seen
             state.record_step(self.clock() - step_start, len(yb))  # steps only, not callbacks
             self._emit("on_batch_end", state, model)
             if state.stop:
                 break
             step_start = self.clock()
-        return loss_sum, correct, seen
+
+    def _end_epoch(self, evaluated: nn.Module, val: Dataset | None, state: TrainState) -> None:
+        """The epoch's history row (training sums, validation of ``evaluated``), then on_epoch_end."""
+        seen = max(1, state.epoch_seen)
+        row = {"epoch": state.epoch + 1, "loss": state.epoch_loss_sum / seen,
+               "accuracy": state.epoch_correct / seen, "lr": state.lr}
+        row.update(self._validate(evaluated, val, state))
+        row["time"] = state.elapsed
+        state.epoch += 1
+        state.history.append(row)
+        self._emit("on_epoch_end", state, evaluated)
 
     def _augment(self, xb: torch.Tensor, yb: torch.Tensor, generator: torch.Generator,
                  num_classes: int, enabled: bool) -> tuple[torch.Tensor, torch.Tensor]:
