@@ -264,17 +264,23 @@ def test_data_background_takes_names_and_hex():
         DecodeSettings.from_config(DataConfig(background="blak"))
 
 
-def test_reading_headers_decodes_no_pixels(tmp_path, monkeypatch):
-    from PIL import ImageFile
+def without_pixels(path: Path, kept: int = 4) -> Path:
+    """``path`` cut ``kept`` bytes into its pixel data, its header whole: a file that opens but does
+    not decode. The pixels begin where Pillow stopped reading on opening it (PNG, JPEG) or at the
+    first strip (TIFF, whose header Pillow reads by seeking)."""
+    with Image.open(path) as img:
+        start = max(img.fp.tell(), img.tile[0].offset)
+    path.write_bytes(path.read_bytes()[: start + kept])
+    return path
 
-    from neuroclass.data.images import read_header
+
+def test_reading_headers_decodes_no_pixels(tmp_path):
+    from neuroclass.data.images import UnreadableImage, read_header
 
     paths = [save_with_orientation(tmp_path / f"o.{fmt}", upright_rgb(), 6) for fmt in ("png", "jpg", "tif")]
     Image.fromarray(upright_rgb()).save(tmp_path / "plain.png")
-
-    def fail(img):
-        raise AssertionError("a header read decoded pixels")
-
-    monkeypatch.setattr(ImageFile.ImageFile, "load", fail)
-    assert [read_header(p, 10**6)[1] for p in paths] == [(6, 10)] * 3
-    assert read_header(tmp_path / "plain.png", 10**6) == ("RGB", (6, 10))
+    paths = [without_pixels(p) for p in (*paths, tmp_path / "plain.png")]
+    for path in paths:  # decoding them fails: their pixels are cut off
+        with pytest.raises(UnreadableImage, match="truncated"):
+            read_image(path, 3, None, WHITE)
+    assert [read_header(p, 10**6) for p in paths] == [("RGB", (6, 10))] * 4
