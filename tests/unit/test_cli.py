@@ -190,3 +190,13 @@ def test_main_leaves_logging_and_warnings_as_it_found_them(capsys):
     before = logging_and_warnings()
     assert main(["models"]) == 0
     assert logging_and_warnings() == before
+
+
+def test_python_dash_m_runs_the_same_command_line():
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "neuroclass", "models"], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "cnn" in done.stdout and "mlp" in done.stdout
