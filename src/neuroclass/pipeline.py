@@ -244,7 +244,7 @@ def write_run(run: RunFolder, prep: Prepared, done: Finished, command: str = "",
 
 def train(cfg: Config, callbacks: list[Callback] | tuple = (), command: str = "",
           report: bool = True, stop: StopRequest | None = None,
-          before_rename: BeforeRename | None = None) -> RunResult:
+          before_rename: BeforeRename | None = None, clock: Callable[[], float] = time.perf_counter) -> RunResult:
     """Train ``cfg`` end to end: the run folder with its test metrics and, unless ``report`` is
     False, report.html (a failing report is one warning; the run folder stays).
 
@@ -252,9 +252,10 @@ def train(cfg: Config, callbacks: list[Callback] | tuple = (), command: str = ""
     it holds config.yaml and the checkpoints while training runs. Raises NeuroclassError for bad
     config, data or ``out`` (nothing is left behind then), RunInterrupted when ``stop`` is
     requested (the partial folder is kept for ``resume``). ``before_rename(tmp)``: called as each
-    checkpoint's files are on disk, before it is renamed into place (a test's moment to act)."""
+    checkpoint's files are on disk, before it is renamed into place (a test's moment to act);
+    ``clock``: seconds, for the time budget (a test's fake clock)."""
     with process_state(cfg):
-        prep = prepare(cfg)
+        prep = prepare(cfg, clock=clock)
         data_hash = prep.dataset.content_hash()  # before the folder: nothing to clean up if cut short
         run = RunFolder.create(prep.cfg.out, run_name(prep.cfg.data.source, prep.cfg.model.name))
         record = {"command": command, "plan": prep.plan, "resumed": [], "data_hash": data_hash}
@@ -264,13 +265,13 @@ def train(cfg: Config, callbacks: list[Callback] | tuple = (), command: str = ""
 def resume(path: str | Path, callbacks: list[Callback] | tuple = (), report: bool = True,
            stop: StopRequest | None = None, quiet: bool | None = None,
            progress: Callable[[], Callback] | None = None,
-           before_rename: BeforeRename | None = None) -> RunResult:
+           before_rename: BeforeRename | None = None, clock: Callable[[], float] = time.perf_counter) -> RunResult:
     """Continue the interrupted run at ``path`` (its partial folder, or a folder of runs: its newest
     interrupted one) from its newest checkpoint, with the run's own config and the time budget
     that was left; without a checkpoint, train it again from the start. The run records each
     resume (timing.json "resumed": [{"at", "epoch", "step"}]). ``quiet`` replaces the recorded
     train.quiet (None: keep it); ``progress()`` makes a progress display, added to ``callbacks``
-    unless the run is quiet. ``before_rename``: as for ``train``. Raises what ``train`` raises,
+    unless the run is quiet. ``before_rename``, ``clock``: as for ``train``. Raises what ``train`` raises,
     and NeuroclassError when there is no run to continue."""
     run = RunFolder.reopen(path)
     try:
@@ -289,7 +290,8 @@ def resume(path: str | Path, callbacks: list[Callback] | tuple = (), report: boo
                                               "step": checkpoint.step if checkpoint else 0}]
     with process_state(cfg):
         try:
-            prep = prepare(cfg, budget=checkpoint.budget_left if checkpoint else None, plan=record["plan"])
+            prep = prepare(cfg, clock=clock, budget=checkpoint.budget_left if checkpoint else None,
+                           plan=record["plan"])
             record["data_hash"] = _check_same_data(run, prep, record.get("data_hash"))
         except BaseException:
             run.release()
