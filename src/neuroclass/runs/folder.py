@@ -232,14 +232,11 @@ class RunFolder:
         """The partial folder in ``out`` with the newest change that no process is training."""
         candidates = []
         for folder in out.glob(f"{PARTIAL}*"):
-            if not (folder / "config.yaml").is_file():
-                continue
-            if is_locked(folder, LOCK_FILE):
-                continue  # being trained now
-            checkpoints = folder / CHECKPOINT_DIR
+            if not (folder / "config.yaml").is_file() or is_locked(folder, LOCK_FILE):
+                continue  # stopped before training started, or being trained now
             try:
-                changed = max([p.stat().st_mtime for p in [folder, *([checkpoints] if checkpoints.is_dir() else [])]])
-            except FileNotFoundError:  # removed meanwhile (a failed run discarded)
+                changed = max(p.stat().st_mtime for p in (folder, folder / CHECKPOINT_DIR) if p.exists())
+            except (FileNotFoundError, ValueError):  # removed meanwhile (a failed run discarded)
                 continue
             candidates.append((changed, folder.name, folder))
         if not candidates:
