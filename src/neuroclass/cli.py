@@ -18,7 +18,8 @@ import logging
 import shlex
 import sys
 import warnings
-from typing import Iterator
+from pathlib import Path
+from typing import Callable, Iterator
 
 from neuroclass import __version__
 from neuroclass.errors import NeuroclassError
@@ -351,7 +352,7 @@ def _log_lines(quiet: bool) -> Iterator[None]:
         logger.propagate = before[1]
 
 
-def main(argv: list[str] | None = None, before_rename=None) -> int:
+def main(argv: list[str] | None = None, before_rename: Callable[[Path], None] | None = None) -> int:
     """Run the command ``argv`` (default sys.argv[1:]); the exit code. ``before_rename(tmp)``: called
     as each training checkpoint's files are on disk, before its rename (a moment for tests to act)."""
     args = _parser().parse_args(argv)

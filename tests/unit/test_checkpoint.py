@@ -269,22 +269,6 @@ def test_resume_refuses_finished_missing_and_busy_runs(tmp_path, trained_run):
     busy.discard()
 
 
-def test_a_budgeted_run_records_the_budget_left_and_resumes_with_it(tmp_path):
-    stop, left = StopRequest(), []
-
-    class BudgetLeft(Callback):
-        def on_fit_start(self, state, model):
-            left.append(state.deadline - state.clock())
-
-    with pytest.raises(RunInterrupted) as caught:
-        train(quick_config(tmp_path, **{"train.time_budget": 600}), callbacks=[BudgetLeft(), RequestAt(stop, 3)],
-              report=False, stop=stop)
-    saved = read_checkpoint(caught.value.path / "checkpoint").budget_left
-    assert 0 < saved < left[0] <= 600
-    resume(caught.value.path, callbacks=[BudgetLeft()], report=False)
-    assert 0 < left[1] <= saved  # what was left, less the resumed run's own start
-
-
 def test_a_resumed_run_gets_the_budget_that_was_left(tmp_path):
     cfg = quick_config(tmp_path, **{"train.time_budget": 600})
     now = [100.0]
