@@ -154,7 +154,7 @@ class RunFolder:
         """Remove a partial folder (after a failure); a finished folder is never removed."""
         if self.final is not None:
             shutil.rmtree(self.path, ignore_errors=True)
-            self._release()
+        self._release()
 
     def release(self) -> None:
         """Leave a partial folder as it is, resumable (after an interrupt), and unlock it."""
