@@ -58,7 +58,8 @@ def train(data: str | None = None, model: str | None = None, epochs: int | None 
     ``stop``: a StopRequest that, once requested (e.g. from the caller's signal handler), ends
     training after the current step with a checkpoint and raises pipeline.RunInterrupted.
     ``resume``: continue an interrupted run (its partial folder, or a folder of runs) with its
-    recorded config, like ``neuroclass train --resume``; then give no other setting.
+    recorded config, like ``neuroclass train --resume``; then give no other setting but ``quiet``
+    (which replaces the recorded train.quiet), ``report``, ``callbacks`` and ``stop``.
 
     Raises NeuroclassError (a ValueError) for a bad option or bad data; nothing is written then.
 
@@ -76,7 +77,7 @@ def train(data: str | None = None, model: str | None = None, epochs: int | None 
                  if value is not None]
         if given:
             raise NeuroclassError(f"resume continues the run with its recorded config; drop {', '.join(given)}")
-        return resume_pipeline(resume, callbacks=callbacks or (), report=report, stop=stop)
+        return resume_pipeline(resume, callbacks=callbacks or (), report=report, stop=stop, quiet=quiet)
     if data is None:
         raise NeuroclassError("train needs data (a built-in name, folder or file), or resume=PATH")
     cfg = build_config(data, model, epochs, time_budget, seed, config, overrides, out, label_column, quiet)

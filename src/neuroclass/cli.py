@@ -5,10 +5,9 @@ The library's INFO log records (the "neuroclass" loggers: what a time budget cho
 print as plain lines on stdout, unless --quiet; warnings as "neuroclass: warning: ..." on stderr.
 main() leaves the logging and warnings set-up of the process as it found it.
 
-While `train` runs, Ctrl-C (SIGINT) or SIGTERM asks training to stop after the current step: the
-run's checkpoint is written, one line gives the command that resumes it, and the exit code is 130
-(143 for SIGTERM). A second signal stops at once. The handlers are this command's, installed for the
-run only (the library installs none) and the previous ones put back after it.
+While `train` runs, Ctrl-C (SIGINT) or SIGTERM asks training to stop after the current step
+(neuroclass/interrupts.py): the run's checkpoint is written, one line gives the command that
+resumes it, and the exit code is 130 (143 for SIGTERM). A second signal stops at once.
 """
 from __future__ import annotations
 
@@ -17,17 +16,15 @@ import contextlib
 import json
 import logging
 import shlex
-import signal
 import sys
-import threading
 import warnings
-from typing import Iterator
+from pathlib import Path
+from typing import Callable, Iterator
 
 from neuroclass import __version__
 from neuroclass.errors import NeuroclassError
 
 EXIT_BAD_INPUT = 2
-EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}  # 128 + the signal's number, as shells report
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -156,37 +153,9 @@ def _check_resume_args(args: argparse.Namespace) -> None:
         raise NeuroclassError(f"--resume continues the run with its recorded config; drop {', '.join(given)}")
 
 
-@contextlib.contextmanager
-def _stop_on_signals() -> Iterator[tuple]:
-    """SIGINT and SIGTERM handlers for the ``with`` block: the first signal requests a stop after
-    the current training step, a second raises KeyboardInterrupt (stop at once). Yields the
-    StopRequest and the list of signals received. Outside the main thread (where Python allows no
-    handlers) nothing is installed, nor for a signal the process ignores. The previous handlers are
-    put back on exit."""
-    from neuroclass.training.callbacks import StopRequest
-
-    stop, received = StopRequest(), []
-
-    def handle(signum, frame) -> None:
-        received.append(signum)
-        if stop.requested:
-            raise KeyboardInterrupt
-        stop.request(f"interrupted by {signal.Signals(signum).name}")
-
-    # a signal ignored when the process started (a background job, nohup) stays ignored; None: a
-    # handler set outside Python, which Python cannot put back
-    main_thread = threading.current_thread() is threading.main_thread()
-    previous = {signum: signal.signal(signum, handle) for signum in EXIT_SIGNAL
-                if main_thread and signal.getsignal(signum) not in (signal.SIG_IGN, None)}
-    try:
-        yield stop, received
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-
-
 def cmd_train(args: argparse.Namespace) -> int:
     from neuroclass.api import build_config
+    from neuroclass.interrupts import stop_on_signals
     from neuroclass.pipeline import RunInterrupted, resume, train
     from neuroclass.training.callbacks import Progress
     from neuroclass.training.state import StopReason
@@ -196,22 +165,22 @@ def cmd_train(args: argparse.Namespace) -> int:
         overrides = (["train.compile=true"] if args.compile else []) + _transfer_overrides(args) + args.set
         cfg = build_config(args.data, args.model, args.epochs, args.time_budget, args.seed, args.config,
                            overrides, args.out, args.label_column, True if args.quiet else None)
-    quiet = args.quiet if args.resume is not None else cfg.train.quiet
-    if quiet:  # also from --config or --set train.quiet=true; main() restores the level
-        logging.getLogger("neuroclass").setLevel(logging.WARNING)
-    callbacks = [] if quiet else [Progress(sys.stderr)]
-    with _stop_on_signals() as (stop, received):
+        if cfg.train.quiet:  # also from --config or --set train.quiet=true; main() restores the level
+            logging.getLogger("neuroclass").setLevel(logging.WARNING)
+    with stop_on_signals() as interrupts:
         try:
-            if args.resume is not None:
-                result = resume(args.resume, callbacks=callbacks, report=not args.no_report, stop=stop)
+            if args.resume is not None:  # quiet: --quiet, or the run's recorded train.quiet
+                result = resume(args.resume, callbacks=[interrupts.phase], report=not args.no_report,
+                                stop=interrupts.stop, quiet=True if args.quiet else None,
+                                progress=lambda: Progress(sys.stderr), before_rename=args.before_rename)
             else:
-                result = train(cfg, callbacks=callbacks, command="neuroclass " + shlex.join(args.argv),
-                               report=not args.no_report, stop=stop)
+                progress = [] if cfg.train.quiet else [Progress(sys.stderr)]
+                result = train(cfg, callbacks=[interrupts.phase, *progress], report=not args.no_report,
+                               command="neuroclass " + shlex.join(args.argv), stop=interrupts.stop,
+                               before_rename=args.before_rename)
         except (RunInterrupted, KeyboardInterrupt) as exc:  # KeyboardInterrupt: nothing to resume yet
-            resumable = isinstance(exc, RunInterrupted)
-            print(f"neuroclass: {exc.detail}; resume with: neuroclass train --resume {shlex.quote(str(exc.path))}"
-                  if resumable else "neuroclass: interrupted", file=sys.stderr)
-            return EXIT_SIGNAL[received[0]] if received else EXIT_SIGNAL[signal.SIGINT]
+            print(_interrupted_line(exc), file=sys.stderr)
+            return interrupts.exit_code()
     t = result.timing
     print(f"test accuracy {result.metrics['accuracy']:.4f}  macro F1 {result.metrics['macro_f1']:.4f}  "
           f"({t['epochs']} epochs, {t['train_seconds']:.1f}s training, "
@@ -222,6 +191,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     if result.report is not None:
         print(f"report: {result.report}")
     return 0
+
+
+def _interrupted_line(exc: BaseException) -> str:
+    """What a stopped `train` says: the command that resumes it, or where the finished run is."""
+    path = getattr(exc, "path", None)
+    if path is None:
+        return "neuroclass: interrupted"
+    if exc.finished:
+        return (f"neuroclass: {exc.detail}; the run had finished: {path} (to write its report: "
+                f"neuroclass report {shlex.quote(str(path))})")
+    return f"neuroclass: {exc.detail}; resume with: neuroclass train --resume {shlex.quote(str(path))}"
 
 
 def _report_after(run, data: str | None = None, stream=None) -> None:
@@ -372,8 +352,11 @@ def _log_lines(quiet: bool) -> Iterator[None]:
         logger.propagate = before[1]
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, before_rename: Callable[[Path], None] | None = None) -> int:
+    """Run the command ``argv`` (default sys.argv[1:]); the exit code. ``before_rename(tmp)``: called
+    as each training checkpoint's files are on disk, before its rename (a moment for tests to act)."""
     args = _parser().parse_args(argv)
+    args.before_rename = before_rename
     # the words as given, for the run's record (sys.argv is the caller's when main() is called)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     with _log_lines(quiet=getattr(args, "quiet", False)):

@@ -52,6 +52,7 @@ from neuroclass.training.finetune import FineTuning, prepare_fine_tuning, resolv
 from neuroclass.training.state import StopReason, TrainState
 from neuroclass.training.trainer import Trainer, TrainingDiverged
 
+BeforeRename = Callable[[Path], None]  # a checkpoint's temporary folder, complete, before its rename
 # What prediction needs to turn raw inputs into model inputs (not where or how data was cached).
 MODEL_INPUT_KEYS = ("channels", "size", "decode", "columns", "categorical", "feature_names")
 
@@ -89,11 +90,14 @@ class Finished:
 
 class RunInterrupted(Exception):
     """Training was stopped on request (or at once, by a second Ctrl-C); ``path`` is the run's
-    partial folder, which holds the checkpoint that ``resume(path)`` continues from."""
+    partial folder, which holds the checkpoint that ``resume(path)`` continues from. ``finished``:
+    the stop came once the run was complete (while its report was written); ``path`` is then the
+    finished run folder and there is nothing to resume."""
 
-    def __init__(self, path: Path, detail: str) -> None:
-        super().__init__(f"{detail}; the run can be resumed from {path}")
-        self.path, self.detail = path, detail
+    def __init__(self, path: Path, detail: str, finished: bool = False) -> None:
+        where = f"the finished run is in {path}" if finished else f"the run can be resumed from {path}"
+        super().__init__(f"{detail}; {where}")
+        self.path, self.detail, self.finished = path, detail, finished
 
 
 @dataclass
@@ -158,18 +162,18 @@ def build(prep: Prepared) -> tuple[Classifier, FineTuning]:
 
 def fit(prep: Prepared, model: Classifier, tuning: FineTuning, callbacks: list[Callback] | tuple = (),
         checkpoints: Path | None = None, resume: Checkpoint | None = None,
-        stop: StopRequest | None = None) -> TrainState:
+        stop: StopRequest | None = None, before_rename: BeforeRename | None = None) -> TrainState:
     """Train ``model`` on the training split, validating each epoch, within the run's deadline;
     checkpoints into the folder ``checkpoints`` (none when None), continuing ``resume`` if given.
-    ``stop``: a request that ends training after the current step (StopReason.INTERRUPTED)."""
+    ``stop``: a request that ends training after the current step (StopReason.INTERRUPTED).
+    ``before_rename(tmp)``: called as each checkpoint's files are on disk, before its rename."""
     cfg, splits = prep.cfg, prep.splits
-    # the stop request before the writer, which saves the stop; the writer before ``callbacks``
-    # (a progress display): an epoch printed is an epoch saved
-    own = [*tuning.callbacks, *([stop] if stop is not None else [])]
-    if checkpoints is not None:
-        own.append(CheckpointWriter(checkpoints, 60 * cfg.train.checkpoint_minutes, prep.clock))
+    # the writer last: it saves what every other callback did in the step or epoch (the stop
+    # request's stop, a user callback's state)
+    writer = [] if checkpoints is None else [
+        CheckpointWriter(checkpoints, 60 * cfg.train.checkpoint_minutes, prep.clock, before_rename=before_rename)]
     trainer = Trainer(cfg.train, cfg.optim, cfg.augment, prep.device, deadline=prep.deadline,
-                      callbacks=[*own, *callbacks],
+                      callbacks=[*tuning.callbacks, *([stop] if stop is not None else []), *callbacks, *writer],
                       reserve_examples=reserve_examples(splits, cfg.train.tta, trained_shift(cfg)),
                       lr_scales=tuning.lr_scales, clock=prep.clock)
     return trainer.fit(model, splits.train, splits.val, resume=resume)
@@ -207,8 +211,9 @@ def finalize(prep: Prepared, model: Classifier, state: TrainState) -> Finished:
     return Finished(model, state, policy, record, meta, metrics, timing)
 
 
-def environment(prep: Prepared, command: str) -> dict:
-    """environment.json: versions, machine, device, threads, seed, data hash and the command."""
+def environment(prep: Prepared, command: str, data_hash: str | None = None) -> dict:
+    """environment.json: versions, machine, device, threads, seed, data hash (``data_hash`` when
+    computed already, else now) and the command."""
     import sklearn
     import torchvision
 
@@ -219,45 +224,55 @@ def environment(prep: Prepared, command: str) -> dict:
             "scikit-learn": sklearn.__version__, "platform": platform.platform(),
             "processor": platform.processor() or platform.machine(), "device": str(prep.device),
             "threads": prep.threads, "seed": prep.cfg.train.seed,
-            "data_hash": prep.dataset.content_hash(), "command": command}
+            "data_hash": data_hash or prep.dataset.content_hash(), "command": command}
 
 
-def write_run(run: RunFolder, prep: Prepared, done: Finished, command: str = "") -> Path:
-    """Fill the partial ``run`` folder with every file of the finished run and rename it into place."""
+def write_run(run: RunFolder, prep: Prepared, done: Finished, command: str = "",
+              data_hash: str | None = None) -> Path:
+    """Fill the partial ``run`` folder with every file of the finished run and rename it into place
+    (``data_hash``: the data's content hash, when computed already)."""
     run.write_model(done.model.cpu(), done.meta)
     run.write_config(prep.cfg)
     run.write_json("metrics.json", done.metrics or {})
     run.write_history(done.state.history)
     run.write_json("timing.json", done.timing)
-    run.write_json("environment.json", environment(prep, command))
+    run.write_json("environment.json", environment(prep, command, data_hash))
     run.write_split(prep.splits.indices, prep.splits.method)
     run.write_data_issues(prep.dataset.issues)
     return run.commit()
 
 
 def train(cfg: Config, callbacks: list[Callback] | tuple = (), command: str = "",
-          report: bool = True, stop: StopRequest | None = None) -> RunResult:
+          report: bool = True, stop: StopRequest | None = None,
+          before_rename: BeforeRename | None = None, clock: Callable[[], float] = time.perf_counter) -> RunResult:
     """Train ``cfg`` end to end: the run folder with its test metrics and, unless ``report`` is
     False, report.html (a failing report is one warning; the run folder stays).
 
     The hidden run folder is made before training, so that an unwritable ``out`` fails at once;
     it holds config.yaml and the checkpoints while training runs. Raises NeuroclassError for bad
     config, data or ``out`` (nothing is left behind then), RunInterrupted when ``stop`` is
-    requested (the partial folder is kept for ``resume``)."""
+    requested (the partial folder is kept for ``resume``). ``before_rename(tmp)``: called as each
+    checkpoint's files are on disk, before it is renamed into place (a test's moment to act);
+    ``clock``: seconds, for the time budget (a test's fake clock)."""
     with process_state(cfg):
-        prep = prepare(cfg)
+        prep = prepare(cfg, clock=clock)
+        data_hash = prep.dataset.content_hash()  # before the folder: nothing to clean up if cut short
         run = RunFolder.create(prep.cfg.out, run_name(prep.cfg.data.source, prep.cfg.model.name))
-        record = {"command": command, "plan": prep.plan, "resumed": [], "data_hash": prep.dataset.content_hash()}
-        return _train_in(run, prep, None, record, callbacks, report, stop)
+        record = {"command": command, "plan": prep.plan, "resumed": [], "data_hash": data_hash}
+        return _train_in(run, prep, None, record, _Extras(callbacks, report, stop, before_rename))
 
 
 def resume(path: str | Path, callbacks: list[Callback] | tuple = (), report: bool = True,
-           stop: StopRequest | None = None) -> RunResult:
+           stop: StopRequest | None = None, quiet: bool | None = None,
+           progress: Callable[[], Callback] | None = None,
+           before_rename: BeforeRename | None = None, clock: Callable[[], float] = time.perf_counter) -> RunResult:
     """Continue the interrupted run at ``path`` (its partial folder, or a folder of runs: its newest
     interrupted one) from its newest checkpoint, with the run's own config and the time budget
     that was left; without a checkpoint, train it again from the start. The run records each
-    resume (timing.json "resumed": [{"at", "epoch", "step"}]). Raises what ``train`` raises, and
-    NeuroclassError when there is no run to continue."""
+    resume (timing.json "resumed": [{"at", "epoch", "step"}]). ``quiet`` replaces the recorded
+    train.quiet (None: keep it); ``progress()`` makes a progress display, added to ``callbacks``
+    unless the run is quiet. ``before_rename``, ``clock``: as for ``train``. Raises what ``train`` raises,
+    and NeuroclassError when there is no run to continue."""
     run = RunFolder.reopen(path)
     try:
         cfg, record = run.config(), run.resume_record()
@@ -265,53 +280,75 @@ def resume(path: str | Path, callbacks: list[Callback] | tuple = (), report: boo
     except BaseException:
         run.release()
         raise
+    if quiet is not None:
+        cfg = replace(cfg, train=replace(cfg.train, quiet=quiet))
+    if progress is not None and not cfg.train.quiet:
+        callbacks = [*callbacks, progress()]
     at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     record = {"command": "", "plan": {"model_size": None, "auto_augment": None}, "resumed": [], **record}
     record["resumed"] = [*record["resumed"], {"at": at, "epoch": checkpoint.epoch if checkpoint else 0,
                                               "step": checkpoint.step if checkpoint else 0}]
     with process_state(cfg):
         try:
-            prep = prepare(cfg, budget=checkpoint.budget_left if checkpoint else None, plan=record["plan"])
-            _check_same_data(run, prep, record.get("data_hash"))
+            prep = prepare(cfg, clock=clock, budget=checkpoint.budget_left if checkpoint else None,
+                           plan=record["plan"])
+            record["data_hash"] = _check_same_data(run, prep, record.get("data_hash"))
         except BaseException:
             run.release()
             raise
-        return _train_in(run, prep, checkpoint, record, callbacks, report, stop)
+        return _train_in(run, prep, checkpoint, record, _Extras(callbacks, report, stop, before_rename))
 
 
-def _check_same_data(run: RunFolder, prep: Prepared, recorded: str | None) -> None:
-    """NeuroclassError when the data a resumed run loads differs from what it started with (its
-    split and its checkpoint's epoch order would then pick other examples)."""
+def _check_same_data(run: RunFolder, prep: Prepared, recorded: str | None) -> str:
+    """The content hash of the data a resumed run loads; NeuroclassError when it differs from what
+    the run started with (its split and its checkpoint's epoch order would then pick other examples)."""
     current = prep.dataset.content_hash()
     if recorded and recorded != current:
         raise NeuroclassError(f"{prep.cfg.data.source}: the data changed since run '{run.path}' started "
                               f"(content hash {recorded[:16]} then, {current[:16]} now), so its checkpoint "
                               "no longer applies; put the data back as it was, or train a new run")
+    return current
+
+
+@dataclass
+class _Extras:
+    """What the caller adds to a run folder's training: callbacks, the report, a stop request and
+    a checkpoint hook."""
+
+    callbacks: list[Callback] | tuple
+    report: bool
+    stop: StopRequest | None
+    before_rename: BeforeRename | None
 
 
 def _train_in(run: RunFolder, prep: Prepared, checkpoint: Checkpoint | None, record: dict,
-              callbacks: list[Callback] | tuple, report: bool, stop: StopRequest | None) -> RunResult:
+              extras: _Extras) -> RunResult:
     """Train into the partial ``run`` folder (from ``checkpoint`` if given), finish and commit it,
-    then the report. ``record``: checkpoint/resume.json's command, plan and resumes."""
+    then the report. ``record``: checkpoint/resume.json's command, plan, resumes and data hash."""
     try:
         _write_start(run, prep.cfg, record)
         model, tuning = build(prep)
-        state = fit(prep, model, tuning, callbacks, run.checkpoint_dir, checkpoint, stop)
+        state = fit(prep, model, tuning, extras.callbacks, run.checkpoint_dir, checkpoint, extras.stop,
+                    extras.before_rename)
         if state.stop_reason is StopReason.INTERRUPTED:
             raise RunInterrupted(run.path, state.stop_detail)
         done = finalize(prep, model, state)
         done.timing["resumed"] = record["resumed"]
-        path = write_run(run, prep, done, record["command"])
+        path = write_run(run, prep, done, record["command"], record["data_hash"])
     except BaseException as exc:
+        committed = run.final is None  # the rename into place happened: a finished run
         _keep_or_discard(run, exc)
-        if isinstance(exc, KeyboardInterrupt) and run.has_checkpoint():
-            raise RunInterrupted(run.path, "stopped at once") from None
+        if isinstance(exc, KeyboardInterrupt) and (committed or run.has_checkpoint()):
+            raise RunInterrupted(run.path, "stopped at once", finished=committed) from None
         raise
     html = None
-    if report:  # with the run's threads, like the rest of the run
+    if extras.report:  # with the run's threads, like the rest of the run
         from neuroclass.evaluation.report import try_write_report
 
-        html = try_write_report(path)
+        try:
+            html = try_write_report(path)
+        except KeyboardInterrupt:
+            raise RunInterrupted(path, "stopped at once while writing the report", finished=True) from None
     return RunResult(path, done.metrics, state.history, done.timing, html)
 
 

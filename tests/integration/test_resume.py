@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from neuroclass.runs import RunFolder
-from neuroclass.training.checkpoint import PAUSE_ENV, checkpoint_folders, read_checkpoint
+from neuroclass.training.checkpoint import checkpoint_folders, read_checkpoint
 
 pytestmark = pytest.mark.slow
 
@@ -34,11 +34,40 @@ QUIET_SHORT = [*SHORT, "--quiet"]
 
 # Starting Python and importing torch costs seconds on 2 CPU cores; a zygote pays it once and forks
 # a fresh process per run (it never runs torch itself, so forking it is safe). One JSON request a
-# line: {"argv", "log", "env"} starts `neuroclass` with output to the log and answers the pid;
-# {"wait": pid} answers the exit code once it ends (negative: killed by that signal).
+# line: {"argv", "log", "pause", "ignore", "read_only"} starts `neuroclass` with output to the log
+# and answers the pid; {"wait": pid} answers the exit code once it ends (negative: killed by that
+# signal). "pause": [N, PATH] makes the N-th checkpoint the run writes create the file PATH once its
+# files are on disk and wait until PATH is removed before its rename (a moment to kill the process
+# in, or to make the folder unwritable); "ignore": signal names to ignore; "read_only": as root,
+# drop the capability to write into folders without write permission (CAP_DAC_OVERRIDE), so that a
+# read-only folder is read-only for the run as for any user.
 ZYGOTE = r"""
-import json, os, sys
+import ctypes, json, os, signal, sys, time
+from pathlib import Path
 import neuroclass.cli, neuroclass.pipeline, torch._dynamo  # torch.optim imports torch._dynamo on first use
+
+def pause_at(number, path):
+    written = [0]
+    def before_rename(tmp):
+        written[0] += 1
+        if written[0] == number:
+            Path(path).touch()
+            while Path(path).exists():
+                time.sleep(0.01)
+    return before_rename
+
+def drop_dac_override():
+    class Header(ctypes.Structure):
+        _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+    class Data(ctypes.Structure):
+        _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+    libc, header, data = ctypes.CDLL(None, use_errno=True), Header(0x20080522, 0), (Data * 2)()
+    if libc.capget(ctypes.byref(header), data) != 0:
+        raise OSError(ctypes.get_errno(), "capget")
+    data[0].effective &= ~(1 << 1)  # CAP_DAC_OVERRIDE
+    if libc.capset(ctypes.byref(header), data) != 0:
+        raise OSError(ctypes.get_errno(), "capset")
+
 while True:
     line = sys.stdin.readline()
     if not line:
@@ -52,10 +81,14 @@ while True:
         fd = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         os.dup2(fd, 1)
         os.dup2(fd, 2)
-        os.environ.update(request["env"])
         code = 1
         try:
-            code = neuroclass.cli.main(request["argv"])
+            for name in request.get("ignore", []):
+                signal.signal(getattr(signal, name), signal.SIG_IGN)
+            if request.get("read_only") and os.geteuid() == 0:
+                drop_dac_override()
+            hook = pause_at(*request["pause"]) if request.get("pause") else None
+            code = neuroclass.cli.main(request["argv"], before_rename=hook)
         finally:
             sys.stdout.flush()
             sys.stderr.flush()
@@ -74,8 +107,10 @@ class Zygote:
         self.process.stdin.flush()
         return int(self.process.stdout.readline())
 
-    def start(self, argv: list[str], log: Path, env: dict | None = None) -> int:
-        return self._ask({"argv": argv, "log": str(log), "env": env or {}})
+    def start(self, argv: list[str], log: Path, pause: tuple[int, Path] | None = None,
+              ignore: tuple[str, ...] = (), read_only: bool = False) -> int:
+        return self._ask({"argv": argv, "log": str(log), "pause": [pause[0], str(pause[1])] if pause else None,
+                          "ignore": list(ignore), "read_only": read_only})
 
     def wait(self, pid: int) -> int:
         return self._ask({"wait": pid})
@@ -163,7 +198,7 @@ def test_sigkill_at_20_random_moments_then_resume_ends_with_the_same_weights(zyg
             continue
         assert code == -signal.SIGKILL
         killed += 1
-        # the checkpoint writer runs before the progress display: a printed epoch is a saved one
+        # the progress display prints an epoch's line after its checkpoint: a printed epoch is a saved one
         printed = len(re.findall(r"^epoch \d+:", log.read_text(), re.M))
         resumed = resume_in(zygote, out, tmp_path / f"resume{attempts}.log")
         assert_same_weights(finished_weights(out), reference["short"])
@@ -173,7 +208,7 @@ def test_sigkill_at_20_random_moments_then_resume_ends_with_the_same_weights(zyg
 
 def test_sigkill_while_a_checkpoint_is_written_leaves_the_previous_one(zygote, reference, tmp_path):
     out, pause = tmp_path / "runs", tmp_path / "pause"
-    pid = zygote.start([*SHORT, "--out", str(out)], tmp_path / "run.log", {PAUSE_ENV: f"3:{pause}"})
+    pid = zygote.start([*SHORT, "--out", str(out)], tmp_path / "run.log", pause=(3, pause))
     wait_for(pause.exists, "the third checkpoint's pause before its rename")
     folder = partial_folder(out) / "checkpoint"
     assert [n for n, _ in checkpoint_folders(folder)] == [2]
@@ -202,6 +237,8 @@ def test_ctrl_c_saves_a_checkpoint_prints_the_resume_command_and_exits_130(zygot
     out = tmp_path / "runs"
     done = interrupted_cli(out, signal.SIGINT)
     assert done.returncode == 130, done.stderr
+    assert ("neuroclass: SIGINT received: stopping after the current step; press Ctrl-C again to stop at once"
+            in done.stderr.splitlines())  # said at once
     (line,) = [line for line in done.stderr.splitlines() if "--resume" in line]
     assert re.fullmatch(r"neuroclass: interrupted by SIGINT at epoch \d+, step \d+; resume with: "
                         r"neuroclass train --resume \S+", line)
@@ -227,17 +264,14 @@ def test_a_full_disk_while_checkpointing_is_one_error_line_and_the_last_checkpoi
                                                                                             tmp_path):
     """Files may grow to 1 KiB once the second checkpoint is on disk (RLIMIT_FSIZE; SIGXFSZ ignored,
     so that a write past it fails with EFBIG, as on a full disk): the third cannot be written."""
-    out, pause = tmp_path / "runs", tmp_path / "pause"
-    process = subprocess.Popen([*CLI, *QUIET_SHORT, "--out", str(out)], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, env={**os.environ, PAUSE_ENV: f"2:{pause}"},
-                               preexec_fn=lambda: signal.signal(signal.SIGXFSZ, signal.SIG_IGN))
+    out, pause, log = tmp_path / "runs", tmp_path / "pause", tmp_path / "run.log"
+    pid = zygote.start([*QUIET_SHORT, "--out", str(out)], log, pause=(2, pause), ignore=("SIGXFSZ",))
     wait_for(pause.exists, "the second checkpoint's pause")
-    resource.prlimit(process.pid, resource.RLIMIT_FSIZE, (1024, 1024))
+    resource.prlimit(pid, resource.RLIMIT_FSIZE, (1024, 1024))
     pause.unlink()
-    _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 2, stderr
+    assert zygote.wait(pid) == 2, log.read_text()
     folder = partial_folder(out) / "checkpoint"
-    assert stderr.strip().splitlines() == [
+    assert log.read_text().strip().splitlines() == [
         f"neuroclass: error: {folder}: cannot write a checkpoint (File too large); free disk space or make the "
         f"folder writable, then continue with 'neuroclass train --resume {folder.parent}'"]
     last_good = read_checkpoint(folder)
@@ -246,20 +280,18 @@ def test_a_full_disk_while_checkpointing_is_one_error_line_and_the_last_checkpoi
     assert_same_weights(finished_weights(out), reference["short"])
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
-def test_a_read_only_checkpoint_folder_is_one_error_line_and_the_last_checkpoint_stays(tmp_path):
-    out, pause = tmp_path / "runs", tmp_path / "pause"
-    process = subprocess.Popen([*CLI, *QUIET_SHORT, "--out", str(out)], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, env={**os.environ, PAUSE_ENV: f"2:{pause}"})
+def test_a_read_only_checkpoint_folder_is_one_error_line_and_the_last_checkpoint_stays(zygote, tmp_path):
+    """Run as root too: the run drops the capability that lets root write into read-only folders."""
+    out, pause, log = tmp_path / "runs", tmp_path / "pause", tmp_path / "run.log"
+    pid = zygote.start([*QUIET_SHORT, "--out", str(out)], log, pause=(2, pause), read_only=True)
     wait_for(pause.exists, "the second checkpoint's pause")
     folder = partial_folder(out) / "checkpoint"
     folder.chmod(0o555)
     try:
         pause.unlink()
-        _, stderr = process.communicate(timeout=120)
-        assert process.returncode == 2, stderr
+        assert zygote.wait(pid) == 2, log.read_text()
         assert re.fullmatch(rf"neuroclass: error: {re.escape(str(folder))}: cannot write a checkpoint "
-                            r"\(Permission denied\); .*", stderr.strip())
+                            r"\(Permission denied\); .*", log.read_text().strip())
         assert read_checkpoint(folder).record["sequence"] == 1
     finally:
         folder.chmod(0o755)

@@ -11,10 +11,11 @@ import pytest
 import torch
 
 from neuroclass.api import train as api_train
-from neuroclass.cli import _stop_on_signals, main
+from neuroclass.cli import main
 from neuroclass.config import AugmentConfig, ModelConfig, OptimConfig, TrainConfig
 from neuroclass.data.blocks import make_blocks
 from neuroclass.errors import NeuroclassError
+from neuroclass.interrupts import stop_on_signals
 from neuroclass.io import write_folder_atomic
 from neuroclass.models import create
 from neuroclass.pipeline import RunInterrupted, prepare, resume, train
@@ -268,22 +269,6 @@ def test_resume_refuses_finished_missing_and_busy_runs(tmp_path, trained_run):
     busy.discard()
 
 
-def test_a_budgeted_run_records_the_budget_left_and_resumes_with_it(tmp_path):
-    stop, left = StopRequest(), []
-
-    class BudgetLeft(Callback):
-        def on_fit_start(self, state, model):
-            left.append(state.deadline - state.clock())
-
-    with pytest.raises(RunInterrupted) as caught:
-        train(quick_config(tmp_path, **{"train.time_budget": 600}), callbacks=[BudgetLeft(), RequestAt(stop, 3)],
-              report=False, stop=stop)
-    saved = read_checkpoint(caught.value.path / "checkpoint").budget_left
-    assert 0 < saved < left[0] <= 600
-    resume(caught.value.path, callbacks=[BudgetLeft()], report=False)
-    assert 0 < left[1] <= saved  # what was left, less the resumed run's own start
-
-
 def test_a_resumed_run_gets_the_budget_that_was_left(tmp_path):
     cfg = quick_config(tmp_path, **{"train.time_budget": 600})
     now = [100.0]
@@ -301,11 +286,24 @@ def test_resume_takes_no_option_that_sets_up_a_run(capsys):
     assert "train needs DATA" in capsys.readouterr().err
 
 
-def test_the_cli_signal_handlers_request_a_stop_then_stop_at_once_and_are_put_back():
+def test_the_cli_signal_handlers_request_a_stop_then_stop_at_once_and_are_put_back(capfd):
     before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    with _stop_on_signals() as (stop, received):
+    with stop_on_signals() as interrupts:
         signal.raise_signal(signal.SIGTERM)
-        assert stop.requested and received == [signal.SIGTERM]
+        assert interrupts.stop.requested and interrupts.received == [signal.SIGTERM]
+        # the first signal says at once what happens (here: before training started)
+        assert capfd.readouterr().err == ("neuroclass: SIGTERM received: stopping after the first training "
+                                          "step, keeping a checkpoint; press Ctrl-C again to stop at once\n")
         with pytest.raises(KeyboardInterrupt):
             signal.raise_signal(signal.SIGINT)
+        assert interrupts.exit_code() == 143
     assert {s: signal.getsignal(s) for s in before} == before
+
+
+@pytest.mark.parametrize("phase, words", [("training", "stopping after the current step; press Ctrl-C"),
+                                          ("after", "training is over: finishing the run")])
+def test_the_first_signal_says_what_happens_in_each_phase(capfd, phase, words):
+    with stop_on_signals() as interrupts:
+        interrupts.phase.now = phase
+        signal.raise_signal(signal.SIGINT)
+    assert capfd.readouterr().err.startswith(f"neuroclass: SIGINT received: {words}")

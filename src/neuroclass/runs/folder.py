@@ -35,12 +35,8 @@ from neuroclass.data.issues import DataIssues
 from neuroclass.errors import NeuroclassError
 from neuroclass.io import write_bytes_atomic, write_text_atomic
 from neuroclass.models import Classifier
+from neuroclass.runs.lock import is_locked, lock_folder
 from neuroclass.runs.model_file import load_model, read_metadata, read_weights, save_model
-
-try:
-    import fcntl
-except ImportError:  # Windows: no advisory locks; a partial folder is then not guarded
-    fcntl = None
 
 HISTORY_FIELDS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "time")
 PARTIAL = ".partial-"  # prefix of a run folder being assembled (or interrupted)
@@ -124,7 +120,11 @@ class RunFolder:
                 except FileExistsError:
                     continue
                 run = cls(out / f"{PARTIAL}{final.name}", final)
-                run._claim()
+                try:
+                    run._claim()
+                except BaseException:
+                    shutil.rmtree(run.path, ignore_errors=True)
+                    raise
                 return run
         except OSError as exc:
             raise NeuroclassError(f"--out '{out}': cannot create a run folder there ({exc.strerror or exc}); "
@@ -133,38 +133,37 @@ class RunFolder:
 
     def commit(self) -> Path:
         """Rename the complete partial folder to its final name, then remove its checkpoints and
-        lock; returns the final path."""
+        lock (leftovers of a commit cut short are swept by ``open``); returns the final path."""
         if self.final is None:
             raise RuntimeError(f"{self.path} is not a partial run folder")
         self.path.rename(self.final)
         self.path, self.final = self.final, None
-        shutil.rmtree(self.checkpoint_dir, ignore_errors=True)
-        self.file(LOCK_FILE).unlink(missing_ok=True)
+        self._sweep()
         self._release()
         return self.path
+
+    def _sweep(self) -> None:
+        """Remove a finished run's training leftovers (checkpoint/ and .lock), where possible."""
+        shutil.rmtree(self.checkpoint_dir, ignore_errors=True)
+        try:
+            self.file(LOCK_FILE).unlink(missing_ok=True)
+        except OSError:  # a read-only run folder: the leftovers are harmless
+            pass
 
     def discard(self) -> None:
         """Remove a partial folder (after a failure); a finished folder is never removed."""
         if self.final is not None:
             shutil.rmtree(self.path, ignore_errors=True)
-            self._release()
+        self._release()
 
     def release(self) -> None:
         """Leave a partial folder as it is, resumable (after an interrupt), and unlock it."""
         self._release()
 
     def _claim(self) -> None:
-        """Lock the partial folder for this process; NeuroclassError when another holds it."""
-        if fcntl is None:
-            return
-        handle = open(self.file(LOCK_FILE), "a+")
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            handle.close()
-            raise NeuroclassError(f"'{self.path}': another process is training this run; wait for it "
-                                  "to end or stop it first") from None
-        self._lock = handle
+        """Lock the partial folder for this process; NeuroclassError when another holds it or the
+        lock file cannot be opened."""
+        self._lock = lock_folder(self.path, LOCK_FILE)
 
     def _release(self) -> None:
         if self._lock is not None:
@@ -214,6 +213,9 @@ class RunFolder:
                                   "started); train it again")
         run = cls(path, cls._free_name(path.parent, path.name[len(PARTIAL):]))
         run._claim()
+        if not (path / "config.yaml").is_file():  # discarded by its own process just before the claim
+            run._release()
+            raise NeuroclassError(f"--resume '{path}': the run was removed meanwhile; train it again")
         return run
 
     @staticmethod
@@ -230,16 +232,12 @@ class RunFolder:
         """The partial folder in ``out`` with the newest change that no process is training."""
         candidates = []
         for folder in out.glob(f"{PARTIAL}*"):
-            if not (folder / "config.yaml").is_file():
-                continue
-            probe = cls(folder)
+            if not (folder / "config.yaml").is_file() or is_locked(folder, LOCK_FILE):
+                continue  # stopped before training started, or being trained now
             try:
-                probe._claim()
-            except NeuroclassError:
-                continue  # being trained now
-            probe._release()
-            checkpoints = folder / CHECKPOINT_DIR
-            changed = max([p.stat().st_mtime for p in [folder, *([checkpoints] if checkpoints.is_dir() else [])]])
+                changed = max(p.stat().st_mtime for p in (folder, folder / CHECKPOINT_DIR) if p.exists())
+            except (FileNotFoundError, ValueError):  # removed meanwhile (a failed run discarded)
+                continue
             candidates.append((changed, folder.name, folder))
         if not candidates:
             raise NeuroclassError(f"--resume '{out}': no interrupted run in this folder; pass an "
@@ -254,7 +252,10 @@ class RunFolder:
             raise NeuroclassError(f"RUN '{path}': no such run folder; pass a folder made by 'neuroclass train'")
         if not (path / "model.json").is_file():
             raise NeuroclassError(f"{path}: no model.json; pass a run folder made by 'neuroclass train'")
-        return cls(path)
+        run = cls(path)
+        if run.checkpoint_dir.exists() or run.file(LOCK_FILE).exists():  # a commit cut short
+            run._sweep()
+        return run
 
     def file(self, name: str) -> Path:
         return self.path / name

@@ -138,7 +138,9 @@ class StopRequest(Callback):
 
 class Progress(Callback):
     """A progress bar on a terminal (tqdm: steps done of those planned, rate, time left, loss,
-    accuracy and learning rate) and one summary line per epoch, written to ``stream``.
+    accuracy and learning rate) and one summary line per epoch, written to ``stream``. An epoch's
+    line is written at the next hook (the next epoch's start, or the fit's end), after every
+    on_epoch_end: after a CheckpointWriter's save, so that a printed epoch is a saved one.
 
     Example::
 
@@ -149,13 +151,16 @@ class Progress(Callback):
         self.stream = stream
         self.tty = bool(getattr(stream, "isatty", lambda: False)())
         self.bar: Optional[tqdm] = None
+        self.pending: Optional[str] = None  # the last epoch's line, not written yet
 
     def on_fit_start(self, state: TrainState, model: nn.Module) -> None:
+        self.pending = None
         # a bar only on a terminal: elsewhere (a log file, a pipe) its redraws would be noise
         self.bar = tqdm(total=state.planned_steps(), initial=state.step, file=self.stream,
                         disable=not self.tty, unit="step", leave=False, dynamic_ncols=True)
 
     def on_epoch_start(self, state: TrainState, model: nn.Module) -> None:
+        self._write_pending()
         self.bar.set_description(f"epoch {state.epoch + 1}", refresh=False)
 
     def on_batch_end(self, state: TrainState, model: nn.Module) -> None:
@@ -171,7 +176,13 @@ class Progress(Callback):
         text = f"epoch {row['epoch']}: loss {row['loss']:.4f} acc {row['accuracy']:.4f}"
         if row.get("val_loss") is not None:
             text += f" | val_loss {row['val_loss']:.4f} val_acc {row['val_accuracy']:.4f}"
-        tqdm.write(text + f" | {row['time']:.1f}s", file=self.stream)  # above the bar, if any
+        self.pending = text + f" | {row['time']:.1f}s"
 
     def on_fit_end(self, state: TrainState, model: nn.Module) -> None:
+        self._write_pending()
         self.bar.close()
+
+    def _write_pending(self) -> None:
+        if self.pending is not None:
+            tqdm.write(self.pending, file=self.stream)  # above the bar, if any
+            self.pending = None

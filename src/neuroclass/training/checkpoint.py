@@ -9,13 +9,16 @@ Python's generator states, callbacks' values, and the SHA-256 of the tensor file
 in the JSON is ``{"__tensor__": "<name in the tensor file>"}``.
 
 Writing is atomic (neuroclass/io.py write_folder_atomic: files fsynced in a temporary folder, renamed
-into place, the parent fsynced); only then are older checkpoints removed, so a crash, a kill or a
-full disk at any moment leaves the last good checkpoint. Reading takes the newest checkpoint whose
-files verify and falls back to an older one with a warning.
+into place, the parent fsynced); only then are older checkpoints removed (renamed to a hidden name
+first, so that a half-removed one is never read), so a crash, a kill or a full disk at any moment
+leaves the last good checkpoint. The writer keeps one checkpoint by default: an atomic write leaves
+the newest complete, and a second copy would double the disk a large model takes. Reading takes the
+newest checkpoint whose files verify; one damaged on disk is skipped with a warning, for an older
+one where a writer keeps more (``keep``).
 
 Example::
 
-    writer = CheckpointWriter(run.checkpoint_dir, every_seconds=300)  # a callback
+    writer = CheckpointWriter(run.checkpoint_dir, every_seconds=300)  # a callback, the last one
     Trainer(..., callbacks=[writer]).fit(model, train, val)
     checkpoint = read_checkpoint(run.checkpoint_dir)  # None when there is none
     Trainer(...).fit(model, train, val, resume=checkpoint)
@@ -33,7 +36,7 @@ import warnings
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 import torch
@@ -49,14 +52,12 @@ from neuroclass.training.state import Clock, StopReason, TrainState
 FORMAT, VERSION = "neuroclass-checkpoint", 1
 STATE_FILE, TENSOR_FILE = "state.json", "tensors.safetensors"
 NAME = re.compile(r"ckpt-(\d{6,})")
-# For tests only: "N:PATH" makes the N-th checkpoint this process writes create the file PATH once
-# its files are on disk, then wait until PATH is removed before renaming it into place (a moment to
-# kill the process in, or to make the folder unwritable).
-PAUSE_ENV = "NEUROCLASS_CHECKPOINT_PAUSE"
+STALE_PREFIX = ".old-"  # an older checkpoint being removed
 # TrainState fields a checkpoint restores as they were (plain JSON values)
 COUNTERS = ("epoch", "step", "lr", "batch_loss", "running_accuracy", "history", "best_epoch",
             "samples_seen", "train_seconds", "first_step_seconds", "first_step_samples",
-            "eval_pass_costs", "first_pass_steady_cost", "epoch_loss_sum", "epoch_correct", "epoch_seen")
+            "eval_pass_costs", "first_pass_steady_cost", "epoch_loss_sum", "epoch_correct", "epoch_seen",
+            "checkpoint_seconds", "checkpoint_share")
 
 
 # ----------------------------------------------------------------------------- tensors apart from JSON
@@ -125,6 +126,8 @@ def _random_state(model: nn.Module, generator: torch.Generator, tensors: dict) -
     device = next(iter(model.parameters()), torch.zeros(0)).device
     if device.type == "cuda":
         tensors["random/cuda"] = torch.cuda.get_rng_state(device)
+    elif device.type == "mps":
+        tensors["random/mps"] = torch.mps.get_rng_state()
     kind, keys, pos, has_gauss, gauss = np.random.get_state()
     tensors["random/numpy"] = torch.from_numpy(keys.astype(np.int64))
     version, internal, gauss_next = random.getstate()
@@ -137,6 +140,8 @@ def _load_random(saved: dict, generator: torch.Generator, tensors: dict) -> None
     generator.set_state(tensors["random/generator"])
     if saved["cuda_device"] is not None and "random/cuda" in tensors:
         torch.cuda.set_rng_state(tensors["random/cuda"], saved["cuda_device"])
+    if "random/mps" in tensors and torch.backends.mps.is_available():
+        torch.mps.set_rng_state(tensors["random/mps"])
     kind, pos, has_gauss, gauss = saved["numpy"]
     np.random.set_state((kind, tensors["random/numpy"].numpy().astype(np.uint32), pos, has_gauss, gauss))
     version, internal, gauss_next = saved["python"]
@@ -207,8 +212,8 @@ class Checkpoint:
             raise NeuroclassError(f"{self.path}: does not fit this model ({str(exc).splitlines()[0]}); "
                                   "resume with the run's own config") from None
         _load_random(record["random"], objects.generator, tensors)
-        for name in COUNTERS:
-            setattr(state, name, record["state"][name])
+        for name in COUNTERS:  # a field added since the checkpoint was written keeps its start value
+            setattr(state, name, record["state"].get(name, getattr(state, name)))
         state.recent_steps.clear()
         state.recent_steps.extend(record["recent_steps"])
         state.start = state.clock() - record["elapsed"]
@@ -249,19 +254,12 @@ def checkpoint_folders(folder: str | os.PathLike) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
-def _pause_before_rename(count: int) -> None:
-    """PAUSE_ENV's test pause, at the ``count``-th checkpoint this process writes."""
-    when, _, path = os.environ.get(PAUSE_ENV, "").partition(":")
-    if when.isdigit() and int(when) == count and path:
-        Path(path).touch()
-        while Path(path).exists():
-            time.sleep(0.01)
-
-
 def write_checkpoint(folder: str | os.PathLike, sequence: int, tensors: dict[str, torch.Tensor],
-                     record: dict, keep: int = 1, count: int = 0) -> Path:
+                     record: dict, keep: int = 1,
+                     before_rename: Optional[Callable[[Path], None]] = None) -> Path:
     """Write ``ckpt-<sequence>`` into ``folder`` atomically, then remove all but the ``keep``
-    newest. ``count``: how many checkpoints this process wrote before (for PAUSE_ENV).
+    newest. ``before_rename(tmp)`` runs once the files are on disk in their temporary folder, just
+    before it is renamed into place (io.write_folder_atomic).
 
     Raises CheckpointWriteError (a NeuroclassError) naming the folder and the fix when it cannot be
     written (full disk, file-size limit, permissions); the checkpoints already there are then left
@@ -273,16 +271,30 @@ def write_checkpoint(folder: str | os.PathLike, sequence: int, tensors: dict[str
     files = {TENSOR_FILE: blob, STATE_FILE: json.dumps(record).encode("utf-8")}
     try:
         folder.mkdir(exist_ok=True)
-        path = write_folder_atomic(folder / f"ckpt-{sequence:06d}", files,
-                                   before_rename=lambda tmp: _pause_before_rename(count + 1))
+        path = write_folder_atomic(folder / f"ckpt-{sequence:06d}", files, before_rename=before_rename)
     except OSError as exc:
         raise CheckpointWriteError(f"{folder}: cannot write a checkpoint ({exc.strerror or exc}); free disk "
-                              f"space or make the folder writable, then continue with "
-                              f"'neuroclass train --resume {folder.parent}'") from None
-    for _, older in checkpoint_folders(folder)[:-keep]:
-        shutil.rmtree(older, ignore_errors=True)
-    fsync_folder(folder)
+                                   f"space or make the folder writable, then continue with "
+                                   f"'neuroclass train --resume {folder.parent}'") from None
+    _remove_older(folder, keep)
     return path
+
+
+def _remove_older(folder: Path, keep: int) -> None:
+    """Remove all but the ``keep`` newest checkpoints: each renamed to a hidden name first (a
+    removal cut short leaves no damaged ``ckpt-*`` folder), then deleted. Failures are left for
+    the next writer's start to sweep: the new checkpoint is in place already."""
+    for _, older in checkpoint_folders(folder)[:-keep]:
+        hidden = folder / f"{STALE_PREFIX}{older.name}"
+        try:
+            older.rename(hidden)
+        except OSError:
+            continue
+        shutil.rmtree(hidden, ignore_errors=True)
+    try:
+        fsync_folder(folder)
+    except OSError:  # the removals may not survive a power cut; the newest checkpoint does
+        pass
 
 
 def _read_one(path: Path) -> Checkpoint:
@@ -316,29 +328,38 @@ def read_checkpoint(folder: str | os.PathLike) -> Optional[Checkpoint]:
 class CheckpointWriter(Callback):
     """Writes a checkpoint into ``folder`` after every epoch, every ``every_seconds`` of ``clock``
     inside an epoch (0: only after epochs), and when a stop request (StopReason.INTERRUPTED)
-    ends the fit. Put it after a StopRequest and before a progress display in the callback list:
-    a printed epoch is then a saved one. ``keep``: checkpoints kept (the newest).
+    ends the fit. Put it last in the callback list, so that what every other callback did in a
+    step or an epoch is saved with it (a progress display prints an epoch's line at the next
+    hook, after it was saved). ``keep``: checkpoints kept (the newest). ``before_rename(tmp)``:
+    called once a checkpoint's files are on disk, before it is renamed into place.
 
-    Raises CheckpointWriteError (from the hook that writes) when the folder cannot be written.
+    Each write is timed with ``clock`` into ``state.checkpoint_seconds`` (the longest) and
+    ``state.checkpoint_share`` (the share of training time periodic writes add), which a time
+    budget reserves (training/state.py). Raises CheckpointWriteError (from the hook that writes)
+    when the folder cannot be written.
     """
 
     def __init__(self, folder: str | os.PathLike, every_seconds: float = 0.0,
-                 clock: Clock = time.perf_counter, keep: int = 1) -> None:
+                 clock: Clock = time.perf_counter, keep: int = 1,
+                 before_rename: Optional[Callable[[Path], None]] = None) -> None:
         self.folder, self.every_seconds, self.clock, self.keep = Path(folder), every_seconds, clock, keep
-        self.written = 0  # checkpoints written by this writer
+        self.before_rename = before_rename
         self.last: Optional[float] = None
 
     def on_fit_start(self, state: TrainState, model: nn.Module) -> None:
         self.last = self.clock()
-        if self.folder.is_dir():  # the temporary folders of writes that a kill cut short
-            for stale in self.folder.glob(".tmp-ckpt-*"):
+        if self.folder.is_dir():  # the temporary folders of writes (and removals) a kill cut short
+            for stale in [*self.folder.glob(".tmp-ckpt-*"), *self.folder.glob(f"{STALE_PREFIX}*")]:
                 shutil.rmtree(stale, ignore_errors=True)
 
     def on_batch_end(self, state: TrainState, model: nn.Module) -> None:
         if state.diverged:  # never save weights that a non-finite loss has reached
             return
-        due = self.every_seconds > 0 and self.clock() - self.last >= self.every_seconds
-        if due or state.stop_reason is StopReason.INTERRUPTED:
+        if state.stop:  # interrupted: saved for the resume; any other stop: the epoch-end write follows
+            if state.stop_reason is StopReason.INTERRUPTED:
+                self.write(state)
+            return
+        if self.every_seconds > 0 and self.clock() - self.last >= self.every_seconds:
             self.write(state)
 
     def on_epoch_end(self, state: TrainState, model: nn.Module) -> None:
@@ -346,10 +367,13 @@ class CheckpointWriter(Callback):
 
     def write(self, state: TrainState) -> Path:
         """Save ``state`` now; returns the new checkpoint's folder."""
+        start = self.clock()
         found = checkpoint_folders(self.folder)
         sequence = found[-1][0] + 1 if found else 1
         tensors, record = capture(state)
-        path = write_checkpoint(self.folder, sequence, tensors, record, self.keep, self.written)
-        self.written += 1
+        path = write_checkpoint(self.folder, sequence, tensors, record, self.keep, self.before_rename)
         self.last = self.clock()
+        state.checkpoint_seconds = max(state.checkpoint_seconds, self.last - start)
+        if self.every_seconds > 0:
+            state.checkpoint_share = state.checkpoint_seconds / self.every_seconds
         return path

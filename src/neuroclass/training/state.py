@@ -139,6 +139,10 @@ class TrainState:
     # passes too (one per test-time view), first batch included
     eval_pass_costs: list = field(default_factory=list)
     first_pass_steady_cost: float = 0.0  # the first pass's cost per example after its first batch
+    # checkpoint writes (training/checkpoint.py CheckpointWriter): the longest write, which follows
+    # each epoch's validation pass, and the share of training time that periodic writes add
+    checkpoint_seconds: float = 0.0
+    checkpoint_share: float = 0.0
     end: Optional[float] = None  # clock() value by which training steps end (time budget only)
     recent_steps: collections.deque = field(default_factory=lambda: collections.deque(maxlen=STEP_WINDOW))
     # the epoch in progress: its shuffled order of training examples (a tensor) and the running sums
@@ -212,10 +216,11 @@ class TrainState:
         return self.next_step_seconds() / steady_samples * FORWARD_SHARE if steady_samples else 0.0
 
     def finish_seconds(self) -> float:
-        """Time needed after the last step: the last validation pass and the caller's evaluation
-        of ``reserve_examples``, plus a FINISH_MARGIN share of the budget."""
+        """Time needed after the last step: the last validation pass, its checkpoint write and the
+        caller's evaluation of ``reserve_examples``, plus a FINISH_MARGIN share of the budget."""
         margin = FINISH_MARGIN * (self.deadline - self.start) if self.deadline is not None else 0.0
-        return (self.val_examples + self.reserve_examples) * self.eval_seconds_per_example_estimate() + margin
+        evaluation = (self.val_examples + self.reserve_examples) * self.eval_seconds_per_example_estimate()
+        return evaluation + self.checkpoint_seconds + margin
 
     def _replan(self) -> None:
         """Move ``end`` to the deadline less the finish: later at once (more time is safe), earlier
@@ -227,8 +232,9 @@ class TrainState:
         self.end = target if self.end is None else max(target, min(self.end, anneal_until))
 
     def steps_left(self) -> float:
-        """Steps that still fit before ``end`` at the expected step time, with a validation pass
-        after each epoch's last step: 0 once none does; inf without a deadline, or before a step
+        """Steps that still fit before ``end`` at the expected step time (with its share of periodic
+        checkpoint writes), with a validation pass and a checkpoint write after each epoch's last
+        step: 0 once none does; inf without a deadline, or before a step
         after the first has been timed and while time remains. Read between steps."""
         if self.deadline is None:
             return math.inf
@@ -239,8 +245,9 @@ class TrainState:
             return 0
         if step_seconds <= 0:
             return math.inf
-        val_seconds = self.val_examples * self.eval_seconds_per_example_estimate()
-        return steps_that_fit(self.end - now, step_seconds, val_seconds, self.steps_per_epoch,
+        val_seconds = self.val_examples * self.eval_seconds_per_example_estimate() + self.checkpoint_seconds
+        return steps_that_fit(self.end - now, step_seconds * (1 + self.checkpoint_share), val_seconds,
+                              self.steps_per_epoch,
                               self.step - self.epoch * self.steps_per_epoch)
 
     def planned_steps(self) -> int:

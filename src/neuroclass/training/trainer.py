@@ -108,7 +108,7 @@ class Trainer:
     ``reserve_examples`` examples after fit included; ``clock`` (seconds, default
     ``time.perf_counter``) times steps and validation passes for it. ``callbacks`` run after the
     Trainer's own (time budget, NaN guard, early stopping): a progress display is one the caller
-    adds (callbacks.Progress).
+    adds (callbacks.Progress); a CheckpointWriter goes last, to save what the others did.
 
     A fit given a checkpoint (``resume``, training/checkpoint.py) continues the saved one: the
     same steps follow, so a fixed number of epochs ends with the same weights as a fit never
@@ -193,6 +193,7 @@ class Trainer:
             if state.stop_reason is None:
                 state.stop_reason, state.stop_detail = StopReason.COMPLETED, f"ran all {epochs} planned epochs"
             self._emit("on_fit_end", state, model)
+            state.objects = None  # the optimizer, the average and the callbacks' copies: freed now
         if state.diverged:
             raise TrainingDiverged(f"training diverged: {state.stop_detail}; lower optim.lr "
                                    f"(now {self.optim_cfg.lr:g}) or use --set optim.schedule=onecycle")
