@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, features
 
 from neuroclass.config import DataConfig
 from neuroclass.data.folder import load_image_folder
@@ -179,6 +179,29 @@ def test_float_tiff_in_0_1_is_scaled_to_255(tmp_path):
     Image.fromarray(values).save(tmp_path / "f.tif")
     assert np.abs(read(tmp_path / "f.tif", channels=1)[0].astype(int) -
                   np.rint(values * 255).astype(int)).max() <= 1
+
+
+@pytest.mark.parametrize("maxval", [65535, 4095, 1000])
+@pytest.mark.parametrize("magic", ["P5", "P2"])
+def test_pgm_with_more_than_8_bits_is_scaled_by_its_maxval(tmp_path, maxval, magic):
+    values = np.linspace(0, maxval, 64).round().astype(np.uint16).reshape(8, 8)
+    header = f"{magic}\n8 8\n{maxval}\n".encode()
+    body = (values.astype(">u2").tobytes() if magic == "P5"
+            else " ".join(str(v) for v in values.ravel()).encode() + b"\n")
+    (tmp_path / "g.pgm").write_bytes(header + body)
+    x = read(tmp_path / "g.pgm", channels=1)
+    control = np.rint(values / maxval * 255).astype(int)  # what the file's maxval means
+    assert np.abs(x[0].astype(int) - control).max() <= 1
+    assert x[0].max() == 255 and x[0].mean() > 100
+
+
+def test_16_bit_jpeg2000_is_scaled_by_its_range(tmp_path):
+    if not features.check("jpg_2000"):
+        pytest.skip("this Pillow has no OpenJPEG")
+    values = np.linspace(0, 65535, 64).astype(np.uint16).reshape(8, 8)
+    Image.fromarray(values).save(tmp_path / "g.jp2", irreversible=False)
+    x = read(tmp_path / "g.jp2", channels=1)
+    assert np.abs(x[0].astype(int) - np.rint(values / 257).astype(int)).max() <= 1
 
 
 def test_16_bit_rgb_png_keeps_its_brightness(tmp_path):

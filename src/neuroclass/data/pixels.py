@@ -134,7 +134,9 @@ def to_8_bits(img: Image.Image) -> Image.Image:
     """16-bit, 32-bit integer and float images scaled to "L" by their type's range; others as given.
 
     I;16*: v / 257 (65535 -> 255). I (32-bit): 16-bit data when the file says so (PNG keeps 16-bit
-    gray as "I"; TIFF's BitsPerSample), else by the signed 32-bit range. F: [0, 1] when every value
+    gray as "I"; PIL opens a PGM/PPM with maxval > 255 as "I" scaled to 0..65535, whatever the
+    maxval; TIFF's BitsPerSample), else by the signed 32-bit range. JPEG 2000 and 16-bit TIFF open
+    as "I;16". F: [0, 1] when every value
     lies in it (the float-image convention), else [0, its largest value]."""
     if img.mode not in ("I", "F") and not img.mode.startswith("I;16"):
         return img
@@ -153,7 +155,7 @@ def to_8_bits(img: Image.Image) -> Image.Image:
 
 
 def _is_16_bit(img: Image.Image) -> bool:
-    if img.format == "PNG":
+    if img.format in ("PNG", "PPM"):  # PPM: PIL's plugin for P2/P3/P5/P6 files (.pgm, .ppm, .pnm)
         return True
     bits = getattr(img, "tag_v2", {}).get(258) if img.format == "TIFF" else None
     return bits is not None and max(bits if isinstance(bits, tuple) else (bits,)) <= 16
