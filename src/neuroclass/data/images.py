@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from neuroclass.data.issues import FileIssue
-from neuroclass.data.pixels import GRAY_MODES, DecodeSettings, displayed_size, viewer_pixels
+from neuroclass.data.pixels import GRAY_MODES, DecodeSettings, displayed_size
 from neuroclass.data.sniff import ends_early, image_format, not_an_image_reason, truncated_reason
 from neuroclass.errors import NeuroclassError
 
@@ -122,7 +122,7 @@ def read_image(path: Path, channels: int, size: tuple[int, int] | None,
         warnings.simplefilter("always")
         img = open_image(path, decode.max_pixels)
         try:
-            arr = to_array(viewer_pixels(img, decode.background), channels, size)
+            arr = to_array(decode.pixels(img), channels, size)
         except PIL_ERRORS as exc:
             raise UnreadableImage(path, _reason(exc, path)) from exc
     about_code = [w for w in caught if issubclass(w.category, CODE_WARNINGS)]

@@ -73,7 +73,8 @@ def data_inputs(source: str, run: RunFolder, meta: dict, test_part: bool = True)
     decode = DecodeSettings.from_record(meta.get("preprocessing", {}).get("decode"))  # as at training
     dataset = data_mod.load(replace(DataConfig(), source=source, channels=shape[0],
                                     image_size=shape[1] if shape[1] == shape[2] else None,
-                                    background=decode.background_text(), max_pixels=decode.max_pixels))
+                                    background=decode.background_text(), max_pixels=decode.max_pixels),
+                           decode)
     got = tuple(dataset.input_shape)
     if got != shape:
         fix = (f"give images with {shape[0]} channel(s)" if got[1:] == shape[1:] else
