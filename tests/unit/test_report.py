@@ -184,12 +184,18 @@ def test_report_on_data_missing_a_class_is_strict_json_with_recomputed_numbers(i
     pred = logits.argmax(1).numpy()
     m = report["metrics"]
     assert m["n"] == len(y) == 65 and m["accuracy"] == pytest.approx((pred == y).mean(), abs=1e-12)
-    assert m["roc_auc_ovr_macro"] is None and "'stripe'" in m["roc_auc_reason"]
-    # a class the data has no example of is not tested: no score, left out of the macro averages
-    assert m["per_class"]["stripe"] == {"precision": None, "recall": None, "f1": None, "support": 0,
-                                        "tested": False}
-    assert m["not_tested"] == ["stripe"]
+    # a class the data has no example of is not tested: no recall, left out of the macro averages
+    # (ROC-AUC included); its precision counts the model's predictions of it, all wrong
     tested = [i for i, name in enumerate(predictor.classes) if name != "stripe"]
+    proba = predictor.probabilities(logits.float()).astype(np.float64)  # with the model's temperature, as reported
+    assert m["roc_auc_ovr_macro"] == pytest.approx(
+        np.mean([skm.roc_auc_score(y == i, proba[:, i]) for i in tested]), abs=1e-6)
+    assert "'stripe'" in m["roc_auc_reason"]
+    stripe = predictor.classes.index("stripe")
+    n_wrong = int((pred == stripe).sum())
+    assert m["per_class"]["stripe"] == {"precision": 0.0 if n_wrong else None, "recall": None, "f1": None,
+                                        "support": 0, "predicted": n_wrong, "tested": False}
+    assert m["not_tested"] == ["stripe"]
     assert m["averages"]["macro"]["recall"] == pytest.approx(
         skm.recall_score(y, pred, labels=tested, average="macro", zero_division=0))
     assert "not tested: stripe" in html.read_text()
