@@ -215,7 +215,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     t = result.timing
     print(f"test accuracy {result.metrics['accuracy']:.4f}  macro F1 {result.metrics['macro_f1']:.4f}  "
           f"({t['epochs']} epochs, {t['train_seconds']:.1f}s training, "
-          f"{t['train_images_per_second']:.0f} examples/s)")
+          f"{t['train_examples_per_second']:.0f} examples/s)")
     if t["stop_reason"] != StopReason.COMPLETED.value:
         print(f"stopped: {t['stop_detail']}")
     print(f"run folder: {result.path}")

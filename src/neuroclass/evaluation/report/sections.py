@@ -61,7 +61,7 @@ def summary(r: dict, pics: dict) -> str:
            (fmt(h["macro_f1"]), "macro F1"), (fmt(h["log_loss"]), "log loss"),
            (f"{s['parameters']:,}", "parameters"), (f"{s['flops_per_example'] / 1e6:,.2f} M", "FLOPs per example"),
            (f"{fmt(s['train_seconds'], 1)} s", "training time"),
-           (f"{fmt(s['train_images_per_second'], 0)}", "training examples/s")]
+           (f"{fmt(s['train_examples_per_second'], 0)}", "training examples/s")]
     sizes = ", ".join(f"{k} {v:,}" for k, v in s["split_sizes"].items())
     hash_note = {True: "matches the data loaded now", False: "DIFFERS from the data loaded now",
                  None: "not recorded"}[s["data_hash_matches"]]
@@ -71,7 +71,7 @@ def summary(r: dict, pics: dict) -> str:
              ("model options", json.dumps(s["model_options"])), ("input shape", s["input_shape"]),
              ("epochs", s["epochs"]), ("temperature", fmt(s["temperature"])),
              ("test-time augmentation", s["tta"]),
-             ("inference examples/s", fmt(s["inference_images_per_second"], 0))]
+             ("inference examples/s", fmt(s["inference_examples_per_second"], 0))]
     return cards(top) + key_values(facts)
 
 
