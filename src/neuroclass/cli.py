@@ -214,7 +214,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             return EXIT_SIGNAL[received[0]] if received else EXIT_SIGNAL[signal.SIGINT]
     t = result.timing
     print(f"test accuracy {result.metrics['accuracy']:.4f}  macro F1 {result.metrics['macro_f1']:.4f}  "
-          f"({t['epochs']} epochs, {t['train_seconds']:.1f}s training, "
+          f"({t['epochs']} epoch{'' if t['epochs'] == 1 else 's'}, {t['train_seconds']:.1f}s training, "
           f"{t['train_examples_per_second']:.0f} examples/s)")
     if t["stop_reason"] != StopReason.COMPLETED.value:
         print(f"stopped: {t['stop_detail']}")

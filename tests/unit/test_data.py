@@ -106,3 +106,12 @@ def test_content_hash_tracks_the_data():
 def test_digits_builtin_scaled_to_bytes():
     ds = load(DataConfig(source="digits"))
     assert ds.x.shape == (1797, 1, 8, 8) and int(ds.x.max()) == 255 and ds.classes[0] == "0"
+
+
+def test_counts_in_messages_take_the_number_of_their_noun():
+    from neuroclass.errors import counted
+    assert [counted(n, "epoch") for n in (0, 1, 2, 12000)] == ["0 epochs", "1 epoch", "2 epochs",
+                                                              "12,000 epochs"]
+    assert counted(1, "class", "classes") == "1 class" and counted(3, "class", "classes") == "3 classes"
+    with pytest.raises(Exception, match="1 input but 2 labels"):
+        from_arrays(np.zeros((1, 4, 4), np.uint8), np.array([0, 1]))

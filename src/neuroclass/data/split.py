@@ -9,7 +9,7 @@ from sklearn.model_selection import train_test_split
 
 from neuroclass.data.dataset import Dataset
 from neuroclass.data.issues import SmallClass
-from neuroclass.errors import NeuroclassError
+from neuroclass.errors import NeuroclassError, counted
 
 
 @dataclass
@@ -31,7 +31,7 @@ def _carve(index: np.ndarray, labels: np.ndarray, fraction: float, seed: int) ->
         return index, index[:0], "none"
     n_carved = max(1, int(round(fraction * len(index))))
     if n_carved >= len(index):
-        raise NeuroclassError(f"data: only {len(index)} examples; too few to carve a "
+        raise NeuroclassError(f"data: only {counted(len(index), 'example')}; too few to carve a "
                               f"{fraction:.0%} split; lower data.val_fraction/test_fraction")
     counts = np.bincount(labels[index])
     single = counts[labels[index]] < 2

@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-from neuroclass.errors import NeuroclassError
+from neuroclass.errors import NeuroclassError, counted
 from neuroclass.training.state import StopReason, read_stop_reason
 
 # Loss more than doubling its best epoch so far: warm-up and schedules never do that on purpose.
@@ -221,7 +221,7 @@ def lr_too_low(run: Run) -> Optional[dict]:
     why = _learning_too_slowly(run)
     if why is None:
         return None
-    return _finding("lr_too_low", "warning", f"Learning is slow: after {len(run.loss)} epochs {why}.",
+    return _finding("lr_too_low", "warning", f"Learning is slow: after {counted(len(run.loss), 'epoch')} {why}.",
                     _lr_fix(run, 10.0, "raise"))
 
 
