@@ -283,7 +283,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
                                                        abstain_below=args.abstain_below)
     if args.json:
         for p in preds:
-            print(json.dumps(p.as_dict()))
+            print(json.dumps(p.as_dict(), ensure_ascii=False))
     else:
         print(format_predictions(preds))
     return 0

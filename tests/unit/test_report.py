@@ -290,3 +290,26 @@ def test_training_section_reads_the_stop_reason_value_and_shows_old_runs_words()
     assert "time budget reached" in training({"training": old}, {})
     no_words = section({"stop_reason": "early_stopping"})
     assert "early stopping" in training({"training": no_words}, {})
+
+
+@pytest.mark.parametrize("k", [2, 3, 10])
+def test_confusion_chart_text_stays_inside_the_figure_and_titles_inside_their_panels(k):
+    import matplotlib
+
+    from neuroclass.evaluation.report import plots
+
+    classes = ["circle", "square", "cross", "triangle", "hexagon"] * 2
+    counts = (np.eye(k, dtype=int) * 5 + 1).tolist()
+    normalized = [[v / sum(row) for v in row] for row in counts]
+    with matplotlib.rc_context(plots.STYLE):
+        figure = plots.confusion_heatmaps.__wrapped__(counts, normalized, classes[:k])
+        figure.canvas.draw()
+        renderer = figure.canvas.get_renderer()
+        width, height = figure.bbox.width, figure.bbox.height
+        for text in figure.findobj(matplotlib.text.Text):
+            if text.get_visible() and text.get_text():
+                box = text.get_window_extent(renderer)
+                assert box.x0 >= 0 and box.y0 >= 0 and box.x1 <= width and box.y1 <= height, text
+        for ax in figure.axes[:2]:  # the two heatmaps (their colour bars come after them)
+            title = ax.title.get_window_extent(renderer)
+            assert title.width <= ax.get_window_extent(renderer).width, ax.get_title()

@@ -203,6 +203,8 @@ def confusion(r: dict, pics: dict) -> str:
     pairs = [[p["true"], p["predicted"], fmt(p["count"]), pct(p["rate"])]
              for p in r["confusion"]["most_confused"]]
     body = chart(pics.get("confusion"), "confusion matrices")
+    body += note("left: counts; right: row-normalized, each row as shares of its true class "
+                 "(recall on the diagonal)") if pics.get("confusion") else ""
     body += "<h3>Most confused pairs</h3>"
     return body + (table(["true class", "predicted as", "count", "share of the true class"], pairs,
                          numeric={2, 3}) if pairs else note("no errors: nothing is confused"))
