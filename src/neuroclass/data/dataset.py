@@ -59,7 +59,8 @@ def validate(ds: Dataset) -> None:
     """Shapes, dtypes, label range, finite features, at least two classes."""
     where = ds.source or ds.name
     if ds.x.shape[0] != ds.y.shape[0]:
-        raise NeuroclassError(f"{where}: {counted(ds.x.shape[0], 'input')} but {counted(ds.y.shape[0], 'label')}; "
+        raise NeuroclassError(f"{where}: {counted(ds.x.shape[0], 'input')} but "
+                              f"{counted(ds.y.shape[0], 'label')}; "
                               "each input needs exactly one label")
     if len(ds) == 0:
         raise NeuroclassError(f"{where}: no examples found; check the path and its contents")

@@ -221,7 +221,8 @@ def lr_too_low(run: Run) -> Optional[dict]:
     why = _learning_too_slowly(run)
     if why is None:
         return None
-    return _finding("lr_too_low", "warning", f"Learning is slow: after {counted(len(run.loss), 'epoch')} {why}.",
+    return _finding("lr_too_low", "warning",
+                    f"Learning is slow: after {counted(len(run.loss), 'epoch')} {why}.",
                     _lr_fix(run, 10.0, "raise"))
 
 

@@ -83,7 +83,8 @@ def data_inputs(source: str, run: RunFolder, meta: dict, test_part: bool = True)
     use_test = test_part and "test" in dataset.parts
     part = dataset.subset(dataset.parts["test"]) if use_test else dataset
     which = "test split" if use_test else "all"
-    return LabelledInputs(part.x, part.y, list(dataset.classes), f"{source} ({which}, {counted(len(part), 'example')})")
+    return LabelledInputs(part.x, part.y, list(dataset.classes),
+                          f"{source} ({which}, {counted(len(part), 'example')})")
 
 
 def in_run_classes(inputs: LabelledInputs, classes: list[str], source: str) -> LabelledInputs:

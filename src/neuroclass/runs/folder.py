@@ -37,8 +37,7 @@ from neuroclass.io import write_bytes_atomic, write_text_atomic
 from neuroclass.models import Classifier
 from neuroclass.runs.model_file import load_model, read_metadata, read_weights, save_model
 
-# timing.json keys renamed since: old name -> new name
-TIMING_RENAMED = {"train_images_per_second": "train_examples_per_second",
+TIMING_RENAMED = {"train_images_per_second": "train_examples_per_second",  # timing.json: old -> new
                   "inference_images_per_second": "inference_examples_per_second"}
 
 try:
@@ -343,13 +342,8 @@ class RunFolder:
         return self.read_json("metrics.json")
 
     def timing(self) -> dict:
-        """timing.json; the rates of a run written before they were named per example
-        (``train_images_per_second``, ...) come under their new names."""
-        timing = self.read_json("timing.json")
-        for old, new in TIMING_RENAMED.items():
-            if old in timing and new not in timing:
-                timing[new] = timing.pop(old)
-        return timing
+        """timing.json; an older run's rates (``train_images_per_second``) under their new names."""
+        return {TIMING_RENAMED.get(k, k): v for k, v in self.read_json("timing.json").items()}
 
     def environment(self) -> dict:
         return self.read_json("environment.json")
