@@ -41,7 +41,7 @@ def run_budget(budget: str, seed: int, overrides: list[str], out: str) -> tuple[
     accuracy = result.metrics["accuracy"]
     return [budget, str(seed), fmt_percent(accuracy), size, "+".join(added) or "-", tta, str(t["epochs"]),
             fmt_seconds(t["train_seconds"]), fmt_seconds(t["total_seconds"]),
-            f"{t['train_images_per_second']:,.0f}", t.get("stop_reason") or "-"], accuracy
+            f"{t['train_examples_per_second']:,.0f}", t.get("stop_reason") or "-"], accuracy
 
 
 def mean_row(budget: str, accuracies: list[float]) -> list[str]:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from neuroclass.config import Config, load_config
 from neuroclass.inference import Predictor
-from neuroclass.models.registry import check_model_config
+from neuroclass.models.registry import AUTO, check_model_config
 from neuroclass.errors import NeuroclassError
 from neuroclass.pipeline import RunResult
 from neuroclass.pipeline import resume as resume_pipeline
@@ -24,6 +24,7 @@ def build_config(data: str | None = None, model: str | None = None, epochs: int 
                  quiet: bool | None = None) -> Config:
     """Defaults < ``config`` file < the named arguments < ``overrides`` ('section.key=value')."""
     values: dict = {}
+    cleared: list[str] = []
     if data is not None:
         values.setdefault("data", {})["source"] = str(data)
     if label_column is not None:
@@ -31,8 +32,8 @@ def build_config(data: str | None = None, model: str | None = None, epochs: int 
     if model is not None:
         base = load_config(config) if config else Config()
         values["model"] = {"name": model}
-        if model != base.model.name:
-            values["model"]["options"] = {}  # options belong to a family; start from its defaults
+        if base.model.name not in (AUTO, model):  # the file's options belong to its family: start
+            cleared = ["model.options={}"]  # from the defaults (before --set; values would merge)
     train: dict = {}
     for key, value in (("epochs", epochs), ("time_budget", time_budget), ("seed", seed), ("quiet", quiet)):
         if value is not None:
@@ -41,7 +42,7 @@ def build_config(data: str | None = None, model: str | None = None, epochs: int 
         values["train"] = train
     if out is not None:
         values["out"] = str(out)
-    cfg = load_config(config, overrides=overrides, values=values)
+    cfg = load_config(config, overrides=[*cleared, *(overrides or [])], values=values)
     check_model_config(cfg.model)  # family, size and options, before any data loads
     return cfg
 

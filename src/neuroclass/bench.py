@@ -72,14 +72,14 @@ def run_bench(cfg: Config, target: float | None = None, max_seconds: float = 300
                   "train_examples": len(splits.train), "test_examples": len(splits.test),
                   "batch_size": batch, "flops_per_image": count_flops(model, shape),
                   "matmul_peak_gflops": matmul_peak_gflops(device=device)}
-        result["train_images_per_second"] = measure_training(copy.deepcopy(model), shape, batch, steps, device,
-                                                             channels_last=prep.cfg.train.channels_last)
-        result["inference_images_per_second"] = measure_inference(
-            copy.deepcopy(model), shape, prep.cfg.train.eval_batch_size, steps, device,
-            channels_last=prep.cfg.train.channels_last)
+        train_speed = measure_training(copy.deepcopy(model), shape, batch, steps, device,
+                                       channels_last=prep.cfg.train.channels_last)
+        infer_speed = measure_inference(copy.deepcopy(model), shape, prep.cfg.train.eval_batch_size, steps,
+                                        device, channels_last=prep.cfg.train.channels_last)
+        result["train_examples_per_second"], result["inference_examples_per_second"] = train_speed, infer_speed
         # training costs ~3x the forward pass (backward for activations and for weights)
-        result["train_gflops"] = 3 * result["flops_per_image"] * result["train_images_per_second"] / 1e9
-        result["inference_gflops"] = result["flops_per_image"] * result["inference_images_per_second"] / 1e9
+        result["train_gflops"] = 3 * result["flops_per_image"] * train_speed / 1e9
+        result["inference_gflops"] = result["flops_per_image"] * infer_speed / 1e9
         if target is not None:
             result.update(_time_to_target(prep, model, tuning, target, max_seconds))
     return result
@@ -104,9 +104,9 @@ def format_bench(r: dict) -> str:
              f"{r['model']} ({r['parameters']:,} parameters, {r['flops_per_image'] / 1e6:.2f} MFLOP/image "
              f"forward), batch {r['batch_size']}",
              f"matmul peak   {peak:8.1f} GFLOP/s  (2048x2048 fp32, {r['threads']} threads, {r['device']})",
-             f"training      {r['train_images_per_second']:8,.0f} {unit}  {r['train_gflops']:6.1f} GFLOP/s"
+             f"training      {r['train_examples_per_second']:8,.0f} {unit}  {r['train_gflops']:6.1f} GFLOP/s"
              f"  {r['train_gflops'] / peak:6.1%} of peak",
-             f"inference     {r['inference_images_per_second']:8,.0f} {unit}  "
+             f"inference     {r['inference_examples_per_second']:8,.0f} {unit}  "
              f"{r['inference_gflops']:6.1f} GFLOP/s  {r['inference_gflops'] / peak:6.1%} of peak"]
     if "target" in r:
         if r["seconds_to_target"] is not None:

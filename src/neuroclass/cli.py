@@ -183,8 +183,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             return interrupts.exit_code()
     t = result.timing
     print(f"test accuracy {result.metrics['accuracy']:.4f}  macro F1 {result.metrics['macro_f1']:.4f}  "
-          f"({t['epochs']} epochs, {t['train_seconds']:.1f}s training, "
-          f"{t['train_images_per_second']:.0f} examples/s)")
+          f"({t['epochs']} epoch{'' if t['epochs'] == 1 else 's'}, {t['train_seconds']:.1f}s training, "
+          f"{t['train_examples_per_second']:.0f} examples/s)")
     if t["stop_reason"] != StopReason.COMPLETED.value:
         print(f"stopped: {t['stop_detail']}")
     print(f"run folder: {result.path}")
@@ -263,7 +263,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
                                                        abstain_below=args.abstain_below)
     if args.json:
         for p in preds:
-            print(json.dumps(p.as_dict()))
+            print(json.dumps(p.as_dict(), ensure_ascii=False))
     else:
         print(format_predictions(preds))
     return 0

@@ -12,3 +12,12 @@ class NeuroclassError(ValueError):
     >>> issubclass(NeuroclassError, ValueError)
     True
     """
+
+
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """``n`` and the noun in the number it takes, for messages: "1 epoch", "3 epochs", "0 classes".
+
+    >>> counted(1, "epoch"), counted(2, "epoch"), counted(0, "class", "classes")
+    ('1 epoch', '2 epochs', '0 classes')
+    """
+    return f"{n:,} {noun if n == 1 else plural or noun + 's'}"

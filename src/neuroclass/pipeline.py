@@ -203,9 +203,9 @@ def finalize(prep: Prepared, model: Classifier, state: TrainState) -> Finished:
                           policy.as_dict())
     n_test = len(splits.test) if splits.test is not None else 0
     timing = {"train_seconds": state.train_seconds, "epochs": state.epoch,
-              "train_images_per_second": state.samples_seen / max(1e-9, state.train_seconds),
+              "train_examples_per_second": state.samples_seen / max(1e-9, state.train_seconds),
               "policy_seconds": policy_seconds, "test_seconds": test_seconds,
-              "inference_images_per_second": n_test / test_seconds if test_seconds else None,
+              "inference_examples_per_second": n_test / test_seconds if test_seconds else None,
               "total_seconds": prep.clock() - prep.start, "stop_reason": state.stop_reason.value,
               "stop_detail": state.stop_detail, "best_epoch": state.best_epoch, **prep.plan}
     return Finished(model, state, policy, record, meta, metrics, timing)

@@ -285,7 +285,8 @@ def test_csv_with_nan(tmp_path, capsys):
     f2[7] = np.nan
     path = table(tmp_path, f2=f2)
     rc = train(tmp_path, path, "--label-column", "label")
-    assert_bad_input(rc, capsys, "data.csv", "column 'f2' is NaN", "row 7", "fill or drop",
+    assert_bad_input(rc, capsys, "data.csv", "column 'f2' is NaN", "at line 9 (data row 8);",
+                     "fill or drop",
                      out=tmp_path / "runs")
 
 
@@ -294,7 +295,8 @@ def test_csv_with_inf(tmp_path, capsys):
     f1[3] = np.inf
     path = table(tmp_path, f1=f1)
     rc = train(tmp_path, path, "--label-column", "label")
-    assert_bad_input(rc, capsys, "data.csv", "column 'f1' is infinite", "row 3", "fill or drop",
+    assert_bad_input(rc, capsys, "data.csv", "column 'f1' is infinite", "at line 5 (data row 4);",
+                     "fill or drop",
                      out=tmp_path / "runs")
 
 
@@ -310,7 +312,7 @@ def test_csv_with_one_typo_in_a_numeric_column(tmp_path, capsys):
     f1[12] = "3.1x"
     path = table(tmp_path, f1=f1)
     rc = train(tmp_path, path, "--label-column", "label")
-    assert_bad_input(rc, capsys, "data.csv", "column 'f1' is not numeric", "row 12", "'3.1x'",
+    assert_bad_input(rc, capsys, "data.csv", "column 'f1' is not numeric", "line 14 (data row 13) holds", "'3.1x'",
                      out=tmp_path / "runs")
 
 
@@ -401,7 +403,8 @@ def test_predict_csv_with_text_in_a_numeric_column(tiny_table_run, tmp_path, cap
     rows = tmp_path / "rows.csv"
     pd.DataFrame({"f1": [0.1, 0.2, 0.3], "f2": ["1.5", "n/a?", "2"]}).to_csv(rows, index=False)
     rc = main(["predict", str(tiny_table_run), str(rows)])
-    assert_bad_input(rc, capsys, "rows.csv", "column 'f2' is not numeric", "row 1", "'n/a?'",
+    assert_bad_input(rc, capsys, "rows.csv", "column 'f2' is not numeric", "line 3 (data row 2) holds",
+                     "'n/a?'",
                      "convert it to numbers")
 
 
@@ -409,7 +412,7 @@ def test_predict_csv_with_nan(tiny_table_run, tmp_path, capsys):
     rows = tmp_path / "rows.csv"
     pd.DataFrame({"f1": [0.1, np.nan, 0.3], "f2": [1.0, 2.0, 3.0]}).to_csv(rows, index=False)
     rc = main(["predict", str(tiny_table_run), str(rows)])
-    assert_bad_input(rc, capsys, "rows.csv", "column 'f1' is NaN", "row 1", "fill or drop")
+    assert_bad_input(rc, capsys, "rows.csv", "column 'f1' is NaN", "at line 3 (data row 2);", "fill or drop")
 
 
 def test_evaluate_on_a_folder_that_is_not_a_run(tmp_path, capsys):

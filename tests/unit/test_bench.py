@@ -20,8 +20,8 @@ def test_bench_measures_speed_and_time_to_target(capsys):
                    torch.zeros(1, 3, 1, 1), torch.ones(1, 3, 1, 1))
     assert r["parameters"] == sum(p.numel() for p in model.parameters())
     # training costs 3 forward passes: achieved GFLOP/s follow from the measured rates
-    assert r["train_gflops"] == pytest.approx(3 * r["flops_per_image"] * r["train_images_per_second"] / 1e9)
-    assert r["inference_gflops"] == pytest.approx(r["flops_per_image"] * r["inference_images_per_second"] / 1e9)
+    assert r["train_gflops"] == pytest.approx(3 * r["flops_per_image"] * r["train_examples_per_second"] / 1e9)
+    assert r["inference_gflops"] == pytest.approx(r["flops_per_image"] * r["inference_examples_per_second"] / 1e9)
     curve = r["curve"]  # [epoch, seconds of training, test accuracy] after each epoch
     assert [point[0] for point in curve] == list(range(1, len(curve) + 1))
     first_hit = next(point for point in curve if point[2] >= 0.9)

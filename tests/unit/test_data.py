@@ -43,6 +43,24 @@ def test_split_is_stratified_seeded_and_disjoint():
     assert np.bincount(a.test.y.numpy()).tolist() == [20, 20, 20, 20]  # balanced like the whole
 
 
+def test_the_random_fallback_keeps_a_single_example_for_training():
+    """4 examples to carve from 6 classes cannot be stratified; the lone example is never carved."""
+    from neuroclass.data.split import _carve
+    labels = np.concatenate([np.repeat(np.arange(5), 20), [5]])
+    index = np.arange(len(labels))
+    for seed in range(200):
+        rest, carved, how = _carve(index, labels, 0.04, seed)
+        assert how == "random" and len(carved) == 4
+        assert 100 in rest and 100 not in carved
+        assert np.array_equal(np.sort(np.concatenate([rest, carved])), index)
+
+
+def test_the_random_fallback_carves_nothing_when_only_single_examples_are_left():
+    from neuroclass.data.split import _carve
+    rest, carved, how = _carve(np.arange(4), np.array([0, 1, 2, 3]), 0.25, 0)
+    assert how == "none" and len(carved) == 0 and len(rest) == 4
+
+
 def test_table_categorical_one_hot_and_label_names(tmp_path):
     df = pd.DataFrame({"size": [1.0, 2.0, 3.0, 4.0] * 5, "shade": ["dark", "light"] * 10,
                        "kind": ["cat", "dog", "cat", "dog"] * 5})
@@ -88,3 +106,12 @@ def test_content_hash_tracks_the_data():
 def test_digits_builtin_scaled_to_bytes():
     ds = load(DataConfig(source="digits"))
     assert ds.x.shape == (1797, 1, 8, 8) and int(ds.x.max()) == 255 and ds.classes[0] == "0"
+
+
+def test_counts_in_messages_take_the_number_of_their_noun():
+    from neuroclass.errors import counted
+    assert [counted(n, "epoch") for n in (0, 1, 2, 12000)] == ["0 epochs", "1 epoch", "2 epochs",
+                                                              "12,000 epochs"]
+    assert counted(1, "class", "classes") == "1 class" and counted(3, "class", "classes") == "3 classes"
+    with pytest.raises(Exception, match="1 input but 2 labels"):
+        from_arrays(np.zeros((1, 4, 4), np.uint8), np.array([0, 1]))

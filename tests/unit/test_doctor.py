@@ -143,6 +143,16 @@ def test_a_class_without_test_examples_is_not_tested_not_zero_recall():
     untested = next(f for f in findings if f["rule"] == "untested_classes")
     assert untested["severity"] == "warning" and "'c9'" in untested["finding"]
     assert "untested_classes" not in rules(diagnose(HEALTHY, METRICS, FACTS))
+    assert "predicted" not in untested["finding"]
+
+
+def test_an_untested_class_the_model_predicts_is_named_with_its_wrong_predictions():
+    per_class = {**METRICS["per_class"],
+                 "c9": {"precision": 0.0, "recall": None, "f1": None, "support": 0, "predicted": 7,
+                        "tested": False}}
+    metrics = {**METRICS, "per_class": per_class, "not_tested": ["c9"]}
+    untested = next(f for f in diagnose(HEALTHY, metrics, FACTS) if f["rule"] == "untested_classes")
+    assert "predicted 'c9' 7 times, each time wrongly" in untested["finding"]
 
 
 def test_dead_relu_above_a_fifth_of_the_units():

@@ -191,3 +191,18 @@ def test_other_formats_pillow_reads_are_images_and_unread_ones_are_said_so(tmp_p
     assert len(ds) == 6 and ds.input_shape == (3, 8, 8)
     assert [(Path(i.path).name, i.reason) for i in ds.issues.ignored] == [
         ("IMG_0001.HEIC", "HEIC image, a format not read (convert it to JPEG or PNG)")]
+
+
+def test_a_test_class_missing_from_train_names_both_fixes(tmp_path):
+    root = tmp_path / "shapes"
+    for split, names in (("train", ("circle", "square")), ("test", ("circle", "square", "cross"))):
+        for name in names:
+            (root / split / name).mkdir(parents=True)
+            for i in range(2):
+                Image.fromarray(np.full((6, 6, 3), 40 * i, np.uint8)).save(root / split / name / f"{i}.png")
+    with pytest.raises(NeuroclassError) as err:
+        load_image_folder(root, None, None, 0.0, cache=False)
+    text = str(err.value)
+    assert text.startswith(f"{root / 'test'}: class 'cross' is not in train/")
+    assert f"add train/ examples of it (e.g. {root / 'train' / 'cross'}/)" in text
+    assert f"or remove the folder {root / 'test' / 'cross'}" in text

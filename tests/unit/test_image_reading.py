@@ -111,8 +111,8 @@ def test_images_pillow_warns_or_refuses_about_are_skipped_at_the_default_limit(t
         (str(warned), "9500x9500 = 90,250,000 pixels is over the limit of 89,478,485 "
                       "(data.max_pixels); shrink the image, or raise the limit when training with "
                       "--set data.max_pixels=90250000"),
-        (str(refused), "larger than 178,956,970 pixels, which Pillow refuses to decode as a possible "
-                       "decompression bomb; shrink the image")]
+        (str(refused), "13400x13400 = 179,560,000 pixels is over 178,956,970, the most Pillow decodes "
+                       "(it refuses larger files as possible decompression bombs); shrink the image")]
     assert len(ds) == 8 and ds.issues.warnings == []
 
 
@@ -124,7 +124,8 @@ def test_no_warning_lacks_a_file_name_near_pillows_bomb_limits(tmp_path):
                                decode=DecodeSettings(max_pixels=200_000_000))
     lines = messages(caught)
     assert len(lines) == 1 and "skipped 1 of 10" in lines[0] and str(refused) in lines[0], lines
-    assert "Pillow refuses to decode" in lines[0] and str(warned) not in lines[0]
+    assert "13400x13400 = 179,560,000 pixels is over 178,956,970, the most Pillow decodes" in lines[0]
+    assert str(warned) not in lines[0]
     assert len(ds) == 9 and ds.issues.warnings == []  # within data.max_pixels: decoded, silent
     assert int((ds.x.flatten(1) == 0).all(1).sum()) == 1  # warned.png, all black; the others are noise
     assert Image.MAX_IMAGE_PIXELS == DEFAULT_MAX_PIXELS  # neuroclass never changes Pillow's limit
@@ -149,7 +150,7 @@ def test_a_file_over_max_pixels_is_skipped_before_decoding(tmp_path):
 def test_files_over_the_limit_count_against_max_bad_fraction(tmp_path):
     root = folder(tmp_path / "pics")
     write_image(root / "cat" / "big.png", size=(20, 20))
-    with pytest.raises(NeuroclassError, match=r"1 of 9 images are unreadable.*data.max_pixels"):
+    with pytest.raises(NeuroclassError, match=r"1 of 9 images is unreadable.*data.max_pixels"):
         load_image_folder(root, None, None, 0.01, decode=DecodeSettings(max_pixels=100))
 
 
@@ -235,7 +236,7 @@ def transparent_png(path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("record, corner", [(None, 255), (DecodeSettings().record(), 255),
+@pytest.mark.parametrize("record, corner", [(None, 0), (DecodeSettings().record(), 255),
                                             (DecodeSettings(background=(0, 0, 0)).record(), 0)])
 def test_the_predictor_decodes_with_the_recorded_background(trained_run, tmp_path, record, corner):
     from neuroclass.inference import Predictor
@@ -243,7 +244,9 @@ def test_the_predictor_decodes_with_the_recorded_background(trained_run, tmp_pat
     predictor = Predictor.from_run(trained_run.path)
     predictor.meta["preprocessing"] = {k: v for k, v in predictor.meta.get("preprocessing", {}).items()
                                        if k != "decode"}
-    if record is not None:  # None: a model.json written before the record decodes with the defaults
+    # None: a model.json written before the record decodes as it did then (decoder version 1: the
+    # alpha of the transparent black corner is dropped, not composited on the background)
+    if record is not None:
         predictor.meta["preprocessing"]["decode"] = record
     x, _ = predictor.load_files([transparent_png(tmp_path / "t.png")])
     assert x.shape == (1, 3, 16, 16)
@@ -304,3 +307,31 @@ def test_a_stopped_load_names_each_oversized_file_with_its_reason(tmp_path):
     assert "2 of 62 images are unreadable" in line and "--set data.max_bad_fraction=0.04" in line
     assert f"{scan}: 30x30 = 900 pixels is over the limit" in line
     assert f"{photo}: 20x20 = 400 pixels is over the limit" in line and "\n" not in line
+
+
+# ----------------------------------------------------------------------------- wording
+
+@pytest.mark.parametrize("n_bad, said", [
+    (1, "skipped 1 of 21 images as unreadable: {0}: "),
+    (2, "skipped 2 of 22 images as unreadable: {0}: "),
+    (5, "skipped 5 of 25 images as unreadable: first 3 of 5: {0}: ")])
+def test_skipped_files_are_worded_for_one_a_few_and_many(tmp_path, n_bad, said):
+    root = folder(tmp_path / "pics", per_class=10)
+    bad = [root / "cat" / f"bad{i}.png" for i in range(n_bad)]
+    for path in bad:
+        path.write_bytes(b"")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        load_image_folder(root, None, None, 0.5, cache=False)
+    line = messages(caught)[0]
+    assert said.format(bad[0]) in line, line
+    assert "first:" not in line and ("more" in line) == (n_bad > 3)
+    assert (f"and {n_bad - 3} more" in line) if n_bad > 3 else all(str(p) in line for p in bad)
+
+
+def test_when_no_file_is_readable_the_files_are_named_without_first(tmp_path):
+    root = folder(tmp_path / "pics", per_class=1)
+    for path in root.rglob("*.png"):
+        path.write_bytes(b"")
+    with pytest.raises(NeuroclassError, match=r"none of the 2 image files is readable: .*0.png"):
+        load_image_folder(root, None, None, 0.0, cache=False)

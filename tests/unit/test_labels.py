@@ -118,7 +118,7 @@ def test_an_empty_label_cell_names_column_and_row(tmp_path):
     df = pd.read_csv(path)
     df.loc[42, "label"] = None
     df.to_csv(path, index=False)
-    with pytest.raises(NeuroclassError, match="label column 'label' is empty at row 42"):
+    with pytest.raises(NeuroclassError, match=r"label column 'label' is empty at line 44 \(data row 43\);"):
         load(DataConfig(source=str(path), label_column="label"))
 
 
@@ -286,3 +286,70 @@ def test_the_data_section_folds_and_limits_thousands_of_file_issues():
     assert f"and {5000 - ISSUES_SHOWN:,} more in data_issues.json" in html
     assert html.count("cats/._") == ISSUES_SHOWN and "rare" in html
     assert "none recorded" in data_issues(issues_summary(DataIssues()))
+
+
+# ----------------------------------------------------------------------------- table messages
+
+def test_bad_rows_are_placed_by_file_line_and_the_next_few_named(tmp_path):
+    path = write_csv(tmp_path / "t.csv", ["a", "b"] * 20, column="label")
+    df = pd.read_csv(path)
+    df.loc[[17, 20, 21, 30, 33, 39], "f2"] = np.nan
+    df.to_csv(path, index=False)
+    with pytest.raises(NeuroclassError) as err:
+        load(DataConfig(source=str(path), label_column="label"))
+    text = str(err.value)
+    assert "column 'f2' is NaN (a missing value) at line 19 (data row 18); also at line 22 (data " \
+           "row 21), line 23 (data row 22), line 32 (data row 31) and 2 more rows;" in text
+    assert "row(s)" not in text
+
+
+def test_line_numbers_count_blank_lines_and_quoted_line_breaks(tmp_path):
+    rows = [f"{i}.0,{i % 2},x" for i in range(8)]
+    rows[2] = '2.0,0,"two\nlines"'
+    text = "f1,label,note\n" + "\n".join(rows[:5]) + "\n\n" + "\n".join(rows[5:]) + "\n"
+    path = tmp_path / "t.csv"
+    path.write_text(text.replace("6.0,0,x", "six,0,x"))
+    assert pd.read_csv(path)["f1"].tolist()[6] == "six"  # pandas: data row 7, after a blank line
+    with pytest.raises(NeuroclassError, match=r"line 10 \(data row 7\) holds 'six'"):
+        load(DataConfig(source=str(path), label_column="label", categorical=["note"]))
+
+
+def with_header(path, header: str):
+    """The CSV at ``path`` with its first line replaced (quotes keep a carriage return in a name)."""
+    lines = path.read_text().split("\n")
+    path.write_text("\n".join([header, *lines[1:]]))
+    return path
+
+
+@pytest.mark.parametrize("hidden", ["answer\r", "answer\u00a0", " answer", "\u200banswer"])
+def test_a_column_name_with_invisible_characters_is_matched_with_a_warning(tmp_path, hidden):
+    path = with_header(write_csv(tmp_path / "t.csv", ["yes", "no"] * 20), f'f1,f2,f3,"{hidden}"')
+    with pytest.warns(UserWarning, match="invisible characters removed") as caught:
+        ds = load(DataConfig(source=str(path), label_column="answer"))
+    assert repr(hidden) in str(caught[0].message)
+    assert ds.classes == ["no", "yes"] and ds.preprocessing["columns"] == ["f1", "f2", "f3"]
+
+
+def test_a_missing_column_is_shown_with_its_invisible_characters(tmp_path):
+    path = write_csv(tmp_path / "t.csv", ["yes", "no"] * 20, column="answer")
+    path.write_text("\n".join(line + "," + line.split(",")[-1] if line else line
+                              for line in path.read_text().split("\n")))
+    with_header(path, 'f1,f2,f3,"answer\r",answer')  # would both read as "answer": kept as written
+    with pytest.raises(NeuroclassError) as err:
+        load(DataConfig(source=str(path), label_column="answr"))
+    assert "Columns: 'f1', 'f2', 'f3', 'answer\\r', 'answer'" in str(err.value)
+
+
+def test_predict_json_writes_class_names_as_their_characters(tmp_path, capsys):
+    labels = ["café" if i % 2 else "thé" for i in range(60)]
+    path = write_csv(tmp_path / "drinks.csv", labels, column="drink")
+    assert main(["train", str(path), "--label-column", "drink", "--epochs", "1", "--model", "mlp",
+                 "--set", "train.batch_size=32", "--out", str(tmp_path / "runs")]) == 0
+    run = next(p for p in (tmp_path / "runs").iterdir() if p.is_dir() and not p.name.startswith("."))
+    rows = tmp_path / "rows.csv"
+    pd.read_csv(path).drop(columns=["drink"]).head(4).to_csv(rows, index=False)
+    capsys.readouterr()
+    assert main(["predict", str(run), str(rows), "--json"]) == 0
+    out = capsys.readouterr().out
+    assert "\\u00e9" not in out and {json.loads(line)["label"] for line in out.splitlines()} <= {"café", "thé"}
+    assert "é" in out

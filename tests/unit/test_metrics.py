@@ -75,13 +75,21 @@ def test_new_numbers_match_scikit_learn(n_classes):
     assert "balanced accuracy" in format_metrics(m)
 
 
-def test_roc_auc_is_none_with_a_reason_when_a_class_is_absent():
+def test_roc_auc_is_the_macro_over_the_tested_classes_when_a_class_is_absent():
     y = np.array([0, 0, 1, 1])
-    proba = np.array([[0.9, 0.05, 0.05], [0.6, 0.3, 0.1], [0.2, 0.7, 0.1], [0.3, 0.6, 0.1]])
+    proba = np.array([[0.5, 0.45, 0.05], [0.6, 0.3, 0.1], [0.2, 0.7, 0.1], [0.3, 0.6, 0.1]])
     m = classification_metrics(y, proba, ["x", "y", "z"])
-    assert m["roc_auc_ovr_macro"] is None
-    assert "'z'" in m["roc_auc_reason"]
+    expected = np.mean([skm.roc_auc_score(y == c, proba[:, c]) for c in (0, 1)])
+    assert m["roc_auc_ovr_macro"] == pytest.approx(expected)
+    assert "2 tested classes" in m["roc_auc_reason"] and "'z'" in m["roc_auc_reason"]
     assert m["balanced_accuracy"] == pytest.approx(skm.balanced_accuracy_score(y, proba.argmax(1)))
+    assert "not tested: 'z'" in format_metrics(m)
+
+
+def test_roc_auc_with_one_tested_class_is_none_with_a_reason():
+    y = np.array([0, 0])
+    m = classification_metrics(y, np.array([[.5, .3, .2], [.6, .2, .2]]), ["x", "y", "z"])
+    assert m["roc_auc_ovr_macro"] is None and "'y', 'z'" in m["roc_auc_reason"]
     assert "n/a" in format_metrics(m)
 
 
@@ -120,11 +128,32 @@ def test_a_class_without_test_examples_is_not_tested_and_left_out_of_macro_avera
     proba = np.array([[.8, .1, .1], [.6, .3, .1], [.2, .7, .1], [.1, .8, .1], [.3, .6, .1], [.2, .2, .6]])
     m = classification_metrics(y, proba, ["a", "b", "rare"])
     assert m["not_tested"] == ["rare"]
-    assert m["per_class"]["rare"] == {"precision": None, "recall": None, "f1": None, "support": 0,
-                                      "tested": False}
+    assert m["per_class"]["rare"] == {"precision": 0.0, "recall": None, "f1": None, "support": 0,
+                                      "predicted": 1, "tested": False}  # predicted once, wrongly
     pred = proba.argmax(1)
     assert m["macro_f1"] == pytest.approx(skm.f1_score(y, pred, labels=[0, 1], average="macro"))
     assert m["macro_f1"] > skm.f1_score(y, pred, labels=[0, 1, 2], average="macro", zero_division=0)
     assert json.loads(json.dumps(m)) == m
     text = format_metrics(m)
     assert "not tested" in text and "rare" in text.splitlines()[-1]
+
+
+def test_an_untested_class_never_predicted_has_no_precision():
+    y = np.array([0, 1, 0, 1])
+    proba = np.array([[.8, .1, .1], [.2, .7, .1], [.6, .3, .1], [.3, .6, .1]])
+    m = classification_metrics(y, proba, ["a", "b", "rare"])
+    assert m["per_class"]["rare"]["precision"] is None and m["per_class"]["rare"]["predicted"] == 0
+    assert m["per_class"]["a"]["predicted"] == 2
+
+
+def test_an_untested_class_predicted_k_times_shows_precision_zero():
+    y = np.zeros(10, dtype=int)
+    y[5:] = 1
+    proba = np.tile([.1, .1, .8], (10, 1))  # "rare" predicted for all 10, each time wrongly
+    proba[:3] = [.8, .1, .1]
+    m = classification_metrics(y, proba, ["a", "b", "rare"])
+    row = m["per_class"]["rare"]
+    assert row["precision"] == 0.0 and row["predicted"] == 7 and row["recall"] is None
+    assert m["macro_f1"] == pytest.approx(skm.f1_score(y, proba.argmax(1), labels=[0, 1], average="macro"))
+    line = next(t for t in format_metrics(m).splitlines() if t.startswith("rare"))
+    assert "0.0000" in line and "not tested" in line

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, features
 
 from neuroclass.config import DataConfig
 from neuroclass.data.folder import load_image_folder
@@ -181,6 +181,29 @@ def test_float_tiff_in_0_1_is_scaled_to_255(tmp_path):
                   np.rint(values * 255).astype(int)).max() <= 1
 
 
+@pytest.mark.parametrize("maxval", [65535, 4095, 1000])
+@pytest.mark.parametrize("magic", ["P5", "P2"])
+def test_pgm_with_more_than_8_bits_is_scaled_by_its_maxval(tmp_path, maxval, magic):
+    values = np.linspace(0, maxval, 64).round().astype(np.uint16).reshape(8, 8)
+    header = f"{magic}\n8 8\n{maxval}\n".encode()
+    body = (values.astype(">u2").tobytes() if magic == "P5"
+            else " ".join(str(v) for v in values.ravel()).encode() + b"\n")
+    (tmp_path / "g.pgm").write_bytes(header + body)
+    x = read(tmp_path / "g.pgm", channels=1)
+    control = np.rint(values / maxval * 255).astype(int)  # what the file's maxval means
+    assert np.abs(x[0].astype(int) - control).max() <= 1
+    assert x[0].max() == 255 and x[0].mean() > 100
+
+
+def test_16_bit_jpeg2000_is_scaled_by_its_range(tmp_path):
+    if not features.check("jpg_2000"):
+        pytest.skip("this Pillow has no OpenJPEG")
+    values = np.linspace(0, 65535, 64).astype(np.uint16).reshape(8, 8)
+    Image.fromarray(values).save(tmp_path / "g.jp2", irreversible=False)
+    x = read(tmp_path / "g.jp2", channels=1)
+    assert np.abs(x[0].astype(int) - np.rint(values / 257).astype(int)).max() <= 1
+
+
 def test_16_bit_rgb_png_keeps_its_brightness(tmp_path):
     rgb = (upright_rgb().astype(np.uint16) * 257)  # 8-bit values stretched to 16 bits
     img = Image.frombytes("RGB", (10, 6), rgb.astype(">u2").tobytes(), "raw", "RGB;16B")
@@ -254,7 +277,24 @@ def test_the_record_round_trips_and_a_missing_one_gives_the_defaults():
     record = settings.record()
     assert record["version"] == 2 and record["orientation"] == "exif" and record["background"] == [1, 2, 3]
     assert DecodeSettings.from_record(record) == settings
-    assert DecodeSettings.from_record(None) == DecodeSettings() == DecodeSettings.from_config(DataConfig())
+    assert DecodeSettings() == DecodeSettings.from_config(DataConfig())
+    assert DecodeSettings.from_record(None).version == 1  # a model.json from before the record
+    assert DecodeSettings.from_record(DecodeSettings(version=1).record()).version == 1
+
+
+def test_a_run_from_before_the_record_decodes_as_plain_convert(tmp_path):
+    """EXIF, alpha and 16-bit images give a model trained before the record its training pixels."""
+    old = DecodeSettings.from_record(None)
+    rgba = np.zeros((6, 10, 4), np.uint8)
+    rgba[..., 0] = 200  # red, fully transparent: convert("RGB") keeps the red, a viewer shows white
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "a.png")
+    save_with_orientation(tmp_path / "o.png", upright_rgb(), 6)
+    Image.fromarray(np.linspace(0, 65535, 60).astype(np.uint16).reshape(6, 10)).save(tmp_path / "g16.png")
+    for name, channels in (("a.png", 3), ("o.png", 3), ("g16.png", 1)):
+        with Image.open(tmp_path / name) as img:
+            control = chw(np.asarray(img.convert("L" if channels == 1 else "RGB")))
+        assert np.array_equal(read(tmp_path / name, channels, old), control), name
+        assert not np.array_equal(read(tmp_path / name, channels), control), name
 
 
 def test_data_background_takes_names_and_hex():
@@ -284,3 +324,18 @@ def test_reading_headers_decodes_no_pixels(tmp_path):
         with pytest.raises(UnreadableImage, match="truncated"):
             read_image(path, 3, None, WHITE)
     assert [read_header(p, 10**6) for p in paths] == [("RGB", (6, 10))] * 4
+
+
+def test_data_load_decodes_with_a_given_record(tmp_path):
+    from neuroclass import data as data_mod
+    rgba = np.zeros((6, 6, 4), np.uint8)
+    rgba[..., 0] = 200
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        for i in range(3):
+            Image.fromarray(rgba, "RGBA").save(tmp_path / name / f"{i}.png")
+    cfg = DataConfig(source=str(tmp_path), cache=False)
+    assert int(data_mod.load(cfg).x[0, 0, 0, 0]) == 255  # transparent on white
+    old = data_mod.load(cfg, DecodeSettings(version=1))
+    assert old.x[0, :, 0, 0].tolist() == [200, 0, 0]
+    assert old.preprocessing["decode"]["version"] == 1

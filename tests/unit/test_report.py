@@ -184,12 +184,18 @@ def test_report_on_data_missing_a_class_is_strict_json_with_recomputed_numbers(i
     pred = logits.argmax(1).numpy()
     m = report["metrics"]
     assert m["n"] == len(y) == 65 and m["accuracy"] == pytest.approx((pred == y).mean(), abs=1e-12)
-    assert m["roc_auc_ovr_macro"] is None and "'stripe'" in m["roc_auc_reason"]
-    # a class the data has no example of is not tested: no score, left out of the macro averages
-    assert m["per_class"]["stripe"] == {"precision": None, "recall": None, "f1": None, "support": 0,
-                                        "tested": False}
-    assert m["not_tested"] == ["stripe"]
+    # a class the data has no example of is not tested: no recall, left out of the macro averages
+    # (ROC-AUC included); its precision counts the model's predictions of it, all wrong
     tested = [i for i, name in enumerate(predictor.classes) if name != "stripe"]
+    proba = predictor.probabilities(logits.float()).astype(np.float64)  # with the model's temperature, as reported
+    assert m["roc_auc_ovr_macro"] == pytest.approx(
+        np.mean([skm.roc_auc_score(y == i, proba[:, i]) for i in tested]), abs=1e-6)
+    assert "'stripe'" in m["roc_auc_reason"]
+    stripe = predictor.classes.index("stripe")
+    n_wrong = int((pred == stripe).sum())
+    assert m["per_class"]["stripe"] == {"precision": 0.0 if n_wrong else None, "recall": None, "f1": None,
+                                        "support": 0, "predicted": n_wrong, "tested": False}
+    assert m["not_tested"] == ["stripe"]
     assert m["averages"]["macro"]["recall"] == pytest.approx(
         skm.recall_score(y, pred, labels=tested, average="macro", zero_division=0))
     assert "not tested: stripe" in html.read_text()
@@ -284,3 +290,26 @@ def test_training_section_reads_the_stop_reason_value_and_shows_old_runs_words()
     assert "time budget reached" in training({"training": old}, {})
     no_words = section({"stop_reason": "early_stopping"})
     assert "early stopping" in training({"training": no_words}, {})
+
+
+@pytest.mark.parametrize("k", [2, 3, 10])
+def test_confusion_chart_text_stays_inside_the_figure_and_titles_inside_their_panels(k):
+    import matplotlib
+
+    from neuroclass.evaluation.report import plots
+
+    classes = ["circle", "square", "cross", "triangle", "hexagon"] * 2
+    counts = (np.eye(k, dtype=int) * 5 + 1).tolist()
+    normalized = [[v / sum(row) for v in row] for row in counts]
+    with matplotlib.rc_context(plots.STYLE):
+        figure = plots.confusion_heatmaps.__wrapped__(counts, normalized, classes[:k])
+        figure.canvas.draw()
+        renderer = figure.canvas.get_renderer()
+        width, height = figure.bbox.width, figure.bbox.height
+        for text in figure.findobj(matplotlib.text.Text):
+            if text.get_visible() and text.get_text():
+                box = text.get_window_extent(renderer)
+                assert box.x0 >= 0 and box.y0 >= 0 and box.x1 <= width and box.y1 <= height, text
+        for ax in figure.axes[:2]:  # the two heatmaps (their colour bars come after them)
+            title = ax.title.get_window_extent(renderer)
+            assert title.width <= ax.get_window_extent(renderer).width, ax.get_title()

@@ -66,6 +66,19 @@ def test_every_file_is_read_back_through_the_run_folder(npz_run):
     assert folder.report_path("blocks:n=9").name == "report-blocks_n_9.html"
 
 
+def test_timing_names_rates_per_example_and_reads_the_old_names(npz_run):
+    run, _ = npz_run
+    written = json.loads((run / "timing.json").read_text())
+    assert written["train_examples_per_second"] > 0 and "train_images_per_second" not in written
+    old = {k.replace("examples", "images") if k.endswith("examples_per_second") else k: v
+           for k, v in written.items()}
+    (run / "timing.json").write_text(json.dumps(old))  # a run folder from before the rename
+    timing = RunFolder.open(run).timing()
+    assert timing["train_examples_per_second"] == written["train_examples_per_second"]
+    assert timing["inference_examples_per_second"] == written["inference_examples_per_second"]
+    assert "train_images_per_second" not in timing
+
+
 def test_a_failed_run_leaves_no_folder(tmp_path):
     out = tmp_path / "runs"
     folder = RunFolder.create(out, "x")

@@ -101,7 +101,7 @@ def test_time_budget_run_records_and_reproduces_its_size(tmp_path, monkeypatch):
     timing = json.loads((result.path / "timing.json").read_text())
     record = timing["model_size"]
     assert timed == ["s", "m", "l"] and record["size"] == "m"
-    assert [(p["size"], p["images_per_second"]) for p in record["probes"]] == [("s", 1e5), ("m", 5e4), ("l", 100)]
+    assert [(p["size"], p["examples_per_second"]) for p in record["probes"]] == [("s", 1e5), ("m", 5e4), ("l", 100)]
     assert record["probes"][1]["epochs"] >= MODELS.get("cnn").min_epochs > record["probes"][2]["epochs"]
     saved = yaml.safe_load((result.path / "config.yaml").read_text())
     assert saved["model"]["size"] == record["size"]  # the saved config rebuilds the same network

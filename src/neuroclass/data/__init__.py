@@ -35,9 +35,10 @@ def _limit(ds: Dataset, limit: int) -> Dataset:
     return out
 
 
-def load(cfg: DataConfig) -> Dataset:
+def load(cfg: DataConfig, decode: DecodeSettings | None = None) -> Dataset:
     """Load ``cfg.source``: a built-in name, a folder (IDX files or class sub-folders), a CSV/Parquet
-    table or an .npz file.
+    table or an .npz file. Image files are decoded with ``decode`` when given (a trained model's
+    record), else with the settings of ``cfg``.
 
     >>> ds = load(DataConfig(source="blocks:n=64"))
     >>> ds.input_shape
@@ -54,7 +55,7 @@ def load(cfg: DataConfig) -> Dataset:
         if path.is_dir():
             ds = load_idx_folder(path, path.name) if is_idx_folder(path) else \
                 load_image_folder(path, cfg.channels, cfg.image_size, cfg.max_bad_fraction,
-                                  cfg.cache, DecodeSettings.from_config(cfg))
+                                  cfg.cache, decode or DecodeSettings.from_config(cfg))
         elif path.suffix.lower() in (".csv", ".parquet", ".pq"):
             ds = load_table(path, cfg.label_column, list(cfg.categorical))
         elif path.suffix.lower() == ".npz":

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from neuroclass.data.dataset import Dataset, encode_labels, validate
-from neuroclass.errors import NeuroclassError
+from neuroclass.errors import NeuroclassError, counted
 
 
 def images_to_uint8(x: np.ndarray, where: str) -> np.ndarray:
@@ -110,7 +110,7 @@ def from_arrays(x: np.ndarray, y: np.ndarray, name: str = "arrays", source: str 
     if y.ndim != 1:
         raise NeuroclassError(f"{where}: labels must be 1-D; got shape {y.shape}")
     if x.shape[0] != y.shape[0]:
-        raise NeuroclassError(f"{where}: {x.shape[0]} inputs but {y.shape[0]} labels")
+        raise NeuroclassError(f"{where}: {counted(x.shape[0], 'input')} but {counted(y.shape[0], 'label')}")
     if classes is None:
         codes, classes = encode_labels(y, where)
     else:

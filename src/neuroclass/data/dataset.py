@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from neuroclass.data.issues import DataIssues
-from neuroclass.errors import NeuroclassError
+from neuroclass.errors import NeuroclassError, counted
 
 
 @dataclass
@@ -64,7 +64,8 @@ def validate(ds: Dataset) -> None:
     """Shapes, dtypes, label range, finite features, at least two classes."""
     where = ds.source or ds.name
     if ds.x.shape[0] != ds.y.shape[0]:
-        raise NeuroclassError(f"{where}: {ds.x.shape[0]} inputs but {ds.y.shape[0]} labels; "
+        raise NeuroclassError(f"{where}: {counted(ds.x.shape[0], 'input')} but "
+                              f"{counted(ds.y.shape[0], 'label')}; "
                               "each input needs exactly one label")
     if len(ds) == 0:
         raise NeuroclassError(f"{where}: no examples found; check the path and its contents")

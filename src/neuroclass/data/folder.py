@@ -13,7 +13,7 @@ from neuroclass.data.images import IMAGE_SUFFIXES, decode_many, name_files
 from neuroclass.data.issues import DataIssues, FileIssue
 from neuroclass.data.listing import class_images, subfolders, summary
 from neuroclass.data.pixels import DecodeSettings
-from neuroclass.errors import NeuroclassError
+from neuroclass.errors import NeuroclassError, counted
 
 SPLIT_NAMES = ("train", "val", "test")
 
@@ -107,10 +107,11 @@ def _flatten(root: Path, groups: dict[str, dict[str, list[Path]]], classes: list
              ) -> tuple[list[Path], list[int], list[str]]:
     """(paths, class index of each, split of each) in split, class, path order."""
     paths, labels, split_of = [], [], []
+    train = next(iter(groups))
     for split, files in groups.items():
-        unknown = set(files) - set(groups[next(iter(groups))])
+        unknown = sorted(set(files) - set(groups[train]))
         if unknown:
-            raise NeuroclassError(f"{root / split}: classes {sorted(unknown)} are not in train/")
+            raise NeuroclassError(_unknown_classes(root, split, train, unknown))
         for name, images in files.items():
             paths += images
             labels += [classes.index(name)] * len(images)
@@ -118,13 +119,25 @@ def _flatten(root: Path, groups: dict[str, dict[str, list[Path]]], classes: list
     return paths, labels, split_of
 
 
+def _unknown_classes(root: Path, split: str, train: str, unknown: list[str]) -> str:
+    """The error for class folders of ``split`` that ``train`` lacks, with the two fixes."""
+    one = len(unknown) == 1
+    names = ", ".join(repr(name) for name in unknown)
+    folders = ", ".join(str(root / split / name) for name in unknown[:3]) + (
+        f" and {len(unknown) - 3} more" if len(unknown) > 3 else "")
+    return (f"{root / split}: class{'' if one else 'es'} {names} {'is' if one else 'are'} not in "
+            f"{train}/, so the model could never predict {'it' if one else 'them'}; add {train}/ "
+            f"examples of {'it' if one else 'them'} (e.g. {root / train / unknown[0]}/), or remove "
+            f"the folder{'' if one else 's'} {folders}")
+
+
 def _warning_lines(root: Path, issues: DataIssues, files: int) -> list[str]:
     """One line for the ignored files, one for the skipped ones, one for the warnings PIL raised
     while reading; the first few skipped files and warnings named (ds.issues lists them all)."""
     lines = [summary(str(root), issues.ignored)] if issues.ignored else []
     if issues.skipped:
-        lines.append(f"{root}: skipped {len(issues.skipped)} of {files} images as unreadable, "
-                     f"first: {name_files(issues.skipped)}")
+        lines.append(f"{root}: skipped {len(issues.skipped):,} of {counted(files, 'image')} as "
+                     f"unreadable: {name_files(issues.skipped)}")
     if issues.warnings:
         lines.append(f"{root}: {len(issues.warnings)} warning{'s' * (len(issues.warnings) > 1)} "
                      f"while reading images (the images were used as read): {name_files(issues.warnings)}")

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from neuroclass.data.dataset import Dataset
-from neuroclass.errors import NeuroclassError
+from neuroclass.errors import NeuroclassError, counted
 
 FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
@@ -68,8 +68,8 @@ def load_idx_folder(folder: Path, name: str, classes: list[str] | None = None) -
             raise NeuroclassError(f"{img_path}: expected images of 3 dims and labels of 1 dim; "
                                   f"got {images.ndim} and {labels.ndim}")
         if images.shape[0] != labels.shape[0]:
-            raise NeuroclassError(f"{img_path}: {images.shape[0]} images but {lbl_path.name} has "
-                                  f"{labels.shape[0]} labels; use the labels file that belongs to "
+            raise NeuroclassError(f"{img_path}: {counted(images.shape[0], 'image')} but {lbl_path.name} has "
+                                  f"{counted(labels.shape[0], 'label')}; use the labels file that belongs to "
                                   "these images (re-download both)")
         xs.append(images)
         ys.append(labels)

@@ -8,6 +8,7 @@ shows (data/pixels.py) and returns the warnings PIL raised while reading, each n
 from __future__ import annotations
 
 import math
+import struct
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,9 +18,9 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from neuroclass.data.issues import FileIssue
-from neuroclass.data.pixels import GRAY_MODES, DecodeSettings, displayed_size, viewer_pixels
+from neuroclass.data.pixels import GRAY_MODES, DecodeSettings, displayed_size
 from neuroclass.data.sniff import ends_early, image_format, not_an_image_reason, truncated_reason
-from neuroclass.errors import NeuroclassError
+from neuroclass.errors import NeuroclassError, counted
 
 # still-image formats Pillow reads (JPEG 2000 and AVIF need its optional codecs, in its wheels)
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".bmp", ".gif", ".webp", ".tif", ".tiff",
@@ -62,8 +63,10 @@ def open_image(path: Path, max_pixels: int) -> Image.Image:
 def _open_failure(path: Path, exc: Exception) -> UnreadableImage:
     """The UnreadableImage for a file PIL could not open (its header did not read)."""
     if isinstance(exc, Image.DecompressionBombError):
-        return UnreadableImage(path, f"larger than {2 * Image.MAX_IMAGE_PIXELS:,} pixels, which Pillow "
-                               "refuses to decode as a possible decompression bomb; shrink the image")
+        size = refused_size(path)
+        said = f"{size[0]}x{size[1]} = {size[0] * size[1]:,} pixels is" if size else "more pixels are"
+        return UnreadableImage(path, f"{said} over {2 * Image.MAX_IMAGE_PIXELS:,}, the most Pillow decodes "
+                               "(it refuses larger files as possible decompression bombs); shrink the image")
     announced = image_format(path)  # an image whose header was cut off or damaged
     if announced:
         return UnreadableImage(path, _load_reason(exc, path, announced))
@@ -71,6 +74,25 @@ def _open_failure(path: Path, exc: Exception) -> UnreadableImage:
     if described and not described.startswith("not a"):  # empty, or an image Pillow cannot read
         return UnreadableImage(path, described)
     return UnreadableImage(path, described or _reason(exc, path), not_image=True)
+
+
+def refused_size(path: Path) -> tuple[int, int] | None:
+    """(W, H) from the header of a file ``Image.open`` refused as too large, read by the first of
+    PIL's format readers (``Image.ID``, ``Image.OPEN``, in the order ``Image.open`` tries them)
+    that accepts it: a reader alone does not check the size, and decodes no pixels."""
+    with open(path, "rb") as fp:
+        prefix = fp.read(16)
+        for name in Image.ID:
+            factory, accept = Image.OPEN[name]
+            accepted = accept(prefix) if accept else True
+            if not accepted or isinstance(accepted, (str, bytes)):  # a str: a reason to refuse
+                continue
+            try:
+                fp.seek(0)
+                return factory(fp, str(path)).size
+            except (*PIL_ERRORS, IndexError, TypeError, struct.error):
+                continue
+    return None
 
 
 def _check_pixels(path: Path, size: tuple[int, int], max_pixels: int) -> None:
@@ -122,7 +144,7 @@ def read_image(path: Path, channels: int, size: tuple[int, int] | None,
         warnings.simplefilter("always")
         img = open_image(path, decode.max_pixels)
         try:
-            arr = to_array(viewer_pixels(img, decode.background), channels, size)
+            arr = to_array(decode.pixels(img), channels, size)
         except PIL_ERRORS as exc:
             raise UnreadableImage(path, _reason(exc, path)) from exc
     about_code = [w for w in caught if issubclass(w.category, CODE_WARNINGS)]
@@ -268,22 +290,33 @@ def _check_bad(bad: list[FileIssue], total: int, max_bad_fraction: float, where:
     if not bad:
         return
     fraction = len(bad) / total
-    first = name_files(bad)
+    named = name_files(bad)
     if len(bad) == total:
-        raise NeuroclassError(f"{where}: none of the {total} image files is readable, first: "
-                              f"{first}; check that the files are PNG, JPEG, BMP, GIF, WebP or TIFF")
+        what = "the only image file is" if total == 1 else f"none of the {total:,} image files is"
+        raise NeuroclassError(f"{where}: {what} readable: {named}; check that the files are PNG, "
+                              "JPEG, BMP, GIF, WebP or TIFF")
     if fraction > max_bad_fraction:
+        one = len(bad) == 1
         raise NeuroclassError(
-            f"{where}: {len(bad)} of {total} images are unreadable ({fraction:.1%}, more "
-            f"than the {max_bad_fraction:.1%} allowed by data.max_bad_fraction), first: {first}; "
-            f"remove or replace them, or allow more with --set data.max_bad_fraction="
-            f"{_ceil_fraction(fraction):g}")
+            f"{where}: {len(bad):,} of {counted(total, 'image')} {'is' if one else 'are'} unreadable "
+            f"({fraction:.1%}, more than the {max_bad_fraction:.1%} allowed by data.max_bad_fraction): "
+            f"{named}; remove or replace {'it' if one else 'them'}, or allow more with --set "
+            f"data.max_bad_fraction={_ceil_fraction(fraction):g}")
 
 
 def name_files(items: list[FileIssue], named: int = 3) -> str:
-    """The first ``named`` files with their reasons, on one line: 'a.png: why; b.png: why; and 4 more'."""
+    """The files with their reasons on one line: all of them up to ``named``, else the first
+    ``named`` and how many more.
+
+    >>> name_files([FileIssue("a.png", "empty")])
+    'a.png: empty'
+    >>> name_files([FileIssue(f"{c}.png", "empty") for c in "abcde"], named=2)
+    'first 2 of 5: a.png: empty; b.png: empty; and 3 more'
+    """
     text = "; ".join(f"{item.path}: {item.reason}" for item in items[:named])
-    return text + (f"; and {len(items) - named} more" if len(items) > named else "")
+    if len(items) <= named:
+        return text
+    return f"first {named} of {len(items)}: {text}; and {len(items) - named} more"
 
 
 def _ceil_fraction(fraction: float) -> float:

@@ -40,7 +40,10 @@ ORIENTATION = 0x0112  # EXIF tag: 1 upright; 5..8 stored with width and height s
 @dataclass(frozen=True)
 class DecodeSettings:
     """How files become pixels: the ``background`` (r, g, b) that transparency is composited on,
-    and ``max_pixels``, the largest width x height decoded (larger files are refused unread).
+    ``max_pixels``, the largest width x height decoded (larger files are refused unread), and the
+    ``version`` of the decoder: 2 (this module's viewer pixels) for new runs, 1 (PIL's
+    ``convert()`` alone, no orientation, alpha dropped, 16-bit clipped) for a model trained before
+    the record existed, so that it sees the pixels it was trained on.
 
     >>> DecodeSettings().record()["background"]
     [255, 255, 255]
@@ -48,20 +51,31 @@ class DecodeSettings:
 
     background: tuple[int, int, int] = WHITE
     max_pixels: int = DEFAULT_MAX_PIXELS
+    version: int = DECODE_VERSION
 
     def record(self) -> dict:
         """The JSON-ready record kept in preprocessing["decode"], model.json and the cache key."""
+        if self.version == 1:
+            return {"version": 1, "orientation": "as stored", "alpha": "dropped",
+                    "bit_depth": "clipped at 255", "max_pixels": self.max_pixels}
         return {"version": DECODE_VERSION, "orientation": "exif", "background": list(self.background),
                 "alpha": "composited on background", "bit_depth": "scaled to 8 bits",
                 "max_pixels": self.max_pixels}
 
     @classmethod
     def from_record(cls, record: dict | None) -> "DecodeSettings":
-        """The settings of a record; None (a model.json written before the record) gives the defaults."""
+        """The settings of a record; None (a model.json written before the record) gives decoder
+        version 1, the one that model was trained with."""
         if not record:
-            return cls()
+            return cls(version=1)
         return cls(tuple(int(v) for v in record.get("background", WHITE)),
-                   int(record.get("max_pixels", DEFAULT_MAX_PIXELS)))
+                   int(record.get("max_pixels", DEFAULT_MAX_PIXELS)),
+                   int(record.get("version", DECODE_VERSION)))
+
+    def pixels(self, img: Image.Image) -> Image.Image:
+        """``img`` decoded by this version: ``viewer_pixels`` (2), or as opened (1), for the caller's
+        ``convert("L"/"RGB")``."""
+        return img if self.version == 1 else viewer_pixels(img, self.background)
 
     @classmethod
     def from_config(cls, cfg: DataConfig) -> "DecodeSettings":
@@ -134,7 +148,9 @@ def to_8_bits(img: Image.Image) -> Image.Image:
     """16-bit, 32-bit integer and float images scaled to "L" by their type's range; others as given.
 
     I;16*: v / 257 (65535 -> 255). I (32-bit): 16-bit data when the file says so (PNG keeps 16-bit
-    gray as "I"; TIFF's BitsPerSample), else by the signed 32-bit range. F: [0, 1] when every value
+    gray as "I"; PIL opens a PGM/PPM with maxval > 255 as "I" scaled to 0..65535, whatever the
+    maxval; TIFF's BitsPerSample), else by the signed 32-bit range. JPEG 2000 and 16-bit TIFF open
+    as "I;16". F: [0, 1] when every value
     lies in it (the float-image convention), else [0, its largest value]."""
     if img.mode not in ("I", "F") and not img.mode.startswith("I;16"):
         return img
@@ -153,7 +169,7 @@ def to_8_bits(img: Image.Image) -> Image.Image:
 
 
 def _is_16_bit(img: Image.Image) -> bool:
-    if img.format == "PNG":
+    if img.format in ("PNG", "PPM"):  # PPM: PIL's plugin for P2/P3/P5/P6 files (.pgm, .ppm, .pnm)
         return True
     bits = getattr(img, "tag_v2", {}).get(258) if img.format == "TIFF" else None
     return bits is not None and max(bits if isinstance(bits, tuple) else (bits,)) <= 16

@@ -9,7 +9,7 @@ from sklearn.model_selection import train_test_split
 
 from neuroclass.data.dataset import Dataset
 from neuroclass.data.issues import SmallClass
-from neuroclass.errors import NeuroclassError
+from neuroclass.errors import NeuroclassError, counted
 
 
 @dataclass
@@ -25,12 +25,13 @@ def _carve(index: np.ndarray, labels: np.ndarray, fraction: float, seed: int) ->
     """Split ``index`` into (rest, carved) with ``fraction`` carved; stratified when possible.
 
     A class with a single example in ``index`` cannot be stratified: it stays in ``rest`` (so a
-    one-example class is trained on) and the other classes are carved stratified as usual."""
+    one-example class is trained on) and the other classes are carved stratified as usual, or at
+    random when stratifying fails (fewer examples to carve than classes)."""
     if fraction <= 0:
         return index, index[:0], "none"
     n_carved = max(1, int(round(fraction * len(index))))
     if n_carved >= len(index):
-        raise NeuroclassError(f"data: only {len(index)} examples; too few to carve a "
+        raise NeuroclassError(f"data: only {counted(len(index), 'example')}; too few to carve a "
                               f"{fraction:.0%} split; lower data.val_fraction/test_fraction")
     counts = np.bincount(labels[index])
     single = counts[labels[index]] < 2
@@ -39,8 +40,14 @@ def _carve(index: np.ndarray, labels: np.ndarray, fraction: float, seed: int) ->
                                         stratify=labels[index[~single]])
         return np.sort(np.concatenate([rest, index[single]])), np.sort(carved), "stratified"
     except ValueError:  # fewer examples to carve than classes, or too few left to stratify
-        rest, carved = train_test_split(index, test_size=n_carved, random_state=seed)
-        return np.sort(rest), np.sort(carved), "random"
+        pass
+    # random, from the classes with two or more examples: a single example is still trained on
+    pool = index[~single]
+    n_random = min(n_carved, len(pool) - 1)
+    if n_random < 1:
+        return index, index[:0], "none"
+    rest, carved = train_test_split(pool, test_size=n_random, random_state=seed)
+    return np.sort(np.concatenate([rest, index[single]])), np.sort(carved), "random"
 
 
 ROLE = {"train": "trained on", "val": "validated", "test": "tested"}

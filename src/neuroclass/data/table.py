@@ -1,6 +1,10 @@
 """CSV / Parquet tables: a label column, numeric features, declared categorical columns one-hot."""
 from __future__ import annotations
 
+import csv
+import difflib
+import unicodedata
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -10,23 +14,120 @@ import torch
 from neuroclass.data.arrays import features_to_float
 from neuroclass.data.dataset import Dataset, encode_labels
 from neuroclass.data.labels import check_label_column
-from neuroclass.errors import NeuroclassError
-from neuroclass.registry import did_you_mean
+from neuroclass.errors import NeuroclassError, counted
+
+NAMED_ROWS = 4  # bad rows a message places; the rest are counted
 
 
 def read_table(path: Path) -> pd.DataFrame:
+    """A CSV or Parquet file as a DataFrame, column names cleaned (``clean_column_names``).
+    Raises NeuroclassError naming the file when it cannot be read."""
     suffix = path.suffix.lower()
     try:
         if suffix == ".csv":
-            return pd.read_csv(path)
+            return clean_column_names(pd.read_csv(path), str(path))
         if suffix in (".parquet", ".pq"):
-            return pd.read_parquet(path)
+            return clean_column_names(pd.read_parquet(path), str(path))
     except ImportError as exc:
         raise NeuroclassError(f"{path}: reading Parquet needs pyarrow ({exc}); "
                               "pip install 'neuroclass[parquet]'") from None
     except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise NeuroclassError(f"{path}: cannot read table ({str(exc).splitlines()[0]})") from None
     raise NeuroclassError(f"{path}: unsupported table format '{suffix}'; use .csv or .parquet")
+
+
+def visible_name(name: str) -> str:
+    """A column name without invisible characters: format characters (zero-width space, byte order
+    mark) removed, other whitespace (a stray carriage return, a non-breaking space, a tab) made a
+    space, surrounding spaces stripped.
+
+    >>> visible_name("answer\\r"), visible_name("\\ufeffid"), visible_name("max\\xa0temp ")
+    ('answer', 'id', 'max temp')
+    """
+    kept = "".join(" " if ch.isspace() else ch for ch in name if unicodedata.category(ch) != "Cf")
+    return kept.strip()
+
+
+def shown_name(name: object) -> str:
+    """A column name quoted for a message, with escapes (repr) when it holds characters one cannot
+    see.
+
+    >>> print(shown_name("answer"), shown_name("answer\\r"), shown_name("a\\xa0b"))
+    'answer' 'answer\\r' 'a\\xa0b'
+    """
+    text = str(name)
+    return repr(text) if any(not ch.isprintable() or (ch.isspace() and ch != " ") for ch in text) \
+        else f"'{text}'"
+
+
+def column_list(columns: list[str]) -> str:
+    """Column names for a message: 'a, b, c', or each quoted and escaped when one has characters
+    one cannot see ("'a', 'b\\r'")."""
+    shown = [shown_name(c) for c in columns]
+    hidden = any(q != f"'{c}'" for q, c in zip(shown, columns))
+    return ", ".join(shown if hidden else columns)
+
+
+def clean_column_names(df: pd.DataFrame, where: str) -> pd.DataFrame:
+    """``df`` with each text column name made ``visible_name``, and one warning naming the renamed
+    ones; when two names would then be the same, the names are kept as they are."""
+    renamed = {c: visible_name(c) for c in df.columns if isinstance(c, str) and visible_name(c) != c}
+    if not renamed:
+        return df
+    names = [renamed.get(c, c) for c in df.columns]
+    if len(set(names)) < len(names):
+        return df
+    said = ", ".join(f"{shown_name(old)} as '{new}'" for old, new in renamed.items())
+    warnings.warn(f"{where}: read column name{'' if len(renamed) == 1 else 's'} {said} (invisible "
+                  "characters removed; rename the columns in the file to silence this)", stacklevel=3)
+    return df.rename(columns=renamed)
+
+
+def row_places(where: str, rows: list[int]) -> list[str]:
+    """How messages name 0-based data rows of the table file ``where``: "line 19 (data row 18)" in
+    a CSV file (the line the row starts on, the header being line 1; blank lines and line breaks
+    inside quotes counted as the csv module counts them), else "data row 18", counted from 1.
+
+    >>> row_places("t.parquet", [0, 17])
+    ['data row 1', 'data row 18']
+    """
+    lines = _csv_lines(Path(where), rows) if where.lower().endswith(".csv") else {}
+    return [f"line {lines[r]} (data row {r + 1})" if r in lines else f"data row {r + 1}" for r in rows]
+
+
+def _csv_lines(path: Path, rows: list[int]) -> dict[int, int]:
+    """{data row: line it starts on} for ``rows`` of a CSV file; blank lines are no row (as pandas
+    reads them); {} when the file cannot be read."""
+    wanted, found, row, start = set(rows), {}, -2, 1  # row -2: before the header
+    try:
+        with open(path, newline="", encoding="utf-8", errors="replace") as f:
+            reader = csv.reader(f)
+            for record in reader:
+                if record:
+                    row += 1
+                    if row in wanted:
+                        found[row] = start
+                        if len(found) == len(wanted):
+                            break
+                start = reader.line_num + 1
+    except (OSError, csv.Error):
+        return {}
+    return found
+
+
+def _bad_rows(where: str, bad: np.ndarray) -> tuple[str, str]:
+    """(the first bad row's place, "; also at ..." naming the next few and counting the rest)."""
+    places = row_places(where, [int(r) for r in bad[:NAMED_ROWS]])
+    if len(bad) == 1:
+        return places[0], ""
+    rest = len(bad) - NAMED_ROWS
+    return places[0], "; also at " + ", ".join(places[1:]) + (
+        f" and {counted(rest, 'more row')}" if rest > 0 else "")
+
+
+def _did_you_mean(name: str, columns: list[str]) -> str:
+    close = difflib.get_close_matches(name, columns, n=1, cutoff=0.5)
+    return f" Did you mean {shown_name(close[0])}?" if close else ""
 
 
 def encode_features(df: pd.DataFrame, prep: dict, where: str) -> np.ndarray:
@@ -45,7 +146,8 @@ def encode_features(df: pd.DataFrame, prep: dict, where: str) -> np.ndarray:
         series = df[col]
         if not _is_numeric(series):
             row, value = _first_non_number(series)
-            raise NeuroclassError(f"{where}: column '{col}' is not numeric (row {row} holds {value!r}) "
+            raise NeuroclassError(f"{where}: column {shown_name(col)} is not numeric "
+                                  f"({row_places(where, [row])[0]} holds {value!r}) "
                                   "but the model was trained on numbers there; convert it to numbers")
         values = series.to_numpy()
         _check_finite(values, where, col)
@@ -75,8 +177,8 @@ def _check_finite(values: np.ndarray, where: str, col: str) -> None:
     if len(bad):
         row = int(bad[0])
         what = "NaN (a missing value)" if np.isnan(values[row]) else f"infinite ({values[row]})"
-        more = f" and {len(bad) - 1} more row(s)" if len(bad) > 1 else ""
-        raise NeuroclassError(f"{where}: column '{col}' is {what} at row {row}{more}; "
+        first, more = _bad_rows(where, bad)
+        raise NeuroclassError(f"{where}: column {shown_name(col)} is {what} at {first}{more}; "
                               "fill or drop missing and infinite values first")
 
 
@@ -87,19 +189,20 @@ def load_table(path: Path, label_column: str | None, categorical: list[str]) -> 
     df = read_table(path)
     if label_column is None:
         raise NeuroclassError(f"{path}: name the label column with --label-column "
-                              f"(columns: {', '.join(map(str, df.columns))})")
+                              f"(columns: {column_list([str(c) for c in df.columns])})")
+    columns = [str(c) for c in df.columns]
     if label_column not in df.columns:
-        raise NeuroclassError(f"{path}: no label column '{label_column}'."
-                              + did_you_mean(label_column, [str(c) for c in df.columns])
-                              + f" Columns: {', '.join(map(str, df.columns))}")
+        raise NeuroclassError(f"{path}: no label column {shown_name(label_column)}."
+                              + _did_you_mean(label_column, columns)
+                              + f" Columns: {column_list(columns)}")
     for col in categorical:
         if col not in df.columns or col == label_column:
-            raise NeuroclassError(f"{path}: categorical column '{col}' is not a feature column."
-                                  + did_you_mean(col, [str(c) for c in df.columns]))
+            raise NeuroclassError(f"{path}: categorical column {shown_name(col)} is not a feature "
+                                  "column." + _did_you_mean(col, columns))
     labels = df[label_column]
     if labels.isna().any():
-        row = int(np.flatnonzero(labels.isna().to_numpy())[0])
-        raise NeuroclassError(f"{path}: label column '{label_column}' is empty at row {row}; "
+        first, more = _bad_rows(str(path), np.flatnonzero(labels.isna().to_numpy()))
+        raise NeuroclassError(f"{path}: label column '{label_column}' is empty at {first}{more}; "
                               "every row needs a label")
     check_label_column(labels.to_numpy(), f"{path}: label column '{label_column}'")
     features = df.drop(columns=[label_column])
@@ -108,7 +211,8 @@ def load_table(path: Path, label_column: str | None, categorical: list[str]) -> 
     for col in features.columns:
         if col not in categorical and not _is_numeric(features[col]):
             row, value = _first_non_number(features[col])
-            raise NeuroclassError(f"{path}: column '{col}' is not numeric (row {row} holds {value!r}); "
+            raise NeuroclassError(f"{path}: column {shown_name(col)} is not numeric "
+                                  f"({row_places(str(path), [row])[0]} holds {value!r}); "
                                   f"declare it categorical with --set data.categorical=[{col}] or "
                                   "convert it to numbers")
     prep = {"columns": [str(c) for c in features.columns],

@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-from neuroclass.errors import NeuroclassError
+from neuroclass.errors import NeuroclassError, counted
 from neuroclass.training.state import StopReason, read_stop_reason
 
 # Loss more than doubling its best epoch so far: warm-up and schedules never do that on purpose.
@@ -221,7 +221,8 @@ def lr_too_low(run: Run) -> Optional[dict]:
     why = _learning_too_slowly(run)
     if why is None:
         return None
-    return _finding("lr_too_low", "warning", f"Learning is slow: after {len(run.loss)} epochs {why}.",
+    return _finding("lr_too_low", "warning",
+                    f"Learning is slow: after {counted(len(run.loss), 'epoch')} {why}.",
                     _lr_fix(run, 10.0, "raise"))
 
 
@@ -319,10 +320,14 @@ def untested_classes(run: Run) -> Optional[dict]:
         return None
     shown = ", ".join(f"'{n}'" for n in names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
     one = len(names) == 1
+    rows = run.metrics.get("per_class") or {}
+    wrong = [(n, rows[n]["predicted"]) for n in names if (rows.get(n) or {}).get("predicted")]
+    said = "; ".join(f"'{n}' {k} time{'' if k == 1 else 's'}" for n, k in wrong)
+    tail = f" The model still predicted {said}, each time wrongly (precision 0)." if wrong else ""
     return _finding("untested_classes", "warning",
                     f"{len(names)} class{'' if one else 'es'} ({shown}) had no test examples: not "
                     f"tested, so left out of the macro averages; how well the model knows "
-                    f"{'it' if one else 'them'} is unknown.",
+                    f"{'it' if one else 'them'} is unknown.{tail}",
                     "add examples of these classes (enough for every split: training, validation "
                     "and test), or evaluate on data that has them with 'neuroclass evaluate RUN --data DATA'")
 

@@ -18,7 +18,7 @@ from neuroclass.data.dataset import encode_labels
 from neuroclass.data.labels import label_key, quoted_list
 from neuroclass.data.pixels import DecodeSettings
 from neuroclass.data.table import encode_features, read_table
-from neuroclass.errors import NeuroclassError
+from neuroclass.errors import NeuroclassError, counted
 from neuroclass.evaluation.metrics import classification_metrics
 from neuroclass.inference import Predictor
 from neuroclass.runs import RunFolder
@@ -41,7 +41,7 @@ def own_test_split(run: RunFolder) -> LabelledInputs:
     data = run.load_data()
     part = data.part("test")
     return LabelledInputs(part.x, part.y, list(data.dataset.classes),
-                          f"{data.source} (test split, {len(part)} examples)")
+                          f"{data.source} (test split, {counted(len(part), 'example')})")
 
 
 def _table_inputs(source: str, meta: dict, label_column: str | None) -> LabelledInputs:
@@ -55,7 +55,7 @@ def _table_inputs(source: str, meta: dict, label_column: str | None) -> Labelled
     x = encode_features(df.drop(columns=[label_column]), meta["preprocessing"], source)
     codes, classes = encode_labels(df[label_column].to_numpy(), source)
     return LabelledInputs(torch.from_numpy(x), torch.as_tensor(codes, dtype=torch.int64), classes,
-                          f"{source} (all, {len(codes)} rows)")
+                          f"{source} (all, {counted(len(codes), 'row')})")
 
 
 def data_inputs(source: str, run: RunFolder, meta: dict, test_part: bool = True) -> LabelledInputs:
@@ -73,7 +73,8 @@ def data_inputs(source: str, run: RunFolder, meta: dict, test_part: bool = True)
     decode = DecodeSettings.from_record(meta.get("preprocessing", {}).get("decode"))  # as at training
     dataset = data_mod.load(replace(DataConfig(), source=source, channels=shape[0],
                                     image_size=shape[1] if shape[1] == shape[2] else None,
-                                    background=decode.background_text(), max_pixels=decode.max_pixels))
+                                    background=decode.background_text(), max_pixels=decode.max_pixels),
+                           decode)
     got = tuple(dataset.input_shape)
     if got != shape:
         fix = (f"give images with {shape[0]} channel(s)" if got[1:] == shape[1:] else
@@ -82,7 +83,8 @@ def data_inputs(source: str, run: RunFolder, meta: dict, test_part: bool = True)
     use_test = test_part and "test" in dataset.parts
     part = dataset.subset(dataset.parts["test"]) if use_test else dataset
     which = "test split" if use_test else "all"
-    return LabelledInputs(part.x, part.y, list(dataset.classes), f"{source} ({which}, {len(part)} examples)")
+    return LabelledInputs(part.x, part.y, list(dataset.classes),
+                          f"{source} ({which}, {counted(len(part), 'example')})")
 
 
 def in_run_classes(inputs: LabelledInputs, classes: list[str], source: str) -> LabelledInputs:

@@ -14,9 +14,11 @@ def classification_metrics(y_true: np.ndarray, proba: np.ndarray, classes: list[
     precision/recall/F1/support, macro and weighted F1, confusion matrix, the most confused pairs,
     log loss. ``proba`` is (N, K) with rows summing to 1. Every value is plain JSON.
 
-    A class with no example in ``y_true`` is not tested: its per-class scores are None with
-    ``"tested": False``, it is listed in ``"not_tested"``, and macro averages leave it out
-    (a model is not scored 0 on a class nobody asked it about).
+    A class with no example in ``y_true`` is not tested: its recall and F1 are None with
+    ``"tested": False``, it is listed in ``"not_tested"``, and macro averages and the macro ROC-AUC
+    leave it out (a model is not scored 0 on a class nobody asked it about). Its precision is still
+    reported, 0.0, when the model predicted it (every such prediction is wrong), and None otherwise;
+    each row's ``"predicted"`` counts the predictions of that class.
 
     >>> m = classification_metrics(np.array([0, 1]), np.array([[0.9, 0.1], [0.2, 0.8]]), ["a", "b"])
     >>> m["accuracy"], m["top_k_accuracy"], m["roc_auc_ovr_macro"]
@@ -30,12 +32,15 @@ def classification_metrics(y_true: np.ndarray, proba: np.ndarray, classes: list[
     precision, recall, f1, support = skm.precision_recall_fscore_support(
         y_true, y_pred, labels=labels, zero_division=0)
     tested = labels[support > 0]  # a class without examples here is not tested, not scored 0
+    confusion = skm.confusion_matrix(y_true, y_pred, labels=labels)
+    predicted = confusion.sum(axis=0)
     per_class = {name: {"precision": float(precision[i]), "recall": float(recall[i]),
-                        "f1": float(f1[i]), "support": int(support[i]), "tested": True}
-                 if support[i] else {"precision": None, "recall": None, "f1": None, "support": 0,
+                        "f1": float(f1[i]), "support": int(support[i]), "predicted": int(predicted[i]),
+                        "tested": True}
+                 if support[i] else {"precision": 0.0 if predicted[i] else None, "recall": None,
+                                     "f1": None, "support": 0, "predicted": int(predicted[i]),
                                      "tested": False}
                  for i, name in enumerate(classes)}
-    confusion = skm.confusion_matrix(y_true, y_pred, labels=labels)
     auc, auc_reason = roc_auc_ovr_macro(y_true, proba, classes)
     return {
         "n": int(len(y_true)),
@@ -66,6 +71,9 @@ def balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
         # A class predicted but absent from y_true has no recall; leaving it out is the definition,
         # not a problem worth a warning in every report on a small test split.
         warnings.filterwarnings("ignore", message="y_pred contains classes not in y_true")
+        # one class in y_true and y_pred: recall 1.0 or 0.0 is still the answer; the warning is
+        # about a confusion matrix this function does not return
+        warnings.filterwarnings("ignore", message="A single label was found")
         return float(skm.balanced_accuracy_score(y_true, y_pred))
 
 
@@ -87,25 +95,30 @@ def top_k_accuracy(y_true: np.ndarray, proba: np.ndarray, ks: tuple[int, ...] = 
 
 def roc_auc_ovr_macro(y_true: np.ndarray, proba: np.ndarray,
                       classes: list[str]) -> tuple[float | None, str | None]:
-    """(macro one-vs-rest ROC-AUC, None), or (None, why) when it is undefined: a class with no
-    examples in ``y_true`` has no positives, so its curve (and so the macro mean) does not exist.
+    """(macro one-vs-rest ROC-AUC, note): the mean over the tested classes (those with examples in
+    ``y_true``) of each one's ROC-AUC against all other examples, scored by its column of ``proba``
+    (N, K) -- scikit-learn's ``multi_class="ovr", average="macro"`` when every class is tested. A
+    class without examples has no positives and so no curve: it is left out, like the other macro
+    averages, and the note names it. With fewer than two tested classes the AUC is undefined:
+    (None, why).
 
     >>> roc_auc_ovr_macro(np.array([0, 0]), np.array([[.9, .1], [.6, .4]]), ["a", "b"])
     (None, "ROC-AUC undefined: no examples of class 'b' in y_true")
+    >>> roc_auc_ovr_macro(np.array([0, 1]), np.array([[.8, .1, .1], [.2, .7, .1]]), ["a", "b", "c"])
+    (1.0, "over the 2 tested classes; not tested: 'c'")
     """
     y_true = np.asarray(y_true)
     proba = np.asarray(proba, dtype=np.float64)
-    labels = np.arange(len(classes))
     if len(classes) < 2:
         return None, "ROC-AUC undefined: fewer than two classes"
-    absent = [classes[i] for i in labels if not np.any(y_true == i)]
-    if absent:
-        names = ", ".join(repr(c) for c in absent)
-        return None, f"ROC-AUC undefined: no examples of class {names} in y_true"
+    tested = [i for i in range(len(classes)) if np.any(y_true == i)]
+    absent = ", ".join(repr(classes[i]) for i in range(len(classes)) if i not in tested)
+    if len(tested) < 2:
+        return None, f"ROC-AUC undefined: no examples of class {absent} in y_true"
     if len(classes) == 2:
         return float(skm.roc_auc_score(y_true, proba[:, 1])), None
-    return float(skm.roc_auc_score(y_true, proba, multi_class="ovr", average="macro",
-                                   labels=labels)), None
+    auc = float(np.mean([skm.roc_auc_score(y_true == i, proba[:, i]) for i in tested]))
+    return auc, (f"over the {len(tested)} tested classes; not tested: {absent}" if absent else None)
 
 
 def most_confused(confusion, classes: list[str], n: int = 5) -> list[dict]:
@@ -132,12 +145,17 @@ def format_metrics(m: dict) -> str:
     top_k = "  ".join(f"top-{k} {v:.4f}" for k, v in m["top_k_accuracy"].items())
     auc = (f"{m['roc_auc_ovr_macro']:.4f}" if m["roc_auc_ovr_macro"] is not None
            else f"n/a ({m['roc_auc_reason']})")
+    if m["roc_auc_ovr_macro"] is not None and m.get("roc_auc_reason"):
+        auc += f" ({m['roc_auc_reason']})"
     lines.append(f"balanced accuracy {m['balanced_accuracy']:.4f}  {top_k}  ROC-AUC (OvR macro) {auc}")
     lines.append(f"{'class':<{width}}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}")
     for name, row in m["per_class"].items():
         if row.get("tested", True):
             lines.append(f"{name:<{width}}{row['precision']:>10.4f}{row['recall']:>10.4f}"
                          f"{row['f1']:>10.4f}{row['support']:>10d}")
+        elif row["precision"] is not None:  # predicted, though it has no examples: all wrong
+            lines.append(f"{name:<{width}}{row['precision']:>10.4f}{'not tested (no examples)':>20}"
+                         f"{row['support']:>10d}")
         else:
             lines.append(f"{name:<{width}}{'not tested (no examples)':>30}{row['support']:>10d}")
     if m.get("not_tested"):

@@ -88,7 +88,7 @@ class Predictor:
                 names += [f"{path.name}:{i}" for i in range(len(df))]
             return torch.from_numpy(np.concatenate(frames)), names
         c, h, w = self.meta["input_shape"]
-        # decoded as at training; a model.json written before the record decodes with the defaults
+        # decoded as at training; a model.json written before the record decodes as then (version 1)
         decode = DecodeSettings.from_record(self.meta.get("preprocessing", {}).get("decode"))
         arrays = [load_image(f, channels=c, size=(h, w), decode=decode) for f in files]
         return torch.from_numpy(np.stack(arrays)), [str(f) for f in files]

@@ -38,6 +38,9 @@ from neuroclass.models import Classifier
 from neuroclass.runs.lock import is_locked, lock_folder
 from neuroclass.runs.model_file import load_model, read_metadata, read_weights, save_model
 
+TIMING_RENAMED = {"train_images_per_second": "train_examples_per_second",  # timing.json: old -> new
+                  "inference_images_per_second": "inference_examples_per_second"}
+
 HISTORY_FIELDS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "time")
 PARTIAL = ".partial-"  # prefix of a run folder being assembled (or interrupted)
 CHECKPOINT_DIR = "checkpoint"
@@ -340,7 +343,8 @@ class RunFolder:
         return self.read_json("metrics.json")
 
     def timing(self) -> dict:
-        return self.read_json("timing.json")
+        """timing.json; an older run's rates (``train_images_per_second``) under their new names."""
+        return {TIMING_RENAMED.get(k, k): v for k, v in self.read_json("timing.json").items()}
 
     def environment(self) -> dict:
         return self.read_json("environment.json")

@@ -64,7 +64,8 @@ class EarlyStopping(Callback):
             self.best_weights = copy.deepcopy(model.state_dict())
         if should_stop_early(self.losses, self.patience):
             state.request_stop(StopReason.EARLY_STOPPING, f"no validation loss improvement in "
-                               f"{self.patience} epochs (best at epoch {self.best_epoch})")
+                               f"{self.patience} epoch{'s' * (self.patience != 1)} "
+                               f"(best at epoch {self.best_epoch})")
 
     def on_fit_end(self, state: TrainState, model: nn.Module) -> None:
         if self.best_weights is not None:

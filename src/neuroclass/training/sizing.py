@@ -28,11 +28,11 @@ class SizeChoice:
 
     size: str
     epochs: float = 0.0  # what the budget allows the chosen size, as estimated
-    probes: list = field(default_factory=list)  # {"size", "images_per_second", "epochs"}
+    probes: list = field(default_factory=list)  # {"size", "examples_per_second", "epochs"}
     probe_seconds: float = 0.0
 
     def summary(self, min_epochs: float) -> str:
-        tried = ", ".join(f"{p['size']} {p['images_per_second']:,.0f} examples/s ~{p['epochs']:.1f} epochs"
+        tried = ", ".join(f"{p['size']} {p['examples_per_second']:,.0f} examples/s ~{p['epochs']:.1f} epochs"
                           for p in self.probes)
         return (f"model size {self.size} for the time budget (largest with >= {min_epochs:g} "
                 f"epochs; timed {tried})")
@@ -92,7 +92,7 @@ def choose_size(cfg: ModelConfig, build, input_shape: tuple[int, ...], batch_siz
                                          left, n_train, n_val, n_final)
         except NeuroclassError:  # the user's options do not fit this size's preset (vit heads)
             continue
-        choice.probes.append({"size": name, "images_per_second": speed, "epochs": epochs})
+        choice.probes.append({"size": name, "examples_per_second": speed, "epochs": epochs})
         fits = epochs >= family.min_epochs
         if fits or len(choice.probes) == 1:  # the first size timed stays when none fits
             choice.size, choice.epochs = name, epochs

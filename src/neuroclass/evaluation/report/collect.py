@@ -83,8 +83,8 @@ def summary_section(inputs: ReportInputs, metrics: dict) -> dict:
         "tta": inputs.predictor.policy.tta,  # test-time augmentation predict applies
         "headline": {k: metrics[k] for k in ("accuracy", "balanced_accuracy", "macro_f1", "log_loss")},
         "train_seconds": timing.get("train_seconds"), "epochs": timing.get("epochs"),
-        "train_images_per_second": timing.get("train_images_per_second"),
-        "inference_images_per_second": timing.get("inference_images_per_second"),
+        "train_examples_per_second": timing.get("train_examples_per_second"),
+        "inference_examples_per_second": timing.get("inference_examples_per_second"),
     }
 
 

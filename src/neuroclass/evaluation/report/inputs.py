@@ -15,6 +15,7 @@ import torch
 from neuroclass.config import Config
 from neuroclass.data.dataset import Dataset
 from neuroclass.data.issues import DataIssues
+from neuroclass.errors import counted
 from neuroclass.evaluation.evaluate import LabelledInputs, other_data
 from neuroclass.inference import Predictor
 from neuroclass.runs import RunFolder
@@ -75,7 +76,7 @@ def load_inputs(run: str | Path, data: str | None = None) -> ReportInputs:
     else:
         test = own.part("test")
         evaluated = LabelledInputs(test.x, test.y, predictor.classes,
-                                   f"{own.source} (test split, {len(test)} examples)")
+                                   f"{own.source} (test split, {counted(len(test), 'example')})")
     val = own.part("val")
     val_logits = predictor.predict_logits_tensor(val.x) if len(val) else None
     return ReportInputs(

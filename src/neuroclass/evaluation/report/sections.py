@@ -61,7 +61,7 @@ def summary(r: dict, pics: dict) -> str:
            (fmt(h["macro_f1"]), "macro F1"), (fmt(h["log_loss"]), "log loss"),
            (f"{s['parameters']:,}", "parameters"), (f"{s['flops_per_example'] / 1e6:,.2f} M", "FLOPs per example"),
            (f"{fmt(s['train_seconds'], 1)} s", "training time"),
-           (f"{fmt(s['train_images_per_second'], 0)}", "training examples/s")]
+           (f"{fmt(s['train_examples_per_second'], 0)}", "training examples/s")]
     sizes = ", ".join(f"{k} {v:,}" for k, v in s["split_sizes"].items())
     hash_note = {True: "matches the data loaded now", False: "DIFFERS from the data loaded now",
                  None: "not recorded"}[s["data_hash_matches"]]
@@ -71,7 +71,7 @@ def summary(r: dict, pics: dict) -> str:
              ("model options", json.dumps(s["model_options"])), ("input shape", s["input_shape"]),
              ("epochs", s["epochs"]), ("temperature", fmt(s["temperature"])),
              ("test-time augmentation", s["tta"]),
-             ("inference examples/s", fmt(s["inference_images_per_second"], 0))]
+             ("inference examples/s", fmt(s["inference_examples_per_second"], 0))]
     return cards(top) + key_values(facts)
 
 
@@ -172,12 +172,16 @@ def training(r: dict, pics: dict) -> str:
 def metrics(r: dict, pics: dict) -> str:
     m = r["metrics"]
     auc = fmt(m["roc_auc_ovr_macro"]) if m["roc_auc_ovr_macro"] is not None else m["roc_auc_reason"]
+    if m["roc_auc_ovr_macro"] is not None and m.get("roc_auc_reason"):
+        auc += f" ({m['roc_auc_reason']})"  # over the tested classes only
     rows = [("examples", fmt(m["n"])), ("accuracy", fmt(m["accuracy"])),
             ("balanced accuracy", fmt(m["balanced_accuracy"]))]
     rows += [(f"top-{k} accuracy", fmt(v)) for k, v in m["top_k_accuracy"].items()]
     rows += [("log loss", fmt(m["log_loss"])), ("ROC-AUC (one-vs-rest, macro)", auc)]
     per_class = [[name, fmt(c["precision"]), fmt(c["recall"]), fmt(c["f1"]), fmt(c["support"])]
-                 if c.get("tested", True) else [name, "not tested", "not tested", "not tested", fmt(0)]
+                 if c.get("tested", True) else
+                 [name, "not tested" if c["precision"] is None else fmt(c["precision"]), "not tested",
+                  "not tested", fmt(0)]
                  for name, c in m["per_class"].items()]
     untested = m.get("not_tested") or []
     for average, values in m["averages"].items():
@@ -187,8 +191,11 @@ def metrics(r: dict, pics: dict) -> str:
     body = key_values(rows) + table(["class", "precision", "recall", "F1", "support"], per_class,
                                     numeric={1, 2, 3, 4})
     if untested:
+        wrong = [f"{name} {m['per_class'][name].get('predicted', 0)}x" for name in untested
+                 if m["per_class"][name].get("predicted")]
         body += note(f"not tested: {', '.join(untested)} (no examples in the evaluation data; left out "
-                     "of the averages, which a 0 would drag down)")
+                     "of the averages, which a 0 would drag down)"
+                     + (f"; predicted anyway, every time wrongly: {', '.join(wrong)}" if wrong else ""))
     return body
 
 
@@ -196,6 +203,8 @@ def confusion(r: dict, pics: dict) -> str:
     pairs = [[p["true"], p["predicted"], fmt(p["count"]), pct(p["rate"])]
              for p in r["confusion"]["most_confused"]]
     body = chart(pics.get("confusion"), "confusion matrices")
+    body += note("left: counts; right: row-normalized, each row as shares of its true class "
+                 "(recall on the diagonal)") if pics.get("confusion") else ""
     body += "<h3>Most confused pairs</h3>"
     return body + (table(["true class", "predicted as", "count", "share of the true class"], pairs,
                          numeric={2, 3}) if pairs else note("no errors: nothing is confused"))
