@@ -171,7 +171,8 @@ def fit(prep: Prepared, model: Classifier, tuning: FineTuning, callbacks: list[C
     # the writer last: it saves what every other callback did in the step or epoch (the stop
     # request's stop, a user callback's state)
     writer = [] if checkpoints is None else [
-        CheckpointWriter(checkpoints, 60 * cfg.train.checkpoint_minutes, prep.clock, before_rename=before_rename)]
+        CheckpointWriter(checkpoints, 60 * cfg.train.checkpoint_minutes, prep.clock, before_rename=before_rename,
+                         share=cfg.train.checkpoint_share)]
     trainer = Trainer(cfg.train, cfg.optim, cfg.augment, prep.device, deadline=prep.deadline,
                       callbacks=[*tuning.callbacks, *([stop] if stop is not None else []), *callbacks, *writer],
                       reserve_examples=reserve_examples(splits, cfg.train.tta, trained_shift(cfg)),

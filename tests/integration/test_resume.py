@@ -25,10 +25,12 @@ pytestmark = pytest.mark.slow
 
 CLI = [sys.executable, "-m", "neuroclass.cli"]
 # a tiny run: 27 steps an epoch of a 16-unit MLP with dropout and augmentation (every generator a
-# step draws from), one thread, a checkpoint after each epoch and every 30 ms of training inside one
+# step draws from), one thread, a checkpoint after each epoch and every 30 ms of training inside one.
+# train.checkpoint_share=1: a checkpoint after every epoch however short (the default spaces the
+# writes of tiny epochs), so that a kill repeats at most one epoch and the N-th write is known
 RUN = ["train", "blocks:n=600,size=8", "--model", "mlp", "--set", "model.options.hidden=[16]",
        "--set", "train.threads=1", "--set", "train.batch_size=16", "--set", "augment.enabled=true",
-       "--set", "train.checkpoint_minutes=0.0005", "--no-report"]
+       "--set", "train.checkpoint_minutes=0.0005", "--set", "train.checkpoint_share=1", "--no-report"]
 SHORT, LONG = [*RUN, "--epochs", "6"], [*RUN, "--epochs", "40"]  # LONG: time to send a signal in
 QUIET_SHORT = [*SHORT, "--quiet"]
 

@@ -326,28 +326,39 @@ def read_checkpoint(folder: str | os.PathLike) -> Optional[Checkpoint]:
 
 
 class CheckpointWriter(Callback):
-    """Writes a checkpoint into ``folder`` after every epoch, every ``every_seconds`` of ``clock``
+    """Writes a checkpoint into ``folder`` after epochs, every ``every_seconds`` of ``clock``
     inside an epoch (0: only after epochs), and when a stop request (StopReason.INTERRUPTED)
     ends the fit. Put it last in the callback list, so that what every other callback did in a
     step or an epoch is saved with it (a progress display prints an epoch's line at the next
     hook, after it was saved). ``keep``: checkpoints kept (the newest). ``before_rename(tmp)``:
     called once a checkpoint's files are on disk, before it is renamed into place.
 
+    ``share`` (0 < share <= 1) bounds the share of training time that epoch-end writes take: an
+    epoch's checkpoint is skipped while the last write is younger than that write's duration x
+    (1 - share) / share, so that a run of tiny epochs writes one every few epochs (an interrupted
+    run repeats at most the longer of one epoch and that spacing) and a run of long epochs one
+    after every epoch; 1 writes after every epoch. The fit's first epoch-end write always happens
+    (it measures the cost), and so does the write of an interrupt.
+
     Each write is timed with ``clock`` into ``state.checkpoint_seconds`` (the longest) and
     ``state.checkpoint_share`` (the share of training time periodic writes add), which a time
-    budget reserves (training/state.py). Raises CheckpointWriteError (from the hook that writes)
-    when the folder cannot be written.
+    budget reserves with ``state.epoch_checkpoint_share`` (training/state.py). Raises
+    CheckpointWriteError (from the hook that writes) when the folder cannot be written.
     """
 
     def __init__(self, folder: str | os.PathLike, every_seconds: float = 0.0,
                  clock: Clock = time.perf_counter, keep: int = 1,
-                 before_rename: Optional[Callable[[Path], None]] = None) -> None:
+                 before_rename: Optional[Callable[[Path], None]] = None, share: float = 1.0) -> None:
+        if not 0 < share <= 1:
+            raise ValueError(f"share must be in (0, 1]. Got {share!r} instead.")
         self.folder, self.every_seconds, self.clock, self.keep = Path(folder), every_seconds, clock, keep
-        self.before_rename = before_rename
-        self.last: Optional[float] = None
+        self.before_rename, self.share = before_rename, share
+        self.last: Optional[float] = None  # clock() at the end of the last write (at fit start before one)
+        self.last_cost: Optional[float] = None  # seconds of this fit's last write (None before one)
 
     def on_fit_start(self, state: TrainState, model: nn.Module) -> None:
-        self.last = self.clock()
+        self.last, self.last_cost = self.clock(), None
+        state.epoch_checkpoint_share = self.share
         if self.folder.is_dir():  # the temporary folders of writes (and removals) a kill cut short
             for stale in [*self.folder.glob(".tmp-ckpt-*"), *self.folder.glob(f"{STALE_PREFIX}*")]:
                 shutil.rmtree(stale, ignore_errors=True)
@@ -363,7 +374,15 @@ class CheckpointWriter(Callback):
             self.write(state)
 
     def on_epoch_end(self, state: TrainState, model: nn.Module) -> None:
-        self.write(state)
+        if self.due(self.clock()):
+            self.write(state)
+
+    def due(self, now: float) -> bool:
+        """Whether an epoch-end write at ``now`` (a ``clock`` reading) keeps within ``share``: the
+        fit's first one is, and then one once the last is as old as its cost x (1 - share) / share."""
+        if self.last_cost is None or self.share >= 1:
+            return True
+        return now - self.last >= self.last_cost * (1 - self.share) / self.share
 
     def write(self, state: TrainState) -> Path:
         """Save ``state`` now; returns the new checkpoint's folder."""
@@ -373,7 +392,8 @@ class CheckpointWriter(Callback):
         tensors, record = capture(state)
         path = write_checkpoint(self.folder, sequence, tensors, record, self.keep, self.before_rename)
         self.last = self.clock()
-        state.checkpoint_seconds = max(state.checkpoint_seconds, self.last - start)
+        self.last_cost = self.last - start
+        state.checkpoint_seconds = max(state.checkpoint_seconds, self.last_cost)
         if self.every_seconds > 0:
             state.checkpoint_share = state.checkpoint_seconds / self.every_seconds
         return path
