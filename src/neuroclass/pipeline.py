@@ -22,6 +22,7 @@ Example::
 from __future__ import annotations
 
 import contextlib
+import logging
 import platform
 import sys
 import time
@@ -52,6 +53,7 @@ from neuroclass.training.finetune import FineTuning, prepare_fine_tuning, resolv
 from neuroclass.training.state import StopReason, TrainState
 from neuroclass.training.trainer import Trainer, TrainingDiverged
 
+log = logging.getLogger(__name__)  # a resume's first line, at INFO; the CLI prints it
 BeforeRename = Callable[[Path], None]  # a checkpoint's temporary folder, complete, before its rename
 # What prediction needs to turn raw inputs into model inputs (not where or how data was cached).
 MODEL_INPUT_KEYS = ("channels", "size", "decode", "columns", "categorical", "feature_names")
@@ -73,6 +75,7 @@ class Prepared:
     start: float  # clock reading at the start of the run, seconds
     deadline: float | None  # clock reading by which the whole run must end
     clock: Callable[[], float] = time.perf_counter
+    earlier_seconds: float = 0.0  # seconds of the run's earlier sessions (a resumed run's), for totals
 
 
 @dataclass
@@ -207,7 +210,8 @@ def finalize(prep: Prepared, model: Classifier, state: TrainState) -> Finished:
               "train_images_per_second": state.samples_seen / max(1e-9, state.train_seconds),
               "policy_seconds": policy_seconds, "test_seconds": test_seconds,
               "inference_images_per_second": n_test / test_seconds if test_seconds else None,
-              "total_seconds": prep.clock() - prep.start, "stop_reason": state.stop_reason.value,
+              "total_seconds": prep.earlier_seconds + prep.clock() - prep.start,
+              "stop_reason": state.stop_reason.value,
               "stop_detail": state.stop_detail, "best_epoch": state.best_epoch, **prep.plan}
     return Finished(model, state, policy, record, meta, metrics, timing)
 
@@ -259,7 +263,8 @@ def train(cfg: Config, callbacks: list[Callback] | tuple = (), command: str = ""
         prep = prepare(cfg, clock=clock)
         data_hash = prep.dataset.content_hash()  # before the folder: nothing to clean up if cut short
         run = RunFolder.create(prep.cfg.out, run_name(prep.cfg.data.source, prep.cfg.model.name))
-        record = {"command": command, "plan": prep.plan, "resumed": [], "data_hash": data_hash}
+        record = {"command": command, "plan": prep.plan, "resumed": [], "session_seconds": [],
+                  "data_hash": data_hash}
         return _train_in(run, prep, None, record, _Extras(callbacks, report, stop, before_rename))
 
 
@@ -270,7 +275,10 @@ def resume(path: str | Path, callbacks: list[Callback] | tuple = (), report: boo
     """Continue the interrupted run at ``path`` (its partial folder, or a folder of runs: its newest
     interrupted one) from its newest checkpoint, with the run's own config and the time budget
     that was left; without a checkpoint, train it again from the start. The run records each
-    resume (timing.json "resumed": [{"at", "epoch", "step"}]). ``quiet`` replaces the recorded
+    resume (timing.json "resumed": [{"at", "epoch", "step", "seconds_before"}]: the epoch in
+    progress, 1-based, and the optimizer steps done, as the interrupt's line and the checkpoint's
+    name give them, and the seconds of the sessions before), and its total_seconds sums every
+    session's. The first line logged (at INFO, logger "neuroclass") says where it resumes. ``quiet`` replaces the recorded
     train.quiet (None: keep it); ``progress()`` makes a progress display, added to ``callbacks``
     unless the run is quiet. ``before_rename``, ``clock``: as for ``train``. Raises what ``train`` raises,
     and NeuroclassError when there is no run to continue."""
@@ -285,19 +293,34 @@ def resume(path: str | Path, callbacks: list[Callback] | tuple = (), report: boo
         cfg = replace(cfg, train=replace(cfg.train, quiet=quiet))
     if progress is not None and not cfg.train.quiet:
         callbacks = [*callbacks, progress()]
-    at = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    record = {"command": "", "plan": {"model_size": None, "auto_augment": None}, "resumed": [], **record}
-    record["resumed"] = [*record["resumed"], {"at": at, "epoch": checkpoint.epoch if checkpoint else 0,
-                                              "step": checkpoint.step if checkpoint else 0}]
+    record = _resume_entry(run, record, checkpoint)
     with process_state(cfg):
         try:
             prep = prepare(cfg, clock=clock, budget=checkpoint.budget_left if checkpoint else None,
                            plan=record["plan"])
+            prep.earlier_seconds = record["resumed"][-1]["seconds_before"]
             record["data_hash"] = _check_same_data(run, prep, record.get("data_hash"))
         except BaseException:
             run.release()
             raise
         return _train_in(run, prep, checkpoint, record, _Extras(callbacks, report, stop, before_rename))
+
+
+def _resume_entry(run: RunFolder, record: dict, checkpoint: Checkpoint | None) -> dict:
+    """The resume record with this resume appended (when, where, the seconds before it), logged
+    as the resume's first line. The earlier sessions' seconds: those recorded at their interrupts,
+    or at least the checkpoint's training time where a session ended unrecorded (killed)."""
+    record = {"command": "", "plan": {"model_size": None, "auto_augment": None}, "resumed": [],
+              "session_seconds": [], **record}
+    epoch, step = checkpoint.position if checkpoint else (1, 0)
+    before = max(sum(record["session_seconds"]), checkpoint.record["elapsed"] if checkpoint else 0.0)
+    at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    record["resumed"] = [*record["resumed"], {"at": at, "epoch": epoch, "step": step, "seconds_before": before}]
+    budget = checkpoint.budget_left if checkpoint else None
+    left = f"time budget left: {budget:.0f}s" if budget is not None else "no time budget"
+    where = f"at epoch {epoch}, step {step}" if checkpoint else "from the start (no checkpoint yet)"
+    log.info("resuming %s %s (%s)", run.path, where, left)
+    return record
 
 
 def _check_same_data(run: RunFolder, prep: Prepared, recorded: str | None) -> str:
@@ -332,6 +355,7 @@ def _train_in(run: RunFolder, prep: Prepared, checkpoint: Checkpoint | None, rec
         state = fit(prep, model, tuning, extras.callbacks, run.checkpoint_dir, checkpoint, extras.stop,
                     extras.before_rename)
         if state.stop_reason is StopReason.INTERRUPTED:
+            _record_session(run, prep, record)
             raise RunInterrupted(run.path, state.stop_detail)
         done = finalize(prep, model, state)
         done.timing["resumed"] = record["resumed"]
@@ -362,6 +386,16 @@ def _write_start(run: RunFolder, cfg: Config, record: dict) -> None:
     except OSError as exc:
         raise NeuroclassError(f"{run.path}: cannot write the run's files ({exc.strerror or exc}); free "
                               "disk space or pass an --out folder you can write to") from None
+
+
+def _record_session(run: RunFolder, prep: Prepared, record: dict) -> None:
+    """Add this session's seconds to checkpoint/resume.json, for the finished run's totals (a
+    failure to write leaves the resume's estimate from the checkpoint)."""
+    record["session_seconds"] = [*record.get("session_seconds", []), prep.clock() - prep.start]
+    try:
+        run.write_resume_record(record)
+    except OSError:
+        pass
 
 
 def _keep_or_discard(run: RunFolder, exc: BaseException) -> None:

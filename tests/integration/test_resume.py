@@ -214,7 +214,7 @@ def test_sigkill_while_a_checkpoint_is_written_leaves_the_previous_one(zygote, r
     wait_for(pause.exists, "the third checkpoint's pause before its rename")
     folder = partial_folder(out) / "checkpoint"
     assert [n for n, _ in checkpoint_folders(folder)] == [2]
-    (temporary,) = folder.glob(".tmp-ckpt-000003.*")
+    (temporary,) = folder.glob(".tmp-ckpt-000003-*")
     assert {p.name for p in temporary.iterdir()} == {"state.json", "tensors.safetensors"}
     os.kill(pid, signal.SIGKILL)
     assert zygote.wait(pid) == -signal.SIGKILL

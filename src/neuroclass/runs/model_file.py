@@ -38,12 +38,33 @@ def model_metadata(cfg: ModelConfig, options: dict, input_shape: tuple[int, ...]
             "inference": dict(inference or {"tta": "none", "tta_shift": 1, "temperature": 1.0})}
 
 
+def save_tensors(tensors: dict, metadata: dict[str, str]) -> bytes:
+    """``tensors`` ({name: CPU tensor}) as safetensors bytes whose header lists ``metadata``'s keys
+    sorted: safetensors keeps metadata in a hash map whose order changes from process to process,
+    so the same weights saved by two processes (a run, and the same run resumed) differed in bytes.
+    The header is rewritten as safetensors writes one (compact JSON, spaces to an 8-byte multiple).
+
+    >>> import torch
+    >>> blob = save_tensors({"w": torch.ones(1)}, {"format": "pt", "family": "mlp"})
+    >>> blob[8:48]
+    b'{"__metadata__":{"family":"mlp","format"'
+    """
+    blob = save(tensors, metadata=metadata)
+    size = int.from_bytes(blob[:8], "little")
+    header = json.loads(blob[8:8 + size])
+    header["__metadata__"] = dict(sorted(header["__metadata__"].items()))
+    text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    text += b" " * (-len(text) % 8)
+    return len(text).to_bytes(8, "little") + text + blob[8 + size:]
+
+
 def save_model(folder: Path, model: Classifier, meta: dict) -> None:
-    """Write model.safetensors and model.json into ``folder``, each atomically (neuroclass/io.py)."""
+    """Write model.safetensors and model.json into ``folder``, each atomically (neuroclass/io.py).
+    The same weights and metadata give the same bytes (``save_tensors``)."""
     folder = Path(folder)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     write_bytes_atomic(folder / "model.safetensors",
-                       save(state, metadata={"format": "pt", "family": meta["family"]}))
+                       save_tensors(state, {"format": "pt", "family": meta["family"]}))
     write_text_atomic(folder / "model.json", json.dumps(meta, indent=2))
 
 

@@ -1,7 +1,8 @@
 """Training checkpoints: everything a fit needs to continue where it stopped, without pickle.
 
-A checkpoint is a folder ``ckpt-<sequence>`` in the run's checkpoint folder (RunFolder.checkpoint_dir)
-with two files: ``tensors.safetensors`` (the live weights, the weight average, the optimizer's
+A checkpoint is a folder ``ckpt-<sequence>-epoch<E>-step<S>`` in the run's checkpoint folder
+(RunFolder.checkpoint_dir), where E is the epoch in progress (1-based: E - 1 epochs are complete)
+and S the optimizer steps done, as an interrupt's line and a resume's record give them, with two files: ``tensors.safetensors`` (the live weights, the weight average, the optimizer's
 tensors, the epoch's shuffled order, every random generator's state, callbacks' tensors) and
 ``state.json`` (the rest: epoch and step, the running sums of the epoch in progress, the history
 rows, TrainState's timing estimates, the time budget left, the optimizer's settings, NumPy's and
@@ -51,7 +52,7 @@ from neuroclass.training.state import Clock, StopReason, TrainState
 
 FORMAT, VERSION = "neuroclass-checkpoint", 1
 STATE_FILE, TENSOR_FILE = "state.json", "tensors.safetensors"
-NAME = re.compile(r"ckpt-(\d{6,})")
+NAME = re.compile(r"ckpt-(\d{6,})(?:-epoch\d+-step\d+)?")  # ordered by the sequence
 STALE_PREFIX = ".old-"  # an older checkpoint being removed
 # TrainState fields a checkpoint restores as they were (plain JSON values)
 COUNTERS = ("epoch", "step", "lr", "batch_loss", "running_accuracy", "history", "best_epoch",
@@ -190,6 +191,11 @@ class Checkpoint:
         return self.record["step"]
 
     @property
+    def position(self) -> tuple[int, int]:
+        """(epoch in progress, 1-based; optimizer steps done): TrainState.position when saved."""
+        return self.record["epoch"] + 1, self.record["step"]
+
+    @property
     def budget_left(self) -> Optional[float]:
         """Seconds of the run's time budget that were left (None without a budget)."""
         return self.record["budget_left"]
@@ -257,7 +263,7 @@ def checkpoint_folders(folder: str | os.PathLike) -> list[tuple[int, Path]]:
 def write_checkpoint(folder: str | os.PathLike, sequence: int, tensors: dict[str, torch.Tensor],
                      record: dict, keep: int = 1,
                      before_rename: Optional[Callable[[Path], None]] = None) -> Path:
-    """Write ``ckpt-<sequence>`` into ``folder`` atomically, then remove all but the ``keep``
+    """Write ``ckpt-<sequence>-epoch<E>-step<S>`` into ``folder`` atomically, then remove all but the ``keep``
     newest. ``before_rename(tmp)`` runs once the files are on disk in their temporary folder, just
     before it is renamed into place (io.write_folder_atomic).
 
@@ -271,7 +277,8 @@ def write_checkpoint(folder: str | os.PathLike, sequence: int, tensors: dict[str
     files = {TENSOR_FILE: blob, STATE_FILE: json.dumps(record).encode("utf-8")}
     try:
         folder.mkdir(exist_ok=True)
-        path = write_folder_atomic(folder / f"ckpt-{sequence:06d}", files, before_rename=before_rename)
+        name = f"ckpt-{sequence:06d}-epoch{record['epoch'] + 1}-step{record['step']}"
+        path = write_folder_atomic(folder / name, files, before_rename=before_rename)
     except OSError as exc:
         raise CheckpointWriteError(f"{folder}: cannot write a checkpoint ({exc.strerror or exc}); free disk "
                                    f"space or make the folder writable, then continue with "

@@ -167,6 +167,12 @@ class TrainState:
         return self.clock() - self.start
 
     @property
+    def position(self) -> tuple[int, int]:
+        """Where the fit is, as people are told (an interrupt's line, a checkpoint's name, a resume's
+        record): (the epoch in progress, 1-based, so ``epoch`` + 1; the optimizer steps done)."""
+        return self.epoch + 1, self.step
+
+    @property
     def step_in_epoch(self) -> int:
         """Optimizer steps done in the epoch in progress (0 at an epoch's start; ``steps_per_epoch``
         when its steps are done and its validation pass is not)."""
@@ -224,9 +230,9 @@ class TrainState:
         time, that share of an epoch when less (0.0 before a write).
 
         >>> state = TrainState(max_epochs=9, steps_per_epoch=10, checkpoint_seconds=1.0, epoch_checkpoint_share=0.2)
-        >>> state.recent_steps.extend([0.3, 0.3])  # 3 s epochs: a 1 s write every 4 s at most
+        >>> state.recent_steps.extend([0.25, 0.25])  # 2.5 s epochs: a 1 s write every 4 s at most
         >>> state.epoch_write_seconds()
-        0.75
+        0.625
         """
         share = self.epoch_checkpoint_share
         if share >= 1:
