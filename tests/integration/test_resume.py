@@ -152,6 +152,12 @@ def finished_weights(out: Path) -> dict:
     return RunFolder.open(run).weights()
 
 
+def finished_bytes(out: Path) -> dict:
+    """The bytes of the finished run's files that an interrupted and resumed run writes the same."""
+    (run,) = [p for p in out.iterdir() if not p.name.startswith(".")]
+    return {name: (run / name).read_bytes() for name in ("model.safetensors", "metrics.json")}
+
+
 def assert_same_weights(a: dict, b: dict) -> None:
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a), [k for k in a if not torch.equal(a[k], b[k])]
@@ -170,6 +176,7 @@ def reference(zygote, tmp_path_factory):
     (run,) = (out / "short").iterdir()
     steps = RunFolder.open(run).split_record()["sizes"]["train"] // 16
     return {"short": finished_weights(out / "short"), "long": finished_weights(out / "long"),
+            "short_bytes": finished_bytes(out / "short"), "long_bytes": finished_bytes(out / "long"),
             "steps_per_epoch": steps, "seconds": seconds}
 
 
@@ -204,7 +211,9 @@ def test_sigkill_at_20_random_moments_then_resume_ends_with_the_same_weights(zyg
         printed = len(re.findall(r"^epoch \d+:", log.read_text(), re.M))
         resumed = resume_in(zygote, out, tmp_path / f"resume{attempts}.log")
         assert_same_weights(finished_weights(out), reference["short"])
-        # at most one epoch repeated: the kill came before the end of epoch printed + 1
+        assert finished_bytes(out) == reference["short_bytes"]  # the same files, byte for byte
+        # at most one epoch repeated (exact with train.checkpoint_share=1 in RUN: a checkpoint after
+        # every epoch): the kill came before the end of epoch printed + 1
         assert resumed["step"] >= printed * reference["steps_per_epoch"], (resumed, printed)
 
 
@@ -250,6 +259,7 @@ def test_ctrl_c_saves_a_checkpoint_prints_the_resume_command_and_exits_130(zygot
     assert command[:3] == ["neuroclass", "train", "--resume"]
     resume_in(zygote, partial, tmp_path / "resume.log")
     assert_same_weights(finished_weights(out), reference["long"])
+    assert finished_bytes(out) == reference["long_bytes"]
     assert not partial.exists()
 
 
