@@ -55,10 +55,11 @@ class CrashAtEpoch(Callback):
 
 
 def test_a_user_callbacks_epoch_end_state_is_in_that_epochs_checkpoint(tmp_path):
+    every_epoch = {"train.checkpoint_share": 1}  # a checkpoint after every epoch, however short
     reference = EpochLog()
-    train(quick_config(tmp_path / "a"), callbacks=[reference], report=False)
+    train(quick_config(tmp_path / "a", **every_epoch), callbacks=[reference], report=False)
     with pytest.raises(RuntimeError, match="crash"):
-        train(quick_config(tmp_path / "b"), callbacks=[EpochLog(), CrashAtEpoch(2)], report=False)
+        train(quick_config(tmp_path / "b", **every_epoch), callbacks=[EpochLog(), CrashAtEpoch(2)], report=False)
     (partial,) = (tmp_path / "b" / "runs").glob(".partial-*")
     assert read_checkpoint(partial / "checkpoint").epoch == 2
     resumed = EpochLog()
