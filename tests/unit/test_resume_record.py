@@ -8,6 +8,7 @@ import logging
 import pytest
 import torch
 
+from neuroclass.cli import main
 from neuroclass.pipeline import RunInterrupted, resume, train
 from neuroclass.runs import RunFolder
 from neuroclass.runs.model_file import save_tensors
@@ -38,12 +39,13 @@ class Tick(Callback):
             self.stop.request("test stop")
 
 
-def interrupted(out, clock: FakeClock, stop_at: int = 7):
+def interrupted(out, clock: FakeClock, stop_at: int = 7, **settings):
     """A run of quick_config (3 epochs of 5 steps) asked to stop after step ``stop_at``: the run's
     StopRequest comes before the Tick, so it stops at the end of the next step."""
     stop = StopRequest()
     with pytest.raises(RunInterrupted) as caught:
-        train(quick_config(out), callbacks=[Tick(clock, stop, stop_at)], report=False, stop=stop, clock=clock)
+        train(quick_config(out, **settings), callbacks=[Tick(clock, stop, stop_at)], report=False, stop=stop,
+              clock=clock)
     return caught.value
 
 
@@ -66,6 +68,14 @@ def test_the_interrupt_line_the_checkpoint_and_the_resume_record_agree(tmp_path,
         result = resume(stopped.path, report=False)
     assert caplog.records[0].getMessage() == f"resuming {stopped.path} at epoch 2, step 8 (no time budget)"
     assert [(r["epoch"], r["step"]) for r in RunFolder(result.path).timing()["resumed"]] == [(2, 8)]
+
+
+def test_the_cli_resume_prints_where_it_resumes_first(tmp_path, capsys):
+    stopped = interrupted(tmp_path, FakeClock(), **{"train.quiet": "false", "train.time_budget": 600})
+    capsys.readouterr()
+    assert main(["train", "--resume", str(stopped.path), "--no-report"]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith(f"resuming {stopped.path} at epoch 2, step 8 (time budget left: ")
 
 
 def test_a_resumed_run_writes_the_same_model_and_metrics_bytes(tmp_path):
