@@ -27,7 +27,6 @@ import platform
 import sys
 import time
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -49,6 +48,7 @@ from neuroclass.runs import RunFolder, model_metadata, run_name
 from neuroclass.training.budget import plan_for_budget, reserve_examples, trained_shift
 from neuroclass.training.callbacks import Callback, StopRequest
 from neuroclass.training.checkpoint import Checkpoint, CheckpointWriteError, CheckpointWriter, read_checkpoint
+from neuroclass.training.resume_record import resume_line, with_resume, with_session
 from neuroclass.training.finetune import FineTuning, prepare_fine_tuning, resolve_transfer
 from neuroclass.training.state import StopReason, TrainState
 from neuroclass.training.trainer import Trainer, TrainingDiverged
@@ -278,10 +278,10 @@ def resume(path: str | Path, callbacks: list[Callback] | tuple = (), report: boo
     resume (timing.json "resumed": [{"at", "epoch", "step", "seconds_before"}]: the epoch in
     progress, 1-based, and the optimizer steps done, as the interrupt's line and the checkpoint's
     name give them, and the seconds of the sessions before), and its total_seconds sums every
-    session's. The first line logged (at INFO, logger "neuroclass") says where it resumes. ``quiet`` replaces the recorded
-    train.quiet (None: keep it); ``progress()`` makes a progress display, added to ``callbacks``
-    unless the run is quiet. ``before_rename``, ``clock``: as for ``train``. Raises what ``train`` raises,
-    and NeuroclassError when there is no run to continue."""
+    session's. Unless quiet, the first line logged (INFO, logger "neuroclass") says where it resumes.
+    ``quiet`` replaces the recorded train.quiet (None: keep it); ``progress()`` makes a progress
+    display, added to ``callbacks`` unless the run is quiet. ``before_rename``, ``clock``: as for
+    ``train``. Raises what ``train`` raises, and NeuroclassError when there is no run to continue."""
     run = RunFolder.reopen(path)
     try:
         cfg, record = run.config(), run.resume_record()
@@ -293,34 +293,20 @@ def resume(path: str | Path, callbacks: list[Callback] | tuple = (), report: boo
         cfg = replace(cfg, train=replace(cfg.train, quiet=quiet))
     if progress is not None and not cfg.train.quiet:
         callbacks = [*callbacks, progress()]
-    record = _resume_entry(run, record, checkpoint)
+    record = with_resume(record, checkpoint)
+    budget = checkpoint.budget_left if checkpoint else None
+    left = (budget if budget is not None else cfg.train.time_budget) if cfg.train.time_budget else None
+    if not cfg.train.quiet:  # the resume's first line
+        log.info("%s", resume_line(run.path, record, left))
     with process_state(cfg):
         try:
-            prep = prepare(cfg, clock=clock, budget=checkpoint.budget_left if checkpoint else None,
-                           plan=record["plan"])
+            prep = prepare(cfg, clock=clock, budget=budget, plan=record["plan"])
             prep.earlier_seconds = record["resumed"][-1]["seconds_before"]
             record["data_hash"] = _check_same_data(run, prep, record.get("data_hash"))
         except BaseException:
             run.release()
             raise
         return _train_in(run, prep, checkpoint, record, _Extras(callbacks, report, stop, before_rename))
-
-
-def _resume_entry(run: RunFolder, record: dict, checkpoint: Checkpoint | None) -> dict:
-    """The resume record with this resume appended (when, where, the seconds before it), logged
-    as the resume's first line. The earlier sessions' seconds: those recorded at their interrupts,
-    or at least the checkpoint's training time where a session ended unrecorded (killed)."""
-    record = {"command": "", "plan": {"model_size": None, "auto_augment": None}, "resumed": [],
-              "session_seconds": [], **record}
-    epoch, step = checkpoint.position if checkpoint else (1, 0)
-    before = max(sum(record["session_seconds"]), checkpoint.record["elapsed"] if checkpoint else 0.0)
-    at = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    record["resumed"] = [*record["resumed"], {"at": at, "epoch": epoch, "step": step, "seconds_before": before}]
-    budget = checkpoint.budget_left if checkpoint else None
-    left = f"time budget left: {budget:.0f}s" if budget is not None else "no time budget"
-    where = f"at epoch {epoch}, step {step}" if checkpoint else "from the start (no checkpoint yet)"
-    log.info("resuming %s %s (%s)", run.path, where, left)
-    return record
 
 
 def _check_same_data(run: RunFolder, prep: Prepared, recorded: str | None) -> str:
@@ -355,7 +341,8 @@ def _train_in(run: RunFolder, prep: Prepared, checkpoint: Checkpoint | None, rec
         state = fit(prep, model, tuning, extras.callbacks, run.checkpoint_dir, checkpoint, extras.stop,
                     extras.before_rename)
         if state.stop_reason is StopReason.INTERRUPTED:
-            _record_session(run, prep, record)
+            with contextlib.suppress(OSError):  # else the resume estimates it from the checkpoint
+                run.write_resume_record(with_session(record, prep.clock() - prep.start))
             raise RunInterrupted(run.path, state.stop_detail)
         done = finalize(prep, model, state)
         done.timing["resumed"] = record["resumed"]
@@ -386,16 +373,6 @@ def _write_start(run: RunFolder, cfg: Config, record: dict) -> None:
     except OSError as exc:
         raise NeuroclassError(f"{run.path}: cannot write the run's files ({exc.strerror or exc}); free "
                               "disk space or pass an --out folder you can write to") from None
-
-
-def _record_session(run: RunFolder, prep: Prepared, record: dict) -> None:
-    """Add this session's seconds to checkpoint/resume.json, for the finished run's totals (a
-    failure to write leaves the resume's estimate from the checkpoint)."""
-    record["session_seconds"] = [*record.get("session_seconds", []), prep.clock() - prep.start]
-    try:
-        run.write_resume_record(record)
-    except OSError:
-        pass
 
 
 def _keep_or_discard(run: RunFolder, exc: BaseException) -> None:

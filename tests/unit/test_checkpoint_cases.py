@@ -152,7 +152,8 @@ def test_older_checkpoints_are_removed_through_a_hidden_name_and_leftovers_swept
     (tmp_path / ".old-ckpt-000001").mkdir(parents=True)  # a removal a kill cut short
     Trainer(FIT, OptimConfig(), AUGMENT, torch.device("cpu"), callbacks=[CheckpointWriter(tmp_path)]).fit(
         tiny_mlp(), TRAIN, VAL)
-    assert [p.name for p in tmp_path.iterdir()] == ["ckpt-000004-epoch5-step40"]  # 4 epochs done: the 5th would come next
+    # 4 epochs done: the position is the 5th epoch's start
+    assert [p.name for p in tmp_path.iterdir()] == ["ckpt-000004-epoch5-step40"]
 
 
 def test_the_content_hash_reads_in_chunks_and_stays_the_same():

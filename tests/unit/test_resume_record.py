@@ -60,7 +60,7 @@ def test_totals_of_a_resumed_run_cover_every_session(tmp_path):
 
 
 def test_the_interrupt_line_the_checkpoint_and_the_resume_record_agree(tmp_path, caplog):
-    stopped = interrupted(tmp_path, FakeClock(), stop_at=7)  # step 8: the 3rd step of epoch 2
+    stopped = interrupted(tmp_path, FakeClock(), stop_at=7, **{"train.quiet": "false"})  # step 8: epoch 2's 3rd
     assert "test stop at epoch 2, step 8" in str(stopped)
     (name,) = [p.name for _, p in checkpoint_folders(stopped.path / "checkpoint")]
     assert name.endswith("-epoch2-step8")
@@ -68,6 +68,13 @@ def test_the_interrupt_line_the_checkpoint_and_the_resume_record_agree(tmp_path,
         result = resume(stopped.path, report=False)
     assert caplog.records[0].getMessage() == f"resuming {stopped.path} at epoch 2, step 8 (no time budget)"
     assert [(r["epoch"], r["step"]) for r in RunFolder(result.path).timing()["resumed"]] == [(2, 8)]
+
+
+def test_a_quiet_run_resumes_without_a_line(tmp_path, caplog):
+    stopped = interrupted(tmp_path, FakeClock())  # quick_config records train.quiet=true
+    with caplog.at_level(logging.INFO, logger="neuroclass"):
+        resume(stopped.path, report=False)
+    assert not [r for r in caplog.records if r.getMessage().startswith("resuming")]
 
 
 def test_the_cli_resume_prints_where_it_resumes_first(tmp_path, capsys):

@@ -1,8 +1,9 @@
 """Training checkpoints: everything a fit needs to continue where it stopped, without pickle.
 
 A checkpoint is a folder ``ckpt-<sequence>-epoch<E>-step<S>`` in the run's checkpoint folder
-(RunFolder.checkpoint_dir), where E is the epoch in progress (1-based: E - 1 epochs are complete)
-and S the optimizer steps done, as an interrupt's line and a resume's record give them, with two files: ``tensors.safetensors`` (the live weights, the weight average, the optimizer's
+(RunFolder.checkpoint_dir), E the epoch in progress (1-based: E - 1 epochs are complete) and S the
+optimizer steps done (TrainState.position, as an interrupt's line and a resume's record give them),
+with two files: ``tensors.safetensors`` (the live weights, the weight average, the optimizer's
 tensors, the epoch's shuffled order, every random generator's state, callbacks' tensors) and
 ``state.json`` (the rest: epoch and step, the running sums of the epoch in progress, the history
 rows, TrainState's timing estimates, the time budget left, the optimizer's settings, NumPy's and
@@ -340,17 +341,16 @@ class CheckpointWriter(Callback):
     hook, after it was saved). ``keep``: checkpoints kept (the newest). ``before_rename(tmp)``:
     called once a checkpoint's files are on disk, before it is renamed into place.
 
-    ``share`` (0 < share <= 1) bounds the share of training time that epoch-end writes take: an
-    epoch's checkpoint is skipped while the last write is younger than that write's duration x
-    (1 - share) / share, so that a run of tiny epochs writes one every few epochs (an interrupted
-    run repeats at most the longer of one epoch and that spacing) and a run of long epochs one
-    after every epoch; 1 writes after every epoch. The fit's first epoch-end write always happens
-    (it measures the cost), and so does the write of an interrupt.
+    ``share`` (0 < share <= 1; 1: after every epoch) bounds the share of training time that
+    epoch-end writes take: an epoch's write is skipped while the last write is younger than its
+    duration x (1 - share) / share, so that an interrupted run repeats at most the longer of one
+    epoch and that spacing. The fit's first epoch-end write (which measures the cost) and an
+    interrupt's write always happen. Raises ValueError for a ``share`` outside (0, 1].
 
     Each write is timed with ``clock`` into ``state.checkpoint_seconds`` (the longest) and
     ``state.checkpoint_share`` (the share of training time periodic writes add), which a time
-    budget reserves with ``state.epoch_checkpoint_share`` (training/state.py). Raises
-    CheckpointWriteError (from the hook that writes) when the folder cannot be written.
+    budget reserves, with the spacing (``state.epoch_checkpoint_share``; training/state.py).
+    Raises CheckpointWriteError (from the hook that writes) when the folder cannot be written.
     """
 
     def __init__(self, folder: str | os.PathLike, every_seconds: float = 0.0,

@@ -226,8 +226,8 @@ class TrainState:
 
     def epoch_write_seconds(self) -> float:
         """The expected checkpoint-write seconds after an epoch: the longest write where every epoch
-        writes one; where writes are spaced to take at most ``epoch_checkpoint_share`` s of training
-        time, that share of an epoch when less (0.0 before a write).
+        writes one; where writes are spaced to take at most the share ``epoch_checkpoint_share`` of
+        training time, that share's worth of an epoch when less (0.0 before a write).
 
         >>> state = TrainState(max_epochs=9, steps_per_epoch=10, checkpoint_seconds=1.0, epoch_checkpoint_share=0.2)
         >>> state.recent_steps.extend([0.25, 0.25])  # 2.5 s epochs: a 1 s write every 4 s at most
