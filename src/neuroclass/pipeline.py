@@ -48,8 +48,8 @@ from neuroclass.runs import RunFolder, model_metadata, run_name
 from neuroclass.training.budget import plan_for_budget, reserve_examples, trained_shift
 from neuroclass.training.callbacks import Callback, StopRequest
 from neuroclass.training.checkpoint import Checkpoint, CheckpointWriteError, CheckpointWriter, read_checkpoint
-from neuroclass.training.resume_record import resume_line, with_resume, with_session
 from neuroclass.training.finetune import FineTuning, prepare_fine_tuning, resolve_transfer
+from neuroclass.training.resume_record import resume_line, with_resume, with_session
 from neuroclass.training.state import StopReason, TrainState
 from neuroclass.training.trainer import Trainer, TrainingDiverged
 

@@ -264,9 +264,10 @@ def checkpoint_folders(folder: str | os.PathLike) -> list[tuple[int, Path]]:
 def write_checkpoint(folder: str | os.PathLike, sequence: int, tensors: dict[str, torch.Tensor],
                      record: dict, keep: int = 1,
                      before_rename: Optional[Callable[[Path], None]] = None) -> Path:
-    """Write ``ckpt-<sequence>-epoch<E>-step<S>`` into ``folder`` atomically, then remove all but the ``keep``
-    newest. ``before_rename(tmp)`` runs once the files are on disk in their temporary folder, just
-    before it is renamed into place (io.write_folder_atomic).
+    """Write ``ckpt-<sequence>-epoch<E>-step<S>`` (the record's position) into ``folder``
+    atomically, then remove all but the ``keep`` newest. ``before_rename(tmp)`` runs once the files
+    are on disk in their temporary folder, just before it is renamed into place
+    (io.write_folder_atomic).
 
     Raises CheckpointWriteError (a NeuroclassError) naming the folder and the fix when it cannot be
     written (full disk, file-size limit, permissions); the checkpoints already there are then left
