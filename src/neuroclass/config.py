@@ -198,6 +198,10 @@ class TrainConfig:
     # a run folder's checkpoint (training/checkpoint.py) is written after every epoch and, inside
     # longer epochs, every this many minutes of training; 0 = after epochs only
     checkpoint_minutes: float = field(default=5.0, metadata=rule(ge=0))
+    # the largest share of training time that epoch-end checkpoints take: an epoch's checkpoint is
+    # skipped while the last one is younger than its write time x (1 - share) / share (a 120 ms
+    # write on 0.1 s epochs: one every ~2.3 s at 0.05); 1 = after every epoch
+    checkpoint_share: float = field(default=0.05, metadata=rule(gt=0, le=1))
 
     def validate(self) -> None:
         """Head-only epochs come before the backbone trains: not with a backbone frozen throughout,

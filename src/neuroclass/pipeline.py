@@ -22,11 +22,11 @@ Example::
 from __future__ import annotations
 
 import contextlib
+import logging
 import platform
 import sys
 import time
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -49,9 +49,11 @@ from neuroclass.training.budget import plan_for_budget, reserve_examples, traine
 from neuroclass.training.callbacks import Callback, StopRequest
 from neuroclass.training.checkpoint import Checkpoint, CheckpointWriteError, CheckpointWriter, read_checkpoint
 from neuroclass.training.finetune import FineTuning, prepare_fine_tuning, resolve_transfer
+from neuroclass.training.resume_record import resume_line, with_resume, with_session
 from neuroclass.training.state import StopReason, TrainState
 from neuroclass.training.trainer import Trainer, TrainingDiverged
 
+log = logging.getLogger(__name__)  # a resume's first line, at INFO; the CLI prints it
 BeforeRename = Callable[[Path], None]  # a checkpoint's temporary folder, complete, before its rename
 # What prediction needs to turn raw inputs into model inputs (not where or how data was cached).
 MODEL_INPUT_KEYS = ("channels", "size", "decode", "columns", "categorical", "feature_names")
@@ -73,6 +75,7 @@ class Prepared:
     start: float  # clock reading at the start of the run, seconds
     deadline: float | None  # clock reading by which the whole run must end
     clock: Callable[[], float] = time.perf_counter
+    earlier_seconds: float = 0.0  # seconds of the run's earlier sessions (a resumed run's), for totals
 
 
 @dataclass
@@ -171,7 +174,8 @@ def fit(prep: Prepared, model: Classifier, tuning: FineTuning, callbacks: list[C
     # the writer last: it saves what every other callback did in the step or epoch (the stop
     # request's stop, a user callback's state)
     writer = [] if checkpoints is None else [
-        CheckpointWriter(checkpoints, 60 * cfg.train.checkpoint_minutes, prep.clock, before_rename=before_rename)]
+        CheckpointWriter(checkpoints, 60 * cfg.train.checkpoint_minutes, prep.clock, before_rename=before_rename,
+                         share=cfg.train.checkpoint_share)]
     trainer = Trainer(cfg.train, cfg.optim, cfg.augment, prep.device, deadline=prep.deadline,
                       callbacks=[*tuning.callbacks, *([stop] if stop is not None else []), *callbacks, *writer],
                       reserve_examples=reserve_examples(splits, cfg.train.tta, trained_shift(cfg)),
@@ -206,7 +210,8 @@ def finalize(prep: Prepared, model: Classifier, state: TrainState) -> Finished:
               "train_examples_per_second": state.samples_seen / max(1e-9, state.train_seconds),
               "policy_seconds": policy_seconds, "test_seconds": test_seconds,
               "inference_examples_per_second": n_test / test_seconds if test_seconds else None,
-              "total_seconds": prep.clock() - prep.start, "stop_reason": state.stop_reason.value,
+              "total_seconds": prep.earlier_seconds + prep.clock() - prep.start,
+              "stop_reason": state.stop_reason.value,
               "stop_detail": state.stop_detail, "best_epoch": state.best_epoch, **prep.plan}
     return Finished(model, state, policy, record, meta, metrics, timing)
 
@@ -258,7 +263,8 @@ def train(cfg: Config, callbacks: list[Callback] | tuple = (), command: str = ""
         prep = prepare(cfg, clock=clock)
         data_hash = prep.dataset.content_hash()  # before the folder: nothing to clean up if cut short
         run = RunFolder.create(prep.cfg.out, run_name(prep.cfg.data.source, prep.cfg.model.name))
-        record = {"command": command, "plan": prep.plan, "resumed": [], "data_hash": data_hash}
+        record = {"command": command, "plan": prep.plan, "resumed": [], "session_seconds": [],
+                  "data_hash": data_hash}
         return _train_in(run, prep, None, record, _Extras(callbacks, report, stop, before_rename))
 
 
@@ -269,10 +275,13 @@ def resume(path: str | Path, callbacks: list[Callback] | tuple = (), report: boo
     """Continue the interrupted run at ``path`` (its partial folder, or a folder of runs: its newest
     interrupted one) from its newest checkpoint, with the run's own config and the time budget
     that was left; without a checkpoint, train it again from the start. The run records each
-    resume (timing.json "resumed": [{"at", "epoch", "step"}]). ``quiet`` replaces the recorded
-    train.quiet (None: keep it); ``progress()`` makes a progress display, added to ``callbacks``
-    unless the run is quiet. ``before_rename``, ``clock``: as for ``train``. Raises what ``train`` raises,
-    and NeuroclassError when there is no run to continue."""
+    resume (timing.json "resumed": [{"at", "epoch", "step", "seconds_before"}]: the epoch in
+    progress, 1-based, and the optimizer steps done, as the interrupt's line and the checkpoint's
+    name give them, and the seconds of the sessions before), and its total_seconds sums every
+    session's. Unless quiet, the first line logged (INFO, logger "neuroclass") says where it resumes.
+    ``quiet`` replaces the recorded train.quiet (None: keep it); ``progress()`` makes a progress
+    display, added to ``callbacks`` unless the run is quiet. ``before_rename``, ``clock``: as for
+    ``train``. Raises what ``train`` raises, and NeuroclassError when there is no run to continue."""
     run = RunFolder.reopen(path)
     try:
         cfg, record = run.config(), run.resume_record()
@@ -284,14 +293,15 @@ def resume(path: str | Path, callbacks: list[Callback] | tuple = (), report: boo
         cfg = replace(cfg, train=replace(cfg.train, quiet=quiet))
     if progress is not None and not cfg.train.quiet:
         callbacks = [*callbacks, progress()]
-    at = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    record = {"command": "", "plan": {"model_size": None, "auto_augment": None}, "resumed": [], **record}
-    record["resumed"] = [*record["resumed"], {"at": at, "epoch": checkpoint.epoch if checkpoint else 0,
-                                              "step": checkpoint.step if checkpoint else 0}]
+    record = with_resume(record, checkpoint)
+    budget = checkpoint.budget_left if checkpoint else None
+    left = (budget if budget is not None else cfg.train.time_budget) if cfg.train.time_budget else None
+    if not cfg.train.quiet:  # the resume's first line
+        log.info("%s", resume_line(run.path, record, left))
     with process_state(cfg):
         try:
-            prep = prepare(cfg, clock=clock, budget=checkpoint.budget_left if checkpoint else None,
-                           plan=record["plan"])
+            prep = prepare(cfg, clock=clock, budget=budget, plan=record["plan"])
+            prep.earlier_seconds = record["resumed"][-1]["seconds_before"]
             record["data_hash"] = _check_same_data(run, prep, record.get("data_hash"))
         except BaseException:
             run.release()
@@ -331,6 +341,8 @@ def _train_in(run: RunFolder, prep: Prepared, checkpoint: Checkpoint | None, rec
         state = fit(prep, model, tuning, extras.callbacks, run.checkpoint_dir, checkpoint, extras.stop,
                     extras.before_rename)
         if state.stop_reason is StopReason.INTERRUPTED:
+            with contextlib.suppress(OSError):  # else the resume estimates it from the checkpoint
+                run.write_resume_record(with_session(record, prep.clock() - prep.start))
             raise RunInterrupted(run.path, state.stop_detail)
         done = finalize(prep, model, state)
         done.timing["resumed"] = record["resumed"]

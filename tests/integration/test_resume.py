@@ -25,10 +25,12 @@ pytestmark = pytest.mark.slow
 
 CLI = [sys.executable, "-m", "neuroclass.cli"]
 # a tiny run: 27 steps an epoch of a 16-unit MLP with dropout and augmentation (every generator a
-# step draws from), one thread, a checkpoint after each epoch and every 30 ms of training inside one
+# step draws from), one thread, a checkpoint after each epoch and every 30 ms of training inside one.
+# train.checkpoint_share=1: a checkpoint after every epoch however short (the default spaces the
+# writes of tiny epochs), so that a kill repeats at most one epoch and the N-th write is known
 RUN = ["train", "blocks:n=600,size=8", "--model", "mlp", "--set", "model.options.hidden=[16]",
        "--set", "train.threads=1", "--set", "train.batch_size=16", "--set", "augment.enabled=true",
-       "--set", "train.checkpoint_minutes=0.0005", "--no-report"]
+       "--set", "train.checkpoint_minutes=0.0005", "--set", "train.checkpoint_share=1", "--no-report"]
 SHORT, LONG = [*RUN, "--epochs", "6"], [*RUN, "--epochs", "40"]  # LONG: time to send a signal in
 QUIET_SHORT = [*SHORT, "--quiet"]
 
@@ -150,6 +152,12 @@ def finished_weights(out: Path) -> dict:
     return RunFolder.open(run).weights()
 
 
+def finished_bytes(out: Path) -> dict:
+    """The bytes of the finished run's files that an interrupted and resumed run writes the same."""
+    (run,) = [p for p in out.iterdir() if not p.name.startswith(".")]
+    return {name: (run / name).read_bytes() for name in ("model.safetensors", "metrics.json")}
+
+
 def assert_same_weights(a: dict, b: dict) -> None:
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a), [k for k in a if not torch.equal(a[k], b[k])]
@@ -168,6 +176,7 @@ def reference(zygote, tmp_path_factory):
     (run,) = (out / "short").iterdir()
     steps = RunFolder.open(run).split_record()["sizes"]["train"] // 16
     return {"short": finished_weights(out / "short"), "long": finished_weights(out / "long"),
+            "short_bytes": finished_bytes(out / "short"), "long_bytes": finished_bytes(out / "long"),
             "steps_per_epoch": steps, "seconds": seconds}
 
 
@@ -202,7 +211,9 @@ def test_sigkill_at_20_random_moments_then_resume_ends_with_the_same_weights(zyg
         printed = len(re.findall(r"^epoch \d+:", log.read_text(), re.M))
         resumed = resume_in(zygote, out, tmp_path / f"resume{attempts}.log")
         assert_same_weights(finished_weights(out), reference["short"])
-        # at most one epoch repeated: the kill came before the end of epoch printed + 1
+        assert finished_bytes(out) == reference["short_bytes"]  # the same files, byte for byte
+        # at most one epoch repeated (exact with train.checkpoint_share=1 in RUN: a checkpoint after
+        # every epoch): the kill came before the end of epoch printed + 1
         assert resumed["step"] >= printed * reference["steps_per_epoch"], (resumed, printed)
 
 
@@ -212,7 +223,7 @@ def test_sigkill_while_a_checkpoint_is_written_leaves_the_previous_one(zygote, r
     wait_for(pause.exists, "the third checkpoint's pause before its rename")
     folder = partial_folder(out) / "checkpoint"
     assert [n for n, _ in checkpoint_folders(folder)] == [2]
-    (temporary,) = folder.glob(".tmp-ckpt-000003.*")
+    (temporary,) = folder.glob(".tmp-ckpt-000003-*")
     assert {p.name for p in temporary.iterdir()} == {"state.json", "tensors.safetensors"}
     os.kill(pid, signal.SIGKILL)
     assert zygote.wait(pid) == -signal.SIGKILL
@@ -248,6 +259,7 @@ def test_ctrl_c_saves_a_checkpoint_prints_the_resume_command_and_exits_130(zygot
     assert command[:3] == ["neuroclass", "train", "--resume"]
     resume_in(zygote, partial, tmp_path / "resume.log")
     assert_same_weights(finished_weights(out), reference["long"])
+    assert finished_bytes(out) == reference["long_bytes"]
     assert not partial.exists()
 
 

@@ -158,18 +158,18 @@ def test_a_damaged_newest_checkpoint_falls_back_to_the_one_before_with_a_warning
         state.step = sequence
         write_checkpoint(tmp_path, sequence, *capture(state), keep=3)
     assert [n for n, _ in checkpoint_folders(tmp_path)] == [1, 2, 3]
-    blob = bytearray((tmp_path / "ckpt-000003" / "tensors.safetensors").read_bytes())
+    blob = bytearray((tmp_path / "ckpt-000003-epoch1-step3" / "tensors.safetensors").read_bytes())
     blob[-1] ^= 0xFF
-    (tmp_path / "ckpt-000003" / "tensors.safetensors").write_bytes(bytes(blob))
-    with pytest.warns(UserWarning, match="ckpt-000003: damaged checkpoint .*checksum"):
+    (tmp_path / "ckpt-000003-epoch1-step3" / "tensors.safetensors").write_bytes(bytes(blob))
+    with pytest.warns(UserWarning, match="ckpt-000003-epoch1-step3: damaged checkpoint .*checksum"):
         assert read_checkpoint(tmp_path).step == 2
-    (tmp_path / "ckpt-000002" / "state.json").write_text('{"format": "neuroclass-check')  # cut short
+    (tmp_path / "ckpt-000002-epoch1-step2" / "state.json").write_text('{"format": "neuroclass-check')  # cut short
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         assert read_checkpoint(tmp_path).step == 1
-    assert ["ckpt-000003: damaged" in str(w.message) for w in caught] == [True, False]
-    assert "ckpt-000002: damaged checkpoint (unreadable" in str(caught[1].message)
-    (tmp_path / "ckpt-000001" / "tensors.safetensors").unlink()
+    assert ["ckpt-000003-epoch1-step3: damaged" in str(w.message) for w in caught] == [True, False]
+    assert "ckpt-000002-epoch1-step2: damaged checkpoint (unreadable" in str(caught[1].message)
+    (tmp_path / "ckpt-000001-epoch1-step1" / "tensors.safetensors").unlink()
     with warnings.catch_warnings(record=True), pytest.raises(NeuroclassError, match="no usable checkpoint"):
         warnings.simplefilter("always")
         read_checkpoint(tmp_path)
@@ -182,15 +182,15 @@ def test_a_new_checkpoint_replaces_the_old_only_once_complete(tmp_path):
         def cut(tmp):
             raise RuntimeError("cut before the rename")
         write_folder_atomic(tmp_path / "ckpt-000002", {"state.json": b"{}"}, before_rename=cut)
-    assert [p.name for p in tmp_path.iterdir()] == ["ckpt-000001"]  # no temporary folder either
+    assert [p.name for p in tmp_path.iterdir()] == ["ckpt-000001-epoch1-step3"]  # no temporary folder either
     write_checkpoint(tmp_path, 2, *capture(state))
-    assert [p.name for p in tmp_path.iterdir()] == ["ckpt-000002"]
+    assert [p.name for p in tmp_path.iterdir()] == ["ckpt-000002-epoch1-step3"]
     assert read_checkpoint(tmp_path) is not None and read_checkpoint(tmp_path / "none") is None
 
 
 def test_checkpoints_hold_no_pickle_and_keys_must_be_text(tmp_path):
     write_checkpoint(tmp_path, 1, *capture(manual_fit()))
-    record = json.loads((tmp_path / "ckpt-000001" / "state.json").read_text())
+    record = json.loads((tmp_path / "ckpt-000001-epoch1-step3" / "state.json").read_text())
     name = next(iter(manual_fit().objects.model.state_dict()))
     assert record["model"][name] == {"__tensor__": f"model/{name}"}
     with pytest.raises(TypeError, match="keys must be strings"):
@@ -226,13 +226,16 @@ def test_an_interrupted_run_keeps_its_folder_and_resumes_to_the_same_model(tmp_p
     # requested after step 9 by a callback after the StopRequest: seen at the end of step 10, the
     # last of epoch 2 (5 steps an epoch)
     assert "test stop at epoch 2, step 10" in str(caught.value)
+    # one convention: the epoch in progress (1-based) and the steps done, in the line, the
+    # checkpoint's name and the resume's record
+    assert [p.name for _, p in checkpoint_folders(partial / "checkpoint")] == ["ckpt-000002-epoch2-step10"]
     assert RunFolder(partial).config() == quick_config(tmp_path / "b")
     result = api_train(resume=tmp_path / "b" / "runs", report=False)  # the folder of runs: its newest
     assert result.path == partial.parent / partial.name[len(".partial-"):]
     assert same_weights(RunFolder(result.path).weights(), RunFolder(reference.path).weights())
     assert without_times(result.history) == without_times(reference.history)
     resumed = RunFolder(result.path).timing()["resumed"]
-    assert [(r["epoch"], r["step"]) for r in resumed] == [(1, 10)] and resumed[0]["at"].startswith("20")
+    assert [(r["epoch"], r["step"]) for r in resumed] == [(2, 10)] and resumed[0]["at"].startswith("20")
     assert not (result.path / "checkpoint").exists() and not (result.path / ".lock").exists()
     assert not partial.exists()
 

@@ -55,10 +55,11 @@ class CrashAtEpoch(Callback):
 
 
 def test_a_user_callbacks_epoch_end_state_is_in_that_epochs_checkpoint(tmp_path):
+    every_epoch = {"train.checkpoint_share": 1}  # a checkpoint after every epoch, however short
     reference = EpochLog()
-    train(quick_config(tmp_path / "a"), callbacks=[reference], report=False)
+    train(quick_config(tmp_path / "a", **every_epoch), callbacks=[reference], report=False)
     with pytest.raises(RuntimeError, match="crash"):
-        train(quick_config(tmp_path / "b"), callbacks=[EpochLog(), CrashAtEpoch(2)], report=False)
+        train(quick_config(tmp_path / "b", **every_epoch), callbacks=[EpochLog(), CrashAtEpoch(2)], report=False)
     (partial,) = (tmp_path / "b" / "runs").glob(".partial-*")
     assert read_checkpoint(partial / "checkpoint").epoch == 2
     resumed = EpochLog()
@@ -151,7 +152,8 @@ def test_older_checkpoints_are_removed_through_a_hidden_name_and_leftovers_swept
     (tmp_path / ".old-ckpt-000001").mkdir(parents=True)  # a removal a kill cut short
     Trainer(FIT, OptimConfig(), AUGMENT, torch.device("cpu"), callbacks=[CheckpointWriter(tmp_path)]).fit(
         tiny_mlp(), TRAIN, VAL)
-    assert [p.name for p in tmp_path.iterdir()] == ["ckpt-000004"]
+    # 4 epochs done: the position is the 5th epoch's start
+    assert [p.name for p in tmp_path.iterdir()] == ["ckpt-000004-epoch5-step40"]
 
 
 def test_the_content_hash_reads_in_chunks_and_stays_the_same():

@@ -290,6 +290,21 @@ def test_training_section_reads_the_stop_reason_value_and_shows_old_runs_words()
     assert "time budget reached" in training({"training": old}, {})
     no_words = section({"stop_reason": "early_stopping"})
     assert "early stopping" in training({"training": no_words}, {})
+    assert no_words["resumed"] == [] and "resumed" not in training({"training": no_words}, {})
+
+
+def test_training_section_says_when_and_where_a_run_was_resumed():
+    from types import SimpleNamespace
+
+    from neuroclass.config import load_config
+    from neuroclass.evaluation.report.collect import training_section
+    from neuroclass.evaluation.report.sections import training
+
+    timing = {"stop_reason": "completed", "resumed": [{"at": "2026-01-01T12:00:00+00:00", "epoch": 2, "step": 8,
+                                                       "seconds_before": 80.0}]}
+    section = training_section(SimpleNamespace(timing=timing, history=[{"epoch": 1}], cfg=load_config()))
+    assert section["resumed"] == [{"at": "2026-01-01T12:00:00+00:00", "epoch": 2, "step": 8}]
+    assert "2026-01-01T12:00:00+00:00 at epoch 2, step 8" in training({"training": section}, {})
 
 
 @pytest.mark.parametrize("k", [2, 3, 10])

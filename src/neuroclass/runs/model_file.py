@@ -38,12 +38,27 @@ def model_metadata(cfg: ModelConfig, options: dict, input_shape: tuple[int, ...]
             "inference": dict(inference or {"tta": "none", "tta_shift": 1, "temperature": 1.0})}
 
 
+def save_tensors(tensors: dict, fmt: str = "pt") -> bytes:
+    """``tensors`` ({name: CPU tensor}) as safetensors bytes with one metadata key, "format".
+
+    One key, because safetensors keeps the metadata in a hash map whose order changes from process
+    to process: with two keys the same weights saved by two processes (a run, and the same run
+    resumed) differed in bytes. What else a reader needs is in model.json / the checkpoint's JSON.
+
+    >>> import torch
+    >>> save_tensors({"w": torch.ones(1)}) == save_tensors({"w": torch.ones(1)})
+    True
+    """
+    return save(tensors, metadata={"format": fmt})
+
+
 def save_model(folder: Path, model: Classifier, meta: dict) -> None:
-    """Write model.safetensors and model.json into ``folder``, each atomically (neuroclass/io.py)."""
+    """Write model.safetensors and model.json into ``folder``, each atomically (neuroclass/io.py).
+    The same weights and metadata give the same bytes (``save_tensors``)."""
     folder = Path(folder)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     write_bytes_atomic(folder / "model.safetensors",
-                       save(state, metadata={"format": "pt", "family": meta["family"]}))
+                       save_tensors(state))
     write_text_atomic(folder / "model.json", json.dumps(meta, indent=2))
 
 

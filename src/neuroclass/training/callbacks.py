@@ -133,8 +133,8 @@ class StopRequest(Callback):
 
     def on_batch_end(self, state: TrainState, model: nn.Module) -> None:
         if self.detail is not None:
-            state.request_stop(StopReason.INTERRUPTED, f"{self.detail} at epoch {state.epoch + 1}, "
-                               f"step {state.step}")
+            epoch, step = state.position
+            state.request_stop(StopReason.INTERRUPTED, f"{self.detail} at epoch {epoch}, step {step}")
 
 
 class Progress(Callback):

@@ -1,6 +1,8 @@
 """Training checkpoints: everything a fit needs to continue where it stopped, without pickle.
 
-A checkpoint is a folder ``ckpt-<sequence>`` in the run's checkpoint folder (RunFolder.checkpoint_dir)
+A checkpoint is a folder ``ckpt-<sequence>-epoch<E>-step<S>`` in the run's checkpoint folder
+(RunFolder.checkpoint_dir), E the epoch in progress (1-based: E - 1 epochs are complete) and S the
+optimizer steps done (TrainState.position, as an interrupt's line and a resume's record give them),
 with two files: ``tensors.safetensors`` (the live weights, the weight average, the optimizer's
 tensors, the epoch's shuffled order, every random generator's state, callbacks' tensors) and
 ``state.json`` (the rest: epoch and step, the running sums of the epoch in progress, the history
@@ -51,7 +53,7 @@ from neuroclass.training.state import Clock, StopReason, TrainState
 
 FORMAT, VERSION = "neuroclass-checkpoint", 1
 STATE_FILE, TENSOR_FILE = "state.json", "tensors.safetensors"
-NAME = re.compile(r"ckpt-(\d{6,})")
+NAME = re.compile(r"ckpt-(\d{6,})(?:-epoch\d+-step\d+)?")  # ordered by the sequence
 STALE_PREFIX = ".old-"  # an older checkpoint being removed
 # TrainState fields a checkpoint restores as they were (plain JSON values)
 COUNTERS = ("epoch", "step", "lr", "batch_loss", "running_accuracy", "history", "best_epoch",
@@ -190,6 +192,11 @@ class Checkpoint:
         return self.record["step"]
 
     @property
+    def position(self) -> tuple[int, int]:
+        """(epoch in progress, 1-based; optimizer steps done): TrainState.position when saved."""
+        return self.record["epoch"] + 1, self.record["step"]
+
+    @property
     def budget_left(self) -> Optional[float]:
         """Seconds of the run's time budget that were left (None without a budget)."""
         return self.record["budget_left"]
@@ -257,9 +264,10 @@ def checkpoint_folders(folder: str | os.PathLike) -> list[tuple[int, Path]]:
 def write_checkpoint(folder: str | os.PathLike, sequence: int, tensors: dict[str, torch.Tensor],
                      record: dict, keep: int = 1,
                      before_rename: Optional[Callable[[Path], None]] = None) -> Path:
-    """Write ``ckpt-<sequence>`` into ``folder`` atomically, then remove all but the ``keep``
-    newest. ``before_rename(tmp)`` runs once the files are on disk in their temporary folder, just
-    before it is renamed into place (io.write_folder_atomic).
+    """Write ``ckpt-<sequence>-epoch<E>-step<S>`` (the record's position) into ``folder``
+    atomically, then remove all but the ``keep`` newest. ``before_rename(tmp)`` runs once the files
+    are on disk in their temporary folder, just before it is renamed into place
+    (io.write_folder_atomic).
 
     Raises CheckpointWriteError (a NeuroclassError) naming the folder and the fix when it cannot be
     written (full disk, file-size limit, permissions); the checkpoints already there are then left
@@ -271,7 +279,8 @@ def write_checkpoint(folder: str | os.PathLike, sequence: int, tensors: dict[str
     files = {TENSOR_FILE: blob, STATE_FILE: json.dumps(record).encode("utf-8")}
     try:
         folder.mkdir(exist_ok=True)
-        path = write_folder_atomic(folder / f"ckpt-{sequence:06d}", files, before_rename=before_rename)
+        name = f"ckpt-{sequence:06d}-epoch{record['epoch'] + 1}-step{record['step']}"
+        path = write_folder_atomic(folder / name, files, before_rename=before_rename)
     except OSError as exc:
         raise CheckpointWriteError(f"{folder}: cannot write a checkpoint ({exc.strerror or exc}); free disk "
                                    f"space or make the folder writable, then continue with "
@@ -326,28 +335,38 @@ def read_checkpoint(folder: str | os.PathLike) -> Optional[Checkpoint]:
 
 
 class CheckpointWriter(Callback):
-    """Writes a checkpoint into ``folder`` after every epoch, every ``every_seconds`` of ``clock``
+    """Writes a checkpoint into ``folder`` after epochs, every ``every_seconds`` of ``clock``
     inside an epoch (0: only after epochs), and when a stop request (StopReason.INTERRUPTED)
     ends the fit. Put it last in the callback list, so that what every other callback did in a
     step or an epoch is saved with it (a progress display prints an epoch's line at the next
     hook, after it was saved). ``keep``: checkpoints kept (the newest). ``before_rename(tmp)``:
     called once a checkpoint's files are on disk, before it is renamed into place.
 
+    ``share`` (0 < share <= 1; 1: after every epoch) bounds the share of training time that
+    epoch-end writes take: an epoch's write is skipped while the last write is younger than its
+    duration x (1 - share) / share, so that an interrupted run repeats at most the longer of one
+    epoch and that spacing. The fit's first epoch-end write (which measures the cost) and an
+    interrupt's write always happen. Raises ValueError for a ``share`` outside (0, 1].
+
     Each write is timed with ``clock`` into ``state.checkpoint_seconds`` (the longest) and
     ``state.checkpoint_share`` (the share of training time periodic writes add), which a time
-    budget reserves (training/state.py). Raises CheckpointWriteError (from the hook that writes)
-    when the folder cannot be written.
+    budget reserves, with the spacing (``state.epoch_checkpoint_share``; training/state.py).
+    Raises CheckpointWriteError (from the hook that writes) when the folder cannot be written.
     """
 
     def __init__(self, folder: str | os.PathLike, every_seconds: float = 0.0,
                  clock: Clock = time.perf_counter, keep: int = 1,
-                 before_rename: Optional[Callable[[Path], None]] = None) -> None:
+                 before_rename: Optional[Callable[[Path], None]] = None, share: float = 1.0) -> None:
+        if not 0 < share <= 1:
+            raise ValueError(f"share must be in (0, 1]. Got {share!r} instead.")
         self.folder, self.every_seconds, self.clock, self.keep = Path(folder), every_seconds, clock, keep
-        self.before_rename = before_rename
-        self.last: Optional[float] = None
+        self.before_rename, self.share = before_rename, share
+        self.last: Optional[float] = None  # clock() at the end of the last write (at fit start before one)
+        self.last_cost: Optional[float] = None  # seconds of this fit's last write (None before one)
 
     def on_fit_start(self, state: TrainState, model: nn.Module) -> None:
-        self.last = self.clock()
+        self.last, self.last_cost = self.clock(), None
+        state.epoch_checkpoint_share = self.share
         if self.folder.is_dir():  # the temporary folders of writes (and removals) a kill cut short
             for stale in [*self.folder.glob(".tmp-ckpt-*"), *self.folder.glob(f"{STALE_PREFIX}*")]:
                 shutil.rmtree(stale, ignore_errors=True)
@@ -363,7 +382,15 @@ class CheckpointWriter(Callback):
             self.write(state)
 
     def on_epoch_end(self, state: TrainState, model: nn.Module) -> None:
-        self.write(state)
+        if self.due(self.clock()):
+            self.write(state)
+
+    def due(self, now: float) -> bool:
+        """Whether an epoch-end write at ``now`` (a ``clock`` reading) keeps within ``share``: the
+        fit's first one is, and then one once the last is as old as its cost x (1 - share) / share."""
+        if self.last_cost is None or self.share >= 1:
+            return True
+        return now - self.last >= self.last_cost * (1 - self.share) / self.share
 
     def write(self, state: TrainState) -> Path:
         """Save ``state`` now; returns the new checkpoint's folder."""
@@ -373,7 +400,8 @@ class CheckpointWriter(Callback):
         tensors, record = capture(state)
         path = write_checkpoint(self.folder, sequence, tensors, record, self.keep, self.before_rename)
         self.last = self.clock()
-        state.checkpoint_seconds = max(state.checkpoint_seconds, self.last - start)
+        self.last_cost = self.last - start
+        state.checkpoint_seconds = max(state.checkpoint_seconds, self.last_cost)
         if self.every_seconds > 0:
             state.checkpoint_share = state.checkpoint_seconds / self.every_seconds
         return path

@@ -143,6 +143,9 @@ class TrainState:
     # each epoch's validation pass, and the share of training time that periodic writes add
     checkpoint_seconds: float = 0.0
     checkpoint_share: float = 0.0
+    # the largest share of training time that epoch-end writes take (train.checkpoint_share, set by
+    # the writer; 1: a write after every epoch): the budget reserves the writes this spacing makes
+    epoch_checkpoint_share: float = 1.0
     end: Optional[float] = None  # clock() value by which training steps end (time budget only)
     recent_steps: collections.deque = field(default_factory=lambda: collections.deque(maxlen=STEP_WINDOW))
     # the epoch in progress: its shuffled order of training examples (a tensor) and the running sums
@@ -162,6 +165,12 @@ class TrainState:
     @property
     def elapsed(self) -> float:
         return self.clock() - self.start
+
+    @property
+    def position(self) -> tuple[int, int]:
+        """Where the fit is, as people are told (an interrupt's line, a checkpoint's name, a resume's
+        record): (the epoch in progress, 1-based, so ``epoch`` + 1; the optimizer steps done)."""
+        return self.epoch + 1, self.step
 
     @property
     def step_in_epoch(self) -> int:
@@ -215,12 +224,30 @@ class TrainState:
         steady_samples = (self.samples_seen - self.first_step_samples) / max(1, self.step - 1)
         return self.next_step_seconds() / steady_samples * FORWARD_SHARE if steady_samples else 0.0
 
+    def epoch_write_seconds(self) -> float:
+        """The expected checkpoint-write seconds after an epoch: the longest write where every epoch
+        writes one; where writes are spaced to take at most the share ``epoch_checkpoint_share`` of
+        training time, that share's worth of an epoch when less (0.0 before a write).
+
+        >>> state = TrainState(max_epochs=9, steps_per_epoch=10, checkpoint_seconds=1.0, epoch_checkpoint_share=0.2)
+        >>> state.recent_steps.extend([0.25, 0.25])  # 2.5 s epochs: a 1 s write every 4 s at most
+        >>> state.epoch_write_seconds()
+        0.625
+        """
+        share = self.epoch_checkpoint_share
+        if share >= 1:
+            return self.checkpoint_seconds
+        epoch = (self.steps_per_epoch * self.next_step_seconds()
+                 + self.val_examples * self.eval_seconds_per_example_estimate())
+        return min(self.checkpoint_seconds, epoch * share / (1 - share))
+
     def finish_seconds(self) -> float:
-        """Time needed after the last step: the last validation pass, its checkpoint write and the
-        caller's evaluation of ``reserve_examples``, plus a FINISH_MARGIN share of the budget."""
+        """Time needed after the last step: the last validation pass, its expected checkpoint write
+        (``epoch_write_seconds``) and the caller's evaluation of ``reserve_examples``, plus a
+        FINISH_MARGIN share of the budget."""
         margin = FINISH_MARGIN * (self.deadline - self.start) if self.deadline is not None else 0.0
         evaluation = (self.val_examples + self.reserve_examples) * self.eval_seconds_per_example_estimate()
-        return evaluation + self.checkpoint_seconds + margin
+        return evaluation + self.epoch_write_seconds() + margin
 
     def _replan(self) -> None:
         """Move ``end`` to the deadline less the finish: later at once (more time is safe), earlier
@@ -233,8 +260,8 @@ class TrainState:
 
     def steps_left(self) -> float:
         """Steps that still fit before ``end`` at the expected step time (with its share of periodic
-        checkpoint writes), with a validation pass and a checkpoint write after each epoch's last
-        step: 0 once none does; inf without a deadline, or before a step
+        checkpoint writes), with a validation pass and the expected checkpoint write after each
+        epoch's last step: 0 once none does; inf without a deadline, or before a step
         after the first has been timed and while time remains. Read between steps."""
         if self.deadline is None:
             return math.inf
@@ -245,7 +272,7 @@ class TrainState:
             return 0
         if step_seconds <= 0:
             return math.inf
-        val_seconds = self.val_examples * self.eval_seconds_per_example_estimate() + self.checkpoint_seconds
+        val_seconds = self.val_examples * self.eval_seconds_per_example_estimate() + self.epoch_write_seconds()
         return steps_that_fit(self.end - now, step_seconds * (1 + self.checkpoint_share), val_seconds,
                               self.steps_per_epoch,
                               self.step - self.epoch * self.steps_per_epoch)

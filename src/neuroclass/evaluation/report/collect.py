@@ -148,13 +148,16 @@ def feature_summary(x: np.ndarray, names: list[str] | None) -> dict:
 def training_section(inputs: ReportInputs) -> dict:
     """The curves and how training went. "stop_reason" is a StopReason value (None where the run
     recorded none this version knows); "stop_detail" the stop in words (for a run folder from
-    before stop reasons were an enum, the words it recorded)."""
+    before stop reasons were an enum, the words it recorded); "resumed" each resume of an
+    interrupted run: when ("at", UTC) and where (the epoch in progress, 1-based, and the step)."""
     timing = inputs.timing
     reason = read_stop_reason(timing.get("stop_reason"))
     detail = timing.get("stop_detail") if reason else timing.get("stop_reason")
     return {"history": inputs.history, "epochs": timing.get("epochs"), "best_epoch": timing.get("best_epoch"),
             "stop_reason": reason.value if reason else None, "stop_detail": detail or "",
             "train_seconds": timing.get("train_seconds"), "total_seconds": timing.get("total_seconds"),
+            "resumed": [{"at": r.get("at"), "epoch": r.get("epoch"), "step": r.get("step")}
+                        for r in timing.get("resumed") or []],
             "patience": inputs.cfg.train.patience,
             "optim": {"name": inputs.cfg.optim.name, "lr": inputs.cfg.optim.lr,
                       "schedule": inputs.cfg.optim.schedule,

@@ -166,6 +166,9 @@ def training(r: dict, pics: dict) -> str:
              ("optimizer", f"{t['optim']['name']}, lr {t['optim']['lr']:g}, {t['optim']['schedule']} "
                            f"schedule, weight decay {t['optim']['weight_decay']:g}"),
              ("training time", f"{fmt(t['train_seconds'], 1)} s")]
+    if t.get("resumed"):  # an interrupted run, continued with neuroclass train --resume
+        facts.append(("resumed", "; ".join(f"{r['at']} at epoch {r['epoch']}, step {r['step']}"
+                                           for r in t["resumed"])))
     return chart(pics.get("training"), "loss, accuracy and learning rate per epoch") + key_values(facts)
 
 
