@@ -23,14 +23,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import platform
-import sys
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterator
 
-import numpy as np
 import torch
 
 from neuroclass import data as data_mod
@@ -44,10 +41,11 @@ from neuroclass.evaluation.metrics import classification_metrics
 from neuroclass.inference import InferencePolicy, Predictor, choose_policy
 from neuroclass.models import Classifier, create, resolved_options, sized_options
 from neuroclass.models.registry import check_model_config, resolve_default_model
-from neuroclass.runs import RunFolder, model_metadata, run_name
+from neuroclass.runs import RunFolder, environment_record, model_metadata, run_name
 from neuroclass.training.budget import plan_for_budget, reserve_examples, trained_shift
 from neuroclass.training.callbacks import Callback, StopRequest
-from neuroclass.training.checkpoint import Checkpoint, CheckpointWriteError, CheckpointWriter, read_checkpoint
+from neuroclass.training.checkpoint import Checkpoint, CheckpointWriteError, read_checkpoint
+from neuroclass.training.checkpoint_writer import CheckpointWriter
 from neuroclass.training.finetune import FineTuning, prepare_fine_tuning, resolve_transfer
 from neuroclass.training.resume_record import resume_line, with_resume, with_session
 from neuroclass.training.state import StopReason, TrainState
@@ -216,22 +214,6 @@ def finalize(prep: Prepared, model: Classifier, state: TrainState) -> Finished:
     return Finished(model, state, policy, record, meta, metrics, timing)
 
 
-def environment(prep: Prepared, command: str, data_hash: str | None = None) -> dict:
-    """environment.json: versions, machine, device, threads, seed, data hash (``data_hash`` when
-    computed already, else now) and the command."""
-    import sklearn
-    import torchvision
-
-    from neuroclass import __version__
-
-    return {"neuroclass": __version__, "python": sys.version.split()[0], "torch": torch.__version__,
-            "torchvision": torchvision.__version__, "numpy": np.__version__,
-            "scikit-learn": sklearn.__version__, "platform": platform.platform(),
-            "processor": platform.processor() or platform.machine(), "device": str(prep.device),
-            "threads": prep.threads, "seed": prep.cfg.train.seed,
-            "data_hash": data_hash or prep.dataset.content_hash(), "command": command}
-
-
 def write_run(run: RunFolder, prep: Prepared, done: Finished, command: str = "",
               data_hash: str | None = None) -> Path:
     """Fill the partial ``run`` folder with every file of the finished run and rename it into place
@@ -241,7 +223,8 @@ def write_run(run: RunFolder, prep: Prepared, done: Finished, command: str = "",
     run.write_json("metrics.json", done.metrics or {})
     run.write_history(done.state.history)
     run.write_json("timing.json", done.timing)
-    run.write_json("environment.json", environment(prep, command, data_hash))
+    run.write_json("environment.json", environment_record(prep.device, prep.threads, prep.cfg.train.seed,
+                                                          data_hash or prep.dataset.content_hash(), command))
     run.write_split(prep.splits.indices, prep.splits.method)
     run.write_data_issues(prep.dataset.issues)
     return run.commit()

@@ -21,8 +21,8 @@ from neuroclass.models import create
 from neuroclass.pipeline import RunInterrupted, prepare, resume, train
 from neuroclass.runs import RunFolder
 from neuroclass.training.callbacks import Callback, StopRequest
-from neuroclass.training.checkpoint import (CheckpointWriter, capture, checkpoint_folders, pack, read_checkpoint,
-                                            write_checkpoint)
+from neuroclass.training.checkpoint import capture, checkpoint_folders, pack, read_checkpoint, write_checkpoint
+from neuroclass.training.checkpoint_writer import CheckpointWriter
 from neuroclass.training.ema import WeightAverage
 from neuroclass.training.optim import make_optimizer
 from neuroclass.training.state import FitObjects, StopReason, TrainState

@@ -20,7 +20,8 @@ from neuroclass.errors import NeuroclassError
 from neuroclass.pipeline import RunInterrupted, resume, train
 from neuroclass.runs import RunFolder
 from neuroclass.training.callbacks import Callback, Progress, StopRequest
-from neuroclass.training.checkpoint import CheckpointWriter, checkpoint_folders, read_checkpoint
+from neuroclass.training.checkpoint import checkpoint_folders, read_checkpoint
+from neuroclass.training.checkpoint_writer import CheckpointWriter
 from neuroclass.training.state import StopReason, TrainState
 from neuroclass.training.trainer import Trainer
 from conftest import quick_config

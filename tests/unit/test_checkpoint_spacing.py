@@ -11,7 +11,8 @@ from neuroclass.config import AugmentConfig, ModelConfig, OptimConfig, TrainConf
 from neuroclass.data.blocks import make_blocks
 from neuroclass.models import create
 from neuroclass.training.callbacks import Callback, StopRequest
-from neuroclass.training.checkpoint import CheckpointWriter, checkpoint_folders
+from neuroclass.training.checkpoint import checkpoint_folders
+from neuroclass.training.checkpoint_writer import CheckpointWriter
 from neuroclass.training.state import TrainState
 from neuroclass.training.trainer import Trainer
 

@@ -19,11 +19,9 @@ from __future__ import annotations
 import csv
 import io
 import json
-import re
 import shutil
 import warnings
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +35,7 @@ from neuroclass.io import write_bytes_atomic, write_text_atomic
 from neuroclass.models import Classifier
 from neuroclass.runs.lock import is_locked, lock_folder
 from neuroclass.runs.model_file import load_model, read_metadata, read_weights, save_model
+from neuroclass.runs.names import data_slug
 
 TIMING_RENAMED = {"train_images_per_second": "train_examples_per_second",  # timing.json: old -> new
                   "inference_images_per_second": "inference_examples_per_second"}
@@ -60,17 +59,6 @@ class RunData:
         return self.dataset.subset(self.indices.get(name, np.zeros(0, dtype=np.int64)))
 
 
-def run_name(data_source: str, model_name: str, now: datetime | None = None) -> str:
-    """``<data>-<model>-<YYYYmmdd-HHMMSS>``, made file-name-safe.
-
-    >>> run_name("blocks:n=200", "tv:resnet18", datetime(2026, 1, 2, 3, 4, 5))
-    'blocks-tv-resnet18-20260102-030405'
-    """
-    data_name = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(data_source.split(":")[0]).stem or "data")
-    model = re.sub(r"[^A-Za-z0-9_.-]+", "-", model_name)
-    return f"{data_name}-{model}-{(now or datetime.now()).strftime('%Y%m%d-%H%M%S')}"
-
-
 def history_csv(history: list[dict]) -> str:
     """metrics.csv's text: one row per epoch, empty cells where a value is None."""
     buf = io.StringIO()
@@ -79,16 +67,6 @@ def history_csv(history: list[dict]) -> str:
     for row in history:
         writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in HISTORY_FIELDS})
     return buf.getvalue()
-
-
-def data_slug(source: str) -> str:
-    """A file-name-safe name for a data source, for report-<slug>.html.
-
-    >>> data_slug("blocks:n=200,seed=9"), data_slug("/data/shoes/test/")
-    ('blocks_n_200_seed_9', 'test')
-    """
-    name = Path(source.rstrip("/\\")).name or "data"
-    return re.sub(r"[^A-Za-z0-9.-]+", "_", name).strip("_.") or "data"
 
 
 class RunFolder:

@@ -5,7 +5,7 @@ by ``state.request_stop(StopReason.X, "the reason in words")``; decisions are pu
 TrainState's estimates, so they can be tested alone. A callback that keeps state across epochs
 (EarlyStopping) returns it from ``state_dict`` (tensors and JSON values), which a checkpoint saves
 and ``load_state_dict`` puts back after on_fit_start when a fit resumes (training/checkpoint.py).
-The checkpoint writer itself is training/checkpoint.py's CheckpointWriter.
+The checkpoint writer itself is training/checkpoint_writer.py's CheckpointWriter.
 on_epoch_end and on_fit_end get the weights training would hand back (under ``train.ema`` the
 average, training/ema.py); the other hooks get the live model that the optimizer steps.
 """

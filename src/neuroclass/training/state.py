@@ -139,7 +139,7 @@ class TrainState:
     # passes too (one per test-time view), first batch included
     eval_pass_costs: list = field(default_factory=list)
     first_pass_steady_cost: float = 0.0  # the first pass's cost per example after its first batch
-    # checkpoint writes (training/checkpoint.py CheckpointWriter): the longest write, which follows
+    # checkpoint writes (training/checkpoint_writer.py): the longest write, which follows
     # each epoch's validation pass, and the share of training time that periodic writes add
     checkpoint_seconds: float = 0.0
     checkpoint_share: float = 0.0

@@ -1,0 +1,27 @@
+"""The names of run folders and of the reports written beside them."""
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from pathlib import Path
+
+
+def run_name(data_source: str, model_name: str, now: datetime | None = None) -> str:
+    """``<data>-<model>-<YYYYmmdd-HHMMSS>``, made file-name-safe.
+
+    >>> run_name("blocks:n=200", "tv:resnet18", datetime(2026, 1, 2, 3, 4, 5))
+    'blocks-tv-resnet18-20260102-030405'
+    """
+    data_name = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(data_source.split(":")[0]).stem or "data")
+    model = re.sub(r"[^A-Za-z0-9_.-]+", "-", model_name)
+    return f"{data_name}-{model}-{(now or datetime.now()).strftime('%Y%m%d-%H%M%S')}"
+
+
+def data_slug(source: str) -> str:
+    """A file-name-safe name for a data source, for report-<slug>.html.
+
+    >>> data_slug("blocks:n=200,seed=9"), data_slug("/data/shoes/test/")
+    ('blocks_n_200_seed_9', 'test')
+    """
+    name = Path(source.rstrip("/\\")).name or "data"
+    return re.sub(r"[^A-Za-z0-9.-]+", "_", name).strip("_.") or "data"
