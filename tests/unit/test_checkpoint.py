@@ -265,8 +265,8 @@ def test_resume_refuses_finished_missing_and_busy_runs(tmp_path, trained_run):
     busy.write_config(quick_config(tmp_path))
     with pytest.raises(NeuroclassError, match="another process is training this run"):
         resume(busy.path)
-    with pytest.raises(NeuroclassError, match="no interrupted run"):
-        resume(tmp_path / "runs")  # the only partial run is busy
+    with pytest.raises(NeuroclassError, match=r"\.partial-busy: another process is training it"):
+        resume(tmp_path / "runs")  # the only partial run is busy: named, not "no interrupted run"
     with pytest.raises(NeuroclassError, match="drop data, epochs"):
         api_train("digits", epochs=3, resume=tmp_path)
     busy.discard()

@@ -210,16 +210,24 @@ class RunFolder:
 
     @classmethod
     def _newest_interrupted(cls, out: Path) -> Path:
-        """The partial folder in ``out`` with the newest change that no process is training."""
-        candidates = []
-        for folder in out.glob(f"{PARTIAL}*"):
-            if not (folder / "config.yaml").is_file() or is_locked(folder, LOCK_FILE):
-                continue  # stopped before training started, or being trained now
+        """The partial folder in ``out`` with the newest change that no process is training.
+        NeuroclassError when there is none, naming the runs another process is training if any."""
+        candidates, locked = [], []
+        for folder in sorted(out.glob(f"{PARTIAL}*")):
+            if not (folder / "config.yaml").is_file():
+                continue  # stopped before training started
+            if is_locked(folder, LOCK_FILE):
+                locked.append(folder.name)  # being trained now
+                continue
             try:
                 changed = max(p.stat().st_mtime for p in (folder, folder / CHECKPOINT_DIR) if p.exists())
             except (FileNotFoundError, ValueError):  # removed meanwhile (a failed run discarded)
                 continue
             candidates.append((changed, folder.name, folder))
+        if not candidates and locked:
+            runs = ", ".join(locked)
+            raise NeuroclassError(f"--resume '{out}': {runs}: another process is training "
+                                  f"{'it' if len(locked) == 1 else 'them'}; wait for it to end or stop it first")
         if not candidates:
             raise NeuroclassError(f"--resume '{out}': no interrupted run in this folder; pass an "
                                   f"interrupted run's {PARTIAL}* folder")
