@@ -279,8 +279,6 @@ def resume(path: str | Path, callbacks: list[Callback] | tuple = (), report: boo
     record = with_resume(record, checkpoint)
     budget = checkpoint.budget_left if checkpoint else None
     left = (budget if budget is not None else cfg.train.time_budget) if cfg.train.time_budget else None
-    if not cfg.train.quiet:  # the resume's first line
-        log.info("%s", resume_line(run.path, record, left))
     with process_state(cfg):
         try:
             prep = prepare(cfg, clock=clock, budget=budget, plan=record["plan"])
@@ -289,6 +287,8 @@ def resume(path: str | Path, callbacks: list[Callback] | tuple = (), report: boo
         except BaseException:
             run.release()
             raise
+        if not cfg.train.quiet:  # the resume's first line, once its data is known to be the same
+            log.info("%s", resume_line(run.path, record, left))
         return _train_in(run, prep, checkpoint, record, _Extras(callbacks, report, stop, before_rename))
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import random
 import signal
 import warnings
@@ -240,7 +241,7 @@ def test_an_interrupted_run_keeps_its_folder_and_resumes_to_the_same_model(tmp_p
     assert not partial.exists()
 
 
-def test_resume_refuses_data_that_changed_since_the_run_started(tmp_path):
+def test_resume_refuses_data_that_changed_since_the_run_started(tmp_path, caplog):
     data = tmp_path / "blocks.npz"
     blocks = make_blocks(n=240, size=16, task="colour", seed=0)
     np.savez(data, x=blocks.x.numpy(), y=blocks.y.numpy())
@@ -248,8 +249,10 @@ def test_resume_refuses_data_that_changed_since_the_run_started(tmp_path):
     with pytest.raises(RunInterrupted) as caught:
         train(quick_config(tmp_path, source=str(data)), callbacks=[RequestAt(stop, 2)], report=False, stop=stop)
     np.savez(data, x=blocks.x.numpy()[::-1].copy(), y=blocks.y.numpy()[::-1].copy())
+    caplog.set_level(logging.INFO, logger="neuroclass")
     with pytest.raises(NeuroclassError, match="the data changed since run .* started .* put the data back"):
-        resume(caught.value.path, report=False)
+        resume(caught.value.path, report=False, quiet=False)
+    assert not [r for r in caplog.records if "resuming" in r.getMessage()]  # no "resuming" before the refusal
     np.savez(data, x=blocks.x.numpy(), y=blocks.y.numpy())
     assert resume(caught.value.path, report=False).path.is_dir()  # the partial folder was kept
 
