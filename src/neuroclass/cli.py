@@ -5,9 +5,10 @@ The library's INFO log records (the "neuroclass" loggers: what a time budget cho
 print as plain lines on stdout, unless --quiet; warnings as "neuroclass: warning: ..." on stderr.
 main() leaves the logging and warnings set-up of the process as it found it.
 
-While `train` runs, Ctrl-C (SIGINT) or SIGTERM asks training to stop after the current step
-(neuroclass/interrupts.py): the run's checkpoint is written, one line gives the command that
-resumes it, and the exit code is 130 (143 for SIGTERM). A second signal stops at once.
+While `train` runs, Ctrl-C (SIGINT), SIGTERM or SIGHUP asks training to stop after the current
+step (neuroclass/interrupts.py): the run's checkpoint is written, one line gives the command that
+resumes it, and the exit code is 130 (143 for SIGTERM, 129 for SIGHUP). A second signal stops at
+once.
 """
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Ctrl-C (SIGINT) and SIGTERM for the `neuroclass train` command (the library installs no handler).
+"""Ctrl-C (SIGINT), SIGTERM and SIGHUP (the terminal closed, an ssh connection dropped) for the
+`neuroclass train` command (the library installs no handler).
 
 The first signal asks training to stop after the current step (training.callbacks.StopRequest),
 and one line on stderr says at once what will happen: during training, a stop after the step with
@@ -25,7 +26,9 @@ from torch import nn
 from neuroclass.training.callbacks import Callback, StopRequest
 from neuroclass.training.state import TrainState
 
-EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}  # 128 + the signal's number, as shells report
+# 128 + the signal's number, as shells report; SIGHUP only where the system has it (not Windows)
+EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143,
+               **({signal.SIGHUP: 129} if hasattr(signal, "SIGHUP") else {})}
 AGAIN = "press Ctrl-C again to stop at once"
 WHAT_HAPPENS = {"before": f"stopping after the first training step, keeping a checkpoint; {AGAIN}",
                 "training": f"stopping after the current step; {AGAIN}",
@@ -71,9 +74,10 @@ class Interrupts:
 
 @contextlib.contextmanager
 def stop_on_signals() -> Iterator[Interrupts]:
-    """SIGINT and SIGTERM handled by an Interrupts for the ``with`` block. Outside the main thread
-    (where Python allows no handlers) nothing is installed, nor for a signal the process ignores
-    (a background job, nohup). The previous handlers are put back on exit."""
+    """SIGINT, SIGTERM and SIGHUP handled by an Interrupts for the ``with`` block. Outside the main
+    thread (where Python allows no handlers) nothing is installed, nor for a signal the process
+    ignores (a background job's SIGINT, nohup's SIGHUP: it stays ignored). The previous handlers
+    are put back on exit."""
     interrupts = Interrupts()
     # None: a handler set outside Python, which Python cannot put back
     main_thread = threading.current_thread() is threading.main_thread()

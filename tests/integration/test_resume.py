@@ -272,6 +272,29 @@ def test_sigterm_saves_a_checkpoint_and_exits_143(tmp_path):
     assert checkpoint.step > 0 and "stop" not in checkpoint.record  # the resumed run goes on
 
 
+def test_sighup_saves_a_checkpoint_and_exits_129(tmp_path):
+    out = tmp_path / "runs"
+    done = interrupted_cli(out, signal.SIGHUP)
+    assert done.returncode == 129, done.stderr
+    (line,) = [line for line in done.stderr.splitlines() if "--resume" in line]
+    assert re.fullmatch(r"neuroclass: interrupted by SIGHUP at epoch \d+, step \d+; resume with: "
+                        r"neuroclass train --resume \S+", line)
+    assert read_checkpoint(partial_folder(out) / "checkpoint").step > 0
+
+
+def test_an_ignored_sighup_stays_ignored(zygote, tmp_path):
+    """Under nohup (SIGHUP ignored from the start) a closed terminal does not stop training."""
+    out, log = tmp_path / "runs", tmp_path / "run.log"
+    pid = zygote.start([*LONG, "--out", str(out)], log, ignore=("SIGHUP",))
+    wait_for(lambda: partial_folder(out) and checkpoint_folders(partial_folder(out) / "checkpoint"),
+             "a first checkpoint")
+    os.kill(pid, signal.SIGHUP)
+    os.kill(pid, signal.SIGINT)
+    assert zygote.wait(pid) == 130
+    text = log.read_text()
+    assert "SIGHUP" not in text and "interrupted by SIGINT" in text, text
+
+
 def test_a_full_disk_while_checkpointing_is_one_error_line_and_the_last_checkpoint_stays(zygote, reference,
                                                                                             tmp_path):
     """Files may grow to 1 KiB once the second checkpoint is on disk (RLIMIT_FSIZE; SIGXFSZ ignored,
