@@ -196,6 +196,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def _interrupted_line(exc: BaseException) -> str:
     """What a stopped `train` says: the command that resumes it, or where the finished run is."""
+    from neuroclass.pipeline import StoppedBeforeCheckpoint
+
+    if isinstance(exc, StoppedBeforeCheckpoint):  # the run's partial folder is removed
+        return f"neuroclass: {exc}: nothing was saved (no checkpoint yet)"
     path = getattr(exc, "path", None)
     if path is None:
         return "neuroclass: interrupted"

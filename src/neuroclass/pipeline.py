@@ -101,6 +101,11 @@ class RunInterrupted(Exception):
         self.path, self.detail, self.finished = path, detail, finished
 
 
+class StoppedBeforeCheckpoint(KeyboardInterrupt):
+    """Stopped at once (a second Ctrl-C) before a first checkpoint: nothing was saved, and the
+    run's partial folder (with the --out folder, when the run made it and it is empty) is removed."""
+
+
 @dataclass
 class RunResult:
     path: Path
@@ -239,11 +244,15 @@ def train(cfg: Config, callbacks: list[Callback] | tuple = (), command: str = ""
     The hidden run folder is made before training, so that an unwritable ``out`` fails at once;
     it holds config.yaml and the checkpoints while training runs. Raises NeuroclassError for bad
     config, data or ``out`` (nothing is left behind then), RunInterrupted when ``stop`` is
-    requested (the partial folder is kept for ``resume``). ``before_rename(tmp)``: called as each
+    requested (the partial folder is kept for ``resume``), StoppedBeforeCheckpoint for a
+    KeyboardInterrupt before the first checkpoint (nothing is left behind). ``before_rename(tmp)``: called as each
     checkpoint's files are on disk, before it is renamed into place (a test's moment to act);
     ``clock``: seconds, for the time budget (a test's fake clock)."""
     with process_state(cfg):
-        prep = prepare(cfg, clock=clock)
+        try:
+            prep = prepare(cfg, clock=clock)
+        except KeyboardInterrupt:
+            raise StoppedBeforeCheckpoint("stopped at once before training started") from None
         data_hash = prep.dataset.content_hash()  # before the folder: nothing to clean up if cut short
         run = RunFolder.create(prep.cfg.out, run_name(prep.cfg.data.source, prep.cfg.model.name))
         record = {"command": command, "plan": prep.plan, "resumed": [], "session_seconds": [],
@@ -335,6 +344,8 @@ def _train_in(run: RunFolder, prep: Prepared, checkpoint: Checkpoint | None, rec
         _keep_or_discard(run, exc)
         if isinstance(exc, KeyboardInterrupt) and (committed or run.has_checkpoint()):
             raise RunInterrupted(run.path, "stopped at once", finished=committed) from None
+        if isinstance(exc, KeyboardInterrupt):
+            raise StoppedBeforeCheckpoint("stopped at once before the first checkpoint") from None
         raise
     html = None
     if extras.report:  # with the run's threads, like the rest of the run

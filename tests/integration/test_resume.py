@@ -295,6 +295,19 @@ def test_an_ignored_sighup_stays_ignored(zygote, tmp_path):
     assert "SIGHUP" not in text and "interrupted by SIGINT" in text, text
 
 
+def test_a_double_ctrl_c_before_the_first_checkpoint_says_nothing_was_saved_and_leaves_nothing(zygote, tmp_path):
+    out, log, pause = tmp_path / "runs", tmp_path / "run.log", tmp_path / "pause"
+    pid = zygote.start([*LONG, "--out", str(out)], log, pause=(1, pause))  # the first write waits
+    wait_for(pause.exists, "the first checkpoint's files")
+    os.kill(pid, signal.SIGINT)
+    wait_for(lambda: "SIGINT received" in log.read_text(), "the first signal's line")
+    os.kill(pid, signal.SIGINT)  # before the first checkpoint is renamed into place
+    assert zygote.wait(pid) == 130
+    assert log.read_text().splitlines()[-1] == ("neuroclass: stopped at once before the first checkpoint: "
+                                                "nothing was saved (no checkpoint yet)")
+    assert not out.exists()  # the run made --out: removed with its partial folder
+
+
 def test_a_full_disk_while_checkpointing_is_one_error_line_and_the_last_checkpoint_stays(zygote, reference,
                                                                                             tmp_path):
     """Files may grow to 1 KiB once the second checkpoint is on disk (RLIMIT_FSIZE; SIGXFSZ ignored,

@@ -169,3 +169,16 @@ def test_report_out_folders_and_unwritable_places(npz_run, tmp_path, capsys):
     assert main(["report", str(run), "--out", "/proc/neuroclass/r.html"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("neuroclass: error: --out") and "writ" in err[0]
+
+
+def test_a_discarded_run_removes_the_out_folder_only_when_it_made_it_and_it_is_empty(tmp_path):
+    made = RunFolder.create(tmp_path / "new", "x")
+    made.discard()
+    assert not (tmp_path / "new").exists()
+    (tmp_path / "old").mkdir()
+    RunFolder.create(tmp_path / "old", "x").discard()
+    assert (tmp_path / "old").is_dir()  # there before the run
+    first, second = RunFolder.create(tmp_path / "shared", "a"), RunFolder.create(tmp_path / "shared", "b")
+    first.discard()
+    assert second.path.is_dir()  # another run's folder is in it
+    second.discard()

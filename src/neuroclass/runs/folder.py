@@ -16,6 +16,7 @@ that trains a partial folder holds a lock on it (``.lock``), so two never train 
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -84,13 +85,16 @@ class RunFolder:
         self.path = Path(path)
         self.final = final  # for a partial folder: the name it gets on commit
         self._lock = None  # the open lock file while this process trains the partial folder
+        self._made_out: Path | None = None  # the --out folder, when ``create`` made it
 
     # ------------------------------------------------------------------ lifecycle
     @classmethod
     def create(cls, out: str | Path, name: str) -> "RunFolder":
-        """A new hidden ``out/.partial-<name>`` folder (``name-2``, ... when ``name`` is taken)."""
+        """A new hidden ``out/.partial-<name>`` folder (``name-2``, ... when ``name`` is taken);
+        ``discard`` removes ``out`` too when this call made it and it is empty then."""
         out = Path(out)
         try:
+            made_out = not out.exists()
             out.mkdir(parents=True, exist_ok=True)
             for suffix in range(1, 10_000):
                 final = out / (name if suffix == 1 else f"{name}-{suffix}")
@@ -101,6 +105,7 @@ class RunFolder:
                 except FileExistsError:
                     continue
                 run = cls(out / f"{PARTIAL}{final.name}", final)
+                run._made_out = out if made_out else None
                 try:
                     run._claim()
                 except BaseException:
@@ -132,9 +137,13 @@ class RunFolder:
             pass
 
     def discard(self) -> None:
-        """Remove a partial folder (after a failure); a finished folder is never removed."""
+        """Remove a partial folder (after a failure), and the --out folder that ``create`` made for
+        it if nothing else is in it; a finished folder is never removed."""
         if self.final is not None:
             shutil.rmtree(self.path, ignore_errors=True)
+            if self._made_out is not None:
+                with contextlib.suppress(OSError):  # not empty: another run's files are there
+                    self._made_out.rmdir()
         self._release()
 
     def release(self) -> None:
