@@ -47,7 +47,7 @@ from neuroclass.training.callbacks import Callback, StopRequest
 from neuroclass.training.checkpoint import Checkpoint, CheckpointWriteError, read_checkpoint
 from neuroclass.training.checkpoint_writer import CheckpointWriter
 from neuroclass.training.finetune import FineTuning, prepare_fine_tuning, resolve_transfer
-from neuroclass.training.resume_record import resume_line, with_resume, with_session
+from neuroclass.training.resume_record import checkpoint_totals, resume_line, with_resume, with_session
 from neuroclass.training.state import StopReason, TrainState
 from neuroclass.training.trainer import Trainer, TrainingDiverged
 
@@ -334,9 +334,11 @@ def _train_in(run: RunFolder, prep: Prepared, checkpoint: Checkpoint | None, rec
                     extras.before_rename)
         if state.stop_reason is StopReason.INTERRUPTED:
             with contextlib.suppress(OSError):  # else the resume estimates it from the checkpoint
-                run.write_resume_record(with_session(record, prep.clock() - prep.start))
+                run.write_resume_record(with_session(record, prep.clock() - prep.start,
+                                                     state.checkpoint_write_seconds))
             raise RunInterrupted(run.path, state.stop_detail)
         done = finalize(prep, model, state)
+        done.timing.update(checkpoint_totals(state.checkpoints_written, state.checkpoint_write_seconds, record))
         done.timing["resumed"] = record["resumed"]
         path = write_run(run, prep, done, record["command"], record["data_hash"])
     except BaseException as exc:

@@ -100,3 +100,22 @@ def test_the_same_weights_save_to_the_same_bytes():
     (blob,) = blobs
     header = json.loads(blob[8:8 + int.from_bytes(blob[:8], "little")])
     assert header["__metadata__"] == {"format": "pt"}
+
+
+def test_timing_counts_every_checkpoint_write_and_its_seconds_over_the_sessions(tmp_path):
+    clock, writes = FakeClock(), []
+
+    def slow_write(tmp):  # each write takes 2 s of the clock, between its start and its end
+        writes.append(tmp)
+        clock.now += 2.0
+
+    stop = StopRequest()
+    with pytest.raises(RunInterrupted) as caught:
+        train(quick_config(tmp_path), callbacks=[Tick(clock, stop, 7)], report=False, stop=stop, clock=clock,
+              before_rename=slow_write)
+    first_session = len(writes)  # epoch 1's and the interrupt's
+    result = resume(caught.value.path, callbacks=[Tick(clock)], report=False, clock=clock, before_rename=slow_write)
+    timing = RunFolder(result.path).timing()
+    assert first_session == 2 and len(writes) > first_session
+    assert timing["checkpoints_written"] == len(writes)
+    assert timing["checkpoint_write_seconds"] == pytest.approx(2.0 * len(writes))

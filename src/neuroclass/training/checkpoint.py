@@ -58,7 +58,7 @@ STALE_PREFIX = ".old-"  # an older checkpoint being removed
 COUNTERS = ("epoch", "step", "lr", "batch_loss", "running_accuracy", "history", "best_epoch",
             "samples_seen", "train_seconds", "first_step_seconds", "first_step_samples",
             "eval_pass_costs", "first_pass_steady_cost", "epoch_loss_sum", "epoch_correct", "epoch_seen",
-            "checkpoint_seconds", "checkpoint_share")
+            "checkpoint_seconds", "checkpoint_share", "checkpoints_written", "checkpoint_write_seconds")
 
 
 # ----------------------------------------------------------------------------- tensors apart from JSON

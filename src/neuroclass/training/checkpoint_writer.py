@@ -30,7 +30,8 @@ class CheckpointWriter(Callback):
     epoch and that spacing. The fit's first epoch-end write (which measures the cost) and an
     interrupt's write always happen. Raises ValueError for a ``share`` outside (0, 1].
 
-    Each write is timed with ``clock`` into ``state.checkpoint_seconds`` (the longest) and
+    Each write is counted in ``state.checkpoints_written`` and timed with ``clock`` into
+    ``state.checkpoint_write_seconds`` (the sum), ``state.checkpoint_seconds`` (the longest) and
     ``state.checkpoint_share`` (the share of training time periodic writes add), which a time
     budget reserves, with the spacing (``state.epoch_checkpoint_share``; training/state.py).
     Raises CheckpointWriteError (from the hook that writes) when the folder cannot be written.
@@ -79,10 +80,12 @@ class CheckpointWriter(Callback):
         start = self.clock()
         found = checkpoint_folders(self.folder)
         sequence = found[-1][0] + 1 if found else 1
+        state.checkpoints_written += 1  # before the capture: a resume from it counts it
         tensors, record = capture(state)
         path = write_checkpoint(self.folder, sequence, tensors, record, self.keep, self.before_rename)
         self.last = self.clock()
         self.last_cost = self.last - start
+        state.checkpoint_write_seconds += self.last_cost
         state.checkpoint_seconds = max(state.checkpoint_seconds, self.last_cost)
         if self.every_seconds > 0:
             state.checkpoint_share = state.checkpoint_seconds / self.every_seconds

@@ -143,6 +143,10 @@ class TrainState:
     # each epoch's validation pass, and the share of training time that periodic writes add
     checkpoint_seconds: float = 0.0
     checkpoint_share: float = 0.0
+    # every write of the run (of its earlier sessions too, up to the checkpoint a fit resumes): how
+    # many, the one being written counted, and their seconds (each write's own once it is done)
+    checkpoints_written: int = 0
+    checkpoint_write_seconds: float = 0.0
     # the largest share of training time that epoch-end writes take (train.checkpoint_share, set by
     # the writer; 1: a write after every epoch): the budget reserves the writes this spacing makes
     epoch_checkpoint_share: float = 1.0
