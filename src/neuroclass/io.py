@@ -13,7 +13,14 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Callable, Optional
+from typing import IO, Callable, Optional
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks
+    fcntl = None
+
+CAN_LOCK = fcntl is not None  # whether hold_lock locks anything on this system
 
 
 def current_umask() -> int:
@@ -116,3 +123,45 @@ def write_folder_atomic(path: str | os.PathLike, files: dict[str, bytes],
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     """``write_bytes_atomic`` for UTF-8 text."""
     return write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def hold_lock(path: str | os.PathLike) -> Optional[IO]:
+    """Take an advisory lock (flock) on the file ``path`` (created if missing) for this process:
+    the open file, to close to unlock (None where nothing can be locked, CAN_LOCK False). The lock
+    also ends with the process, however it ends. Raises BlockingIOError when another process
+    holds it, OSError when the file cannot be opened.
+
+    Example::
+
+        handle = hold_lock(Path(tmp) / ".lock")
+        lock_is_held(Path(tmp) / ".lock")  # -> True in any other process while open
+        handle.close()
+    """
+    if fcntl is None:
+        return None
+    handle = open(path, "a+")
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BaseException:
+        handle.close()
+        raise
+    return handle
+
+
+def lock_is_held(path: str | os.PathLike) -> bool:
+    """Whether some process (this one too, through another open file) holds ``hold_lock``'s lock
+    on ``path``: a probe that creates no file (a missing file is held by nobody) and leaves no
+    lock behind. False where nothing can be locked (CAN_LOCK False)."""
+    if fcntl is None:
+        return False
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)  # closing drops the probe's own lock
+    return False

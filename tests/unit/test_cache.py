@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -219,6 +221,44 @@ def test_temp_folders_of_killed_builds_are_swept_after_a_day(tmp_path, cache_dir
         os.utime(path, (two_days_ago, two_days_ago))
     load_folder(image_folder(tmp_path / "pics"))
     assert not old.exists() and fresh.exists()  # a build running elsewhere keeps its folder
+
+
+HOLD_LOCK = """
+import fcntl, sys
+handle = open(sys.argv[1], "a+")
+fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+print("locked", flush=True)
+sys.stdin.read()  # held until the test closes stdin
+"""
+
+
+@pytest.mark.skipif(not cache_module.CAN_LOCK, reason="no advisory locks on this system")
+def test_temp_folders_of_killed_builds_are_swept_at_every_load_and_live_builds_kept(tmp_path, cache_dir):
+    root = image_folder(tmp_path / "pics")
+    load_folder(root)  # built: the next loads are hits
+    killed, live = cache_dir / ".tmp-killed-build", cache_dir / ".tmp-live-build"
+    for folder in (killed, live):
+        folder.mkdir()
+        (folder / "images.npy").write_bytes(b"partial")
+        (folder / cache_module.BUILD_LOCK).touch()
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(live / cache_module.BUILD_LOCK)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "locked\n"
+        assert load_folder(root).preprocessing["cache"] == "hit"
+        assert not killed.exists()  # nobody holds its lock: swept at once, on a hit too
+        assert (live / "images.npy").is_file()  # a live process builds in it
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=60)
+    load_folder(root)
+    assert not live.exists()  # its builder ended without finishing
+
+
+def test_a_build_leaves_no_temp_folder_or_lock_file(tmp_path, cache_dir):
+    cached = load_folder(image_folder(tmp_path / "pics"))
+    assert [p.name for p in cache_dir.iterdir()] == [Path(cached.preprocessing["cache_path"]).name]
+    assert not (Path(cached.preprocessing["cache_path"]) / cache_module.BUILD_LOCK).exists()
 
 
 def test_a_cache_made_by_the_older_decoder_is_not_reused(tmp_path):

@@ -17,7 +17,10 @@ and its mtime (say, restored with ``touch -r``) goes unnoticed; delete the cache
 
 A cache is built in a temp folder beside its final name and renamed into place, so the final name
 never holds a partial cache; a folder that is there but unreadable (a missing file, a wrong shape)
-is ignored and rebuilt.
+is ignored and rebuilt. The builder holds a lock (neuroclass.io.hold_lock) on ``.building`` in its
+temp folder from before the folder gets its ``.tmp-`` name, so a temp folder whose lock nobody
+holds was left by a build that was killed (SIGKILL, a power cut): every load removes those at once.
+A temp folder without the lock file (an older neuroclass's) is removed once a day old.
 """
 from __future__ import annotations
 
@@ -32,6 +35,7 @@ import uuid
 import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 from numpy.lib.format import open_memmap
@@ -40,11 +44,12 @@ from neuroclass.data.images import decode_into
 from neuroclass.data.issues import FileIssue
 from neuroclass.data.pixels import DecodeSettings
 from neuroclass.errors import NeuroclassError
-from neuroclass.io import write_bytes_atomic, write_text_atomic
+from neuroclass.io import CAN_LOCK, hold_lock, lock_is_held, write_bytes_atomic, write_text_atomic
 
 FORMAT = 2  # bump when the layout or the decoding changes, so that older caches are not read
 IN_MEMORY_BELOW = 2 * 1024**3  # bytes: a smaller cache is copied into memory, a larger one stays mapped
-STALE_AFTER_S = 24 * 3600  # a temp folder untouched this long was left by a run that was killed
+STALE_AFTER_S = 24 * 3600  # a temp folder without a lock untouched this long was left by a killed run
+BUILD_LOCK = ".building"  # the lock file in a temp folder, held by the process that builds in it
 CHUNK_ROWS = 1024  # rows copied at a time when a cache must be rewritten shorter
 
 
@@ -117,6 +122,7 @@ def load_or_build(root: Path, paths: list[Path], labels: np.ndarray, splits: np.
         # -> ('built', (200, 3, 32, 32))
     """
     folder = cache_dir() / cache_key(root, paths, channels, size, max_bad_fraction, decode)
+    _sweep_stale(folder.parent)
     found = _read(folder, "hit")
     if found is not None:
         return found
@@ -171,8 +177,7 @@ def _build(folder: Path, root: Path, paths: list[Path], labels: np.ndarray, spli
            max_bad_fraction: float, decode: DecodeSettings) -> None:
     """Decode into a temp folder beside ``folder``, then rename it into place."""
     folder.parent.mkdir(parents=True, exist_ok=True)
-    _sweep_stale(folder.parent)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{folder.name[:12]}-", dir=folder.parent))
+    tmp, lock = _locked_temp(folder)
     images = tmp / "images.npy"
 
     def allocate(shape: tuple[int, ...]) -> np.ndarray:
@@ -199,10 +204,29 @@ def _build(folder: Path, root: Path, paths: list[Path], labels: np.ndarray, spli
                 "skipped_files": [asdict(item) for item in done.skipped],
                 "warned": [asdict(item) for item in done.warned]}
         write_text_atomic(tmp / "meta.json", json.dumps(meta, indent=1))
+        (tmp / BUILD_LOCK).unlink()  # still held until closed: without its file the folder is kept
         _publish(tmp, folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)  # an error or Ctrl-C leaves nothing behind
         raise
+    finally:
+        if lock is not None:
+            lock.close()
+
+
+def _locked_temp(folder: Path) -> tuple[Path, IO | None]:
+    """A new temp folder beside ``folder`` and the lock its builder holds on its BUILD_LOCK: taken
+    under a ``.new-`` name, then renamed to ``.tmp-``, so that every ``.tmp-`` folder with the lock
+    file has had its lock held."""
+    new = Path(tempfile.mkdtemp(prefix=f".new-{folder.name[:12]}-", dir=folder.parent))
+    try:
+        lock = hold_lock(new / BUILD_LOCK)
+        tmp = new.with_name(".tmp-" + new.name[len(".new-"):])
+        os.replace(new, tmp)
+    except BaseException:
+        shutil.rmtree(new, ignore_errors=True)
+        raise
+    return tmp, lock
 
 
 def _shorten(images: Path, rows: int) -> None:
@@ -235,9 +259,18 @@ def _publish(tmp: Path, folder: Path) -> None:
 
 
 def _sweep_stale(parent: Path) -> None:
-    """Delete temp folders of builds killed (e.g. ``kill -9``) over a day ago; they may be huge."""
+    """Delete the temp folders of killed builds (e.g. ``kill -9``; they may be huge): at once where
+    the lock file is there and no process holds it, else once they are a day old. A folder whose
+    lock a live build holds is kept."""
     now = time.time()
-    for path in [*parent.glob(".tmp-*"), *parent.glob(".stale-*")]:
+    for path in [*parent.glob(".tmp-*"), *parent.glob(".new-*"), *parent.glob(".stale-*")]:
+        lock = path / BUILD_LOCK
+        # a .tmp- folder's lock was taken before it got that name; a .new- folder's lock file may
+        # not be locked yet (and a probe then could make its builder's lock fail): never probed
+        if CAN_LOCK and path.name.startswith(".tmp-") and lock.is_file():
+            if not lock_is_held(lock):
+                shutil.rmtree(path, ignore_errors=True)  # abandoned: its builder is gone
+            continue
         try:
             newest = max([path.stat().st_mtime, *(p.stat().st_mtime for p in path.iterdir())])
         except OSError:
