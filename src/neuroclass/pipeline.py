@@ -267,10 +267,11 @@ def resume(path: str | Path, callbacks: list[Callback] | tuple = (), report: boo
     """Continue the interrupted run at ``path`` (its partial folder, or a folder of runs: its newest
     interrupted one) from its newest checkpoint, with the run's own config and the time budget
     that was left; without a checkpoint, train it again from the start. The run records each
-    resume (timing.json "resumed": [{"at", "epoch", "step", "seconds_before"}]: the epoch in
-    progress, 1-based, and the optimizer steps done, as the interrupt's line and the checkpoint's
-    name give them, and the seconds of the sessions before), and its total_seconds sums every
-    session's. Unless quiet, the first line logged (INFO, logger "neuroclass") says where it resumes.
+    resume (timing.json "resumed": [{"at", "epoch", "step", "seconds_before", "checkpoint_seconds"}]:
+    the epoch in progress, 1-based, and the optimizer steps done, as the interrupt's line and the
+    checkpoint's name give them, the seconds of the sessions before, and those of writing the
+    checkpoint it resumes from), and its total_seconds, checkpoints_written and
+    checkpoint_write_seconds sum every session's. Unless quiet, the first line logged (INFO, logger "neuroclass") says where it resumes.
     ``quiet`` replaces the recorded train.quiet (None: keep it); ``progress()`` makes a progress
     display, added to ``callbacks`` unless the run is quiet. ``before_rename``, ``clock``: as for
     ``train``. Raises what ``train`` raises, and NeuroclassError when there is no run to continue."""
