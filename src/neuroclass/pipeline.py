@@ -36,7 +36,7 @@ from neuroclass.data.builtin import is_builtin
 from neuroclass.data.dataset import Dataset
 from neuroclass.data.normalization import normalization_stats
 from neuroclass.device import keep_freed_memory, pick_device, use_threads
-from neuroclass.errors import NeuroclassError
+from neuroclass.errors import NeuroclassError, RunInterrupted, StoppedBeforeCheckpoint  # the stops, re-exported
 from neuroclass.evaluation.metrics import classification_metrics
 from neuroclass.inference import InferencePolicy, Predictor, choose_policy
 from neuroclass.models import Classifier, create, resolved_options, sized_options
@@ -87,23 +87,6 @@ class Finished:
     meta: dict  # model.json
     metrics: dict | None
     timing: dict
-
-
-class RunInterrupted(Exception):
-    """Training was stopped on request (or at once, by a second Ctrl-C); ``path`` is the run's
-    partial folder, which holds the checkpoint that ``resume(path)`` continues from. ``finished``:
-    the stop came once the run was complete (while its report was written); ``path`` is then the
-    finished run folder and there is nothing to resume."""
-
-    def __init__(self, path: Path, detail: str, finished: bool = False) -> None:
-        where = f"the finished run is in {path}" if finished else f"the run can be resumed from {path}"
-        super().__init__(f"{detail}; {where}")
-        self.path, self.detail, self.finished = path, detail, finished
-
-
-class StoppedBeforeCheckpoint(KeyboardInterrupt):
-    """Stopped at once (a second Ctrl-C) before a first checkpoint: nothing was saved, and the
-    run's partial folder (with the --out folder, when the run made it and it is empty) is removed."""
 
 
 @dataclass
