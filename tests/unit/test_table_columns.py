@@ -97,7 +97,8 @@ def test_a_model_trained_beside_an_id_column_predicts_rows_without_it(tmp_path, 
     assert "column 'id'" in capsys.readouterr().err
     run = next(p for p in (tmp_path / "runs").iterdir() if p.is_dir() and not p.name.startswith("."))
     assert json.loads((run / "model.json").read_text())["preprocessing"]["columns"] == ["x", "z"]
-    assert [c["name"] for c in json.loads((run / "data_issues.json").read_text())["dropped_columns"]] == ["id"]
+    record = json.loads((run / "data_issues.json").read_text())
+    assert [c["name"] for c in record["dropped_columns"]] == ["id"]
     rows = tmp_path / "rows.csv"
     pd.read_csv(path).drop(columns=["id", "label"]).head(3).to_csv(rows, index=False)
     assert main(["predict", str(run), str(rows), "--json"]) == 0
@@ -167,8 +168,8 @@ def test_wide_class_names_keep_terminal_columns_aligned():
     assert len({columns_of(line, "0.") for line in lines[1:]}) == 1
     assert columns_of(lines[1], "猫 ") == columns_of(lines[2], "dog ")
     row = {"precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 3, "tested": True}
-    m = {"classes": ["東京", "paris"], "accuracy": 1.0, "macro_f1": 1.0, "weighted_f1": 1.0, "log_loss": 0.0,
-         "n": 6, "top_k_accuracy": {}, "roc_auc_ovr_macro": 1.0, "roc_auc_reason": None,
+    m = {"classes": ["東京", "paris"], "accuracy": 1.0, "macro_f1": 1.0, "weighted_f1": 1.0,
+         "log_loss": 0.0, "n": 6, "top_k_accuracy": {}, "roc_auc_ovr_macro": 1.0, "roc_auc_reason": None,
          "balanced_accuracy": 1.0, "per_class": {"東京": row, "paris": row}}
     table = format_metrics(m).splitlines()
     assert table[2].startswith("class") and table[3].startswith("東京") and table[4].startswith("paris")
