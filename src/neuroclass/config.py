@@ -54,6 +54,10 @@ class DataConfig:
     source: str = "fashion-mnist"
     label_column: Optional[str] = None  # for CSV/Parquet tables
     categorical: list[str] = field(default_factory=list)  # table columns to one-hot encode
+    # table columns used as features even though they look like row identifiers (a different
+    # value in every row: text, or consecutive / index-named whole numbers), which are otherwise
+    # left out with a warning; each must be a feature column of the table
+    keep_columns: list[str] = field(default_factory=list)
     val_fraction: float = field(default=0.1, metadata=rule(ge=0, lt=1))  # carved from train
     test_fraction: float = field(default=0.2, metadata=rule(ge=0, lt=1))  # when no test split ships
     image_size: Optional[int] = field(default=None, metadata=rule(gt=0))  # resize folder images

@@ -29,6 +29,7 @@ FREE = {
     "data.source": "a folder, file or built-in name: checked by the data loader",
     "data.label_column": "a column name: checked against the table's columns by the table loader",
     "data.categorical": "column names: checked against the table's columns by the table loader",
+    "data.keep_columns": "column names: checked against the table's columns by the table loader",
     "model.name": CHECKED_BY_MODELS,
     "model.size": CHECKED_BY_MODELS,
     "model.options": CHECKED_BY_MODELS,

@@ -57,7 +57,7 @@ def load(cfg: DataConfig, decode: DecodeSettings | None = None) -> Dataset:
                 load_image_folder(path, cfg.channels, cfg.image_size, cfg.max_bad_fraction,
                                   cfg.cache, decode or DecodeSettings.from_config(cfg))
         elif path.suffix.lower() in (".csv", ".parquet", ".pq"):
-            ds = load_table(path, cfg.label_column, list(cfg.categorical))
+            ds = load_table(path, cfg.label_column, list(cfg.categorical), list(cfg.keep_columns))
         elif path.suffix.lower() == ".npz":
             ds = load_npz(path)
         else:

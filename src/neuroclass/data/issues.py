@@ -37,6 +37,14 @@ class SmallClass:
     action: str
 
 
+@dataclass(frozen=True)
+class DroppedColumn:
+    """A table column not used as a feature: ``name`` as in the file, ``reason`` one line."""
+
+    name: str
+    reason: str
+
+
 @dataclass
 class DataIssues:
     """Everything loading and splitting noticed; empty lists when the data was clean.
@@ -52,9 +60,10 @@ class DataIssues:
     warnings: list[FileIssue] = field(default_factory=list)
     merged_labels: list[MergedLabel] = field(default_factory=list)
     small_classes: list[SmallClass] = field(default_factory=list)
+    dropped_columns: list[DroppedColumn] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return any((self.ignored, self.skipped, self.warnings, self.merged_labels, self.small_classes))
+        return any(self._lists().values())
 
     def to_json(self) -> dict:
         """A JSON-ready dict: lists of plain dicts, tuples as lists."""
@@ -64,7 +73,8 @@ class DataIssues:
     def from_json(cls, record: dict) -> "DataIssues":
         """The inverse of ``to_json``; missing keys read as empty lists (older run folders)."""
         kinds = {"ignored": FileIssue, "skipped": FileIssue, "warnings": FileIssue,
-                 "merged_labels": MergedLabel, "small_classes": SmallClass}
+                 "merged_labels": MergedLabel, "small_classes": SmallClass,
+                 "dropped_columns": DroppedColumn}
         out = cls()
         for name, kind in kinds.items():
             items = getattr(out, name)
@@ -74,4 +84,5 @@ class DataIssues:
 
     def _lists(self) -> dict[str, list]:
         return {"ignored": self.ignored, "skipped": self.skipped, "warnings": self.warnings,
-                "merged_labels": self.merged_labels, "small_classes": self.small_classes}
+                "merged_labels": self.merged_labels, "small_classes": self.small_classes,
+                "dropped_columns": self.dropped_columns}

@@ -25,6 +25,13 @@ LABEL_POLICIES = ("merge", "strict")
 # a class needs an example to train on and one to test on: a label column with fewer than two
 # rows per distinct value on average is not a column of classes
 MIN_ROWS_PER_CLASS = 2.0
+# a measurement or count read as classes (whole-number magnesium levels, ages, prices) has many
+# values seen once: the tails of a continuous distribution. A column of classes may have a few
+# rare classes, but a class seen once is never both trained on and tested, so when more than a
+# quarter of the classes are single rows the column is refused. Below 8 classes one or two rare
+# classes are a large fraction by chance (2 of 7), and the small-class warning covers them.
+MIN_CLASSES_FOR_SINGLETONS = 8
+MAX_SINGLETON_FRACTION = 0.25
 SHOWN = 5  # examples of offending values quoted in a message
 
 
@@ -45,6 +52,21 @@ def quoted_list(values: list[str]) -> str:
     """
     shown = [json.dumps(str(v), ensure_ascii=False) for v in values]
     return shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + " and " + shown[-1]
+
+
+def quoted_spellings(values: list[str]) -> str:
+    """``quoted_list`` of spellings of one label; when two of them look the same on screen (the
+    same characters in another Unicode form), the ones not in the composed form (NFC) show their
+    non-ASCII code points as escapes and "(Unicode forms)" follows.
+
+    >>> print(quoted_spellings(["caf\u00e9", "cafe\u0301"]))
+    "café" and "cafe\u0301" (Unicode forms)
+    """
+    composed = [unicodedata.normalize("NFC", str(v)) for v in values]
+    if len(set(composed)) == len(values):
+        return quoted_list(values)
+    shown = [json.dumps(str(v), ensure_ascii=v != c) for v, c in zip(values, composed)]
+    return (shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + " and " + shown[-1]) + " (Unicode forms)"
 
 
 def near_duplicate_groups(classes: list[str], counts: np.ndarray) -> list[tuple[str, list[int]]]:
@@ -87,7 +109,7 @@ def merge_near_duplicate_labels(ds: Dataset, policy: str = "merge") -> Dataset:
     if not groups:
         return ds
     where = ds.source or ds.name
-    said = "; ".join(f"{quoted_list([ds.classes[i] for i in members])} read as one class "
+    said = "; ".join(f"{quoted_spellings([ds.classes[i] for i in members])} read as one class "
                      f"{json.dumps(into, ensure_ascii=False)}" for into, members in groups)
     if policy == "strict":
         raise NeuroclassError(f"{where}: labels differ only by surrounding spaces, letter case or Unicode "
@@ -110,7 +132,8 @@ def merge_near_duplicate_labels(ds: Dataset, policy: str = "merge") -> Dataset:
 def check_label_column(values: np.ndarray, where: str) -> None:
     """Refuse a label column that does not hold classes: numbers that are not whole (a continuous
     target), a different value in every row (an ID), or fewer than MIN_ROWS_PER_CLASS rows per
-    distinct value. ``values`` (N,) as read from the table; ``where`` names file and column.
+    distinct value, or many classes of which more than MAX_SINGLETON_FRACTION have one row (a
+    measurement or count). ``values`` (N,) as read from the table; ``where`` names file and column.
     Raises NeuroclassError saying why and what to do.
 
     >>> check_label_column(np.array([0.5, 1.25, 2.0, 0.5]), "t.csv: label column 'y'")
@@ -135,6 +158,20 @@ def check_label_column(values: np.ndarray, where: str) -> None:
                               f"{MIN_ROWS_PER_CLASS:g} examples per class on average: too many classes "
                               "for the rows to teach; pick the column that holds the classes with "
                               "--label-column, or group the values into fewer classes")
+    _check_singletons(values, where)
+
+
+def _check_singletons(values: np.ndarray, where: str) -> None:
+    """Refuse MIN_CLASSES_FOR_SINGLETONS or more classes of which more than MAX_SINGLETON_FRACTION
+    have a single row."""
+    _, counts = np.unique(values.astype(str) if values.dtype.kind == "O" else values, return_counts=True)
+    single = int(np.sum(counts == 1))
+    if len(counts) >= MIN_CLASSES_FOR_SINGLETONS and single > MAX_SINGLETON_FRACTION * len(counts):
+        raise NeuroclassError(f"{where} holds {len(counts):,} distinct values in {len(values):,} rows and "
+                              f"{single:,} of them occur in one row only: it looks like a measurement or "
+                              "count, not classes; pick the column that holds the classes with "
+                              "--label-column, bin the values into classes, or add examples of the rare "
+                              "classes")
 
 
 def first_seen(values: np.ndarray) -> list:

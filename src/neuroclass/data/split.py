@@ -78,15 +78,21 @@ def classes_missing_from_splits(ds: Dataset, indices: dict[str, np.ndarray]) -> 
     return found
 
 
+NAMED_CLASSES = 10  # classes a small-class warning names; the rest are counted (data_issues.json has all)
+
+
 def describe_missing(found: list[SmallClass]) -> str:
-    """One line naming every class missing from a split and what was done.
+    """One line naming the classes missing from a split (the first NAMED_CLASSES; the rest are
+    counted) and what was done.
 
     >>> describe_missing([SmallClass("rare", 1, ("val", "test"), "kept for training only; it is "
     ...                               "not validated or tested")])  # doctest: +ELLIPSIS
     "class 'rare' has 1 example: kept for training only; it is not validated or tested (...)"
     """
     said = "; ".join(f"class '{c.name}' has {c.count} example{'' if c.count == 1 else 's'}: {c.action}"
-                     for c in found)
+                     for c in found[:NAMED_CLASSES])
+    if len(found) > NAMED_CLASSES:
+        said += f"; and {counted(len(found) - NAMED_CLASSES, 'more class', 'more classes')}"
     return (f"{said} (a split scores only the classes it has examples of, and averaged metrics leave "
             "the others out; add examples of these classes, or raise data.val_fraction / "
             "data.test_fraction)")

@@ -13,6 +13,8 @@ import torch
 
 from neuroclass.data.arrays import features_to_float
 from neuroclass.data.dataset import Dataset, encode_labels
+from neuroclass.data.id_columns import dropped_message, identifier_columns
+from neuroclass.data.issues import DroppedColumn
 from neuroclass.data.labels import check_label_column
 from neuroclass.errors import NeuroclassError, counted
 
@@ -182,8 +184,12 @@ def _check_finite(values: np.ndarray, where: str, col: str) -> None:
                               "fill or drop missing and infinite values first")
 
 
-def load_table(path: Path, label_column: str | None, categorical: list[str]) -> Dataset:
-    """Read a table; validate the label column, categorical declarations and values."""
+def load_table(path: Path, label_column: str | None, categorical: list[str],
+               keep_columns: list[str] = ()) -> Dataset:
+    """Read a table; validate the label column, categorical declarations and values. Columns that
+    look like row identifiers (data/id_columns.py) are left out of the features with one warning
+    and a record in ``ds.issues.dropped_columns``, unless named in ``keep_columns``. Raises
+    NeuroclassError naming the file, the column and the fix."""
     if not path.is_file():
         raise NeuroclassError(f"{path}: file not found")
     df = read_table(path)
@@ -195,19 +201,19 @@ def load_table(path: Path, label_column: str | None, categorical: list[str]) -> 
         raise NeuroclassError(f"{path}: no label column {shown_name(label_column)}."
                               + _did_you_mean(label_column, columns)
                               + f" Columns: {column_list(columns)}")
-    for col in categorical:
-        if col not in df.columns or col == label_column:
-            raise NeuroclassError(f"{path}: categorical column {shown_name(col)} is not a feature "
-                                  "column." + _did_you_mean(col, columns))
+    for setting, names in (("categorical", categorical), ("data.keep_columns", keep_columns)):
+        for col in names:
+            if col not in df.columns or col == label_column:
+                raise NeuroclassError(f"{path}: {setting} column {shown_name(col)} is not a feature "
+                                      "column." + _did_you_mean(col, columns))
     labels = df[label_column]
     if labels.isna().any():
         first, more = _bad_rows(str(path), np.flatnonzero(labels.isna().to_numpy()))
         raise NeuroclassError(f"{path}: label column '{label_column}' is empty at {first}{more}; "
                               "every row needs a label")
     check_label_column(labels.to_numpy(), f"{path}: label column '{label_column}'")
-    features = df.drop(columns=[label_column])
-    if features.shape[1] == 0:
-        raise NeuroclassError(f"{path}: no feature columns besides '{label_column}'")
+    features, dropped = _features(df.drop(columns=[label_column]), path, label_column, list(keep_columns))
+    categorical = [c for c in categorical if c in features.columns]
     for col in features.columns:
         if col not in categorical and not _is_numeric(features[col]):
             row, value = _first_non_number(features[col])
@@ -223,5 +229,24 @@ def load_table(path: Path, label_column: str | None, categorical: list[str]) -> 
         names += [f"{col}={v}" for v in prep["categorical"][col]] if col in categorical else [col]
     prep["feature_names"] = names
     codes, classes = encode_labels(labels.to_numpy(), f"{path}: label column '{label_column}'")
-    return Dataset(torch.from_numpy(x), torch.from_numpy(codes), classes, name=path.stem,
-                   kind="table", source=str(path), preprocessing=prep)
+    ds = Dataset(torch.from_numpy(x), torch.from_numpy(codes), classes, name=path.stem,
+                 kind="table", source=str(path), preprocessing=prep)
+    ds.issues.dropped_columns.extend(dropped)
+    return ds
+
+
+def _features(features: pd.DataFrame, path: Path, label_column: str,
+              keep: list[str]) -> tuple[pd.DataFrame, list[DroppedColumn]]:
+    """(the feature columns without row identifiers, the dropped ones); warns once naming them."""
+    if features.shape[1] == 0:
+        raise NeuroclassError(f"{path}: no feature columns besides '{label_column}'")
+    dropped = identifier_columns(features, keep)
+    if len(dropped) == features.shape[1]:
+        names = [c.name for c in dropped]
+        raise NeuroclassError(f"{path}: every feature column looks like a row identifier (a different "
+                              f"value in every row: {', '.join(names)}); add feature columns, or "
+                              f"train on these with --set data.keep_columns=[{','.join(names)}]")
+    if dropped:
+        warnings.warn(dropped_message(str(path), dropped), stacklevel=4)
+    gone = {c.name for c in dropped}
+    return features[[c for c in features.columns if str(c) not in gone]], dropped

@@ -6,6 +6,8 @@ import warnings
 import numpy as np
 from sklearn import metrics as skm
 
+from neuroclass.text_width import display_width, pad
+
 TOP_K = (1, 3, 5)  # reported only where k < number of classes: top-K of K classes is always 1.0
 
 
@@ -139,7 +141,7 @@ def most_confused(confusion, classes: list[str], n: int = 5) -> list[dict]:
 
 def format_metrics(m: dict) -> str:
     """A plain-text table for the terminal: ``print(format_metrics(classification_metrics(...)))``."""
-    width = max(12, max(len(c) for c in m["classes"]) + 2)
+    width = max(12, max(display_width(c) for c in m["classes"]) + 2)  # a CJK character: 2 columns
     lines = [f"accuracy {m['accuracy']:.4f}  macro F1 {m['macro_f1']:.4f}  "
              f"weighted F1 {m['weighted_f1']:.4f}  log loss {m['log_loss']:.4f}  (n={m['n']})"]
     top_k = "  ".join(f"top-{k} {v:.4f}" for k, v in m["top_k_accuracy"].items())
@@ -148,16 +150,16 @@ def format_metrics(m: dict) -> str:
     if m["roc_auc_ovr_macro"] is not None and m.get("roc_auc_reason"):
         auc += f" ({m['roc_auc_reason']})"
     lines.append(f"balanced accuracy {m['balanced_accuracy']:.4f}  {top_k}  ROC-AUC (OvR macro) {auc}")
-    lines.append(f"{'class':<{width}}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}")
+    lines.append(f"{pad('class', width)}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}")
     for name, row in m["per_class"].items():
         if row.get("tested", True):
-            lines.append(f"{name:<{width}}{row['precision']:>10.4f}{row['recall']:>10.4f}"
+            lines.append(f"{pad(name, width)}{row['precision']:>10.4f}{row['recall']:>10.4f}"
                          f"{row['f1']:>10.4f}{row['support']:>10d}")
         elif row["precision"] is not None:  # predicted, though it has no examples: all wrong
-            lines.append(f"{name:<{width}}{row['precision']:>10.4f}{'not tested (no examples)':>20}"
+            lines.append(f"{pad(name, width)}{row['precision']:>10.4f}{'not tested (no examples)':>20}"
                          f"{row['support']:>10d}")
         else:
-            lines.append(f"{name:<{width}}{'not tested (no examples)':>30}{row['support']:>10d}")
+            lines.append(f"{pad(name, width)}{'not tested (no examples)':>30}{row['support']:>10d}")
     if m.get("not_tested"):
         lines.append(f"not tested (left out of macro averages): {', '.join(m['not_tested'])}")
     return "\n".join(lines)

@@ -19,6 +19,7 @@ from neuroclass.errors import NeuroclassError
 from neuroclass.inference.policy import InferencePolicy
 from neuroclass.models import Classifier
 from neuroclass.runs import RunFolder
+from neuroclass.text_width import display_width, pad
 
 NOT_SURE = "not sure"  # the label of a prediction whose top probability is below --abstain-below
 
@@ -85,7 +86,8 @@ class Predictor:
                     raise NeuroclassError(f"{path}: file not found")
                 df = read_table(path)
                 frames.append(encode_features(df, self.meta["preprocessing"], str(path)))
-                names += [f"{path.name}:{i}" for i in range(len(df))]
+                # data rows counted from 1, as messages about the file count them (table.row_places)
+                names += [f"{path.name}:{i}" for i in range(1, len(df) + 1)]
             return torch.from_numpy(np.concatenate(frames)), names
         c, h, w = self.meta["input_shape"]
         # decoded as at training; a model.json written before the record decodes as then (version 1)
@@ -148,10 +150,12 @@ class Predictor:
 
 
 def format_predictions(preds: list[Prediction]) -> str:
-    """A plain-text table of predictions for the terminal."""
-    width = max([len(p.source) for p in preds] + [6]) + 2
-    lines = [f"{'source':<{width}}{'label':<16}{'prob':>8}  top-k"]
+    """A plain-text table of predictions for the terminal, columns padded by display width (a CJK
+    character takes two columns)."""
+    width = max([display_width(p.source) for p in preds] + [6]) + 2
+    label_width = max([display_width(p.label) + 2 for p in preds] + [16])
+    lines = [f"{pad('source', width)}{pad('label', label_width)}{'prob':>8}  top-k"]
     for p in preds:
         top = ", ".join(f"{c} {q:.3f}" for c, q in p.top)
-        lines.append(f"{p.source:<{width}}{p.label:<16}{p.probability:>8.4f}  {top}")
+        lines.append(f"{pad(p.source, width)}{pad(p.label, label_width)}{p.probability:>8.4f}  {top}")
     return "\n".join(lines)

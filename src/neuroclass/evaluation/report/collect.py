@@ -128,6 +128,8 @@ def issues_summary(issues: DataIssues, shown: int = ISSUES_SHOWN) -> dict:
            "shown": {kind: items[:shown] for kind, items in record.items()},
            "reasons": {kind: dict(Counter(item["reason"] for item in record[kind]).most_common())
                        for kind in FILE_ISSUES}}
+    # an ignored folder (its path ends with "/") counts once, as the loader's warning counts it
+    out["ignored_folders"] = sum(item["path"].endswith("/") for item in record["ignored"])
     out["total"] = sum(out["counts"].values())
     return out
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 
+from neuroclass.errors import counted
 from neuroclass.evaluation.report.html import (cards, chart, esc, example, fmt, key_values, note, pct,
                                                section, table)
 from neuroclass.training.state import StopReason, read_stop_reason
@@ -101,8 +102,21 @@ def data(r: dict, pics: dict) -> str:
     return body + data_issues(d.get("issues")) + leakage(d["leakage"], pics)
 
 
-FILE_LISTS = (("ignored", "files ignored (not data)"), ("skipped", "files skipped (unreadable)"),
+FILE_LISTS = (("ignored", "ignored (not data)"), ("skipped", "files skipped (unreadable)"),
               ("warnings", "warnings while reading files"))
+
+
+def ignored_count(issues: dict) -> str:
+    """The ignored entries as the loader's warning counts them: "3 folders and 5 files", an ignored
+    folder (its path ends with "/") counted once.
+
+    >>> ignored_count({"counts": {"ignored": 8}, "ignored_folders": 3})
+    '3 folders and 5 files'
+    """
+    folders = issues.get("ignored_folders", 0)
+    files = issues["counts"]["ignored"] - folders
+    said = [counted(n, noun) for n, noun in ((folders, "folder"), (files, "file")) if n]
+    return " and ".join(said) or "0 files"
 
 
 def data_issues(issues: dict | None) -> str:
@@ -110,12 +124,18 @@ def data_issues(issues: dict | None) -> str:
     folded (each limited to its first entries; the file holds them all)."""
     body = "<h3>Data issues (data_issues.json)</h3>"
     if not issues or not issues["total"]:
-        return body + note("none recorded: no file was ignored or skipped, no label merged, and every "
-                           "class is in every split" if issues else "not recorded for this run")
+        return body + note("none recorded: no file was ignored or skipped, no label merged, no column "
+                           "dropped, and every class is in every split" if issues else
+                           "not recorded for this run")
     counts, shown = issues["counts"], issues["shown"]
-    body += key_values([(label, fmt(counts[kind])) for kind, label in FILE_LISTS]
+    body += key_values([(label, ignored_count(issues) if kind == "ignored" else fmt(counts[kind]))
+                        for kind, label in FILE_LISTS]
                        + [("labels merged into one class", fmt(counts["merged_labels"])),
-                          ("classes missing from a split", fmt(counts["small_classes"]))])
+                          ("classes missing from a split", fmt(counts["small_classes"])),
+                          ("columns not used as features", fmt(counts.get("dropped_columns", 0)))])
+    if shown.get("dropped_columns"):
+        body += table(["column", "why it is not a feature"],
+                      [[c["name"], c["reason"]] for c in shown["dropped_columns"]])
     if shown["merged_labels"]:
         body += table(["class", "read from the values"],
                       [[m["into"], ", ".join(json.dumps(v, ensure_ascii=False) for v in m["values"])]
@@ -129,11 +149,12 @@ def data_issues(issues: dict | None) -> str:
             continue
         reasons = "; ".join(f"{reason}: {n:,}" for reason, n in issues["reasons"][kind].items())
         more = counts[kind] - len(shown[kind])
-        body += (f"<details><summary>{esc(f'{counts[kind]:,} {label} ({reasons})')}</summary>"
+        said = ignored_count(issues) if kind == "ignored" else f"{counts[kind]:,}"
+        body += (f"<details><summary>{esc(f'{said} {label} ({reasons})')}</summary>"
                  + table(["file", "reason"], [[f["path"], f["reason"]] for f in shown[kind]])
                  + (note(f"and {more:,} more in data_issues.json") if more > 0 else "") + "</details>")
-    for kind in ("merged_labels", "small_classes"):
-        if counts[kind] > len(shown[kind]):
+    for kind in ("merged_labels", "small_classes", "dropped_columns"):
+        if counts.get(kind, 0) > len(shown.get(kind, ())):
             body += note(f"{counts[kind] - len(shown[kind]):,} more {kind.replace('_', ' ')} in data_issues.json")
     return body
 
