@@ -62,9 +62,29 @@ def test_which_columns_count_as_row_identifiers(tmp_path, name, values, dropped)
     rng = np.random.default_rng(0)
     df = pd.DataFrame({"x": rng.normal(size=N), name: values, "label": ["a", "b"] * (N // 2)})
     df.to_csv(tmp_path / "t.csv", index=False)
-    ds, _ = load_warned(tmp_path / "t.csv", categorical=[] if name != "code" else ["code"])
+    ds, _ = load_warned(tmp_path / "t.csv")
     assert (name not in ds.preprocessing["columns"]) is dropped
     assert ([c.name for c in ds.issues.dropped_columns] == [name]) is dropped
+
+
+@pytest.mark.parametrize("name, values", [
+    ("year", np.arange(2001, 2001 + N)),  # consecutive, but not from 0 or 1: a feature
+    ("dose", np.arange(1, 11)),  # consecutive from 1, in a table too small to tell a row number
+])
+def test_consecutive_whole_number_features_are_kept(tmp_path, name, values):
+    n = len(values)
+    df = pd.DataFrame({name: values, "x": np.random.default_rng(0).normal(size=n), "label": ["a", "b"] * (n // 2)})
+    df.to_csv(tmp_path / "t.csv", index=False)
+    ds, said = load_warned(tmp_path / "t.csv")
+    assert name in ds.preprocessing["columns"] and not said and not ds.issues.dropped_columns
+
+
+def test_a_column_declared_categorical_is_never_dropped_as_an_identifier(tmp_path):
+    codes = [f"K{i:04d}" for i in range(N)]
+    df = pd.DataFrame({"x": np.random.default_rng(0).normal(size=N), "code": codes, "label": ["a", "b"] * (N // 2)})
+    df.to_csv(tmp_path / "t.csv", index=False)
+    ds, said = load_warned(tmp_path / "t.csv", categorical=["code"])
+    assert "code" in ds.preprocessing["columns"] and not ds.issues.dropped_columns and not said
 
 
 def test_keep_columns_keeps_an_identifier_and_checks_its_names(tmp_path):
@@ -124,7 +144,10 @@ def test_an_integer_measurement_as_label_is_refused_in_one_line():
 
 @pytest.mark.parametrize("values", [np.repeat(np.arange(100), 10),
                                     np.repeat([f"class {i}" for i in range(100)], 10),
-                                    np.concatenate([np.repeat(np.arange(12), 9), [12, 13]])])
+                                    np.concatenate([np.repeat(np.arange(12), 9), [12, 13]]),
+                                    # named classes with a long tail (species): 135 of 200 seen once
+                                    np.concatenate([np.repeat([f"species {i}" for i in range(65)], 12),
+                                                    [f"species {i}" for i in range(65, 200)]])])
 def test_many_real_classes_and_a_few_rare_ones_pass(values):
     check_label_column(np.random.default_rng(0).permutation(values), "t.csv: label column 'y'")
 

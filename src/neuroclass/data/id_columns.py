@@ -4,8 +4,9 @@ A row number or a record key holds a different value in every row. A model learn
 that carries over to new rows, and when the file is ordered (by class, by date) it learns the order
 instead: a table sorted by class with an ``id`` column 1..N is "classified" from the id alone, and
 predicting then needs an ``id`` column. Such a column is one whose every row differs and that is
-text (names, keys), or whole numbers that run consecutively (a row number) or sit under an
-index-like name (``id``, ``index``, ``row``, ``*_id``, pandas' ``Unnamed: 0``). Measured numbers
+text (names, keys), or whole numbers that run consecutively from 0 or 1 in a table of at least
+ROW_NUMBER_ROWS rows (a row number; a year 2001..2020 or a dose 1..10 in a small table is a
+feature), or whole numbers under an index-like name (``id``, ``index``, ``row``, ``*_id``, pandas' ``Unnamed: 0``). Measured numbers
 with a different value in every row (a float feature almost always has) are features and are kept.
 """
 from __future__ import annotations
@@ -19,6 +20,9 @@ from neuroclass.data.issues import DroppedColumn
 
 # below this many rows a column differs in every row by chance as easily as by design
 MIN_ROWS = 10
+# a plain-named column of consecutive whole numbers is read as a row number only from this many rows:
+# in a small table (one row per level of a dose, say) such a column is as likely a feature
+ROW_NUMBER_ROWS = 30
 INDEX_NAME = re.compile(r"(id|index|row|unnamed: ?0|.*_id)", re.IGNORECASE)
 
 
@@ -27,8 +31,10 @@ def identifier_reason(series: pd.Series) -> str | None:
     not: fewer than MIN_ROWS rows, a repeated or missing value, text that is mostly numbers (a
     numeric column with a typo), or numbers that are not whole and consecutive under a plain name.
 
-    >>> identifier_reason(pd.Series(range(1, 21), name="n"))
+    >>> identifier_reason(pd.Series(range(1, 41), name="n"))
     'holds a different value in every row, consecutive whole numbers like a row number'
+    >>> identifier_reason(pd.Series(range(2001, 2041), name="year")) is None
+    True
     >>> identifier_reason(pd.Series(np.linspace(0, 1, 20), name="x")) is None
     True
     """
@@ -42,7 +48,8 @@ def identifier_reason(series: pd.Series) -> str | None:
         return "holds a different text value in every row, like a row identifier"
     if kind not in "iu":
         return None
-    if np.all(np.diff(np.sort(series.to_numpy())) == 1):
+    ordered = np.sort(series.to_numpy())
+    if rows >= ROW_NUMBER_ROWS and ordered[0] in (0, 1) and np.all(np.diff(ordered) == 1):
         return "holds a different value in every row, consecutive whole numbers like a row number"
     if INDEX_NAME.fullmatch(str(series.name).strip()):
         return "holds a different whole number in every row under an index-like name, like a row identifier"
@@ -51,7 +58,8 @@ def identifier_reason(series: pd.Series) -> str | None:
 
 def identifier_columns(features: pd.DataFrame, keep: list[str]) -> list[DroppedColumn]:
     """The columns of ``features`` that look like row identifiers (``identifier_reason``), in
-    table order, except those named in ``keep``.
+    table order, except those named in ``keep`` (data.keep_columns, and the columns declared
+    categorical: a declaration wins).
 
     >>> df = pd.DataFrame({"id": range(20), "x": np.linspace(0, 1, 20)})
     >>> [c.name for c in identifier_columns(df, [])], identifier_columns(df, ["id"])

@@ -15,6 +15,7 @@ import warnings
 from dataclasses import replace
 
 import numpy as np
+import pandas as pd
 import torch
 
 from neuroclass.data.dataset import Dataset
@@ -29,7 +30,8 @@ MIN_ROWS_PER_CLASS = 2.0
 # values seen once: the tails of a continuous distribution. A column of classes may have a few
 # rare classes, but a class seen once is never both trained on and tested, so when more than a
 # quarter of the classes are single rows the column is refused. Below 8 classes one or two rare
-# classes are a large fraction by chance (2 of 7), and the small-class warning covers them.
+# classes are a large fraction by chance (2 of 7), and the small-class warning covers them. Only
+# numeric labels are judged so: named classes with a long tail (species, products) are classes.
 MIN_CLASSES_FOR_SINGLETONS = 8
 MAX_SINGLETON_FRACTION = 0.25
 SHOWN = 5  # examples of offending values quoted in a message
@@ -132,8 +134,8 @@ def merge_near_duplicate_labels(ds: Dataset, policy: str = "merge") -> Dataset:
 def check_label_column(values: np.ndarray, where: str) -> None:
     """Refuse a label column that does not hold classes: numbers that are not whole (a continuous
     target), a different value in every row (an ID), or fewer than MIN_ROWS_PER_CLASS rows per
-    distinct value, or many classes of which more than MAX_SINGLETON_FRACTION have one row (a
-    measurement or count). ``values`` (N,) as read from the table; ``where`` names file and column.
+    distinct value, or numeric labels with many classes of which more than MAX_SINGLETON_FRACTION
+    have one row (a measurement or count). ``values`` (N,) as read from the table; ``where`` names file and column.
     Raises NeuroclassError saying why and what to do.
 
     >>> check_label_column(np.array([0.5, 1.25, 2.0, 0.5]), "t.csv: label column 'y'")
@@ -162,8 +164,10 @@ def check_label_column(values: np.ndarray, where: str) -> None:
 
 
 def _check_singletons(values: np.ndarray, where: str) -> None:
-    """Refuse MIN_CLASSES_FOR_SINGLETONS or more classes of which more than MAX_SINGLETON_FRACTION
-    have a single row."""
+    """Refuse numeric labels with MIN_CLASSES_FOR_SINGLETONS or more classes of which more than
+    MAX_SINGLETON_FRACTION have a single row; text labels (named classes) are not judged so."""
+    if not _numeric(values):
+        return
     _, counts = np.unique(values.astype(str) if values.dtype.kind == "O" else values, return_counts=True)
     single = int(np.sum(counts == 1))
     if len(counts) >= MIN_CLASSES_FOR_SINGLETONS and single > MAX_SINGLETON_FRACTION * len(counts):
@@ -172,6 +176,17 @@ def _check_singletons(values: np.ndarray, where: str) -> None:
                               "count, not classes; pick the column that holds the classes with "
                               "--label-column, bin the values into classes, or add examples of the rare "
                               "classes")
+
+
+def _numeric(values: np.ndarray) -> bool:
+    """Whether every label is a number (a numeric column, or text that all parses as numbers).
+
+    >>> _numeric(np.array([3, 1])), _numeric(np.array(["3", "1.0"], dtype=object)), _numeric(np.array(["a", "1"]))
+    (True, True, False)
+    """
+    if values.dtype.kind in "iuf":
+        return True
+    return bool(pd.to_numeric(pd.Series(values.astype(str)), errors="coerce").notna().all())
 
 
 def first_seen(values: np.ndarray) -> list:

@@ -212,7 +212,8 @@ def load_table(path: Path, label_column: str | None, categorical: list[str],
         raise NeuroclassError(f"{path}: label column '{label_column}' is empty at {first}{more}; "
                               "every row needs a label")
     check_label_column(labels.to_numpy(), f"{path}: label column '{label_column}'")
-    features, dropped = _features(df.drop(columns=[label_column]), path, label_column, list(keep_columns))
+    features, dropped = _features(df.drop(columns=[label_column]), path, label_column,
+                                  [*keep_columns, *categorical])
     categorical = [c for c in categorical if c in features.columns]
     for col in features.columns:
         if col not in categorical and not _is_numeric(features[col]):
