@@ -282,7 +282,11 @@ def _sweep_stale(parent: Path, can_lock: bool = CAN_LOCK, now: float | None = No
     whose lock a live build holds is kept. ``can_lock`` False sweeps as where the system has no
     advisory locks: by age only. Only names matching TEMP_NAME are touched."""
     now = time.time() if now is None else now
-    for path in sorted(parent.iterdir()) if parent.is_dir() else []:
+    try:
+        listed = sorted(parent.iterdir())
+    except OSError:  # no cache folder yet, or unreadable: building will say so
+        return
+    for path in listed:
         if not TEMP_NAME.fullmatch(path.name) or not path.is_dir():
             continue
         # a .tmp- folder's lock was taken before it got that name; a .new- folder's lock file may
@@ -304,6 +308,6 @@ def _untouched_for(path: Path, now: float) -> float:
     """Seconds since ``path`` or a file directly in it last changed; 0 when it cannot be read (being
     removed or renamed by another process)."""
     try:
-        return now - max([path.stat().st_mtime, *(p.stat().st_mtime for p in path.iterdir())])
+        return now - max([path.stat().st_mtime, *(p.lstat().st_mtime for p in path.iterdir())])
     except OSError:
         return 0.0
