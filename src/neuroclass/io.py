@@ -9,6 +9,7 @@ stays readable.
 """
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import tempfile
@@ -125,11 +126,12 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     return write_bytes_atomic(path, text.encode("utf-8"))
 
 
-def hold_lock(path: str | os.PathLike) -> Optional[IO]:
+def hold_lock(path: str | os.PathLike, can_lock: bool = CAN_LOCK) -> Optional[IO]:
     """Take an advisory lock (flock) on the file ``path`` (created if missing) for this process:
-    the open file, to close to unlock (None where nothing can be locked, CAN_LOCK False). The lock
-    also ends with the process, however it ends. Raises BlockingIOError when another process
-    holds it, OSError when the file cannot be opened.
+    the open file, to close to unlock. The lock also ends with the process, however it ends.
+    Where nothing can be locked (``can_lock`` False; its default CAN_LOCK is False on Windows)
+    returns None and creates no file. Raises BlockingIOError when another process holds it,
+    OSError when the file cannot be opened.
 
     Example::
 
@@ -137,7 +139,7 @@ def hold_lock(path: str | os.PathLike) -> Optional[IO]:
         lock_is_held(Path(tmp) / ".lock")  # -> True in any other process while open
         handle.close()
     """
-    if fcntl is None:
+    if fcntl is None or not can_lock:
         return None
     handle = open(path, "a+")
     try:
@@ -148,19 +150,44 @@ def hold_lock(path: str | os.PathLike) -> Optional[IO]:
     return handle
 
 
+def lock_if_free(path: str | os.PathLike) -> IO:
+    """Take ``hold_lock``'s lock on the existing file ``path`` without creating it: the open file
+    (read-only), to close to unlock. Whoever holds it knows no other process holds the lock, so it
+    may remove what the lock guards. Raises FileNotFoundError when ``path`` is missing,
+    BlockingIOError when another process holds the lock, other OSError (EACCES, ENOLCK) when the
+    file cannot be opened or locked, and OSError(ENOLCK) where nothing can be locked (CAN_LOCK
+    False).
+
+    Example::
+
+        with lock_if_free(Path(tmp) / ".lock"):
+            shutil.rmtree(tmp)  # nobody else held it
+    """
+    if fcntl is None:
+        raise OSError(errno.ENOLCK, "no advisory locks on this system", str(path))
+    handle = open(path, "rb")
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BaseException:
+        handle.close()
+        raise
+    return handle
+
+
 def lock_is_held(path: str | os.PathLike) -> bool:
     """Whether some process (this one too, through another open file) holds ``hold_lock``'s lock
-    on ``path``: a probe that creates no file (a missing file is held by nobody) and leaves no
-    lock behind. False where nothing can be locked (CAN_LOCK False)."""
+    on ``path``: a probe that creates no file and leaves no lock behind. A missing file is held by
+    nobody (False); False where nothing can be locked (CAN_LOCK False). Raises OSError when the
+    answer is unknown: the file cannot be opened (EACCES) or locked (ENOLCK)."""
     if fcntl is None:
         return False
     try:
         fd = os.open(path, os.O_RDONLY)
-    except OSError:
+    except FileNotFoundError:
         return False
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except OSError:
+    except BlockingIOError:  # EWOULDBLOCK: another open file holds LOCK_EX
         return True
     finally:
         os.close(fd)  # closing drops the probe's own lock

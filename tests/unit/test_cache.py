@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from neuroclass.data import images as images_module
 from neuroclass.data import load
 from neuroclass.data.folder import load_image_folder
 from neuroclass.data.pixels import DecodeSettings
+from neuroclass.io import hold_lock, lock_if_free, lock_is_held
 
 
 @pytest.fixture(autouse=True)
@@ -212,7 +214,7 @@ def test_a_large_cache_stays_memory_mapped(tmp_path, monkeypatch):
 
 
 def test_temp_folders_of_killed_builds_are_swept_after_a_day(tmp_path, cache_dir):
-    old, fresh = cache_dir / ".tmp-killed-long-ago", cache_dir / ".tmp-building-now"
+    old, fresh = cache_dir / ".tmp-0123456789ab-killed01", cache_dir / ".tmp-0123456789ab-building"
     for folder in (old, fresh):
         (folder / "images.npy").parent.mkdir(parents=True)
         (folder / "images.npy").write_bytes(b"partial")
@@ -236,7 +238,7 @@ sys.stdin.read()  # held until the test closes stdin
 def test_temp_folders_of_killed_builds_are_swept_at_every_load_and_live_builds_kept(tmp_path, cache_dir):
     root = image_folder(tmp_path / "pics")
     load_folder(root)  # built: the next loads are hits
-    killed, live = cache_dir / ".tmp-killed-build", cache_dir / ".tmp-live-build"
+    killed, live = cache_dir / ".tmp-0123456789ab-killed01", cache_dir / ".tmp-0123456789ab-live0001"
     for folder in (killed, live):
         folder.mkdir()
         (folder / "images.npy").write_bytes(b"partial")
@@ -283,3 +285,127 @@ def test_other_decode_settings_get_their_own_key(tmp_path, decode):
     assert other.preprocessing["cache"] == "built"
     assert other.preprocessing["cache_path"] != plain.preprocessing["cache_path"]
     assert other.preprocessing["decode"] == decode.record()
+
+
+def build_directly(root: Path, cache_dir: Path, can_lock: bool) -> Path:
+    paths = sorted(root.rglob("*.png"))
+    labels = np.array([0 if p.parent.name == "cat" else 1 for p in paths])
+    folder = cache_dir / cache_module.cache_key(root, paths, None, None, 0.01)
+    cache_module._build(folder, root, paths, labels, np.array([""] * len(paths)), ["cat", "dog"],
+                        None, None, 0.01, DecodeSettings(), can_lock=can_lock)
+    return folder
+
+
+@pytest.mark.parametrize("can_lock", [False, True])
+def test_a_build_succeeds_with_and_without_advisory_locks(tmp_path, cache_dir, can_lock):
+    folder = build_directly(image_folder(tmp_path / "pics"), cache_dir, can_lock)
+    built = cache_module._read(folder, "built")
+    assert built is not None and built.x.shape == (6, 1, 8, 8)
+    assert entries(cache_dir) == [folder.name]  # no temp folder left
+    assert not (folder / cache_module.BUILD_LOCK).exists()
+
+
+def test_without_advisory_locks_a_temp_folder_has_no_lock_file(cache_dir):
+    cache_dir.mkdir()
+    tmp, lock = cache_module._locked_temp(cache_dir / ("ab" * 32), can_lock=False)
+    assert lock is None and tmp.name.startswith(".tmp-abababababab-")
+    assert entries(tmp) == []
+
+
+def make_temp(cache_dir: Path, name: str, lock_file: bool = False) -> Path:
+    folder = cache_dir / name
+    folder.mkdir(parents=True)
+    (folder / "images.npy").write_bytes(b"partial")
+    if lock_file:
+        (folder / cache_module.BUILD_LOCK).touch()
+    return folder
+
+
+def test_the_sweep_touches_only_neuroclass_temp_names(cache_dir):
+    ours = [make_temp(cache_dir, n) for n in (".tmp-0123456789ab-x1y2z3_q", ".new-0123456789ab-abcdefgh",
+                                                 ".stale-0123456789ab-89abcdef")]
+    others = [make_temp(cache_dir, n) for n in (".tmp-other-program", ".new-0123456789ab",
+                                                   ".stale-build", ".tmp-0123456789AB-upper", "tmp-x")]
+    cache_module._sweep_stale(cache_dir, now=time.time() + 2 * cache_module.STALE_AFTER_S)
+    assert not any(p.exists() for p in ours)  # a day old: left by killed builds
+    assert all((p / "images.npy").is_file() for p in others)  # another program's temp folders
+
+
+@pytest.mark.parametrize("can_lock", [False, True])
+def test_a_temp_folder_without_its_lock_file_is_left_to_the_age_rule(cache_dir, can_lock):
+    # a finished build unlinks its lock file just before renaming the folder into place
+    folder = make_temp(cache_dir, ".tmp-0123456789ab-finished")
+    cache_module._sweep_stale(cache_dir, can_lock=can_lock, now=time.time())
+    assert (folder / "images.npy").is_file()
+    cache_module._sweep_stale(cache_dir, can_lock=can_lock,
+                              now=time.time() + 2 * cache_module.STALE_AFTER_S)
+    assert not folder.exists()
+
+
+def test_without_advisory_locks_an_unheld_lock_file_waits_for_the_age_rule(cache_dir):
+    folder = make_temp(cache_dir, ".tmp-0123456789ab-windows1", lock_file=True)
+    cache_module._sweep_stale(cache_dir, can_lock=False, now=time.time())
+    assert folder.exists()  # nothing can tell whether its builder still runs
+
+
+@pytest.mark.skipif(not cache_module.CAN_LOCK, reason="no advisory locks on this system")
+def test_a_lock_file_that_cannot_be_probed_falls_back_to_the_age_rule(cache_dir):
+    folder = make_temp(cache_dir, ".tmp-0123456789ab-loop0001")
+    (folder / cache_module.BUILD_LOCK).symlink_to(cache_module.BUILD_LOCK)  # ELOOP on open
+    with pytest.raises(OSError) as caught:
+        lock_is_held(folder / cache_module.BUILD_LOCK)
+    assert not isinstance(caught.value, FileNotFoundError)  # unknown, neither held nor free
+    cache_module._sweep_stale(cache_dir, now=time.time())
+    assert folder.exists()
+    cache_module._sweep_stale(cache_dir, now=time.time() + 2 * cache_module.STALE_AFTER_S)
+    assert not folder.exists()
+
+
+@pytest.mark.skipif(not cache_module.CAN_LOCK, reason="no advisory locks on this system")
+def test_lock_if_free_answers_missing_held_and_free(tmp_path):
+    path = tmp_path / ".building"
+    with pytest.raises(FileNotFoundError):
+        lock_if_free(path)
+    assert not path.exists()  # the probe creates nothing
+    held = hold_lock(path)
+    try:
+        with pytest.raises(BlockingIOError):
+            lock_if_free(path)
+    finally:
+        held.close()
+    with lock_if_free(path):
+        assert lock_is_held(path)
+        with pytest.raises(BlockingIOError):
+            hold_lock(path)  # a builder cannot take it while a sweep deletes
+    assert not lock_is_held(path)
+
+
+@pytest.mark.skipif(not cache_module.CAN_LOCK, reason="no advisory locks on this system")
+def test_a_held_lock_file_unlinked_before_the_sweep_opens_it_keeps_the_folder(tmp_path, cache_dir):
+    folder = make_temp(cache_dir, ".tmp-0123456789ab-publish1", lock_file=True)
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(folder / cache_module.BUILD_LOCK)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "locked\n"
+        (folder / cache_module.BUILD_LOCK).unlink()  # what a builder does just before publishing
+        cache_module._sweep_stale(cache_dir, now=time.time())
+        assert (folder / "images.npy").is_file()
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=60)
+
+
+def test_an_interrupt_while_the_temp_folder_is_locked_leaves_nothing(tmp_path, monkeypatch, cache_dir):
+    taken = []
+
+    def lock_then_interrupt(path, can_lock):
+        taken.append(hold_lock(path, can_lock))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cache_module, "hold_lock", lock_then_interrupt)
+    root = image_folder(tmp_path / "pics")
+    with pytest.raises(KeyboardInterrupt):
+        load_folder(root)
+    assert entries(cache_dir) == []
+    monkeypatch.undo()
+    assert load_folder(root).preprocessing["cache"] == "built"

@@ -19,8 +19,11 @@ A cache is built in a temp folder beside its final name and renamed into place, 
 never holds a partial cache; a folder that is there but unreadable (a missing file, a wrong shape)
 is ignored and rebuilt. The builder holds a lock (neuroclass.io.hold_lock) on ``.building`` in its
 temp folder from before the folder gets its ``.tmp-`` name, so a temp folder whose lock nobody
-holds was left by a build that was killed (SIGKILL, a power cut): every load removes those at once.
-A temp folder without the lock file (an older neuroclass's) is removed once a day old.
+holds was left by a build that was killed (SIGKILL, a power cut): every load takes that lock and,
+holding it, removes the folder at once. A temp folder without the lock file (an older
+neuroclass's, or one on a system without advisory locks) or whose lock cannot be probed is removed
+once a day old. Only neuroclass's own temp names (``.tmp-``/``.new-``/``.stale-`` followed by the
+first 12 hex digits of a key) are ever removed, so ``$NEUROCLASS_CACHE`` may be a shared folder.
 """
 from __future__ import annotations
 
@@ -28,6 +31,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -44,13 +48,17 @@ from neuroclass.data.images import decode_into
 from neuroclass.data.issues import FileIssue
 from neuroclass.data.pixels import DecodeSettings
 from neuroclass.errors import NeuroclassError
-from neuroclass.io import CAN_LOCK, hold_lock, lock_is_held, write_bytes_atomic, write_text_atomic
+from neuroclass.io import CAN_LOCK, hold_lock, lock_if_free, write_bytes_atomic, write_text_atomic
 
 FORMAT = 2  # bump when the layout or the decoding changes, so that older caches are not read
 IN_MEMORY_BELOW = 2 * 1024**3  # bytes: a smaller cache is copied into memory, a larger one stays mapped
 STALE_AFTER_S = 24 * 3600  # a temp folder without a lock untouched this long was left by a killed run
 BUILD_LOCK = ".building"  # the lock file in a temp folder, held by the process that builds in it
 CHUNK_ROWS = 1024  # rows copied at a time when a cache must be rewritten shorter
+KEY_PREFIX = 12  # hex digits of the key in a temp folder's name
+# the temp folders _locked_temp (tempfile.mkdtemp's random part) and _publish name; nothing else
+# in the cache folder is ever swept
+TEMP_NAME = re.compile(r"\.(?:(?:tmp|new)-[0-9a-f]{12}-[A-Za-z0-9_]+|stale-[0-9a-f]{12}-[0-9a-f]{8})")
 
 
 @dataclass
@@ -174,16 +182,18 @@ def _open(folder: Path) -> tuple[dict, np.ndarray, dict[str, np.ndarray]] | None
 
 def _build(folder: Path, root: Path, paths: list[Path], labels: np.ndarray, splits: np.ndarray,
            classes: list[str], channels: int | None, size: tuple[int, int] | None,
-           max_bad_fraction: float, decode: DecodeSettings) -> None:
-    """Decode into a temp folder beside ``folder``, then rename it into place."""
+           max_bad_fraction: float, decode: DecodeSettings, can_lock: bool = CAN_LOCK) -> None:
+    """Decode into a temp folder beside ``folder``, then rename it into place. ``can_lock`` False
+    builds without the lock, as where the system has no advisory locks."""
     folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp, lock = _locked_temp(folder)
-    images = tmp / "images.npy"
+    tmp, lock = None, None
 
     def allocate(shape: tuple[int, ...]) -> np.ndarray:
-        return open_memmap(images, mode="w+", dtype=np.uint8, shape=shape)
+        return open_memmap(tmp / "images.npy", mode="w+", dtype=np.uint8, shape=shape)
 
     try:
+        tmp, lock = _locked_temp(folder, can_lock)
+        images = tmp / "images.npy"
         done = decode_into(paths, channels, size, max_bad_fraction, str(root), allocate, decode)
         x, kept, prep = done.x, done.kept, done.preprocessing
         x.flush()  # msync: the pixels are on disk before the rename makes them visible
@@ -204,27 +214,34 @@ def _build(folder: Path, root: Path, paths: list[Path], labels: np.ndarray, spli
                 "skipped_files": [asdict(item) for item in done.skipped],
                 "warned": [asdict(item) for item in done.warned]}
         write_text_atomic(tmp / "meta.json", json.dumps(meta, indent=1))
-        (tmp / BUILD_LOCK).unlink()  # still held until closed: without its file the folder is kept
+        # still held until closed; a sweep that opened it before keeps the folder, one that finds
+        # it missing leaves the folder to the age rule. Missing where nothing was locked.
+        (tmp / BUILD_LOCK).unlink(missing_ok=True)
         _publish(tmp, folder)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)  # an error or Ctrl-C leaves nothing behind
+        if tmp is not None:  # _locked_temp cleans up after itself
+            shutil.rmtree(tmp, ignore_errors=True)  # an error or Ctrl-C leaves nothing behind
         raise
     finally:
         if lock is not None:
             lock.close()
 
 
-def _locked_temp(folder: Path) -> tuple[Path, IO | None]:
-    """A new temp folder beside ``folder`` and the lock its builder holds on its BUILD_LOCK: taken
-    under a ``.new-`` name, then renamed to ``.tmp-``, so that every ``.tmp-`` folder with the lock
-    file has had its lock held."""
-    new = Path(tempfile.mkdtemp(prefix=f".new-{folder.name[:12]}-", dir=folder.parent))
+def _locked_temp(folder: Path, can_lock: bool = CAN_LOCK) -> tuple[Path, IO | None]:
+    """A new temp folder beside ``folder`` and the lock its builder holds on its BUILD_LOCK (None,
+    and no lock file, where ``can_lock`` is False): taken under a ``.new-`` name, then renamed to
+    ``.tmp-``, so that every ``.tmp-`` folder with the lock file has had its lock held. On any
+    error or interrupt it removes what it made and closes the lock."""
+    new = Path(tempfile.mkdtemp(prefix=f".new-{folder.name[:KEY_PREFIX]}-", dir=folder.parent))
+    tmp, lock = new.with_name(".tmp-" + new.name[len(".new-"):]), None
     try:
-        lock = hold_lock(new / BUILD_LOCK)
-        tmp = new.with_name(".tmp-" + new.name[len(".new-"):])
+        lock = hold_lock(new / BUILD_LOCK, can_lock)
         os.replace(new, tmp)
     except BaseException:
-        shutil.rmtree(new, ignore_errors=True)
+        for path in (new, tmp):
+            shutil.rmtree(path, ignore_errors=True)
+        if lock is not None:
+            lock.close()
         raise
     return tmp, lock
 
@@ -247,7 +264,7 @@ def _publish(tmp: Path, folder: Path) -> None:
     a good one there (another process built the same key meanwhile) wins and ``tmp`` is dropped."""
     if folder.exists() and _open(folder) is None:  # damaged: set aside, then delete, so that the
         # final name never holds a half-deleted folder
-        stale = folder.with_name(f".stale-{folder.name[:12]}-{uuid.uuid4().hex[:8]}")
+        stale = folder.with_name(f".stale-{folder.name[:KEY_PREFIX]}-{uuid.uuid4().hex[:8]}")
         os.replace(folder, stale)
         shutil.rmtree(stale, ignore_errors=True)
     try:
@@ -258,22 +275,39 @@ def _publish(tmp: Path, folder: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)  # another process published this key first: use theirs
 
 
-def _sweep_stale(parent: Path) -> None:
+def _sweep_stale(parent: Path, can_lock: bool = CAN_LOCK, now: float | None = None) -> None:
     """Delete the temp folders of killed builds (e.g. ``kill -9``; they may be huge): at once where
-    the lock file is there and no process holds it, else once they are a day old. A folder whose
-    lock a live build holds is kept."""
-    now = time.time()
-    for path in [*parent.glob(".tmp-*"), *parent.glob(".new-*"), *parent.glob(".stale-*")]:
-        lock = path / BUILD_LOCK
+    this process can take the lock of its lock file (and deletes it while holding that lock), else
+    once they are a day old (``now``: seconds since the epoch, default the time now). A folder
+    whose lock a live build holds is kept. ``can_lock`` False sweeps as where the system has no
+    advisory locks: by age only. Only names matching TEMP_NAME are touched."""
+    now = time.time() if now is None else now
+    try:
+        listed = sorted(parent.iterdir())
+    except OSError:  # no cache folder yet, or unreadable: building will say so
+        return
+    for path in listed:
+        if not TEMP_NAME.fullmatch(path.name) or not path.is_dir():
+            continue
         # a .tmp- folder's lock was taken before it got that name; a .new- folder's lock file may
         # not be locked yet (and a probe then could make its builder's lock fail): never probed
-        if CAN_LOCK and path.name.startswith(".tmp-") and lock.is_file():
-            if not lock_is_held(lock):
-                shutil.rmtree(path, ignore_errors=True)  # abandoned: its builder is gone
-            continue
-        try:
-            newest = max([path.stat().st_mtime, *(p.stat().st_mtime for p in path.iterdir())])
-        except OSError:
-            continue  # being removed by another process
-        if now - newest > STALE_AFTER_S:
+        if can_lock and path.name.startswith(".tmp-"):
+            try:
+                with lock_if_free(path / BUILD_LOCK):
+                    shutil.rmtree(path, ignore_errors=True)  # abandoned: its builder is gone
+                continue
+            except BlockingIOError:
+                continue  # a live build holds it
+            except OSError:
+                pass  # missing (a finished build renames it now) or unknown: the age rule decides
+        if _untouched_for(path, now) > STALE_AFTER_S:
             shutil.rmtree(path, ignore_errors=True)
+
+
+def _untouched_for(path: Path, now: float) -> float:
+    """Seconds since ``path`` or a file directly in it last changed; 0 when it cannot be read (being
+    removed or renamed by another process)."""
+    try:
+        return now - max([path.stat().st_mtime, *(p.lstat().st_mtime for p in path.iterdir())])
+    except OSError:
+        return 0.0

@@ -34,5 +34,9 @@ def lock_folder(folder: Path, name: str) -> Optional[IO]:
 
 def is_locked(folder: Path, name: str) -> bool:
     """Whether a process holds ``folder``'s lock: a probe that creates no file (a folder without
-    its lock file is held by nobody) and leaves no lock behind."""
-    return lock_is_held(folder / name)
+    its lock file is held by nobody) and leaves no lock behind. False when the lock file cannot
+    be probed (unreadable): lock_folder then names the problem when it tries to lock it."""
+    try:
+        return lock_is_held(folder / name)
+    except OSError:
+        return False
