@@ -7,7 +7,7 @@ main() leaves the logging and warnings set-up of the process as it found it.
 
 While `train` runs, Ctrl-C (SIGINT), SIGTERM or SIGHUP asks training to stop after the current
 step (neuroclass/interrupts.py): the run's checkpoint is written, one line gives the command that
-resumes it, and the exit code is 130 (143 for SIGTERM, 129 for SIGHUP). A second signal stops at
+resumes it, and the exit code is 130 (143 for SIGTERM, 129 for SIGHUP). A second Ctrl-C stops at
 once.
 """
 from __future__ import annotations
@@ -196,7 +196,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def _interrupted_line(exc: BaseException) -> str:
     """What a stopped `train` says: the command that resumes it, or where the finished run is."""
-    from neuroclass.pipeline import StoppedBeforeCheckpoint
+    from neuroclass.errors import StoppedBeforeCheckpoint
 
     if isinstance(exc, StoppedBeforeCheckpoint):  # the run's partial folder is removed
         return f"neuroclass: {exc}: nothing was saved (no checkpoint yet)"

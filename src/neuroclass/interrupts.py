@@ -4,8 +4,15 @@
 The first signal asks training to stop after the current step (training.callbacks.StopRequest),
 and one line on stderr says at once what will happen: during training, a stop after the step with
 a checkpoint; before it (while the data loads), a stop after the first step; after it (the
-evaluation, the run's files, the report), the run finishing. A second signal raises
-KeyboardInterrupt: a stop at once. The previous handlers are put back afterwards.
+evaluation, the run's files, the report), the run finishing. A Ctrl-C while a stop is pending
+raises KeyboardInterrupt: a stop at once. A repeated SIGHUP or SIGTERM keeps the pending stop: a
+closed terminal often sends SIGHUP twice, and supervisors repeat SIGTERM (GNU parallel's default
+--termseq sends it three times), so a repeat is no person's "now"; SIGKILL remains for that.
+
+SIGHUP means the terminal is gone: writes to it fail (EIO). The handler then points the standard
+descriptors that were on a terminal at /dev/null, so that the progress display and the final
+lines write harmlessly and the run still saves its checkpoint and exits 129; descriptors on a
+file or a pipe (a log) are kept. The previous handlers are put back afterwards.
 
 Example::
 
@@ -15,6 +22,7 @@ Example::
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import signal
 import threading
@@ -23,16 +31,22 @@ from typing import Iterator
 
 from torch import nn
 
+try:
+    import termios
+except ImportError:  # Windows: no terminals in this sense, and no SIGHUP
+    termios = None
+
 from neuroclass.training.callbacks import Callback, StopRequest
 from neuroclass.training.state import TrainState
 
+SIGHUP = getattr(signal, "SIGHUP", None)  # None on Windows
 # 128 + the signal's number, as shells report; SIGHUP only where the system has it (not Windows)
 EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143,
                **({signal.SIGHUP: 129} if hasattr(signal, "SIGHUP") else {})}
-AGAIN = "press Ctrl-C again to stop at once"
-WHAT_HAPPENS = {"before": f"stopping after the first training step, keeping a checkpoint; {AGAIN}",
-                "training": f"stopping after the current step; {AGAIN}",
-                "after": f"training is over: finishing the run (evaluation, files, report); {AGAIN}"}
+AGAIN = "press Ctrl-C again to stop at once"  # said after a SIGINT only: a person at the keyboard
+WHAT_HAPPENS = {"before": "stopping after the first training step, keeping a checkpoint",
+                "training": "stopping after the current step",
+                "after": "training is over: finishing the run (evaluation, files, report)"}
 
 
 class Phase(Callback):
@@ -62,14 +76,50 @@ class Interrupts:
         return EXIT_SIGNAL[self.received[0]] if self.received else EXIT_SIGNAL[signal.SIGINT]
 
     def handle(self, signum: int, frame: object) -> None:
-        """The signal handler: a stop request and its line first, KeyboardInterrupt after."""
+        """The signal handler: a stop request and its line; KeyboardInterrupt for a Ctrl-C once a
+        stop is pending; on SIGHUP, the terminal's descriptors pointed at /dev/null."""
+        pending = self.stop.requested
         self.received.append(signum)
-        if self.stop.requested:
+        if signum == signal.SIGINT and pending:
             raise KeyboardInterrupt
         name = signal.Signals(signum).name
         self.stop.request(f"interrupted by {name}")
-        # os.write, not print: a handler may run while the main code is inside a write to stderr
-        os.write(2, f"neuroclass: {name} received: {WHAT_HAPPENS[self.phase.now]}\n".encode())
+        line = f"{name} received again: still {WHAT_HAPPENS[self.phase.now]}" if pending else \
+            f"{name} received: {WHAT_HAPPENS[self.phase.now]}"
+        if signum == signal.SIGINT:
+            line += f"; {AGAIN}"
+        # os.write, not print: a handler may run while the main code is inside a write to stderr;
+        # OSError ignored: a closed terminal fails writes (EIO), and the stop must go on
+        with contextlib.suppress(OSError):
+            os.write(2, f"neuroclass: {line}\n".encode())
+        if signum == SIGHUP:
+            detach_from_terminal()
+
+
+def on_terminal(fd: int) -> bool:
+    """Whether descriptor ``fd`` is on a terminal, a live one or one hung up (whose calls fail
+    with EIO, where os.isatty says False); False for a file, a pipe, /dev/null or a closed fd."""
+    if termios is None:
+        return False
+    try:
+        termios.tcgetattr(fd)
+    except termios.error as exc:
+        return exc.args[0] == errno.EIO
+    return True
+
+
+def detach_from_terminal() -> None:
+    """Points descriptors 0, 1 and 2 that are on a terminal at /dev/null (after a SIGHUP: the
+    terminal is gone). Those on a file or a pipe are kept; a failure leaves a descriptor as it was."""
+    with contextlib.suppress(OSError):
+        null = os.open(os.devnull, os.O_RDWR)
+        try:
+            for fd in (0, 1, 2):
+                if on_terminal(fd):
+                    with contextlib.suppress(OSError):
+                        os.dup2(null, fd)
+        finally:
+            os.close(null)
 
 
 @contextlib.contextmanager

@@ -3,6 +3,7 @@ checkpoint write, Ctrl-C and SIGTERM, a full disk; each interrupted run resumed 
 `neuroclass train --resume` ends with the weights of a run never interrupted (marked slow)."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -280,6 +281,33 @@ def test_sighup_saves_a_checkpoint_and_exits_129(tmp_path):
     assert re.fullmatch(r"neuroclass: interrupted by SIGHUP at epoch \d+, step \d+; resume with: "
                         r"neuroclass train --resume \S+", line)
     assert read_checkpoint(partial_folder(out) / "checkpoint").step > 0
+
+
+def test_sighup_from_a_closed_terminal_saves_a_checkpoint_exits_129_and_resumes(zygote, reference, tmp_path):
+    """The run's descriptors on a pseudo-terminal whose master side is closed (the terminal window
+    or the ssh connection is gone: writes fail with EIO), then SIGHUP twice, as a closed terminal
+    often sends it: a checkpoint, exit 129, no traceback, and a resume that ends as the uninterrupted run."""
+    out = tmp_path / "runs"
+    master, slave = os.openpty()
+    process = subprocess.Popen([*CLI, *LONG, "--out", str(out)], stdin=slave, stdout=slave, stderr=slave)
+    os.close(slave)
+    os.set_blocking(master, False)
+
+    def drain() -> None:  # the progress bar's output, so that the child never waits on a full pty
+        with contextlib.suppress(BlockingIOError, OSError):
+            while os.read(master, 65536):
+                pass
+
+    wait_for(lambda: drain() or (partial_folder(out) and checkpoint_folders(partial_folder(out) / "checkpoint")),
+             "a first checkpoint")
+    os.close(master)  # writes to the slave side now fail with EIO
+    process.send_signal(signal.SIGHUP)
+    process.send_signal(signal.SIGHUP)
+    assert process.wait(timeout=120) == 129
+    partial = partial_folder(out)
+    assert read_checkpoint(partial / "checkpoint").step > 0
+    resume_in(zygote, partial, tmp_path / "resume.log")
+    assert_same_weights(finished_weights(out), reference["long"])
 
 
 def test_an_ignored_sighup_stays_ignored(zygote, tmp_path):

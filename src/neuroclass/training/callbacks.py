@@ -11,6 +11,7 @@ average, training/ema.py); the other hooks get the live model that the optimizer
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 from typing import Optional, TextIO
@@ -185,5 +186,8 @@ class Progress(Callback):
 
     def _write_pending(self) -> None:
         if self.pending is not None:
-            tqdm.write(self.pending, file=self.stream)  # above the bar, if any
+            # OSError: a closed terminal fails writes (EIO) until the CLI's SIGHUP handler points
+            # the stream elsewhere; a lost progress line must not end the training
+            with contextlib.suppress(OSError):
+                tqdm.write(self.pending, file=self.stream)  # above the bar, if any
             self.pending = None
