@@ -152,11 +152,11 @@ def test_a_failure_mid_build_leaves_nothing_behind(tmp_path, monkeypatch, cache_
     root = image_folder(tmp_path / "pics")
     real, calls = images_module.open_image, []
 
-    def fail_on_third(path, max_pixels):
+    def fail_on_third(path, max_pixels, before_load=None):
         calls.append(path)
         if len(calls) == 3:
             raise error("disk on fire")
-        return real(path, max_pixels)
+        return real(path, max_pixels, before_load)
 
     monkeypatch.setattr(images_module, "open_image", fail_on_third)
     with pytest.raises(error):
@@ -273,7 +273,7 @@ def test_a_cache_made_by_the_older_decoder_is_not_reused(tmp_path):
     meta["bad"] = []
     (path / "meta.json").write_text(json.dumps(meta))
     again = load_folder(root)
-    assert again.preprocessing["cache"] == "built" and again.preprocessing["decode"]["version"] == 2
+    assert again.preprocessing["cache"] == "built" and again.preprocessing["decode"]["version"] == 3
     assert load_folder(root).preprocessing["cache"] == "hit"
 
 

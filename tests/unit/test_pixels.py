@@ -275,7 +275,7 @@ def test_a_gray_folder_with_16_bit_and_alpha_images_is_read_as_gray(tmp_path):
 def test_the_record_round_trips_and_a_missing_one_gives_the_defaults():
     settings = DecodeSettings(background=(1, 2, 3), max_pixels=1000)
     record = settings.record()
-    assert record["version"] == 2 and record["orientation"] == "exif" and record["background"] == [1, 2, 3]
+    assert record["version"] == 3 and record["orientation"] == "exif" and record["background"] == [1, 2, 3]
     assert DecodeSettings.from_record(record) == settings
     assert DecodeSettings() == DecodeSettings.from_config(DataConfig())
     assert DecodeSettings.from_record(None).version == 1  # a model.json from before the record
@@ -339,3 +339,46 @@ def test_data_load_decodes_with_a_given_record(tmp_path):
     old = data_mod.load(cfg, DecodeSettings(version=1))
     assert old.x[0, :, 0, 0].tolist() == [200, 0, 0]
     assert old.preprocessing["decode"]["version"] == 1
+
+
+# ----------------------------------------------------------------------------- JPEG at a reduced scale
+
+def smooth_photo(h: int, w: int) -> np.ndarray:
+    """uint8 (H, W, 3): smooth colour gradients with a disc, like a photo's low frequencies."""
+    yy, xx = np.mgrid[0:h, 0:w]
+    disc = ((yy - h / 2) ** 2 + (xx - w / 3) ** 2) < (min(h, w) / 4) ** 2
+    rgb = np.stack([xx * 255 / w, yy * 255 / h, np.where(disc, 230, 40)], axis=-1)
+    return rgb.astype(np.uint8)
+
+
+@pytest.mark.parametrize("tag", [1, 6])
+def test_a_large_jpeg_is_decoded_near_the_target_size_and_looks_the_same(tmp_path, tag):
+    photo = smooth_photo(480, 640)
+    path = save_with_orientation(tmp_path / f"p{tag}.jpg", photo, tag, quality=95)
+    with Image.open(path) as img:  # the target (48, 64) turns with the stored orientation
+        DecodeSettings().draft(img, (48, 64))
+        stored = img.size
+    full_w, full_h = (640, 480) if tag == 1 else (480, 640)
+    assert stored[0] < full_w and stored[1] < full_h  # decoded at 1/2, 1/4 or 1/8 scale
+    assert stored[0] >= (64 if tag == 1 else 48) and stored[1] >= (48 if tag == 1 else 64)
+    reduced, _ = read_image(path, 3, (48, 64), DecodeSettings())
+    full, _ = read_image(path, 3, (48, 64), DecodeSettings(version=2))  # full scale, then resized
+    assert reduced.shape == full.shape == (3, 48, 64)
+    assert not np.array_equal(reduced, full)  # read_image decoded at the reduced scale ...
+    assert np.abs(reduced.astype(int) - full.astype(int)).mean() < 4  # ... the same picture, upright
+    expected = chw(np.asarray(Image.fromarray(photo).resize((64, 48), Image.Resampling.BILINEAR)))
+    assert np.abs(reduced.astype(int) - expected.astype(int)).mean() < 6
+
+
+def test_small_targets_only_and_jpeg_only_are_drafted(tmp_path):
+    photo = smooth_photo(120, 160)
+    Image.fromarray(photo).save(tmp_path / "p.jpg", quality=95)
+    Image.fromarray(photo).save(tmp_path / "p.png")
+    for name, size, settings in [("p.jpg", (80, 100), DecodeSettings()),  # not half the stored size
+                                 ("p.png", (15, 20), DecodeSettings()),  # not a JPEG
+                                 ("p.jpg", (15, 20), DecodeSettings(version=2)),  # an older run's decoder
+                                 ("p.jpg", None, DecodeSettings())]:  # no target
+        with Image.open(tmp_path / name) as img:
+            settings.draft(img, size)
+            assert img.size == (160, 120), (name, size, settings.version)
+    assert DecodeSettings(version=2).record()["version"] == 2  # an older run keeps its own record

@@ -42,13 +42,17 @@ class UnreadableImage(Exception):
         return FileIssue(str(self.path), self.reason)
 
 
-def open_image(path: Path, max_pixels: int) -> Image.Image:
+def open_image(path: Path, max_pixels: int,
+               before_load: Callable[[Image.Image], None] | None = None) -> Image.Image:
     """The loaded PIL image of ``path``; UnreadableImage when it is not an image, is larger than
-    ``max_pixels`` (checked from the header, before any pixel is decoded) or its pixels fail."""
+    ``max_pixels`` (checked from the header, before any pixel is decoded) or its pixels fail.
+    ``before_load(img)`` may set how the opened image decodes (``DecodeSettings.draft``)."""
     try:
         with Image.open(path) as img:
             _check_pixels(path, img.size, max_pixels)
             fmt = img.format
+            if before_load is not None:
+                before_load(img)
             try:
                 img.load()  # the pixels are in memory: the image outlives the closed file
             except PIL_ERRORS as exc:
@@ -142,7 +146,7 @@ def read_image(path: Path, channels: int, size: tuple[int, int] | None,
     """
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        img = open_image(path, decode.max_pixels)
+        img = open_image(path, decode.max_pixels, lambda opened: decode.draft(opened, size))
         try:
             arr = to_array(decode.pixels(img), channels, size)
         except PIL_ERRORS as exc:

@@ -26,7 +26,8 @@ from PIL import Image, ImageColor, ImageOps
 from neuroclass.config import DataConfig
 from neuroclass.errors import NeuroclassError
 
-DECODE_VERSION = 2  # 1: PIL's convert() alone; 2: orientation, background, bit depth (this module)
+DECODE_VERSION = 3  # 1: PIL's convert() alone; 2: orientation, background, bit depth (this module);
+# 3: as 2, and a JPEG larger than twice the target size is decoded at a reduced DCT scale (draft)
 WHITE = (255, 255, 255)
 # Pillow's own warning limit (Image.MAX_IMAGE_PIXELS at import, 89,478,485 = 0.25 GiB of RGB at
 # 3 bytes a pixel): with the default nothing Pillow would call a possible decompression bomb is
@@ -41,7 +42,8 @@ ORIENTATION = 0x0112  # EXIF tag: 1 upright; 5..8 stored with width and height s
 class DecodeSettings:
     """How files become pixels: the ``background`` (r, g, b) that transparency is composited on,
     ``max_pixels``, the largest width x height decoded (larger files are refused unread), and the
-    ``version`` of the decoder: 2 (this module's viewer pixels) for new runs, 1 (PIL's
+    ``version`` of the decoder: 3 (this module's viewer pixels, JPEGs decoded near the target
+    size) for new runs, 2 (the same at full JPEG scale) for runs trained before that, 1 (PIL's
     ``convert()`` alone, no orientation, alpha dropped, 16-bit clipped) for a model trained before
     the record existed, so that it sees the pixels it was trained on.
 
@@ -58,9 +60,24 @@ class DecodeSettings:
         if self.version == 1:
             return {"version": 1, "orientation": "as stored", "alpha": "dropped",
                     "bit_depth": "clipped at 255", "max_pixels": self.max_pixels}
-        return {"version": DECODE_VERSION, "orientation": "exif", "background": list(self.background),
+        return {"version": self.version, "orientation": "exif", "background": list(self.background),
                 "alpha": "composited on background", "bit_depth": "scaled to 8 bits",
+                "jpeg_scale": "reduced toward the target size" if self.version >= 3 else "full",
                 "max_pixels": self.max_pixels}
+
+    def draft(self, img: Image.Image, size: tuple[int, int] | None) -> None:
+        """Before ``img`` (opened, not loaded) is decoded: a JPEG whose stored size is at least twice
+        the target ``size`` (H, W) is set to decode at the largest of Pillow's DCT scales (1/2,
+        1/4, 1/8) that still covers the target, in the stored orientation (PIL ``Image.draft``): a
+        fraction of the decoding time and memory, the resize to ``size`` then smaller. Decoder
+        versions before 3, other formats and ``size`` None decode in full."""
+        if self.version < 3 or size is None or img.format != "JPEG":
+            return
+        height, width = size
+        if img.getexif().get(ORIENTATION, 1) in (5, 6, 7, 8):  # stored sideways: the target turns too
+            height, width = width, height
+        if img.size[0] >= 2 * width and img.size[1] >= 2 * height:
+            img.draft(img.mode, (width, height))
 
     @classmethod
     def from_record(cls, record: dict | None) -> "DecodeSettings":
