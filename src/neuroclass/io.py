@@ -141,13 +141,7 @@ def hold_lock(path: str | os.PathLike, can_lock: bool = CAN_LOCK) -> Optional[IO
     """
     if fcntl is None or not can_lock:
         return None
-    handle = open(path, "a+")
-    try:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BaseException:
-        handle.close()
-        raise
-    return handle
+    return _flocked(path, "a+")
 
 
 def lock_if_free(path: str | os.PathLike) -> IO:
@@ -165,7 +159,13 @@ def lock_if_free(path: str | os.PathLike) -> IO:
     """
     if fcntl is None:
         raise OSError(errno.ENOLCK, "no advisory locks on this system", str(path))
-    handle = open(path, "rb")
+    return _flocked(path, "rb")
+
+
+def _flocked(path: str | os.PathLike, mode: str) -> IO:
+    """``path`` opened with ``mode`` and exclusively flocked without waiting: the open file, to
+    close to unlock; closed again when the lock is not taken (BlockingIOError when held elsewhere)."""
+    handle = open(path, mode)
     try:
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BaseException:
