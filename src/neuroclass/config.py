@@ -148,13 +148,18 @@ class AugmentConfig:
     shift: int = field(default=0, metadata=rule(ge=0))
     erase: float = field(default=0.0, metadata=rule(ge=0, le=1))  # cutout probability per sample
     erase_size: float = field(default=0.5, metadata=rule(gt=0, le=1))  # max cutout side, fraction
+    # random resized crop (Szegedy et al. 2015, torchvision RandomResizedCrop): the smallest share
+    # of the image's area a crop keeps, at an aspect ratio in [3/4, 4/3], scaled back to the
+    # input size; 0 = off. Replaces zoom and translate when set
+    crop: float = field(default=0.0, metadata=rule(ge=0, lt=1))
     brightness: float = field(default=0.0, metadata=rule(ge=0, lt=1))  # max relative change
     contrast: float = field(default=0.0, metadata=rule(ge=0, lt=1))  # max relative change
+    saturation: float = field(default=0.0, metadata=rule(ge=0, lt=1))  # max relative change, colour only
     mixup: float = field(default=0.0, metadata=rule(ge=0))  # Beta(alpha, alpha) alpha; 0 = off
     cutmix: float = field(default=0.0, metadata=rule(ge=0))  # Beta alpha; both set: 1/2 each batch
 
     # off (0) unless asked for, and applied only when augmentation is enabled
-    OFF_BY_DEFAULT = ("shift", "erase", "brightness", "contrast", "mixup", "cutmix")
+    OFF_BY_DEFAULT = ("shift", "crop", "erase", "brightness", "contrast", "saturation", "mixup", "cutmix")
 
     def validate(self) -> None:
         """An augmentation asked for (off by default) with augmentation off would silently do nothing."""

@@ -47,6 +47,7 @@ from neuroclass.training.callbacks import Callback, StopRequest
 from neuroclass.training.checkpoint import Checkpoint, CheckpointWriteError, read_checkpoint
 from neuroclass.training.checkpoint_writer import CheckpointWriter
 from neuroclass.training.finetune import FineTuning, prepare_fine_tuning, resolve_transfer
+from neuroclass.training.resolution import plan_input
 from neuroclass.training.resume_record import checkpoint_totals, resume_line, with_resume, with_session
 from neuroclass.training.state import StopReason, TrainState
 from neuroclass.training.trainer import Trainer, TrainingDiverged
@@ -127,6 +128,9 @@ def prepare(cfg: Config, dataset: Dataset | None = None, require_test: bool = Tr
         cfg = replace(cfg, data=replace(cfg.data, source=str(source.resolve())))
     cfg = resolve_transfer(cfg)  # --from RUN: the run's model; conflicting starting points fail
     check_model_config(cfg.model)  # family, size and options: a typo fails before the data loads
+    photos = None  # a photo folder: its input side, family and augmentation (training/resolution.py)
+    if dataset is None and plan is None:
+        cfg, photos = plan_input(cfg, device, deadline, clock)
     dataset = dataset if dataset is not None else data_mod.load(cfg.data)
     cfg = replace(cfg, model=resolve_default_model(cfg.model, dataset.kind))  # "auto": cnn or mlp
     splits = data_mod.split(dataset, cfg.data.val_fraction, cfg.data.test_fraction, cfg.train.seed)
@@ -136,7 +140,8 @@ def prepare(cfg: Config, dataset: Dataset | None = None, require_test: bool = Tr
     mean, std = normalization_stats(splits.train.x)
     if plan is None:
         cfg, plan = plan_for_budget(cfg, splits, dataset.input_shape, len(dataset.classes), mean, std,
-                                    device, deadline, clock)
+                                    device, deadline, clock, photos is not None)
+        plan["input"] = photos
     return Prepared(cfg, device, torch.get_num_threads(), dataset, splits, mean, std, plan, start,
                     deadline, clock)
 

@@ -23,18 +23,47 @@ from neuroclass.config import AugmentConfig
 
 
 def random_affine(n: int, cfg: AugmentConfig, generator: torch.Generator) -> torch.Tensor:
-    """(n, 2, 3) affine matrices in normalized coordinates, one random draw per sample."""
+    """(n, 2, 3) affine matrices in normalized coordinates (where each output pixel samples the
+    input), one random draw per sample: a rotation, then a random resized crop (``cfg.crop``) or a
+    zoom and translation, and a horizontal flip."""
     u = torch.rand(n, 4, generator=generator) * 2 - 1  # (n, 4) uniform in [-1, 1]
     angle = u[:, 0] * math.radians(cfg.rotation)
-    scale = 1.0 + u[:, 1] * cfg.zoom
-    shift = u[:, 2:] * 2 * cfg.translate  # normalized coordinates span 2 units
+    if cfg.crop:
+        half_w, half_h, shift = random_crop_boxes(n, cfg.crop, generator)
+    else:
+        half_w = half_h = 1.0 / (1.0 + u[:, 1] * cfg.zoom)
+        shift = u[:, 2:] * 2 * cfg.translate  # normalized coordinates span 2 units
     flip = torch.ones(n)
     if cfg.flip:
         flip = torch.where(torch.rand(n, generator=generator) < 0.5, -1.0, 1.0)
-    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-    theta = torch.stack([torch.stack([cos * flip, -sin, shift[:, 0]], dim=1),
-                         torch.stack([sin * flip, cos, shift[:, 1]], dim=1)], dim=1)
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    theta = torch.stack([torch.stack([cos * half_w * flip, -sin * half_h, shift[:, 0]], dim=1),
+                         torch.stack([sin * half_w * flip, cos * half_h, shift[:, 1]], dim=1)], dim=1)
     return theta  # (n, 2, 3)
+
+
+def random_crop_boxes(n: int, min_area: float, generator: torch.Generator
+                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Random resized crop boxes (Szegedy et al. 2015; torchvision ``RandomResizedCrop``), in the
+    normalized coordinates of ``F.affine_grid`` where the image spans [-1, 1]: (half width (n,),
+    half height (n,), centre (n, 2) as x, y).
+
+    Each box keeps an area share uniform in [``min_area``, 1] at an aspect ratio log-uniform in
+    [3/4, 4/3]; a side that would leave the image is cut to the image's (torchvision redraws up to
+    ten times, then takes a centre crop), and the centre is uniform over the places that keep the
+    box inside the image.
+
+    >>> w, h, c = random_crop_boxes(1000, 0.35, torch.Generator().manual_seed(0))
+    >>> bool(((w * h) >= 0.35 - 1e-6).all()), bool((c.abs() <= 1 - torch.stack([w, h], 1) + 1e-6).all())
+    (True, True)
+    """
+    u = torch.rand(n, 4, generator=generator)  # (n, 4) uniform in [0, 1)
+    area = min_area + (1 - min_area) * u[:, 0]
+    ratio = torch.exp(math.log(3 / 4) + math.log(16 / 9) * u[:, 1])  # width / height
+    half_w = torch.sqrt(area * ratio).clamp(max=1.0)
+    half_h = torch.sqrt(area / ratio).clamp(max=1.0)
+    centre = (u[:, 2:] * 2 - 1) * (1 - torch.stack([half_w, half_h], dim=1))  # (n, 2)
+    return half_w, half_h, centre
 
 
 def box_mask(top: torch.Tensor, left: torch.Tensor, height: torch.Tensor, width: torch.Tensor,
@@ -96,6 +125,25 @@ def random_brightness_contrast(x: torch.Tensor, cfg: AugmentConfig,
     return ((x - mean) * contrast + mean).clamp_(0, 1)
 
 
+def random_saturation(x: torch.Tensor, strength: float, generator: torch.Generator) -> torch.Tensor:
+    """Per-sample saturation factor in [1-s, 1+s] for RGB images (B, 3, H, W): each pixel moved away
+    from (or toward) its own gray, the ITU-R 601-2 luma that ``v2.functional.adjust_saturation``
+    blends with; clamped to [0, 1]. Images of other channel counts come back unchanged.
+
+    >>> g = torch.Generator().manual_seed(0)
+    >>> gray = torch.full((2, 3, 4, 4), 0.5)
+    >>> bool(torch.equal(random_saturation(gray, 0.5, g), gray))  # gray stays gray
+    True
+    """
+    n = x.shape[0]
+    factor = (1 + (torch.rand(n, generator=generator) * 2 - 1) * strength).to(x.device, x.dtype)
+    if x.shape[1] != 3:
+        return x
+    luma = x.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+    gray = (x * luma).sum(dim=1, keepdim=True)  # (B, 1, H, W)
+    return ((x - gray) * factor.view(n, 1, 1, 1) + gray).clamp_(0, 1)
+
+
 def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
     """Each sample moved by its own whole number of pixels in [-max_shift, max_shift] along each
     axis, the uncovered border filled with 0: a random crop of the zero-padded image. Unlike a
@@ -116,8 +164,9 @@ def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) ->
 
 
 def augment_batch(x: torch.Tensor, cfg: AugmentConfig, generator: torch.Generator) -> torch.Tensor:
-    """Float images (B, C, H, W) in [0, 1] -> the same shape: warp or flip, whole-pixel shift,
-    brightness/contrast, cutout.
+    """Float images (B, C, H, W) in [0, 1] -> the same shape: warp (rotation, random resized crop or
+    zoom and translation, flip) or flip alone, whole-pixel shift, brightness/contrast, saturation,
+    cutout.
 
     Labels are unchanged by all of these; ops with zero strength are skipped (and draw nothing).
 
@@ -125,7 +174,7 @@ def augment_batch(x: torch.Tensor, cfg: AugmentConfig, generator: torch.Generato
     >>> augment_batch(torch.rand(8, 1, 28, 28), AugmentConfig(enabled=True), g).shape
     torch.Size([8, 1, 28, 28])
     """
-    if cfg.rotation or cfg.zoom or cfg.translate:
+    if cfg.rotation or cfg.zoom or cfg.translate or cfg.crop:
         theta = random_affine(x.shape[0], cfg, generator).to(device=x.device, dtype=x.dtype)
         grid = F.affine_grid(theta, list(x.shape), align_corners=False)  # (B, H, W, 2)
         x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
@@ -136,6 +185,8 @@ def augment_batch(x: torch.Tensor, cfg: AugmentConfig, generator: torch.Generato
         x = random_shift(x, cfg.shift, generator)
     if cfg.brightness or cfg.contrast:
         x = random_brightness_contrast(x, cfg, generator)
+    if cfg.saturation:
+        x = random_saturation(x, cfg.saturation, generator)
     if cfg.erase:
         x = random_erase(x, cfg, generator)
     return x

@@ -33,7 +33,7 @@ def _class_files(root: Path, ignored: list[FileIssue]) -> dict[str, list[Path]]:
     return files
 
 
-def _groups(root: Path, ignored: list[FileIssue]) -> dict[str, dict[str, list[Path]]]:
+def image_groups(root: Path, ignored: list[FileIssue]) -> dict[str, dict[str, list[Path]]]:
     """{split ("" without split folders): {class: image paths}}; metadata and other files that
     are not data are appended to ``ignored``."""
     if not root.is_dir():
@@ -73,7 +73,7 @@ def load_image_folder(root: Path, channels: int | None, size: int | None,
         # -> 'built'
     """
     ignored: list[FileIssue] = []
-    groups = _groups(root, ignored)
+    groups = image_groups(root, ignored)
     split_dirs = [s for s in groups if s]
     classes = sorted(set().union(*[set(g) for g in groups.values()]))
     paths, labels, split_of = _flatten(root, groups, classes)

@@ -145,7 +145,8 @@ def resolved_options(name: str, options: dict) -> dict:
 
 SIZE_WORDS = ("auto", "default")  # model.size values every family takes (models/sizing.py)
 AUTO = "auto"  # model.name: the default family for the kind of data, once it is loaded
-DEFAULT_FAMILY = {"image": "cnn", "table": "mlp"}  # by Dataset.kind
+PHOTO_KIND = "photo"  # images that are photos (data/survey.py FolderSurvey.photo_like)
+DEFAULT_FAMILY = {"image": "cnn", "table": "mlp", PHOTO_KIND: "resnet"}  # by Dataset.kind
 
 
 def resolve_default_model(cfg: ModelConfig, kind: str) -> ModelConfig:

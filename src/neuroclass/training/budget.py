@@ -29,6 +29,7 @@ from neuroclass.data.symmetry import MIRROR_KEEP, mirror_retention
 from neuroclass.inference.views import PASSES
 from neuroclass.models import create
 from neuroclass.models.sizing import AUTO, family_of
+from neuroclass.training.resolution import required_examples
 from neuroclass.training.sizing import choose_size, timed_epochs
 from neuroclass.training.finetune import transfer_source
 from neuroclass.training.trainer import resolve_batch_size
@@ -41,6 +42,10 @@ FLIP_EPOCHS = 4
 # a one-pixel shift slowed a 6-epoch run (Fashion-MNIST, 3 minutes: 93.01% with flips alone, 92.46%
 # with both) and helped a 12-epoch one (10 minutes: 94.19%, flips alone 93.98%)
 SHIFT_EPOCHS = 10
+# photos trained from scratch: random resized crops and light colour changes (the usual ImageNet
+# recipe, milder: a few hundred images cannot afford torchvision's 8% crops), no rotation
+PHOTO_AUGMENT = {"crop": 0.35, "brightness": 0.2, "contrast": 0.2, "saturation": 0.2,
+                 "rotation": 0.0, "zoom": 0.0, "translate": 0.0, "shift": 0}
 
 
 def reserve_examples(splits: data_mod.Splits, tta: str, shift: int = 0) -> int:
@@ -71,18 +76,22 @@ def timing_args(cfg: Config, splits: data_mod.Splits, input_shape: tuple[int, ..
 
 def size_for_budget(cfg: Config, splits: data_mod.Splits, input_shape: tuple[int, ...], classes: int,
                     mean: torch.Tensor, std: torch.Tensor, device: torch.device,
-                    deadline: float) -> tuple[Config, dict | None]:
+                    deadline: float, photos: bool = False) -> tuple[Config, dict | None]:
     """``model.size=auto``: the config at the largest size this machine trains for enough epochs
-    in the time left, and a record of the timings (None when the size is fixed: by the config,
+    (the family's ``min_epochs``; for ``photos`` also MIN_EXAMPLES examples, as for the input
+    side) in the time left, and a record of the timings (None when the size is fixed: by the config,
     by a starting point (--from, --weights, --pretrained), or by a family without sizes; and when
     train.epochs sets the length of training, so that the budget is only a limit)."""
     if cfg.model.size != AUTO or cfg.train.epochs or transfer_source(cfg):
         return cfg, None
     timing = timing_args(cfg, splits, input_shape, classes, mean, std, device, deadline)
-    choice = choose_size(cfg.model, *timing)
+    min_epochs = family_of(cfg.model).min_epochs
+    if photos:
+        min_epochs = required_examples(len(splits.train), min_epochs) / max(1, len(splits.train))
+    choice = choose_size(cfg.model, *timing, min_epochs=min_epochs)
     if choice is None:
         return cfg, None
-    log.info("%s", choice.summary(family_of(cfg.model).min_epochs))
+    log.info("%s", choice.summary(min_epochs))
     record = {"size": choice.size, "epochs": choice.epochs if choice.probes else None,
               "probe_seconds": choice.probe_seconds, "probes": choice.probes}
     return replace(cfg, model=replace(cfg.model, size=choice.size)), record
@@ -113,39 +122,53 @@ def auto_shift(image_side: int) -> int:
     return round(image_side / 28)
 
 
-def augment_for_budget(cfg: Config, splits: data_mod.Splits, epochs: float | None) -> tuple[Config, dict | None]:
-    """``augment.auto``, when the user has not configured augmentation and the budget leaves
-    ``epochs``: horizontal flips from FLIP_EPOCHS epochs on where mirrored images keep their class,
-    and small whole-pixel shifts from SHIFT_EPOCHS on (label-preserving for any image)."""
+def augment_for_budget(cfg: Config, splits: data_mod.Splits, epochs: float | None,
+                       photos: bool = False) -> tuple[Config, dict | None]:
+    """``augment.auto``, when the user has not configured augmentation: for ``photos`` always the
+    photo set (PHOTO_AUGMENT, flips where mirrored images keep their class); for other images,
+    when the budget leaves ``epochs``, horizontal flips from FLIP_EPOCHS epochs on where mirrored
+    images keep their class, and small whole-pixel shifts from SHIFT_EPOCHS on (label-preserving
+    for any image)."""
     aug = cfg.augment
-    if not aug.auto or aug.enabled or epochs is None or splits.train.kind != "image" or epochs < FLIP_EPOCHS:
+    if not aug.auto or aug.enabled or splits.train.kind != "image":
+        return cfg, None
+    if not photos and (epochs is None or epochs < FLIP_EPOCHS):
         return cfg, None
     retention = mirror_retention(splits.train.x, splits.train.y, len(splits.train.classes), cfg.train.seed)
+    flip = retention >= MIRROR_KEEP
+    if photos:
+        log.info("augmentation for photos: random resized crops (%.0f-100%% of the area), %s"
+                 "brightness, contrast and saturation +-%.0f%%", 100 * PHOTO_AUGMENT["crop"],
+                 "horizontal flips, " if flip else "", 100 * PHOTO_AUGMENT["brightness"])
+        return (replace(cfg, augment=replace(aug, enabled=True, flip=flip, **PHOTO_AUGMENT)),
+                {"photos": True, "flip": flip, "shift": 0, "mirror_retention": retention, "epochs": epochs})
     shift = auto_shift(min(splits.train.x.shape[-2:])) if epochs >= SHIFT_EPOCHS else 0
-    record = {"flip": retention >= MIRROR_KEEP, "shift": shift, "mirror_retention": retention,
-              "epochs": epochs}
-    if not (record["flip"] or shift):
+    record = {"flip": flip, "shift": shift, "mirror_retention": retention, "epochs": epochs}
+    if not (flip or shift):
         return cfg, record
     chosen = ([f"horizontal flips (mirrored images keep {100 * retention:.0f}% of a class-mean "
-               "classifier's accuracy)"] if record["flip"] else []) + \
+               "classifier's accuracy)"] if flip else []) + \
              ([f"random shifts of up to {shift} px"] if shift else [])
     log.info("augmentation for the ~%.0f epochs of the budget: %s", epochs, " and ".join(chosen))
-    auto = replace(aug, enabled=True, flip=record["flip"], rotation=0.0, zoom=0.0, translate=0.0, shift=shift)
+    auto = replace(aug, enabled=True, flip=flip, rotation=0.0, zoom=0.0, translate=0.0, shift=shift)
     return replace(cfg, augment=auto), record
 
 
 def plan_for_budget(cfg: Config, splits: data_mod.Splits, input_shape: tuple[int, ...], classes: int,
                     mean: torch.Tensor, std: torch.Tensor, device: torch.device,
-                    deadline: float | None, clock: Callable[[], float] = time.perf_counter) -> tuple[Config, dict]:
+                    deadline: float | None, clock: Callable[[], float] = time.perf_counter,
+                    photos: bool = False) -> tuple[Config, dict]:
     """The config a time-budgeted run trains with, and what was decided (for timing.json).
-    ``deadline`` is a reading of ``clock`` (seconds)."""
+    ``deadline`` is a reading of ``clock`` (seconds). ``photos``: the data are photos
+    (data/survey.py), which get the photo augmentation with or without a budget."""
     if deadline is None:
-        return cfg, {"model_size": None, "auto_augment": None}
+        cfg, augment = augment_for_budget(cfg, splits, None, photos)
+        return cfg, {"model_size": None, "auto_augment": augment}
     # the plan times real training steps with time.perf_counter: the deadline in its units
     deadline = time.perf_counter() + (deadline - clock())
-    cfg, sizing = size_for_budget(cfg, splits, input_shape, classes, mean, std, device, deadline)
+    cfg, sizing = size_for_budget(cfg, splits, input_shape, classes, mean, std, device, deadline, photos)
     epochs = sizing["epochs"] if sizing else None
-    if epochs is None and cfg.augment.auto and not cfg.augment.enabled:  # only time what will be used
+    if epochs is None and cfg.augment.auto and not cfg.augment.enabled and not photos:  # only time what will be used
         epochs = epochs_of_fixed_size(cfg, splits, input_shape, classes, mean, std, device, deadline)
-    cfg, augment = augment_for_budget(cfg, splits, epochs)
+    cfg, augment = augment_for_budget(cfg, splits, epochs, photos)
     return cfg, {"model_size": sizing, "auto_augment": augment}

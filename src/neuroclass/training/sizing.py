@@ -70,11 +70,13 @@ def timed_epochs(cfg: ModelConfig, build, input_shape: tuple[int, ...], batch_si
 
 def choose_size(cfg: ModelConfig, build, input_shape: tuple[int, ...], batch_size: int,
                 device: torch.device, channels_last: bool, seconds: float,
-                n_train: int, n_val: int, n_final: int) -> SizeChoice | None:
-    """The largest size of the family that gets ``min_epochs`` within ``seconds`` on this machine
-    (the cheapest when none does); None when the family has no sizes. ``build(model_cfg)`` makes a
-    network; sizes are timed cheapest first and timing stops at the first one too slow."""
+                n_train: int, n_val: int, n_final: int, min_epochs: float | None = None) -> SizeChoice | None:
+    """The largest size of the family that gets ``min_epochs`` (default: the family's) within
+    ``seconds`` on this machine (the cheapest when none does); None when the family has no sizes.
+    ``build(model_cfg)`` makes a network; sizes are timed cheapest first and timing stops at the
+    first one too slow."""
     family = family_of(cfg)
+    min_epochs = family.min_epochs if min_epochs is None else min_epochs
     if not family.sizes:
         return None
     start = time.perf_counter()
@@ -93,7 +95,7 @@ def choose_size(cfg: ModelConfig, build, input_shape: tuple[int, ...], batch_siz
         except NeuroclassError:  # the user's options do not fit this size's preset (vit heads)
             continue
         choice.probes.append({"size": name, "examples_per_second": speed, "epochs": epochs})
-        fits = epochs >= family.min_epochs
+        fits = epochs >= min_epochs
         if fits or len(choice.probes) == 1:  # the first size timed stays when none fits
             choice.size, choice.epochs = name, epochs
         if not fits:

@@ -1,0 +1,214 @@
+"""The side photos are decoded at, chosen from the time budget, the folder and the model's speed.
+
+A photo folder (data/survey.py: colour images whose median shorter side is PHOTO_SIDE px or more)
+holds far more pixels than a network trained from scratch on a CPU can use: kept at 500x375, a
+small CNN trained 10 images/s and needed 9.7 GB. With ``data.image_size`` unset and a time budget,
+``choose_side`` times a few real training steps of the model at each side of SIDES (cheapest first,
+up to the folder's median shorter side) and keeps the largest side at which the budget, less the
+time decoding the folder takes at that side, still buys ``required_examples`` training examples;
+timing stops at the first side too slow. Without a budget photos get DEFAULT_SIDE. Every image is
+then brought to the side by the one rule ``data.aspect`` records (centre crop or pad).
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from neuroclass.config import Config, ModelConfig
+from neuroclass.data.builtin import is_builtin
+from neuroclass.data.idx import is_idx_folder
+from neuroclass.data.images import UnreadableImage, read_image
+from neuroclass.data.pixels import DecodeSettings
+from neuroclass.data.survey import FolderSurvey, survey_folder
+from neuroclass.models import create
+from neuroclass.models.registry import PHOTO_KIND, resolve_default_model
+from neuroclass.models.sizing import AUTO, DEFAULT, family_of, size_names
+from neuroclass.training.sizing import epochs_within, probe_speed
+from neuroclass.training.trainer import DEFAULT_EPOCHS, resolve_batch_size
+
+log = logging.getLogger(__name__)  # the choice, at INFO; the CLI prints it
+
+SIDES = (32, 48, 64, 96, 128, 160, 192, 224)  # pixels, cheapest first
+DEFAULT_SIDE = 64  # without a time budget
+# training examples a network trained from scratch on a few hundred photos needs before more
+# pixels pay: see benchmarks/photos.py and RESULTS.md
+MIN_EXAMPLES = 80_000
+
+
+@dataclass
+class SideChoice:
+    """The side chosen and why: ``probes`` [{"side", "examples_per_second", "examples",
+    "decode_seconds"}] of the sides timed (examples the budget would buy at that side, seconds
+    decoding the folder would take), the examples ``required`` and the seconds spent timing."""
+
+    side: int
+    why: str  # "time budget" | "default"
+    required: int = 0
+    probes: list = field(default_factory=list)
+    probe_seconds: float = 0.0
+
+    def summary(self, survey: FolderSurvey, aspect: str, family: str) -> str:
+        """The run's first line about the input size."""
+        said = {"crop": "centre-cropped", "pad": "padded", "stretch": "stretched"}.get(aspect, aspect)
+        head = (f"input {self.side}x{self.side} px ({survey.describe()}; {said} to square, "
+                f"data.aspect={aspect})")
+        if self.why != "time budget":
+            return (f"{head}: the default side for photos without a time budget; set another with "
+                    f"--set data.image_size=N")
+        tried = ", ".join(f"{p['side']} px {p['examples_per_second']:,.0f} examples/s" for p in self.probes)
+        return (f"{head}: the largest side at which {family} trains >= {self.required:,} examples "
+                f"in the time budget (timed {tried}); fix it with --set data.image_size=N")
+
+    def record(self) -> dict:
+        return {"side": self.side, "why": self.why, "required_examples": self.required,
+                "probes": self.probes, "probe_seconds": self.probe_seconds}
+
+
+def required_examples(n_train: int, min_epochs: float) -> int:
+    """Training examples a side must afford: MIN_EXAMPLES, and at least ``min_epochs`` epochs.
+
+    >>> required_examples(300, 6), required_examples(50_000, 6)
+    (80000, 300000)
+    """
+    return int(max(MIN_EXAMPLES, min_epochs * n_train))
+
+
+def candidate_sides(survey: FolderSurvey) -> list[int]:
+    """SIDES up to the folder's median shorter side (at least the smallest)."""
+    return [s for s in SIDES if s <= survey.short_side] or [SIDES[0]]
+
+
+def decode_cost(sample: list[Path], channels: int, side: int, decode: DecodeSettings,
+                workers: int, clock: Callable[[], float] = time.perf_counter) -> float:
+    """Seconds per image of decoding ``sample`` files to ``side`` px, spread over ``workers``."""
+    start, done = clock(), 0
+    for path in sample:
+        try:
+            read_image(path, channels, (side, side), decode)
+            done += 1
+        except UnreadableImage:
+            continue
+    return (clock() - start) / max(1, done) / max(1, workers)
+
+
+def probed_config(cfg: ModelConfig) -> ModelConfig:
+    """The model timed at each side: the configured size, or the family's smallest under auto."""
+    family = family_of(cfg)
+    if cfg.size == AUTO:
+        return replace(cfg, size=size_names(family)[0] if family.sizes else DEFAULT)
+    return cfg
+
+
+def choose_side(survey: FolderSurvey, required: int, seconds: float, splits: tuple[int, int, int],
+                speed_at: Callable[[int], float], decode_seconds_at: Callable[[int], float],
+                clock: Callable[[], float] = time.perf_counter) -> SideChoice:
+    """The largest candidate side at which the model trains ``required`` examples within
+    ``seconds`` less the time decoding the folder takes; the smallest when none does.
+
+    ``speed_at(side)``: training examples/s at that side (``measured_speed``);
+    ``decode_seconds_at(side)``: seconds to decode the whole folder at that side; ``splits``:
+    (train, val, test) examples the run will have; ``clock``: seconds, whose readings while timing
+    count against ``seconds``.
+
+    >>> s = FolderSurvey(400, {"train": 400}, 2, 3, (375, 500), (375, 500), 9, 9)
+    >>> choose_side(s, 80_000, 180, (280, 40, 80), lambda side: 4e6 / side**2, lambda side: 2.0).side
+    64
+    """
+    start = clock()
+    n_train, n_val, n_test = splits
+    choice = SideChoice(candidate_sides(survey)[0], "time budget", required)
+    for side in candidate_sides(survey):
+        decode_seconds = decode_seconds_at(side)
+        speed = speed_at(side)
+        left = seconds - (clock() - start) - decode_seconds
+        examples = epochs_within(left, speed, n_train, n_val, n_test) * n_train
+        choice.probes.append({"side": side, "examples_per_second": speed, "examples": round(examples),
+                              "decode_seconds": decode_seconds})
+        fits = examples >= required
+        if fits or len(choice.probes) == 1:  # the smallest side stays when none fits
+            choice.side = side
+        if not fits:
+            break
+    choice.probe_seconds = clock() - start
+    return choice
+
+
+def measured_speed(cfg: ModelConfig, classes: int, channels: int, batch_size: int, device: torch.device,
+                   channels_last: bool) -> Callable[[int], float]:
+    """``speed_at(side)``: training examples/s of the model (``probed_config``) on ``side`` px
+    inputs, from a few real training steps on ``device`` (training/sizing.py ``probe_speed``)."""
+    probed = probed_config(cfg)
+
+    def speed_at(side: int) -> float:
+        shape = (channels, side, side)
+        build = lambda m: create(m, shape, classes, torch.zeros(1, channels, 1, 1), torch.ones(1, channels, 1, 1))  # noqa: E731
+        return probe_speed(probed, build, shape, batch_size, device, channels_last)
+    return speed_at
+
+
+def measured_decoding(survey: FolderSurvey, decode: DecodeSettings, workers: int
+                      ) -> Callable[[int], float]:
+    """``decode_seconds_at(side)``: seconds to decode the folder's ``survey.files`` images at
+    ``side`` px on ``workers`` threads, from decoding a few of its files (``decode_cost``)."""
+    return lambda side: survey.files * decode_cost(survey.sample[:4], survey.channels, side, decode, workers)
+
+
+def image_folder(source: str) -> Path | None:
+    """The folder of class folders ``source`` names, or None (a built-in name, IDX files, a file)."""
+    if is_builtin(source):
+        return None
+    path = Path(source).expanduser()
+    return path if path.is_dir() and not is_idx_folder(path) else None
+
+
+def plan_input(cfg: Config, device: torch.device, deadline: float | None,
+               clock: Callable[[], float] = time.perf_counter) -> tuple[Config, dict | None]:
+    """For a folder of photos (``FolderSurvey.photo_like``): the config with the photo model family
+    (``model.name=auto``), ``data.image_size`` chosen (unless set: by the time budget, from
+    ``deadline``, a reading of ``clock``; else DEFAULT_SIDE) and, without a time budget or epoch
+    count, enough epochs for MIN_EXAMPLES examples; and the record of the choice. Other data:
+    ``(cfg, None)``. The choice is logged at INFO (the run's first line)."""
+    folder = image_folder(cfg.data.source)
+    survey = survey_folder(folder, cfg.data.max_pixels) if folder is not None else None
+    if survey is None or not survey.photo_like:
+        return cfg, None
+    cfg = replace(cfg, model=resolve_default_model(cfg.model, PHOTO_KIND))
+    splits = survey.split_sizes(cfg.data.val_fraction, cfg.data.test_fraction)
+    record = {"survey": survey.record(), "photos": True}
+    if cfg.data.image_size is None:
+        choice = SideChoice(DEFAULT_SIDE, "default")
+        if deadline is not None:
+            speed_at = measured_speed(cfg.model, survey.classes, survey.channels,
+                                      resolve_batch_size(cfg.train.batch_size, splits[0]), device,
+                                      cfg.train.channels_last)
+            decoding = measured_decoding(survey, DecodeSettings.from_config(cfg.data), usable_cores())
+            required = required_examples(splits[0], family_of(cfg.model).min_epochs)
+            choice = choose_side(survey, required, deadline - clock(), splits, speed_at, decoding, clock)
+        log.info("%s", choice.summary(survey, getattr(cfg.data, "aspect", "stretch"), cfg.model.name))
+        record["side"] = choice.record()
+        cfg = replace(cfg, data=replace(cfg.data, image_size=choice.side))
+    if deadline is None and cfg.train.epochs is None:
+        epochs = max(DEFAULT_EPOCHS, math.ceil(MIN_EXAMPLES / max(1, splits[0])))
+        log.info("%d epochs (%s examples over ~%d training images; without a time budget photos "
+                 "train for at least %s examples; set --epochs or --time-budget)", epochs,
+                 f"{epochs * splits[0]:,}", splits[0], f"{MIN_EXAMPLES:,}")
+        cfg = replace(cfg, train=replace(cfg.train, epochs=epochs))
+        record["epochs"] = epochs
+    return cfg, record
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the system has one): the folder
+    decodes on that many threads."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
