@@ -188,11 +188,13 @@ def test_every_rule_has_a_test_and_every_fix_names_real_config_keys():
         (history([2.30, 2.28, 2.26, 2.24], [0.11, 0.13, 0.15, 0.17]), {}),
         (history([0.8, 0.3, 0.1], [0.7, 0.9, 0.99], [0.6, 0.4, 0.6], [0.8, 0.86, 0.87]), {"model": CNN}),
         (history([1.2, 1.0, 0.9], [0.55, 0.62, 0.66], [1.1, 0.95, 0.9], [0.6, 0.64, 0.67]), {"model": CNN}),
+        (history([2.4, 2.303, 2.302, 2.303], [0.1, 0.1, 0.1, 0.1]),  # stuck at chance: ln 10
+         {"model": CNN, "data": {"kind": "image", "input_shape": [3, 256, 256]}}),
     ]
     fixes = " ".join(f["fix"] for h, extra in crafted for f in diagnose(h, METRICS, with_facts(**extra)))
     keys = {word.split("=")[0] for word in fixes.split() if "=" in word and "." in word.split("=")[0]}
     assert {"optim.lr", "optim.weight_decay", "augment.enabled", "model.options.dropout", "train.patience",
-            "train.epochs", "optim.schedule"} <= keys
+            "train.epochs", "optim.schedule", "data.image_size"} <= keys
     for key in keys - {"optim.lr"}:  # optim.lr=<current / 10> is a template when the rate is unknown
         value = {"model.options.dropout": "0.3", "optim.schedule": "onecycle"}.get(key, "1")
         if key.startswith("model.options."):
@@ -200,7 +202,7 @@ def test_every_rule_has_a_test_and_every_fix_names_real_config_keys():
             resolve("cnn", {key.split(".")[-1]: 0.3 if key.endswith("dropout") else [8]})
         else:
             load_config(overrides=[f"{key}={value}" if key != "augment.enabled" else f"{key}=true"])
-    assert len(RULES) == 11
+    assert len(RULES) == 12
 
 
 @pytest.mark.parametrize("args, match", [
@@ -209,6 +211,8 @@ def test_every_rule_has_a_test_and_every_fix_names_real_config_keys():
     (([{"loss": "abc", "accuracy": 0.5}], METRICS, FACTS), "must be a number"),
     (([{"loss": 0.5}], METRICS, FACTS), "training loss and accuracy"),
     ((HEALTHY, METRICS, {"leakage": 3}), "facts\\['leakage'\\]"),
+    ((HEALTHY, METRICS, {"train": {"label_smoothing": 1.5}}), "label_smoothing"),
+    ((HEALTHY, METRICS, {"data": {"input_shape": "3x64x64"}}), "input_shape"),
 ])
 def test_bad_input_raises_one_clear_error(args, match):
     with pytest.raises(NeuroclassError, match=match):

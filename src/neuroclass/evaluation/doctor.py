@@ -2,19 +2,21 @@
 
 Pure rules over the run's history (rows of metrics.csv), its test metrics and optional facts that
 other analyses measured. A finding is {"rule", "severity" (error | warning | info), "finding" (one
-sentence with the numbers), "fix" (the concrete --set to try)}; errors come first.
+sentence with the numbers), "fix" (the concrete --set to try)}; errors come first. The run's numbers
+are parsed in doctor_run.py; the "stuck at chance" rule, which the learning-rate and fit rules here
+defer to, is in doctor_chance.py.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Callable, Optional
 
-from neuroclass.errors import NeuroclassError, counted
-from neuroclass.training.state import StopReason, read_stop_reason
+from neuroclass.errors import counted
+from neuroclass.evaluation.doctor_chance import find_stuck, stuck_at_chance
+from neuroclass.evaluation.doctor_run import (EXPLODE_RATIO, Run, explosion, is_broken, loss_rises, lr_fix,
+                                              make_finding, non_finite_epoch, parse_run, pct, stop_reason)
+from neuroclass.training.state import StopReason
 
-# Loss more than doubling its best epoch so far: warm-up and schedules never do that on purpose.
-EXPLODE_RATIO = 2.0
 # Training loss rising between epochs in at least this share of epochs (and at least twice): the
 # epoch-mean loss of a stable run falls every epoch, so repeated rises mean the steps overshoot.
 OSCILLATION_SHARE, OSCILLATION_MIN_RISES = 1 / 3, 2
@@ -40,26 +42,6 @@ CAPACITY_KEY = {"cnn": "model.options.channels", "mlp": "model.options.hidden",
 ACTIVATION_CHOICE = {"cnn": "silu", "mlp": "leaky_relu"}  # alternatives that cannot die
 
 
-@dataclass
-class Run:
-    """The numbers the rules read, parsed once. Per-epoch lists; val_* hold None without a
-    validation split; classes is K (0 when unknown); model the family name ("" when unknown)."""
-    loss: list
-    accuracy: list
-    val_loss: list
-    val_accuracy: list
-    metrics: dict
-    facts: dict
-    classes: int
-    lr: Optional[float]
-    epochs: int
-    model: str
-
-    @property
-    def chance(self) -> float:
-        return 1.0 / self.classes if self.classes else 0.0
-
-
 def diagnose(history: list[dict], metrics: dict, facts: dict) -> list[dict]:
     """Findings for one run, errors first; a single "ok" finding when no rule fires.
 
@@ -68,126 +50,56 @@ def diagnose(history: list[dict], metrics: dict, facts: dict) -> list[dict]:
     ``facts``: any of class_counts {name: n}, dead_relu, leakage, mislabelled (the dicts of
     dead_relu_fraction, find_duplicates, likely_mislabelled), stop_reason (a StopReason value as
     timing.json records it, e.g. "time_budget") and stop_detail (the stop in words), optim {name,
-    lr, schedule, weight_decay}, epochs, model {name} (the family, to name its own options).
+    lr, schedule, weight_decay}, epochs, model {name} (the family, to name its own options), train
+    {label_smoothing} (the training loss's, for its chance level), data {kind ("image" | "table"),
+    input_shape [C, H, W]}, pretrained (the fields of evaluation.pretrained_advice's advice: command,
+    weights; offered when a run is stuck at chance).
 
     Example::
 
         diagnose(history, metrics, {"optim": {"lr": 0.1}})[0]["fix"]
         # -> 'lower optim.lr (now 0.1) with --set optim.lr=0.01'
     """
-    run = _parse(history, metrics, facts)
+    run = parse_run(history, metrics, facts)
     findings = [f for rule in RULES if (f := rule(run)) is not None]
     if not findings:
         checked = ["loss and learning rate", "fit"] if history else []
         optional = (("class_counts", "class balance"), ("dead_relu", "dead units"),
                     ("leakage", "leakage"), ("mislabelled", "labels"))
         checked += [name for key, name in optional if facts.get(key)]
-        findings = [_finding("ok", "info", f"No problem found in the checks that had data "
-                             f"({', '.join(checked) or 'none'}); test accuracy "
-                             f"{_pct(metrics.get('accuracy'))}.", "none needed")]
+        findings = [make_finding("ok", "info", f"No problem found in the checks that had data "
+                                 f"({', '.join(checked) or 'none'}); test accuracy "
+                                 f"{pct(metrics.get('accuracy'))}.", "none needed")]
     return sorted(findings, key=lambda f: SEVERITY_ORDER[f["severity"]])
-
-
-def _finding(rule: str, severity: str, finding: str, fix: str) -> dict:
-    return {"rule": rule, "severity": severity, "finding": finding, "fix": fix}
-
-
-def _pct(x) -> str:
-    return f"{100 * x:.1f}%" if isinstance(x, (int, float)) else "unknown"
-
-
-def _num(value, where: str) -> Optional[float]:
-    if value is None or value in ("", "None"):  # csv rows hold "" (or a str(None)) for no value
-        return None
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise NeuroclassError(f"diagnose: history value {where} must be a number; got {value!r}") from None
-
-
-def _parse(history, metrics, facts) -> Run:
-    if not isinstance(history, list) or not all(isinstance(r, dict) for r in history):
-        raise NeuroclassError("diagnose: history must be a list of dicts (rows of metrics.csv)")
-    if not isinstance(metrics, dict) or not isinstance(facts, dict):
-        raise NeuroclassError("diagnose: metrics and facts must be dicts")
-    cols = {key: [_num(r.get(key), f"{key} at row {i}") for i, r in enumerate(history)]
-            for key in ("loss", "accuracy", "val_loss", "val_accuracy")}
-    if any(v is None for v in cols["loss"] + cols["accuracy"]):
-        raise NeuroclassError("diagnose: every history row needs a training loss and accuracy")
-    for key in ("class_counts", "dead_relu", "leakage", "mislabelled", "optim", "model"):
-        if facts.get(key) is not None and not isinstance(facts[key], dict):
-            raise NeuroclassError(f"diagnose: facts['{key}'] must be a dict; got {type(facts[key]).__name__}")
-    classes = len(metrics.get("per_class") or metrics.get("classes") or facts.get("class_counts") or ())
-    lr = (facts.get("optim") or {}).get("lr")
-    return Run(cols["loss"], cols["accuracy"], cols["val_loss"], cols["val_accuracy"], metrics, facts,
-               classes, float(lr) if lr is not None else None, int(facts.get("epochs") or len(history)),
-               str((facts.get("model") or {}).get("name") or "").split(":")[0])
-
-
-def _lr_fix(run: Run, factor: float, verb: str) -> str:
-    if run.lr is None:  # the run's rate is unknown: say how much, relative to it
-        fold = 1 / factor if factor < 1 else factor
-        op = "/" if factor < 1 else "x"
-        return f"{verb} optim.lr {fold:g}-fold (--set optim.lr=<current {op} {fold:g}>)"
-    return f"{verb} optim.lr (now {run.lr:g}) with --set optim.lr={run.lr * factor:.3g}"
 
 
 # ----------------------------------------------------------------------------- loss and learning rate
 
-def _non_finite_epoch(run: Run) -> Optional[int]:
-    for i, (a, b) in enumerate(zip(run.loss, run.val_loss)):
-        if not math.isfinite(a) or (b is not None and not math.isfinite(b)):
-            return i + 1
-    return None
-
-
-def _explosion(run: Run) -> Optional[tuple[int, int]]:
-    """(best epoch, exploded epoch), both 1-based, of the first loss above EXPLODE_RATIO x its best."""
-    for e in range(1, len(run.loss)):
-        best = min(range(e), key=lambda i: run.loss[i])
-        if run.loss[e] > EXPLODE_RATIO * run.loss[best]:
-            return best + 1, e + 1
-    return None
-
-
-def _broken(run: Run) -> bool:
-    return _non_finite_epoch(run) is not None or _explosion(run) is not None
-
-
-def _stop_reason(run: Run) -> Optional[StopReason]:
-    """Why training stopped, from the recorded StopReason value (None where unknown)."""
-    return read_stop_reason(run.facts.get("stop_reason"))
-
-
-def _rises(run: Run) -> list[int]:
-    return [e + 1 for e in range(1, len(run.loss)) if run.loss[e] > run.loss[e - 1]]
-
-
 def loss_not_finite(run: Run) -> Optional[dict]:
-    epoch = _non_finite_epoch(run)
-    if epoch is None and _stop_reason(run) is not StopReason.DIVERGED:
+    epoch = non_finite_epoch(run)
+    if epoch is None and stop_reason(run) is not StopReason.DIVERGED:
         return None
     where = f"at epoch {epoch}" if epoch else f"({run.facts.get('stop_detail') or 'training diverged'})"
     warmup = ("" if (run.facts.get("optim") or {}).get("schedule") == "onecycle"
               else "; the onecycle schedule's warm-up also helps (--set optim.schedule=onecycle)")
-    return _finding("loss_not_finite", "error", f"The loss became NaN or infinite {where}: training "
-                    "diverged and the weights are not usable.", _lr_fix(run, 0.1, "lower") + warmup)
+    return make_finding("loss_not_finite", "error", f"The loss became NaN or infinite {where}: training "
+                        "diverged and the weights are not usable.", lr_fix(run, 0.1, "lower") + warmup)
 
 
 def loss_exploding(run: Run) -> Optional[dict]:
-    if _non_finite_epoch(run) is not None or (found := _explosion(run)) is None:
+    if non_finite_epoch(run) is not None or (found := explosion(run)) is None:
         return None
     best, worst = found
-    return _finding("loss_exploding", "error",
-                    f"The training loss rose from {run.loss[best - 1]:.3g} (epoch {best}) to "
-                    f"{run.loss[worst - 1]:.3g} (epoch {worst}), more than {EXPLODE_RATIO:g}x its "
-                    "best: the optimisation is blowing up.", _lr_fix(run, 0.1, "lower"))
+    return make_finding("loss_exploding", "error",
+                        f"The training loss rose from {run.loss[best - 1]:.3g} (epoch {best}) to "
+                        f"{run.loss[worst - 1]:.3g} (epoch {worst}), more than {EXPLODE_RATIO:g}x its "
+                        "best: the optimisation is blowing up.", lr_fix(run, 0.1, "lower"))
 
 
 def lr_too_high(run: Run) -> Optional[dict]:
-    if not run.loss or _broken(run):
+    if not run.loss or is_broken(run) or find_stuck(run) is not None:
         return None  # the error findings above already say it, with a stronger fix
-    rises = _rises(run)
+    rises = loss_rises(run)
     chance_loss = math.log(run.classes) if run.classes > 1 else math.inf
     if run.loss[0] > chance_loss:
         why = (f"the first epoch's mean training loss {run.loss[0]:.3g} is above ln {run.classes} = "
@@ -197,12 +109,12 @@ def lr_too_high(run: Run) -> Optional[dict]:
                f"(epochs {', '.join(map(str, rises))})")
     else:
         return None
-    return _finding("lr_too_high", "warning", f"The learning rate looks too high: {why}.",
-                    _lr_fix(run, 1 / 3, "lower"))
+    return make_finding("lr_too_high", "warning", f"The learning rate looks too high: {why}.",
+                        lr_fix(run, 1 / 3, "lower"))
 
 
 def _learning_too_slowly(run: Run) -> Optional[str]:
-    if len(run.loss) < SLOW_MIN_EPOCHS or _rises(run) or _non_finite_epoch(run) is not None:
+    if len(run.loss) < SLOW_MIN_EPOCHS or loss_rises(run) or non_finite_epoch(run) is not None:
         return None
     if run.classes > 1 and run.loss[0] > math.log(run.classes):
         return None  # worse than guessing from the start: too high, not too low
@@ -210,20 +122,20 @@ def _learning_too_slowly(run: Run) -> Optional[str]:
     acc = run.accuracy[-1]
     near_chance = run.classes > 1 and acc < run.chance + NEAR_CHANCE_SHARE * (1 - run.chance)
     if near_chance:
-        return f"training accuracy is {_pct(acc)}, near chance ({_pct(run.chance)})"
+        return f"training accuracy is {pct(acc)}, near chance ({pct(run.chance)})"
     if drop < SLOW_DECREASE and acc < UNDERFIT_ACCURACY:
         return (f"the training loss fell only {100 * drop:.0f}% ({run.loss[0]:.3g} to "
-                f"{run.loss[-1]:.3g}) and training accuracy is {_pct(acc)}")
+                f"{run.loss[-1]:.3g}) and training accuracy is {pct(acc)}")
     return None
 
 
 def lr_too_low(run: Run) -> Optional[dict]:
     why = _learning_too_slowly(run)
-    if why is None:
-        return None
-    return _finding("lr_too_low", "warning",
-                    f"Learning is slow: after {counted(len(run.loss), 'epoch')} {why}.",
-                    _lr_fix(run, 10.0, "raise"))
+    if why is None or find_stuck(run) is not None:
+        return None  # stuck at chance, not slow: that error's fix lowers the rate
+    return make_finding("lr_too_low", "warning",
+                        f"Learning is slow: after {counted(len(run.loss), 'epoch')} {why}.",
+                        lr_fix(run, 10.0, "raise"))
 
 
 # ----------------------------------------------------------------------------- fit
@@ -241,13 +153,13 @@ def overfitting(run: Run) -> Optional[dict]:
     decay_fix = (f"raise optim.weight_decay (now {decay:g}) with --set optim.weight_decay={decay * 5:.3g}"
                  if isinstance(decay, (int, float)) and decay > 0
                  else "raise optim.weight_decay, e.g. --set optim.weight_decay=0.005")
-    return _finding("overfitting", "warning",
-                    f"Training accuracy {_pct(run.accuracy[-1])} is {100 * gap:.1f} points above "
-                    f"validation accuracy {_pct(val_acc)}, and validation loss rose from "
-                    f"{pairs[best][1]:.3g} (epoch {best + 1}) to {val_loss:.3g}: the model memorises "
-                    "the training set.", "; ".join(f for f in (
-                        "augment images with --set augment.enabled=true", decay_fix,
-                        _dropout_fix(run), _patience_fix(run)) if f))
+    return make_finding("overfitting", "warning",
+                        f"Training accuracy {pct(run.accuracy[-1])} is {100 * gap:.1f} points above "
+                        f"validation accuracy {pct(val_acc)}, and validation loss rose from "
+                        f"{pairs[best][1]:.3g} (epoch {best + 1}) to {val_loss:.3g}: the model memorises "
+                        "the training set.", "; ".join(f for f in (
+                            "augment images with --set augment.enabled=true", decay_fix,
+                            _dropout_fix(run), _patience_fix(run)) if f))
 
 
 def _dropout_fix(run: Run) -> str:
@@ -262,14 +174,14 @@ def _dropout_fix(run: Run) -> str:
 
 
 def _patience_fix(run: Run) -> str:
-    if _stop_reason(run) is StopReason.EARLY_STOPPING:
+    if stop_reason(run) is StopReason.EARLY_STOPPING:
         return ""  # already on: the best epoch's weights were restored
     return "stop at the best epoch with --set train.patience=3"
 
 
 def underfitting(run: Run) -> Optional[dict]:
-    if not run.accuracy or _broken(run) or _learning_too_slowly(run) is not None:
-        return None  # a broken or stalled run is the learning rate's finding
+    if not run.accuracy or is_broken(run) or _learning_too_slowly(run) is not None or find_stuck(run):
+        return None  # a broken, stalled or stuck run is the learning rate's finding
     reference = next((a for a in reversed(run.val_accuracy) if a is not None), None)
     name = "validation"
     if reference is None:
@@ -278,16 +190,16 @@ def underfitting(run: Run) -> Optional[dict]:
     # far below validation is regularisation at work (dropout, augmentation), not underfitting
     if reference is None or acc >= UNDERFIT_ACCURACY or abs(acc - reference) > UNDERFIT_GAP:
         return None
-    if _stop_reason(run) is StopReason.TIME_BUDGET:
+    if stop_reason(run) is StopReason.TIME_BUDGET:
         longer = "give it more time: raise train.time_budget (e.g. --set train.time_budget=10m)"
     else:
         longer = f"train longer with --set train.epochs={2 * run.epochs} (now {run.epochs})"
     capacity = (f"widen the model ({CAPACITY_KEY[run.model]})" if run.model in CAPACITY_KEY
                 else "widen the model (model.options.channels for cnn, model.options.hidden for mlp)")
-    return _finding("underfitting", "warning",
-                    f"Training accuracy {_pct(acc)} is low and close to {name} accuracy "
-                    f"{_pct(reference)}: the model has not fit even the training data (unless the "
-                    "labels are that noisy).", f"{longer}; or {capacity}")
+    return make_finding("underfitting", "warning",
+                        f"Training accuracy {pct(acc)} is low and close to {name} accuracy "
+                        f"{pct(reference)}: the model has not fit even the training data (unless the "
+                        "labels are that noisy).", f"{longer}; or {capacity}")
 
 
 # ----------------------------------------------------------------------------- facts
@@ -304,13 +216,13 @@ def class_imbalance(run: Run) -> Optional[dict]:
     if row.get("tested") is False:
         tail = "; it has no test examples, so it is not tested"
     else:
-        tail = f"; its test recall is {_pct(row['recall'])}" if row.get("recall") is not None else ""
-    return _finding("class_imbalance", "warning",
-                    f"The training classes are imbalanced: '{big}' has {counts[big]} examples and "
-                    f"'{small}' {counts[small]} ({ratio}){tail}.",
-                    f"add training examples of '{small}' or subsample the largest classes; "
-                    "neuroclass has no class-weight setting, so judge the model by balanced "
-                    "accuracy and per-class recall")
+        tail = f"; its test recall is {pct(row['recall'])}" if row.get("recall") is not None else ""
+    return make_finding("class_imbalance", "warning",
+                        f"The training classes are imbalanced: '{big}' has {counts[big]} examples and "
+                        f"'{small}' {counts[small]} ({ratio}){tail}.",
+                        f"add training examples of '{small}' or subsample the largest classes; "
+                        "neuroclass has no class-weight setting, so judge the model by balanced "
+                        "accuracy and per-class recall")
 
 
 def untested_classes(run: Run) -> Optional[dict]:
@@ -324,12 +236,13 @@ def untested_classes(run: Run) -> Optional[dict]:
     wrong = [(n, rows[n]["predicted"]) for n in names if (rows.get(n) or {}).get("predicted")]
     said = "; ".join(f"'{n}' {k} time{'' if k == 1 else 's'}" for n, k in wrong)
     tail = f" The model still predicted {said}, each time wrongly (precision 0)." if wrong else ""
-    return _finding("untested_classes", "warning",
-                    f"{len(names)} class{'' if one else 'es'} ({shown}) had no test examples: not "
-                    f"tested, so left out of the macro averages; how well the model knows "
-                    f"{'it' if one else 'them'} is unknown.{tail}",
-                    "add examples of these classes (enough for every split: training, validation "
-                    "and test), or evaluate on data that has them with 'neuroclass evaluate RUN --data DATA'")
+    return make_finding("untested_classes", "warning",
+                        f"{len(names)} class{'' if one else 'es'} ({shown}) had no test examples: not "
+                        f"tested, so left out of the macro averages; how well the model knows "
+                        f"{'it' if one else 'them'} is unknown.{tail}",
+                        "add examples of these classes (enough for every split: training, validation "
+                        "and test), or evaluate on data that has them with "
+                        "'neuroclass evaluate RUN --data DATA'")
 
 
 def dead_relu(run: Run) -> Optional[dict]:
@@ -341,10 +254,11 @@ def dead_relu(run: Run) -> Optional[dict]:
              if worst.get("name") else "")
     swap = (f"--set model.options.activation={ACTIVATION_CHOICE[run.model]}" if run.model in ACTIVATION_CHOICE
             else "--set model.init=he")
-    return _finding("dead_relu", "warning",
-                    f"{_pct(dead['fraction'])} of ReLU units ({dead.get('dead')} of {dead['units']}) "
-                    f"never fire on the test sample{where}: that capacity is unused.",
-                    f"{_lr_fix(run, 1 / 3, 'lower')}; or {swap}")
+    # a run stuck at chance gets its (larger) learning-rate cut from that error: one rate to try
+    lower = "" if find_stuck(run) else f"{lr_fix(run, 1 / 3, 'lower')}; or "
+    return make_finding("dead_relu", "warning",
+                        f"{pct(dead['fraction'])} of ReLU units ({dead.get('dead')} of {dead['units']}) "
+                        f"never fire on the test sample{where}: that capacity is unused.", f"{lower}{swap}")
 
 
 def leakage(run: Run) -> Optional[dict]:
@@ -354,34 +268,34 @@ def leakage(run: Run) -> Optional[dict]:
         return None
     share, of = _share(run, copies)
     severity = "error" if share > LEAK_ERROR_SHARE else "warning"
-    return _finding("leakage", severity,
-                    f"{copies} test examples{of} have a copy in the training split "
-                    f"({found.get('exact', 0)} exact, {found.get('near', 0)} near): on them the test "
-                    "accuracy measures memory, not generalisation.",
-                    "remove the listed duplicates from the training (or test) data and retrain; "
-                    "neuroclass has no de-duplication setting")
+    return make_finding("leakage", severity,
+                        f"{copies} test examples{of} have a copy in the training split "
+                        f"({found.get('exact', 0)} exact, {found.get('near', 0)} near): on them the test "
+                        "accuracy measures memory, not generalisation.",
+                        "remove the listed duplicates from the training (or test) data and retrain; "
+                        "neuroclass has no de-duplication setting")
 
 
 def _share(run: Run, count: int) -> tuple[float, str]:
     """(count / test size, " (x% of the test split)"); (0, "") when the size is unknown."""
     n = run.metrics.get("n")
-    return (count / n, f" ({_pct(count / n)} of the test split)") if n else (0.0, "")
+    return (count / n, f" ({pct(count / n)} of the test split)") if n else (0.0, "")
 
 
 def mislabelled(run: Run) -> Optional[dict]:
     found = run.facts.get("mislabelled") or {}
     count = int(found.get("count", 0))
-    if count == 0:
-        return None
+    if count == 0 or find_stuck(run):
+        return None  # a model no better than guessing cannot vouch for or against any label
     share, of = _share(run, count)
     severity = "warning" if share > MISLABEL_WARN_SHARE else "info"
-    return _finding("mislabelled", severity,
-                    f"{count} test examples{of} look mislabelled: the model is as sure of another "
-                    "class as it usually is of that class, and unusually unsure of the given label.",
-                    "review the listed examples and correct or drop wrong labels in the data "
-                    "source; until then the test accuracy counts them as model errors")
+    return make_finding("mislabelled", severity,
+                        f"{count} test examples{of} look mislabelled: the model is as sure of another "
+                        "class as it usually is of that class, and unusually unsure of the given label.",
+                        "review the listed examples and correct or drop wrong labels in the data "
+                        "source; until then the test accuracy counts them as model errors")
 
 
 RULES: list[Callable[[Run], Optional[dict]]] = [
-    loss_not_finite, loss_exploding, lr_too_high, lr_too_low, overfitting, underfitting,
+    loss_not_finite, loss_exploding, stuck_at_chance, lr_too_high, lr_too_low, overfitting, underfitting,
     class_imbalance, untested_classes, dead_relu, leakage, mislabelled]

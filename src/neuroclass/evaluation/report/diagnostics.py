@@ -14,6 +14,7 @@ from dataclasses import asdict
 import numpy as np
 import torch
 
+from neuroclass.config import Config
 from neuroclass.evaluation.report.inputs import ReportInputs
 from neuroclass.inference import predict_logits
 
@@ -110,17 +111,44 @@ def mislabelled(inputs: ReportInputs, proba: np.ndarray) -> dict:
     return guarded("mislabel search", compute)
 
 
+def pretrained(inputs: ReportInputs, train_counts: list[int]) -> dict | None:
+    """The advice to start from ImageNet weights for this run's data (as evaluation.pretrained_advice
+    gives it, in fields), or None where it would not help."""
+    def compute():
+        from neuroclass.evaluation.pretrained_advice import pretrained_advice
+
+        cfg, meta = inputs.cfg, inputs.predictor.meta
+        tv = meta["family"] == "tv" and meta["options"].get("arch")
+        image = inputs.kind == "image"
+        advice = pretrained_advice(
+            source=cfg.data.source, input_shape=tuple(meta["input_shape"]) if image else None,
+            train_images=int(sum(train_counts)), classes=len(inputs.classes),
+            model=f"tv:{tv}" if tv else meta["family"],
+            starting_point=bool(cfg.model.pretrained or cfg.model.weights or cfg.model.from_run),
+            time_budget=cfg.train.time_budget, out=None if cfg.out == Config().out else cfg.out,
+            accelerator=not str(inputs.environment.get("device") or "cpu").startswith("cpu"))
+        return asdict(advice) if advice else None
+
+    advice = guarded("pretrained-weights advice", compute)
+    return None if advice is None or "error" in advice else advice
+
+
 def doctor(inputs: ReportInputs, report: dict, proba: np.ndarray) -> dict:
     """The doctor's findings from the curves, metrics and the facts gathered above."""
     dead = dead_relu(inputs)
     wrong_labels = mislabelled(inputs, proba)
-    facts = {"class_counts": dict(zip(inputs.classes, report["data"]["class_counts"]["train"])),
+    train_counts = report["data"]["class_counts"]["train"]
+    meta = inputs.predictor.meta
+    facts = {"class_counts": dict(zip(inputs.classes, train_counts)),
              "dead_relu": None if "error" in dead else dead,
              "leakage": None if "error" in report["data"]["leakage"] else report["data"]["leakage"],
              "mislabelled": None if "error" in wrong_labels else wrong_labels,
              "stop_reason": report["training"]["stop_reason"], "stop_detail": report["training"]["stop_detail"],
              "optim": asdict(inputs.cfg.optim), "epochs": inputs.timing.get("epochs"),
-             "model": {"name": inputs.predictor.meta["family"], "options": inputs.predictor.meta["options"]}}
+             "model": {"name": meta["family"], "options": meta["options"]},
+             "train": {"label_smoothing": inputs.cfg.train.label_smoothing},
+             "data": {"kind": inputs.kind, "input_shape": list(meta["input_shape"])},
+             "pretrained": pretrained(inputs, train_counts)}
 
     def compute():
         from neuroclass.evaluation.doctor import diagnose
