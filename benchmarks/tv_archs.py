@@ -3,7 +3,7 @@
 For each architecture (the tv family, 3 classes, channels_last): parameters, ImageNet top-1 and
 weights-file size from torchvision's weights metadata (nothing is downloaded), and training and
 inference images/s on random 3xSxS images for each side S. The pretrained-weights advice
-(evaluation/pretrained_advice.py) suggests the fastest on a CPU.
+(training/pretrained_advice.py) suggests the fastest on a CPU.
 
     python benchmarks/tv_archs.py [--archs resnet18,mobilenet_v3_small,efficientnet_b0]
                                   [--sides 128,224] [--batch-size 16] [--steps 5] [--quick]

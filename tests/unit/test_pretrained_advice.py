@@ -1,7 +1,7 @@
 import pytest
 
 from neuroclass.errors import NeuroclassError
-from neuroclass.evaluation.pretrained_advice import MANY_PER_CLASS, pretrained_advice
+from neuroclass.training.pretrained_advice import MANY_PER_CLASS, pretrained_advice
 
 URL = "https://download.pytorch.org/models/{arch}-0000.pth"
 

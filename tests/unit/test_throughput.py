@@ -66,22 +66,29 @@ def test_matmul_peak_uses_the_fastest_repeat():
     assert clock.times == []  # two reads per repeat, none for the warm-up
 
 
-@pytest.mark.parametrize("measure, untimed", [
-    (measure_training, 1 + 2),  # the class-count probe, then 2 warm-up steps
-    (measure_inference, 2),  # 2 warm-up passes
-])
-def test_images_per_second_time_only_the_measured_steps(measure, untimed):
+def test_inference_images_per_second_time_only_the_measured_passes():
     model = tiny_cnn()
     clock = FakeClock([100.0, 100.5], model)
-    rate = measure(model, (1, 8, 8), batch_size=16, steps=3, device="cpu", warmup=2, clock=clock)
+    rate = measure_inference(model, (1, 8, 8), batch_size=16, steps=3, device="cpu", warmup=2, clock=clock)
     assert rate == pytest.approx(3 * 16 / 0.5)  # 48 images in 0.5 s
-    assert clock.forwards_at_read == [untimed, untimed + 3]
+    assert clock.forwards_at_read == [2, 2 + 3]  # after 2 warm-up passes, then after the 3 timed
+
+
+def test_training_speed_is_the_median_step_after_the_warm_up():
+    model = tiny_cnn()
+    # three timed steps of 0.2 s, 0.7 s (another process took the cores) and 0.1 s
+    clock = FakeClock([100.0, 100.2, 100.2, 100.9, 100.9, 101.0], model)
+    rate = measure_training(model, (1, 8, 8), batch_size=16, steps=3, device="cpu", warmup=2, clock=clock)
+    assert rate == pytest.approx(16 / 0.2)
+    # the class-count probe and 2 warm-up steps untimed, then two reads around each step
+    assert clock.forwards_at_read == [3, 4, 4, 5, 5, 6]
 
 
 def test_measure_training_on_feature_rows_trains_the_model():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(5, 4), nn.ReLU(), nn.Linear(4, 2))
     before = [p.detach().clone() for p in model.parameters()]
-    rate = measure_training(model, (5,), batch_size=8, steps=2, warmup=1, clock=FakeClock([0.0, 0.004]))
-    assert rate == pytest.approx(2 * 8 / 0.004)
+    rate = measure_training(model, (5,), batch_size=8, steps=2, warmup=1,
+                            clock=FakeClock([0.0, 0.004, 0.004, 0.008]))
+    assert rate == pytest.approx(8 / 0.004)
     assert all(not torch.equal(b, p) for b, p in zip(before, model.parameters()))

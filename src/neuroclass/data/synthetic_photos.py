@@ -3,8 +3,9 @@
 What a user's own photo folder looks like to a classifier, made offline and in seconds: each image
 is a JPEG of 300-600 pixels a side in one of many sizes, landscape or portrait (some stored sideways
 with an EXIF Orientation tag, as phones do), with a smooth coloured texture, clutter (lines, boxes
-and blobs of every colour) and one object whose *shape* is the class (its colour, size, place and
-turn are random, so only the shape tells the classes apart). The layout is the usual one of photo
+and blobs of every colour) and one object whose shape is the class: its size, place and turn are
+random, and its colour usually lies in the kind's own range of hues (a quarter of the objects take
+any colour), as real kinds of things tend to have their colours. The layout is the usual one of photo
 datasets, ``train/<class>/*.jpg`` and ``val/<class>/*.jpg``.
 
 Example::
@@ -26,6 +27,10 @@ from PIL import Image, ImageDraw, ImageFilter
 from neuroclass.errors import NeuroclassError
 
 SHAPES = ("disc", "star", "triangle", "cross", "ring")
+# each kind's usual hue (0-1 around the colour wheel), as real kinds of things have usual colours;
+# a kind takes a hue within +-HUE_SPREAD of it three times in four, any colour otherwise
+HUES = {"disc": 0.0, "star": 0.15, "triangle": 0.6, "cross": 0.33, "ring": 0.8}
+HUE_SPREAD = 0.12
 ORIENTATION = 0x0112  # EXIF tag; 6: stored turned 90 degrees anticlockwise, shown turned back
 SIDE_RANGE = (300, 600)  # pixels, each side drawn independently
 
@@ -48,6 +53,15 @@ def _texture(rng: np.random.Generator, width: int, height: int) -> Image.Image:
 
 def _colour(rng: np.random.Generator) -> tuple[int, int, int]:
     return tuple(int(v) for v in rng.integers(0, 256, size=3))
+
+
+def _kind_colour(shape: str, rng: np.random.Generator) -> tuple[int, int, int]:
+    """Usually a colour of the kind's hue (HUES), at a random saturation and brightness."""
+    if rng.random() < 0.25:
+        return _colour(rng)
+    hue = (HUES[shape] + rng.uniform(-HUE_SPREAD, HUE_SPREAD)) % 1.0
+    hsv = np.array([[[hue * 255, rng.uniform(120, 255), rng.uniform(110, 255)]]], dtype=np.uint8)
+    return tuple(int(v) for v in Image.fromarray(hsv, "HSV").convert("RGB").getpixel((0, 0)))
 
 
 def _clutter(draw: ImageDraw.ImageDraw, rng: np.random.Generator, width: int, height: int) -> None:
@@ -90,7 +104,7 @@ def draw_photo(shape: str, rng: np.random.Generator) -> Image.Image:
     _clutter(draw, rng, width, height)
     r = rng.uniform(0.14, 0.3) * min(width, height)
     cx, cy = rng.uniform(r, width - r), rng.uniform(r, height - r)
-    colour = _colour(rng)
+    colour = _kind_colour(shape, rng)
     draw.polygon(_outline(shape, cx, cy, r, rng.uniform(0, 2 * math.pi)), fill=colour)
     if shape == "ring":  # a disc with a hole showing the background through
         hole = _outline("disc", cx, cy, 0.55 * r, 0.0)

@@ -30,6 +30,8 @@ from neuroclass.data.survey import FolderSurvey, survey_folder
 from neuroclass.models import create
 from neuroclass.models.registry import PHOTO_KIND, resolve_default_model
 from neuroclass.models.sizing import AUTO, DEFAULT, family_of, size_names
+from neuroclass.training.finetune import transfer_source
+from neuroclass.training.pretrained_advice import pretrained_advice
 from neuroclass.training.sizing import epochs_within, probe_speed
 from neuroclass.training.trainer import DEFAULT_EPOCHS, resolve_batch_size
 
@@ -194,6 +196,14 @@ def plan_input(cfg: Config, device: torch.device, deadline: float | None,
         log.info("%s", choice.summary(survey, getattr(cfg.data, "aspect", "stretch"), cfg.model.name))
         record["side"] = choice.record()
         cfg = replace(cfg, data=replace(cfg.data, image_size=choice.side))
+    advice = pretrained_advice(
+        source=cfg.data.source, input_shape=(survey.channels, cfg.data.image_size, cfg.data.image_size),
+        native_shape=(survey.channels, *survey.median_size), train_images=splits[0], classes=survey.classes,
+        model=cfg.model.name, starting_point=bool(transfer_source(cfg)), time_budget=cfg.train.time_budget,
+        out=None if cfg.out == Config.out else cfg.out, accelerator=device.type != "cpu")
+    if advice is not None:
+        log.info("%s", advice.text)
+        record["pretrained_advice"] = advice.command
     if deadline is None and cfg.train.epochs is None:
         epochs = max(DEFAULT_EPOCHS, math.ceil(MIN_EXAMPLES / max(1, splits[0])))
         log.info("%d epochs (%s examples over ~%d training images; without a time budget photos "

@@ -17,7 +17,7 @@ from neuroclass.errors import NeuroclassError
 from neuroclass.models.sizing import family_of, size_names, sized_options
 from neuroclass.training.throughput import measure_training
 
-PROBE_WARMUP, PROBE_STEPS = 1, 3  # untimed, timed training steps per size
+PROBE_WARMUP, PROBE_STEPS = 2, 5  # untimed, timed training steps per size (median step: throughput.py)
 # an evaluation example costs about a third of a training example (forward only)
 EVAL_COST = 1 / 3
 

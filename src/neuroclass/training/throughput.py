@@ -10,6 +10,7 @@ machine tells how much of the hardware a model uses; see benchmarks/throughput.p
 from __future__ import annotations
 
 import contextlib
+import statistics
 import time
 from typing import Callable
 
@@ -79,8 +80,8 @@ def measure_training(model: nn.Module, input_shape: tuple[int, ...], batch_size:
     """Training images/s: forward + cross-entropy + backward + AdamW step on random data, with
     the Trainer's allocator setting and fused optimizer where they apply.
 
-    ``steps`` steps of ``batch_size`` images are timed by two reads of ``clock`` (seconds), after
-    ``warmup`` untimed steps. Changes the model's weights (it trains); pass a fresh or copied model.
+    ``steps`` steps of ``batch_size`` images are timed one by one with ``clock`` (seconds), after
+    ``warmup`` untimed steps; the speed is that of the median step. Changes the model's weights (it trains); pass a fresh or copied model.
     """
     device = torch.device(device)
     with keep_freed_memory() if device.type == "cpu" else contextlib.nullcontext():
@@ -109,11 +110,15 @@ def _training_rate(model: nn.Module, input_shape: tuple[int, ...], batch_size: i
     for _ in range(warmup):
         step()
     _sync(device)
-    start = clock()
+    seconds = []
     for _ in range(steps):
+        start = clock()
         step()
-    _sync(device)
-    return steps * batch_size / (clock() - start)
+        _sync(device)
+        seconds.append(clock() - start)
+    # the median step: one step slowed by another process, a page fault or a late kernel choice
+    # would otherwise set the speed (probes time a few steps: training/sizing.py)
+    return batch_size / statistics.median(seconds)
 
 
 def measure_inference(model: nn.Module, input_shape: tuple[int, ...], batch_size: int, steps: int,

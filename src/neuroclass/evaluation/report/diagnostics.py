@@ -115,7 +115,7 @@ def pretrained(inputs: ReportInputs, train_counts: list[int]) -> dict | None:
     """The advice to start from ImageNet weights for this run's data (as evaluation.pretrained_advice
     gives it, in fields), or None where it would not help."""
     def compute():
-        from neuroclass.evaluation.pretrained_advice import pretrained_advice
+        from neuroclass.training.pretrained_advice import pretrained_advice
 
         cfg, meta = inputs.cfg, inputs.predictor.meta
         tv = meta["family"] == "tv" and meta["options"].get("arch")
