@@ -170,11 +170,10 @@ def fit(prep: Prepared, model: Classifier, tuning: FineTuning, callbacks: list[C
         CheckpointWriter(checkpoints, 60 * cfg.train.checkpoint_minutes, prep.clock, before_rename=before_rename,
                          share=cfg.train.checkpoint_share)]
     held = prep.report_reserve  # the report's time after training: seconds, and examples at the measured speed
-    trainer = Trainer(cfg.train, cfg.optim, cfg.augment, prep.device,
-                      deadline=None if prep.deadline is None else prep.deadline - held.seconds,
+    trainer = Trainer(cfg.train, cfg.optim, cfg.augment, prep.device, deadline=prep.deadline,
                       callbacks=[*tuning.callbacks, *([stop] if stop is not None else []), *callbacks, *writer],
                       reserve_examples=reserve_examples(splits, cfg.train.tta, trained_shift(cfg)) + held.examples,
-                      lr_scales=tuning.lr_scales, clock=prep.clock)
+                      lr_scales=tuning.lr_scales, clock=prep.clock, reserve_seconds=held.seconds)
     return trainer.fit(model, splits.train, splits.val, resume=resume)
 
 

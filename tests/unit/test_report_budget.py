@@ -15,6 +15,7 @@ from neuroclass.evaluation.report.diagnostics import ROBUSTNESS_EXAMPLES, leakag
 from neuroclass.evaluation.report.inputs import load_inputs
 from neuroclass.evaluation.report.timebox import Part, TimeBox
 from neuroclass.pipeline import prepare, train
+from neuroclass.training.state import TrainState
 
 OPTIONAL = {"charts", "mislabelled", "example_pictures", "leakage", "dead_relu", "robustness"}
 
@@ -198,3 +199,12 @@ def test_the_report_of_a_budgeted_run_gets_its_deadline_and_the_logits_training_
     # the very logits of the test pass after training: the report's numbers equal metrics.json's
     assert report["metrics"]["accuracy"] == metrics["accuracy"]
     assert report["metrics"]["log_loss"] == metrics["log_loss"]
+
+
+def test_the_trainer_ends_training_earlier_by_the_reports_seconds_and_keeps_the_whole_deadline():
+    clock = FakeClock()
+    plain = TrainState(max_epochs=5, steps_per_epoch=10, deadline=100.0, clock=clock)
+    held = TrainState(max_epochs=5, steps_per_epoch=10, deadline=100.0, clock=clock, reserve_seconds=7.5)
+    assert held.finish_seconds() == pytest.approx(plain.finish_seconds() + 7.5)
+    assert held.end == pytest.approx(plain.end - 7.5)
+    assert held.deadline == 100.0  # what a checkpoint records as the budget left: the report's share included

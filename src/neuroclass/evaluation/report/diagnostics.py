@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from neuroclass.evaluation.report.inputs import ReportInputs
-from neuroclass.evaluation.report.timebox import SKIP, TimeBox
+from neuroclass.evaluation.report.timebox import FULL, SKIP, TimeBox
 from neuroclass.inference import predict_logits
 
 ROBUSTNESS_EXAMPLES = 1000  # 4 perturbations x levels x this many forward passes, plus TTA
@@ -51,7 +51,7 @@ def budgeted(box: TimeBox | None, name: str, analysis: Callable[[int | None], di
     decision = box.decide(name)
     if decision.run == SKIP:
         return {"skipped": decision.line}
-    return analysis(decision.examples)
+    return analysis(None if decision.run == FULL else decision.examples)
 
 
 def usable(result: dict) -> dict | None:
