@@ -4,6 +4,7 @@ import json
 import shutil
 from dataclasses import replace
 
+import numpy as np
 import pytest
 import torch
 
@@ -13,7 +14,7 @@ from neuroclass.evaluation.report.costs import (FULL_BUDGET, RUN_FILES, ReportSi
                                                 forward_seconds, report_parts, report_reserve, time_box)
 from neuroclass.evaluation.report.diagnostics import ROBUSTNESS_EXAMPLES, leakage
 from neuroclass.evaluation.report.inputs import load_inputs
-from neuroclass.evaluation.report.timebox import Part, TimeBox
+from neuroclass.evaluation.report.timebox import SAMPLE_SHARE, Part, TimeBox
 from neuroclass.pipeline import prepare, train
 from neuroclass.training.state import TrainState
 
@@ -31,38 +32,41 @@ class FakeClock:
 
 
 def test_a_part_runs_in_full_on_a_sample_or_not_at_all_by_the_time_left():
-    parts = [Part("a", "first analysis", 100, 10, fixed=1.0, per_example=0.1),
-             Part("b", "second analysis", 50, 50, per_example=0.1)]
+    parts = [Part("a", "first analysis", 100, 10, fixed=1.0, per_example=0.125),
+             Part("b", "second analysis", 50, 50, per_example=0.125)]
     clock = FakeClock()
     plenty = TimeBox(parts, deadline=100.0, clock=clock)
     assert [plenty.decide(name).run for name in "ab"] == ["full", "full"]
     assert plenty.lines() == []
 
-    short = TimeBox(parts, deadline=6.0, clock=clock)
-    first = short.decide("a")  # 11 s in full; 6 s left: 1 s fixed and 50 examples at 0.1 s
-    assert (first.run, first.examples, first.of, first.estimate) == ("sample", 50, 100, pytest.approx(6.0))
-    clock.now += 6.0  # it ran as estimated
-    second = short.decide("b")
+    short = TimeBox(parts, deadline=11.0, clock=clock)
+    first = short.decide("a")  # 13.5 s in full; a sample sized to SAMPLE_SHARE of the 11 s left
+    assert SAMPLE_SHARE == 0.8
+    assert (first.run, first.examples, first.of, first.estimate) == ("sample", 62, 100, 8.75)
+    clock.now += 9.0  # it ran a little longer than estimated
+    second = short.decide("b")  # 6.25 s in full, all or nothing
     assert (second.run, second.examples) == ("skip", 0)
-    assert short.lines() == ["sampled: first analysis on 50 of 100 examples (the time budget left 6.0 s)",
-                             "skipped: second analysis (the time budget left 0.0 s)"]
+    assert short.lines() == ["sampled: first analysis on 62 of 100 examples (the time budget left 11.0 s)",
+                             "skipped: second analysis (the time budget left 2.0 s)"]
 
 
 def test_each_decision_plans_again_with_the_time_left_and_serves_parts_by_priority():
     charts = Part("charts", "charts", 1, 1, fixed=2.0)
-    leak = Part("leakage", "leakage check", 100, 10, per_example=0.1)
+    leak = Part("leakage", "leakage check", 100, 10, per_example=0.125)
     clock = FakeClock()
-    box = TimeBox([charts, leak], deadline=12.0, clock=clock)
-    # asked first, the lower-priority part leaves the charts their 2 s: 10 s, all 100 examples
+    box = TimeBox([charts, leak], deadline=14.5, clock=clock)
+    # asked first, the lower-priority part leaves the charts their 2 s: 12.5 s, all 100 examples
     assert box.decide("leakage").examples == 100
-    clock.now += 5.0  # it took half as long again as estimated: 7 s left, the charts still fit
+    clock.now += 11.0  # quicker than estimated: the charts fit
     assert box.decide("charts").run == "full"
 
     clock = FakeClock()
-    box = TimeBox([charts, leak], deadline=12.0, clock=clock, finish=1.0)
+    box = TimeBox([charts, leak], deadline=14.5, clock=clock, finish=1.0)
     assert box.decide("charts").run == "full"
-    clock.now += 5.0  # slower than its 2 s: 7 s left less 1 s kept for the finish
-    assert box.decide("leakage").examples == 60
+    clock.now += 5.0  # slower than its 2 s: 9.5 s left, less 1 s kept for the finish; 80% of 8.5 s
+    assert box.decide("leakage").examples == 54
+    box.keep_back(0.5)
+    assert box.finish == 0.5 and box.decide("leakage").examples == 54  # decided once
 
 
 def test_without_a_deadline_every_part_runs_in_full():
@@ -138,24 +142,31 @@ def test_a_report_with_plenty_of_time_runs_every_analysis(run_copy, tmp_path):
 
 
 def test_a_report_with_some_time_left_runs_a_sample_of_an_analysis_and_skips_what_follows(run_copy, tmp_path):
+    timing = json.loads((run_copy / "timing.json").read_text())
+    timing["test_seconds"] = 0.01 * len(np.load(run_copy / "split.npz")["test"])  # as on a slow machine
+    (run_copy / "timing.json").write_text(json.dumps(timing))
     box = time_box(load_inputs(run_copy), deadline=0.0, clock=FakeClock())  # the costs write_report sees
+    assert box.forward >= 0.005  # 10 ms a test example, under the run's one or two views
     parts = {p.name: p for p in box.parts}
     dead = parts["dead_relu"]
-    assert dead.least < 200 < dead.examples
+    assert dead.least < dead.examples
     # the clock stands still: each part sees the time left less what the parts before it in priority
     # that have not run yet will take. The dead-unit count runs after the leakage check: enough for
-    # the charts, the mislabel search, the pictures and 200 examples of the dead-unit count
+    # the charts, the mislabel search, the pictures, and for the dead-unit count less than in full
     first = sum(parts[name].seconds(parts[name].examples, box.forward)
                 for name in ("charts", "mislabelled", "example_pictures"))
-    left = box.finish + first + dead.seconds(200, box.forward) + 1e-9
-    html = write_report(run_copy, out=tmp_path / "r" / "report.html", deadline=left, clock=FakeClock())
+    spare = (dead.seconds(dead.least, box.forward) / SAMPLE_SHARE + dead.seconds(dead.examples, box.forward)) / 2
+    sample = dead.most_within(SAMPLE_SHARE * spare, box.forward)
+    assert dead.least <= sample < dead.examples
+    html = write_report(run_copy, out=tmp_path / "r" / "report.html", deadline=box.finish + first + spare,
+                        clock=FakeClock())
     report = json.loads(html.with_suffix(".json").read_text())
     runs = {p["name"]: (p["run"], p["examples"]) for p in report["report"]["budget"]["parts"]}
-    assert runs["dead_relu"] == ("sample", 200)
+    assert runs["dead_relu"] == ("sample", sample)
     assert runs["charts"] == ("full", 1) and runs["robustness"] == ("skip", 0)
     assert report["doctor"]["dead_relu"]["units"] > 0
     page = html.read_text()
-    assert f"sampled: dead-unit count on 200 of {dead.examples:,} training examples" in page
+    assert f"sampled: dead-unit count on {sample:,} of {dead.examples:,} training examples" in page
     assert "skipped: robustness checks" in page and 'class="chart"' in page
 
 

@@ -15,7 +15,7 @@ from typing import Callable
 from neuroclass.io import write_text_atomic
 from neuroclass.errors import NeuroclassError
 from neuroclass.evaluation.report.collect import collect
-from neuroclass.evaluation.report.costs import time_box
+from neuroclass.evaluation.report.costs import EXIT, FILES, time_box
 from neuroclass.evaluation.report.html import page
 from neuroclass.evaluation.report.inputs import FromTraining, load_inputs
 from neuroclass.evaluation.report.pictures import draw_pictures
@@ -57,6 +57,7 @@ def write_report(run: str | Path, data: str | None = None, out: str | Path | Non
     inputs = load_inputs(run, data, known)  # a missing or incomplete RUN fails here, with its own message
     box = time_box(inputs, deadline, clock)
     report = collect(inputs, box)
+    box.keep_back(FILES + EXIT)  # the sections are done: only the files (and the exit) follow
     pictures = draw_pictures(report, inputs, box)
     report["report"]["budget"] = box.record()
     report["report"]["seconds"] = round(time.perf_counter() - start, 3)
