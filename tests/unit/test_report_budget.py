@@ -14,7 +14,7 @@ from neuroclass.evaluation.report.costs import (FULL_BUDGET, RUN_FILES, ReportSi
                                                 forward_seconds, report_parts, report_reserve, time_box)
 from neuroclass.evaluation.report.diagnostics import ROBUSTNESS_EXAMPLES, leakage
 from neuroclass.evaluation.report.inputs import load_inputs
-from neuroclass.evaluation.report.timebox import SAMPLE_SHARE, Part, TimeBox
+from neuroclass.evaluation.report.timebox import SAMPLE_SHARE, TRIVIAL, Part, TimeBox
 from neuroclass.pipeline import prepare, train
 from neuroclass.training.state import TrainState
 
@@ -44,6 +44,7 @@ def test_a_part_runs_in_full_on_a_sample_or_not_at_all_by_the_time_left():
     assert SAMPLE_SHARE == 0.8
     assert (first.run, first.examples, first.of, first.estimate) == ("sample", 62, 100, 8.75)
     clock.now += 9.0  # it ran a little longer than estimated
+    short.done("a")
     second = short.decide("b")  # 6.25 s in full, all or nothing
     assert (second.run, second.examples) == ("skip", 0)
     assert short.lines() == ["sampled: first analysis on 62 of 100 examples (the time budget left 11.0 s)",
@@ -58,15 +59,30 @@ def test_each_decision_plans_again_with_the_time_left_and_serves_parts_by_priori
     # asked first, the lower-priority part leaves the charts their 2 s: 12.5 s, all 100 examples
     assert box.decide("leakage").examples == 100
     clock.now += 11.0  # quicker than estimated: the charts fit
+    box.done("leakage")
     assert box.decide("charts").run == "full"
 
     clock = FakeClock()
     box = TimeBox([charts, leak], deadline=14.5, clock=clock, finish=1.0)
     assert box.decide("charts").run == "full"
     clock.now += 5.0  # slower than its 2 s: 9.5 s left, less 1 s kept for the finish; 80% of 8.5 s
+    box.done("charts")
     assert box.decide("leakage").examples == 54
-    box.keep_back(0.5)
-    assert box.finish == 0.5 and box.decide("leakage").examples == 54  # decided once
+    assert box.decide("leakage").examples == 54  # decided once
+
+    # decided early (drawn last), the charts hold their 2 s until done: the leakage check gets 80% of 8 s
+    clock = FakeClock()
+    box = TimeBox([charts, leak], deadline=10.0, clock=clock)
+    assert box.decide("charts").run == "full"
+    assert box.decide("leakage").examples == 51
+    clock.now += 6.4
+    assert box.left() == pytest.approx(3.6)  # what the charts still have
+
+
+def test_a_part_that_costs_next_to_nothing_runs_whatever_the_time_left():
+    box = TimeBox([Part("cheap", "mislabel search", 1000, 1000, per_example=1e-6)], deadline=0.0,
+                  clock=FakeClock(5.0))
+    assert TRIVIAL == 0.01 and box.decide("cheap").run == "full"
 
 
 def test_without_a_deadline_every_part_runs_in_full():
@@ -113,17 +129,20 @@ def test_a_report_with_no_time_left_skips_its_optional_analyses_and_says_so(run_
     budget = report["report"]["budget"]
     assert budget["seconds_left"] == 0.0
     assert {p["name"] for p in budget["parts"]} == OPTIONAL
-    assert all(p["run"] == "skip" and p["examples"] == 0 for p in budget["parts"])
+    # all but the mislabel search, which costs next to nothing (TRIVIAL)
+    assert {p["name"]: p["run"] for p in budget["parts"]} == {**dict.fromkeys(OPTIONAL, "skip"), "mislabelled": "full"}
+    assert all(p["examples"] == 0 for p in budget["parts"] if p["run"] == "skip")
     assert report["robustness"] == {"skipped": "skipped: robustness checks (the time budget left 0.0 s)"}
     assert report["data"]["leakage"] == {"skipped": "skipped: leakage check (the time budget left 0.0 s)"}
     assert report["doctor"]["dead_relu"]["skipped"].startswith("skipped: dead-unit count")
-    assert report["doctor"]["mislabelled"]["skipped"].startswith("skipped: mislabel search")
+    assert "count" in report["doctor"]["mislabelled"]
     assert 0 < report["metrics"]["accuracy"] <= 1 and report["calibration"]["temperature"] > 0
     page = html.read_text()
     assert "skipped: robustness checks (the time budget left 0.0 s)" in page
     assert "For every analysis in full: neuroclass report" in page
     assert 'class="chart"' not in page and 'class="px"' not in page  # neither charts nor example pictures
-    assert budget_lines(html) == [p["line"] for p in budget["parts"]] and len(budget_lines(html)) == 6
+    assert budget_lines(html) == [p["line"] for p in budget["parts"] if p["run"] == "skip"]
+    assert len(budget_lines(html)) == 5
 
 
 def test_a_report_with_plenty_of_time_runs_every_analysis(run_copy, tmp_path):

@@ -49,9 +49,12 @@ def budgeted(box: TimeBox | None, name: str, analysis: Callable[[int | None], di
     if box is None:
         return analysis(None)
     decision = box.decide(name)
-    if decision.run == SKIP:
-        return {"skipped": decision.line}
-    return analysis(None if decision.run == FULL else decision.examples)
+    try:
+        if decision.run == SKIP:
+            return {"skipped": decision.line}
+        return analysis(None if decision.run == FULL else decision.examples)
+    finally:
+        box.done(name)
 
 
 def usable(result: dict) -> dict | None:

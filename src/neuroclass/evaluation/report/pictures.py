@@ -23,7 +23,18 @@ def draw_pictures(report: dict, inputs: ReportInputs, box: TimeBox | None = None
             pictures.update(charts(report, inputs))
     if inputs.kind == "image" and (box is None or box.decide("example_pictures").run != SKIP):
         pictures.update(example_images(report, inputs))
+    for name in ("charts", "example_pictures"):
+        if box is not None:
+            box.done(name)
     return pictures
+
+
+def hold_time(box: TimeBox, kind: str) -> None:
+    """Decide the charts and pictures of examples at the report's start, so that the parts
+    before them hold back their time (they are drawn last, and come first in priority)."""
+    box.decide("charts")
+    if kind == "image":
+        box.decide("example_pictures")
 
 
 def charts(report: dict, inputs: ReportInputs) -> dict:

@@ -2,20 +2,22 @@
 all, so that a time-budgeted ``train`` ends on time with its report written.
 
 A ``Part`` is one optional analysis with its cost model (costs.py builds them from the data's sizes):
-seconds of its own work plus forward passes of the model, for the examples it looks at. Before each
-part runs, ``TimeBox.decide`` plans every part not yet run against the time left now, in priority
-order: a part gets its full size when that fits, else the largest sample that fits (not below the
-smallest sample worth running), else nothing. A sample is sized to SAMPLE_SHARE of the time it may
-have, so that an estimate a little short does not cost the parts of higher priority still to run.
-Planning again before each part lets a part that ran slower than estimated shrink the ones after it.
-Without a deadline every part runs in full.
+seconds of its own work plus forward passes of the model, for the examples it looks at. Before a
+part runs, ``TimeBox.decide`` plans every part not yet decided against the time left now, less the
+estimates of the parts decided and not yet ``done``, in priority order: a part gets its full size
+when that fits, else the largest sample that fits (not below the smallest sample worth running),
+else nothing. A sample is sized to SAMPLE_SHARE of the time it may have, so that an estimate a
+little short does not cost the parts of higher priority still to run; a part that runs late in the
+report (the charts) is decided at its start, which holds its time until it is done. Planning again
+before each part lets a part that ran slower than estimated shrink the ones after it. Without a
+deadline every part runs in full.
 
 Example::
 
     box = TimeBox([Part("robustness", "robustness checks", 1000, 100, per_example=0.002)],
                   deadline=clock() + 1.0, clock=clock)
     box.decide("robustness").examples
-    # -> 450 (a sample: 1000 examples would take 2 s)
+    # -> 400 (a sample sized to 80% of the 1 s left: 1000 examples would take 2 s)
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ FULL, SAMPLE, SKIP = "full", "sample", "skip"
 # share of its time a sampled part is sized to: its estimate erred by up to +20% (robustness curves
 # under another process's load), and the rest is the margin of the parts after it
 SAMPLE_SHARE = 0.8
+TRIVIAL = 0.01  # seconds: a part estimated at no more runs in full whatever the time left
 
 
 @dataclass(frozen=True)
@@ -106,8 +109,8 @@ class Decision:
 class TimeBox:
     """The optional ``parts`` of one report, in priority order (the first is served first), under
     ``deadline`` (a ``clock()`` reading; None: no limit). ``forward``: seconds of one forward pass
-    of one example; ``finish``: seconds kept back for what every report does after the parts
-    (its other sections, the files)."""
+    of one example; ``finish``: seconds kept back for what follows the parts (the report's other
+    sections, its files, the process's end)."""
 
     parts: list[Part]
     deadline: float | None = None
@@ -115,14 +118,11 @@ class TimeBox:
     forward: float = 0.0
     finish: float = 0.0
     decisions: dict[str, Decision] = field(default_factory=dict)
+    held: set[str] = field(default_factory=set)  # decided, not yet done: their estimates are held
     started_left: float | None = None  # seconds left when the report began
 
     def __post_init__(self) -> None:
         self.started_left = self.left()
-
-    def keep_back(self, seconds: float) -> None:
-        """From now on keep ``seconds`` for what every report does after the parts (as ``finish``)."""
-        self.finish = seconds
 
     def left(self) -> float | None:
         """Seconds until the deadline (None without one)."""
@@ -130,18 +130,21 @@ class TimeBox:
 
     def decide(self, name: str) -> Decision:
         """Plan the parts not yet decided against the time left now and return ``name``'s share
-        (the same on a second call). Ask right before the part runs: the parts decided before it
-        count as done, their time spent as the clock shows. Raises KeyError for a part the box
+        (the same on a second call), held until ``done(name)``. Raises KeyError for a part the box
         does not hold."""
-        if name in self.decisions:
-            return self.decisions[name]
-        decision = self._plan()[name]
-        self.decisions[name] = decision
-        return decision
+        if name not in self.decisions:
+            self.decisions[name] = self._plan()[name]
+            self.held.add(name)
+        return self.decisions[name]
+
+    def done(self, name: str) -> None:
+        """Part ``name`` has run (or will not): its time is what the clock shows from now on."""
+        self.held.discard(name)
 
     def _plan(self) -> dict[str, Decision]:
         left = self.left()
-        spare = math.inf if left is None else left - self.finish
+        held = sum(self.decisions[name].estimate for name in self.held)
+        spare = math.inf if left is None else left - self.finish - held
         plan = {}
         for part in self.parts:
             if part.name in self.decisions:
@@ -149,6 +152,8 @@ class TimeBox:
             n = part.most_within(spare, self.forward)
             if 0 < n < part.examples:
                 n = part.most_within(SAMPLE_SHARE * spare, self.forward)
+            if part.seconds(part.examples, self.forward) <= TRIVIAL:
+                n = part.examples
             run = FULL if n == part.examples else SAMPLE if n else SKIP
             estimate = part.seconds(n, self.forward)
             plan[part.name] = Decision(part.name, part.label, run, n, part.examples, estimate,

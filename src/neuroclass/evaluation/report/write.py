@@ -15,10 +15,10 @@ from typing import Callable
 from neuroclass.io import write_text_atomic
 from neuroclass.errors import NeuroclassError
 from neuroclass.evaluation.report.collect import collect
-from neuroclass.evaluation.report.costs import EXIT, FILES, time_box
+from neuroclass.evaluation.report.costs import time_box
 from neuroclass.evaluation.report.html import page
 from neuroclass.evaluation.report.inputs import FromTraining, load_inputs
-from neuroclass.evaluation.report.pictures import draw_pictures
+from neuroclass.evaluation.report.pictures import draw_pictures, hold_time
 from neuroclass.evaluation.report.sections import render_sections
 from neuroclass.runs import RunFolder
 
@@ -56,8 +56,8 @@ def write_report(run: str | Path, data: str | None = None, out: str | Path | Non
                                   "pass a folder you can write to") from None
     inputs = load_inputs(run, data, known)  # a missing or incomplete RUN fails here, with its own message
     box = time_box(inputs, deadline, clock)
+    hold_time(box, inputs.kind)
     report = collect(inputs, box)
-    box.keep_back(FILES + EXIT)  # the sections are done: only the files (and the exit) follow
     pictures = draw_pictures(report, inputs, box)
     report["report"]["budget"] = box.record()
     report["report"]["seconds"] = round(time.perf_counter() - start, 3)
