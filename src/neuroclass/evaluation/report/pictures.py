@@ -23,9 +23,8 @@ def draw_pictures(report: dict, inputs: ReportInputs, box: TimeBox | None = None
             pictures.update(charts(report, inputs))
     if inputs.kind == "image" and (box is None or box.decide("example_pictures").run != SKIP):
         pictures.update(example_images(report, inputs))
-    for name in ("charts", "example_pictures"):
-        if box is not None:
-            box.done(name)
+    for name in ("charts", "example_pictures") if box is not None else ():
+        box.done(name)
     return pictures
 
 
