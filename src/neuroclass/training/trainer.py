@@ -106,9 +106,10 @@ class Trainer:
 
     ``deadline`` (a ``clock()`` value) is when the whole run must end, the caller's evaluation of
     ``reserve_examples`` examples and its ``reserve_seconds`` of other work after fit included;
-    ``clock`` (seconds, default ``time.perf_counter``) times steps and validation passes for it. ``callbacks`` run after the
-    Trainer's own (time budget, NaN guard, early stopping): a progress display is one the caller
-    adds (callbacks.Progress); a CheckpointWriter goes last, to save what the others did.
+    ``clock`` (seconds, default ``time.perf_counter``) times steps and validation passes for it.
+    ``callbacks`` run after the Trainer's own (time budget, NaN guard, early stopping): a progress
+    display is one the caller adds (callbacks.Progress); a CheckpointWriter goes last, to save what
+    the others did.
 
     A fit given a checkpoint (``resume``, training/checkpoint.py) continues the saved one: the
     same steps follow, so a fixed number of epochs ends with the same weights as a fit never
