@@ -18,6 +18,7 @@ import json
 import logging
 import shlex
 import sys
+import time
 import warnings
 from pathlib import Path
 from typing import Callable, Iterator
@@ -173,12 +174,13 @@ def cmd_train(args: argparse.Namespace) -> int:
             if args.resume is not None:  # quiet: --quiet, or the run's recorded train.quiet
                 result = resume(args.resume, callbacks=[interrupts.phase], report=not args.no_report,
                                 stop=interrupts.stop, quiet=True if args.quiet else None,
-                                progress=lambda: Progress(sys.stderr), before_rename=args.before_rename)
+                                progress=lambda: Progress(sys.stderr), before_rename=args.before_rename,
+                                started=args.started)
             else:
                 progress = [] if cfg.train.quiet else [Progress(sys.stderr)]
                 result = train(cfg, callbacks=[interrupts.phase, *progress], report=not args.no_report,
                                command="neuroclass " + shlex.join(args.argv), stop=interrupts.stop,
-                               before_rename=args.before_rename)
+                               before_rename=args.before_rename, started=args.started)
         except (RunInterrupted, KeyboardInterrupt) as exc:  # KeyboardInterrupt: nothing to resume yet
             print(_interrupted_line(exc), file=sys.stderr)
             return interrupts.exit_code()
@@ -190,7 +192,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"stopped: {t['stop_detail']}")
     print(f"run folder: {result.path}")
     if result.report is not None:
+        from neuroclass.evaluation.report import budget_lines
+
         print(f"report: {result.report}")
+        if lines := budget_lines(result.report):  # what the time budget left out
+            print(f"report, to end within the time budget: {'; '.join(lines)} (neuroclass report "
+                  f"{shlex.quote(str(result.path))} writes every analysis in full)")
     return 0
 
 
@@ -360,7 +367,9 @@ def _log_lines(quiet: bool) -> Iterator[None]:
 def main(argv: list[str] | None = None, before_rename: Callable[[Path], None] | None = None) -> int:
     """Run the command ``argv`` (default sys.argv[1:]); the exit code. ``before_rename(tmp)``: called
     as each training checkpoint's files are on disk, before its rename (a moment for tests to act)."""
+    started = time.perf_counter()  # a time budget counts from here: loading the libraries is part of it
     args = _parser().parse_args(argv)
+    args.started = started
     args.before_rename = before_rename
     # the words as given, for the run's record (sys.argv is the caller's when main() is called)
     args.argv = list(sys.argv[1:] if argv is None else argv)

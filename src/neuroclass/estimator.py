@@ -11,6 +11,7 @@ Example::
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -20,8 +21,35 @@ from sklearn.utils.validation import check_array, check_is_fitted, check_X_y, va
 
 from neuroclass.config import Config, load_config
 from neuroclass.data.arrays import from_arrays, images_to_uint8
-from neuroclass.pipeline import train_in_memory
-from neuroclass.training.callbacks import Progress
+from neuroclass.data.dataset import Dataset
+from neuroclass.inference import Predictor
+from neuroclass.pipeline import build, finalize, fit, prepare, process_state
+from neuroclass.training.callbacks import Callback, Progress
+
+
+@dataclass
+class InMemoryModel:
+    """A model trained without a run folder (the estimator's): a Predictor and its record."""
+
+    predictor: Predictor
+    history: list = field(default_factory=list)
+    cfg: Config | None = None
+    policy_record: dict = field(default_factory=dict)
+
+
+def train_in_memory(cfg: Config, dataset: Dataset, callbacks: list[Callback] | tuple = ()) -> InMemoryModel:
+    """The pipeline (neuroclass.pipeline) on ``dataset`` with no test split and no run folder: the
+    trained model behind a Predictor with the policy chosen on the validation split
+    (``cfg.data.val_fraction``)."""
+    cfg = replace(cfg, data=replace(cfg.data, test_fraction=0.0))
+    with process_state(cfg):
+        prep = prepare(cfg, dataset=dataset, require_test=False)
+        model, tuning = build(prep)
+        state = fit(prep, model, tuning, callbacks)
+        done = finalize(prep, model, state)
+    predictor = Predictor(model, done.meta, done.policy, device=prep.device,
+                          batch_size=prep.cfg.train.eval_batch_size)
+    return InMemoryModel(predictor, state.history, prep.cfg, done.policy_record)
 
 
 def _is_images(X) -> bool:

@@ -2,7 +2,7 @@
 
 Every caller trains through these steps: the CLI and ``neuroclass.train`` (``train``, which writes
 a run folder and its report; ``resume``, which continues an interrupted one), the scikit-learn
-estimator (``train_in_memory``, no folder) and ``neuroclass bench`` (``prepare`` and ``build``).
+estimator (``estimator.train_in_memory``, no folder) and ``neuroclass bench`` (``prepare`` and ``build``).
 Process-wide state that a run changes (torch's thread count, its global random generator) is
 restored when the run ends.
 
@@ -24,7 +24,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -38,10 +38,12 @@ from neuroclass.data.normalization import normalization_stats
 from neuroclass.device import keep_freed_memory, pick_device, use_threads
 from neuroclass.errors import NeuroclassError, RunInterrupted, StoppedBeforeCheckpoint  # the stops, re-exported
 from neuroclass.evaluation.metrics import classification_metrics
-from neuroclass.inference import InferencePolicy, Predictor, choose_policy
+from neuroclass.evaluation.report import FromTraining, try_write_report
+from neuroclass.evaluation.report.costs import ReportSizes, Reserve, report_reserve
+from neuroclass.inference import InferencePolicy, choose_policy
 from neuroclass.models import Classifier, create, resolved_options, sized_options
 from neuroclass.models.registry import check_model_config, resolve_default_model
-from neuroclass.runs import RunFolder, environment_record, model_metadata, run_name
+from neuroclass.runs import RunData, RunFolder, environment_record, model_metadata, run_name
 from neuroclass.training.budget import plan_for_budget, reserve_examples, trained_shift
 from neuroclass.training.callbacks import Callback, StopRequest
 from neuroclass.training.checkpoint import Checkpoint, CheckpointWriteError, read_checkpoint
@@ -75,6 +77,7 @@ class Prepared:
     deadline: float | None  # clock reading by which the whole run must end
     clock: Callable[[], float] = time.perf_counter
     earlier_seconds: float = 0.0  # seconds of the run's earlier sessions (a resumed run's), for totals
+    report_reserve: Reserve = Reserve()  # what the budget holds back for the report (report/costs.py)
 
 
 @dataclass
@@ -88,6 +91,8 @@ class Finished:
     meta: dict  # model.json
     metrics: dict | None
     timing: dict
+    test_logits: torch.Tensor | None = None  # (N, K) under the policy, before the temperature
+    val_logits: torch.Tensor | None = None
 
 
 @dataclass
@@ -113,12 +118,13 @@ def process_state(cfg: Config) -> Iterator[int]:
 
 def prepare(cfg: Config, dataset: Dataset | None = None, require_test: bool = True,
             clock: Callable[[], float] = time.perf_counter, budget: float | None = None,
-            plan: dict | None = None) -> Prepared:
+            plan: dict | None = None, start: float | None = None, report: bool = False) -> Prepared:
     """Device, data (``cfg.data`` loaded unless ``dataset`` is given), splits, statistics, and
     what a time budget affords. A resumed run passes the seconds of its budget left (``budget``,
     default train.time_budget) and the plan its budget made (``plan``: not planned again).
-    Raises NeuroclassError for a bad config or data, before training."""
-    start = clock()
+    ``start``: the ``clock()`` reading the budget counts from (default: now); ``report``: the
+    budget holds back time for the report. Raises NeuroclassError for a bad config or data, before training."""
+    start = clock() if start is None else start
     budget = budget if budget is not None else cfg.train.time_budget
     deadline = start + budget if cfg.train.time_budget else None
     device = pick_device(cfg.train.device)
@@ -138,12 +144,14 @@ def prepare(cfg: Config, dataset: Dataset | None = None, require_test: bool = Tr
         raise NeuroclassError(f"{cfg.data.source}: no test split; set data.test_fraction > 0 "
                               "(e.g. --set data.test_fraction=0.2) or provide a test/ folder")
     mean, std = normalization_stats(splits.train.x)
+    held = report_reserve(ReportSizes.of(dataset, splits), budget) if report and deadline is not None else Reserve()
     if plan is None:
         cfg, plan = plan_for_budget(cfg, splits, dataset.input_shape, len(dataset.classes), mean, std,
-                                    device, deadline, clock, photos is not None)
+                                    device, None if deadline is None else deadline - held.seconds, clock,
+                                    photos is not None)
         plan["input"] = photos
     return Prepared(cfg, device, torch.get_num_threads(), dataset, splits, mean, std, plan, start,
-                    deadline, clock)
+                    deadline, clock, report_reserve=held)
 
 
 def build(prep: Prepared) -> tuple[Classifier, FineTuning]:
@@ -167,10 +175,11 @@ def fit(prep: Prepared, model: Classifier, tuning: FineTuning, callbacks: list[C
     writer = [] if checkpoints is None else [
         CheckpointWriter(checkpoints, 60 * cfg.train.checkpoint_minutes, prep.clock, before_rename=before_rename,
                          share=cfg.train.checkpoint_share)]
+    held = prep.report_reserve  # the report's time after training: seconds, and examples at the measured speed
     trainer = Trainer(cfg.train, cfg.optim, cfg.augment, prep.device, deadline=prep.deadline,
                       callbacks=[*tuning.callbacks, *([stop] if stop is not None else []), *callbacks, *writer],
-                      reserve_examples=reserve_examples(splits, cfg.train.tta, trained_shift(cfg)),
-                      lr_scales=tuning.lr_scales, clock=prep.clock)
+                      reserve_examples=reserve_examples(splits, cfg.train.tta, trained_shift(cfg)) + held.examples,
+                      lr_scales=tuning.lr_scales, clock=prep.clock, reserve_seconds=held.seconds)
     return trainer.fit(model, splits.train, splits.val, resume=resume)
 
 
@@ -180,12 +189,12 @@ def finalize(prep: Prepared, model: Classifier, state: TrainState) -> Finished:
     cfg, splits, ds = prep.cfg, prep.splits, prep.dataset
     val_x, val_y = (splits.val.x, splits.val.y) if splits.val is not None else (None, None)
     policy_start = prep.clock()
-    policy, record, _ = choose_policy(model, val_x, val_y, prep.device, cfg.train.tta,
-                                      cfg.train.eval_batch_size, cfg.train.channels_last,
-                                      flip_trained=cfg.augment.enabled and cfg.augment.flip,
-                                      shift=trained_shift(cfg))
+    policy, record, val_logits = choose_policy(model, val_x, val_y, prep.device, cfg.train.tta,
+                                               cfg.train.eval_batch_size, cfg.train.channels_last,
+                                               flip_trained=cfg.augment.enabled and cfg.augment.flip,
+                                               shift=trained_shift(cfg))
     policy_seconds = prep.clock() - policy_start
-    metrics, test_seconds = None, 0.0
+    metrics, test_seconds, logits = None, 0.0, None
     if splits.test is not None:
         eval_start = prep.clock()
         logits = policy.logits(model, splits.test.x, prep.device, cfg.train.eval_batch_size,
@@ -204,7 +213,7 @@ def finalize(prep: Prepared, model: Classifier, state: TrainState) -> Finished:
               "total_seconds": prep.earlier_seconds + prep.clock() - prep.start,
               "stop_reason": state.stop_reason.value,
               "stop_detail": state.stop_detail, "best_epoch": state.best_epoch, **prep.plan}
-    return Finished(model, state, policy, record, meta, metrics, timing)
+    return Finished(model, state, policy, record, meta, metrics, timing, logits, val_logits)
 
 
 def write_run(run: RunFolder, prep: Prepared, done: Finished, command: str = "",
@@ -225,9 +234,10 @@ def write_run(run: RunFolder, prep: Prepared, done: Finished, command: str = "",
 
 def train(cfg: Config, callbacks: list[Callback] | tuple = (), command: str = "",
           report: bool = True, stop: StopRequest | None = None,
-          before_rename: BeforeRename | None = None, clock: Callable[[], float] = time.perf_counter) -> RunResult:
+          before_rename: BeforeRename | None = None, clock: Callable[[], float] = time.perf_counter,
+          started: float | None = None) -> RunResult:
     """Train ``cfg`` end to end: the run folder with its test metrics and, unless ``report`` is
-    False, report.html (a failing report is one warning; the run folder stays).
+    False, report.html (a failing report is one warning; the run folder stays), report included in the budget.
 
     The hidden run folder is made before training, so that an unwritable ``out`` fails at once;
     it holds config.yaml and the checkpoints while training runs. Raises NeuroclassError for bad
@@ -235,10 +245,10 @@ def train(cfg: Config, callbacks: list[Callback] | tuple = (), command: str = ""
     requested (the partial folder is kept for ``resume``), StoppedBeforeCheckpoint for a
     KeyboardInterrupt before the first checkpoint (nothing is left behind). ``before_rename(tmp)``: called as each
     checkpoint's files are on disk, before it is renamed into place (a test's moment to act);
-    ``clock``: seconds, for the time budget (a test's fake clock)."""
+    ``clock``: seconds, for the time budget (a test's fake clock), counted from ``started`` (default: now)."""
     with process_state(cfg):
         try:
-            prep = prepare(cfg, clock=clock)
+            prep = prepare(cfg, clock=clock, start=started, report=report)
         except KeyboardInterrupt:
             raise StoppedBeforeCheckpoint("stopped at once before training started") from None
         data_hash = prep.dataset.content_hash()  # before the folder: nothing to clean up if cut short
@@ -251,7 +261,8 @@ def train(cfg: Config, callbacks: list[Callback] | tuple = (), command: str = ""
 def resume(path: str | Path, callbacks: list[Callback] | tuple = (), report: bool = True,
            stop: StopRequest | None = None, quiet: bool | None = None,
            progress: Callable[[], Callback] | None = None,
-           before_rename: BeforeRename | None = None, clock: Callable[[], float] = time.perf_counter) -> RunResult:
+           before_rename: BeforeRename | None = None, clock: Callable[[], float] = time.perf_counter,
+           started: float | None = None) -> RunResult:
     """Continue the interrupted run at ``path`` (its partial folder, or a folder of runs: its newest
     interrupted one) from its newest checkpoint, with the run's own config and the time budget
     that was left; without a checkpoint, train it again from the start. The run records each
@@ -261,7 +272,7 @@ def resume(path: str | Path, callbacks: list[Callback] | tuple = (), report: boo
     checkpoint it resumes from), and its total_seconds, checkpoints_written and
     checkpoint_write_seconds sum every session's. Unless quiet, the first line logged (INFO, logger "neuroclass") says where it resumes.
     ``quiet`` replaces the recorded train.quiet (None: keep it); ``progress()`` makes a progress
-    display, added to ``callbacks`` unless the run is quiet. ``before_rename``, ``clock``: as for
+    display, added to ``callbacks`` unless the run is quiet. ``before_rename``, ``clock``, ``started``: as for
     ``train``. Raises what ``train`` raises, and NeuroclassError when there is no run to continue."""
     run = RunFolder.reopen(path)
     try:
@@ -279,7 +290,7 @@ def resume(path: str | Path, callbacks: list[Callback] | tuple = (), report: boo
     left = (budget if budget is not None else cfg.train.time_budget) if cfg.train.time_budget else None
     with process_state(cfg):
         try:
-            prep = prepare(cfg, clock=clock, budget=budget, plan=record["plan"])
+            prep = prepare(cfg, clock=clock, budget=budget, plan=record["plan"], start=started, report=report)
             prep.earlier_seconds = record["resumed"][-1]["seconds_before"]
             record["data_hash"] = _check_same_data(run, prep, record.get("data_hash"))
         except BaseException:
@@ -339,11 +350,11 @@ def _train_in(run: RunFolder, prep: Prepared, checkpoint: Checkpoint | None, rec
             raise StoppedBeforeCheckpoint("stopped at once before the first checkpoint") from None
         raise
     html = None
-    if extras.report:  # with the run's threads, like the rest of the run
-        from neuroclass.evaluation.report import try_write_report
-
+    if extras.report:  # with the run's threads, like the rest of the run; by the budget's deadline
+        known = FromTraining(RunData(prep.dataset, prep.splits.indices, prep.cfg.data.source), done.test_logits,
+                             done.val_logits)
         try:
-            html = try_write_report(path)
+            html = try_write_report(path, deadline=prep.deadline, clock=prep.clock, known=known)
         except KeyboardInterrupt:
             raise RunInterrupted(path, "stopped at once while writing the report", finished=True) from None
     return RunResult(path, done.metrics, state.history, done.timing, html)
@@ -368,27 +379,3 @@ def _keep_or_discard(run: RunFolder, exc: BaseException) -> None:
         run.release()
     else:
         run.discard()
-
-
-@dataclass
-class InMemoryModel:
-    """A model trained without a run folder (the estimator's): a Predictor and its record."""
-
-    predictor: Predictor
-    history: list = field(default_factory=list)
-    cfg: Config | None = None
-    policy_record: dict = field(default_factory=dict)
-
-
-def train_in_memory(cfg: Config, dataset: Dataset, callbacks: list[Callback] | tuple = ()) -> InMemoryModel:
-    """The pipeline on ``dataset`` with no test split and no run folder: the trained model
-    behind a Predictor with the policy chosen on the validation split (``cfg.data.val_fraction``)."""
-    cfg = replace(cfg, data=replace(cfg.data, test_fraction=0.0))
-    with process_state(cfg):
-        prep = prepare(cfg, dataset=dataset, require_test=False)
-        model, tuning = build(prep)
-        state = fit(prep, model, tuning, callbacks)
-        done = finalize(prep, model, state)
-    predictor = Predictor(model, done.meta, done.policy, device=prep.device,
-                          batch_size=prep.cfg.train.eval_batch_size)
-    return InMemoryModel(predictor, state.history, prep.cfg, done.policy_record)

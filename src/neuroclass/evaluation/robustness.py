@@ -24,7 +24,6 @@ from typing import Callable
 
 import numpy as np
 import torch
-import torchvision.transforms.v2.functional as TF
 from sklearn.model_selection import train_test_split
 
 from neuroclass.errors import NeuroclassError
@@ -45,11 +44,17 @@ def _noise(x: torch.Tensor, sigma: float, noise: torch.Tensor) -> torch.Tensor:
     return (x + sigma * noise).clamp_(0.0, 1.0)
 
 
+# torchvision is imported on use: the time budget prices these curves (report/costs.py) in a process
+# that would otherwise not import it
 def _rotate(x: torch.Tensor, degrees: float, noise: torch.Tensor) -> torch.Tensor:
+    import torchvision.transforms.v2.functional as TF
+
     return TF.rotate(x, degrees, interpolation=TF.InterpolationMode.BILINEAR)
 
 
 def _blur(x: torch.Tensor, sigma: float, noise: torch.Tensor) -> torch.Tensor:
+    import torchvision.transforms.v2.functional as TF
+
     kernel = 2 * math.ceil(3 * sigma) + 1  # +-3 sigma holds 99.7% of the weight
     # reflect padding needs kernel // 2 < side: small images (8x8 digits) get a truncated kernel
     kernel = min(kernel, 2 * min(x.shape[-2:]) - 1)
@@ -57,6 +62,8 @@ def _blur(x: torch.Tensor, sigma: float, noise: torch.Tensor) -> torch.Tensor:
 
 
 def _brightness(x: torch.Tensor, factor: float, noise: torch.Tensor) -> torch.Tensor:
+    import torchvision.transforms.v2.functional as TF
+
     if x.shape[1] in (1, 3):
         return TF.adjust_brightness(x, factor)
     # torchvision takes 1 or 3 channels; brightness acts on each channel alone, so others go one by one

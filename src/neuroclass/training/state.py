@@ -118,6 +118,7 @@ class TrainState:
     start: Optional[float] = None  # clock() at the fit's start (default: now)
     val_examples: int = 0  # examples of one validation pass: one more runs after the last step
     reserve_examples: int = 0  # examples the caller evaluates after fit, in single-pass units
+    reserve_seconds: float = 0.0  # the caller's other work after fit (the run's report), seconds
     epoch: int = 0  # epochs completed
     step: int = 0  # optimizer steps completed
     lr: float = 0.0
@@ -247,11 +248,11 @@ class TrainState:
 
     def finish_seconds(self) -> float:
         """Time needed after the last step: the last validation pass, its expected checkpoint write
-        (``epoch_write_seconds``) and the caller's evaluation of ``reserve_examples``, plus a
-        FINISH_MARGIN share of the budget."""
+        (``epoch_write_seconds``), the caller's evaluation of ``reserve_examples`` and its
+        ``reserve_seconds`` of other work, plus a FINISH_MARGIN share of the budget."""
         margin = FINISH_MARGIN * (self.deadline - self.start) if self.deadline is not None else 0.0
         evaluation = (self.val_examples + self.reserve_examples) * self.eval_seconds_per_example_estimate()
-        return evaluation + self.epoch_write_seconds() + margin
+        return evaluation + self.epoch_write_seconds() + self.reserve_seconds + margin
 
     def _replan(self) -> None:
         """Move ``end`` to the deadline less the finish: later at once (more time is safe), earlier

@@ -105,10 +105,11 @@ class Trainer:
     """Fits a Classifier on a training Dataset, validating on ``val`` each epoch.
 
     ``deadline`` (a ``clock()`` value) is when the whole run must end, the caller's evaluation of
-    ``reserve_examples`` examples after fit included; ``clock`` (seconds, default
-    ``time.perf_counter``) times steps and validation passes for it. ``callbacks`` run after the
-    Trainer's own (time budget, NaN guard, early stopping): a progress display is one the caller
-    adds (callbacks.Progress); a CheckpointWriter goes last, to save what the others did.
+    ``reserve_examples`` examples and its ``reserve_seconds`` of other work after fit included;
+    ``clock`` (seconds, default ``time.perf_counter``) times steps and validation passes for it.
+    ``callbacks`` run after the Trainer's own (time budget, NaN guard, early stopping): a progress
+    display is one the caller adds (callbacks.Progress); a CheckpointWriter goes last, to save what
+    the others did.
 
     A fit given a checkpoint (``resume``, training/checkpoint.py) continues the saved one: the
     same steps follow, so a fixed number of epochs ends with the same weights as a fit never
@@ -123,10 +124,12 @@ class Trainer:
     def __init__(self, train_cfg: TrainConfig, optim_cfg: OptimConfig, augment_cfg: AugmentConfig,
                  device: torch.device, deadline: float | None = None,
                  callbacks: list[Callback] | None = None, reserve_examples: int = 0,
-                 lr_scales: dict[str, float] | None = None, clock: Clock = time.perf_counter) -> None:
+                 lr_scales: dict[str, float] | None = None, clock: Clock = time.perf_counter,
+                 reserve_seconds: float = 0.0) -> None:
         self.cfg, self.optim_cfg, self.augment_cfg = train_cfg, optim_cfg, augment_cfg
         self.device, self.deadline, self.clock = device, deadline, clock
         self.reserve_examples = reserve_examples  # evaluated by the caller after fit, within the budget
+        self.reserve_seconds = reserve_seconds  # the caller's other work after fit (the report)
         self.lr_scales = lr_scales  # parameter name -> rate multiplier (discriminative fine-tuning)
         self.average: WeightAverage | None = None  # the weight average of the last fit (train.ema)
         self.callbacks: list[Callback] = [TimeBudget(), NaNGuard()]
@@ -165,7 +168,7 @@ class Trainer:
         augment = self.augment_cfg.enabled and train.kind == "image"
         state = TrainState(max_epochs=epochs, steps_per_epoch=len(batches), deadline=self.deadline,
                            clock=self.clock, val_examples=len(val) if val is not None else 0,
-                           reserve_examples=self.reserve_examples)
+                           reserve_examples=self.reserve_examples, reserve_seconds=self.reserve_seconds)
         # torch.compile pays back its compile time only on long runs (measured 2x slower on 2 CPU
         # cores for small CNNs), so it is opt-in; the weights stay those of ``model``.
         forward = torch.compile(model) if cfg.compile else model

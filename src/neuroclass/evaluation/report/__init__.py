@@ -9,6 +9,7 @@ Example::
     write_report("runs/digits-mlp-20260101-120000")
     # -> PosixPath('runs/digits-mlp-20260101-120000/report.html')
 """
-from neuroclass.evaluation.report.write import report_path, try_write_report, write_report
+from neuroclass.evaluation.report.inputs import FromTraining
+from neuroclass.evaluation.report.write import budget_lines, report_path, try_write_report, write_report
 
-__all__ = ["report_path", "try_write_report", "write_report"]
+__all__ = ["FromTraining", "budget_lines", "report_path", "try_write_report", "write_report"]

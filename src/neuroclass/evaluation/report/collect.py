@@ -26,6 +26,7 @@ from neuroclass.data.issues import DataIssues
 from neuroclass.evaluation.metrics import classification_metrics
 from neuroclass.evaluation.report import diagnostics
 from neuroclass.evaluation.report.inputs import ReportInputs
+from neuroclass.evaluation.report.timebox import TimeBox
 from neuroclass.training.state import read_stop_reason
 from neuroclass.training.throughput import count_flops
 
@@ -37,13 +38,14 @@ ISSUES_SHOWN = 20  # entries of each data_issues.json list on the page; the file
 FILE_ISSUES = ("ignored", "skipped", "warnings")  # DataIssues lists of files, each with a reason
 
 
-def collect(inputs: ReportInputs) -> dict:
-    """All sections of report.json, in page order."""
+def collect(inputs: ReportInputs, box: TimeBox | None = None) -> dict:
+    """All sections of report.json, in page order; the optional analyses within ``box``'s time
+    (timebox.py; None: all in full)."""
     proba = inputs.predictor.probabilities(inputs.eval_logits)  # what `predict` would say
     y = inputs.eval_y.numpy()
     metrics = metrics_section(y, proba, inputs.classes)
     data = data_section(inputs)
-    data["leakage"] = diagnostics.leakage(inputs)
+    data["leakage"] = diagnostics.budgeted(box, "leakage", lambda n: diagnostics.leakage(inputs, n))
     report = {
         "report": {"generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                    "run": inputs.run.name, "path": str(inputs.run), "evaluated_on": inputs.eval_what},
@@ -55,9 +57,10 @@ def collect(inputs: ReportInputs) -> dict:
         "mistakes": mistakes_section(inputs, proba),
         "calibration": calibration_section(inputs),
         "abstention": {"curve": abstention_curve(y, proba)},
-        "robustness": diagnostics.robustness(inputs),
+        "robustness": (diagnostics.robustness(inputs) if inputs.kind != "image" else  # tables: none
+                       diagnostics.budgeted(box, "robustness", lambda n: diagnostics.robustness(inputs, n))),
     }
-    report["doctor"] = diagnostics.doctor(inputs, report, proba)
+    report["doctor"] = diagnostics.doctor(inputs, report, proba, box)
     report["reproduce"] = reproduce_section(inputs)
     return plain(report)
 

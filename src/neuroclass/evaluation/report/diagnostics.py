@@ -5,17 +5,21 @@ stays within seconds on a CPU.
 Each analysis runs through ``guarded``: a failure becomes {"error": ...} in report.json and one
 warning line, so one broken analysis never costs the rest of the report. The analysis modules are
 imported inside the guarded call for the same reason (and to keep importing the report package light).
+Under a deadline (timebox.py) ``budgeted`` runs an analysis on the sample the time left allows, or
+records {"skipped": "skipped: ... (the time budget left 0.8 s)"} instead.
 """
 from __future__ import annotations
 
 import warnings
 from dataclasses import asdict
+from typing import Callable
 
 import numpy as np
 import torch
 
 from neuroclass.config import Config
 from neuroclass.evaluation.report.inputs import ReportInputs
+from neuroclass.evaluation.report.timebox import FULL, SKIP, TimeBox
 from neuroclass.inference import predict_logits
 
 ROBUSTNESS_EXAMPLES = 1000  # 4 perturbations x levels x this many forward passes, plus TTA
@@ -40,29 +44,61 @@ def guarded(what: str, compute):
         return {"error": message}
 
 
+def budgeted(box: TimeBox | None, name: str, analysis: Callable[[int | None], dict]) -> dict:
+    """``analysis(n)`` on the ``n`` examples that ``box`` gives part ``name`` (None: its full size,
+    also without a box), or {"skipped": the page's line} when the box gives it none."""
+    if box is None:
+        return analysis(None)
+    decision = box.decide(name)
+    try:
+        if decision.run == SKIP:
+            return {"skipped": decision.line}
+        return analysis(None if decision.run == FULL else decision.examples)
+    finally:
+        box.done(name)
+
+
+def usable(result: dict) -> dict | None:
+    """An analysis's result, or None where it failed or was skipped (no facts for the doctor)."""
+    return None if "error" in result or "skipped" in result else result
+
+
+def train_positions(inputs: ReportInputs, limit: int | None, seed: int = 0) -> np.ndarray:
+    """Up to ``limit`` (None: all) positions in the training split, seeded, sorted."""
+    n = len(inputs.indices["train"])
+    if limit is None or n <= limit:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, size=limit, replace=False))
+
+
 def train_sample(inputs: ReportInputs, limit: int, seed: int = 0) -> np.ndarray:
     """Up to ``limit`` training-split positions in the dataset, seeded, sorted."""
-    train = inputs.indices["train"]
-    if len(train) <= limit:
-        return train
-    return np.sort(np.random.default_rng(seed).choice(train, size=limit, replace=False))
+    return inputs.indices["train"][train_positions(inputs, limit, seed)]
 
 
-def leakage(inputs: ReportInputs) -> dict:
-    """Exact and near duplicates between the training split and the evaluation data."""
+def leakage(inputs: ReportInputs, limit: int | None = None) -> dict:
+    """Exact and near duplicates between the training split (up to ``limit`` of its examples,
+    seeded; None: all) and the evaluation data. Pairs name positions in the training split."""
     def compute():
         from neuroclass.data.leakage import find_duplicates
 
-        train_x = inputs.dataset.x[torch.as_tensor(inputs.indices["train"])]
+        train = inputs.indices["train"]
+        chosen = train_positions(inputs, limit)
+        train_x = inputs.dataset.x[torch.as_tensor(train[chosen])]
         result = find_duplicates(train_x.numpy(), inputs.eval_x.numpy(), max_pairs=MAX_PAIRS)
-        result["compared"] = f"training split ({len(train_x):,} examples) vs {inputs.eval_what}"
+        for pair in result["pairs"]:
+            pair["train"] = int(chosen[pair["train"]])
+        compared = (f"{len(train):,} examples" if len(chosen) == len(train) else
+                    f"a sample of {len(chosen):,} of its {len(train):,} examples")
+        result["compared"] = f"training split ({compared}) vs {inputs.eval_what}"
         return result
 
     return guarded("leakage check", compute)
 
 
-def robustness(inputs: ReportInputs) -> dict:
-    """Accuracy under growing perturbations of the evaluation images; tables are skipped."""
+def robustness(inputs: ReportInputs, limit: int | None = None) -> dict:
+    """Accuracy under growing perturbations of up to ``limit`` (None: ROBUSTNESS_EXAMPLES)
+    evaluation images; tables are skipped."""
     if inputs.kind != "image":
         return {"skipped": "robustness curves perturb pixels (noise, rotation, blur, brightness); "
                            "this run's inputs are table rows, which have no such perturbations"}
@@ -77,19 +113,22 @@ def robustness(inputs: ReportInputs) -> dict:
         from neuroclass.evaluation.robustness import robustness_curves
 
         return robustness_curves(predict_logits_fn, inputs.eval_x, inputs.eval_y, seed=0,
-                                 max_examples=ROBUSTNESS_EXAMPLES)
+                                 max_examples=limit or ROBUSTNESS_EXAMPLES)
 
     return guarded("robustness curves", compute)
 
 
-def dead_relu(inputs: ReportInputs) -> dict:
-    """ReLU units that never fire on a sample of training images (wasted capacity)."""
+def dead_relu(inputs: ReportInputs, limit: int | None = None) -> dict:
+    """ReLU units that never fire on a sample of up to ``limit`` (None: DEAD_RELU_EXAMPLES)
+    training examples (wasted capacity)."""
+    limit = limit or DEAD_RELU_EXAMPLES
+
     def compute():
         from neuroclass.evaluation.activations import dead_relu_fraction
 
-        x = inputs.dataset.x[torch.as_tensor(train_sample(inputs, DEAD_RELU_EXAMPLES))]
+        x = inputs.dataset.x[torch.as_tensor(train_sample(inputs, limit))]
         predictor = inputs.predictor
-        return dead_relu_fraction(predictor.model, x, predictor.device, max_examples=DEAD_RELU_EXAMPLES)
+        return dead_relu_fraction(predictor.model, x, predictor.device, max_examples=limit)
 
     return guarded("dead ReLU count", compute)
 
@@ -112,7 +151,7 @@ def mislabelled(inputs: ReportInputs, proba: np.ndarray) -> dict:
 
 
 def pretrained(inputs: ReportInputs, train_counts: list[int]) -> dict | None:
-    """The advice to start from ImageNet weights for this run's data (as evaluation.pretrained_advice
+    """The advice to start from ImageNet weights for this run's data (as training.pretrained_advice
     gives it, in fields), or None where it would not help."""
     def compute():
         from neuroclass.training.pretrained_advice import pretrained_advice
@@ -133,16 +172,16 @@ def pretrained(inputs: ReportInputs, train_counts: list[int]) -> dict | None:
     return None if advice is None or "error" in advice else advice
 
 
-def doctor(inputs: ReportInputs, report: dict, proba: np.ndarray) -> dict:
-    """The doctor's findings from the curves, metrics and the facts gathered above."""
-    dead = dead_relu(inputs)
-    wrong_labels = mislabelled(inputs, proba)
+def doctor(inputs: ReportInputs, report: dict, proba: np.ndarray, box: TimeBox | None = None) -> dict:
+    """The doctor's findings from the curves, metrics and the facts gathered above (the dead-unit
+    count and the mislabel search within ``box``'s time, if given)."""
+    dead = budgeted(box, "dead_relu", lambda n: dead_relu(inputs, n))
+    wrong_labels = budgeted(box, "mislabelled", lambda n: mislabelled(inputs, proba))
     train_counts = report["data"]["class_counts"]["train"]
     meta = inputs.predictor.meta
     facts = {"class_counts": dict(zip(inputs.classes, train_counts)),
-             "dead_relu": None if "error" in dead else dead,
-             "leakage": None if "error" in report["data"]["leakage"] else report["data"]["leakage"],
-             "mislabelled": None if "error" in wrong_labels else wrong_labels,
+             "dead_relu": usable(dead), "leakage": usable(report["data"]["leakage"]),
+             "mislabelled": usable(wrong_labels),
              "stop_reason": report["training"]["stop_reason"], "stop_detail": report["training"]["stop_detail"],
              "optim": asdict(inputs.cfg.optim), "epochs": inputs.timing.get("epochs"),
              "model": {"name": meta["family"], "options": meta["options"]},

@@ -2,7 +2,8 @@
 recorded, and logits.
 
 Loading is kept apart from the numbers (collect.py) and the page (html.py) so that each can be read
-and tested on its own; all model passes happen here, once.
+and tested on its own; all model passes happen here, once. A report written by the training process
+takes the data and logits that training holds already (``FromTraining``) instead.
 """
 from __future__ import annotations
 
@@ -18,7 +19,18 @@ from neuroclass.data.issues import DataIssues
 from neuroclass.errors import counted
 from neuroclass.evaluation.evaluate import LabelledInputs, other_data
 from neuroclass.inference import Predictor
-from neuroclass.runs import RunFolder
+from neuroclass.runs import RunData, RunFolder
+
+
+@dataclass
+class FromTraining:
+    """What a run's training process holds when it writes the report: its data and split (as the
+    run folder records them) and the logits under the run's inference policy, before the
+    temperature, of its test split (N_test, K) and validation split (N_val, K; None without one)."""
+
+    data: RunData
+    test_logits: torch.Tensor
+    val_logits: torch.Tensor | None
 
 
 @dataclass
@@ -55,9 +67,10 @@ class ReportInputs:
         return self.predictor.meta["kind"]
 
 
-def load_inputs(run: str | Path, data: str | None = None) -> ReportInputs:
-    """Read ``run``, reload its data, rebuild its splits, and compute the logits the report needs.
-    Raises NeuroclassError for an incomplete folder or data that changed since training.
+def load_inputs(run: str | Path, data: str | None = None, known: FromTraining | None = None) -> ReportInputs:
+    """Read ``run``, reload its data, rebuild its splits, and compute the logits the report needs
+    (``known``: the data and logits of the process that trained the run, used as they are; not
+    with ``data``). Raises NeuroclassError for an incomplete folder or data that changed since training.
 
     Example::
 
@@ -70,7 +83,8 @@ def load_inputs(run: str | Path, data: str | None = None) -> ReportInputs:
     environment = folder.environment()
     # the loader's warnings (e.g. unreadable files skipped) were shown when the run trained; the
     # report records the skipped count instead of repeating them after `train`
-    own = folder.load_data(quiet=True)
+    known = None if data else known  # other data: logits of its own
+    own = known.data if known is not None else folder.load_data(quiet=True)
     if data:
         evaluated = other_data(data, predictor, folder)
     else:
@@ -78,12 +92,16 @@ def load_inputs(run: str | Path, data: str | None = None) -> ReportInputs:
         evaluated = LabelledInputs(test.x, test.y, predictor.classes,
                                    f"{own.source} (test split, {counted(len(test), 'example')})")
     val = own.part("val")
-    val_logits = predictor.predict_logits_tensor(val.x) if len(val) else None
+    if known is not None:
+        eval_logits, val_logits = known.test_logits, known.val_logits if len(val) else None
+    else:
+        eval_logits = predictor.predict_logits_tensor(evaluated.x)
+        val_logits = predictor.predict_logits_tensor(val.x) if len(val) else None
     return ReportInputs(
         run=folder.path, predictor=predictor, cfg=folder.config(), config_text=folder.config_text(),
         environment=environment, timing=folder.timing(), split_record=folder.split_record(),
         history=folder.history(), dataset=own.dataset, indices=own.indices,
         data_hash_matches=True if environment.get("data_hash") else None,
         eval_x=evaluated.x, eval_y=evaluated.y, eval_what=evaluated.what, eval_data=data,
-        eval_logits=predictor.predict_logits_tensor(evaluated.x), val_logits=val_logits,
+        eval_logits=eval_logits, val_logits=val_logits,
         data_issues=folder.read_data_issues())

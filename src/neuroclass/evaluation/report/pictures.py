@@ -11,16 +11,33 @@ from __future__ import annotations
 
 from neuroclass.evaluation.report import plots
 from neuroclass.evaluation.report.inputs import ReportInputs
+from neuroclass.evaluation.report.timebox import SKIP, TimeBox
 
 
-def draw_pictures(report: dict, inputs: ReportInputs) -> dict:
-    """Chart and example-image URIs; a section without data has no entry."""
-    with plots.fonts_for(report["data"]["classes"]):  # class names in any script
-        return charts(report, inputs)
+def draw_pictures(report: dict, inputs: ReportInputs, box: TimeBox | None = None) -> dict:
+    """Chart and example-image URIs; a section without data has no entry, nor does a part that
+    ``box`` (timebox.py; None: no limit) leaves no time for: "charts", "example_pictures"."""
+    pictures = {}
+    if box is None or box.decide("charts").run != SKIP:
+        with plots.fonts_for(report["data"]["classes"]):  # class names in any script
+            pictures.update(charts(report, inputs))
+    if inputs.kind == "image" and (box is None or box.decide("example_pictures").run != SKIP):
+        pictures.update(example_images(report, inputs))
+    for name in ("charts", "example_pictures") if box is not None else ():
+        box.done(name)
+    return pictures
+
+
+def hold_time(box: TimeBox, kind: str) -> None:
+    """Decide the charts and pictures of examples at the report's start, so that the parts
+    before them hold back their time (they are drawn last, and come first in priority)."""
+    box.decide("charts")
+    if kind == "image":
+        box.decide("example_pictures")
 
 
 def charts(report: dict, inputs: ReportInputs) -> dict:
-    """Every picture of ``draw_pictures``, drawn with the fonts already chosen."""
+    """The charts of ``draw_pictures``, drawn with the fonts already chosen."""
     data, confusion, calibration = report["data"], report["confusion"], report["calibration"]
     pictures = {
         "balance": plots.class_balance(data["class_counts"], data["classes"]),
@@ -37,8 +54,6 @@ def charts(report: dict, inputs: ReportInputs) -> dict:
     robustness = report["robustness"]
     if inputs.kind == "image" and not robustness.get("error") and not robustness.get("skipped"):
         pictures["robustness"] = plots.robustness(robustness)
-    if inputs.kind == "image":
-        pictures.update(example_images(report, inputs))
     return pictures
 
 
@@ -55,13 +70,13 @@ def example_images(report: dict, inputs: ReportInputs) -> dict:
     out["mistakes"] = [plots.image_uri(inputs.eval_x[e["index"]].numpy(), 112)
                        for e in report["mistakes"]["examples"]]
     leakage = report["data"]["leakage"]
-    if not leakage.get("error"):
+    if not leakage.get("error") and not leakage.get("skipped"):
         train = inputs.indices["train"]
         out["leakage"] = [(plots.image_uri(inputs.dataset.x[int(train[p["train"]])].numpy(), 112),
                            plots.image_uri(inputs.eval_x[int(p["test"])].numpy(), 112))
                           for p in leakage.get("pairs", [])]
     wrong_labels = report["doctor"].get("mislabelled") or {}
-    if not wrong_labels.get("error"):
+    if not wrong_labels.get("error") and not wrong_labels.get("skipped"):
         out["mislabelled"] = [plots.image_uri(inputs.eval_x[e["index"]].numpy(), 112)
                               for e in wrong_labels.get("examples", [])]
     return out

@@ -12,6 +12,7 @@ Example::
 from __future__ import annotations
 
 import json
+import shlex
 
 from neuroclass.errors import counted
 from neuroclass.evaluation.report.html import (cards, chart, esc, example, fmt, key_values, note, pct,
@@ -73,7 +74,16 @@ def summary(r: dict, pics: dict) -> str:
              ("epochs", s["epochs"]), ("temperature", fmt(s["temperature"])),
              ("test-time augmentation", s["tta"]),
              ("inference examples/s", fmt(s["inference_examples_per_second"], 0))]
-    return cards(top) + key_values(facts)
+    return cards(top) + budget_note(r) + key_values(facts)
+
+
+def budget_note(r: dict) -> str:
+    """One line per analysis the time budget sampled or skipped, and how to get them all."""
+    lines = [part["line"] for part in (r["report"].get("budget") or {}).get("parts", []) if part.get("line")]
+    if not lines:
+        return ""
+    run = shlex.quote(r["report"]["path"])
+    return note("; ".join(lines) + f". For every analysis in full: neuroclass report {run}")
 
 
 def data(r: dict, pics: dict) -> str:
@@ -85,7 +95,7 @@ def data(r: dict, pics: dict) -> str:
     method = ", ".join(f"{k} {v}" for k, v in d["split_method"].items())
     body += note(f"split: {method}" + (f"; {d['skipped_files']:,} unreadable files were skipped at load"
                                        if d["skipped_files"] else ""))
-    if "samples" in d:
+    if "samples" in d and pics.get("samples"):
         body += "<h3>Sample training images per class</h3><table class=\"samples\"><tbody>"
         for name, uris in pics.get("samples", {}).items():
             imgs = "".join(f'<td><img class="px" src="{esc(u)}" alt="{esc(name)}"></td>' for u in uris)
@@ -163,6 +173,8 @@ def leakage(leak: dict, pics: dict) -> str:
     body = "<h3>Duplicates between training and evaluation data (leakage)</h3>"
     if leak.get("error"):
         return body + note(f"not checked: {leak['error']}")
+    if leak.get("skipped"):
+        return body + note(leak["skipped"])
     body += key_values([("compared", leak.get("compared", "")), ("exact duplicates", fmt(leak.get("exact"))),
                         ("near duplicates", fmt(leak.get("near"))), ("method", leak.get("method", ""))])
     pairs = pics.get("leakage", [])
@@ -301,6 +313,8 @@ def doctor(r: dict, pics: dict) -> str:
         body += f"<table><thead><tr><th>severity</th><th>finding</th><th>what to change</th></tr></thead><tbody>{rows}</tbody></table>"
     elif not d.get("error"):
         body += f"<p>{badge('ok')} no problems found by the rules.</p>"
+    body += "".join(note(d[key]["skipped"]) for key in ("dead_relu", "mislabelled")
+                    if (d.get(key) or {}).get("skipped"))
     dead = d.get("dead_relu") or {}
     if dead and not dead.get("error") and dead.get("units"):
         body += note(f"dead ReLU units: {dead.get('dead', 0):,} of {dead['units']:,} "

@@ -1,17 +1,24 @@
-"""``write_report``: a run folder in, report.html and report.json out (both written atomically)."""
+"""``write_report``: a run folder in, report.html and report.json out (both written atomically).
+
+Given a deadline (a time-budgeted ``train``), the optional analyses run in full, on a sample or not
+at all, as the time left allows (timebox.py, costs.py); report.json's "report" -> "budget" records
+each decision and the page's summary says what was sampled or skipped.
+"""
 from __future__ import annotations
 
 import json
 import time
 import warnings
 from pathlib import Path
+from typing import Callable
 
 from neuroclass.io import write_text_atomic
 from neuroclass.errors import NeuroclassError
 from neuroclass.evaluation.report.collect import collect
+from neuroclass.evaluation.report.costs import time_box
 from neuroclass.evaluation.report.html import page
-from neuroclass.evaluation.report.inputs import load_inputs
-from neuroclass.evaluation.report.pictures import draw_pictures
+from neuroclass.evaluation.report.inputs import FromTraining, load_inputs
+from neuroclass.evaluation.report.pictures import draw_pictures, hold_time
 from neuroclass.evaluation.report.sections import render_sections
 from neuroclass.runs import RunFolder
 
@@ -25,9 +32,14 @@ def report_path(run: str | Path, data: str | None = None, out: str | Path | None
     return RunFolder(run).report_path(data, out)
 
 
-def write_report(run: str | Path, data: str | None = None, out: str | Path | None = None) -> Path:
+def write_report(run: str | Path, data: str | None = None, out: str | Path | None = None,
+                 deadline: float | None = None, clock: Callable[[], float] = time.perf_counter,
+                 known: FromTraining | None = None) -> Path:
     """Write the report of ``run`` (evaluated on its test split, or on ``data``) and return the
-    HTML path; report.json beside it holds every number on the page.
+    HTML path; report.json beside it holds every number on the page. ``deadline``: a ``clock()``
+    reading (seconds) by which the report should be written: its optional analyses are sampled or
+    skipped to fit (None: all in full). ``known``: the data and logits of the process that trained
+    the run (not loaded or computed again).
 
     Example::
 
@@ -42,9 +54,12 @@ def write_report(run: str | Path, data: str | None = None, out: str | Path | Non
         except OSError as exc:
             raise NeuroclassError(f"--out '{out}': cannot create folder {html_path.parent} ({exc.strerror or exc}); "
                                   "pass a folder you can write to") from None
-    inputs = load_inputs(run, data)  # a missing or incomplete RUN fails here, with its own message
-    report = collect(inputs)
-    pictures = draw_pictures(report, inputs)
+    inputs = load_inputs(run, data, known)  # a missing or incomplete RUN fails here, with its own message
+    box = time_box(inputs, deadline, clock)
+    hold_time(box, inputs.kind)
+    report = collect(inputs, box)
+    pictures = draw_pictures(report, inputs, box)
+    report["report"]["budget"] = box.record()
     report["report"]["seconds"] = round(time.perf_counter() - start, 3)
     title = f"neuroclass report: {inputs.run.name}"
     subtitle = (f"{report['summary']['task']}; evaluated on {inputs.eval_what}; "
@@ -61,17 +76,35 @@ def write_report(run: str | Path, data: str | None = None, out: str | Path | Non
     return html_path
 
 
-def try_write_report(run: str | Path, data: str | None = None) -> Path | None:
-    """``write_report``, or None and one warning line when it fails: a report must never cost the
-    finished run (or evaluation) it describes.
+def try_write_report(run: str | Path, data: str | None = None, deadline: float | None = None,
+                     clock: Callable[[], float] = time.perf_counter,
+                     known: FromTraining | None = None) -> Path | None:
+    """``write_report`` (``deadline``, ``clock``, ``known``: as there), or None and one warning
+    line when it fails: a report must never cost the finished run (or evaluation) it describes.
 
     Example::
 
         try_write_report("runs/x")
     """
     try:
-        return write_report(run, data)
+        return write_report(run, data, deadline=deadline, clock=clock, known=known)
     except Exception as exc:  # any failure: the run folder is complete and stays as it is
         warnings.warn(f"report not written ({type(exc).__name__}: {exc}); retry with "
                       f"'neuroclass report {run}'", stacklevel=2)
         return None
+
+
+def budget_lines(html_path: str | Path) -> list[str]:
+    """The analyses the report at ``html_path`` sampled or skipped to meet its deadline, one line
+    each, from report.json beside it ([] when it ran them all or has no record of them).
+
+    Example::
+
+        budget_lines("runs/x/report.html")
+        # -> ['skipped: robustness checks (the time budget left 0.8 s)']
+    """
+    try:
+        record = json.loads(Path(html_path).with_suffix(".json").read_text())["report"].get("budget") or {}
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    return [part["line"] for part in record.get("parts", []) if part.get("line")]
