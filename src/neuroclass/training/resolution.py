@@ -101,10 +101,13 @@ def decode_cost(sample: list[Path], channels: int, side: int, decode: DecodeSett
 
 
 def probed_config(cfg: ModelConfig) -> ModelConfig:
-    """The model timed at each side: the configured size, or the family's smallest under auto."""
+    """The model timed at each side: the configured size, or under ``model.size=auto`` the middle
+    of the family's sizes, so that the side is chosen for a mid-sized network and the size then
+    chosen at that side (training/budget.py) can move either way."""
     family = family_of(cfg)
     if cfg.size == AUTO:
-        return replace(cfg, size=size_names(family)[0] if family.sizes else DEFAULT)
+        names = size_names(family)
+        return replace(cfg, size=names[len(names) // 2] if names else DEFAULT)
     return cfg
 
 

@@ -34,7 +34,8 @@ class SizeChoice:
     def summary(self, min_epochs: float) -> str:
         tried = ", ".join(f"{p['size']} {p['examples_per_second']:,.0f} examples/s ~{p['epochs']:.1f} epochs"
                           for p in self.probes)
-        return (f"model size {self.size} for the time budget (largest with >= {min_epochs:g} "
+        least = f"{min_epochs:g}" if min_epochs == int(min_epochs) else f"{min_epochs:,.0f}"
+        return (f"model size {self.size} for the time budget (largest with >= {least} "
                 f"epochs; timed {tried})")
 
 
