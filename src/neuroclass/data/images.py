@@ -271,6 +271,7 @@ def decode_into(paths: list[Path], channels: int | None, size: tuple[int, int] |
     """
     if not paths:
         raise NeuroclassError(f"{where}: no readable images found")
+    workers = decode_workers(workers, len(paths))
     headers, bad = {}, {}
     for i, path in enumerate(paths):
         try:
@@ -286,7 +287,7 @@ def decode_into(paths: list[Path], channels: int | None, size: tuple[int, int] |
         size = max(set(sizes), key=sizes.count)  # the most common size; others are resized to it
     out = allocate((len(headers), channels, *size))
     kept, warned = _decode_rows([(i, paths[i]) for i in headers], channels, size, decode, out, bad,
-                                decode_workers(workers, len(headers)))
+                                min(workers, len(headers)))
     skipped = [bad[i] for i in sorted(bad)]  # path order, so that "first" is the first file listed
     _check_bad(skipped, len(paths), max_bad_fraction, where)
     prep = {"channels": channels, "size": list(size), "decode": decode.record(), "skipped": len(bad)}
@@ -302,16 +303,16 @@ def _decode_rows(files: list[tuple[int, Path]], channels: int, size: tuple[int, 
     meanwhile, are passed on once the capture has ended."""
     kept, warned, about_code = [], [], []
     with FileWarnings() as capture:
-        def one(item: tuple[int, Path]) -> tuple[np.ndarray | UnreadableImage, list]:
+        def one(item: tuple[int, Path]) -> tuple[np.ndarray | FileIssue, list]:
             try:
                 return capture.run(decode_file, item[1], channels, size, decode)
-            except UnreadableImage as exc:
-                return exc, []  # as read_image: an unreadable file's warnings are dropped
+            except UnreadableImage as exc:  # the reason alone: its traceback holds the decoded image
+                return exc.issue(), []  # as read_image: an unreadable file's warnings are dropped
 
         with closing(ordered_map(one, files, workers)) as results:
             for (i, path), (arr, caught) in zip(files, results):
-                if isinstance(arr, UnreadableImage):
-                    bad[i] = arr.issue()
+                if isinstance(arr, FileIssue):
+                    bad[i] = arr
                     continue
                 out[len(kept)] = arr
                 kept.append(i)
