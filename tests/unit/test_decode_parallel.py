@@ -20,7 +20,8 @@ from PIL import Image
 from neuroclass.data.cache import load_or_build
 from neuroclass.data.folder import load_image_folder
 from neuroclass.data.images import UnreadableImage, decode_many, read_image
-from neuroclass.data.parallel import AHEAD, MAX_WORKERS, FileWarnings, decode_workers, ordered_map, usable_cores
+from neuroclass.data.parallel import (AHEAD, MAX_WORKERS, FileWarnings, decode_workers, ordered_map,
+                                      usable_cores)
 from neuroclass.data.pixels import DecodeSettings
 from neuroclass.errors import NeuroclassError
 
@@ -246,11 +247,13 @@ def test_the_cache_built_by_threads_is_the_serial_decode_and_shared(tmp_path):
     root = tmp_path / "pics"
     paths = mixed_folder(root)
     labels, splits = np.zeros(len(paths), np.int64), np.array([""] * len(paths))
-    built = load_or_build(root, paths, labels, splits, ["a"], None, (16, 16), 0.2, DecodeSettings(), workers=3)
+    built = load_or_build(root, paths, labels, splits, ["a"], None, (16, 16), 0.2, DecodeSettings(),
+                          workers=3)
     serial = decode_many(paths, None, (16, 16), 0.2, str(root), DecodeSettings(), workers=1)
     assert built.preprocessing["cache"] == "built" and np.array_equal(built.x, serial.x)
     assert built.kept.tolist() == serial.kept and built.warned == serial.warned
-    hit = load_or_build(root, paths, labels, splits, ["a"], None, (16, 16), 0.2, DecodeSettings(), workers=1)
+    hit = load_or_build(root, paths, labels, splits, ["a"], None, (16, 16), 0.2, DecodeSettings(),
+                        workers=1)
     assert hit.preprocessing["cache"] == "hit" and hit.path == built.path  # the count is not in the key
 
 
