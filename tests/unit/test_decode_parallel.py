@@ -104,7 +104,7 @@ def test_one_worker_is_the_file_by_file_loop(tmp_path):
     assert np.array_equal(done.x, np.stack(rows)) and done.warned == warned
 
 
-def test_sideways_photo_and_gray_image_decode_alike_in_threads(tmp_path):
+def test_a_sideways_photo_decodes_upright_in_every_thread(tmp_path):
     paths = [sideways_jpeg(tmp_path / "s.jpg")] * 5 + [noise(tmp_path / "n.png", 1)]
     one = decode_many(paths, None, None, 0.0, "pics", DecodeSettings(), workers=1)
     four = decode_many(paths, None, None, 0.0, "pics", DecodeSettings(), workers=4)
