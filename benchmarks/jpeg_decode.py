@@ -78,7 +78,7 @@ def main() -> None:
     torch.set_num_threads(1)
     target = (args.size, args.size)
     contenders = [
-        ("a neuroclass, decoder 3 (draft)", lambda p: read_image(p, 3, target, DecodeSettings())[0]),
+        ("a neuroclass, decoder 3 (draft)", lambda p: read_image(p, 3, target, DecodeSettings(version=3))[0]),
         ("b neuroclass, decoder 2 (full)", lambda p: read_image(p, 3, target, DecodeSettings(version=2))[0]),
         ("c Pillow convert + resize", lambda p: pillow_alone(p, args.size)),
         ("d torchvision decode_jpeg + resize", lambda p: torchvision_decode(p, args.size)),

@@ -61,6 +61,10 @@ class DataConfig:
     val_fraction: float = field(default=0.1, metadata=rule(ge=0, lt=1))  # carved from train
     test_fraction: float = field(default=0.2, metadata=rule(ge=0, lt=1))  # when no test split ships
     image_size: Optional[int] = field(default=None, metadata=rule(gt=0))  # resize folder images
+    # how an image of another aspect ratio meets the square (or most common) size: "crop" scales
+    # the shorter side to fit and keeps the centre, "pad" scales the longer side to fit and centres
+    # it on data.background, "stretch" resizes both sides independently (shapes squeezed)
+    aspect: str = field(default="crop", metadata=rule(choices=("crop", "pad", "stretch")))
     channels: Optional[int] = field(default=None, metadata=rule(choices=(1, 3)))
     max_bad_fraction: float = field(default=0.01, metadata=rule(ge=0, lt=1))  # corrupt images
     limit: Optional[int] = field(default=None, metadata=rule(gt=0))  # use the first N training rows

@@ -76,7 +76,7 @@ def test_rotated_and_transparent_copies_score_like_their_controls(tmp_path, caps
     assert "ignored 3 folders (holding 3 files) and 2 files that are not data" in err
     (run,) = [p for p in out.iterdir() if p.is_dir()]
     record = json.loads((run / "model.json").read_text())["preprocessing"]["decode"]
-    assert record["version"] == 3 and record["background"] == [255, 255, 255]
+    assert record["version"] == 4 and record["background"] == [255, 255, 255] and record["aspect"] == "crop"
     upright, flat = accuracy(run, tmp_path / "upright", capsys), accuracy(run, tmp_path / "flat", capsys)
     assert upright >= 0.75 and flat >= 0.75  # read sideways, a copy is the other class: far below
     assert accuracy(run, tmp_path / "exif", capsys) == upright

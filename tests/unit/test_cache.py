@@ -273,7 +273,7 @@ def test_a_cache_made_by_the_older_decoder_is_not_reused(tmp_path):
     meta["bad"] = []
     (path / "meta.json").write_text(json.dumps(meta))
     again = load_folder(root)
-    assert again.preprocessing["cache"] == "built" and again.preprocessing["decode"]["version"] == 3
+    assert again.preprocessing["cache"] == "built" and again.preprocessing["decode"]["version"] == 4
     assert load_folder(root).preprocessing["cache"] == "hit"
 
 

@@ -275,7 +275,7 @@ def test_a_gray_folder_with_16_bit_and_alpha_images_is_read_as_gray(tmp_path):
 def test_the_record_round_trips_and_a_missing_one_gives_the_defaults():
     settings = DecodeSettings(background=(1, 2, 3), max_pixels=1000)
     record = settings.record()
-    assert record["version"] == 3 and record["orientation"] == "exif" and record["background"] == [1, 2, 3]
+    assert record["version"] == 4 and record["orientation"] == "exif" and record["background"] == [1, 2, 3]
     assert DecodeSettings.from_record(record) == settings
     assert DecodeSettings() == DecodeSettings.from_config(DataConfig())
     assert DecodeSettings.from_record(None).version == 1  # a model.json from before the record

@@ -10,10 +10,10 @@ One folder per key under ``$NEUROCLASS_CACHE`` (else ``~/.cache/neuroclass/image
 
 The key is a SHA-256 over the sorted relative paths with each file's size and mtime_ns, the
 preprocessing (channels, size, max_bad_fraction, the decode record of data/pixels.py with its
-version) and ``FORMAT``, so a cache decoded another way (an older decoder, another background or
-pixel limit) is never reused. It reads no file contents, so an edit that keeps both a file's size
-and its mtime (say, restored with ``touch -r``) goes unnoticed; delete the cache folder, or set
-``data.cache=false``, after such an edit.
+version and aspect rule) and ``FORMAT``, so a cache decoded another way (an older decoder, another
+background, aspect rule or pixel limit) is never reused. It reads no file contents, so an edit that
+keeps both a file's size and its mtime (say, restored with ``touch -r``) goes unnoticed; delete the
+cache folder, or set ``data.cache=false``, after such an edit.
 
 A cache is built in a temp folder beside its final name and renamed into place, so the final name
 never holds a partial cache; a folder that is there but unreadable (a missing file, a wrong shape)
@@ -117,8 +117,10 @@ def cache_key(root: Path, paths: list[Path], channels: int | None, size: tuple[i
 
 def load_or_build(root: Path, paths: list[Path], labels: np.ndarray, splits: np.ndarray,
                   classes: list[str], channels: int | None, size: tuple[int, int] | None,
-                  max_bad_fraction: float, decode: DecodeSettings = DecodeSettings()) -> CachedImages:
-    """The cached decoding of ``paths``; decode (see ``images.decode_into``) and store it when absent.
+                  max_bad_fraction: float, decode: DecodeSettings = DecodeSettings(),
+                  workers: int | None = None) -> CachedImages:
+    """The cached decoding of ``paths``; decode (see ``images.decode_into``, on ``workers``
+    threads, which leave the pixels and the key unchanged) and store it when absent.
 
     ``labels`` and ``splits`` hold one entry per path; the result holds those of the kept rows.
     Unreadable files raise or are skipped exactly as in ``images.decode_many``.
@@ -134,7 +136,8 @@ def load_or_build(root: Path, paths: list[Path], labels: np.ndarray, splits: np.
     found = _read(folder, "hit")
     if found is not None:
         return found
-    _build(folder, root, paths, labels, splits, classes, channels, size, max_bad_fraction, decode)
+    _build(folder, root, paths, labels, splits, classes, channels, size, max_bad_fraction, decode,
+           workers=workers)
     built = _read(folder, "built")
     if built is None:
         raise NeuroclassError(f"{folder}: the image cache just written cannot be read back; delete "
@@ -182,9 +185,11 @@ def _open(folder: Path) -> tuple[dict, np.ndarray, dict[str, np.ndarray]] | None
 
 def _build(folder: Path, root: Path, paths: list[Path], labels: np.ndarray, splits: np.ndarray,
            classes: list[str], channels: int | None, size: tuple[int, int] | None,
-           max_bad_fraction: float, decode: DecodeSettings, can_lock: bool = CAN_LOCK) -> None:
+           max_bad_fraction: float, decode: DecodeSettings, can_lock: bool = CAN_LOCK,
+           workers: int | None = None) -> None:
     """Decode into a temp folder beside ``folder``, then rename it into place. ``can_lock`` False
-    builds without the lock, as where the system has no advisory locks."""
+    builds without the lock, as where the system has no advisory locks. The decoding threads
+    (``workers``) never touch the memory map: ``decode_into`` writes every row from this thread."""
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp, lock = None, None
 
@@ -194,7 +199,7 @@ def _build(folder: Path, root: Path, paths: list[Path], labels: np.ndarray, spli
     try:
         tmp, lock = _locked_temp(folder, can_lock)
         images = tmp / "images.npy"
-        done = decode_into(paths, channels, size, max_bad_fraction, str(root), allocate, decode)
+        done = decode_into(paths, channels, size, max_bad_fraction, str(root), allocate, decode, workers)
         x, kept, prep = done.x, done.kept, done.preprocessing
         x.flush()  # msync: the pixels are on disk before the rename makes them visible
         rows, shape = x.shape[0], list(x.shape)

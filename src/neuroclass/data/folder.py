@@ -51,7 +51,7 @@ def image_groups(root: Path, ignored: list[FileIssue]) -> dict[str, dict[str, li
 
 def load_image_folder(root: Path, channels: int | None, size: int | None,
                       max_bad_fraction: float, cache: bool = True,
-                      decode: DecodeSettings = DecodeSettings()) -> Dataset:
+                      decode: DecodeSettings = DecodeSettings(), workers: int | None = None) -> Dataset:
     """Decode every image once into a uint8 tensor; predefined splits become ``parts``.
 
     Files that are not data (operating-system and tool metadata at any depth, non-image files in
@@ -60,7 +60,9 @@ def load_image_folder(root: Path, channels: int | None, size: int | None,
     warnings raised while reading a file go to ``ds.issues.warnings``, each naming its file. Each of
     the three, when not empty, is one UserWarning line, issued once the load has succeeded.
     Pixels are decoded as a viewer shows them, with ``decode`` (data/pixels.py), recorded in
-    ``preprocessing["decode"]``.
+    ``preprocessing["decode"]``; with ``size``, every image is brought to size x size by its aspect
+    rule (without, to the most common size, by the same rule). Files decode on ``workers`` threads
+    (None: the usable cores, at most 8; 1: one at a time), with the same result whatever the count.
 
     With ``cache`` the decoded images are stored once in a memory-mapped file (see data/cache.py)
     keyed by the files' names, sizes and mtimes and the preprocessing, so a second load decodes
@@ -81,11 +83,11 @@ def load_image_folder(root: Path, channels: int | None, size: int | None,
     all_labels, all_splits = np.asarray(labels, dtype=np.int64), np.asarray(split_of)
     if cache:
         found = load_or_build(root, paths, all_labels, all_splits, classes, channels, fixed,
-                              max_bad_fraction, decode)
+                              max_bad_fraction, decode, workers)
         x, y, split_arr, prep = found.x, found.labels, found.splits, found.preprocessing
         skipped, warned = found.skipped, found.warned
     else:
-        done = decode_many(paths, channels, fixed, max_bad_fraction, str(root), decode)
+        done = decode_many(paths, channels, fixed, max_bad_fraction, str(root), decode, workers)
         x, prep, skipped, warned = done.x, done.preprocessing, done.skipped, done.warned
         y, split_arr = all_labels[done.kept], all_splits[done.kept]
     issues = DataIssues(ignored=ignored, skipped=skipped, warnings=warned)

@@ -1,15 +1,18 @@
 """Decoding image files into uint8 arrays of a fixed channel count and size.
 
-``read_image`` is the one reader of image files: training folders, the decoded-image cache,
-evaluation and prediction all call it, so a file becomes the same pixels everywhere. It refuses a
-file larger than ``data.max_pixels`` from its header alone, turns the pixels into what a viewer
-shows (data/pixels.py) and returns the warnings PIL raised while reading, each naming the file.
+``decode_file`` is the one decoder of image files: training folders and the decoded-image cache
+(through ``decode_into``, on a pool of threads), evaluation and prediction (through ``read_image``)
+all call it, so a file becomes the same pixels everywhere. It refuses a file larger than
+``data.max_pixels`` from its header alone, turns the pixels into what a viewer shows
+(data/pixels.py) and brings them to the target size by the recorded aspect rule (data/aspect.py);
+the warnings PIL raised while reading are returned, each naming the file.
 """
 from __future__ import annotations
 
 import math
 import struct
 import warnings
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -18,6 +21,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from neuroclass.data.issues import FileIssue
+from neuroclass.data.parallel import FileWarnings, decode_workers, ordered_map
 from neuroclass.data.pixels import GRAY_MODES, DecodeSettings, displayed_size
 from neuroclass.data.sniff import ends_early, image_format, not_an_image_reason, truncated_reason
 from neuroclass.errors import NeuroclassError, counted
@@ -120,13 +124,27 @@ def _reason(exc: Exception, path: Path) -> str:
     return text or type(exc).__name__
 
 
-def to_array(img: Image.Image, channels: int, size: tuple[int, int] | None) -> np.ndarray:
-    """An "L" or "RGB" image -> uint8 (C, H, W), converted to 1 (L) or 3 (RGB) channels, resized to (H, W)."""
+def to_array(img: Image.Image, channels: int, size: tuple[int, int] | None,
+             decode: DecodeSettings) -> np.ndarray:
+    """An "L" or "RGB" image -> uint8 (C, H, W), converted to 1 (L) or 3 (RGB) channels and
+    brought to (H, W) by ``decode``'s aspect rule (``size`` None: as it is)."""
     img = img.convert("L" if channels == 1 else "RGB")
-    if size is not None and img.size != (size[1], size[0]):
-        img = img.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+    if size is not None:
+        img = decode.fit(img, size)
     arr = np.asarray(img, dtype=np.uint8)
     return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
+
+
+def decode_file(path: Path, channels: int, size: tuple[int, int] | None,
+                decode: DecodeSettings) -> np.ndarray:
+    """One file -> uint8 (C, H, W) as a viewer shows it, at ``size`` by the aspect rule. Warnings
+    go to the caller's handling: ``read_image`` for one file, ``FileWarnings`` for many. Only the
+    decoded image of this file is held, and only until it is resized. Raises UnreadableImage."""
+    img = open_image(path, decode.max_pixels, lambda opened: decode.draft(opened, size))
+    try:
+        return to_array(decode.pixels(img), channels, size, decode)
+    except PIL_ERRORS as exc:
+        raise UnreadableImage(path, _reason(exc, path)) from exc
 
 
 def read_image(path: Path, channels: int, size: tuple[int, int] | None,
@@ -136,7 +154,8 @@ def read_image(path: Path, channels: int, size: tuple[int, int] | None,
     Warnings PIL raises (corrupt EXIF, odd palettes, ...) are caught here, with the caller's
     warning filters restored afterwards, and returned, each naming ``path``; Pillow's
     decompression-bomb warning is dropped, as ``decode.max_pixels`` has already been checked.
-    Raises UnreadableImage.
+    Raises UnreadableImage. For one file at a time: the capture is process-wide, so threads
+    decode through ``decode_into``.
 
     Example::
 
@@ -146,17 +165,26 @@ def read_image(path: Path, channels: int, size: tuple[int, int] | None,
     """
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        img = open_image(path, decode.max_pixels, lambda opened: decode.draft(opened, size))
-        try:
-            arr = to_array(decode.pixels(img), channels, size)
-        except PIL_ERRORS as exc:
-            raise UnreadableImage(path, _reason(exc, path)) from exc
+        arr = decode_file(path, channels, size, decode)
+    issues, about_code = file_warnings(path, caught)
+    _pass_on(about_code)
+    return arr, issues
+
+
+def file_warnings(path: Path, caught: list[warnings.WarningMessage]
+                  ) -> tuple[list[FileIssue], list[warnings.WarningMessage]]:
+    """(the warnings about the file ``path``, one FileIssue per distinct message; those about
+    neuroclass's use of PIL, to pass on as they were). Pillow's decompression-bomb warning is
+    dropped: ``data.max_pixels`` was checked before."""
     about_code = [w for w in caught if issubclass(w.category, CODE_WARNINGS)]
-    for w in about_code:  # about neuroclass's use of PIL, not the file: passed on as they were
-        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     messages = dict.fromkeys(" ".join(str(w.message).split()) for w in caught if w not in about_code
                              and not issubclass(w.category, Image.DecompressionBombWarning))
-    return arr, [FileIssue(str(path), text) for text in messages]
+    return [FileIssue(str(path), text) for text in messages], about_code
+
+
+def _pass_on(caught: list[warnings.WarningMessage]) -> None:
+    for w in caught:  # about the code, not a file: raised again, as they were, under the caller's filters
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
 def load_image(path: str | Path, channels: int, size: tuple[int, int] | None,
@@ -221,16 +249,21 @@ class Decoded:
 
 def decode_into(paths: list[Path], channels: int | None, size: tuple[int, int] | None,
                 max_bad_fraction: float, where: str, allocate: Callable[[tuple[int, ...]], np.ndarray],
-                decode: DecodeSettings = DecodeSettings()) -> Decoded:
-    """Decode files one at a time (``read_image``) into the uint8 array ``allocate((N, C, H, W))``,
-    skipping unreadable ones; NeuroclassError when more than ``max_bad_fraction`` are unreadable.
+                decode: DecodeSettings = DecodeSettings(), workers: int | None = None) -> Decoded:
+    """Decode files (``decode_file``) into the uint8 array ``allocate((N, C, H, W))``, skipping
+    unreadable ones; NeuroclassError when more than ``max_bad_fraction`` are unreadable.
 
-    Two passes, so that no more than one decoded image is ever held: headers first (to count the
-    files, refuse those over ``decode.max_pixels`` and, when not given, choose the channel count
-    and the most common displayed size), then each image is decoded, converted and resized straight
-    into its row of the output. The output may be a memory-mapped file larger than memory. A file
-    whose header reads but whose pixels do not is found only in the second pass, so the output can
-    have unused rows at its end. Such a file still counts in the size vote.
+    Two passes, so that no full-size image is held longer than its own decode: headers first (to
+    count the files, refuse those over ``decode.max_pixels`` and, when not given, choose the
+    channel count and the most common displayed size, which the aspect rule then applies to like
+    any other), then each image is decoded, converted and resized, and its row written. The second
+    pass runs on ``workers`` threads (``parallel.decode_workers``: None, the usable cores up to 8;
+    1, one file at a time in the calling thread): rows, skipped files and warnings come out the
+    same, in path order, whatever the count; memory holds a few target-size images per worker,
+    never the folder's full-size ones. The output may be a memory-mapped file larger than memory;
+    only the calling thread writes it. A file whose header reads but whose pixels do not is found
+    only in the second pass, so the output can have unused rows at its end. Such a file still
+    counts in the size vote.
 
     Example::
 
@@ -238,6 +271,7 @@ def decode_into(paths: list[Path], channels: int | None, size: tuple[int, int] |
     """
     if not paths:
         raise NeuroclassError(f"{where}: no readable images found")
+    workers = decode_workers(workers, len(paths))
     headers, bad = {}, {}
     for i, path in enumerate(paths):
         try:
@@ -252,24 +286,47 @@ def decode_into(paths: list[Path], channels: int | None, size: tuple[int, int] |
         sizes = [hw for _, hw in headers.values()]
         size = max(set(sizes), key=sizes.count)  # the most common size; others are resized to it
     out = allocate((len(headers), channels, *size))
-    kept, warned = [], []
-    for i in headers:
-        try:
-            out[len(kept)], found = read_image(paths[i], channels, size, decode)
-        except UnreadableImage as exc:
-            bad[i] = exc.issue()
-            continue
-        kept.append(i)
-        warned += found
+    kept, warned = _decode_rows([(i, paths[i]) for i in headers], channels, size, decode, out, bad,
+                                min(workers, len(headers)))
     skipped = [bad[i] for i in sorted(bad)]  # path order, so that "first" is the first file listed
     _check_bad(skipped, len(paths), max_bad_fraction, where)
     prep = {"channels": channels, "size": list(size), "decode": decode.record(), "skipped": len(bad)}
     return Decoded(out, kept, prep, skipped, warned)
 
 
+def _decode_rows(files: list[tuple[int, Path]], channels: int, size: tuple[int, int],
+                 decode: DecodeSettings, out: np.ndarray, bad: dict[int, FileIssue],
+                 workers: int) -> tuple[list[int], list[FileIssue]]:
+    """Decode ``files`` (index, path) on ``workers`` threads into consecutive rows of ``out``, in
+    order: (the index of each row's file, the warnings about them, in that order). Unreadable files
+    go to ``bad`` by index. Warnings about the code (not a file), and those other threads raised
+    meanwhile, are passed on once the capture has ended."""
+    kept, warned, about_code = [], [], []
+    with FileWarnings() as capture:
+        def one(item: tuple[int, Path]) -> tuple[np.ndarray | FileIssue, list]:
+            try:
+                return capture.run(decode_file, item[1], channels, size, decode)
+            except UnreadableImage as exc:  # the reason alone: its traceback holds the decoded image
+                return exc.issue(), []  # as read_image: an unreadable file's warnings are dropped
+
+        with closing(ordered_map(one, files, workers)) as results:
+            for (i, path), (arr, caught) in zip(files, results):
+                if isinstance(arr, FileIssue):
+                    bad[i] = arr
+                    continue
+                out[len(kept)] = arr
+                kept.append(i)
+                issues, code = file_warnings(path, caught)
+                warned += issues
+                about_code += code
+    _pass_on(about_code + capture.elsewhere)
+    return kept, warned
+
+
 def decode_many(paths: list[Path], channels: int | None, size: tuple[int, int] | None,
-                max_bad_fraction: float, where: str, decode: DecodeSettings = DecodeSettings()) -> Decoded:
-    """``decode_into`` an array in memory, trimmed to the kept rows.
+                max_bad_fraction: float, where: str, decode: DecodeSettings = DecodeSettings(),
+                workers: int | None = None) -> Decoded:
+    """``decode_into`` an array in memory, trimmed to the kept rows (``workers``: see there).
 
     The caller warns about the skipped files once its own checks have passed, so that a failing
     load prints its error alone.
@@ -280,7 +337,7 @@ def decode_many(paths: list[Path], channels: int | None, size: tuple[int, int] |
         d.x.shape
         # -> (len(d.kept), 1, 28, 28)
     """
-    done = decode_into(paths, channels, size, max_bad_fraction, where, _in_memory, decode)
+    done = decode_into(paths, channels, size, max_bad_fraction, where, _in_memory, decode, workers)
     done.x = done.x[:len(done.kept)]
     return done
 

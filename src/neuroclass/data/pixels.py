@@ -10,6 +10,9 @@ What a viewer does and a plain ``convert("RGB")`` does not:
   v becomes v / 257) instead of being clipped at 255;
 - CMYK, YCbCr, LAB, HSV, palettes and 1-bit images become RGB or L.
 
+Resized to a fixed size, an image keeps its proportions by the ``data.aspect`` rule (data/aspect.py:
+centre crop, pad or stretch).
+
 Every reader (training folders, the cache, evaluation, prediction, serving) goes through
 ``viewer_pixels`` via ``images.read_image``, and the settings are recorded as
 ``DecodeSettings.record()`` in the data's preprocessing and in model.json, so that prediction
@@ -24,10 +27,13 @@ import numpy as np
 from PIL import Image, ImageColor, ImageOps
 
 from neuroclass.config import DataConfig
+from neuroclass.data.aspect import ASPECTS, fit_image
 from neuroclass.errors import NeuroclassError
 
-DECODE_VERSION = 3  # 1: PIL's convert() alone; 2: orientation, background, bit depth (this module);
-# 3: as 2, and a JPEG larger than twice the target size is decoded at a reduced DCT scale (draft)
+DECODE_VERSION = 4  # 1: PIL's convert() alone; 2: orientation, background, bit depth (this module);
+# 3: as 2, and a JPEG larger than twice the target size is decoded at a reduced DCT scale (draft);
+# 4: as 3, and the resize to a fixed size follows the recorded aspect rule (crop, pad or stretch;
+# versions before 4 stretch)
 WHITE = (255, 255, 255)
 # Pillow's own warning limit (Image.MAX_IMAGE_PIXELS at import, 89,478,485 = 0.25 GiB of RGB at
 # 3 bytes a pixel): with the default nothing Pillow would call a possible decompression bomb is
@@ -40,20 +46,31 @@ ORIENTATION = 0x0112  # EXIF tag: 1 upright; 5..8 stored with width and height s
 
 @dataclass(frozen=True)
 class DecodeSettings:
-    """How files become pixels: the ``background`` (r, g, b) that transparency is composited on,
-    ``max_pixels``, the largest width x height decoded (larger files are refused unread), and the
-    ``version`` of the decoder: 3 (this module's viewer pixels, JPEGs decoded near the target
-    size) for new runs, 2 (the same at full JPEG scale) for runs trained before that, 1 (PIL's
-    ``convert()`` alone, no orientation, alpha dropped, 16-bit clipped) for a model trained before
-    the record existed, so that it sees the pixels it was trained on.
+    """How files become pixels: the ``background`` (r, g, b) that transparency is composited on
+    (and ``pad``'s bars), ``max_pixels``, the largest width x height decoded (larger files are
+    refused unread), the ``version`` of the decoder and the ``aspect`` rule of a resize to a fixed
+    size (data/aspect.py). Versions: 4 (this module's viewer pixels, JPEGs decoded near the target
+    size, the aspect rule) for new runs; 3 (the same, always stretched) and 2 (stretched, full JPEG
+    scale) for runs trained before; 1 (PIL's ``convert()`` alone, no orientation, alpha dropped,
+    16-bit clipped) for a model trained before the record existed, so that each model sees the
+    pixels it was trained on. Before version 4 ``aspect`` is always ``stretch``.
+    NeuroclassError for an ``aspect`` not in ``ASPECTS``.
 
-    >>> DecodeSettings().record()["background"]
-    [255, 255, 255]
+    >>> DecodeSettings().record()["background"], DecodeSettings().aspect
+    ([255, 255, 255], 'crop')
     """
 
     background: tuple[int, int, int] = WHITE
     max_pixels: int = DEFAULT_MAX_PIXELS
     version: int = DECODE_VERSION
+    aspect: str = "crop"
+
+    def __post_init__(self) -> None:
+        if self.aspect not in ASPECTS:
+            raise NeuroclassError(f"The 'data.aspect' parameter must be one of {', '.join(ASPECTS)}. "
+                                  f"Got {self.aspect!r} instead.")
+        if self.version < 4:  # those decoders knew one rule
+            object.__setattr__(self, "aspect", "stretch")
 
     def record(self) -> dict:
         """The JSON-ready record kept in preprocessing["decode"], model.json and the cache key."""
@@ -63,14 +80,16 @@ class DecodeSettings:
         return {"version": self.version, "orientation": "exif", "background": list(self.background),
                 "alpha": "composited on background", "bit_depth": "scaled to 8 bits",
                 "jpeg_scale": "reduced toward the target size" if self.version >= 3 else "full",
-                "max_pixels": self.max_pixels}
+                "max_pixels": self.max_pixels, **({"aspect": self.aspect} if self.version >= 4 else {})}
 
     def draft(self, img: Image.Image, size: tuple[int, int] | None) -> None:
         """Before ``img`` (opened, not loaded) is decoded: a JPEG whose stored size is at least twice
         the target ``size`` (H, W) is set to decode at the largest of Pillow's DCT scales (1/2,
         1/4, 1/8) that still covers the target, in the stored orientation (PIL ``Image.draft``): a
-        fraction of the decoding time and memory, the resize to ``size`` then smaller. Decoder
-        versions before 3, other formats and ``size`` None decode in full."""
+        fraction of the decoding time and memory, the resize to ``size`` then smaller. Both sides
+        still cover the target, so every aspect rule only shrinks: ``crop``'s centre box is at
+        least ``size``, ``pad``'s scaled image at most ``size``. Decoder versions before 3, other
+        formats and ``size`` None decode in full."""
         if self.version < 3 or size is None or img.format != "JPEG":
             return
         height, width = size
@@ -82,22 +101,29 @@ class DecodeSettings:
     @classmethod
     def from_record(cls, record: dict | None) -> "DecodeSettings":
         """The settings of a record; None (a model.json written before the record) gives decoder
-        version 1, the one that model was trained with."""
+        version 1, the one that model was trained with, and a record without ``aspect`` (a run or
+        cache from before the rule) ``stretch``. NeuroclassError for an unknown ``aspect``."""
         if not record:
             return cls(version=1)
         return cls(tuple(int(v) for v in record.get("background", WHITE)),
                    int(record.get("max_pixels", DEFAULT_MAX_PIXELS)),
-                   int(record.get("version", DECODE_VERSION)))
+                   int(record.get("version", DECODE_VERSION)), str(record.get("aspect", "stretch")))
 
     def pixels(self, img: Image.Image) -> Image.Image:
         """``img`` decoded by this version: ``viewer_pixels`` (2), or as opened (1), for the caller's
         ``convert("L"/"RGB")``."""
         return img if self.version == 1 else viewer_pixels(img, self.background)
 
+    def fit(self, img: Image.Image, size: tuple[int, int]) -> Image.Image:
+        """An "L" or "RGB" image brought to ``size`` (H, W) by the ``aspect`` rule, ``pad``'s bars in
+        the background colour (its gray for "L")."""
+        fill = _gray(self.background) if img.mode == "L" else self.background
+        return fit_image(img, size, self.aspect, fill)
+
     @classmethod
     def from_config(cls, cfg: DataConfig) -> "DecodeSettings":
-        """``data.background`` (a colour name or #rrggbb) and ``data.max_pixels``."""
-        return cls(parse_colour(cfg.background), cfg.max_pixels)
+        """``data.background`` (a colour name or #rrggbb), ``data.max_pixels`` and ``data.aspect``."""
+        return cls(parse_colour(cfg.background), cfg.max_pixels, aspect=cfg.aspect)
 
     def background_text(self) -> str:
         """The background as ``#rrggbb``, the form ``data.background`` accepts."""

@@ -138,7 +138,8 @@ def write_photo_folder(out: Path, images: int = 400, classes: int = 3, val_fract
     n_val = round(per_class * val_fraction)
     if n_val < 2 or per_class - n_val < 2:
         raise NeuroclassError(f"images={images} is too few for {classes} classes with val_fraction="
-                              f"{val_fraction:g}; ask for at least {4 * classes} images")
+                              f"{val_fraction:g}: each class needs 2 images in val/ and 2 in train/; "
+                              "ask for more images")
     if out.exists():
         raise NeuroclassError(f"{out}: already exists; pass a new folder")
     rng = np.random.default_rng(seed)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -25,6 +24,7 @@ from neuroclass.config import Config, ModelConfig
 from neuroclass.data.builtin import is_builtin
 from neuroclass.data.idx import is_idx_folder
 from neuroclass.data.images import UnreadableImage, read_image
+from neuroclass.data.parallel import decode_workers
 from neuroclass.data.pixels import DecodeSettings
 from neuroclass.data.survey import FolderSurvey, survey_folder
 from neuroclass.models import create
@@ -193,10 +193,11 @@ def plan_input(cfg: Config, device: torch.device, deadline: float | None,
             speed_at = measured_speed(cfg.model, survey.classes, survey.channels,
                                       resolve_batch_size(cfg.train.batch_size, splits[0]), device,
                                       cfg.train.channels_last)
-            decoding = measured_decoding(survey, DecodeSettings.from_config(cfg.data), usable_cores())
+            decoding = measured_decoding(survey, DecodeSettings.from_config(cfg.data),
+                                          decode_workers(None, survey.files))
             required = required_examples(splits[0], family_of(cfg.model).min_epochs)
             choice = choose_side(survey, required, deadline - clock(), splits, speed_at, decoding, clock)
-        log.info("%s", choice.summary(survey, getattr(cfg.data, "aspect", "stretch"), cfg.model.name))
+        log.info("%s", choice.summary(survey, cfg.data.aspect, cfg.model.name))
         record["side"] = choice.record()
         cfg = replace(cfg, data=replace(cfg.data, image_size=choice.side))
     advice = pretrained_advice(
@@ -215,13 +216,3 @@ def plan_input(cfg: Config, device: torch.device, deadline: float | None,
         cfg = replace(cfg, train=replace(cfg.train, epochs=epochs))
         record["epochs"] = epochs
     return cfg, record
-
-
-def usable_cores() -> int:
-    """CPU cores this process may run on (its affinity mask where the system has one): the folder
-    decodes on that many threads."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
-
