@@ -80,3 +80,18 @@ def test_cnn_pooled_convs_run_at_the_pooled_resolution():
     assert sizes == [(1, 28), (4, 14), (4, 14), (8, 7)]
     assert sum(isinstance(m, torch.nn.Conv2d) for m in plain.modules()) == 2
     assert deeper.feature_shape == plain.feature_shape == (8, 7, 7)
+
+
+def test_strided_pointwise_equals_the_strided_1x1_convolution_and_survives_channels_last():
+    from neuroclass.models.resnet import StridedPointwise
+
+    conv = StridedPointwise(8, 16, 2)
+    reference = torch.nn.Conv2d(8, 16, 1, stride=2, bias=False)
+    reference.weight.data.copy_(conv.weight.data)
+    for side in (64, 65):  # even sides crashed torch's strided 1x1 kernel on channels_last
+        x = torch.rand(4, 8, side, side).to(memory_format=torch.channels_last).requires_grad_()
+        out = conv(x)
+        assert torch.allclose(out, reference(x), atol=1e-6) and out.shape[-1] == (side + 1) // 2
+        out.sum().backward()
+        assert x.grad is not None and torch.isfinite(x.grad).all()
+    assert list(conv.state_dict()) == ["weight"]  # saved runs load as before

@@ -71,10 +71,20 @@ def test_survey_reads_counts_and_sizes_from_headers(photo_folder):
     assert "24 colour images, median" in survey.describe()
 
 
-def test_small_or_gray_images_are_not_photos():
+def test_small_images_are_not_photos_and_large_gray_scans_are():
     assert not survey_of(32, 32).photo_like  # CIFAR-like
-    assert not survey_of(400, 400, channels=1).photo_like  # gray scans
+    assert not survey_of(28, 28, channels=1).photo_like  # digits
+    assert survey_of(400, 400, channels=1).photo_like  # gray scans: a side is chosen for them too
     assert survey_of(PHOTO_SIDE, 200).photo_like
+
+
+def test_median_size_is_one_image_s_size_whatever_the_orientation(tmp_path):
+    for split, sizes in {"a": [(500, 375)] * 3, "b": [(375, 500)] * 2}.items():
+        (tmp_path / split).mkdir()
+        for k, (w, h) in enumerate(sizes):
+            Image.new("RGB", (w, h), (k * 40, 0, 0)).save(tmp_path / split / f"{k}.jpg")
+    survey = survey_folder(tmp_path)
+    assert survey.short_side == 375 and sorted(survey.median_size) == [375, 500]
 
 
 def test_candidate_sides_stop_at_the_median_shorter_side():
@@ -142,11 +152,42 @@ def test_plan_input_keeps_what_the_user_set_and_leaves_other_data_alone(photo_fo
 
 def test_plan_input_with_a_budget_times_real_steps(photo_folder):
     cfg = load_config(overrides=[f"data.source={photo_folder}", "model.name=cnn", "model.size=s"])
+    # a clock that never moves: every side fits, up to the photos' shorter side (300 px or more)
     new, record = plan_input(cfg, torch.device("cpu"), deadline=10_000.0, clock=Clock())
     probes = record["side"]["probes"]
-    assert record["side"]["why"] == "time budget" and probes
+    assert record["side"]["why"] == "time budget" and record["side"]["fits"]
+    assert [p["side"] for p in probes] == list(SIDES)
     assert all(p["examples_per_second"] > 0 and p["decode_seconds"] > 0 for p in probes)
-    assert new.data.image_size == record["side"]["side"] in SIDES
+    assert new.data.image_size == SIDES[-1] == record["side"]["side"]
+    assert new.train.epochs is None  # the budget ends training
+
+
+def test_epochs_and_a_starting_point_set_the_examples_a_side_must_afford(photo_folder):
+    from neuroclass.training.resolution import _side_choice
+
+    survey = survey_folder(photo_folder)
+    splits = survey.split_sizes(0.1, 0.2)
+    epochs = load_config(overrides=[f"data.source={photo_folder}", "model.name=cnn", "model.size=s",
+                                    "train.epochs=5"])
+    choice = _side_choice(epochs, survey, splits, 3, torch.device("cpu"), 10_000.0, Clock())
+    assert choice.required == 5 * splits[0]
+    scratch = load_config(overrides=[f"data.source={photo_folder}", "model.name=cnn", "model.size=s"])
+    assert _side_choice(scratch, survey, splits, 3, torch.device("cpu"), None, Clock()).side == DEFAULT_SIDE
+
+
+def test_sides_a_model_refuses_are_skipped():
+    from neuroclass.errors import NeuroclassError
+
+    def speed_at(side):
+        if side < 64:
+            raise NeuroclassError("needs inputs of at least 63 px")
+        return 4e6 / side**2
+
+    choice = choose_side(survey_of(375, 500), 80_000, 180, (300, 50, 50), speed_at, lambda side: 1.0)
+    assert choice.side == 64 and [p["side"] for p in choice.probes] == [64, 96]
+    none = choose_side(survey_of(375, 500), 10**9, 180, (300, 50, 50), speed_at, lambda side: 1.0)
+    assert none.side == 64 and not none.fits
+    assert "no side lets" in none.summary(survey_of(375, 500), "crop", "cnn")
 
 
 def photo_splits(n: int = 64) -> Splits:

@@ -24,9 +24,9 @@ from neuroclass.data.images import UnreadableImage, read_header
 from neuroclass.data.pixels import DEFAULT_MAX_PIXELS, GRAY_MODES
 
 SAMPLE = 256  # headers read at most: the sizes of a few hundred files describe a folder well
-# colour images whose median shorter side is at least this many pixels are treated as photos
-# (photo augmentation, a chosen resolution); smaller ones (icons, CIFAR-like 32 px, 28 px digits)
-# keep their own size
+# images whose median shorter side is at least this many pixels are treated as photos (a chosen
+# resolution, the photo family and augmentation), colour or gray (scans); smaller ones (icons,
+# CIFAR-like 32 px, 28 px digits) keep their own size
 PHOTO_SIDE = 96
 
 
@@ -34,7 +34,8 @@ PHOTO_SIDE = 96
 class FolderSurvey:
     """An image folder in numbers: ``files`` image files listed (``split_files``: how many in each
     split folder, under "" without split folders), ``channels`` 1 when every sampled header is gray else 3,
-    the median and most common displayed size (H, W) and the number of distinct sizes among the
+    the median size (H, W: the size of the image with the median shorter side) and the most common
+    displayed size and the number of distinct sizes among the
     ``sampled`` headers, and ``sample``: up to 16 readable files spread over the folder (for timing
     the decoding)."""
 
@@ -56,8 +57,8 @@ class FolderSurvey:
 
     @property
     def photo_like(self) -> bool:
-        """Colour images whose median shorter side is at least PHOTO_SIDE pixels."""
-        return self.channels == 3 and self.short_side >= PHOTO_SIDE
+        """Images whose median shorter side is at least PHOTO_SIDE pixels, colour or gray."""
+        return self.short_side >= PHOTO_SIDE
 
     def split_sizes(self, val_fraction: float, test_fraction: float) -> tuple[int, int, int]:
         """(train, val, test) examples the split (data/split.py) will make, about: a split folder
@@ -106,8 +107,8 @@ def survey_folder(root: Path, max_pixels: int = DEFAULT_MAX_PIXELS, clock=time.p
         readable.append(paths[i])
     if not sizes:
         return None
-    heights, widths = zip(*sizes)
-    median = (int(np.median(heights)), int(np.median(widths)))
+    by_short_side = sorted(sizes, key=min)
+    median = by_short_side[len(by_short_side) // 2]  # an image's own size, whatever its orientation
     common = max(set(sizes), key=sizes.count)
     channels = 1 if all(mode in GRAY_MODES for mode in modes) else 3
     spread = readable[::max(1, len(readable) // 16)][:16]

@@ -106,7 +106,7 @@ def draw_photo(shape: str, rng: np.random.Generator) -> Image.Image:
     cx, cy = rng.uniform(r, width - r), rng.uniform(r, height - r)
     colour = _kind_colour(shape, rng)
     draw.polygon(_outline(shape, cx, cy, r, rng.uniform(0, 2 * math.pi)), fill=colour)
-    if shape == "ring":  # a disc with a hole showing the background through
+    if shape == "ring":  # a disc with a darker hole: half the colour of the object under it
         hole = _outline("disc", cx, cy, 0.55 * r, 0.0)
         draw.polygon(hole, fill=tuple(int(v) for v in np.asarray(img.getpixel((int(cx), int(cy)))) // 2))
     return img.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 1.5)))

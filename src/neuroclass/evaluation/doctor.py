@@ -52,7 +52,7 @@ def diagnose(history: list[dict], metrics: dict, facts: dict) -> list[dict]:
     timing.json records it, e.g. "time_budget") and stop_detail (the stop in words), optim {name,
     lr, schedule, weight_decay}, epochs, model {name} (the family, to name its own options), train
     {label_smoothing} (the training loss's, for its chance level), data {kind ("image" | "table"),
-    input_shape [C, H, W]}, pretrained (the fields of evaluation.pretrained_advice's advice: command,
+    input_shape [C, H, W]}, pretrained (the fields of training.pretrained_advice's advice: command,
     weights; offered when a run is stuck at chance).
 
     Example::

@@ -27,6 +27,7 @@ from neuroclass.data.images import UnreadableImage, read_image
 from neuroclass.data.parallel import decode_workers
 from neuroclass.data.pixels import DecodeSettings
 from neuroclass.data.survey import FolderSurvey, survey_folder
+from neuroclass.errors import NeuroclassError
 from neuroclass.models import create
 from neuroclass.models.registry import PHOTO_KIND, resolve_default_model
 from neuroclass.models.sizing import AUTO, DEFAULT, family_of, size_names
@@ -53,6 +54,7 @@ class SideChoice:
     side: int
     why: str  # "time budget" | "default"
     required: int = 0
+    fits: bool = True  # False: even the smallest side timed affords fewer than ``required``
     probes: list = field(default_factory=list)
     probe_seconds: float = 0.0
 
@@ -65,11 +67,13 @@ class SideChoice:
             return (f"{head}: the default side for photos without a time budget; set another with "
                     f"--set data.image_size=N")
         tried = ", ".join(f"{p['side']} px {p['examples_per_second']:,.0f} examples/s" for p in self.probes)
-        return (f"{head}: the largest side at which {family} trains >= {self.required:,} examples "
-                f"in the time budget (timed {tried}); fix it with --set data.image_size=N")
+        why = (f"the largest side at which {family} trains >= {self.required:,} examples in the time "
+               "budget" if self.fits else f"no side lets {family} train {self.required:,} examples in "
+               "the time budget: the smallest")
+        return f"{head}: {why} (timed {tried}); fix it with --set data.image_size=N"
 
     def record(self) -> dict:
-        return {"side": self.side, "why": self.why, "required_examples": self.required,
+        return {"side": self.side, "why": self.why, "required_examples": self.required, "fits": self.fits,
                 "probes": self.probes, "probe_seconds": self.probe_seconds}
 
 
@@ -130,15 +134,18 @@ def choose_side(survey: FolderSurvey, required: int, seconds: float, splits: tup
     n_train, n_val, n_test = splits
     choice = SideChoice(candidate_sides(survey)[0], "time budget", required)
     for side in candidate_sides(survey):
+        try:
+            speed = speed_at(side)
+        except NeuroclassError:  # a side the model refuses (a torchvision net's smallest input)
+            continue
         decode_seconds = decode_seconds_at(side)
-        speed = speed_at(side)
         left = seconds - (clock() - start) - decode_seconds
         examples = epochs_within(left, speed, n_train, n_val, n_test) * n_train
         choice.probes.append({"side": side, "examples_per_second": speed, "examples": round(examples),
                               "decode_seconds": decode_seconds})
         fits = examples >= required
         if fits or len(choice.probes) == 1:  # the smallest side stays when none fits
-            choice.side = side
+            choice.side, choice.fits = side, fits
         if not fits:
             break
     choice.probe_seconds = clock() - start
@@ -162,7 +169,7 @@ def measured_decoding(survey: FolderSurvey, decode: DecodeSettings, workers: int
                       ) -> Callable[[int], float]:
     """``decode_seconds_at(side)``: seconds to decode the folder's ``survey.files`` images at
     ``side`` px on ``workers`` threads, from decoding a few of its files (``decode_cost``)."""
-    return lambda side: survey.files * decode_cost(survey.sample[:4], survey.channels, side, decode, workers)
+    return lambda side: survey.files * decode_cost(survey.sample[::4], survey.channels, side, decode, workers)
 
 
 def image_folder(source: str) -> Path | None:
@@ -177,38 +184,36 @@ def plan_input(cfg: Config, device: torch.device, deadline: float | None,
                clock: Callable[[], float] = time.perf_counter) -> tuple[Config, dict | None]:
     """For a folder of photos (``FolderSurvey.photo_like``): the config with the photo model family
     (``model.name=auto``), ``data.image_size`` chosen (unless set: by the time budget, from
-    ``deadline``, a reading of ``clock``; else DEFAULT_SIDE) and, without a time budget or epoch
-    count, enough epochs for MIN_EXAMPLES examples; and the record of the choice. Other data:
-    ``(cfg, None)``. The choice is logged at INFO (the run's first line)."""
+    ``deadline``, a reading of ``clock``; else DEFAULT_SIDE) and, without a time budget, an epoch
+    count or a starting point (--pretrained, --weights, --from), enough epochs for MIN_EXAMPLES
+    examples; and the record of the choice. Other data: ``(cfg, None)``. The choice, and the
+    advice to start from pretrained weights where it would help, are logged at INFO (the run's
+    first lines). Raises NeuroclassError for a folder that cannot be listed, or a model the
+    config names wrongly."""
     folder = image_folder(cfg.data.source)
     survey = survey_folder(folder, cfg.data.max_pixels) if folder is not None else None
     if survey is None or not survey.photo_like:
         return cfg, None
     cfg = replace(cfg, model=resolve_default_model(cfg.model, PHOTO_KIND))
     splits = survey.split_sizes(cfg.data.val_fraction, cfg.data.test_fraction)
+    if cfg.data.limit:  # data.limit keeps the first N of each shipped split
+        splits = tuple(min(n, cfg.data.limit) for n in splits)
+    channels = cfg.data.channels or survey.channels
     record = {"survey": survey.record(), "photos": True}
     if cfg.data.image_size is None:
-        choice = SideChoice(DEFAULT_SIDE, "default")
-        if deadline is not None:
-            speed_at = measured_speed(cfg.model, survey.classes, survey.channels,
-                                      resolve_batch_size(cfg.train.batch_size, splits[0]), device,
-                                      cfg.train.channels_last)
-            decoding = measured_decoding(survey, DecodeSettings.from_config(cfg.data),
-                                          decode_workers(None, survey.files))
-            required = required_examples(splits[0], family_of(cfg.model).min_epochs)
-            choice = choose_side(survey, required, deadline - clock(), splits, speed_at, decoding, clock)
+        choice = _side_choice(cfg, survey, splits, channels, device, deadline, clock)
         log.info("%s", choice.summary(survey, cfg.data.aspect, cfg.model.name))
         record["side"] = choice.record()
         cfg = replace(cfg, data=replace(cfg.data, image_size=choice.side))
     advice = pretrained_advice(
-        source=cfg.data.source, input_shape=(survey.channels, cfg.data.image_size, cfg.data.image_size),
-        native_shape=(survey.channels, *survey.median_size), train_images=splits[0], classes=survey.classes,
+        source=cfg.data.source, input_shape=(channels, cfg.data.image_size, cfg.data.image_size),
+        native_shape=(channels, *survey.median_size), train_images=splits[0], classes=survey.classes,
         model=cfg.model.name, starting_point=bool(transfer_source(cfg)), time_budget=cfg.train.time_budget,
         out=None if cfg.out == Config.out else cfg.out, accelerator=device.type != "cpu")
     if advice is not None:
         log.info("%s", advice.text)
         record["pretrained_advice"] = advice.command
-    if deadline is None and cfg.train.epochs is None:
+    if deadline is None and cfg.train.epochs is None and not transfer_source(cfg):
         epochs = max(DEFAULT_EPOCHS, math.ceil(MIN_EXAMPLES / max(1, splits[0])))
         log.info("%d epochs (%s examples over ~%d training images; without a time budget photos "
                  "train for at least %s examples; set --epochs or --time-budget)", epochs,
@@ -216,3 +221,23 @@ def plan_input(cfg: Config, device: torch.device, deadline: float | None,
         cfg = replace(cfg, train=replace(cfg.train, epochs=epochs))
         record["epochs"] = epochs
     return cfg, record
+
+
+def _side_choice(cfg: Config, survey: FolderSurvey, splits: tuple[int, int, int], channels: int,
+                 device: torch.device, deadline: float | None, clock: Callable[[], float]) -> SideChoice:
+    """DEFAULT_SIDE without a budget; else ``choose_side`` for the examples the run needs: its
+    ``--epochs`` where given, the family's minimum epochs from a starting point (fine-tuning
+    needs fewer), else ``required_examples``."""
+    if deadline is None:
+        return SideChoice(DEFAULT_SIDE, "default")
+    n_train = splits[0]
+    if cfg.train.epochs:
+        required = cfg.train.epochs * n_train
+    elif transfer_source(cfg):
+        required = math.ceil(family_of(cfg.model).min_epochs * n_train)
+    else:
+        required = required_examples(n_train, family_of(cfg.model).min_epochs)
+    speed_at = measured_speed(cfg.model, survey.classes, channels,
+                              resolve_batch_size(cfg.train.batch_size, n_train), device, cfg.train.channels_last)
+    decoding = measured_decoding(survey, DecodeSettings.from_config(cfg.data), decode_workers(None, survey.files))
+    return choose_side(survey, required, deadline - clock(), splits, speed_at, decoding, clock)
