@@ -1,6 +1,8 @@
 """Shared fixtures: tiny synthetic datasets, seeds, temporary run folders."""
 from __future__ import annotations
 
+import signal
+
 import numpy as np
 import pytest
 import torch
@@ -16,6 +18,20 @@ def _seed_and_isolated_cache(tmp_path_factory, monkeypatch):
     np.random.seed(0)
     monkeypatch.setenv("NEUROCLASS_CACHE", str(tmp_path_factory.getbasetemp() / "image-cache"))
     yield
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _ctrl_c_not_ignored():
+    """Ctrl-C delivered as KeyboardInterrupt while the tests run, and so in the processes they
+    start. A shell starts a background job (``cmd &``) with SIGINT ignored, which its children
+    inherit, and neuroclass leaves an ignored SIGINT ignored (interrupts.py): the interrupt tests
+    would then test nothing."""
+    before = signal.getsignal(signal.SIGINT)
+    if before == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    if before == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, before)
 
 
 @pytest.fixture

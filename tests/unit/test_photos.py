@@ -17,7 +17,7 @@ from neuroclass.data.survey import PHOTO_SIDE, FolderSurvey, survey_folder
 from neuroclass.data.synthetic_photos import SHAPES, write_photo_folder
 from neuroclass.errors import NeuroclassError
 from neuroclass.training.budget import PHOTO_AUGMENT, augment_for_budget, plan_for_budget
-from neuroclass.training.resolution import (DEFAULT_SIDE, MIN_EXAMPLES, SIDES, candidate_sides, choose_side,
+from neuroclass.training.resolution import (DEFAULT_SIDE, MAX_EPOCHS, MIN_EXAMPLES, SIDES, candidate_sides, choose_side,
                                             plan_input, required_examples)
 
 
@@ -138,7 +138,8 @@ def test_plan_input_without_budget_takes_the_default_side_family_and_enough_epoc
     new, record = plan_input(cfg, torch.device("cpu"), None)
     assert new.data.image_size == DEFAULT_SIDE and record["side"]["why"] == "default"
     assert new.model.name == "resnet"  # the photo family, as model.name=auto
-    assert new.train.epochs == math.ceil(MIN_EXAMPLES / 13) == record["epochs"]
+    # 80,000 examples over 13 training images would be 6,154 epochs: capped
+    assert new.train.epochs == min(MAX_EPOCHS, math.ceil(MIN_EXAMPLES / 13)) == record["epochs"] == MAX_EPOCHS
 
 
 def test_plan_input_keeps_what_the_user_set_and_leaves_other_data_alone(photo_folder):
@@ -244,3 +245,22 @@ def test_saturation_moves_colours_from_their_gray_and_keeps_gray_and_one_channel
     assert torch.allclose((out * luma).sum(1), (colour * luma).sum(1), atol=1e-5)  # gray kept
     one = torch.rand(4, 1, 4, 4)
     assert torch.equal(random_saturation(one, 0.5, g), one)
+
+
+def test_a_budgeted_photo_run_times_one_thread_against_the_default(photo_folder):
+    from neuroclass.device import use_threads
+    from neuroclass.training.resolution import _threads_for_busy_cores
+
+    survey = survey_folder(photo_folder)
+    cfg = load_config(overrides=[f"data.source={photo_folder}", "model.name=cnn", "model.size=s"])
+    with use_threads(2):
+        new, record = _threads_for_busy_cores(cfg, survey, (13, 8, 3), 3, torch.device("cpu"))
+        assert record["threads"] == 2
+        assert record["examples_per_second"] > 0 and record["one_thread_examples_per_second"] > 0
+        chose_one = record["one_thread_examples_per_second"] >= 1.5 * record["examples_per_second"]
+        assert (new.train.threads == 1) == chose_one == (torch.get_num_threads() == 1)
+    # the user's count, or a single thread, is never timed
+    fixed = load_config(overrides=[f"data.source={photo_folder}", "train.threads=2"])
+    assert _threads_for_busy_cores(fixed, survey, (13, 8, 3), 3, torch.device("cpu")) == (fixed, None)
+    with use_threads(1):
+        assert _threads_for_busy_cores(cfg, survey, (13, 8, 3), 3, torch.device("cpu")) == (cfg, None)

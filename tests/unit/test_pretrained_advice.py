@@ -30,7 +30,7 @@ def test_few_colour_photos_get_the_command_and_the_offline_weights_file(locate, 
     path = tmp_path / "hub" / "checkpoints" / "mobilenet_v3_small-0000.pth"
     url = URL.format(arch="mobilenet_v3_small")
     assert advice.weights == f"offline: download {url} and place it at {path}"
-    assert advice.why.startswith("100 training images per class (300 in 3 classes) of colour 128x128 images")
+    assert advice.why.startswith("100 training images per class (300 in 3 classes) of colour 128x128 px images")
     assert advice.text.splitlines() == [advice.why, f"  {advice.command}", f"  {advice.weights}"]
 
 
@@ -70,7 +70,7 @@ def test_no_advice_where_pretrained_weights_would_not_help(locate, changes):
 def test_just_below_the_threshold_and_grey_photographs_get_advice(locate):
     assert advise(locate, train_images=3 * MANY_PER_CLASS - 1) is not None
     grey = advise(locate, input_shape=(1, 64, 64))
-    assert "of grey 64x64 images" in grey.why
+    assert "of gray 64x64 px images" in grey.why
 
 
 def test_the_native_image_size_decides_over_the_chosen_one(locate):

@@ -151,7 +151,8 @@ DEFAULT_FAMILY = {"image": "cnn", "table": "mlp", PHOTO_KIND: "resnet"}  # by Da
 
 def resolve_default_model(cfg: ModelConfig, kind: str) -> ModelConfig:
     """``cfg`` with model.name "auto" replaced by the default family for ``kind`` ("image": cnn,
-    "table": mlp; a table run logs the choice at INFO), then checked like ``check_model_config``.
+    "table": mlp, PHOTO_KIND: resnet, for folders of photos, training/resolution.py; a table run logs
+    the choice at INFO), then checked like ``check_model_config``.
     A named family is returned as it is: an image-only family on table rows keeps its own error.
 
     >>> resolve_default_model(ModelConfig(), "table").name

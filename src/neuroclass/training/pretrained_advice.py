@@ -130,9 +130,9 @@ def pretrained_advice(*, source: str, input_shape: Optional[tuple[int, ...]], tr
     url, path = locate(arch)
     weights = (f"the weights file is already at {path}" if path.is_file()
                else f"offline: download {url} and place it at {path}")
-    colour = "colour" if shape[0] == 3 else "grey"
+    colour = "colour" if shape[0] == 3 else "gray"
     why = (f"{per_class:.0f} training images per class ({train_images} in {classes} classes) of "
-           f"{colour} {shape[1]}x{shape[2]} images, trained from scratch: a network pretrained on "
+           f"{colour} {shape[2]}x{shape[1]} px images, trained from scratch: a network pretrained on "
            "ImageNet brings features that so few photos cannot teach, and usually reaches a higher "
            f"accuracy sooner. Start from tv:{arch}'s ImageNet weights:")
     return PretrainedAdvice(why, command, weights, arch)

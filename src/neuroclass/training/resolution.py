@@ -21,6 +21,7 @@ from typing import Callable
 import torch
 
 from neuroclass.config import Config, ModelConfig
+from neuroclass.device import use_threads
 from neuroclass.data.builtin import is_builtin
 from neuroclass.data.idx import is_idx_folder
 from neuroclass.data.images import UnreadableImage, read_image
@@ -43,6 +44,14 @@ DEFAULT_SIDE = 64  # without a time budget
 # training examples a network trained from scratch on a few hundred photos needs before more
 # pixels pay: see benchmarks/photos.py and RESULTS.md
 MIN_EXAMPLES = 80_000
+# without a budget photos train MIN_EXAMPLES examples, but never more than this many epochs (a
+# folder of 13 training photos would otherwise get 6,154)
+MAX_EPOCHS = 300
+# one thread is chosen over torch's default when it trains this much faster: on an idle machine
+# two threads train about 1.5x faster than one, while with another process on the cores threads
+# that wait for each other ran 10-150x slower (resnet m, 32 px, batch 16, 2 cores with a test
+# run beside it: 14-177 examples/s on 2 threads, 1,710-2,257 on 1)
+ONE_THREAD_GAIN = 1.5
 
 
 @dataclass
@@ -200,6 +209,8 @@ def plan_input(cfg: Config, device: torch.device, deadline: float | None,
         splits = tuple(min(n, cfg.data.limit) for n in splits)
     channels = cfg.data.channels or survey.channels
     record = {"survey": survey.record(), "photos": True}
+    if deadline is not None:
+        cfg, record["threads"] = _threads_for_busy_cores(cfg, survey, splits, channels, device)
     if cfg.data.image_size is None:
         choice = _side_choice(cfg, survey, splits, channels, device, deadline, clock)
         log.info("%s", choice.summary(survey, cfg.data.aspect, cfg.model.name))
@@ -214,10 +225,10 @@ def plan_input(cfg: Config, device: torch.device, deadline: float | None,
         log.info("%s", advice.text)
         record["pretrained_advice"] = advice.command
     if deadline is None and cfg.train.epochs is None and not transfer_source(cfg):
-        epochs = max(DEFAULT_EPOCHS, math.ceil(MIN_EXAMPLES / max(1, splits[0])))
+        epochs = min(MAX_EPOCHS, max(DEFAULT_EPOCHS, math.ceil(MIN_EXAMPLES / max(1, splits[0]))))
         log.info("%d epochs (%s examples over ~%d training images; without a time budget photos "
-                 "train for at least %s examples; set --epochs or --time-budget)", epochs,
-                 f"{epochs * splits[0]:,}", splits[0], f"{MIN_EXAMPLES:,}")
+                 "train for %s examples, at most %d epochs; set --epochs or --time-budget)", epochs,
+                 f"{epochs * splits[0]:,}", splits[0], f"{MIN_EXAMPLES:,}", MAX_EPOCHS)
         cfg = replace(cfg, train=replace(cfg.train, epochs=epochs))
         record["epochs"] = epochs
     return cfg, record
@@ -241,3 +252,27 @@ def _side_choice(cfg: Config, survey: FolderSurvey, splits: tuple[int, int, int]
                               resolve_batch_size(cfg.train.batch_size, n_train), device, cfg.train.channels_last)
     decoding = measured_decoding(survey, DecodeSettings.from_config(cfg.data), decode_workers(None, survey.files))
     return choose_side(survey, required, deadline - clock(), splits, speed_at, decoding, clock)
+
+
+def _threads_for_busy_cores(cfg: Config, survey: FolderSurvey, splits: tuple[int, int, int], channels: int,
+                            device: torch.device) -> tuple[Config, dict | None]:
+    """With ``train.threads`` unset on a CPU of several threads: the config with one thread when one
+    trains ONE_THREAD_GAIN times faster than torch's default count (timed at DEFAULT_SIDE), which
+    happens when another process keeps the cores busy; the thread count is set for the rest of the
+    run (``pipeline.process_state`` puts it back afterwards). Returns the timings, or None when
+    nothing was timed."""
+    many = torch.get_num_threads()
+    if cfg.train.threads is not None or device.type != "cpu" or many < 2:
+        return cfg, None
+    speed_at = measured_speed(cfg.model, survey.classes, channels, resolve_batch_size(cfg.train.batch_size, splits[0]),
+                              device, cfg.train.channels_last)
+    speed_many = speed_at(DEFAULT_SIDE)
+    with use_threads(1):
+        speed_one = speed_at(DEFAULT_SIDE)
+    record = {"threads": many, "examples_per_second": speed_many, "one_thread_examples_per_second": speed_one}
+    if speed_one < ONE_THREAD_GAIN * speed_many:
+        return cfg, record
+    log.info("1 thread: it trained %s examples/s against %s on %d threads (another process is using "
+             "the cores; choose with --set train.threads=N)", f"{speed_one:,.0f}", f"{speed_many:,.0f}", many)
+    torch.set_num_threads(1)
+    return replace(cfg, train=replace(cfg.train, threads=1)), record
