@@ -85,13 +85,14 @@ def size_for_budget(cfg: Config, splits: data_mod.Splits, input_shape: tuple[int
     if cfg.model.size != AUTO or cfg.train.epochs or transfer_source(cfg):
         return cfg, None
     timing = timing_args(cfg, splits, input_shape, classes, mean, std, device, deadline)
-    min_epochs = family_of(cfg.model).min_epochs
+    min_epochs, examples = family_of(cfg.model).min_epochs, None
     if photos:
-        min_epochs = required_examples(len(splits.train), min_epochs) / max(1, len(splits.train))
+        examples = required_examples(len(splits.train), min_epochs)
+        min_epochs = examples / max(1, len(splits.train))
     choice = choose_size(cfg.model, *timing, min_epochs=min_epochs)
     if choice is None:
         return cfg, None
-    log.info("%s", choice.summary(min_epochs))
+    log.info("%s", choice.summary(min_epochs, examples))
     record = {"size": choice.size, "epochs": choice.epochs if choice.probes else None,
               "probe_seconds": choice.probe_seconds, "probes": choice.probes}
     return replace(cfg, model=replace(cfg.model, size=choice.size)), record

@@ -31,12 +31,18 @@ class SizeChoice:
     probes: list = field(default_factory=list)  # {"size", "examples_per_second", "epochs"}
     probe_seconds: float = 0.0
 
-    def summary(self, min_epochs: float) -> str:
+    def summary(self, min_epochs: float, examples: int | None = None) -> str:
+        """The run's line about the size; ``examples``: the training examples ``min_epochs`` stands
+        for, when a count of examples set it (photos: training/resolution.py)."""
         tried = ", ".join(f"{p['size']} {p['examples_per_second']:,.0f} examples/s ~{p['epochs']:.1f} epochs"
                           for p in self.probes)
         least = f"{min_epochs:g}" if min_epochs == int(min_epochs) else f"{min_epochs:,.0f}"
-        return (f"model size {self.size} for the time budget (largest with >= {least} "
-                f"epochs; timed {tried})")
+        if examples:
+            least = f"{least} epochs = {examples:,} examples"
+        else:
+            least = f"{least} epochs"
+        return (f"model size {self.size} for the time budget (largest with >= {least}; "
+                f"timed {tried})")
 
 
 def probe_speed(cfg: ModelConfig, build, input_shape: tuple[int, ...], batch_size: int,
