@@ -71,6 +71,10 @@ class DataConfig:
     # decode image folders once into a memory-mapped cache ($NEUROCLASS_CACHE, else
     # ~/.cache/neuroclass/images) so that later loads and epochs never decode a file again
     cache: bool = True
+    # how training draws its examples: "shuffle" (each once an epoch), or "balanced" (with
+    # replacement, each class about equally often: for imbalanced classes, with train.class_weight
+    # the other remedy)
+    sampler: str = field(default="shuffle", metadata=rule(choices=("shuffle", "balanced")))
     # labels that differ only by surrounding spaces, letter case or Unicode form ("yes", "yes ",
     # "Yes"): "merge" reads them as one class with a warning, "strict" refuses the data
     labels: str = field(default="merge", metadata=rule(choices=("merge", "strict")))
@@ -184,6 +188,9 @@ class TrainConfig:
     time_budget: Optional[float] = field(default=None, metadata=rule(gt=0, parse=parse_duration))
     patience: int = field(default=0, metadata=rule(ge=0))  # early stopping; 0 = off
     label_smoothing: float = field(default=0.1, metadata=rule(ge=0, lt=1))
+    # "auto": each class's loss weighted by N / (K * n_k) of the training split (scikit-learn's
+    # "balanced"), so that a rare class counts as much as a common one; "none": every example alike
+    class_weight: str = field(default="none", metadata=rule(choices=("none", "auto")))
     # per-step decay of an exponential moving average of the weights, which is what validation sees
     # and training returns (training/ema.py); 0 = the last step's weights
     ema: float = field(default=0.99, metadata=rule(ge=0, lt=1))

@@ -179,7 +179,8 @@ def fit(prep: Prepared, model: Classifier, tuning: FineTuning, callbacks: list[C
     trainer = Trainer(cfg.train, cfg.optim, cfg.augment, prep.device, deadline=prep.deadline,
                       callbacks=[*tuning.callbacks, *([stop] if stop is not None else []), *callbacks, *writer],
                       reserve_examples=reserve_examples(splits, cfg.train.tta, trained_shift(cfg)) + held.examples,
-                      lr_scales=tuning.lr_scales, clock=prep.clock, reserve_seconds=held.seconds)
+                      lr_scales=tuning.lr_scales, clock=prep.clock, reserve_seconds=held.seconds,
+                      sampler=cfg.data.sampler)
     return trainer.fit(model, splits.train, splits.val, resume=resume)
 
 

@@ -220,9 +220,9 @@ def class_imbalance(run: Run) -> Optional[dict]:
     return make_finding("class_imbalance", "warning",
                         f"The training classes are imbalanced: '{big}' has {counts[big]} examples and "
                         f"'{small}' {counts[small]} ({ratio}){tail}.",
-                        f"add training examples of '{small}' or subsample the largest classes; "
-                        "neuroclass has no class-weight setting, so judge the model by balanced "
-                        "accuracy and per-class recall")
+                        f"add training examples of '{small}', or weigh the classes in the loss with "
+                        "--set train.class_weight=auto (a rare class then counts as much as a common "
+                        "one), and judge the model by balanced accuracy and per-class recall")
 
 
 def untested_classes(run: Run) -> Optional[dict]:

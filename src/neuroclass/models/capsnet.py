@@ -81,11 +81,13 @@ class CapsNet(nn.Module):
         return torch.sqrt((v * v).sum(-1) + 1e-8)  # (B, K) capsule lengths in [0, 1)
 
 
-def margin_loss(lengths: torch.Tensor, target: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
+def margin_loss(lengths: torch.Tensor, target: torch.Tensor, label_smoothing: float = 0.0,
+                weight: torch.Tensor | None = None) -> torch.Tensor:
     """Margin loss: sum over classes of T max(0, 0.9 - |v|)^2 + 0.5 (1 - T) max(0, |v| - 0.1)^2.
 
     ``lengths``: (B, K) capsule lengths; ``target``: class indices (B,) or soft targets (B, K)
-    (mixup, cutmix); mean over the batch, a scalar.
+    (mixup, cutmix); mean over the batch, a scalar; with ``weight`` (K,) each example counts with
+    the weight of its (target-weighted) class, a weighted mean as cross-entropy's.
 
     >>> margin_loss(torch.tensor([[0.95, 0.05]]), torch.tensor([0]))
     tensor(0.)
@@ -96,7 +98,11 @@ def margin_loss(lengths: torch.Tensor, target: torch.Tensor, label_smoothing: fl
     present = t * torch.relu(0.9 - lengths) ** 2  # (B, K)
     # down-weighting absent classes by 0.5 stops them shrinking every length early in training
     absent = 0.5 * (1 - t) * torch.relu(lengths - 0.1) ** 2  # (B, K)
-    return (present + absent).sum(1).mean()
+    per_example = (present + absent).sum(1)  # (B,)
+    if weight is None:
+        return per_example.mean()
+    example_weight = (t * weight.to(lengths.dtype)).sum(1) / t.sum(1)  # (B,) the target's class weight
+    return (per_example * example_weight).sum() / example_weight.sum()
 
 
 # sizes, cheapest first (the paper's 256 channels and 32 primary maps cost far more than any)

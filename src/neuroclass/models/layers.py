@@ -56,13 +56,16 @@ class Standardize(nn.Module):
         return (x - self.mean) / self.std
 
 
-def cross_entropy(output: torch.Tensor, target: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
-    """Mean cross-entropy of logits (B, K) against class indices (B,) or soft targets (B, K).
+def cross_entropy(output: torch.Tensor, target: torch.Tensor, label_smoothing: float = 0.0,
+                  weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean cross-entropy of logits (B, K) against class indices (B,) or soft targets (B, K);
+    ``weight`` (K,) weighs each class's terms (torch's ``F.cross_entropy``: with class indices the
+    mean is over the weights of the batch's targets).
 
     >>> round(cross_entropy(torch.tensor([[0.0, 0.0]]), torch.tensor([1])).item(), 4)
     0.6931
     """
-    return F.cross_entropy(output, target, label_smoothing=label_smoothing)
+    return F.cross_entropy(output, target, weight=weight, label_smoothing=label_smoothing)
 
 
 class Classifier(nn.Module):

@@ -15,7 +15,7 @@ import dataclasses
 import logging
 from dataclasses import dataclass
 from enum import Enum
-from typing import Callable
+from typing import Callable, Optional
 
 import torch
 from torch import nn
@@ -29,8 +29,9 @@ from neuroclass.rules import build_dataclass, check_rule, rule
 # ("head.2", "model.fc"), or a function of the built network that returns one (when the path
 # depends on the options: the last of a variable number of layers, a torchvision architecture)
 PathSpec = str | Callable[[nn.Module], str]
-# loss(output, target, label_smoothing) -> scalar; target is class indices (B,) or soft targets (B, K)
-LossFn = Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]
+# loss(output, target, label_smoothing, weight) -> scalar; target is class indices (B,) or soft
+# targets (B, K); weight: None, or (K,) per-class weights (train.class_weight)
+LossFn = Callable[[torch.Tensor, torch.Tensor, float, Optional[torch.Tensor]], torch.Tensor]
 
 
 class OutputKind(str, Enum):

@@ -43,6 +43,40 @@ def resolve_batch_size(requested: int | None, n_train: int) -> int:
     return max(1, min(DEFAULT_BATCH, n_train, max(16, n_train // 50)))
 
 
+def class_weights(y: torch.Tensor, classes: int, how: str, device: torch.device) -> torch.Tensor | None:
+    """Per-class loss weights (K,) float32 on ``device`` for ``train.class_weight``: None for
+    "none"; for "auto" scikit-learn's "balanced" weights N / (K * n_k) over the classes present in
+    ``y`` (int64 labels (N,)), 1 for a class with no training example (its weight never counts).
+
+    >>> class_weights(torch.tensor([0, 0, 0, 1]), 2, "auto", torch.device("cpu")).tolist()
+    [0.6666666865348816, 2.0]
+    """
+    if how == "none":
+        return None
+    from sklearn.utils.class_weight import compute_class_weight
+
+    labels = y.cpu().numpy()
+    present = np.unique(labels)
+    weight = np.ones(classes, dtype=np.float32)
+    weight[present] = compute_class_weight("balanced", classes=present, y=labels)
+    return torch.from_numpy(weight).to(device)
+
+
+def sampling_weights(y: torch.Tensor, sampler: str) -> torch.Tensor | None:
+    """Per-example sampling weights (N,) float64 on the CPU for ``data.sampler``: None for
+    "shuffle" (every example once an epoch); for "balanced" 1 / n_k of the example's class, so an
+    epoch draws each class about equally often (with replacement: rare examples repeat).
+
+    >>> sampling_weights(torch.tensor([0, 0, 0, 1]), "balanced").tolist()
+    [0.3333333333333333, 0.3333333333333333, 0.3333333333333333, 1.0]
+    """
+    if sampler == "shuffle":
+        return None
+    labels = y.cpu()
+    counts = torch.bincount(labels).double()
+    return 1.0 / counts[labels]
+
+
 def hard_labels(target: torch.Tensor) -> torch.Tensor:
     """Class indices from labels (B,) or soft targets (B, K), where the heaviest class counts.
 
@@ -83,12 +117,17 @@ class Batches:
     y: torch.Tensor
     batch_size: int
     generator: torch.Generator
+    # per-example sampling weights (N,) on the CPU (data.sampler=balanced), None: a shuffle
+    weights: Optional[torch.Tensor] = None
 
     def __len__(self) -> int:
         return max(1, len(self.y) // self.batch_size)  # drop the ragged last batch (BatchNorm)
 
     def order(self) -> torch.Tensor:
-        """A new epoch's order of the examples (N,), drawn from ``generator``."""
+        """A new epoch's order of the examples (N,), drawn from ``generator``: a permutation, or N
+        draws with replacement in proportion to ``weights``."""
+        if self.weights is not None:
+            return torch.multinomial(self.weights, len(self.y), replacement=True, generator=self.generator)
         return torch.randperm(len(self.y), generator=self.generator)
 
     def slices(self, order: torch.Tensor, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -125,8 +164,9 @@ class Trainer:
                  device: torch.device, deadline: float | None = None,
                  callbacks: list[Callback] | None = None, reserve_examples: int = 0,
                  lr_scales: dict[str, float] | None = None, clock: Clock = time.perf_counter,
-                 reserve_seconds: float = 0.0) -> None:
+                 reserve_seconds: float = 0.0, sampler: str = "shuffle") -> None:
         self.cfg, self.optim_cfg, self.augment_cfg = train_cfg, optim_cfg, augment_cfg
+        self.sampler = sampler  # data.sampler: "shuffle" or "balanced" (``sampling_weights``)
         self.device, self.deadline, self.clock = device, deadline, clock
         self.reserve_examples = reserve_examples  # evaluated by the caller after fit, within the budget
         self.reserve_seconds = reserve_seconds  # the caller's other work after fit (the report)
@@ -160,11 +200,13 @@ class Trainer:
             raise NeuroclassError("train.patience needs a validation split; set data.val_fraction > 0")
         generator = torch.Generator().manual_seed(cfg.seed)  # shuffling and augmentation
         batch_size = resolve_batch_size(cfg.batch_size, len(train))
-        batches = Batches(train.x.to(device), train.y.to(device), batch_size, generator)
+        batches = Batches(train.x.to(device), train.y.to(device), batch_size, generator,
+                          sampling_weights(train.y, self.sampler))
         epochs = cfg.epochs or (BUDGET_EPOCHS if self.deadline else DEFAULT_EPOCHS)
         fmt = memory_format(device, cfg.channels_last, train.x.ndim)
         model.to(device=device, memory_format=fmt)
         optimizer = make_optimizer(model, self.optim_cfg, self.lr_scales)
+        self.class_weight = class_weights(train.y, len(train.classes), cfg.class_weight, device)
         augment = self.augment_cfg.enabled and train.kind == "image"
         state = TrainState(max_epochs=epochs, steps_per_epoch=len(batches), deadline=self.deadline,
                            clock=self.clock, val_examples=len(val) if val is not None else 0,
@@ -218,7 +260,7 @@ class Trainer:
             xb, target = self._augment(xb, yb, generator, num_classes, augment)
             logits = forward(xb.contiguous(memory_format=fmt))  # (B, num_classes)
             # target: labels (B,), or soft targets (B, K) under mixup/cutmix
-            loss = criterion(logits, target, self.cfg.label_smoothing)
+            loss = criterion(logits, target, self.cfg.label_smoothing, self.class_weight)
             if self.optim_cfg.l1:
                 loss = loss + self.optim_cfg.l1 * l1_penalty(model)
             optimizer.zero_grad(set_to_none=True)
