@@ -13,17 +13,16 @@ once.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import shlex
 import sys
 import time
-import warnings
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 from neuroclass import __version__
+from neuroclass.console import log_lines
 from neuroclass.errors import NeuroclassError
 
 EXIT_BAD_INPUT = 2
@@ -119,6 +118,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override one config value; repeatable")
     p.add_argument("--json", action="store_true", help="print the measurements as JSON")
+    _add_common(p)
+
+    p = sub.add_parser("lr-find", help="the learning-rate range test: a plot and a suggested optim.lr")
+    p.add_argument("data", metavar="DATA", help="data, as for train")
+    p.add_argument("--model", help="model family (default: auto)")
+    p.add_argument("--steps", type=int, default=100, help="steps of the sweep (default 100)")
+    p.add_argument("--config", help="YAML config file")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override one config value; repeatable")
+    p.add_argument("--out", help="folder for the sweep's folder (default runs/)")
     _add_common(p)
 
     p = sub.add_parser("datasets", help="list built-in datasets")
@@ -294,6 +303,23 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_lr_find(args: argparse.Namespace) -> int:
+    from neuroclass.api import build_config
+    from neuroclass.lr_find import lr_find
+
+    cfg = build_config(args.data, args.model, config=args.config, overrides=["train.quiet=true", *args.set],
+                       out=args.out)
+    found = lr_find(cfg, steps=args.steps)
+    if found.suggestion is None:
+        print(f"no suggestion: the loss did not fall over {len(found.curve.lrs)} steps; see {found.folder / 'lr_find.png'}")
+        return 0
+    lr = f"{found.suggestion.lr:.2g}"
+    print(f"suggested optim.lr {lr} (a tenth of {found.suggestion.lr_at_min:.2g}, where the loss was lowest)")
+    print(f"curve: {found.folder / 'lr_find.png'}")
+    print(f"use it: neuroclass train {shlex.quote(args.data)} --set optim.lr={lr}")
+    return 0
+
+
 def cmd_datasets(args: argparse.Namespace) -> int:
     from neuroclass.data import BUILTIN
     from neuroclass.data.download import find_local
@@ -334,34 +360,8 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "bench": cmd_bench,
-            "embed": cmd_embed, "report": cmd_report, "datasets": cmd_datasets, "models": cmd_models, "data": cmd_data}
-
-
-def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    print(f"neuroclass: warning: {message}", file=sys.stderr)
-
-
-@contextlib.contextmanager
-def _log_lines(quiet: bool) -> Iterator[None]:
-    """The "neuroclass" loggers' INFO records as plain lines on stdout (none if ``quiet``), and
-    warnings as one line on stderr, inside the ``with`` block; the process's logging and
-    warnings set-up as it was afterwards."""
-    logger = logging.getLogger("neuroclass")
-    before = logger.level, logger.propagate
-    handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    # propagate off: a root handler the caller configured would print each record a second time
-    logger.setLevel(logging.WARNING if quiet else logging.INFO)
-    logger.propagate = False
-    logger.addHandler(handler)
-    try:
-        with warnings.catch_warnings():
-            warnings.showwarning = _show_warning
-            yield
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(before[0])
-        logger.propagate = before[1]
+            "embed": cmd_embed, "report": cmd_report, "datasets": cmd_datasets, "models": cmd_models, "data": cmd_data,
+            "lr-find": cmd_lr_find}
 
 
 def main(argv: list[str] | None = None, before_rename: Callable[[Path], None] | None = None) -> int:
@@ -373,7 +373,7 @@ def main(argv: list[str] | None = None, before_rename: Callable[[Path], None] | 
     args.before_rename = before_rename
     # the words as given, for the run's record (sys.argv is the caller's when main() is called)
     args.argv = list(sys.argv[1:] if argv is None else argv)
-    with _log_lines(quiet=getattr(args, "quiet", False)):
+    with log_lines(quiet=getattr(args, "quiet", False)):
         return _dispatch(args)
 
 

@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from neuroclass.cli import _log_lines, main
+from neuroclass.cli import main
+from neuroclass.console import log_lines as _log_lines
 from neuroclass.data.blocks import make_blocks
 
 QUICK = ["--epochs", "3", "--quiet", "--set", "train.batch_size=32", "--model", "mlp",
