@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from neuroclass.api import train as api_train
-from neuroclass.cli import _interrupted_line
+from neuroclass.cli.train import _interrupted_line
 from neuroclass.config import OptimConfig
 from neuroclass.data.blocks import make_blocks
 from neuroclass.errors import NeuroclassError

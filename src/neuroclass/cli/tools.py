@@ -1,0 +1,114 @@
+"""Measurement and listing commands: bench, lr-find, datasets, models, data get."""
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+
+from neuroclass.cli.common import add_common, add_config_options
+from neuroclass.errors import NeuroclassError
+
+
+def add_parsers(sub) -> None:
+    p = sub.add_parser("bench", help="examples/s, GFLOP/s against the matmul peak, time to an accuracy")
+    p.add_argument("data", metavar="DATA", nargs="?", default="fashion-mnist",
+                   help="data to measure on (default fashion-mnist)")
+    p.add_argument("--model", help="model family (default: the config's)")
+    p.add_argument("--target", type=float, help="also train until this test accuracy, e.g. 0.91")
+    p.add_argument("--max-time", default="10m", help="training time limit with --target (default 10m)")
+    add_config_options(p)
+    p.add_argument("--json", action="store_true", help="print the measurements as JSON")
+    add_common(p)
+
+    p = sub.add_parser("lr-find", help="the learning-rate range test: a plot and a suggested optim.lr")
+    p.add_argument("data", metavar="DATA", help="data, as for train")
+    p.add_argument("--model", help="model family (default: auto)")
+    p.add_argument("--steps", type=int, default=100, help="steps of the sweep (default 100)")
+    add_config_options(p)
+    p.add_argument("--out", help="folder for the sweep's folder (default runs/)")
+    add_common(p)
+
+    p = sub.add_parser("datasets", help="list built-in datasets")
+    add_common(p)
+    p = sub.add_parser("models", help="list registered model families and their options")
+    add_common(p)
+
+    p = sub.add_parser("data", help="dataset files: `neuroclass data get fashion-mnist`")
+    data_sub = p.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    g = data_sub.add_parser("get", help="download a dataset's official files (checksums verified)")
+    g.add_argument("name", choices=["fashion-mnist", "mnist"])
+    g.add_argument("--dir", help="destination folder (default $NEUROCLASS_DATA or ~/.cache/neuroclass)")
+    add_common(g)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from neuroclass.api import build_config
+    from neuroclass.config import parse_duration
+    from neuroclass.bench import format_bench, run_bench
+
+    if args.target is not None and not 0 < args.target <= 1:
+        raise NeuroclassError(f"--target must be an accuracy in (0, 1], e.g. 0.91. Got {args.target} instead.")
+    cfg = build_config(args.data, args.model, config=args.config, overrides=["train.quiet=true", *args.set])
+    result = run_bench(cfg, target=args.target, max_seconds=parse_duration(args.max_time))
+    print(json.dumps(result) if args.json else format_bench(result))
+    return 0
+
+
+def cmd_lr_find(args: argparse.Namespace) -> int:
+    from neuroclass.api import build_config
+    from neuroclass.lr_find import lr_find
+
+    cfg = build_config(args.data, args.model, config=args.config, overrides=["train.quiet=true", *args.set],
+                       out=args.out)
+    found = lr_find(cfg, steps=args.steps)
+    if found.suggestion is None:
+        print(f"no suggestion: the loss did not fall over {len(found.curve.lrs)} steps; see {found.folder / 'lr_find.png'}")
+        return 0
+    lr = f"{found.suggestion.lr:.2g}"
+    print(f"suggested optim.lr {lr} (a tenth of {found.suggestion.lr_at_min:.2g}, where the loss was lowest)")
+    print(f"curve: {found.folder / 'lr_find.png'}")
+    print(f"use it: neuroclass train {shlex.quote(args.data)} --set optim.lr={lr}")
+    return 0
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    from neuroclass.data import BUILTIN
+    from neuroclass.data.download import find_local
+
+    for name, text in BUILTIN.items():
+        where = ""
+        if name in ("fashion-mnist", "mnist"):
+            folder = find_local(name)
+            where = f" [files: {folder}]" if folder else f" [not present: neuroclass data get {name}]"
+        print(f"{name:<15}{text}{where}")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from neuroclass.models import MODELS
+
+    for name in MODELS.names():
+        family = MODELS.get(name)
+        defaults = dataclasses.asdict(family.config())
+        print(f"{name:<10}{family.summary}")
+        print(f"{'':<10}options: " + ", ".join(f"{k}={v}" for k, v in defaults.items()))
+        if family.sizes:
+            sizes = "; ".join(f"{size} " + " ".join(f"{k}={v}" for k, v in preset.items())
+                              for size, preset in family.sizes)
+            print(f"{'':<10}sizes (model.size; auto with a time budget: largest with "
+                  f">= {family.min_epochs:g} epochs): {sizes}")
+    return 0
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from neuroclass.data.download import download
+
+    folder = download(args.name, args.dir)
+    print(f"{args.name}: files in {folder}")
+    return 0
+
+
+COMMANDS = {"bench": cmd_bench, "lr-find": cmd_lr_find, "datasets": cmd_datasets, "models": cmd_models,
+            "data": cmd_data}
