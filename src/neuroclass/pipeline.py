@@ -93,6 +93,7 @@ class Finished:
     timing: dict
     test_logits: torch.Tensor | None = None  # (N, K) under the policy, before the temperature
     val_logits: torch.Tensor | None = None
+    val_metrics: dict | None = None  # the validation split's metrics under the policy (a search selects by them)
 
 
 @dataclass
@@ -102,6 +103,7 @@ class RunResult:
     history: list  # per-epoch rows
     timing: dict  # seconds and images/s
     report: Path | None = None  # report.html, when written
+    val_metrics: dict | None = None  # validation metrics under the inference policy (None without val)
 
 
 @contextlib.contextmanager
@@ -202,6 +204,9 @@ def finalize(prep: Prepared, model: Classifier, state: TrainState) -> Finished:
                                cfg.train.channels_last)
         test_seconds = prep.clock() - eval_start
         metrics = classification_metrics(splits.test.y.numpy(), policy.probabilities(logits), ds.classes)
+    val_metrics = None
+    if val_logits is not None and len(val_y):
+        val_metrics = classification_metrics(val_y.numpy(), policy.probabilities(val_logits), ds.classes)
     meta = model_metadata(cfg.model, resolved_options(cfg.model.name, sized_options(cfg.model)),
                           ds.input_shape, ds.classes, ds.kind,
                           {k: v for k, v in ds.preprocessing.items() if k in MODEL_INPUT_KEYS},
@@ -214,7 +219,7 @@ def finalize(prep: Prepared, model: Classifier, state: TrainState) -> Finished:
               "total_seconds": prep.earlier_seconds + prep.clock() - prep.start,
               "stop_reason": state.stop_reason.value,
               "stop_detail": state.stop_detail, "best_epoch": state.best_epoch, **prep.plan}
-    return Finished(model, state, policy, record, meta, metrics, timing, logits, val_logits)
+    return Finished(model, state, policy, record, meta, metrics, timing, logits, val_logits, val_metrics)
 
 
 def write_run(run: RunFolder, prep: Prepared, done: Finished, command: str = "",
@@ -236,7 +241,7 @@ def write_run(run: RunFolder, prep: Prepared, done: Finished, command: str = "",
 def train(cfg: Config, callbacks: list[Callback] | tuple = (), command: str = "",
           report: bool = True, stop: StopRequest | None = None,
           before_rename: BeforeRename | None = None, clock: Callable[[], float] = time.perf_counter,
-          started: float | None = None) -> RunResult:
+          started: float | None = None, name: str | None = None) -> RunResult:
     """Train ``cfg`` end to end: the run folder with its test metrics and, unless ``report`` is
     False, report.html (a failing report is one warning; the run folder stays), report included in the budget.
 
@@ -246,14 +251,15 @@ def train(cfg: Config, callbacks: list[Callback] | tuple = (), command: str = ""
     requested (the partial folder is kept for ``resume``), StoppedBeforeCheckpoint for a
     KeyboardInterrupt before the first checkpoint (nothing is left behind). ``before_rename(tmp)``: called as each
     checkpoint's files are on disk, before it is renamed into place (a test's moment to act);
-    ``clock``: seconds, for the time budget (a test's fake clock), counted from ``started`` (default: now)."""
+    ``clock``: seconds, for the time budget (a test's fake clock), counted from ``started`` (default: now);
+    ``name``: the run folder's name in cfg.out (default: data, model and time, runs.run_name)."""
     with process_state(cfg):
         try:
             prep = prepare(cfg, clock=clock, start=started, report=report)
         except KeyboardInterrupt:
             raise StoppedBeforeCheckpoint("stopped at once before training started") from None
         data_hash = prep.dataset.content_hash()  # before the folder: nothing to clean up if cut short
-        run = RunFolder.create(prep.cfg.out, run_name(prep.cfg.data.source, prep.cfg.model.name))
+        run = RunFolder.create(prep.cfg.out, name or run_name(prep.cfg.data.source, prep.cfg.model.name))
         record = {"command": command, "plan": prep.plan, "resumed": [], "session_seconds": [],
                   "data_hash": data_hash}
         return _train_in(run, prep, None, record, _Extras(callbacks, report, stop, before_rename))
@@ -358,7 +364,7 @@ def _train_in(run: RunFolder, prep: Prepared, checkpoint: Checkpoint | None, rec
             html = try_write_report(path, deadline=prep.deadline, clock=prep.clock, known=known)
         except KeyboardInterrupt:
             raise RunInterrupted(path, "stopped at once while writing the report", finished=True) from None
-    return RunResult(path, done.metrics, state.history, done.timing, html)
+    return RunResult(path, done.metrics, state.history, done.timing, html, done.val_metrics)
 
 
 def _write_start(run: RunFolder, cfg: Config, record: dict) -> None:

@@ -9,6 +9,7 @@ from typing import Iterator, Optional
 
 import numpy as np
 import torch
+from sklearn.metrics import f1_score, recall_score
 from torch import nn
 
 from neuroclass.config import AugmentConfig, OptimConfig, TrainConfig
@@ -303,7 +304,7 @@ class Trainer:
 
     def _validate(self, model: nn.Module, val: Dataset | None, state: TrainState) -> dict:
         if val is None:
-            return {"val_loss": None, "val_accuracy": None}
+            return {"val_loss": None, "val_accuracy": None, "val_balanced_accuracy": None, "val_macro_f1": None}
         # the first batch timed apart: a first pass's one-off costs land there (training/state.py)
         batch, channels_last = self.cfg.eval_batch_size, self.cfg.channels_last
         start = self.clock()
@@ -313,5 +314,12 @@ class Trainer:
             logits.append(predict_outputs(model, val.x[batch:], self.device, batch, channels_last))
         state.record_validation(self.clock() - start, len(val), head_seconds, min(batch, len(val)))
         logits = torch.cat(logits)
+        predicted, labels = logits.argmax(1).numpy(), val.y.numpy()
+        present = np.unique(labels)  # balanced accuracy: the macro recall over the classes present
         return {"val_loss": float(loss_function(model)(logits, val.y, 0.0)),
-                "val_accuracy": float((logits.argmax(1) == val.y).float().mean())}
+                "val_accuracy": float((predicted == labels).mean()),
+                # the selection metrics of a search (tuning/objective.py prunes on them), over the
+                # classes present in the validation split
+                "val_balanced_accuracy": float(recall_score(labels, predicted, labels=present, average="macro",
+                                                           zero_division=0)),
+                "val_macro_f1": float(f1_score(labels, predicted, labels=present, average="macro", zero_division=0))}

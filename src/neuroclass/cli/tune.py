@@ -1,0 +1,131 @@
+"""`neuroclass tune`: a hyperparameter search (Optuna) whose trials are ordinary runs."""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import shlex
+import sys
+from pathlib import Path
+from typing import Iterator
+
+from neuroclass.cli.common import add_common, add_config_options
+from neuroclass.errors import NeuroclassError
+
+# the loggers whose INFO lines each trial's run would print; the search's own lines stay
+TRIAL_LOGGERS = ("neuroclass.pipeline", "neuroclass.training", "neuroclass.models", "neuroclass.data",
+                 "neuroclass.evaluation", "neuroclass.inference")
+
+
+def add_parsers(sub) -> None:
+    p = sub.add_parser("tune", help="search hyperparameters (grid, random, TPE) with trials as run folders")
+    p.add_argument("data", metavar="DATA", nargs="?", help="data, as for train")
+    p.add_argument("--model", help="model family (default: the data's: cnn for images, mlp for tables)")
+    p.add_argument("--time-budget", help="wall-clock limit for the whole search, e.g. 30m")
+    p.add_argument("--trials", type=int, help="finished trials that end the search")
+    p.add_argument("--sampler", default="tpe", choices=["grid", "random", "tpe"],
+                   help="grid: exactly the grid; random; tpe: Bayesian (default)")
+    p.add_argument("--pruner", default="median", choices=["median", "halving", "none"],
+                   help="stop hopeless trials from their per-epoch validation metric (default median)")
+    p.add_argument("--space", help="YAML file: config keys and their values or ranges (default: the family's)")
+    p.add_argument("--metric", default="accuracy", choices=["accuracy", "balanced_accuracy", "macro_f1", "log_loss"],
+                   help="validation metric that selects (default accuracy)")
+    p.add_argument("--cv", type=int, metavar="K", help="score each trial by stratified K-fold cross-validation")
+    p.add_argument("--storage", help="Optuna storage URL, e.g. postgresql://user@host/db (default: SQLite "
+                   "study.db in the study folder); workers with the same --storage and --study share the study")
+    p.add_argument("--study", help="study name in the storage (default: the study folder's name)")
+    p.add_argument("--resume", nargs="?", const="", metavar="FOLDER",
+                   help="continue an interrupted search: its study folder (default: the newest in --out)")
+    p.add_argument("--ensemble", type=int, metavar="K", help="also build an ensemble of the top K trials")
+    p.add_argument("--epochs", type=int, help="epochs of each trial (default: its time budget decides)")
+    p.add_argument("--seed", type=int, help="random seed of the trials and the sampler")
+    add_config_options(p)
+    p.add_argument("--out", help="folder for the study folder (default runs/)")
+    p.add_argument("--label-column", help="label column of a CSV/Parquet table")
+    p.add_argument("--quiet", action="store_true", help="no per-trial lines")
+    add_common(p)
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    from neuroclass.api import build_config
+    from neuroclass.interrupts import stop_on_signals
+    from neuroclass.tuning.search import SearchInterrupted, TuneSettings, tune
+
+    resume = _resume_folder(args)
+    if resume is None and args.data is None:
+        raise NeuroclassError("tune needs DATA (e.g. 'neuroclass tune digits --time-budget 10m'), or --resume")
+    # with --resume only --time-budget and --trials count: the rest is the study's record
+    cfg = build_config(args.data or "digits", args.model, args.epochs, args.time_budget, args.seed, args.config,
+                       args.set, args.out, args.label_column, True)
+    settings = TuneSettings(cfg, args.space, args.trials, args.sampler, args.metric, args.pruner, args.cv,
+                            args.storage, args.study, args.ensemble, "neuroclass " + shlex.join(args.argv))
+    with stop_on_signals() as interrupts, _trial_lines_hidden():
+        try:
+            result = tune(settings, stop=interrupts.stop, resume=resume, started=args.started,
+                          callbacks=(interrupts.phase,))
+        except SearchInterrupted as exc:
+            print(f"neuroclass: {exc}", file=sys.stderr)
+            return interrupts.exit_code()
+    _print_result(result)
+    return 0
+
+
+def _resume_folder(args: argparse.Namespace) -> Path | None:
+    """--resume FOLDER, or the newest study folder in --out for --resume alone; None without."""
+    if args.resume is None:
+        return None
+    given = [flag for flag, value in (("DATA", args.data), ("--model", args.model), ("--space", args.space),
+                                      ("--config", args.config), ("--set", args.set)) if value]
+    if given:
+        raise NeuroclassError(f"--resume continues the search with its recorded settings; drop {', '.join(given)}")
+    if args.resume:
+        return Path(args.resume)
+    out = Path(args.out or "runs")
+    studies = sorted(out.glob("tune-*/tune.json"), key=lambda p: p.stat().st_mtime)
+    if not studies:
+        raise NeuroclassError(f"--resume: no study folder (tune-*) in '{out}'; give the folder tune printed")
+    return studies[-1].parent
+
+
+@contextlib.contextmanager
+def _trial_lines_hidden() -> Iterator[None]:
+    """Each trial's own INFO lines (what its budget chose) and Optuna's hidden; the search's lines shown."""
+    import optuna
+
+    loggers = [logging.getLogger(name) for name in TRIAL_LOGGERS]
+    before = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.WARNING)
+    optuna.logging.disable_default_handler()  # Optuna's own "[I ...] Trial 3 finished" lines: ours say it
+    try:
+        yield
+    finally:
+        optuna.logging.enable_default_handler()
+        for logger, level in zip(loggers, before):
+            logger.setLevel(level)
+
+
+def _print_result(result) -> None:
+    done = [r for r in result.rows if r["state"] in ("complete", "pruned")]
+    best = next((r for r in result.rows if r["state"] == "complete"), None)
+    if best is None:
+        print(f"no trial finished ({len(result.rows)} tried); see {result.folder / 'leaderboard.csv'}")
+    else:
+        test = best["test"] or {}
+        print(f"best trial {best['trial']}: validation {_metric(result)} {best['value']:.4f}, test accuracy "
+              f"{test.get('accuracy', float('nan')):.4f} ({len(done)} trials done)")
+        print(f"best run: {result.folder / 'best'} -> {best['run']}")
+    print(f"leaderboard: {result.folder / 'leaderboard.csv'}")
+    if result.report is not None:
+        print(f"report: {result.report}")
+    if result.ensemble is not None:
+        print(f"ensemble: {result.ensemble}")
+
+
+def _metric(result) -> str:
+    import json
+
+    return json.loads((result.folder / "leaderboard.json").read_text())["metric"]
+
+
+COMMANDS = {"tune": cmd_tune}

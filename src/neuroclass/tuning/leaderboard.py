@@ -1,0 +1,110 @@
+"""The end of a search: the leaderboard, ``best``, the best run's report and the study's report.
+
+``leaderboard.csv`` / ``leaderboard.json``: one row per trial (best first): trial, state, the
+validation metric the search selected by, the trial's values, seconds, epochs, its run folder, and
+the test metrics of the best trial only (looking at every trial's test score would select on the
+test split). ``best``: a link to the best trial's run folder, which predict, evaluate and report
+take like any run folder.
+"""
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from optuna.trial import TrialState
+
+from neuroclass.errors import NeuroclassError
+from neuroclass.evaluation.report import try_write_report
+from neuroclass.io import write_text_atomic
+from neuroclass.runs import RunFolder
+from neuroclass.tuning.trials import best_trial
+
+if TYPE_CHECKING:
+    from neuroclass.tuning.search import Search, TuneResult
+
+STATE_ORDER = {TrialState.COMPLETE: 0, TrialState.PRUNED: 1, TrialState.RUNNING: 2, TrialState.FAIL: 3,
+               TrialState.WAITING: 4}
+
+
+def leaderboard_rows(study, folder: Path, best_test: dict | None = None) -> list[dict]:
+    """One dict per trial of ``study`` (an optuna.Study), best first: COMPLETE by value (in the
+    study's direction), then PRUNED, RUNNING, FAIL. ``best_test``: the best trial's test metrics."""
+    best = best_trial(study)
+    sign = -1.0 if study.direction.name == "MAXIMIZE" else 1.0
+    trials = sorted(study.get_trials(deepcopy=False),
+                    key=lambda t: (STATE_ORDER.get(t.state, 9), sign * (t.value if t.value is not None else 0.0),
+                                   t.number))
+    rows = []
+    for t in trials:
+        run = t.user_attrs.get("run")
+        row = {"trial": t.number, "state": t.state.name.lower(), "value": t.value, "params": dict(t.params),
+               "val_metrics": t.user_attrs.get("val_metrics"), "seconds": t.user_attrs.get("seconds"),
+               "epochs": t.user_attrs.get("epochs"), "time_budget": t.user_attrs.get("time_budget"),
+               "run": _relative(run, folder) if run else None, "retry_of": t.user_attrs.get("retry_of"),
+               "pruned_at_epoch": t.user_attrs.get("pruned_at_epoch"), "error": t.user_attrs.get("error"),
+               "test": best_test if best is not None and t.number == best.number else None}
+        rows.append(row)
+    return rows
+
+
+def leaderboard_csv(rows: list[dict], metric: str) -> str:
+    """The rows as CSV: trial, state, validation <metric>, one column per searched key, seconds,
+    epochs, run, test <metric> (the best trial only)."""
+    keys = sorted({k for r in rows for k in r["params"]})
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["trial", "state", f"val_{metric}", *keys, "seconds", "epochs", "run", f"test_{metric}"])
+    for r in rows:
+        test = (r["test"] or {}).get(metric)
+        writer.writerow([r["trial"], r["state"], r["value"], *[r["params"].get(k) for k in keys],
+                         None if r["seconds"] is None else round(r["seconds"], 2), r["epochs"], r["run"], test])
+    return out.getvalue()
+
+
+def link_best(folder: Path, run: Path) -> Path:
+    """``folder/best`` -> ``run`` (a relative symbolic link, replaced atomically)."""
+    link = folder / "best"
+    tmp = folder / ".best.tmp"
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    os.symlink(os.path.relpath(run, folder), tmp)
+    os.replace(tmp, link)
+    return link
+
+
+def finish_study(search: "Search") -> "TuneResult":
+    """Write the leaderboard, ``best``, the best run's report (by the budget's deadline) and the
+    study's report.html; returns the TuneResult."""
+    from neuroclass.tuning.search import TuneResult
+    from neuroclass.tuning.study_report import write_study_report
+
+    folder, metric = search.folder, search.settings.metric
+    best = best_trial(search.study)
+    best_run, best_test, report = None, None, None
+    if best is not None and best.user_attrs.get("run") and Path(best.user_attrs["run"]).is_dir():
+        best_run = Path(best.user_attrs["run"])
+        best_test = RunFolder.open(best_run).metrics()
+        link_best(folder, best_run)
+    rows = leaderboard_rows(search.study, folder, best_test)
+    write_text_atomic(folder / "leaderboard.json", json.dumps(
+        {"metric": metric, "direction": search.study.direction.name.lower(), "rows": rows}, indent=2, default=str))
+    write_text_atomic(folder / "leaderboard.csv", leaderboard_csv(rows, metric))
+    if best_run is not None and not (best_run / "report.html").exists():
+        deadline = None if search.deadline is None else search.deadline - 1.0
+        try_write_report(best_run, deadline=deadline, clock=search.clock)
+    with contextlib.suppress(NeuroclassError):
+        report = write_study_report(search, rows, best_run)
+    return TuneResult(folder, best_run, rows, report)
+
+
+def _relative(path: str, folder: Path) -> str:
+    """``path`` relative to the study folder when inside it (the folder can move), else as given."""
+    try:
+        return str(Path(path).resolve().relative_to(folder.resolve()))
+    except ValueError:
+        return path

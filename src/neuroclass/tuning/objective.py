@@ -1,0 +1,111 @@
+"""One trial of a search: the trial's config, its training run, pruning, and the value it scores.
+
+A trial is an ordinary run (neuroclass.pipeline.train) in the study folder's ``trials/`` folder,
+named ``trial-<number>``; what it scores is a validation metric under the run's inference policy
+(the test split is never used to select). While it trains, each epoch's validation metric is
+reported to Optuna, whose pruner may stop it (Optuna's MedianPruner or SuccessiveHalvingPruner;
+Li et al. 2018 for successive halving); a pruned or failed trial leaves no run folder.
+"""
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable
+
+import optuna
+from torch import nn
+
+from neuroclass.config import Config
+from neuroclass.errors import RunInterrupted
+from neuroclass.pipeline import train
+from neuroclass.runs.folder import PARTIAL
+from neuroclass.training.callbacks import Callback, StopRequest
+from neuroclass.training.state import TrainState
+from neuroclass.tuning.space import SearchSpace, apply_params, suggest
+
+# the selection metrics: the per-epoch history column pruning reads, and whether larger is better
+METRICS = {"accuracy": ("val_accuracy", True), "balanced_accuracy": ("val_balanced_accuracy", True),
+           "macro_f1": ("val_macro_f1", True), "log_loss": ("val_loss", False)}
+RUN_METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "log_loss")  # kept per trial
+
+
+def trial_name(number: int) -> str:
+    """The run folder name of trial ``number``: 'trial-0007'."""
+    return f"trial-{number:04d}"
+
+
+class Pruning(Callback):
+    """Report each epoch's validation ``metric`` to the Optuna ``trial`` and raise
+    optuna.TrialPruned when the study's pruner says the trial is hopeless (Optuna's
+    report/should_prune protocol). For log_loss the history's validation loss is reported."""
+
+    def __init__(self, trial: optuna.Trial, metric: str) -> None:
+        self.trial, self.metric = trial, metric
+        self.column = METRICS[metric][0]
+
+    def on_epoch_end(self, state: TrainState, model: nn.Module) -> None:
+        value = state.history[-1].get(self.column)
+        if value is None:
+            return
+        self.trial.report(float(value), state.epoch)
+        if self.trial.should_prune():
+            self.trial.set_user_attr("pruned_at_epoch", state.epoch)
+            raise optuna.TrialPruned(f"pruned at epoch {state.epoch} (validation {self.metric} {value:.4f})")
+
+
+@dataclass
+class TrialPlan:
+    """What every trial of a search shares: the config it starts from, the space, the metric,
+    where its runs go, its time budget (seconds, None: --epochs decides), and a stop request."""
+
+    base: Config
+    space: SearchSpace
+    metric: str
+    trials_dir: Path
+    seconds: Callable[[], float | None]  # the next trial's time budget, asked as it starts
+    stop: StopRequest | None = None
+    clock: Callable[[], float] = time.perf_counter
+    command: str = ""
+    callbacks: tuple = ()  # the caller's, added to each trial's training (e.g. the CLI's signal phase)
+
+
+def run_trial(trial: optuna.Trial, plan: TrialPlan) -> float:
+    """Train one trial and return its validation metric (Optuna's objective). The run's path,
+    its validation metrics and seconds are stored as the trial's user attributes ("run",
+    "val_metrics", "seconds", "epochs"). Raises optuna.TrialPruned when pruned; NeuroclassError
+    for a config the trial's values make invalid (the study records it as failed and goes on);
+    RunInterrupted when ``plan.stop`` is requested (marked "interrupted", for --resume)."""
+    params = suggest(trial, plan.space)
+    seconds = plan.seconds()
+    cfg = apply_params(plan.base, params)
+    cfg = replace(cfg, out=str(plan.trials_dir),
+                  train=replace(cfg.train, time_budget=seconds, quiet=True, checkpoint_minutes=0.0))
+    name = trial_name(trial.number)
+    started = plan.clock()
+    trial.set_user_attr("time_budget", seconds)
+    try:
+        result = train(cfg, callbacks=[Pruning(trial, plan.metric), *plan.callbacks], command=plan.command, report=False,
+                       stop=plan.stop, clock=plan.clock, started=started, name=name)
+    except BaseException as exc:
+        if isinstance(exc, (RunInterrupted, KeyboardInterrupt)):
+            trial.set_user_attr("interrupted", True)
+        trial.set_user_attr("error", str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        trial.set_user_attr("seconds", plan.clock() - started)
+        remove_partial(plan.trials_dir, name)
+        raise
+    values = result.val_metrics or {}
+    if plan.metric not in values:  # no validation split: nothing to select by
+        raise optuna.TrialPruned("no validation split to score the trial (set data.val_fraction > 0)")
+    trial.set_user_attr("run", str(result.path))
+    trial.set_user_attr("val_metrics", {k: values[k] for k in RUN_METRICS if k in values})
+    trial.set_user_attr("seconds", plan.clock() - started)
+    trial.set_user_attr("epochs", result.timing.get("epochs"))
+    return float(values[plan.metric])
+
+
+def remove_partial(trials_dir: Path, name: str) -> None:
+    """A trial that did not finish leaves no folder: its hidden partial run folders go."""
+    for leftover in trials_dir.glob(f"{PARTIAL}{name}*"):
+        shutil.rmtree(leftover, ignore_errors=True)

@@ -1,0 +1,348 @@
+"""``neuroclass tune``: a hyperparameter search over the one pipeline, with Optuna underneath.
+
+A search is an Optuna study (Akiba et al. 2019) whose trials are ordinary runs. Samplers: grid
+(GridSampler: exactly the grid), random (RandomSampler; Bergstra & Bengio 2012) and tpe
+(TPESampler; Bergstra et al. 2011); pruners: median (MedianPruner) or halving
+(SuccessiveHalvingPruner). The study folder ``<out>/tune-<data>-<stamp>/`` holds the storage
+(``study.db``, SQLite, unless --storage names another), ``tune.json`` (the settings a resume
+reuses), ``config.yaml`` (what is not searched), ``trials/trial-NNNN`` run folders, the leaderboard,
+``best`` and ``report.html`` (tuning/leaderboard.py, tuning/study_report.py).
+
+The time budget covers the whole search: each trial gets the same share of it (what is left after
+the final reserve, divided by the trials planned: ``--trials``, the grid's size, or
+DEFAULT_TRIALS), so trials compare fairly; trials that are pruned early leave time for more. No
+trial starts with less than half its share left.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Callable
+
+import optuna
+import yaml
+
+from neuroclass import data as data_mod
+from neuroclass.config import Config, load_config, to_dict
+from neuroclass.errors import NeuroclassError, RunInterrupted
+from neuroclass.io import hold_lock, write_text_atomic
+from neuroclass.models.registry import resolve_default_model
+from neuroclass.runs.names import data_slug
+from neuroclass.training.callbacks import StopRequest
+from neuroclass.training.trainer import TrainingDiverged
+from neuroclass.tuning.objective import METRICS, TrialPlan, remove_partial, run_trial, trial_name
+from neuroclass.tuning.space import SearchSpace, default_space, load_space
+from neuroclass.tuning.storage import open_storage
+from neuroclass.tuning.trials import best_trial, finished_count, requeue_interrupted, trial_line
+
+log = logging.getLogger(__name__)
+DEFAULT_TRIALS = 20  # trials a budget is shared among when neither --trials nor a grid says
+MIN_TRIAL_SECONDS = 5.0  # a trial budget below this trains nothing worth comparing
+FINAL_SECONDS = 5.0  # the leaderboard and the study's report
+REPORT_SHARE = 0.05  # of the budget, at most 30 s: the best run's report
+SAMPLERS = ("grid", "random", "tpe")
+PRUNERS = ("median", "halving", "none")
+
+
+@dataclass(frozen=True)
+class TuneSettings:
+    """A search as the command line gives it. ``base``: the config every trial starts from
+    (train.time_budget is the whole search's budget, seconds); ``space``: a YAML file (None: the
+    family's default space); ``trials``: how many trials end the search (None: the budget or the
+    grid); ``cv``: k-fold cross-validation inside each trial; ``storage``: an Optuna storage URL
+    (None: SQLite in the study folder); ``study``: the study's name (None: the folder's name);
+    ``ensemble``: build an ensemble of the top K trials at the end."""
+
+    base: Config
+    space: str | None = None
+    trials: int | None = None
+    sampler: str = "tpe"
+    metric: str = "accuracy"
+    pruner: str = "median"
+    cv: int | None = None
+    storage: str | None = None
+    study: str | None = None
+    ensemble: int | None = None
+    command: str = ""
+
+    def validate(self) -> None:
+        """NeuroclassError for a setting outside its choices or range."""
+        for name, value, choices in (("--sampler", self.sampler, SAMPLERS), ("--metric", self.metric, tuple(METRICS)),
+                                     ("--pruner", self.pruner, PRUNERS)):
+            if value not in choices:
+                raise NeuroclassError(f"{name} must be one of {', '.join(choices)}. Got {value!r} instead.")
+        for name, value, least in (("--trials", self.trials, 1), ("--cv", self.cv, 2), ("--ensemble", self.ensemble, 1)):
+            if value is not None and value < least:
+                raise NeuroclassError(f"{name} must be >= {least}. Got {value} instead.")
+        if self.trials is None and self.base.train.time_budget is None and self.sampler != "grid":
+            raise NeuroclassError("tune needs an end: --time-budget (e.g. 30m), --trials N, or --sampler grid")
+
+
+@dataclass
+class TuneResult:
+    folder: Path
+    best: Path | None  # the best trial's run folder
+    rows: list[dict]  # the leaderboard
+    report: Path | None = None
+    ensemble: Path | None = None
+
+
+class Search:
+    """A study being run: its folder, storage, study, space and the clock of its budget."""
+
+    def __init__(self, settings: TuneSettings, folder: Path, space: SearchSpace, study: optuna.Study,
+                 clock: Callable[[], float], start: float) -> None:
+        self.settings, self.folder, self.space, self.study = settings, folder, space, study
+        self.clock, self.start = clock, start
+        budget = settings.base.train.time_budget
+        self.deadline = None if budget is None else start + budget
+        self.reserve = FINAL_SECONDS + (min(30.0, REPORT_SHARE * budget) if budget else 0.0)
+        self.planned = settings.trials or (space.grid_size() if settings.sampler == "grid" else DEFAULT_TRIALS)
+        self.trial_seconds: float | None = None
+
+    @property
+    def trials_dir(self) -> Path:
+        return self.folder / "trials"
+
+    def left(self) -> float:
+        """Seconds left for trials (the final reserve held back); inf without a budget."""
+        return float("inf") if self.deadline is None else self.deadline - self.reserve - self.clock()
+
+    def share(self) -> None:
+        """Each trial's time budget: what is left, over the trials still planned."""
+        if self.deadline is None:
+            return
+        to_run = max(1, self.planned - finished_count(self.study))
+        self.trial_seconds = self.left() / to_run
+        if self.trial_seconds < MIN_TRIAL_SECONDS:
+            raise NeuroclassError(f"--time-budget leaves {self.trial_seconds:.1f} s for each of {to_run} trials; "
+                                  f"give a longer --time-budget or fewer --trials")
+
+    def next_budget(self) -> float | None:
+        """The starting trial's budget: its share, or what is left when that is less."""
+        return None if self.trial_seconds is None else max(1.0, min(self.trial_seconds, self.left()))
+
+    def should_stop(self) -> bool:
+        if self.settings.trials is not None and finished_count(self.study) >= self.settings.trials:
+            return True
+        return self.trial_seconds is not None and self.left() < 0.5 * self.trial_seconds
+
+
+class SearchInterrupted(Exception):
+    """A search stopped by a stop request or Ctrl-C; ``folder``: the study folder to resume."""
+
+    def __init__(self, folder: Path, detail: str) -> None:
+        super().__init__(f"{detail}; resume with: neuroclass tune --resume {folder}")
+        self.folder, self.detail = folder, detail
+
+
+def tune(settings: TuneSettings, stop: StopRequest | None = None, resume: str | Path | None = None,
+         clock: Callable[[], float] = time.perf_counter, started: float | None = None,
+         callbacks: tuple = ()) -> TuneResult:
+    """Run (or with ``resume``, a study folder: continue) a search, then write its leaderboard,
+    ``best``, report and, with ``settings.ensemble``, the ensemble of the top trials.
+
+    Raises NeuroclassError for bad settings, space, data or storage (before any trial; an
+    existing study loses nothing); RunInterrupted-like TuneInterrupted when ``stop`` is requested
+    (the completed trials stay; ``resume`` continues). ``callbacks``: added to every trial's
+    training; ``clock``: seconds, for the budget, counted from ``started`` (default: now)."""
+    from neuroclass.tuning.leaderboard import finish_study
+
+    start = clock() if started is None else started
+    given = settings
+    if resume is not None:
+        settings = settings_of(resume, settings)
+    settings.validate()
+    base = _resolve_family(settings.base)
+    space = load_space(settings.space, base) if settings.space else default_space(base, settings.sampler == "grid")
+    if settings.sampler == "grid" and settings.trials is not None and space.grid_size() > settings.trials:
+        raise NeuroclassError(f"--sampler grid: the grid has {space.grid_size()} points but --trials is "
+                              f"{settings.trials}; give --trials {space.grid_size()} or a smaller grid")
+    folder = Path(resume) if resume is not None else _new_folder(settings)
+    lock = _lock(folder)
+    try:
+        study = _open_study(settings, folder, space)
+        if resume is not None:
+            settings = _resumed_end(settings, study, given)
+        search = Search(replace(settings, base=base), folder, space, study, clock, start)
+        search.share()
+        if resume is None:
+            _write_settings(folder, settings, space)
+    except BaseException:
+        if lock is not None:
+            lock.close()
+        if resume is None:  # a new study folder that failed to start leaves nothing behind
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
+    try:
+        for number in requeue_interrupted(study, default_storage=settings.storage is None):
+            remove_partial(search.trials_dir, trial_name(number))
+        log.info("%s", _first_line(search))
+        interrupted = None
+        try:
+            _optimize(search, stop, callbacks)
+        except (RunInterrupted, KeyboardInterrupt) as exc:
+            interrupted = exc
+        result = finish_study(search)  # what finished is on the leaderboard, even after a stop
+    finally:
+        if lock is not None:
+            lock.close()
+    if interrupted is not None:
+        raise SearchInterrupted(folder, getattr(interrupted, "detail", None) or "stopped") from None
+    return result
+
+
+def _optimize(search: Search, stop: StopRequest | None, callbacks: tuple) -> None:
+    plan = TrialPlan(search.settings.base, search.space, search.settings.metric, search.trials_dir,
+                     search.next_budget, stop, search.clock, search.settings.command, callbacks)
+
+    def objective(trial: optuna.Trial) -> float:
+        return run_trial(trial, plan)
+
+    def after_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        log.info("%s", trial_line(trial, search.settings.metric, best_trial(study)))
+        if search.should_stop():
+            study.stop()
+
+    if search.should_stop():
+        return
+    search.study.optimize(objective, callbacks=[after_trial], catch=(NeuroclassError, TrainingDiverged),
+                          gc_after_trial=True)
+
+
+def _resolve_family(base: Config) -> Config:
+    """model.name=auto becomes the data's family (cnn for images, mlp for tables) once, so that
+    every trial trains the same family and the family's default space applies; the data is
+    loaded here first, so bad data fails before any trial (and its cache is warm for them)."""
+    dataset = data_mod.load(base.data)
+    return replace(base, model=resolve_default_model(base.model, dataset.kind))
+
+
+def _lock(folder: Path):
+    """The study folder's lock, held while this process runs the search (None where nothing can be
+    locked). NeuroclassError when another process holds it, or the folder is missing."""
+    if not folder.is_dir():
+        raise NeuroclassError(f"--resume '{folder}': no such study folder; give the folder tune printed")
+    try:
+        return hold_lock(folder / ".lock")
+    except BlockingIOError:
+        raise NeuroclassError(f"'{folder}': another neuroclass tune is running this search; wait for it to "
+                              "end, or use --storage and --study to add workers to a study") from None
+    except OSError as exc:
+        raise NeuroclassError(f"'{folder}': cannot open its lock file ({exc.strerror or exc}); make the "
+                              "folder writable") from None
+
+
+def _new_folder(settings: TuneSettings) -> Path:
+    """``<out>/tune-<data>-<YYYYmmdd-HHMMSS>`` (``-2``, ... when taken), created."""
+    out = Path(settings.base.out)
+    stem = f"tune-{data_slug(settings.base.data.source)}-{time.strftime('%Y%m%d-%H%M%S')}"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for suffix in range(1, 1000):
+            folder = out / (stem if suffix == 1 else f"{stem}-{suffix}")
+            try:
+                folder.mkdir()
+                return folder
+            except FileExistsError:
+                continue
+    except OSError as exc:
+        raise NeuroclassError(f"--out '{out}': cannot create the study folder ({exc.strerror or exc}); "
+                              "pass a folder you can write to") from None
+    raise NeuroclassError(f"--out '{out}': 1,000 studies named {stem}; pass another --out folder")
+
+
+def _open_study(settings: TuneSettings, folder: Path, space: SearchSpace) -> optuna.Study:
+    """The study in its storage, created or (with the same name) joined. NeuroclassError when the
+    storage cannot be reached, or a study of that name searches another space or metric."""
+    storage = open_storage(settings.storage, folder)
+    name = settings.study or folder.name
+    direction = "maximize" if METRICS[settings.metric][1] else "minimize"
+    sampler = _sampler(settings, space, 0)
+    pruner = {"median": optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1),
+              "halving": optuna.pruners.SuccessiveHalvingPruner(),
+              "none": optuna.pruners.NopPruner()}[settings.pruner]
+    study = optuna.create_study(storage=storage, study_name=name, sampler=sampler, pruner=pruner,
+                                direction=direction, load_if_exists=True)
+    # a resumed study, or another worker of a shared one, draws new values, not the first ones again
+    offset = len(study.get_trials(deepcopy=False)) + (0 if settings.storage is None else os.getpid())
+    if offset:
+        study.sampler = _sampler(settings, space, offset)
+    stored = study.user_attrs.get("space")
+    if stored is None:
+        study.set_user_attr("space", space.signature())
+        study.set_user_attr("metric", settings.metric)
+    elif stored != space.signature() or study.user_attrs.get("metric") != settings.metric:
+        raise NeuroclassError(f"--study '{name}' exists in the storage with another search space or metric "
+                              f"({study.user_attrs.get('metric')}); give another --study name, or the same "
+                              "--space and --metric to join it")
+    return study
+
+
+def _sampler(settings: TuneSettings, space: SearchSpace, offset: int) -> optuna.samplers.BaseSampler:
+    """The sampler, seeded by train.seed + ``offset`` (NumPy's seeds stop at 2**32 - 1)."""
+    seed = (settings.base.train.seed + offset) % 2**32
+    if settings.sampler == "grid":
+        return optuna.samplers.GridSampler(space.grid(), seed=seed)
+    if settings.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(10, max(3, (settings.trials or DEFAULT_TRIALS) // 4)))
+
+
+def _write_settings(folder: Path, settings: TuneSettings, space: SearchSpace) -> None:
+    """tune.json (the settings a resume reuses), space.yaml (the space as searched) and config.yaml."""
+    record = {k: v for k, v in asdict(settings).items() if k != "base"}
+    record["space"] = "space.yaml"
+    record["space_source"] = space.source
+    write_text_atomic(folder / "space.yaml", yaml.safe_dump(space.as_tree(), sort_keys=False))
+    write_text_atomic(folder / "tune.json", json.dumps(record, indent=2))
+    write_text_atomic(folder / "config.yaml", yaml.safe_dump(to_dict(settings.base), sort_keys=False))
+
+
+def _resumed_end(settings: TuneSettings, study: optuna.Study, given: TuneSettings) -> TuneSettings:
+    """A resumed search ends by ``given``'s --trials and --time-budget when given; else by the
+    recorded trials and what the recorded budget left (less the seconds of the trials so far)."""
+    budget = given.base.train.time_budget
+    if budget is None and settings.base.train.time_budget is not None:
+        spent = sum(t.user_attrs.get("seconds") or 0.0 for t in study.get_trials(deepcopy=False))
+        budget = settings.base.train.time_budget - spent
+        if budget < MIN_TRIAL_SECONDS:
+            raise NeuroclassError(f"the search's time budget is used up ({spent:.0f} s of trials); give "
+                                  "--time-budget to continue for longer")
+    base = replace(settings.base, train=replace(settings.base.train, time_budget=budget))
+    return replace(settings, base=base, trials=given.trials or settings.trials)
+
+
+def settings_of(folder: str | Path, given: TuneSettings) -> TuneSettings:
+    """The settings a study folder was started with (tune.json, config.yaml), for --resume;
+    ``given.command`` is kept. NeuroclassError when ``folder`` is not a study folder."""
+    folder = Path(folder)
+    try:
+        record = json.loads((folder / "tune.json").read_text())
+        base = load_config(folder / "config.yaml")
+    except (OSError, ValueError) as exc:
+        raise NeuroclassError(f"--resume '{folder}': not a study folder of neuroclass tune (no readable "
+                              f"tune.json: {exc.__class__.__name__}); give the folder tune printed") from None
+    space_file = folder / "space.yaml"
+    fields = {k: record[k] for k in ("trials", "sampler", "metric", "pruner", "cv", "storage", "study", "ensemble")}
+    return TuneSettings(base=base, space=str(space_file), command=given.command, **fields)
+
+
+def _first_line(search: Search) -> str:
+    """'tune: 20 trials of 81 s (tpe, median pruning) on digits, mlp; validation accuracy;
+    space optim.lr 0.0005..0.02 (log), ...; study folder runs/tune-digits-...'"""
+    s = search.settings
+    each = f" of {search.trial_seconds:.0f} s" if search.trial_seconds is not None else ""
+    count = f"{search.planned} trials" if s.trials or s.sampler == "grid" else f"trials{each} until the budget ends"
+    if s.trials or s.sampler == "grid":
+        count += each
+    done = finished_count(search.study)
+    resumed = f"; {done} done before" if done else ""
+    return (f"tune: {count} ({s.sampler}, {s.pruner} pruning) on {s.base.data.source}, {s.base.model.name}; "
+            f"selecting by validation {s.metric}{resumed}; space {search.space.describe()} "
+            f"({search.space.source}); study folder {search.folder}")

@@ -1,0 +1,68 @@
+"""A study's trials: which count as done, which an interruption left to run again, and the lines
+``neuroclass tune`` prints about them.
+
+Done = COMPLETE or PRUNED (a pruned trial was judged; it is not run again). A trial an interrupt
+stopped (Ctrl-C, SIGTERM: user attribute "interrupted") or one left RUNNING by a killed process
+(SIGKILL) is failed and its values queued again (Optuna's enqueue_trial) when the study resumes, once.
+With a shared storage (PostgreSQL), a worker's stale RUNNING trials are failed and retried by
+Optuna's heartbeat instead (RetryFailedTrialCallback), since other workers may be running them.
+"""
+from __future__ import annotations
+
+import optuna
+from optuna.trial import TrialState
+
+DONE = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+def finished_count(study: optuna.Study) -> int:
+    """Trials of ``study`` that are COMPLETE or PRUNED."""
+    return len(study.get_trials(deepcopy=False, states=DONE))
+
+
+def requeue_interrupted(study: optuna.Study, default_storage: bool) -> list[int]:
+    """Fail the RUNNING trials a killed process left (only for this machine's own storage,
+    ``default_storage``) and queue the values of every interrupted or killed trial again, once.
+    Returns the numbers of the trials queued again."""
+    trials = study.get_trials(deepcopy=False)
+    retried = {t.user_attrs.get("retry_of") for t in trials}
+    queued = []
+    for t in trials:
+        if t.state == TrialState.RUNNING and default_storage:
+            study.tell(t.number, state=TrialState.FAIL)
+        elif not (t.state == TrialState.FAIL and t.user_attrs.get("interrupted")):
+            continue
+        if t.number in retried or not t.params:
+            continue
+        study.enqueue_trial(t.params, user_attrs={"retry_of": t.number}, skip_if_exists=False)
+        queued.append(t.number)
+    return queued
+
+
+def trial_line(trial: optuna.trial.FrozenTrial, metric: str, best: optuna.trial.FrozenTrial | None) -> str:
+    """'trial 3: optim.lr=0.0012, train.batch_size=128 -> validation accuracy 0.9412 (41 s, 6
+    epochs); best 0.9455 (trial 1)'."""
+    params = ", ".join(f"{k}={_short(v)}" for k, v in trial.params.items())
+    seconds = trial.user_attrs.get("seconds")
+    took = f"{seconds:.0f} s" if seconds is not None else "?"
+    if trial.state == TrialState.COMPLETE:
+        epochs = trial.user_attrs.get("epochs")
+        what = f"validation {metric} {trial.value:.4f} ({took}, {epochs} epoch{'' if epochs == 1 else 's'})"
+    elif trial.state == TrialState.PRUNED:
+        what = f"pruned at epoch {trial.user_attrs.get('pruned_at_epoch', '?')} ({took})"
+    else:
+        what = f"failed: {trial.user_attrs.get('error', 'see the log')}"
+    tail = f"; best {best.value:.4f} (trial {best.number})" if best is not None else ""
+    return f"trial {trial.number}: {params} -> {what}{tail}"
+
+
+def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
+    """The best COMPLETE trial, or None (Optuna's best_trial raises when there is none)."""
+    try:
+        return study.best_trial
+    except ValueError:
+        return None
+
+
+def _short(value) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)

@@ -1,0 +1,141 @@
+"""`neuroclass tune` end to end on digits with a small MLP: grids run exactly, pruned trials leave
+nothing, a stop is resumed without repeating a finished trial, and bad input leaves no study behind."""
+from __future__ import annotations
+
+import itertools
+import json
+import sqlite3
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from neuroclass.cli import main
+from neuroclass.config import load_config
+from neuroclass.inference import Predictor
+from neuroclass.runs import RunFolder
+from neuroclass.training.callbacks import Callback, StopRequest
+from neuroclass.tuning.objective import TrialPlan, run_trial
+from neuroclass.tuning.search import SearchInterrupted, TuneSettings, tune
+from neuroclass.tuning.space import parse_space
+
+FAST = ["--model", "mlp", "--set", "model.options.hidden=[32]", "--set", "train.tta=none"]
+
+
+def _study(folder: Path) -> optuna.Study:
+    return optuna.load_study(study_name=folder.name, storage=f"sqlite:///{folder / 'study.db'}")
+
+
+def _only_study(out: Path) -> Path:
+    (folder,) = out.glob("tune-*")
+    return folder
+
+
+def test_grid_of_2x2_runs_exactly_4_trials(tmp_path, capsys):
+    space = tmp_path / "space.yaml"
+    space.write_text("optim.lr: [0.001, 0.01]\ntrain.batch_size: [64, 128]\n")
+    code = main(["tune", "digits", *FAST, "--sampler", "grid", "--space", str(space), "--epochs", "2",
+                 "--pruner", "none", "--out", str(tmp_path / "runs")])
+    assert code == 0
+    folder = _only_study(tmp_path / "runs")
+    rows = json.loads((folder / "leaderboard.json").read_text())["rows"]
+    assert len(rows) == 4 and all(r["state"] == "complete" for r in rows)
+    tried = {(r["params"]["optim.lr"], r["params"]["train.batch_size"]) for r in rows}
+    assert tried == set(itertools.product([0.001, 0.01], [64, 128]))
+    assert rows[0]["value"] == max(r["value"] for r in rows)
+    assert rows[0]["test"]["accuracy"] > 0.5 and all(r["test"] is None for r in rows[1:])  # test: best only
+    assert len((folder / "leaderboard.csv").read_text().splitlines()) == 5
+    best = RunFolder.open(folder / "best")
+    assert best.config().optim.lr == rows[0]["params"]["optim.lr"]
+    assert Predictor.from_run(folder / "best").classes == [str(i) for i in range(10)]
+    assert sorted(p.name for p in (folder / "trials").iterdir()) == [f"trial-000{i}" for i in range(4)]
+    html = (folder / "report.html").read_text()
+    assert "Leaderboard" in html and "Parameter importances" in html and "best/report.html" in html
+    out = capsys.readouterr().out
+    assert "trial 3:" in out and "best trial" in out and "Trial 0 finished" not in out
+
+
+class _PruneAll(optuna.pruners.BasePruner):
+    def prune(self, study, trial) -> bool:
+        return True
+
+
+def test_a_pruned_trial_leaves_no_run_folder(tmp_path):
+    base = load_config(overrides=["data.source=digits", "model.name=mlp", "model.options.hidden=[32]",
+                                  "train.epochs=3", "train.tta=none"])
+    study = optuna.create_study(direction="maximize", pruner=_PruneAll())
+    plan = TrialPlan(base, parse_space({"optim.lr": [0.01]}, base, "s"), "accuracy", tmp_path / "trials",
+                     lambda: None)
+    study.optimize(lambda trial: run_trial(trial, plan), n_trials=1)
+    (trial,) = study.trials
+    assert trial.state == TrialState.PRUNED and trial.user_attrs["pruned_at_epoch"] == 1
+    trials = tmp_path / "trials"  # the run folder made it, and removed it with the run
+    assert not trials.exists() or not any(trials.iterdir())
+
+
+class _StopDuring(Callback):
+    """Requests the stop during the given trial's first epoch (the nth fit)."""
+
+    def __init__(self, stop: StopRequest, fit: int) -> None:
+        self.stop, self.fit, self.fits = stop, fit, 0
+
+    def on_fit_start(self, state, model) -> None:
+        self.fits += 1
+        if self.fits == self.fit:
+            self.stop.request("interrupted (test)")
+
+
+def test_a_stopped_search_resumes_without_repeating_a_finished_trial(tmp_path):
+    base = load_config(overrides=["data.source=digits", "model.name=mlp", "model.options.hidden=[32]",
+                                  "train.epochs=2", "train.tta=none", f"out={tmp_path / 'runs'}"])
+    settings = TuneSettings(base, trials=4, sampler="random", pruner="none")
+    stop = StopRequest()
+    with pytest.raises(SearchInterrupted) as err:
+        tune(settings, stop=stop, callbacks=(_StopDuring(stop, 2),))
+    folder = err.value.folder
+    assert "--resume" in str(err.value)
+    states = [t.state for t in _study(folder).trials]
+    assert states == [TrialState.COMPLETE, TrialState.FAIL]
+    assert not list((folder / "trials").glob(".partial-*"))
+    assert (folder / "leaderboard.csv").exists()  # the finished trial is on the board already
+    interrupted_params = _study(folder).trials[1].params
+
+    result = tune(settings, resume=folder)
+    trials = _study(folder).trials
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert len(complete) == 4
+    assert len({json.dumps(t.params, sort_keys=True) for t in complete}) == 4  # none run twice
+    retry = [t for t in trials if t.user_attrs.get("retry_of") == 1]
+    assert len(retry) == 1 and retry[0].params == interrupted_params
+    assert result.best is not None and (folder / "best").resolve() == result.best.resolve()
+
+
+def test_another_space_under_an_existing_study_name_is_refused(tmp_path, capsys):
+    db = tmp_path / "shared.db"
+    first = ["tune", "digits", *FAST, "--trials", "1", "--epochs", "1", "--storage", f"sqlite:///{db}",
+             "--study", "s1", "--out", str(tmp_path / "a")]
+    assert main(first + ["--set", "train.seed=0"]) == 0
+    space = tmp_path / "space.yaml"
+    space.write_text("optim.lr: [0.001, 0.01]\n")
+    code = main(["tune", "digits", *FAST, "--trials", "1", "--epochs", "1", "--storage", f"sqlite:///{db}",
+                 "--study", "s1", "--space", str(space), "--out", str(tmp_path / "b")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and "exists in the storage with another search space" in err[-1]
+    assert not (tmp_path / "b").exists() or not list((tmp_path / "b").glob("tune-*"))
+    with sqlite3.connect(db) as con:  # the existing study lost nothing
+        assert con.execute("select count(*) from trials where state = 'COMPLETE'").fetchone()[0] == 1
+
+
+@pytest.mark.parametrize("extra, words", [
+    (["--sampler", "grid", "--trials", "3"], "the grid has 12 points but --trials is 3"),
+    (["--trials", "2", "--space", "{missing}"], "file not found"),
+    (["--trials", "2", "--cv", "1"], "--cv must be >= 2"),
+    ([], "needs an end"),
+])
+def test_bad_settings_fail_with_one_line_and_leave_no_study(tmp_path, capsys, extra, words):
+    extra = [e.format(missing=tmp_path / "nope.yaml") for e in extra]
+    code = main(["tune", "digits", *FAST, *extra, "--out", str(tmp_path / "runs")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and words in err[0]
+    assert not list((tmp_path / "runs").glob("tune-*")) if (tmp_path / "runs").exists() else True

@@ -1,0 +1,145 @@
+"""The search space of `neuroclass tune`: parsing, validation, grids, default spaces, and the
+budget each trial gets (a fake clock and an in-memory study; no training)."""
+from __future__ import annotations
+
+import optuna
+import pytest
+
+from neuroclass.config import load_config
+from neuroclass.errors import NeuroclassError
+from neuroclass.tuning.search import DEFAULT_TRIALS, Search, TuneSettings
+from neuroclass.tuning.space import apply_params, default_space, load_space, parse_space, suggest
+
+
+@pytest.fixture
+def base():
+    return load_config(overrides=["data.source=digits", "model.name=mlp"])
+
+
+def test_lists_and_ranges_parse_with_types_from_the_config(base):
+    space = parse_space({"optim.lr": {"low": 1e-4, "high": 1e-1, "log": True},
+                         "train.batch_size": {"low": 32, "high": 128, "step": 32},
+                         "model.options.activation": ["relu", "gelu"]}, base, "s.yaml")
+    lr, batch, act = space.params
+    assert lr.log and not lr.integer and (lr.low, lr.high) == (1e-4, 1e-1)
+    assert batch.integer and batch.grid_values() == [32, 64, 96, 128]
+    assert act.choices == ("relu", "gelu")
+
+
+@pytest.mark.parametrize("tree, words", [
+    ({"optim.lrr": [0.1]}, "Did you mean 'lr'"),
+    ({"model.options.dropoot": {"low": 0.0, "high": 0.5}}, "Did you mean 'dropout'"),
+    ({"optim.lr": {"low": 0.1, "high": 0.01}}, "low < high"),
+    ({"optim.lr": {"low": 0.0, "high": 0.1, "log": True}}, "log range needs low > 0"),
+    ({"train.label_smoothing": [0.0, 1.5]}, "train.label_smoothing=1.5 is not a valid value"),
+    ({"train.batch_size": {"low": 16.5, "high": 64}}, "whole numbers"),
+    ({"optim.lr": []}, "empty list"),
+    ({"optim.lr": 0.1}, "a list of values or a range"),
+    ({}, "empty"),
+])
+def test_a_bad_space_fails_with_one_line_naming_the_key(base, tree, words):
+    with pytest.raises(NeuroclassError) as err:
+        parse_space(tree, base, "s.yaml")
+    assert words in str(err.value) and "\n" not in str(err.value)
+    assert str(err.value).startswith("s.yaml")
+
+
+def test_space_file_errors(base, tmp_path):
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    with pytest.raises(NeuroclassError, match="is empty"):
+        load_space(empty, base)
+    with pytest.raises(NeuroclassError, match="file not found"):
+        load_space(tmp_path / "missing.yaml", base)
+
+
+def test_grid_needs_discrete_values_and_counts_the_product(base):
+    space = parse_space({"optim.lr": [0.001, 0.01], "train.batch_size": [64, 128]}, base, "g")
+    assert space.grid() == {"optim.lr": [0.001, 0.01], "train.batch_size": [64, 128]}
+    assert space.grid_size() == 4
+    continuous = parse_space({"optim.lr": {"low": 1e-3, "high": 1e-2}}, base, "g")
+    with pytest.raises(NeuroclassError, match="continuous range; give it a list"):
+        continuous.grid()
+
+
+def test_as_tree_gives_the_same_space_back(base):
+    space = default_space(base)
+    again = parse_space(space.as_tree(), base, "again")
+    assert again.signature() == space.signature()
+
+
+def test_default_spaces_per_family(base):
+    mlp = {p.key for p in default_space(base).params}
+    assert {"optim.lr", "optim.weight_decay", "model.options.dropout"} <= mlp
+    auto = load_config(overrides=["data.source=digits"])
+    assert "model.options.dropout" not in {p.key for p in default_space(auto).params}
+    assert default_space(base, grid=True).grid_size() == 12
+
+
+def test_suggested_values_make_valid_configs(base):
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+    space = default_space(base)
+    for _ in range(20):
+        trial = study.ask()
+        params = suggest(trial, space)
+        cfg = apply_params(base, params)
+        assert cfg.optim.lr == params["optim.lr"] and cfg.train.batch_size == params["train.batch_size"]
+        assert 5e-4 <= cfg.optim.lr <= 2e-2
+        study.tell(trial, 0.5)
+
+
+def test_a_searched_family_starts_from_its_own_options(base):
+    cfg = apply_params(load_config(overrides=["model.name=cnn", "model.options.dropout=0.3"]), {"model.name": "mlp"})
+    assert cfg.model.name == "mlp" and cfg.model.options == {}
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _search(base, budget, trials, clock, sampler="tpe"):
+    cfg = load_config(values={**{"data": {"source": "digits"}, "model": {"name": "mlp"}},
+                              "train": {"time_budget": budget}})
+    settings = TuneSettings(cfg, trials=trials, sampler=sampler)
+    space = default_space(cfg)
+    return Search(settings, __import__("pathlib").Path("."), space, optuna.create_study(), clock, clock())
+
+
+def test_each_trial_gets_an_equal_share_of_the_budget_left(base):
+    clock = FakeClock()
+    search = _search(base, 300.0, 5, clock)
+    search.share()
+    held = search.reserve
+    assert search.trial_seconds == pytest.approx((300.0 - held) / 5)
+    assert search.next_budget() == pytest.approx(search.trial_seconds)
+    clock.now += 300.0 - held - 10.0  # 10 s left of the trials' time: the next trial gets that
+    assert search.next_budget() == pytest.approx(10.0)
+    assert search.should_stop()  # less than half a share left: no new trial
+
+
+def test_without_trials_the_budget_is_shared_by_the_default_count(base):
+    clock = FakeClock()
+    search = _search(base, 1800.0, None, clock)
+    search.share()
+    assert search.trial_seconds == pytest.approx((1800.0 - search.reserve) / DEFAULT_TRIALS)
+    assert not search.should_stop()
+
+
+def test_a_budget_too_small_for_the_trials_fails_before_any(base):
+    search = _search(base, 30.0, 20, FakeClock())
+    with pytest.raises(NeuroclassError, match="fewer --trials"):
+        search.share()
+
+
+def test_settings_are_checked():
+    cfg = load_config(overrides=["data.source=digits"])
+    with pytest.raises(NeuroclassError, match="--sampler must be one of"):
+        TuneSettings(cfg, trials=3, sampler="anneal").validate()
+    with pytest.raises(NeuroclassError, match="needs an end"):
+        TuneSettings(cfg).validate()
+    with pytest.raises(NeuroclassError, match="--cv must be >= 2"):
+        TuneSettings(cfg, trials=2, cv=1).validate()
