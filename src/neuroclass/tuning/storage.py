@@ -18,9 +18,9 @@ records the failed trial's number (``system_attrs["failed_trial"]``, ``["retry_h
 Heartbeats are written only inside ``study.optimize``: an ask/tell loop gets no heartbeat.
 
 >>> import tempfile
->>> folder = Path(tempfile.mkdtemp())
->>> storage = open_storage(None, folder)
->>> (folder / STUDY_FILE).exists()
+>>> with tempfile.TemporaryDirectory() as folder:
+...     study = optuna.create_study(storage=open_storage(None, Path(folder)))
+...     print((Path(folder) / STUDY_FILE).exists())
 True
 >>> masked_url("postgresql://tuner:s3cret@db.example:5432/search")
 'postgresql://tuner:***@db.example:5432/search'
