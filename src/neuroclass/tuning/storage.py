@@ -94,9 +94,13 @@ def open_storage(url: str | None, study_folder: Path, *, heartbeat_seconds: int 
     'neuroclass[postgresql]'``); ``postgresql+psycopg://`` picks psycopg 3.
 
     Raises NeuroclassError (one line, password masked, with the fix) when the URL cannot be parsed,
-    names another database, needs a driver that is not installed, or the database cannot be
-    reached (refused, unknown host, wrong password, no such database; PostgreSQL gives up after
-    CONNECT_TIMEOUT_SECONDS).
+    names a database other than SQLite and PostgreSQL, needs a driver that is not installed, or
+    the database cannot be reached (refused, unknown host, wrong password, no such database;
+    PostgreSQL gives up after CONNECT_TIMEOUT_SECONDS); ValueError for settings out of range.
+
+    >>> open_storage("postgres://tuner:s3cret@db.example/search", Path("runs/search"))
+    Traceback (most recent call last):
+    neuroclass.errors.NeuroclassError: storage 'postgres://tuner:***@db.example/search': write postgresql:// (not postgres://)
     """
     if min(heartbeat_seconds, grace_seconds) <= 0 or max_retry < 0:
         raise ValueError(f"heartbeat_seconds and grace_seconds must be > 0 and max_retry >= 0; got "
