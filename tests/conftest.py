@@ -1,11 +1,16 @@
-"""Shared fixtures: tiny synthetic datasets, seeds, temporary run folders."""
+"""Shared fixtures: tiny synthetic datasets, seeds, temporary run folders, a PostgreSQL server."""
 from __future__ import annotations
 
+import contextlib
 import signal
+import uuid
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
 import torch
+
+from postgres import PostgresServer, find_bin_folder, missing_postgresql_message, running_postgresql
 
 from neuroclass.config import load_config
 from neuroclass.data.blocks import make_blocks
@@ -61,3 +66,28 @@ def trained_run(tmp_path_factory):
                                  "model.options.hidden=32", f"out={out}", "train.epochs=6",
                                  "train.quiet=true", "train.batch_size=32"])
     return train_run(cfg, report=False)
+
+
+# The PostgreSQL fixtures live here, not in a tests/integration/conftest.py: the tests import
+# helpers with `from conftest import ...`, and a second conftest.py would take that module name.
+@pytest.fixture(scope="session")
+def postgresql_server() -> Iterator[PostgresServer]:
+    """A PostgreSQL server (tests/postgres.py) on a free 127.0.0.1 port for the whole session, run
+    as the ``postgres`` user when the tests run as root; started only when a test asks for it.
+    No PostgreSQL installed: the test fails (never skips) with the command that installs it."""
+    bin_folder = find_bin_folder()
+    if bin_folder is None:
+        pytest.fail(missing_postgresql_message(), pytrace=False)
+    with contextlib.ExitStack() as stack:
+        try:
+            server = stack.enter_context(running_postgresql(bin_folder))
+        except RuntimeError as exc:
+            pytest.fail(f"PostgreSQL did not start: {exc}", pytrace=False)
+        yield server
+
+
+@pytest.fixture
+def postgresql_url(postgresql_server: PostgresServer) -> str:
+    """``postgresql://neuroclass@127.0.0.1:PORT/DB``: a new, empty database for this test (trust
+    authentication on loopback, no password)."""
+    return postgresql_server.create_database(f"test_{uuid.uuid4().hex[:12]}")
