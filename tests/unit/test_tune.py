@@ -121,7 +121,7 @@ def test_another_space_under_an_existing_study_name_is_refused(tmp_path, capsys)
     code = main(["tune", "digits", *FAST, "--trials", "1", "--epochs", "1", "--storage", f"sqlite:///{db}",
                  "--study", "s1", "--space", str(space), "--out", str(tmp_path / "b")])
     err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and "exists in the storage with another search space" in err[-1]
+    assert code == 2 and "was created with another search space (differs in: optim.lr" in err[-1]
     assert not (tmp_path / "b").exists() or not list((tmp_path / "b").glob("tune-*"))
     with sqlite3.connect(db) as con:  # the existing study lost nothing
         assert con.execute("select count(*) from trials where state = 'COMPLETE'").fetchone()[0] == 1

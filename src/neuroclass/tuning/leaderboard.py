@@ -22,7 +22,7 @@ from neuroclass.errors import NeuroclassError
 from neuroclass.evaluation.report import try_write_report
 from neuroclass.io import write_text_atomic
 from neuroclass.runs import RunFolder
-from neuroclass.tuning.trials import best_trial
+from neuroclass.tuning.trials import best_trial, retry_of
 
 if TYPE_CHECKING:
     from neuroclass.tuning.search import Search, TuneResult
@@ -36,7 +36,7 @@ def leaderboard_rows(study, folder: Path, best_test: dict | None = None) -> list
     study's direction), then PRUNED, RUNNING, FAIL. ``best_test``: the best trial's test metrics."""
     best = best_trial(study)
     sign = -1.0 if study.direction.name == "MAXIMIZE" else 1.0
-    trials = sorted(study.get_trials(deepcopy=False),
+    trials = sorted((t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get("surplus")),
                     key=lambda t: (STATE_ORDER.get(t.state, 9), sign * (t.value if t.value is not None else 0.0),
                                    t.number))
     rows = []
@@ -45,7 +45,7 @@ def leaderboard_rows(study, folder: Path, best_test: dict | None = None) -> list
         row = {"trial": t.number, "state": t.state.name.lower(), "value": t.value, "params": dict(t.params),
                "val_metrics": t.user_attrs.get("val_metrics"), "seconds": t.user_attrs.get("seconds"),
                "epochs": t.user_attrs.get("epochs"), "time_budget": t.user_attrs.get("time_budget"),
-               "run": _relative(run, folder) if run else None, "retry_of": t.user_attrs.get("retry_of"),
+               "run": _relative(run, folder) if run else None, "retry_of": retry_of(t),
                "pruned_at_epoch": t.user_attrs.get("pruned_at_epoch"), "error": t.user_attrs.get("error"),
                "test": best_test if best is not None and t.number == best.number else None}
         rows.append(row)

@@ -18,12 +18,13 @@ import optuna
 from torch import nn
 
 from neuroclass.config import Config
-from neuroclass.errors import RunInterrupted
+from neuroclass.errors import NeuroclassError, RunInterrupted
 from neuroclass.pipeline import train
 from neuroclass.runs.folder import PARTIAL
 from neuroclass.training.callbacks import Callback, StopRequest
 from neuroclass.training.state import TrainState
 from neuroclass.tuning.space import SearchSpace, apply_params, suggest
+from neuroclass.tuning.trials import finished_count, running_count
 
 # the selection metrics: the per-epoch history column pruning reads, and whether larger is better
 METRICS = {"accuracy": ("val_accuracy", True), "balanced_accuracy": ("val_balanced_accuracy", True),
@@ -69,6 +70,7 @@ class TrialPlan:
     clock: Callable[[], float] = time.perf_counter
     command: str = ""
     callbacks: tuple = ()  # the caller's, added to each trial's training (e.g. the CLI's signal phase)
+    limit: int | None = None  # --trials: a trial beyond it (workers asking at once) does not train
 
 
 def run_trial(trial: optuna.Trial, plan: TrialPlan) -> float:
@@ -78,6 +80,9 @@ def run_trial(trial: optuna.Trial, plan: TrialPlan) -> float:
     for a config the trial's values make invalid (the study records it as failed and goes on);
     RunInterrupted when ``plan.stop`` is requested (marked "interrupted", for --resume)."""
     params = suggest(trial, plan.space)
+    if plan.limit is not None and finished_count(trial.study) + running_count(trial.study, trial.number) >= plan.limit:
+        trial.set_user_attr("surplus", True)  # another worker took the last trial at the same moment
+        raise NeuroclassError(f"trial {trial.number} not run: the {plan.limit} trials are done or running")
     seconds = plan.seconds()
     cfg = apply_params(plan.base, params)
     cfg = replace(cfg, out=str(plan.trials_dir),

@@ -37,8 +37,8 @@ from neuroclass.training.callbacks import StopRequest
 from neuroclass.training.trainer import TrainingDiverged
 from neuroclass.tuning.objective import METRICS, TrialPlan, remove_partial, run_trial, trial_name
 from neuroclass.tuning.space import SearchSpace, default_space, load_space
-from neuroclass.tuning.storage import open_storage
-from neuroclass.tuning.trials import best_trial, finished_count, requeue_interrupted, trial_line
+from neuroclass.tuning.storage import check_study_space, open_storage
+from neuroclass.tuning.trials import best_trial, finished_count, requeue_interrupted, trial_line, wait_for_workers
 
 log = logging.getLogger(__name__)
 DEFAULT_TRIALS = 20  # trials a budget is shared among when neither --trials nor a grid says
@@ -199,13 +199,17 @@ def tune(settings: TuneSettings, stop: StopRequest | None = None, resume: str | 
 
 def _optimize(search: Search, stop: StopRequest | None, callbacks: tuple) -> None:
     plan = TrialPlan(search.settings.base, search.space, search.settings.metric, search.trials_dir,
-                     search.next_budget, stop, search.clock, search.settings.command, callbacks)
+                     search.next_budget, stop, search.clock, search.settings.command, callbacks,
+                     search.settings.trials)
 
     def objective(trial: optuna.Trial) -> float:
         return run_trial(trial, plan)
 
     def after_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        log.info("%s", trial_line(trial, search.settings.metric, best_trial(study)))
+        if not trial.user_attrs.get("surplus"):
+            log.info("%s", trial_line(trial, search.settings.metric, best_trial(study)))
+        if search.settings.trials is not None:  # the last trials may be running in other workers
+            wait_for_workers(study, search.settings.trials, search.left)
         if search.should_stop():
             study.stop()
 
@@ -273,14 +277,13 @@ def _open_study(settings: TuneSettings, folder: Path, space: SearchSpace) -> opt
     offset = len(study.get_trials(deepcopy=False)) + (0 if settings.storage is None else os.getpid())
     if offset:
         study.sampler = _sampler(settings, space, offset)
-    stored = study.user_attrs.get("space")
-    if stored is None:
-        study.set_user_attr("space", space.signature())
+    check_study_space(study, json.loads(space.signature()))
+    recorded = study.user_attrs.get("metric")
+    if recorded is None:
         study.set_user_attr("metric", settings.metric)
-    elif stored != space.signature() or study.user_attrs.get("metric") != settings.metric:
-        raise NeuroclassError(f"--study '{name}' exists in the storage with another search space or metric "
-                              f"({study.user_attrs.get('metric')}); give another --study name, or the same "
-                              "--space and --metric to join it")
+    elif recorded != settings.metric:
+        raise NeuroclassError(f"study '{name}' selects by validation {recorded}, not {settings.metric}; give "
+                              f"--metric {recorded}, or another --study name")
     return study
 
 

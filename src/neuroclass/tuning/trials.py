@@ -9,6 +9,10 @@ Optuna's heartbeat instead (RetryFailedTrialCallback), since other workers may b
 """
 from __future__ import annotations
 
+import time
+import warnings
+from typing import Callable
+
 import optuna
 from optuna.trial import TrialState
 
@@ -20,12 +24,33 @@ def finished_count(study: optuna.Study) -> int:
     return len(study.get_trials(deepcopy=False, states=DONE))
 
 
+def running_count(study: optuna.Study, besides: int | None = None) -> int:
+    """Trials of ``study`` RUNNING now (in any worker), not counting trial number ``besides``."""
+    return sum(t.number != besides for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+
+
+def wait_for_workers(study: optuna.Study, target: int, left: Callable[[], float], poll: float = 1.0,
+                     sleep: Callable[[float], None] = time.sleep) -> None:
+    """With ``target`` trials to finish and the last ones running in other workers: wait (polling
+    every ``poll`` seconds, while ``left()`` > 0) until they finish, or until one of them turns out
+    stale (its worker died: Optuna's fail_stale_trials fails it after the heartbeat grace and its
+    retry is queued), so that this worker runs the retry instead of a trial too many."""
+    while left() > 0:
+        done, running = finished_count(study), running_count(study)
+        if done >= target or done + running < target:
+            return
+        sleep(poll)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)
+
+
 def requeue_interrupted(study: optuna.Study, default_storage: bool) -> list[int]:
     """Fail the RUNNING trials a killed process left (only for this machine's own storage,
     ``default_storage``) and queue the values of every interrupted or killed trial again, once.
     Returns the numbers of the trials queued again."""
     trials = study.get_trials(deepcopy=False)
-    retried = {t.user_attrs.get("retry_of") for t in trials}
+    retried = {retry_of(t) for t in trials}
     queued = []
     for t in trials:
         if t.state == TrialState.RUNNING and default_storage:
@@ -62,6 +87,14 @@ def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
         return study.best_trial
     except ValueError:
         return None
+
+
+def retry_of(trial: optuna.trial.FrozenTrial) -> int | None:
+    """The number of the trial ``trial`` runs again: after --resume (user attribute "retry_of"),
+    or after a dead worker's heartbeat went stale (Optuna's retry callback); None for a first run."""
+    if trial.user_attrs.get("retry_of") is not None:
+        return trial.user_attrs["retry_of"]
+    return optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number(trial)
 
 
 def _short(value) -> str:
