@@ -133,7 +133,9 @@ def cross_validate(cfg: Config, k: int, callbacks: list[Callback] | tuple = (), 
                    clock: Callable[[], float] = time.perf_counter, started: float | None = None) -> CVResult:
     """Train ``cfg`` on each of ``k`` stratified folds and write the summary folder into
     ``cfg.out``. Each fold is ``pipeline.train`` with ``data.folds=k, data.fold=i`` (its report
-    only when ``report``); ``callbacks`` and ``stop`` go to every fold's training. With
+    only when ``report``); folds 2..k train fold 1's recorded config (what a time budget chose for
+    it included), so that every fold trains the same configuration. ``callbacks`` and ``stop`` go
+    to every fold's training. With
     ``cfg.train.time_budget``, counted by ``clock`` from ``started`` (default: now), each fold is
     given what is left divided by the folds left (``fold_budget``). ``on_fold(FoldRun)`` is
     called as each fold finishes (the CLI prints a line).
@@ -152,15 +154,18 @@ def cross_validate(cfg: Config, k: int, callbacks: list[Callback] | tuple = (), 
     summary = RunFolder.create(cfg.out, _summary_name(cfg, k))
     final = summary.final
     try:
-        got = _Collected()
+        got, base = _Collected(), cfg
         for i in range(1, k + 1):
             budget = _next_budget(deadline, clock, k, i, got.predict_seconds)
-            fold_cfg = replace(cfg, data=replace(cfg.data, folds=k, fold=i),
-                               train=replace(cfg.train, time_budget=budget))
+            fold_cfg = replace(base, data=replace(base.data, folds=k, fold=i),
+                               train=replace(base.train, time_budget=budget))
             result = pipeline.train(fold_cfg, callbacks=callbacks, command=command, report=report, stop=stop,
                                     clock=clock, out=summary.path / FOLDS_DIR, name=f"fold-{i}")
             _collect(got, RunFolder.open(result.path), i, budget, final / FOLDS_DIR / f"fold-{i}",
                      cfg.train, clock)
+            # the later folds train fold 1's config as it recorded it, with what its time budget
+            # chose (model size, augmentation, a photo folder's side): the same configuration K times
+            base = got.first.config()
             if on_fold is not None:
                 on_fold(got.runs[-1])
         record = _write_summary(summary, got, k, command)
@@ -240,8 +245,8 @@ def _collect(got: _Collected, run: RunFolder, i: int, budget: float | None, fina
     if got.data is None:
         got.data, got.first = run.load_data(quiet=True), run
     elif run.environment().get("data_hash") != got.first.environment().get("data_hash"):
-        raise NeuroclassError(f"{got.data.source}: the data changed while the cross-validation ran "
-                              f"(fold {i} loaded other examples than fold 1); run it again on unchanging data")
+        raise NeuroclassError(f"{got.data.source}: the data changed while the cross-validation ran (fold "
+                              f"{i} loaded other examples than fold 1); run it again on unchanging data")
     indices = run.split_indices()
     if not np.array_equal(indices["test"], got.data.indices["test"]):
         raise NeuroclassError(f"{run.path}: fold {i} has another test split than fold 1; the folds "
