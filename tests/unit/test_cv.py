@@ -12,11 +12,11 @@ from sklearn.model_selection import StratifiedKFold
 
 from neuroclass import data as data_mod
 from neuroclass.config import DataConfig, load_config
-from neuroclass.errors import NeuroclassError
+from neuroclass.errors import NeuroclassError, RunInterrupted
 from neuroclass.evaluation.metrics import classification_metrics
 from neuroclass.inference import Predictor
 from neuroclass.runs import RunFolder
-from neuroclass.training.callbacks import Callback
+from neuroclass.training.callbacks import Callback, StopRequest
 from neuroclass.tuning.cv import (METRICS, check_folds, cross_validate, fold_budget, mean_validation_metric,
                                   summarize)
 
@@ -252,6 +252,23 @@ def test_the_summary_folder_appears_only_complete(tmp_path):
     assert during[0][0] is False  # fold 1 done: only the hidden partial summary folder exists
     assert len(during[0][1]) == 2 and during[0][1][0].startswith(".partial-digits-mlp-cv3-")
     assert sorted(p.name for p in out.iterdir()) == ["other-run"]  # fold 2 failed: nothing left
+
+
+def test_a_stop_request_ends_the_cross_validation_and_leaves_nothing(tmp_path):
+    stop = StopRequest()
+    with pytest.raises(RunInterrupted):  # asked during fold 1: its training stops after a step
+        cross_validate(digits_config(tmp_path / "runs"), K, stop=stop,
+                       on_fold=lambda fold: pytest.fail("no fold should finish"),
+                       callbacks=[AskToStop(stop)])
+    assert not (tmp_path / "runs").exists()
+
+
+class AskToStop(Callback):
+    def __init__(self, stop: StopRequest) -> None:
+        self.stop = stop
+
+    def on_fit_start(self, state, model) -> None:
+        self.stop.request("interrupted (test)")
 
 
 # ----------------------------------------------------------------------------- the command line
