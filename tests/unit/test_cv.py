@@ -215,7 +215,8 @@ def test_the_time_budget_is_shared_by_the_folds_left(tmp_path):
     configs = [RunFolder.open(f.path).config() for f in result.folds]
     assert [c.train.time_budget for c in configs] == budgets
     # one configuration, K times: the folds' configs differ in their fold and budget only
-    same = [replace(c, data=replace(c.data, fold=1), train=replace(c.train, time_budget=None)) for c in configs]
+    same = [replace(c, data=replace(c.data, fold=1), train=replace(c.train, time_budget=None))
+            for c in configs]
     assert same[1] == same[0] and same[2] == same[0]
     assert fold_budget(70.0, 2, reserve=5.0) == 30.0
 
