@@ -135,10 +135,10 @@ def cross_validate(cfg: Config, k: int, callbacks: list[Callback] | tuple = (), 
     ``cfg.out``. Each fold is ``pipeline.train`` with ``data.folds=k, data.fold=i`` (its report
     only when ``report``); folds 2..k train fold 1's recorded config (what a time budget chose for
     it included), so that every fold trains the same configuration. ``callbacks`` and ``stop`` go
-    to every fold's training. With
-    ``cfg.train.time_budget``, counted by ``clock`` from ``started`` (default: now), each fold is
-    given what is left divided by the folds left (``fold_budget``). ``on_fold(FoldRun)`` is
-    called as each fold finishes (the CLI prints a line).
+    to every fold's training. With ``cfg.train.time_budget``, counted by ``clock`` from
+    ``started`` (default: now), each fold is given what is left divided by the folds left, less
+    the predictions after each fold (``fold_budget``). ``on_fold(FoldRun)`` is called as each
+    fold finishes (the CLI prints a line).
 
     Returns a CVResult. Raises NeuroclassError for ``k`` < 2, a ``data.folds`` other than ``k``,
     more folds than the smallest class of the pool has examples (before anything is written),
