@@ -89,13 +89,28 @@ class DataConfig:
     # enforces itself. Raise it for large scans: --set data.max_pixels=150000000
     max_pixels: int = field(default=89_478_485, metadata=rule(
         gt=0, le=178_956_970, doc="a pixel count > 0 and <= 178956970 (Pillow refuses larger images)"))
+    # stratified k-fold cross-validation (data/split.py): the examples left after the test split
+    # are dealt into `folds` folds; fold number `fold` (1..folds) validates and the others train,
+    # instead of carving data.val_fraction. Set together (`neuroclass train --cv K` sets both for
+    # each of its K runs); the test split stays the one made without folds
+    folds: Optional[int] = field(default=None, metadata=rule(ge=2))
+    fold: Optional[int] = field(default=None, metadata=rule(ge=1))
 
     def validate(self) -> None:
-        """Validation and test are carved from the same examples: something must be left to train."""
+        """Validation and test are carved from the same examples: something must be left to train.
+        A fold number needs a number of folds, and lies within it."""
         total = self.val_fraction + self.test_fraction
         if total >= 1:
             raise NeuroclassError(f"data.val_fraction + data.test_fraction must be < 1 (the rest trains). "
                                   f"Got {self.val_fraction:g} + {self.test_fraction:g} = {total:g} instead.")
+        if (self.folds is None) != (self.fold is None):
+            given, missing = ("data.folds", "data.fold") if self.fold is None else ("data.fold", "data.folds")
+            raise NeuroclassError(f"The '{given}' parameter needs '{missing}' as well (data.folds: how many "
+                                  f"folds, data.fold: the one that validates, 1..folds). Got "
+                                  f"data.folds={self.folds}, data.fold={self.fold} instead.")
+        if self.folds is not None and self.fold > self.folds:
+            raise NeuroclassError(f"The 'data.fold' parameter must be <= data.folds ({self.folds}). "
+                                  f"Got {self.fold} instead.")
 
 
 @dataclass(frozen=True)

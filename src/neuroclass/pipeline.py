@@ -141,7 +141,8 @@ def prepare(cfg: Config, dataset: Dataset | None = None, require_test: bool = Tr
         cfg, photos = plan_input(cfg, device, deadline, clock)
     dataset = dataset if dataset is not None else data_mod.load(cfg.data)
     cfg = replace(cfg, model=resolve_default_model(cfg.model, dataset.kind))  # "auto": cnn or mlp
-    splits = data_mod.split(dataset, cfg.data.val_fraction, cfg.data.test_fraction, cfg.train.seed)
+    splits = data_mod.split(dataset, cfg.data.val_fraction, cfg.data.test_fraction, cfg.train.seed,
+                            cfg.data.folds, cfg.data.fold)
     if require_test and splits.test is None:
         raise NeuroclassError(f"{cfg.data.source}: no test split; set data.test_fraction > 0 "
                               "(e.g. --set data.test_fraction=0.2) or provide a test/ folder")
@@ -241,7 +242,7 @@ def write_run(run: RunFolder, prep: Prepared, done: Finished, command: str = "",
 def train(cfg: Config, callbacks: list[Callback] | tuple = (), command: str = "",
           report: bool = True, stop: StopRequest | None = None,
           before_rename: BeforeRename | None = None, clock: Callable[[], float] = time.perf_counter,
-          started: float | None = None, name: str | None = None) -> RunResult:
+          started: float | None = None, out: str | Path | None = None, name: str | None = None) -> RunResult:
     """Train ``cfg`` end to end: the run folder with its test metrics and, unless ``report`` is
     False, report.html (a failing report is one warning; the run folder stays), report included in the budget.
 
@@ -251,15 +252,17 @@ def train(cfg: Config, callbacks: list[Callback] | tuple = (), command: str = ""
     requested (the partial folder is kept for ``resume``), StoppedBeforeCheckpoint for a
     KeyboardInterrupt before the first checkpoint (nothing is left behind). ``before_rename(tmp)``: called as each
     checkpoint's files are on disk, before it is renamed into place (a test's moment to act);
-    ``clock``: seconds, for the time budget (a test's fake clock), counted from ``started`` (default: now);
-    ``name``: the run folder's name in cfg.out (default: data, model and time, runs.run_name)."""
+    ``clock``: seconds, for the time budget (a test's fake clock), counted from ``started`` (default: now).
+    ``out`` and ``name``: the folder the run folder goes in (default: the config's ``out``, which
+    config.yaml records either way) and its name (default: ``<data>-<model>-<timestamp>``)."""
     with process_state(cfg):
         try:
             prep = prepare(cfg, clock=clock, start=started, report=report)
         except KeyboardInterrupt:
             raise StoppedBeforeCheckpoint("stopped at once before training started") from None
         data_hash = prep.dataset.content_hash()  # before the folder: nothing to clean up if cut short
-        run = RunFolder.create(prep.cfg.out, name or run_name(prep.cfg.data.source, prep.cfg.model.name))
+        run = RunFolder.create(prep.cfg.out if out is None else out,
+                               name or run_name(prep.cfg.data.source, prep.cfg.model.name))
         record = {"command": command, "plan": prep.plan, "resumed": [], "session_seconds": [],
                   "data_hash": data_hash}
         return _train_in(run, prep, None, record, _Extras(callbacks, report, stop, before_rename))

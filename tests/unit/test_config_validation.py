@@ -45,6 +45,10 @@ def companions(where: str, value) -> dict:
     """Other fields of the same section that a valid ``value`` needs (the cross-field rules)."""
     if where in ("data.val_fraction", "data.test_fraction"):  # their sum stays < 1
         return {("test_fraction" if where == "data.val_fraction" else "val_fraction"): 0.0}
+    if where == "data.folds":  # a number of folds comes with the fold that validates
+        return {"fold": 1}
+    if where == "data.fold":
+        return {"folds": max(2, value)}
     if where.startswith("augment.") and where.split(".")[1] in AugmentConfig.OFF_BY_DEFAULT:
         return {"enabled": True}
     if where == "vit.dim":  # a multiple of heads

@@ -29,6 +29,10 @@ def add_parsers(sub) -> None:
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the model (pays back its compile time only on long runs)")
     p.add_argument("--no-report", action="store_true", help="do not write report.html into the run folder")
+    p.add_argument("--cv", type=int, metavar="K",
+                   help="stratified K-fold cross-validation: K runs (one per fold, same test split) and a "
+                        "summary folder with the mean +- std of the validation metrics and the fold "
+                        "ensemble's test metrics; a time budget is shared by the folds")
     p.add_argument("--pretrained", action="store_true",
                    help="tv:ARCH models: start from torchvision's ImageNet weights (torch hub cache)")
     p.add_argument("--weights", metavar="PATH", help="start from a .safetensors or state-dict file")
@@ -51,6 +55,9 @@ NEW_RUN_OPTIONS = {"data": "DATA", "model": "--model", "epochs": "--epochs", "ti
 def _check_resume_args(args: argparse.Namespace) -> None:
     """--resume takes no option that sets up a run (the run's own config continues); a new run
     needs DATA."""
+    if args.cv is not None and args.resume is not None:
+        raise NeuroclassError("--cv trains K new runs and cannot --resume; drop --resume to run the "
+                              "cross-validation again, or --cv to continue one interrupted run")
     if args.resume is None:
         if args.data is None:
             raise NeuroclassError("train needs DATA (e.g. 'neuroclass train digits'), or --resume PATH "
@@ -69,12 +76,18 @@ def cmd_train(args: argparse.Namespace) -> int:
     from neuroclass.training.state import StopReason
 
     _check_resume_args(args)
+    if args.cv is not None:
+        from neuroclass.tuning.cv import check_folds
+
+        check_folds(args.cv)  # before the config and the data: a bad K fails at once
     if args.resume is None:
         overrides = (["train.compile=true"] if args.compile else []) + _transfer_overrides(args) + args.set
         cfg = build_config(args.data, args.model, args.epochs, args.time_budget, args.seed, args.config,
                            overrides, args.out, args.label_column, True if args.quiet else None)
         if cfg.train.quiet:  # also from --config or --set train.quiet=true; main() restores the level
             logging.getLogger("neuroclass").setLevel(logging.WARNING)
+    if args.cv is not None:
+        return _cross_validate(args, cfg)
     with stop_on_signals() as interrupts:
         try:
             if args.resume is not None:  # quiet: --quiet, or the run's recorded train.quiet
@@ -105,6 +118,47 @@ def cmd_train(args: argparse.Namespace) -> int:
             print(f"report, to end within the time budget: {'; '.join(lines)} (neuroclass report "
                   f"{shlex.quote(str(result.path))} writes every analysis in full)")
     return 0
+
+
+def _cross_validate(args: argparse.Namespace, cfg) -> int:
+    """`train --cv K`: the fold runs (a line each as it ends), then one summary line. The fold runs
+    are written without reports (`neuroclass report FOLD_RUN` writes one)."""
+    from neuroclass.interrupts import stop_on_signals
+    from neuroclass.pipeline import RunInterrupted
+    from neuroclass.training.callbacks import Progress
+    from neuroclass.tuning.cv import cross_validate
+
+    progress = [] if cfg.train.quiet else [Progress(sys.stderr)]
+    with stop_on_signals() as interrupts:
+        try:
+            result = cross_validate(cfg, args.cv, callbacks=[interrupts.phase, *progress],
+                                    command="neuroclass " + shlex.join(args.argv), stop=interrupts.stop,
+                                    on_fold=lambda fold: print(_fold_line(fold, args.cv), flush=True),
+                                    started=args.started)
+        except (RunInterrupted, KeyboardInterrupt) as exc:
+            detail = getattr(exc, "detail", None) or "interrupted"
+            print(f"neuroclass: {detail}; the cross-validation was not finished and nothing of it "
+                  "was kept (its folds cannot be resumed)", file=sys.stderr)
+            return interrupts.exit_code()
+    print(_summary_line(result.summary, args.cv, result.path))
+    return 0
+
+
+def _fold_line(fold, k: int) -> str:
+    """One fold's validation metrics, as the fold ends."""
+    m, t = fold.val_metrics, fold.timing
+    return (f"fold {fold.fold}/{k}: validation accuracy {m['accuracy']:.3f}  macro F1 {m['macro_f1']:.3f}  "
+            f"log loss {m['log_loss']:.3f}  ({t['epochs']} epoch{'' if t['epochs'] == 1 else 's'}, "
+            f"{t['train_seconds']:.1f}s training)")
+
+
+def _summary_line(summary: dict, k: int, path) -> str:
+    """cv K folds: the validation metrics' mean +- std, the fold ensemble's test accuracy, the folder."""
+    m, test = summary["metrics"], summary["fold_ensemble_test_metrics"]
+    said = ", ".join(f"{label} {m[name]['mean']:.3f} +- {m[name]['std']:.3f}" for name, label in
+                     (("accuracy", "accuracy"), ("macro_f1", "macro F1"), ("log_loss", "log loss")))
+    return (f"cv {k} folds: {said}; fold ensemble test accuracy {test['accuracy']:.3f}, macro F1 "
+            f"{test['macro_f1']:.3f}; summary folder: {path}")
 
 
 def _interrupted_line(exc: BaseException) -> str:

@@ -1,11 +1,18 @@
-"""Train / validation / test splits: shipped splits are kept, the rest is carved stratified and seeded."""
+"""Train / validation / test splits: shipped splits are kept, the rest is carved stratified and seeded.
+
+With k folds (data.folds, data.fold) the test split is made as without them, and the rest (the
+training pool: train + validation) is dealt into folds by scikit-learn's StratifiedKFold, one of
+which validates: k-fold cross-validation (Kohavi 1995, "A study of cross-validation and bootstrap
+for accuracy estimation and model selection", IJCAI), stratified so that each fold keeps the
+classes' proportions.
+"""
 from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.model_selection import train_test_split
+from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from neuroclass.data.dataset import Dataset
 from neuroclass.data.issues import SmallClass
@@ -98,15 +105,55 @@ def describe_missing(found: list[SmallClass]) -> str:
             "data.test_fraction)")
 
 
-def split(ds: Dataset, val_fraction: float, test_fraction: float, seed: int) -> Splits:
+def fold_split(pool: np.ndarray, labels: np.ndarray, classes: list[str], folds: int, fold: int,
+               seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train, val): the positions ``pool`` (int64, sorted) dealt into ``folds`` stratified folds
+    by scikit-learn's ``StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)``; fold
+    number ``fold`` (1-based, in the order StratifiedKFold yields them) validates, the other folds
+    train. Both sorted int64; together they are ``pool``, and the ``folds`` validation sets of
+    one pool partition it. ``labels``: int64 labels of the whole dataset (indexed by position).
+
+    Raises NeuroclassError (one line, naming the class, its count and the fix) when a class of the
+    pool has fewer examples than ``folds``: some fold would validate none of it.
+
+    >>> train, val = fold_split(np.arange(8), np.array([0, 1] * 4), ["a", "b"], 2, 1, 0)
+    >>> len(train), len(val), sorted(np.concatenate([train, val])) == list(range(8))
+    (4, 4, True)
+    """
+    counts = np.bincount(labels[pool], minlength=len(classes))
+    present = np.flatnonzero(counts)
+    smallest = present[np.argmin(counts[present])]
+    if counts[smallest] < folds:
+        n = int(counts[smallest])
+        raise NeuroclassError(
+            f"data.folds={folds}: class '{classes[smallest]}' has only {n} example{'' if n == 1 else 's'} "
+            f"outside the test split, fewer than the folds, so some fold would validate none of it; "
+            f"use at most {n} folds (--cv {n})" if n >= 2 else
+            f"data.folds={folds}: class '{classes[smallest]}' has only 1 example outside the test split, "
+            "too few to cross-validate; add examples of it or drop the class")
+    chosen = list(StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+                  .split(np.zeros(len(pool)), labels[pool]))[fold - 1]
+    return np.sort(pool[chosen[0]]), np.sort(pool[chosen[1]])
+
+
+def split(ds: Dataset, val_fraction: float, test_fraction: float, seed: int,
+          folds: int | None = None, fold: int | None = None) -> Splits:
     """Official/folder splits win; otherwise a seeded stratified split of what is left.
+
+    With ``folds`` (and ``fold``, 1..folds) the test split is the same as without them, and
+    the rest -- train and validation together, a shipped validation split included -- is dealt
+    into stratified folds (``fold_split``): fold ``fold`` validates, instead of a carved
+    ``val_fraction``. The method record then says ``"val": "stratified k-fold"`` with the folds.
 
     Classes with too few examples to appear in every split are recorded in
     ``ds.issues.small_classes`` and named in one warning (a one-example class is kept for training).
+    Raises NeuroclassError when the training split holds only one class, and for folds as
+    ``fold_split`` does.
 
     Example::
 
         s = split(dataset, val_fraction=0.1, test_fraction=0.2, seed=0)
+        s5 = split(dataset, val_fraction=0.1, test_fraction=0.2, seed=0, folds=5, fold=2)
     """
     labels = ds.y.numpy()
     method = {"seed": seed}
@@ -117,7 +164,11 @@ def split(ds: Dataset, val_fraction: float, test_fraction: float, seed: int) -> 
     else:
         pool = ds.parts.get("train", np.arange(len(ds)))
         pool, test, method["test"] = _carve(pool, labels, test_fraction, seed)
-    if "val" in ds.parts:
+    if folds is not None:
+        pool = np.setdiff1d(np.union1d(pool, ds.parts.get("val", pool[:0])), test)
+        pool, val = fold_split(pool, labels, ds.classes, folds, fold, seed)
+        method.update({"val": "stratified k-fold", "folds": folds, "fold": fold})
+    elif "val" in ds.parts:
         val, method["val"] = ds.parts["val"], "shipped"
     else:
         pool, val, method["val"] = _carve(pool, labels, val_fraction, seed + 1)
