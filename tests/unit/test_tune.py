@@ -139,3 +139,13 @@ def test_bad_settings_fail_with_one_line_and_leave_no_study(tmp_path, capsys, ex
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and words in err[0]
     assert not list((tmp_path / "runs").glob("tune-*")) if (tmp_path / "runs").exists() else True
+
+
+def test_cv_inside_tune_scores_each_trial_by_the_folds_mean(tmp_path):
+    base = load_config(overrides=["data.source=digits", "model.name=mlp", "model.options.hidden=[32]",
+                                  "train.epochs=1", "train.tta=none", f"out={tmp_path / 'runs'}"])
+    result = tune(TuneSettings(base, trials=2, sampler="random", pruner="none", cv=2))
+    for row in result.rows:
+        cv = json.loads((result.folder / row["run"] / "cv.json").read_text())
+        assert row["value"] == pytest.approx(cv["metrics"]["accuracy"]["mean"])
+        assert sorted(p.name for p in (result.folder / row["run"] / "folds").iterdir()) == ["fold-1", "fold-2"]

@@ -130,7 +130,8 @@ def fold_budget(seconds_left: float, folds_left: int, reserve: float = 0.0) -> f
 def cross_validate(cfg: Config, k: int, callbacks: list[Callback] | tuple = (), command: str = "",
                    report: bool = False, stop: StopRequest | None = None,
                    on_fold: Callable[[FoldRun], None] | None = None,
-                   clock: Callable[[], float] = time.perf_counter, started: float | None = None) -> CVResult:
+                   clock: Callable[[], float] = time.perf_counter, started: float | None = None,
+                   name: str | None = None) -> CVResult:
     """Train ``cfg`` on each of ``k`` stratified folds and write the summary folder into
     ``cfg.out``. Each fold is ``pipeline.train`` with ``data.folds=k, data.fold=i`` (its report
     only when ``report``); folds 2..k train fold 1's recorded config (what a time budget chose for
@@ -138,7 +139,8 @@ def cross_validate(cfg: Config, k: int, callbacks: list[Callback] | tuple = (), 
     to every fold's training. With ``cfg.train.time_budget``, counted by ``clock`` from
     ``started`` (default: now), each fold is given what is left divided by the folds left, less
     the predictions after each fold (``fold_budget``). ``on_fold(FoldRun)`` is called as each
-    fold finishes (the CLI prints a line).
+    fold finishes (the CLI prints a line; an exception it raises ends the cross-validation);
+    ``name``: the summary folder's name in cfg.out (default ``<data>-<model>-cv<K>-<timestamp>``).
 
     Returns a CVResult. Raises NeuroclassError for ``k`` < 2, a ``data.folds`` other than ``k``,
     more folds than the smallest class of the pool has examples (before anything is written),
@@ -151,7 +153,7 @@ def cross_validate(cfg: Config, k: int, callbacks: list[Callback] | tuple = (), 
                               "(--cv sets it for each fold)")
     start = clock() if started is None else started
     deadline = start + cfg.train.time_budget if cfg.train.time_budget else None
-    summary = RunFolder.create(cfg.out, _summary_name(cfg, k))
+    summary = RunFolder.create(cfg.out, name or _summary_name(cfg, k))
     final = summary.final
     try:
         got, base = _Collected(), cfg

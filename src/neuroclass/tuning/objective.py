@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import optuna
 from torch import nn
 
@@ -23,6 +24,7 @@ from neuroclass.pipeline import train
 from neuroclass.runs.folder import PARTIAL
 from neuroclass.training.callbacks import Callback, StopRequest
 from neuroclass.training.state import TrainState
+from neuroclass.tuning.cv import FoldRun, cross_validate, mean_validation_metric
 from neuroclass.tuning.space import SearchSpace, apply_params, suggest
 from neuroclass.tuning.trials import finished_count, running_count
 
@@ -71,10 +73,12 @@ class TrialPlan:
     command: str = ""
     callbacks: tuple = ()  # the caller's, added to each trial's training (e.g. the CLI's signal phase)
     limit: int | None = None  # --trials: a trial beyond it (workers asking at once) does not train
+    cv: int | None = None  # score each trial by k-fold cross-validation
 
 
 def run_trial(trial: optuna.Trial, plan: TrialPlan) -> float:
-    """Train one trial and return its validation metric (Optuna's objective). The run's path,
+    """Train one trial and return its validation metric (Optuna's objective): one run, or with
+    ``plan.cv`` a k-fold cross-validation (tuning/cv.py) scored by the folds' mean. The run's path,
     its validation metrics and seconds are stored as the trial's user attributes ("run",
     "val_metrics", "seconds", "epochs"). Raises optuna.TrialPruned when pruned; NeuroclassError
     for a config the trial's values make invalid (the study records it as failed and goes on);
@@ -91,8 +95,7 @@ def run_trial(trial: optuna.Trial, plan: TrialPlan) -> float:
     started = plan.clock()
     trial.set_user_attr("time_budget", seconds)
     try:
-        result = train(cfg, callbacks=[Pruning(trial, plan.metric), *plan.callbacks], command=plan.command, report=False,
-                       stop=plan.stop, clock=plan.clock, started=started, name=name)
+        path, values, epochs = (_cross_validated if plan.cv else _trained)(trial, plan, cfg, name, started)
     except BaseException as exc:
         if isinstance(exc, (RunInterrupted, KeyboardInterrupt)):
             trial.set_user_attr("interrupted", True)
@@ -100,14 +103,39 @@ def run_trial(trial: optuna.Trial, plan: TrialPlan) -> float:
         trial.set_user_attr("seconds", plan.clock() - started)
         remove_partial(plan.trials_dir, name)
         raise
-    values = result.val_metrics or {}
     if plan.metric not in values:  # no validation split: nothing to select by
         raise optuna.TrialPruned("no validation split to score the trial (set data.val_fraction > 0)")
-    trial.set_user_attr("run", str(result.path))
+    trial.set_user_attr("run", str(path))
     trial.set_user_attr("val_metrics", {k: values[k] for k in RUN_METRICS if k in values})
     trial.set_user_attr("seconds", plan.clock() - started)
-    trial.set_user_attr("epochs", result.timing.get("epochs"))
+    trial.set_user_attr("epochs", epochs)
     return float(values[plan.metric])
+
+
+def _trained(trial: optuna.Trial, plan: TrialPlan, cfg: Config, name: str, started: float) -> tuple:
+    """One run: (its folder, its validation metrics, its epochs)."""
+    result = train(cfg, callbacks=[Pruning(trial, plan.metric), *plan.callbacks], command=plan.command,
+                   report=False, stop=plan.stop, clock=plan.clock, started=started, name=name)
+    return result.path, result.val_metrics or {}, result.timing.get("epochs")
+
+
+def _cross_validated(trial: optuna.Trial, plan: TrialPlan, cfg: Config, name: str, started: float) -> tuple:
+    """A k-fold cross-validation: (its summary folder, the folds' mean validation metrics, the
+    folds' mean epochs). After each fold the mean so far is reported to the pruner (step = folds
+    done), which may stop the trial between folds."""
+    def after_fold(fold: FoldRun) -> None:
+        done.append(fold)
+        value = float(np.mean([f.val_metrics[plan.metric] for f in done]))
+        trial.report(value, len(done))
+        if trial.should_prune():
+            trial.set_user_attr("pruned_at_fold", len(done))
+            raise optuna.TrialPruned(f"pruned after fold {len(done)} (validation {plan.metric} {value:.4f})")
+
+    done: list[FoldRun] = []
+    result = cross_validate(cfg, plan.cv, callbacks=plan.callbacks, command=plan.command, stop=plan.stop,
+                            on_fold=after_fold, clock=plan.clock, started=started, name=name)
+    values = {k: mean_validation_metric(result, k) for k in RUN_METRICS}
+    return result.path, values, float(np.mean([f.timing.get("epochs", 0) for f in result.folds]))
 
 
 def remove_partial(trials_dir: Path, name: str) -> None:

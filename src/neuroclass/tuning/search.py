@@ -200,7 +200,7 @@ def tune(settings: TuneSettings, stop: StopRequest | None = None, resume: str | 
 def _optimize(search: Search, stop: StopRequest | None, callbacks: tuple) -> None:
     plan = TrialPlan(search.settings.base, search.space, search.settings.metric, search.trials_dir,
                      search.next_budget, stop, search.clock, search.settings.command, callbacks,
-                     search.settings.trials)
+                     search.settings.trials, search.settings.cv)
 
     def objective(trial: optuna.Trial) -> float:
         return run_trial(trial, plan)

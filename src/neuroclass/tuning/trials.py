@@ -74,7 +74,9 @@ def trial_line(trial: optuna.trial.FrozenTrial, metric: str, best: optuna.trial.
         epochs = trial.user_attrs.get("epochs")
         what = f"validation {metric} {trial.value:.4f} ({took}, {epochs} epoch{'' if epochs == 1 else 's'})"
     elif trial.state == TrialState.PRUNED:
-        what = f"pruned at epoch {trial.user_attrs.get('pruned_at_epoch', '?')} ({took})"
+        fold = trial.user_attrs.get("pruned_at_fold")
+        where = f"after fold {fold}" if fold else f"at epoch {trial.user_attrs.get('pruned_at_epoch', '?')}"
+        what = f"pruned {where} ({took})"
     else:
         what = f"failed: {trial.user_attrs.get('error', 'see the log')}"
     tail = f"; best {best.value:.4f} (trial {best.number})" if best is not None else ""
@@ -94,7 +96,9 @@ def retry_of(trial: optuna.trial.FrozenTrial) -> int | None:
     or after a dead worker's heartbeat went stale (Optuna's retry callback); None for a first run."""
     if trial.user_attrs.get("retry_of") is not None:
         return trial.user_attrs["retry_of"]
-    return optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number(trial)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number(trial)
 
 
 def _short(value) -> str:
