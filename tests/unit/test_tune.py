@@ -132,12 +132,13 @@ def test_another_space_under_an_existing_study_name_is_refused(tmp_path, capsys)
     (["--trials", "2", "--space", "{missing}"], "file not found"),
     (["--trials", "2", "--cv", "1"], "--cv must be >= 2"),
     ([], "needs an end"),
+    (["--trials", "2", "--storage", "postgresql://tuner:secret@127.0.0.1:9/db"], "tuner:***@127.0.0.1:9"),
 ])
 def test_bad_settings_fail_with_one_line_and_leave_no_study(tmp_path, capsys, extra, words):
     extra = [e.format(missing=tmp_path / "nope.yaml") for e in extra]
     code = main(["tune", "digits", *FAST, *extra, "--out", str(tmp_path / "runs")])
     err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and len(err) == 1 and words in err[0]
+    assert code == 2 and len(err) == 1 and words in err[0] and "secret" not in err[0]
     assert not list((tmp_path / "runs").glob("tune-*")) if (tmp_path / "runs").exists() else True
 
 

@@ -116,6 +116,7 @@ def _trained(trial: optuna.Trial, plan: TrialPlan, cfg: Config, name: str, start
     """One run: (its folder, its validation metrics, its epochs)."""
     result = train(cfg, callbacks=[Pruning(trial, plan.metric), *plan.callbacks], command=plan.command,
                    report=False, stop=plan.stop, clock=plan.clock, started=started, name=name)
+    trial.set_user_attr("test_seconds", result.timing.get("test_seconds"))  # an ensemble's reserve
     return result.path, result.val_metrics or {}, result.timing.get("epochs")
 
 
@@ -135,6 +136,7 @@ def _cross_validated(trial: optuna.Trial, plan: TrialPlan, cfg: Config, name: st
     result = cross_validate(cfg, plan.cv, callbacks=plan.callbacks, command=plan.command, stop=plan.stop,
                             on_fold=after_fold, clock=plan.clock, started=started, name=name)
     values = {k: mean_validation_metric(result, k) for k in RUN_METRICS}
+    trial.set_user_attr("test_seconds", sum(f.timing.get("test_seconds") or 0.0 for f in result.folds))
     return result.path, values, float(np.mean([f.timing.get("epochs", 0) for f in result.folds]))
 
 

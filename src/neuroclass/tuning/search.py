@@ -111,7 +111,17 @@ class Search:
 
     def left(self) -> float:
         """Seconds left for trials (the final reserve held back); inf without a budget."""
-        return float("inf") if self.deadline is None else self.deadline - self.reserve - self.clock()
+        if self.deadline is None:
+            return float("inf")
+        return self.deadline - self.reserve - self.ensemble_reserve() - self.clock()
+
+    def ensemble_reserve(self) -> float:
+        """With --ensemble K: seconds to score K members on the test split, from the slowest test
+        pass of the trials so far (timing.json test_seconds), with a margin."""
+        if not self.settings.ensemble:
+            return 0.0
+        seconds = [t.user_attrs.get("test_seconds") or 0.0 for t in self.study.get_trials(deepcopy=False)]
+        return 2.0 + 1.5 * self.settings.ensemble * max(seconds, default=0.0)
 
     def share(self) -> None:
         """Each trial's time budget: what is left, over the trials still planned."""
