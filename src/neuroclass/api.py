@@ -88,5 +88,9 @@ def train(data: str | None = None, model: str | None = None, epochs: int | None 
 
 def load_run(path: str | Path, device: str = "auto") -> Predictor | EnsemblePredictor:
     """A finished run folder (or an ensemble folder: an EnsemblePredictor), ready to predict.
-    >>> load_run("runs/x").predict_files(["a.png"])"""
+
+    Example::
+
+        load_run("runs/x").predict_files(["a.png"])
+    """
     return load_predictor(path, device=device)

@@ -58,8 +58,9 @@ def vote_probabilities(member_proba: np.ndarray, weights: Sequence[float]) -> np
     weight; a tie goes to the class with the higher weighted mean probability (the shares move by
     at most VOTE_TIE_BREAK). ``member_proba``: (M, N, K); ``weights``: M numbers >= 0, not all 0.
 
-    >>> vote_probabilities(np.array([[[0.6, 0.4]], [[0.45, 0.55]], [[0.9, 0.1]]]), [1, 1, 1]).round(3).tolist()
-    [[0.667, 0.333]]
+    >>> shares = vote_probabilities(np.array([[[0.6, 0.4]], [[0.45, 0.55]], [[0.9, 0.1]]]), [1, 1, 1])
+    >>> [round(float(p), 3) for p in shares[0]]
+    [0.667, 0.333]
     >>> vote_probabilities(np.array([[[0.6, 0.4]], [[0.1, 0.9]]]), [1, 1]).argmax(axis=1).tolist()
     [1]
     """

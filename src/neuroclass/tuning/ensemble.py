@@ -67,7 +67,8 @@ def member_facts(path: str | Path) -> MemberFacts:
                               f"'neuroclass train --resume {path}' or pass a finished run folder")
     if is_ensemble_folder(folder.path):
         record = read_ensemble(folder.path)
-        classes, kind, shape, data_hash = list(record.classes), record.kind, list(record.input_shape), record.data_hash
+        classes, kind, shape = list(record.classes), record.kind, list(record.input_shape)
+        data_hash = record.data_hash
     else:
         if not folder.file("model.safetensors").is_file():
             raise NeuroclassError(f"RUN '{path}': no model.safetensors; the run did not finish; train it again")

@@ -150,7 +150,8 @@ def reproduce(r: dict, pics: dict) -> str:
     env = [(k, v) for k, v in rp["environment"].items() if k != "command"]
     return (f"<h3>Command</h3><pre>{esc(rp['command'] or '(not recorded)')}</pre>"
             + "<h3>Environment</h3>" + key_values(env)
-            + f"<h3>The members' data and split (config.yaml)</h3><pre class=\"config\">{esc(rp['config_yaml'])}</pre>")
+            + "<h3>The members' data and split (config.yaml)</h3>"
+            + f"<pre class=\"config\">{esc(rp['config_yaml'])}</pre>")
 
 
 RENDERERS = {"summary": summary, "members": members, "data": sections.data, "metrics": sections.metrics,
@@ -178,8 +179,8 @@ def write_ensemble_report(run: str | Path, data: str | None, html_path: Path) ->
     inputs, member_proba = load_ensemble_inputs(run, data)
     report = collect_ensemble(inputs, member_proba)
     pictures = ensemble_pictures(report, inputs)
-    parts = [(anchor, TITLES[anchor], section(i, anchor, TITLES[anchor],
-                                              EXPLAIN.get(anchor) or sections.EXPLAIN[anchor], render(report, pictures)))
+    parts = [(anchor, TITLES[anchor], section(i, anchor, TITLES[anchor], EXPLAIN.get(anchor) or sections.EXPLAIN[anchor],
+                                              render(report, pictures)))
              for i, (anchor, render) in enumerate(RENDERERS.items(), start=1)]
     document = page(f"neuroclass report: {inputs.run.name}",
                     f"{report['summary']['task']}; evaluated on {inputs.eval_what}; "
