@@ -21,6 +21,7 @@ Example::
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -61,10 +62,11 @@ COMPARED = (("classes", "classes"), ("kind", "kind"), ("input_shape", "input sha
 def member_facts(path: str | Path) -> MemberFacts:
     """The facts of a finished run folder or ensemble folder ``path``; NeuroclassError naming it
     when it is missing, unfinished or incomplete."""
-    folder = RunFolder.open(path)  # missing, or no model.json
-    if folder.path.resolve().name.startswith(PARTIAL):
+    where = Path(os.path.abspath(path))  # absolute, as ensemble.json's references are made
+    if where.name.startswith(PARTIAL):  # checked first: opening it would sweep its checkpoints
         raise NeuroclassError(f"RUN '{path}': an unfinished run (a hidden {PARTIAL}* folder); finish it with "
                               f"'neuroclass train --resume {path}' or pass a finished run folder")
+    folder = RunFolder.open(path)  # missing, or no model.json
     if is_ensemble_folder(folder.path):
         record = read_ensemble(folder.path)
         classes, kind, shape = list(record.classes), record.kind, list(record.input_shape)
@@ -78,7 +80,7 @@ def member_facts(path: str | Path) -> MemberFacts:
     split = folder.split_indices()
     empty = np.zeros(0, dtype=np.int64)
     trained = np.union1d(split.get("train", empty), split.get("val", empty))
-    return MemberFacts(folder.path.resolve(), classes, kind, shape, data_hash, np.sort(split.get("test", empty)),
+    return MemberFacts(where, classes, kind, shape, data_hash, np.sort(split.get("test", empty)),
                        trained)
 
 
