@@ -12,7 +12,7 @@ from neuroclass.cli import main
 from neuroclass.errors import NeuroclassError
 from neuroclass.inference import EnsemblePredictor, Predictor, load_predictor
 from neuroclass.inference.ensemble import mean_probabilities, vote_probabilities
-from neuroclass.inference.stacking import fit_stacker, stacker_from_record
+from neuroclass.inference.stacking import fit_stacker, stacked_probabilities, stacker_from_record, stacker_record
 from neuroclass.runs import OutOfFold, RunFolder, read_ensemble, read_oof, write_oof
 from neuroclass.tuning.ensemble import build_ensemble
 
@@ -245,3 +245,31 @@ def test_copied_members_travel_with_the_ensemble(runs, tmp_path, pngs, capsys):
     assert [m["path"] for m in raw["members"]] == [f"members/{m.name}" for m in members]
     assert all(m["copied"] for m in raw["members"])
     assert len(predicted(capsys, moved, pngs)) == len(pngs)
+
+
+def test_a_missing_member_or_a_damaged_ensemble_json_is_one_error_line(runs, tmp_path, pngs, capsys):
+    member = shutil.copytree(runs["a"], tmp_path / "member")
+    ens = build_ensemble([member, runs["b"]], out=tmp_path / "ens")
+    shutil.rmtree(member)
+    one_error_line(capsys, ["predict", str(ens), *pngs], str(member), "is missing", "--copy")
+    (ens / "ensemble.json").write_text(json.dumps({"format": 1, "method": "mean"}))
+    one_error_line(capsys, ["evaluate", str(ens)], "ensemble.json", "damaged", "build the ensemble again")
+    with pytest.raises(NeuroclassError, match="at least one weight must be > 0"):
+        build_ensemble([runs["a"], runs["b"]], weights=[0, 0], out=tmp_path / "never")
+    assert not (tmp_path / "never").exists()
+
+
+def test_the_stacker_round_trips_through_json_with_a_class_the_folds_never_saw():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, size=60)  # classes 0..2 of 4: class 3 is never a label
+    member_proba = rng.dirichlet(np.ones(4), size=(2, 60)) * 0.3
+    member_proba[:, np.arange(60), labels] += 0.7
+    stacker = fit_stacker(member_proba, labels)
+    record = json.loads(json.dumps(stacker_record(stacker, {"rows": 60})))  # plain JSON
+    again = stacker_from_record(record)
+    got = stacked_probabilities(again, member_proba, n_classes=4)
+    assert got.shape == (60, 4) and np.allclose(got[:, 3], 0) and np.allclose(got.sum(1), 1, atol=1e-6)
+    assert np.allclose(got[:, :3], stacker.predict_proba(member_proba.transpose(1, 0, 2).reshape(60, 8)))
+    assert (got.argmax(1) == labels).mean() > 0.9
+    with pytest.raises(NeuroclassError, match="fitted on 8 inputs, the members give 4"):
+        stacked_probabilities(again, member_proba[:1], n_classes=4)

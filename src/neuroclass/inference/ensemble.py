@@ -116,6 +116,11 @@ class EnsemblePredictor:
             raise NeuroclassError(f"{path}: ensembles nested more than {MAX_DEPTH} deep; does a member "
                                   "refer back to its ensemble? build the ensemble again")
         record = read_ensemble(path)
+        for entry in record.members:
+            if not entry.path.is_dir():
+                raise NeuroclassError(f"{path}: its member {entry.path} is missing (moved or removed); put it "
+                                      "back, or build the ensemble again ('neuroclass ensemble --copy' keeps "
+                                      "the members inside the ensemble folder)")
         members = [load_predictor(m.path, device, depth + 1) for m in record.members]
         for member, entry in zip(members, record.members):
             if member.classes != list(record.classes) or list(member.meta["input_shape"]) != list(record.input_shape):

@@ -104,21 +104,20 @@ def read_ensemble(folder: str | Path) -> EnsembleRecord:
         raise NeuroclassError(f"{folder}: no {ENSEMBLE_FILE}; pass an ensemble folder made by 'neuroclass ensemble'")
     try:
         raw = json.loads(path.read_text())
-        if raw.get("format") != ENSEMBLE_FORMAT:
-            raise NeuroclassError(f"{path}: unsupported format {raw.get('format')!r}; this neuroclass "
-                                  f"reads format {ENSEMBLE_FORMAT}")
-        if raw["method"] not in METHODS:
-            raise NeuroclassError(f"{path}: unknown method {raw['method']!r}; one of {', '.join(METHODS)}")
+    except json.JSONDecodeError as exc:
+        raise NeuroclassError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(raw, dict) or raw.get("format") != ENSEMBLE_FORMAT:
+        found = raw.get("format") if isinstance(raw, dict) else None
+        raise NeuroclassError(f"{path}: unsupported format {found!r}; this neuroclass reads format {ENSEMBLE_FORMAT}")
+    if raw.get("method") not in METHODS:
+        raise NeuroclassError(f"{path}: unknown method {raw.get('method')!r}; one of {', '.join(METHODS)}")
+    try:
         members = tuple(EnsembleMember(_resolve(folder, m["path"]), float(m.get("weight", 1.0)),
                                        bool(m.get("copied", False))) for m in raw["members"])
         record = EnsembleRecord(raw["method"], members, tuple(raw["classes"]), raw["kind"],
                                 tuple(int(v) for v in raw["input_shape"]), raw.get("data_hash"),
                                 raw.get("stacker"))
-    except json.JSONDecodeError as exc:
-        raise NeuroclassError(f"{path}: not valid JSON ({exc})") from None
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        if isinstance(exc, NeuroclassError):
-            raise
         raise NeuroclassError(f"{path}: damaged ({type(exc).__name__}: {exc}); build the ensemble again "
                               "with 'neuroclass ensemble'") from None
     if not members:

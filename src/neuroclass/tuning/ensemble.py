@@ -162,31 +162,50 @@ def build_ensemble(runs: list[str | Path], method: str = "mean", weights: list[f
     first = RunFolder.open(facts[0].path)
     test = own_test_split(first)
     metrics = classification_metrics(test.y.numpy(), ensemble.predict_proba_tensor(test.x), ensemble.classes)
-    cfg = first.config()
+    built = _Built(facts, ensemble, stacker_json, metrics, first)
     run = RunFolder.create(out if out is not None else facts[0].path.parent,
-                           run_name(cfg.data.source, f"ensemble-{method}"))
+                           run_name(first.config().data.source, f"ensemble-{method}"))
     try:
-        members = [_place_member(f.path, w, copy, run) for f, w in zip(facts, weights)]
-        record = EnsembleRecord(method, tuple(members), tuple(facts[0].classes), facts[0].kind,
-                                tuple(facts[0].input_shape), facts[0].data_hash,
-                                STACKER_FILE if stacker is not None else None)
-        write_ensemble(run.path, record, final=run.final)
-        if stacker_json is not None:
-            run.write_json(STACKER_FILE, stacker_json)
-        run.write_config(cfg)
-        trained = np.setdiff1d(np.unique(np.concatenate([f.trained for f in facts])), facts[0].test)
-        run.write_split({"train": trained, "test": facts[0].test},
-                        {**_split_method(first), "ensemble": "train: every example a member trained or "
-                                                              "validated on; test: the members' shared test split"})
-        run.write_data_issues(first.read_data_issues())
-        run.write_json("environment.json", environment_record(ensemble.device, torch.get_num_threads(),
-                                                              cfg.train.seed, facts[0].data_hash or "", command))
-        run.write_json("model.json", _model_json(predictors[0].meta, method))
-        run.write_json("metrics.json", metrics)
+        _write_folder(run, built, copy, command)
         return run.commit()
     except BaseException:
         run.discard()
         raise
+
+
+@dataclass
+class _Built:
+    """An ensemble checked and measured, ready to be written: its members' facts, the predictor,
+    stacker.json's content (None but for stacking), the test metrics and the first member's folder."""
+
+    facts: list[MemberFacts]
+    ensemble: EnsemblePredictor
+    stacker_json: dict | None
+    metrics: dict
+    first: RunFolder
+
+
+def _write_folder(run: RunFolder, built: _Built, copy: bool, command: str) -> None:
+    """Every file of the ensemble folder into the partial folder ``run`` (members copied with ``copy``)."""
+    facts, ensemble, first = built.facts, built.ensemble, built.first
+    members = [_place_member(f.path, w, copy, run) for f, w in zip(facts, ensemble.weights)]
+    record = EnsembleRecord(ensemble.method, tuple(members), tuple(facts[0].classes), facts[0].kind,
+                            tuple(facts[0].input_shape), facts[0].data_hash,
+                            STACKER_FILE if built.stacker_json is not None else None)
+    write_ensemble(run.path, record, final=run.final)
+    if built.stacker_json is not None:
+        run.write_json(STACKER_FILE, built.stacker_json)
+    cfg = first.config()
+    run.write_config(cfg)
+    trained = np.setdiff1d(np.unique(np.concatenate([f.trained for f in facts])), facts[0].test)
+    run.write_split({"train": trained, "test": facts[0].test},
+                    {**_split_method(first), "ensemble": "train: every example a member trained or "
+                                                          "validated on; test: the members' shared test split"})
+    run.write_data_issues(first.read_data_issues())
+    run.write_json("environment.json", environment_record(ensemble.device, torch.get_num_threads(),
+                                                          cfg.train.seed, facts[0].data_hash or "", command))
+    run.write_json("model.json", _model_json(ensemble.members[0].meta, ensemble.method))
+    run.write_json("metrics.json", built.metrics)
 
 
 def _split_method(run: RunFolder) -> dict:
