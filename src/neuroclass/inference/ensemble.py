@@ -75,6 +75,17 @@ def vote_probabilities(member_proba: np.ndarray, weights: Sequence[float]) -> np
     return ((shares + VOTE_TIE_BREAK * mean) / (1.0 + VOTE_TIE_BREAK)).astype(np.float32)
 
 
+def ensemble_meta(meta: dict, method: str) -> dict:
+    """An ensemble's model.json from its first member's metadata ``meta``: the kind, classes, input
+    shape and preprocessing (how raw inputs become model inputs), "ensemble": true and the method.
+
+    >>> ensemble_meta({"kind": "image", "classes": ["a"], "input_shape": [1, 8, 8], "family": "mlp"}, "vote")
+    {'kind': 'image', 'classes': ['a'], 'input_shape': [1, 8, 8], 'preprocessing': {}, 'ensemble': True, 'method': 'vote'}
+    """
+    return {"kind": meta["kind"], "classes": list(meta["classes"]), "input_shape": list(meta["input_shape"]),
+            "preprocessing": meta.get("preprocessing", {}), "ensemble": True, "method": method}
+
+
 class EnsemblePredictor:
     """Member predictors (Predictor or EnsemblePredictor, same classes and input shape) combined by
     ``method`` ("mean", "vote" or "stacking") with ``weights`` (one per member, >= 0; unused by
@@ -101,7 +112,7 @@ class EnsemblePredictor:
             raise NeuroclassError(f"{len(weights)} weights for {len(members)} members; give one weight per member")
         self.members, self.method, self.stacker, self.path = list(members), method, stacker, path
         self.weights = [float(w) for w in weights]
-        self.meta = {**meta, "ensemble": True, "method": method}
+        self.meta = ensemble_meta(meta, method)
         self.classes: list[str] = list(meta["classes"])
         self.device = members[0].device
 
@@ -131,8 +142,9 @@ class EnsemblePredictor:
         stacker = None
         if record.method == "stacking":
             stacker = stacker_from_record(folder.read_json(record.stacker), str(folder.file(record.stacker)))
-        return cls(members, [m.weight for m in record.members], record.method,
-                   folder.read_json("model.json"), stacker, folder.path)
+        meta = {"kind": record.kind, "classes": list(record.classes), "input_shape": list(record.input_shape),
+                "preprocessing": folder.read_json("model.json").get("preprocessing", {})}
+        return cls(members, [m.weight for m in record.members], record.method, meta, stacker, folder.path)
 
     @property
     def kind(self) -> str:

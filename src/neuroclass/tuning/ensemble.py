@@ -204,20 +204,13 @@ def _write_folder(run: RunFolder, built: _Built, copy: bool, command: str) -> No
     run.write_data_issues(first.read_data_issues())
     run.write_json("environment.json", environment_record(ensemble.device, torch.get_num_threads(),
                                                           cfg.train.seed, facts[0].data_hash or "", command))
-    run.write_json("model.json", _model_json(ensemble.members[0].meta, ensemble.method))
+    run.write_json("model.json", ensemble.meta)
     run.write_json("metrics.json", built.metrics)
 
 
 def _split_method(run: RunFolder) -> dict:
     """How the first member's split was made (split.json without its sizes)."""
     return {k: v for k, v in run.split_record().items() if k != "sizes"}
-
-
-def _model_json(meta: dict, method: str) -> dict:
-    """The ensemble's model.json: the first member's kind, classes, input shape and preprocessing,
-    "ensemble": true and the method."""
-    return {"kind": meta["kind"], "classes": list(meta["classes"]), "input_shape": list(meta["input_shape"]),
-            "preprocessing": meta.get("preprocessing", {}), "ensemble": True, "method": method}
 
 
 def _place_member(path: Path, weight: float, copy: bool, run: RunFolder) -> EnsembleMember:
