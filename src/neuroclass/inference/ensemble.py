@@ -35,6 +35,7 @@ from neuroclass.errors import NeuroclassError
 from neuroclass.inference.predictor import Prediction, Predictor, describe_probabilities
 from neuroclass.inference.stacking import stacked_probabilities, stacker_from_record
 from neuroclass.runs import METHODS, RunFolder, is_ensemble_folder, read_ensemble
+from neuroclass.runs.ensemble_file import check_weights
 
 # vote shares are shifted by this much times the mean probability, so that the top class of a tied
 # vote is the one the members hold likelier; weights closer than this count as tied
@@ -108,10 +109,8 @@ class EnsemblePredictor:
             raise NeuroclassError(f"ensemble method must be one of {', '.join(METHODS)}. Got {method!r} instead.")
         if method == "stacking" and stacker is None:
             raise NeuroclassError("ensemble method 'stacking' needs a fitted stacker")
-        if len(weights) != len(members):
-            raise NeuroclassError(f"{len(weights)} weights for {len(members)} members; give one weight per member")
         self.members, self.method, self.stacker, self.path = list(members), method, stacker, path
-        self.weights = [float(w) for w in weights]
+        self.weights = check_weights(weights, len(members))  # one per member, >= 0, one > 0
         self.meta = ensemble_meta(meta, method)
         self.classes: list[str] = list(meta["classes"])
         self.device = members[0].device
