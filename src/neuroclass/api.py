@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from neuroclass.config import Config, load_config
-from neuroclass.inference import Predictor
+from neuroclass.inference import EnsemblePredictor, Predictor, load_predictor
 from neuroclass.models.registry import AUTO, check_model_config
 from neuroclass.errors import NeuroclassError
 from neuroclass.pipeline import RunResult
@@ -86,6 +86,11 @@ def train(data: str | None = None, model: str | None = None, epochs: int | None 
                           stop=stop)
 
 
-def load_run(path: str | Path, device: str = "auto") -> Predictor:
-    """A finished run folder, ready to predict. >>> load_run("runs/x").predict_files(["a.png"])"""
-    return Predictor.from_run(path, device=device)
+def load_run(path: str | Path, device: str = "auto") -> Predictor | EnsemblePredictor:
+    """A finished run folder (or an ensemble folder: an EnsemblePredictor), ready to predict.
+
+    Example::
+
+        load_run("runs/x").predict_files(["a.png"])
+    """
+    return load_predictor(path, device=device)

@@ -1,11 +1,12 @@
-"""Commands that take a finished run folder: evaluate, predict, report, embed."""
+"""Commands that take a finished run folder: evaluate, predict, report, embed. An ensemble folder
+(`neuroclass ensemble`, `train --cv`) is taken like a run by all but embed."""
 from __future__ import annotations
 
 import argparse
 import json
 import sys
 
-from neuroclass.cli.common import add_common
+from neuroclass.cli.common import add_common, report_after
 from neuroclass.errors import NeuroclassError
 
 
@@ -45,16 +46,6 @@ def add_parsers(sub) -> None:
 
 
 
-def _report_after(run, data: str | None = None, stream=None) -> None:
-    """Write the report after a finished train/evaluate; a failure is one warning, never an error
-    (report.html in the run folder, or report-<data>.html for an evaluation on --data)."""
-    from neuroclass.evaluation.report import try_write_report
-
-    path = try_write_report(run, data)
-    if path is not None:
-        print(f"report: {path}", file=stream or sys.stdout)
-
-
 def cmd_report(args: argparse.Namespace) -> int:
     from neuroclass.evaluation.report import write_report
 
@@ -82,17 +73,17 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"evaluated on {what}")
         print(format_metrics(metrics))
     if not args.no_report:
-        _report_after(args.run, args.data, sys.stderr if args.json else sys.stdout)  # stdout stays JSON
+        report_after(args.run, args.data, sys.stderr if args.json else sys.stdout)  # stdout stays JSON
     return 0
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from neuroclass.inference import Predictor, format_predictions
+    from neuroclass.inference import format_predictions, load_predictor
 
     if args.top_k < 1:
         raise NeuroclassError(f"--top-k must be >= 1. Got {args.top_k} instead.")
-    preds = Predictor.from_run(args.run).predict_files(args.files, top_k=args.top_k,
-                                                       abstain_below=args.abstain_below)
+    preds = load_predictor(args.run).predict_files(args.files, top_k=args.top_k,
+                                                   abstain_below=args.abstain_below)
     if args.json:
         for p in preds:
             print(json.dumps(p.as_dict(), ensure_ascii=False))

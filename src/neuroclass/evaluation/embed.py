@@ -27,7 +27,7 @@ from neuroclass.inference import Predictor
 from neuroclass.io import write_bytes_atomic
 from neuroclass.models.layers import Classifier
 from neuroclass.models.transfer import find_head
-from neuroclass.runs import RunFolder
+from neuroclass.runs import RunFolder, is_ensemble_folder
 
 
 @dataclass
@@ -70,13 +70,17 @@ def embed_tensor(model: Classifier, x: torch.Tensor, device: torch.device,
 
 def embed_run(run: str | Path, data: str | None = None, device: str = "auto") -> Embedding:
     """Features of every example of ``data`` (default: the run's own data, each example marked
-    with its split) from the run's model. Raises NeuroclassError when the run's data changed.
+    with its split) from the run's model. Raises NeuroclassError when the run's data changed, or
+    when ``run`` is an ensemble folder (several models: no one layer of features).
 
     Example::
 
         emb = embed_run("runs/fashion-mnist-cnn-20260101-120000", "digits28.npz")
     """
     folder = RunFolder.open(run)
+    if is_ensemble_folder(folder.path):
+        raise NeuroclassError(f"RUN '{run}' is an ensemble of runs, which has no single layer of features to "
+                              "embed; embed one of its members (listed in its ensemble.json)")
     predictor = Predictor.from_folder(folder, device=device)
     if data:
         inputs = data_inputs(data, folder, predictor.meta, test_part=False)

@@ -20,7 +20,7 @@ from neuroclass.data.pixels import DecodeSettings
 from neuroclass.data.table import encode_features, read_table
 from neuroclass.errors import NeuroclassError, counted
 from neuroclass.evaluation.metrics import classification_metrics
-from neuroclass.inference import Predictor
+from neuroclass.inference import EnsemblePredictor, Predictor, load_predictor
 from neuroclass.runs import RunFolder
 
 
@@ -106,20 +106,21 @@ def in_run_classes(inputs: LabelledInputs, classes: list[str], source: str) -> L
     return LabelledInputs(inputs.x, mapping[inputs.y], list(classes), inputs.what)
 
 
-def other_data(source: str, predictor: Predictor, run: RunFolder) -> LabelledInputs:
+def other_data(source: str, predictor: Predictor | EnsemblePredictor, run: RunFolder) -> LabelledInputs:
     """``data_inputs`` with labels in the run's class order, for metrics."""
     return in_run_classes(data_inputs(source, run, predictor.meta), predictor.classes, source)
 
 
 def evaluate_run(run: str | Path, data: str | None = None) -> tuple[dict, str]:
-    """Metrics of the run's model on its test split (default) or on ``data``; returns (metrics, what).
+    """Metrics of the run's model (or an ensemble folder's ensemble) on its test split (default)
+    or on ``data``; returns (metrics, what).
 
     Example::
 
         metrics, what = evaluate_run("runs/digits-mlp-20260101-120000")
     """
     folder = RunFolder.open(run)
-    predictor = Predictor.from_folder(folder)
+    predictor = load_predictor(folder.path)
     inputs = other_data(data, predictor, folder) if data else own_test_split(folder)
     proba = predictor.predict_proba_tensor(inputs.x)
     return classification_metrics(inputs.y.numpy(), proba, predictor.classes), inputs.what

@@ -65,7 +65,7 @@ class Predictor:
         return cls.from_folder(RunFolder.open(path), device)
 
     @classmethod
-    def from_folder(cls, run: RunFolder, device: str = "auto") -> "Predictor":
+    def from_folder(cls, run: RunFolder, device: str | torch.device = "auto") -> "Predictor":
         model, meta = run.load_model()
         # a model.json written before inference policies: one view, T = 1
         policy = InferencePolicy.from_dict(meta.get("inference", {}), str(run.file("model.json")))
@@ -128,25 +128,37 @@ class Predictor:
 
     def describe(self, proba: np.ndarray, names: list[str], top_k: int,
                  abstain_below: float | None = None) -> list[Prediction]:
-        """Predictions with the ``top_k`` classes; a top probability below ``abstain_below`` gives
-        the label NOT_SURE (abstained=True) and keeps the top list, so callers still see the guesses.
+        """Predictions with the ``top_k`` classes (``describe_probabilities`` with this model's classes).
 
         Example::
 
             predictor.describe(np.array([[0.5, 0.3, 0.2]]), ["x"], 2, abstain_below=0.6)[0].label
             # -> 'not sure'
         """
-        if abstain_below is not None and not 0 <= abstain_below <= 1:
-            raise NeuroclassError(f"--abstain-below must be a probability in [0, 1], e.g. 0.8. "
-                                  f"Got {abstain_below} instead.")
-        k = max(1, min(top_k, len(self.classes)))
-        out = []
-        for name, row in zip(names, proba):
-            order = np.argsort(-row)[:k]
-            top = [(self.classes[i], float(row[i])) for i in order]
-            abstained = abstain_below is not None and top[0][1] < abstain_below
-            out.append(Prediction(name, NOT_SURE if abstained else top[0][0], top[0][1], top, abstained))
-        return out
+        return describe_probabilities(self.classes, proba, names, top_k, abstain_below)
+
+
+def describe_probabilities(classes: list[str], proba: np.ndarray, names: list[str], top_k: int,
+                           abstain_below: float | None = None) -> list[Prediction]:
+    """Predictions from probabilities ``proba`` (N, K) over ``classes``, one per name, with the
+    ``top_k`` classes; a top probability below ``abstain_below`` gives the label NOT_SURE
+    (abstained=True) and keeps the top list, so callers still see the guesses. Raises
+    NeuroclassError when ``abstain_below`` is not in [0, 1].
+
+    >>> describe_probabilities(["a", "b", "c"], np.array([[0.5, 0.3, 0.2]]), ["x"], 2, 0.6)[0].label
+    'not sure'
+    """
+    if abstain_below is not None and not 0 <= abstain_below <= 1:
+        raise NeuroclassError(f"--abstain-below must be a probability in [0, 1], e.g. 0.8. "
+                              f"Got {abstain_below} instead.")
+    k = max(1, min(top_k, len(classes)))
+    out = []
+    for name, row in zip(names, proba):
+        order = np.argsort(-row)[:k]
+        top = [(classes[i], float(row[i])) for i in order]
+        abstained = abstain_below is not None and top[0][1] < abstain_below
+        out.append(Prediction(name, NOT_SURE if abstained else top[0][0], top[0][1], top, abstained))
+    return out
 
 
 def format_predictions(preds: list[Prediction]) -> str:

@@ -77,7 +77,8 @@ def read_weights(folder: Path) -> dict:
 
 def read_metadata(folder: Path) -> dict:
     """model.json of ``folder`` (version 1 files upgraded in memory); NeuroclassError naming the
-    file when it is missing, not JSON, or of an unknown version."""
+    file when it is missing, not JSON, or of an unknown version, and naming the folder when it is an
+    ensemble folder (whose model.json describes the inputs of several models, not one network)."""
     path = Path(folder) / "model.json"
     if not path.is_file():
         raise NeuroclassError(f"{folder}: no model.json; pass a run folder made by 'neuroclass train'")
@@ -85,6 +86,9 @@ def read_metadata(folder: Path) -> dict:
         meta = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise NeuroclassError(f"{path}: not valid JSON ({exc})") from None
+    if isinstance(meta, dict) and meta.get("ensemble"):  # read by inference.load_predictor instead
+        raise NeuroclassError(f"{folder}: an ensemble of runs, not one model; for this, pass one of the "
+                              "member runs listed in its ensemble.json")
     if not isinstance(meta, dict) or meta.get("format_version") not in READABLE_VERSIONS:
         version = meta.get("format_version") if isinstance(meta, dict) else None
         raise NeuroclassError(f"{path}: unsupported format_version {version}; "

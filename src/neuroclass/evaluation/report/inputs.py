@@ -38,7 +38,7 @@ class ReportInputs:
     """One run, ready to report on. ``eval_*`` is the run's test split, or the --data evaluation set."""
 
     run: Path
-    predictor: Predictor
+    predictor: Predictor  # an EnsemblePredictor for an ensemble folder (report/ensemble.py)
     cfg: Config
     config_text: str  # config.yaml as written, shown verbatim in the Reproduce section
     environment: dict

@@ -16,11 +16,12 @@ from neuroclass.io import write_text_atomic
 from neuroclass.errors import NeuroclassError
 from neuroclass.evaluation.report.collect import collect
 from neuroclass.evaluation.report.costs import time_box
+from neuroclass.evaluation.report.ensemble import write_ensemble_report
 from neuroclass.evaluation.report.html import page
 from neuroclass.evaluation.report.inputs import FromTraining, load_inputs
 from neuroclass.evaluation.report.pictures import draw_pictures, hold_time
 from neuroclass.evaluation.report.sections import render_sections
-from neuroclass.runs import RunFolder
+from neuroclass.runs import RunFolder, is_ensemble_folder
 
 
 def report_path(run: str | Path, data: str | None = None, out: str | Path | None = None) -> Path:
@@ -39,7 +40,8 @@ def write_report(run: str | Path, data: str | None = None, out: str | Path | Non
     HTML path; report.json beside it holds every number on the page. ``deadline``: a ``clock()``
     reading (seconds) by which the report should be written: its optional analyses are sampled or
     skipped to fit (None: all in full). ``known``: the data and logits of the process that trained
-    the run (not loaded or computed again).
+    the run (not loaded or computed again). An ensemble folder gets the ensemble's report
+    (ensemble.py: a members table in place of the one model's training), in full.
 
     Example::
 
@@ -54,6 +56,8 @@ def write_report(run: str | Path, data: str | None = None, out: str | Path | Non
         except OSError as exc:
             raise NeuroclassError(f"--out '{out}': cannot create folder {html_path.parent} ({exc.strerror or exc}); "
                                   "pass a folder you can write to") from None
+    if is_ensemble_folder(run):
+        return write_ensemble_report(run, data, html_path)
     inputs = load_inputs(run, data, known)  # a missing or incomplete RUN fails here, with its own message
     box = time_box(inputs, deadline, clock)
     hold_time(box, inputs.kind)
