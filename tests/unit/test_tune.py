@@ -14,6 +14,7 @@ from optuna.trial import TrialState
 from neuroclass.cli import main
 from neuroclass.config import load_config
 from neuroclass.inference import Predictor
+from neuroclass.inference.ensemble import load_predictor
 from neuroclass.runs import RunFolder
 from neuroclass.training.callbacks import Callback, StopRequest
 from neuroclass.tuning.objective import TrialPlan, run_trial
@@ -36,7 +37,7 @@ def test_grid_of_2x2_runs_exactly_4_trials(tmp_path, capsys):
     space = tmp_path / "space.yaml"
     space.write_text("optim.lr: [0.001, 0.01]\ntrain.batch_size: [64, 128]\n")
     code = main(["tune", "digits", *FAST, "--sampler", "grid", "--space", str(space), "--epochs", "2",
-                 "--pruner", "none", "--out", str(tmp_path / "runs")])
+                 "--pruner", "none", "--ensemble", "2", "--out", str(tmp_path / "runs")])
     assert code == 0
     folder = _only_study(tmp_path / "runs")
     rows = json.loads((folder / "leaderboard.json").read_text())["rows"]
@@ -52,6 +53,10 @@ def test_grid_of_2x2_runs_exactly_4_trials(tmp_path, capsys):
     assert sorted(p.name for p in (folder / "trials").iterdir()) == [f"trial-000{i}" for i in range(4)]
     html = (folder / "report.html").read_text()
     assert "Leaderboard" in html and "Parameter importances" in html and "best/report.html" in html
+    members = json.loads((folder / "ensemble-top2" / "ensemble.json").read_text())["members"]
+    assert [(folder / "ensemble-top2" / m["path"]).resolve() for m in members] == [
+        (folder / r["run"]).resolve() for r in rows[:2]]  # the two best trials
+    assert load_predictor(folder / "ensemble-top2").classes == [str(i) for i in range(10)]
     out = capsys.readouterr().out
     assert "trial 3:" in out and "best trial" in out and "Trial 0 finished" not in out
 

@@ -130,13 +130,14 @@ def fit_stacking(members: list[MemberFacts]) -> tuple[LogisticRegression, dict]:
 
 def build_ensemble(runs: list[str | Path], method: str = "mean", weights: list[float] | None = None,
                    copy: bool = False, out: str | Path | None = None, command: str = "",
-                   device: str = "auto") -> Path:
+                   device: str = "auto", name: str | None = None) -> Path:
     """Write an ensemble folder of the finished run (or ensemble) folders ``runs`` and return its path.
 
     ``method``: "mean", "vote" or "stacking"; ``weights``: one number >= 0 per member (default all
     1; not for stacking, which learns its own); ``copy``: copy the members into the folder (under
     members/) instead of referring to them; ``out``: the folder to put it in (default: the first
-    member's parent, beside the members); ``command``: recorded in environment.json.
+    member's parent, beside the members); ``command``: recorded in environment.json; ``name``: the
+    folder's name (default ``<data>-ensemble-<method>-<time>``).
 
     Raises NeuroclassError, with nothing written, for no member, an unknown method, bad weights,
     a member that is not a finished run folder, members that differ in classes, kind, input shape,
@@ -164,7 +165,7 @@ def build_ensemble(runs: list[str | Path], method: str = "mean", weights: list[f
     metrics = classification_metrics(test.y.numpy(), ensemble.predict_proba_tensor(test.x), ensemble.classes)
     built = _Built(facts, ensemble, stacker_json, metrics, first)
     run = RunFolder.create(out if out is not None else facts[0].path.parent,
-                           run_name(first.config().data.source, f"ensemble-{method}"))
+                           name or run_name(first.config().data.source, f"ensemble-{method}"))
     try:
         _write_folder(run, built, copy, command)
         return run.commit()

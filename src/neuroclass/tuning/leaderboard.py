@@ -13,6 +13,7 @@ import csv
 import io
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,6 +23,7 @@ from neuroclass.errors import NeuroclassError
 from neuroclass.evaluation.report import try_write_report
 from neuroclass.io import write_text_atomic
 from neuroclass.runs import RunFolder
+from neuroclass.tuning.ensemble import build_ensemble
 from neuroclass.tuning.trials import best_trial, retry_of
 
 if TYPE_CHECKING:
@@ -97,9 +99,34 @@ def finish_study(search: "Search") -> "TuneResult":
     if best_run is not None and not (best_run / "report.html").exists():
         deadline = None if search.deadline is None else search.deadline - 1.0
         try_write_report(best_run, deadline=deadline, clock=search.clock)
+    ensemble = _top_ensemble(search) if search.settings.ensemble else None
     with contextlib.suppress(NeuroclassError):
         report = write_study_report(search, rows, best_run)
-    return TuneResult(folder, best_run, rows, report)
+    return TuneResult(folder, best_run, rows, report, ensemble)
+
+
+def _top_ensemble(search: "Search") -> Path | None:
+    """``ensemble-top<K>/`` in the study folder: the mean of the top K finished trials' calibrated
+    probabilities (tuning/ensemble.py), the trials' run folders as members by reference; its
+    report only without a time budget (an ensemble's report runs in full: `neuroclass report`
+    writes it). None, with one warning, when it cannot be built."""
+    k = search.settings.ensemble
+    sign = -1.0 if search.study.direction.name == "MAXIMIZE" else 1.0
+    complete = sorted((t for t in search.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                       if t.user_attrs.get("run") and Path(t.user_attrs["run"]).is_dir()),
+                      key=lambda t: (sign * t.value, t.number))
+    if not complete:
+        return None
+    runs = [Path(t.user_attrs["run"]) for t in complete[:k]]
+    try:
+        path = build_ensemble(runs, "mean", out=search.folder, name=f"ensemble-top{k}",
+                              command=search.settings.command)
+    except NeuroclassError as exc:
+        warnings.warn(f"ensemble of the top {k} trials not built: {exc}", stacklevel=2)
+        return None
+    if search.deadline is None:
+        try_write_report(path)
+    return path
 
 
 def _relative(path: str, folder: Path) -> str:
