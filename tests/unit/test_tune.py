@@ -13,6 +13,7 @@ from optuna.trial import TrialState
 
 from neuroclass.cli import main
 from neuroclass.config import load_config
+from neuroclass.evaluation.report import write_report
 from neuroclass.inference import Predictor
 from neuroclass.inference.ensemble import load_predictor
 from neuroclass.runs import RunFolder
@@ -126,7 +127,7 @@ def test_another_space_under_an_existing_study_name_is_refused(tmp_path, capsys)
     code = main(["tune", "digits", *FAST, "--trials", "1", "--epochs", "1", "--storage", f"sqlite:///{db}",
                  "--study", "s1", "--space", str(space), "--out", str(tmp_path / "b")])
     err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and "was created with another search space (differs in: optim.lr" in err[-1]
+    assert code == 2 and "was created with another search space (differs in:" in err[-1] and "optim.lr" in err[-1]
     assert not (tmp_path / "b").exists() or not list((tmp_path / "b").glob("tune-*"))
     with sqlite3.connect(db) as con:  # the existing study lost nothing
         assert con.execute("select count(*) from trials where state = 'COMPLETE'").fetchone()[0] == 1
@@ -155,3 +156,5 @@ def test_cv_inside_tune_scores_each_trial_by_the_folds_mean(tmp_path):
         cv = json.loads((result.folder / row["run"] / "cv.json").read_text())
         assert row["value"] == pytest.approx(cv["metrics"]["accuracy"]["mean"])
         assert sorted(p.name for p in (result.folder / row["run"] / "folds").iterdir()) == ["fold-1", "fold-2"]
+    html = write_report(result.best).read_text()  # a cross-validation's report shows its folds
+    assert "Cross-validation" in html and "out-of-fold" in html

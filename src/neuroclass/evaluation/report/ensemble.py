@@ -44,8 +44,10 @@ EXPLAIN = {
                "different mistakes.",
     "reproduce": "The command that built the ensemble, and the first member's configuration, whose "
                  "data and split every member shares.",
+    "cv": "A k-fold cross-validation: each fold's model validated on the fold it did not train on. The "
+          "spread across folds says how much a score depends on which examples happen to be held out.",
 }
-TITLES = {"summary": "Summary", "members": "Members", "data": "Data", "metrics": "Metrics",
+TITLES = {"summary": "Summary", "members": "Members", "cv": "Cross-validation", "data": "Data", "metrics": "Metrics",
           "confusion": "Confusion", "mistakes": "Mistakes", "abstention": "Abstention",
           "reproduce": "Reproduce"}
 
@@ -98,6 +100,7 @@ def collect_ensemble(inputs: ReportInputs, member_proba: np.ndarray) -> dict:
                     "input_shape": predictor.meta["input_shape"],
                     "headline": {k: metrics[k] for k in ("accuracy", "balanced_accuracy", "macro_f1", "log_loss")}},
         "members": members_section(predictor, member_proba, y),
+        "cv": cv_section(inputs.run),
         "data": data,
         "metrics": metrics,
         "confusion": confusion_section(metrics),
@@ -117,6 +120,31 @@ def members_section(predictor: EnsemblePredictor, member_proba: np.ndarray, y: n
         row["share"] = row["weight"] / total
         row["accuracy"] = float((proba.argmax(axis=1) == y).mean()) if len(y) else None
     return {"method": predictor.method, "members": rows}
+
+
+CV_METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "log_loss")
+
+
+def cv_section(run: Path) -> dict | None:
+    """A cross-validation summary folder's cv.json: each validation metric's mean, standard
+    deviation and per-fold values, and the out-of-fold metrics; None for other ensembles."""
+    path = Path(run) / "cv.json"
+    if not path.is_file():
+        return None
+    record = json.loads(path.read_text())
+    return {"folds": record["folds"], "metrics": {k: record["metrics"][k] for k in CV_METRICS if k in record["metrics"]},
+            "oof": {k: record["oof_metrics"].get(k) for k in CV_METRICS}}
+
+
+def cross_validation(r: dict, pics: dict) -> str:
+    cv = r["cv"]
+    folds = cv["folds"]
+    rows = [[name, fmt(m["mean"]), fmt(m["std"]), *[fmt(v) for v in m["per_fold"]], fmt(cv["oof"].get(name))]
+            for name, m in cv["metrics"].items()]
+    headers = ["validation metric", "mean", "std", *[f"fold {i}" for i in range(1, folds + 1)], "out-of-fold"]
+    return (table(headers, rows, numeric=set(range(1, folds + 4)))
+            + note("out-of-fold: the metric over every training example once, each scored by the fold model "
+                   "that did not train on it (oof.npz)"))
 
 
 def summary(r: dict, pics: dict) -> str:
@@ -154,7 +182,7 @@ def reproduce(r: dict, pics: dict) -> str:
             + f"<pre class=\"config\">{esc(rp['config_yaml'])}</pre>")
 
 
-RENDERERS = {"summary": summary, "members": members, "data": sections.data, "metrics": sections.metrics,
+RENDERERS = {"summary": summary, "members": members, "cv": cross_validation, "data": sections.data, "metrics": sections.metrics,
              "confusion": sections.confusion, "mistakes": sections.mistakes,
              "abstention": sections.abstention, "reproduce": reproduce}
 
@@ -179,9 +207,11 @@ def write_ensemble_report(run: str | Path, data: str | None, html_path: Path) ->
     inputs, member_proba = load_ensemble_inputs(run, data)
     report = collect_ensemble(inputs, member_proba)
     pictures = ensemble_pictures(report, inputs)
+    shown = [(anchor, render) for anchor, render in RENDERERS.items() if report.get(anchor) is not None
+             or anchor not in report]  # "cv" only for a cross-validation's folder
     parts = [(anchor, TITLES[anchor], section(i, anchor, TITLES[anchor], EXPLAIN.get(anchor) or sections.EXPLAIN[anchor],
                                               render(report, pictures)))
-             for i, (anchor, render) in enumerate(RENDERERS.items(), start=1)]
+             for i, (anchor, render) in enumerate(shown, start=1)]
     document = page(f"neuroclass report: {inputs.run.name}",
                     f"{report['summary']['task']}; evaluated on {inputs.eval_what}; "
                     f"generated {report['report']['generated']}", parts,
