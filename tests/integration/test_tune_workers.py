@@ -1,6 +1,7 @@
 """Two `neuroclass tune` workers sharing one study on a real PostgreSQL server (marked slow): together
 they complete exactly --trials trials, each run once; a worker killed with SIGKILL mid-trial has its
-trial failed by the other after the heartbeat grace, and the other runs it again, once.
+trial failed by the other after the heartbeat grace, and the other runs it again, once; workers
+that open a new database at the same moment all get the storage.
 
 Each worker is the command itself (`python -m neuroclass.cli tune DATA --storage URL --study NAME`)
 with its own --out; the trials are tiny (digits, a 16-unit MLP, one epoch) so that a test takes
@@ -33,20 +34,24 @@ WAIT_SECONDS = 180  # the longest a test waits for a worker or a state before fa
 SPACE = "optim.lr: {low: 1.0e-3, high: 1.0e-1, log: true}\n"  # continuous: no two trials draw the same
 
 
-def start_worker(tmp_path: Path, name: str, url: str, study: str, epochs: int, *options: str) -> subprocess.Popen:
-    """`neuroclass tune digits` for ``study`` in ``url``, --out tmp_path/name, output to name.log;
-    it imports the same neuroclass as the tests."""
-    space = tmp_path / "space.yaml"
-    space.write_text(SPACE)
+def worker_env() -> dict[str, str]:
+    """The environment of a worker process: it imports the same neuroclass as the tests."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(Path(neuroclass.__file__).parents[1]), env.get("PYTHONPATH", "")])
     env["PYTHONFAULTHANDLER"] = "1"  # a worker stopped for hanging writes where it hung to its log
+    return env
+
+
+def start_worker(tmp_path: Path, name: str, url: str, study: str, epochs: int, *options: str) -> subprocess.Popen:
+    """`neuroclass tune digits` for ``study`` in ``url``, --out tmp_path/name, output to name.log."""
+    space = tmp_path / "space.yaml"
+    space.write_text(SPACE)
     command = [sys.executable, "-m", "neuroclass.cli", "tune", "digits", "--model", "mlp",
                "--set", "model.options.hidden=[16]", "--set", "train.tta=none", "--epochs", str(epochs),
                "--space", str(space), "--pruner", "none", "--sampler", "random", "--trials", str(TRIALS),
                "--storage", url, "--study", study, "--out", str(tmp_path / name), *options]
     with open(tmp_path / f"{name}.log", "w") as log:
-        return subprocess.Popen(command, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
+        return subprocess.Popen(command, cwd=tmp_path, env=worker_env(), stdout=log, stderr=subprocess.STDOUT)
 
 
 def logs(tmp_path: Path) -> str:
@@ -144,10 +149,9 @@ def test_workers_opening_a_new_database_at_once_all_get_the_storage(postgresql_s
     for round_ in range(3):
         url = postgresql_server.create_database(f"at_once_{os.getpid()}_{round_}")
         gate = tmp_path / f"gate-{round_}"
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join([str(Path(neuroclass.__file__).parents[1]), env.get("PYTHONPATH", "")])
-        openers = [subprocess.Popen([sys.executable, "-c", OPEN_AT_ONCE, url, str(gate), str(tmp_path)], env=env,
-                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(4)]
+        openers = [subprocess.Popen([sys.executable, "-c", OPEN_AT_ONCE, url, str(gate), str(tmp_path)],
+                                    env=worker_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                   for _ in range(4)]
         time.sleep(3.0)  # the openers import Optuna meanwhile (a head start, not a measurement)
         gate.touch()
         outputs = [o.communicate(timeout=WAIT_SECONDS)[0] for o in openers]
@@ -168,7 +172,7 @@ def test_two_workers_complete_the_trials_once(postgresql_url, tmp_path):
     for t in complete:  # each trial's run folder is where its worker wrote it, named after it
         assert Path(t.user_attrs["run"]).is_dir() and Path(t.user_attrs["run"]).name == trial_name(t.number)
     for name in ("a", "b"):
-        check_leaderboard(tmp_path, name, complete)
+        assert len(check_leaderboard(tmp_path, name, complete)) == TRIALS  # surplus trials are left off
         assert not list((study_folder(tmp_path, name) / "trials").glob(".partial-*"))
 
 
