@@ -34,6 +34,11 @@ def add_parsers(sub) -> None:
     p.add_argument("--storage", help="Optuna storage URL, e.g. postgresql://user@host/db (default: SQLite "
                    "study.db in the study folder); workers with the same --storage and --study share the study")
     p.add_argument("--study", help="study name in the storage (default: the study folder's name)")
+    # the numbers are storage.HEARTBEAT_SECONDS and search.GRACE_HEARTBEATS, written out so that
+    # building the parser imports no Optuna (a unit test keeps them equal)
+    p.add_argument("--heartbeat", type=int, metavar="SECONDS",
+                   help="how often a worker tells the storage that it is alive (default 10 s); a worker silent "
+                   "for 3 heartbeats is taken as dead and its running trial is run again by another worker")
     p.add_argument("--resume", nargs="?", const="", metavar="FOLDER",
                    help="continue an interrupted search: its study folder (default: the newest in --out)")
     p.add_argument("--ensemble", type=int, metavar="K", help="also build an ensemble of the top K trials")
@@ -50,6 +55,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from neuroclass.api import build_config
     from neuroclass.interrupts import stop_on_signals
     from neuroclass.tuning.search import SearchInterrupted, TuneSettings, tune
+    from neuroclass.tuning.storage import HEARTBEAT_SECONDS
 
     resume = _resume_folder(args)
     if resume is None and args.data is None:
@@ -57,8 +63,10 @@ def cmd_tune(args: argparse.Namespace) -> int:
     # with --resume only --time-budget and --trials count: the rest is the study's record
     cfg = build_config(args.data or "digits", args.model, args.epochs, args.time_budget, args.seed, args.config,
                        args.set, args.out, args.label_column, True)
-    settings = TuneSettings(cfg, args.space, args.trials, args.sampler, args.metric, args.pruner, args.cv,
-                            args.storage, args.study, args.ensemble, "neuroclass " + shlex.join(args.argv))
+    heartbeat = HEARTBEAT_SECONDS if args.heartbeat is None else args.heartbeat
+    settings = TuneSettings(cfg, space=args.space, trials=args.trials, sampler=args.sampler, metric=args.metric,
+                            pruner=args.pruner, cv=args.cv, storage=args.storage, study=args.study,
+                            ensemble=args.ensemble, heartbeat=heartbeat, command="neuroclass " + shlex.join(args.argv))
     with stop_on_signals() as interrupts, _trial_lines_hidden():
         try:
             result = tune(settings, stop=interrupts.stop, resume=resume, started=args.started,
@@ -110,6 +118,11 @@ def _print_result(result) -> None:
     best = next((r for r in result.rows if r["state"] == "complete"), None)
     if best is None:
         print(f"no trial finished ({len(result.rows)} tried); see {result.folder / 'leaderboard.csv'}")
+    elif result.best is None:  # run by another worker of a shared study, on another machine
+        print(f"best trial {best['trial']}: validation {_metric(result)} {best['value']:.4f} ({len(done)} trials "
+              f"done)")
+        print(f"best run: {best['run']} is not on this machine (another worker's?): no 'best' link and no test "
+              "metrics here")
     else:
         test = best["test"] or {}
         print(f"best trial {best['trial']}: validation {_metric(result)} {best['value']:.4f}, test accuracy "

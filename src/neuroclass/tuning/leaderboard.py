@@ -81,7 +81,8 @@ def link_best(folder: Path, run: Path) -> Path:
 
 def finish_study(search: "Search") -> "TuneResult":
     """Write the leaderboard, ``best``, the best run's report (by the budget's deadline) and the
-    study's report.html; returns the TuneResult."""
+    study's report.html; returns the TuneResult. With a shared study the best run may be another
+    worker's on another machine: then there is no ``best`` link and no test metrics here."""
     from neuroclass.tuning.search import TuneResult
     from neuroclass.tuning.study_report import write_study_report
 
@@ -92,6 +93,9 @@ def finish_study(search: "Search") -> "TuneResult":
         best_run = Path(best.user_attrs["run"])
         best_test = RunFolder.open(best_run).metrics()
         link_best(folder, best_run)
+    else:  # none, or another worker's on another machine: a link made before would name another
+        with contextlib.suppress(FileNotFoundError):
+            (folder / "best").unlink()
     rows = leaderboard_rows(search.study, folder, best_test)
     write_text_atomic(folder / "leaderboard.json", json.dumps(
         {"metric": metric, "direction": search.study.direction.name.lower(), "rows": rows}, indent=2, default=str))

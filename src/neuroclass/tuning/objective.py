@@ -26,7 +26,7 @@ from neuroclass.training.callbacks import Callback, StopRequest
 from neuroclass.training.state import TrainState
 from neuroclass.tuning.cv import FoldRun, cross_validate, mean_validation_metric
 from neuroclass.tuning.space import SearchSpace, apply_params, suggest
-from neuroclass.tuning.trials import finished_count, running_count
+from neuroclass.tuning.trials import is_surplus
 
 # the selection metrics: the per-epoch history column pruning reads, and whether larger is better
 METRICS = {"accuracy": ("val_accuracy", True), "balanced_accuracy": ("val_balanced_accuracy", True),
@@ -84,8 +84,8 @@ def run_trial(trial: optuna.Trial, plan: TrialPlan) -> float:
     for a config the trial's values make invalid (the study records it as failed and goes on);
     RunInterrupted when ``plan.stop`` is requested (marked "interrupted", for --resume)."""
     params = suggest(trial, plan.space)
-    if plan.limit is not None and finished_count(trial.study) + running_count(trial.study, trial.number) >= plan.limit:
-        trial.set_user_attr("surplus", True)  # another worker took the last trial at the same moment
+    if plan.limit is not None and is_surplus(trial.study, trial.number, plan.limit):
+        trial.set_user_attr("surplus", True)  # another worker asked for the last trial just before
         raise NeuroclassError(f"trial {trial.number} not run: the {plan.limit} trials are done or running")
     seconds = plan.seconds()
     cfg = apply_params(plan.base, params)
@@ -105,7 +105,7 @@ def run_trial(trial: optuna.Trial, plan: TrialPlan) -> float:
         raise
     if plan.metric not in values:  # no validation split: nothing to select by
         raise optuna.TrialPruned("no validation split to score the trial (set data.val_fraction > 0)")
-    trial.set_user_attr("run", str(path))
+    trial.set_user_attr("run", str(Path(path).resolve()))  # other workers read it, from other folders
     trial.set_user_attr("val_metrics", {k: values[k] for k in RUN_METRICS if k in values})
     trial.set_user_attr("seconds", plan.clock() - started)
     trial.set_user_attr("epochs", epochs)

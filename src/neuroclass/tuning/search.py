@@ -37,7 +37,7 @@ from neuroclass.training.callbacks import StopRequest
 from neuroclass.training.trainer import TrainingDiverged
 from neuroclass.tuning.objective import METRICS, TrialPlan, remove_partial, run_trial, trial_name
 from neuroclass.tuning.space import SearchSpace, default_space, load_space
-from neuroclass.tuning.storage import check_study_space, open_storage
+from neuroclass.tuning.storage import HEARTBEAT_SECONDS, check_study_space, open_storage
 from neuroclass.tuning.trials import best_trial, finished_count, requeue_interrupted, trial_line, wait_for_workers
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,9 @@ DEFAULT_TRIALS = 20  # trials a budget is shared among when neither --trials nor
 MIN_TRIAL_SECONDS = 5.0  # a trial budget below this trains nothing worth comparing
 FINAL_SECONDS = 5.0  # the leaderboard and the study's report
 REPORT_SHARE = 0.05  # of the budget, at most 30 s: the best run's report
+# a running trial silent for this many heartbeats is taken for a dead worker's and run again
+# (storage.GRACE_SECONDS: 3 missed heartbeats, so that a slowed-down worker is not taken for dead)
+GRACE_HEARTBEATS = 3
 SAMPLERS = ("grid", "random", "tpe")
 PRUNERS = ("median", "halving", "none")
 
@@ -56,7 +59,9 @@ class TuneSettings:
     family's default space); ``trials``: how many trials end the search (None: the budget or the
     grid); ``cv``: k-fold cross-validation inside each trial; ``storage``: an Optuna storage URL
     (None: SQLite in the study folder); ``study``: the study's name (None: the folder's name);
-    ``ensemble``: build an ensemble of the top K trials at the end."""
+    ``ensemble``: build an ensemble of the top K trials at the end; ``heartbeat``: seconds between
+    a running trial's heartbeats in the storage (a trial silent for 3 heartbeats is failed and run
+    again)."""
 
     base: Config
     space: str | None = None
@@ -68,6 +73,7 @@ class TuneSettings:
     storage: str | None = None
     study: str | None = None
     ensemble: int | None = None
+    heartbeat: int = HEARTBEAT_SECONDS
     command: str = ""
 
     def validate(self) -> None:
@@ -76,7 +82,8 @@ class TuneSettings:
                                      ("--pruner", self.pruner, PRUNERS)):
             if value not in choices:
                 raise NeuroclassError(f"{name} must be one of {', '.join(choices)}. Got {value!r} instead.")
-        for name, value, least in (("--trials", self.trials, 1), ("--cv", self.cv, 2), ("--ensemble", self.ensemble, 1)):
+        for name, value, least in (("--trials", self.trials, 1), ("--cv", self.cv, 2), ("--ensemble", self.ensemble, 1),
+                                   ("--heartbeat", self.heartbeat, 1)):
             if value is not None and value < least:
                 raise NeuroclassError(f"{name} must be >= {least}. Got {value} instead.")
         if self.trials is None and self.base.train.time_budget is None and self.sampler != "grid":
@@ -274,7 +281,8 @@ def _new_folder(settings: TuneSettings) -> Path:
 def _open_study(settings: TuneSettings, folder: Path, space: SearchSpace) -> optuna.Study:
     """The study in its storage, created or (with the same name) joined. NeuroclassError when the
     storage cannot be reached, or a study of that name searches another space or metric."""
-    storage = open_storage(settings.storage, folder)
+    storage = open_storage(settings.storage, folder, heartbeat_seconds=settings.heartbeat,
+                           grace_seconds=GRACE_HEARTBEATS * settings.heartbeat)
     name = settings.study or folder.name
     direction = "maximize" if METRICS[settings.metric][1] else "minimize"
     sampler = _sampler(settings, space, 0)
@@ -343,7 +351,8 @@ def settings_of(folder: str | Path, given: TuneSettings) -> TuneSettings:
                               f"tune.json: {exc.__class__.__name__}); give the folder tune printed") from None
     space_file = folder / "space.yaml"
     fields = {k: record[k] for k in ("trials", "sampler", "metric", "pruner", "cv", "storage", "study", "ensemble")}
-    return TuneSettings(base=base, space=str(space_file), command=given.command, **fields)
+    heartbeat = record.get("heartbeat", HEARTBEAT_SECONDS)  # study folders from before --heartbeat
+    return TuneSettings(base=base, space=str(space_file), heartbeat=heartbeat, command=given.command, **fields)
 
 
 def _first_line(search: Search) -> str:

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,12 @@ CONNECT_TIMEOUT_SECONDS = 10  # an unreachable PostgreSQL host fails after this 
 SPACE_ATTR = "space"  # the study user attribute holding the search space, as JSON
 SCHEMES = {"sqlite": "sqlite:///PATH/study.db", "postgresql": "postgresql://USER:PASSWORD@HOST:5432/DB"}
 POSTGRESQL_DRIVER = "psycopg2"  # what the `postgresql` extra installs (psycopg2-binary)
+# Workers that open a new database at the same moment race to create its tables: PostgreSQL's
+# CREATE TABLE / CREATE TYPE checks, then creates, so all but one fail with "already exists"
+# (SQLSTATE unique_violation in the catalog, duplicate_table or duplicate_object) once the first
+# one commits. Those try again, and then find the tables made.
+CREATE_ATTEMPTS = 5
+_CREATED_BY_ANOTHER = ("23505", "42P07", "42710")
 
 # Phrases of the database drivers' connection errors, and the fix each calls for.
 _FIXES = (
@@ -127,10 +133,10 @@ def open_storage(url: str | None, study_folder: Path, *, heartbeat_seconds: int 
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
         try:
-            return optuna.storages.RDBStorage(
+            return _tables_made(lambda: optuna.storages.RDBStorage(
                 address.render_as_string(hide_password=False), engine_kwargs=engine_kwargs,
                 heartbeat_interval=heartbeat_seconds, grace_period=grace_seconds,
-                heartbeat_stale_trial_callback=retry)
+                heartbeat_stale_trial_callback=retry))
         except ImportError as exc:
             module = getattr(exc.__cause__, "name", None) or address.drivername
             fix = ("pip install 'neuroclass[postgresql]'" if module == POSTGRESQL_DRIVER else
@@ -139,6 +145,27 @@ def open_storage(url: str | None, study_folder: Path, *, heartbeat_seconds: int 
                                   f"installed; {fix}") from None
         except DBAPIError as exc:
             raise NeuroclassError(_connection_message(shown, exc, address.password)) from None
+
+
+def _tables_made(open_rdb: Callable[[], optuna.storages.RDBStorage]) -> optuna.storages.RDBStorage:
+    """``open_rdb()`` (which creates the tables that are missing), tried again, up to
+    CREATE_ATTEMPTS times in all, while it fails because another worker created a table at the
+    same moment. Raises what the last attempt raises."""
+    for _ in range(CREATE_ATTEMPTS - 1):
+        try:
+            return open_rdb()
+        except DBAPIError as exc:
+            if not _created_by_another(exc):
+                raise
+    return open_rdb()
+
+
+def _created_by_another(exc: DBAPIError) -> bool:
+    """Whether ``exc`` says that a table or type being created exists already: another worker
+    opening the same new database created it at the same moment (SQLSTATE from psycopg2's
+    ``pgcode`` or psycopg 3's ``sqlstate``)."""
+    code = getattr(exc.orig, "pgcode", None) or getattr(exc.orig, "sqlstate", None)
+    return code in _CREATED_BY_ANOTHER
 
 
 def _parse(url: str) -> URL:

@@ -24,9 +24,20 @@ def finished_count(study: optuna.Study) -> int:
     return len(study.get_trials(deepcopy=False, states=DONE))
 
 
-def running_count(study: optuna.Study, besides: int | None = None) -> int:
-    """Trials of ``study`` RUNNING now (in any worker), not counting trial number ``besides``."""
-    return sum(t.number != besides for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+def running_count(study: optuna.Study, before: int | None = None) -> int:
+    """Trials of ``study`` RUNNING now (in any worker), those numbered below ``before`` only when
+    given; a trial marked "surplus" (about to fail without training) is not counted.
+
+    Trial numbers follow the order in which workers asked for trials, so that of two workers that
+    ask for the last trial at the same moment, the one that asked first (lower number) runs it."""
+    return sum(not t.user_attrs.get("surplus") and (before is None or t.number < before)
+               for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+
+
+def is_surplus(study: optuna.Study, number: int, target: int) -> bool:
+    """Whether trial ``number``, just asked for, would be one too many for ``target`` trials: those
+    done and those running that were asked for before it (in any worker) reach ``target``."""
+    return finished_count(study) + running_count(study, before=number) >= target
 
 
 def wait_for_workers(study: optuna.Study, target: int, left: Callable[[], float], poll: float = 1.0,
