@@ -91,7 +91,9 @@ def trial_line(trial: optuna.trial.FrozenTrial, metric: str, best: optuna.trial.
     else:
         what = f"failed: {trial.user_attrs.get('error', 'see the log')}"
     tail = f"; best {best.value:.4f} (trial {best.number})" if best is not None else ""
-    return f"trial {trial.number}: {params} -> {what}{tail}"
+    again = retry_of(trial)
+    retry = f" (retry of trial {again})" if again is not None else ""
+    return f"trial {trial.number}{retry}: {params} -> {what}{tail}"
 
 
 def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
