@@ -3,8 +3,11 @@
 search  For each seed, in fresh processes, the commands a user types with the same time budget:
           default  neuroclass train DATA --time-budget B --seed S
           tune     neuroclass tune DATA --time-budget B --seed S --ensemble 5  (TPE, median pruning)
-        Printed: test accuracy of the default run, of the search's best trial as found, and of the
-        ensemble of its top 5 trials (mean of probabilities); trials finished and pruned; the
+          retrain  neuroclass train DATA --time-budget B --seed S --set KEY=VALUE (the best trial's
+                   values), for the seeds in --retrain-seeds
+        Printed: test accuracy of the default run, of the search's best trial as found, of the
+        ensemble of its top 5 trials (mean of probabilities) and of the retrained best; trials
+        finished and pruned; the
         search's wall time against the budget, and the share of it spent outside the trials'
         training (data loading, evaluation, Optuna, the leaderboard and reports).
 cv      `neuroclass train DATA --cv 5` (mean +- std of the folds' validation accuracy) beside
@@ -12,7 +15,7 @@ cv      `neuroclass train DATA --cv 5` (mean +- std of the folds' validation acc
         digits and on the Palmer penguins table (palmerpenguins package; rows with a missing value
         dropped; island and sex one-hot encoded for scikit-learn).
 
-    python benchmarks/tune.py [--budget 10m] [--seeds 0 1 2] [--data fashion-mnist]
+    python benchmarks/tune.py [--budget 10m] [--seeds 0 1 2] [--retrain-seeds 0] [--data fashion-mnist]
                               [--only search|cv] [--work /tmp/neuroclass-tune] [--quick]
 """
 from __future__ import annotations
@@ -46,7 +49,15 @@ def newest(folder: Path, pattern: str) -> Path:
     return max(folder.glob(pattern), key=lambda p: p.stat().st_mtime)
 
 
-def search_row(data: str, budget: str, seed: int, work: Path) -> list[str]:
+def retrain(data: str, budget: str, seed: int, params: dict, work: Path) -> float:
+    """Test accuracy of ``train`` with the search's best values and the whole budget."""
+    out = work / f"retrain-{seed}"
+    sets = [a for k, v in params.items() for a in ("--set", f"{k}={json.dumps(v)}")]
+    run([*CLI, "train", data, "--time-budget", budget, "--seed", str(seed), *sets, "--out", str(out), "--quiet"])
+    return json.loads((newest(out, "*") / "metrics.json").read_text())["accuracy"]
+
+
+def search_row(data: str, budget: str, seed: int, work: Path, refit: bool) -> list[str]:
     default_out, tune_out = work / f"default-{seed}", work / f"tune-{seed}"
     _, _ = run([*CLI, "train", data, "--time-budget", budget, "--seed", str(seed), "--out", str(default_out),
                 "--quiet"])
@@ -63,7 +74,8 @@ def search_row(data: str, budget: str, seed: int, work: Path) -> list[str]:
     ensemble = newest(study, "ensemble*")
     ens_acc = json.loads((ensemble / "metrics.json").read_text())["accuracy"]
     outside = (wall - trained) / wall
-    return [str(seed), f"{default_acc:.4f}", f"{best['test']['accuracy']:.4f}", f"{ens_acc:.4f}",
+    refit_acc = f"{retrain(data, budget, seed, best['params'], work):.4f}" if refit else "-"
+    return [str(seed), f"{default_acc:.4f}", f"{best['test']['accuracy']:.4f}", f"{ens_acc:.4f}", refit_acc,
             f"{len(done)} ({sum(r['state'] == 'pruned' for r in board)} pruned)",
             f"{wall:.0f} s / {parse_duration(budget):.0f} s", f"{100 * outside:.1f}%"]
 
@@ -116,6 +128,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--budget", default="10m")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--retrain-seeds", type=int, nargs="*", default=[0])
     parser.add_argument("--data", default="fashion-mnist")
     parser.add_argument("--only", choices=["search", "cv"])
     parser.add_argument("--work", default="/tmp/neuroclass-tune")
@@ -134,8 +147,8 @@ def main() -> None:
         print(f"\nsearch on {args.data}, --time-budget {budget} each (test accuracy)")
         rows = []
         for seed in args.seeds:
-            rows.append(search_row(args.data, budget, seed, work))
-            print(format_table(["seed", "train (default)", "tune best", "ensemble top 5", "trials",
+            rows.append(search_row(args.data, budget, seed, work, seed in args.retrain_seeds))
+            print(format_table(["seed", "train (default)", "tune best", "ensemble top 5", "best retrained", "trials",
                                 "tune wall / budget", "outside training"], rows), flush=True)
 
 

@@ -129,6 +129,17 @@ def test_without_trials_the_budget_is_shared_by_the_default_count(base):
     assert not search.should_stop()
 
 
+def test_a_short_budget_plans_fewer_default_trials(base):
+    clock = FakeClock()
+    search = _search(base, 120.0, None, clock)
+    search.share()
+    left = 120.0 - search.reserve
+    assert search.trial_seconds == pytest.approx(left / int(left // 30.0))  # 3 trials of >= 30 s, not 20
+    tiny = _search(base, 40.0, None, FakeClock())
+    tiny.share()
+    assert tiny.trial_seconds == pytest.approx((40.0 - tiny.reserve) / 2)  # never fewer than 2
+
+
 def test_a_budget_too_small_for_the_trials_fails_before_any(base):
     search = _search(base, 30.0, 20, FakeClock())
     with pytest.raises(NeuroclassError, match="fewer --trials"):

@@ -10,7 +10,7 @@ reuses), ``config.yaml`` (what is not searched), ``trials/trial-NNNN`` run folde
 
 The time budget covers the whole search: each trial gets the same share of it (what is left after
 the final reserve, divided by the trials planned: ``--trials``, the grid's size, or
-DEFAULT_TRIALS), so trials compare fairly; trials that are pruned early leave time for more. No
+DEFAULT_TRIALS, fewer when that would leave a trial less than TRIAL_SHARE_SECONDS), so trials compare fairly; trials that are pruned early leave time for more. No
 trial starts with less than half its share left.
 """
 from __future__ import annotations
@@ -43,6 +43,7 @@ from neuroclass.tuning.trials import best_trial, finished_count, requeue_interru
 log = logging.getLogger(__name__)
 DEFAULT_TRIALS = 20  # trials a budget is shared among when neither --trials nor a grid says
 MIN_TRIAL_SECONDS = 5.0  # a trial budget below this trains nothing worth comparing
+TRIAL_SHARE_SECONDS = 30.0  # without --trials, no trial's share is planned below this (if 2 trials allow)
 FINAL_SECONDS = 5.0  # the leaderboard and the study's report
 REPORT_SHARE = 0.05  # of the budget, at most 30 s: the best run's report
 # a running trial silent for this many heartbeats is taken for a dead worker's and run again
@@ -135,6 +136,9 @@ class Search:
         if self.deadline is None:
             return
         to_run = max(1, self.planned - finished_count(self.study))
+        if self.settings.trials is None and self.settings.sampler != "grid":  # the default count: fewer,
+            # longer trials when the budget is short (each at least TRIAL_SHARE_SECONDS; at least 2)
+            to_run = max(2, min(to_run, int(self.left() // TRIAL_SHARE_SECONDS)))
         self.trial_seconds = self.left() / to_run
         if self.trial_seconds < MIN_TRIAL_SECONDS:
             raise NeuroclassError(f"--time-budget leaves {self.trial_seconds:.1f} s for each of {to_run} trials; "
