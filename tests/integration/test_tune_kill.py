@@ -27,8 +27,8 @@ def _wait_for(condition, seconds: float) -> None:
 
 def test_sigkill_mid_trial_then_resume(tmp_path):
     out = tmp_path / "runs"
-    cmd = [*CLI, "tune", "digits", "--model", "mlp", "--trials", "4", "--epochs", "25", "--sampler", "random",
-           "--pruner", "none", "--set", "train.tta=none", "--out", str(out)]
+    cmd = [*CLI, "tune", "digits", "--model", "mlp", "--trials", "4", "--epochs", "10", "--sampler", "random",
+           "--pruner", "none", "--set", "train.tta=none", "--set", "model.options.hidden=[64]", "--out", str(out)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         def second_trial_training() -> bool:

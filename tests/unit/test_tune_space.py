@@ -154,3 +154,30 @@ def test_settings_are_checked():
         TuneSettings(cfg).validate()
     with pytest.raises(NeuroclassError, match="--cv must be >= 2"):
         TuneSettings(cfg, trials=2, cv=1).validate()
+
+
+def test_a_photo_folder_is_searched_with_the_photo_family_without_decoding_it(tmp_path, monkeypatch):
+    from neuroclass import data as data_mod
+    from neuroclass.data.synthetic_photos import write_photo_folder
+    from neuroclass.tuning.search import _resolve_family
+
+    folder = write_photo_folder(tmp_path / "photos", images=24, classes=2, seed=0)
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("the photos were decoded before the trials chose their side")
+
+    monkeypatch.setattr(data_mod, "load", no_decoding)
+    cfg = _resolve_family(load_config(overrides=[f"data.source={folder}"]))
+    assert cfg.model.name == "resnet"  # as train picks for photos (training/resolution.py)
+
+
+def test_the_search_starts_from_the_configs_own_values(base):
+    from neuroclass.tuning.space import base_values
+
+    values = base_values(base, default_space(base))
+    assert values == {"optim.lr": base.optim.lr, "optim.weight_decay": base.optim.weight_decay,
+                      "train.label_smoothing": base.train.label_smoothing, "model.options.dropout": 0.2}
+    # an automatic batch size (None) and values outside the space are left to the sampler
+    narrow = parse_space({"optim.lr": {"low": 0.1, "high": 0.5}, "train.batch_size": [64, 128],
+                          "model.options.dropout": {"low": 0.0, "high": 0.5, "step": 0.3}}, base, "s")
+    assert base_values(base, narrow) == {}

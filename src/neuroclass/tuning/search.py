@@ -31,12 +31,14 @@ from neuroclass import data as data_mod
 from neuroclass.config import Config, load_config, to_dict
 from neuroclass.errors import NeuroclassError, RunInterrupted
 from neuroclass.io import hold_lock, write_text_atomic
-from neuroclass.models.registry import resolve_default_model
+from neuroclass.data.survey import survey_folder
+from neuroclass.models.registry import PHOTO_KIND, resolve_default_model
 from neuroclass.runs.names import data_slug
 from neuroclass.training.callbacks import StopRequest
+from neuroclass.training.resolution import image_folder
 from neuroclass.training.trainer import TrainingDiverged
 from neuroclass.tuning.objective import METRICS, TrialPlan, remove_partial, run_trial, trial_name
-from neuroclass.tuning.space import SearchSpace, default_space, load_space
+from neuroclass.tuning.space import SearchSpace, base_values, default_space, load_space
 from neuroclass.tuning.storage import HEARTBEAT_SECONDS, check_study_space, open_storage
 from neuroclass.tuning.trials import best_trial, finished_count, requeue_interrupted, trial_line, wait_for_workers
 
@@ -169,7 +171,7 @@ def tune(settings: TuneSettings, stop: StopRequest | None = None, resume: str | 
     ``best``, report and, with ``settings.ensemble``, the ensemble of the top trials.
 
     Raises NeuroclassError for bad settings, space, data or storage (before any trial; an
-    existing study loses nothing); RunInterrupted-like TuneInterrupted when ``stop`` is requested
+    existing study loses nothing); SearchInterrupted when ``stop`` is requested (or Ctrl-C)
     (the completed trials stay; ``resume`` continues). ``callbacks``: added to every trial's
     training; ``clock``: seconds, for the budget, counted from ``started`` (default: now)."""
     from neuroclass.tuning.leaderboard import finish_study
@@ -194,6 +196,7 @@ def tune(settings: TuneSettings, stop: StopRequest | None = None, resume: str | 
         search.share()
         if resume is None:
             _write_settings(folder, settings, space)
+            _start_from_defaults(study, base, space, settings.sampler)
     except BaseException:
         if lock is not None:
             lock.close()
@@ -240,10 +243,23 @@ def _optimize(search: Search, stop: StopRequest | None, callbacks: tuple) -> Non
                           gc_after_trial=True)
 
 
+def _start_from_defaults(study: optuna.Study, base: Config, space: SearchSpace, sampler: str) -> None:
+    """A new study's first trial: the config's own values of the searched keys (space.base_values),
+    queued (Optuna's enqueue_trial), so the search starts where ``train`` would. Not for a grid."""
+    values = base_values(base, space)
+    if sampler != "grid" and values and not study.get_trials(deepcopy=False):
+        study.enqueue_trial(values, user_attrs={"defaults": True})
+
+
 def _resolve_family(base: Config) -> Config:
-    """model.name=auto becomes the data's family (cnn for images, mlp for tables) once, so that
-    every trial trains the same family and the family's default space applies; the data is
-    loaded here first, so bad data fails before any trial (and its cache is warm for them)."""
+    """model.name=auto becomes the data's family once (the photo family for a folder of photos,
+    read from the files' headers; else cnn for images, mlp for tables), so that every trial trains
+    the same family and the family's default space applies. Other data is loaded here first, so
+    bad data fails before any trial (and its cache is warm for them); photos are decoded by each
+    trial at the side its own budget chooses (training/resolution.py)."""
+    folder = image_folder(base.data.source)
+    if folder is not None and base.data.image_size is None and survey_folder(folder, base.data.max_pixels).photo_like:
+        return replace(base, model=resolve_default_model(base.model, PHOTO_KIND))
     dataset = data_mod.load(base.data)
     return replace(base, model=resolve_default_model(base.model, dataset.kind))
 

@@ -32,7 +32,7 @@ import yaml
 from neuroclass.config import Config, load_config, to_dict
 from neuroclass.errors import NeuroclassError
 from neuroclass.models import MODELS
-from neuroclass.models.registry import AUTO, check_model_config
+from neuroclass.models.registry import AUTO, check_model_config, resolved_options
 from neuroclass.registry import did_you_mean
 
 GRID_POINTS_LIMIT = 10_000  # a grid larger than this is a typo, not a plan
@@ -245,6 +245,38 @@ def apply_params(base: Config, params: dict[str, Any]) -> Config:
     cfg = load_config(values=tree)
     check_model_config(cfg.model)
     return cfg
+
+
+def base_values(base: Config, space: SearchSpace) -> dict[str, Any]:
+    """The values ``base`` itself gives the searched keys, where the space contains them: the
+    search's first trial (so that its best is never a configuration worse than the defaults, at the
+    trials' budget). A key whose base value lies outside the space (or is unset, e.g. an automatic
+    batch size) is left to the sampler."""
+    tree = to_dict(base)
+    options = resolved_options(base.model.name, base.model.options) if base.model.name != AUTO else {}
+    found = {}
+    for p in space.params:
+        *sections, last = p.key.split(".")
+        if sections == ["model", "options"]:
+            value = options.get(last)
+        else:
+            node = tree
+            for part in sections:
+                node = node.get(part, {})
+            value = node.get(last)
+        if _contains(p, value):
+            found[p.key] = value
+    return found
+
+
+def _contains(p: Param, value: Any) -> bool:
+    if value is None or isinstance(value, (dict, list)):
+        return False
+    if p.choices is not None:
+        return value in p.choices
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not p.low <= value <= p.high:
+        return False
+    return p.step is None or abs((value - p.low) / p.step - round((value - p.low) / p.step)) < 1e-9
 
 
 # What every family searches: the peak learning rate and weight decay (log-uniform around the

@@ -92,7 +92,8 @@ def trial_line(trial: optuna.trial.FrozenTrial, metric: str, best: optuna.trial.
         what = f"failed: {trial.user_attrs.get('error', 'see the log')}"
     tail = f"; best {best.value:.4f} (trial {best.number})" if best is not None else ""
     again = retry_of(trial)
-    retry = f" (retry of trial {again})" if again is not None else ""
+    retry = f" (retry of trial {again})" if again is not None else (
+        " (the config's own values)" if trial.user_attrs.get("defaults") else "")
     return f"trial {trial.number}{retry}: {params} -> {what}{tail}"
 
 
