@@ -22,18 +22,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from neuroclass.errors import NeuroclassError, counted
+from neuroclass.errors import counted
 from neuroclass.evaluation.evaluate import LabelledInputs, other_data
 from neuroclass.evaluation.report import diagnostics, plots
 from neuroclass.evaluation.report.collect import (confusion_section, data_section, metrics_section,
                                                   mistakes_section, plain)
-from neuroclass.evaluation.report.html import cards, esc, fmt, key_values, note, page, pct, section, table
+from neuroclass.evaluation.report.html import (cards, esc, fmt, key_values, note, page, pct, save_page, section,
+                                                table)
 from neuroclass.evaluation.report.inputs import ReportInputs
 from neuroclass.evaluation.report.pictures import example_images
 from neuroclass.evaluation.report import sections
 from neuroclass.inference.calibrate import abstention_curve
 from neuroclass.inference.ensemble import EnsemblePredictor, describe_members
-from neuroclass.io import write_text_atomic
 from neuroclass.runs import RunFolder
 
 EXPLAIN = {
@@ -217,10 +217,4 @@ def write_ensemble_report(run: str | Path, data: str | None, html_path: Path) ->
                     f"generated {report['report']['generated']}", parts,
                     f"Made by neuroclass {inputs.environment.get('neuroclass', '')} from {inputs.run}. "
                     f"Every number is in {html_path.with_suffix('.json').name}.")
-    try:
-        write_text_atomic(html_path.with_suffix(".json"), json.dumps(report, indent=2, allow_nan=False))
-        write_text_atomic(html_path, document)
-    except OSError as exc:
-        raise NeuroclassError(f"{html_path}: cannot write the report ({exc.strerror or exc}); pass "
-                              "--out with a folder you can write to") from None
-    return html_path
+    return save_page(html_path, report, document)

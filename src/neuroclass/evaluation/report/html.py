@@ -9,6 +9,11 @@ offline, prints (see the @media print rules) and can be mailed as a single file.
 from __future__ import annotations
 
 import html
+import json
+from pathlib import Path
+
+from neuroclass.errors import NeuroclassError
+from neuroclass.io import write_text_atomic
 
 CSS = """
 :root { --ink: #111827; --muted: #6b7280; --line: #e5e7eb; --accent: #2563eb; --bg: #f9fafb; }
@@ -148,3 +153,16 @@ def page(title: str, subtitle: str, sections: list[tuple[str, str, str]], footer
             f"<body><header><h1>{esc(title)}</h1><p class=\"sub\">{esc(subtitle)}</p>"
             f"<nav>{nav}</nav></header><main>{body}</main>"
             f"<footer>{esc(footer)}</footer></body></html>\n")
+
+
+def save_page(html_path: Path, report: dict, document: str) -> Path:
+    """Write ``document`` to ``html_path`` and ``report`` (every number on the page) as JSON beside
+    it, each atomically; returns ``html_path``. Raises NeuroclassError naming the path when it
+    cannot be written."""
+    try:
+        write_text_atomic(html_path.with_suffix(".json"), json.dumps(report, indent=2, allow_nan=False))
+        write_text_atomic(html_path, document)
+    except OSError as exc:
+        raise NeuroclassError(f"{html_path}: cannot write the report ({exc.strerror or exc}); pass "
+                              "--out with a folder you can write to") from None
+    return html_path

@@ -12,12 +12,11 @@ import warnings
 from pathlib import Path
 from typing import Callable
 
-from neuroclass.io import write_text_atomic
 from neuroclass.errors import NeuroclassError
 from neuroclass.evaluation.report.collect import collect
 from neuroclass.evaluation.report.costs import time_box
 from neuroclass.evaluation.report.ensemble import write_ensemble_report
-from neuroclass.evaluation.report.html import page
+from neuroclass.evaluation.report.html import page, save_page
 from neuroclass.evaluation.report.inputs import FromTraining, load_inputs
 from neuroclass.evaluation.report.pictures import draw_pictures, hold_time
 from neuroclass.evaluation.report.sections import render_sections
@@ -71,13 +70,7 @@ def write_report(run: str | Path, data: str | None = None, out: str | Path | Non
     document = page(title, subtitle, render_sections(report, pictures),
                     f"Made by neuroclass {inputs.environment.get('neuroclass', '')} from {inputs.run}. "
                     f"Every number is in {html_path.with_suffix('.json').name}.")
-    try:
-        write_text_atomic(html_path.with_suffix(".json"), json.dumps(report, indent=2, allow_nan=False))
-        write_text_atomic(html_path, document)
-    except OSError as exc:
-        raise NeuroclassError(f"{html_path}: cannot write the report ({exc.strerror or exc}); pass "
-                              "--out with a folder you can write to") from None
-    return html_path
+    return save_page(html_path, report, document)
 
 
 def try_write_report(run: str | Path, data: str | None = None, deadline: float | None = None,
