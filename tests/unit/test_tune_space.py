@@ -181,3 +181,17 @@ def test_the_search_starts_from_the_configs_own_values(base):
     narrow = parse_space({"optim.lr": {"low": 0.1, "high": 0.5}, "train.batch_size": [64, 128],
                           "model.options.dropout": {"low": 0.0, "high": 0.5, "step": 0.3}}, base, "s")
     assert base_values(base, narrow) == {}
+
+
+def test_workers_started_together_draw_different_values(base):
+    """Worker A (pid p, one trial queued before it) and worker B (pid p + 1, none): a seed that
+    added the two would give both the same sequence."""
+    from neuroclass.tuning.search import _sampler
+
+    space = parse_space({"optim.lr": {"low": 1e-3, "high": 1e-1, "log": True}}, base, "s")
+    settings = TuneSettings(base, trials=20, sampler="random", storage="postgresql://x/y")
+    drawn = []
+    for entropy in ((1, 1000), (0, 1001)):
+        study = optuna.create_study(sampler=_sampler(settings, space, entropy))
+        drawn.append([suggest(study.ask(), space)["optim.lr"] for _ in range(3)])
+    assert drawn[0] != drawn[1]

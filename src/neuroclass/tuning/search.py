@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import optuna
 import yaml
 
@@ -305,16 +306,16 @@ def _open_study(settings: TuneSettings, folder: Path, space: SearchSpace) -> opt
                            grace_seconds=GRACE_HEARTBEATS * settings.heartbeat)
     name = settings.study or folder.name
     direction = "maximize" if METRICS[settings.metric][1] else "minimize"
-    sampler = _sampler(settings, space, 0)
+    sampler = _sampler(settings, space)
     pruner = {"median": optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1),
               "halving": optuna.pruners.SuccessiveHalvingPruner(),
               "none": optuna.pruners.NopPruner()}[settings.pruner]
     study = optuna.create_study(storage=storage, study_name=name, sampler=sampler, pruner=pruner,
                                 direction=direction, load_if_exists=True)
     # a resumed study, or another worker of a shared one, draws new values, not the first ones again
-    offset = len(study.get_trials(deepcopy=False)) + (0 if settings.storage is None else os.getpid())
-    if offset:
-        study.sampler = _sampler(settings, space, offset)
+    done = len(study.get_trials(deepcopy=False))
+    if done or settings.storage is not None:
+        study.sampler = _sampler(settings, space, (done,) if settings.storage is None else (done, os.getpid()))
     check_study_space(study, json.loads(space.signature()))
     recorded = study.user_attrs.get("metric")
     if recorded is None:
@@ -325,9 +326,13 @@ def _open_study(settings: TuneSettings, folder: Path, space: SearchSpace) -> opt
     return study
 
 
-def _sampler(settings: TuneSettings, space: SearchSpace, offset: int) -> optuna.samplers.BaseSampler:
-    """The sampler, seeded by train.seed + ``offset`` (NumPy's seeds stop at 2**32 - 1)."""
-    seed = (settings.base.train.seed + offset) % 2**32
+def _sampler(settings: TuneSettings, space: SearchSpace, entropy: tuple = ()) -> optuna.samplers.BaseSampler:
+    """The sampler, seeded by train.seed alone, or mixed with ``entropy`` (the trials so far, a
+    worker's process id) through NumPy's SeedSequence, so that a resumed study or two workers
+    started together draw different values (a sum would collide: pid + 1 trial = pid + 1 + 0)."""
+    seed = settings.base.train.seed
+    if entropy:
+        seed = int(np.random.SeedSequence([seed, *entropy]).generate_state(1)[0])
     if settings.sampler == "grid":
         return optuna.samplers.GridSampler(space.grid(), seed=seed)
     if settings.sampler == "random":
