@@ -2,12 +2,13 @@
 
 search  For each seed, in fresh processes, the commands a user types with the same time budget:
           default  neuroclass train DATA --time-budget B --seed S
-          tune     neuroclass tune DATA --time-budget B --seed S --ensemble 5  (TPE, median pruning)
+          tune     neuroclass tune DATA --time-budget B --seed S --ensemble 5  (TPE, median pruning,
+                   successive halving in as many rungs as the budget allows)
           retrain  neuroclass train DATA --time-budget B --seed S --set KEY=VALUE (the best trial's
-                   values), for the seeds in --retrain-seeds
+                   values), for the seeds in --retrain-seeds, unless they are the defaults
         Printed: test accuracy of the default run, of the search's best trial as found, of the
         ensemble of its top 5 trials (mean of probabilities) and of the retrained best; trials
-        finished and pruned; the
+        finished per rung and pruned; the
         search's wall time against the budget, and the share of it spent outside the trials'
         training (data loading, evaluation, Optuna, the leaderboard and reports).
 cv      `neuroclass train DATA --cv 5` (mean +- std of the folds' validation accuracy) beside
@@ -36,12 +37,13 @@ CLI = [sys.executable, "-m", "neuroclass.cli"]
 
 
 def run(cmd: list[str]) -> tuple[float, str]:
-    """Run ``cmd``; (wall seconds, stdout). Raises on a non-zero exit."""
+    """Run ``cmd``; (wall seconds, stdout). Raises on a non-zero exit. Says what ran on stderr."""
     start = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True)
     wall = time.perf_counter() - start
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
+    print(f"[{wall:.0f} s] {' '.join(cmd[3:])}\n{done.stdout.strip()[-600:]}", file=sys.stderr, flush=True)
     return wall, done.stdout
 
 
@@ -66,7 +68,6 @@ def search_row(data: str, budget: str, seed: int, work: Path, refit: bool) -> li
                    "--out", str(tune_out), "--quiet"])
     study = newest(tune_out, "tune-*")
     board = json.loads((study / "leaderboard.json").read_text())["rows"]
-    done = [r for r in board if r["state"] in ("complete", "pruned")]
     best = next(r for r in board if r["state"] == "complete")
     trained = sum(json.loads((study / r["run"] / "timing.json").read_text())["train_seconds"]
                   for r in board if r["state"] == "complete")
@@ -74,9 +75,15 @@ def search_row(data: str, budget: str, seed: int, work: Path, refit: bool) -> li
     ensemble = newest(study, "ensemble*")
     ens_acc = json.loads((ensemble / "metrics.json").read_text())["accuracy"]
     outside = (wall - trained) / wall
-    refit_acc = f"{retrain(data, budget, seed, best['params'], work):.4f}" if refit else "-"
-    return [str(seed), f"{default_acc:.4f}", f"{best['test']['accuracy']:.4f}", f"{ens_acc:.4f}", refit_acc,
-            f"{len(done)} ({sum(r['state'] == 'pruned' for r in board)} pruned)",
+    defaults = next(r for r in board if r["trial"] == 0)["params"]  # a new study's first trial
+    refit_acc = "-"
+    if refit:
+        refit_acc = ("= defaults" if best["params"] == defaults else
+                     f"{retrain(data, budget, seed, best['params'], work):.4f}")
+    rungs = "+".join(str(sum(r["rung"] == k and r["state"] in ("complete", "pruned") for r in board))
+                     for k in range(max(r["rung"] for r in board) + 1))
+    return [str(seed), f"{default_acc:.4f}", f"{best['test']['accuracy']:.4f} (rung {best['rung']})", f"{ens_acc:.4f}",
+            refit_acc, f"{rungs} ({sum(r['state'] == 'pruned' for r in board)} pruned)",
             f"{wall:.0f} s / {parse_duration(budget):.0f} s", f"{100 * outside:.1f}%"]
 
 
@@ -148,7 +155,7 @@ def main() -> None:
         rows = []
         for seed in args.seeds:
             rows.append(search_row(args.data, budget, seed, work, seed in args.retrain_seeds))
-            print(format_table(["seed", "train (default)", "tune best", "ensemble top 5", "best retrained", "trials",
+            print(format_table(["seed", "train (default)", "tune best", "ensemble top 5", "best retrained", "trials per rung",
                                 "tune wall / budget", "outside training"], rows), flush=True)
 
 

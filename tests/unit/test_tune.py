@@ -19,7 +19,8 @@ from neuroclass.inference.ensemble import load_predictor
 from neuroclass.runs import RunFolder
 from neuroclass.training.callbacks import Callback, StopRequest
 from neuroclass.tuning.objective import TrialPlan, run_trial
-from neuroclass.tuning.search import SearchInterrupted, TuneSettings, tune
+from neuroclass.tuning.search import SearchInterrupted, tune
+from neuroclass.tuning.settings import TuneSettings
 from neuroclass.tuning.space import parse_space
 
 FAST = ["--model", "mlp", "--set", "model.options.hidden=[32]", "--set", "train.tta=none"]
@@ -71,13 +72,51 @@ def test_a_pruned_trial_leaves_no_run_folder(tmp_path):
     base = load_config(overrides=["data.source=digits", "model.name=mlp", "model.options.hidden=[32]",
                                   "train.epochs=3", "train.tta=none"])
     study = optuna.create_study(direction="maximize", pruner=_PruneAll())
+    asked = []
     plan = TrialPlan(base, parse_space({"optim.lr": [0.01]}, base, "s"), "accuracy", tmp_path / "trials",
-                     lambda: None)
+                     lambda rung: asked.append(rung))
     study.optimize(lambda trial: run_trial(trial, plan), n_trials=1)
     (trial,) = study.trials
     assert trial.state == TrialState.PRUNED and trial.user_attrs["pruned_at_epoch"] == 1
     trials = tmp_path / "trials"  # the run folder made it, and removed it with the run
     assert not trials.exists() or not any(trials.iterdir())
+    # a trial promoted into a higher rung is not pruned (its epochs do not compare with rung 0's)
+    study.enqueue_trial({"optim.lr": 0.01}, user_attrs={"rung": 1, "promoted_from": 0})
+    study.optimize(lambda trial: run_trial(trial, plan), n_trials=1)
+    assert study.trials[1].state == TrialState.COMPLETE and study.trials[1].user_attrs["rung"] == 1
+    assert asked == [0, 1]  # each trial asked for its budget by its rung
+
+
+class _Reports:
+    """An Optuna trial's report/should_prune, recorded."""
+
+    def __init__(self) -> None:
+        self.points: list[tuple[int, float]] = []
+
+    def report(self, value: float, step: int) -> None:
+        self.points.append((step, value))
+
+    def should_prune(self) -> bool:
+        return False
+
+    def set_user_attr(self, key, value) -> None:  # pragma: no cover - not pruned here
+        raise AssertionError("not pruned")
+
+
+def test_pruning_reports_the_point_of_the_schedule_not_the_epoch():
+    from types import SimpleNamespace
+
+    from neuroclass.tuning.objective import PRUNING_STEPS, Pruning
+
+    trial = _Reports()
+    pruning = Pruning(trial, "accuracy")
+    for epoch, (step, value) in enumerate([(23, 0.5), (47, 0.7), (100, 0.9)], start=1):
+        state = SimpleNamespace(step=step, epoch=epoch, planned_steps=lambda: 100,
+                                history=[{"val_accuracy": value}])
+        pruning.on_epoch_end(state, None)
+    # 23% of the schedule is point 5 of 20; each later point gets the value known by then
+    assert trial.points == [(5, 0.5), *[(p, 0.7) for p in range(6, 10)],
+                            *[(p, 0.9) for p in range(10, PRUNING_STEPS + 1)]]
 
 
 class _StopDuring(Callback):

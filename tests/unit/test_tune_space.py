@@ -7,7 +7,8 @@ import pytest
 
 from neuroclass.config import load_config
 from neuroclass.errors import NeuroclassError
-from neuroclass.tuning.search import DEFAULT_TRIALS, Search, TuneSettings
+from neuroclass.tuning.search import DEFAULT_TRIALS, Search
+from neuroclass.tuning.settings import TuneSettings
 from neuroclass.tuning.space import apply_params, default_space, load_space, parse_space, suggest
 
 
@@ -101,10 +102,10 @@ class FakeClock:
         return self.now
 
 
-def _search(base, budget, trials, clock, sampler="tpe"):
+def _search(base, budget, trials, clock, sampler="tpe", rungs=None):
     cfg = load_config(values={**{"data": {"source": "digits"}, "model": {"name": "mlp"}},
                               "train": {"time_budget": budget}})
-    settings = TuneSettings(cfg, trials=trials, sampler=sampler)
+    settings = TuneSettings(cfg, trials=trials, sampler=sampler, rungs=rungs)
     space = default_space(cfg)
     return Search(settings, __import__("pathlib").Path("."), space, optuna.create_study(), clock, clock())
 
@@ -123,7 +124,7 @@ def test_each_trial_gets_an_equal_share_of_the_budget_left(base):
 
 def test_without_trials_the_budget_is_shared_by_the_default_count(base):
     clock = FakeClock()
-    search = _search(base, 1800.0, None, clock)
+    search = _search(base, 1800.0, None, clock, rungs=1)
     search.share()
     assert search.trial_seconds == pytest.approx((1800.0 - search.reserve) / DEFAULT_TRIALS)
     assert not search.should_stop()

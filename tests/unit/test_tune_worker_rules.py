@@ -14,7 +14,8 @@ import pytest
 from neuroclass.cli import main
 from neuroclass.config import load_config
 from neuroclass.errors import NeuroclassError
-from neuroclass.tuning.search import GRACE_HEARTBEATS, TuneSettings, settings_of
+from neuroclass.tuning.search import GRACE_HEARTBEATS
+from neuroclass.tuning.settings import TuneSettings, settings_of
 from neuroclass.tuning.storage import GRACE_SECONDS, HEARTBEAT_SECONDS
 from neuroclass.tuning.trials import is_surplus, running_count, wait_for_workers
 

@@ -27,6 +27,10 @@ def add_parsers(sub) -> None:
                    help="grid: exactly the grid; random; tpe: Bayesian (default)")
     p.add_argument("--pruner", default="median", choices=["median", "halving", "none"],
                    help="stop hopeless trials from their per-epoch validation metric (default median)")
+    p.add_argument("--rungs", type=int, metavar="N",
+                   help="successive halving over training time: N rungs, each keeping the best third of the last "
+                   "and training it again with 3x the time (default: 3 from about 15 min of budget, 2 from about "
+                   "10 min, else 1 = every trial alike; always 1 with --trials, a grid or --storage)")
     p.add_argument("--space", help="YAML file: config keys and their values or ranges (default: the family's)")
     p.add_argument("--metric", default="accuracy", choices=["accuracy", "balanced_accuracy", "macro_f1", "log_loss"],
                    help="validation metric that selects (default accuracy)")
@@ -54,7 +58,8 @@ def add_parsers(sub) -> None:
 def cmd_tune(args: argparse.Namespace) -> int:
     from neuroclass.api import build_config
     from neuroclass.interrupts import stop_on_signals
-    from neuroclass.tuning.search import SearchInterrupted, TuneSettings, tune
+    from neuroclass.tuning.search import SearchInterrupted, tune
+    from neuroclass.tuning.settings import TuneSettings
     from neuroclass.tuning.storage import HEARTBEAT_SECONDS
 
     resume = _resume_folder(args)
@@ -66,7 +71,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     heartbeat = HEARTBEAT_SECONDS if args.heartbeat is None else args.heartbeat
     settings = TuneSettings(cfg, space=args.space, trials=args.trials, sampler=args.sampler, metric=args.metric,
                             pruner=args.pruner, cv=args.cv, storage=args.storage, study=args.study,
-                            ensemble=args.ensemble, heartbeat=heartbeat, command="neuroclass " + shlex.join(args.argv))
+                            ensemble=args.ensemble, heartbeat=heartbeat, rungs=args.rungs, command="neuroclass " + shlex.join(args.argv))
     with stop_on_signals() as interrupts, _trial_lines_hidden():
         try:
             result = tune(settings, stop=interrupts.stop, resume=resume, started=args.started,
@@ -125,7 +130,8 @@ def _print_result(result) -> None:
               "metrics here")
     else:
         test = best["test"] or {}
-        print(f"best trial {best['trial']}: validation {_metric(result)} {best['value']:.4f}, test accuracy "
+        rung = f" (rung {best['rung']})" if best.get("rung") else ""
+        print(f"best trial {best['trial']}{rung}: validation {_metric(result)} {best['value']:.4f}, test accuracy "
               f"{test.get('accuracy', float('nan')):.4f} ({len(done)} trials done)")
         print(f"best run: {result.folder / 'best'} -> {best['run']}")
     print(f"leaderboard: {result.folder / 'leaderboard.csv'}")

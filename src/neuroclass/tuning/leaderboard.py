@@ -24,7 +24,8 @@ from neuroclass.evaluation.report import try_write_report
 from neuroclass.io import write_text_atomic
 from neuroclass.runs import RunFolder
 from neuroclass.tuning.ensemble import build_ensemble
-from neuroclass.tuning.trials import best_trial, retry_of
+from neuroclass.tuning.rungs import rung_of
+from neuroclass.tuning.trials import best_trial, ranked, retry_of
 
 if TYPE_CHECKING:
     from neuroclass.tuning.search import Search, TuneResult
@@ -34,17 +35,21 @@ STATE_ORDER = {TrialState.COMPLETE: 0, TrialState.PRUNED: 1, TrialState.RUNNING:
 
 
 def leaderboard_rows(study, folder: Path, best_test: dict | None = None) -> list[dict]:
-    """One dict per trial of ``study`` (an optuna.Study), best first: COMPLETE by value (in the
-    study's direction), then PRUNED, RUNNING, FAIL. ``best_test``: the best trial's test metrics."""
+    """One dict per trial of ``study`` (an optuna.Study), best first: COMPLETE as trials.ranked
+    (the highest rung first, then by value in the study's direction), then PRUNED, RUNNING, FAIL,
+    WAITING. ``best_test``: the best trial's test metrics."""
     best = best_trial(study)
     sign = -1.0 if study.direction.name == "MAXIMIZE" else 1.0
-    trials = sorted((t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get("surplus")),
+    others = sorted((t for t in study.get_trials(deepcopy=False) if t.state != TrialState.COMPLETE),
                     key=lambda t: (STATE_ORDER.get(t.state, 9), sign * (t.value if t.value is not None else 0.0),
                                    t.number))
     rows = []
-    for t in trials:
+    for t in [*ranked(study), *others]:
+        if t.user_attrs.get("surplus"):
+            continue
         run = t.user_attrs.get("run")
-        row = {"trial": t.number, "state": t.state.name.lower(), "value": t.value, "params": dict(t.params),
+        row = {"trial": t.number, "state": t.state.name.lower(), "rung": rung_of(t), "value": t.value,
+               "params": dict(t.params),
                "val_metrics": t.user_attrs.get("val_metrics"), "seconds": t.user_attrs.get("seconds"),
                "epochs": t.user_attrs.get("epochs"), "time_budget": t.user_attrs.get("time_budget"),
                "run": _relative(run, folder) if run else None, "retry_of": retry_of(t),
@@ -55,15 +60,15 @@ def leaderboard_rows(study, folder: Path, best_test: dict | None = None) -> list
 
 
 def leaderboard_csv(rows: list[dict], metric: str) -> str:
-    """The rows as CSV: trial, state, validation <metric>, one column per searched key, seconds,
-    epochs, run, test <metric> (the best trial only)."""
+    """The rows as CSV: trial, state, rung, validation <metric>, one column per searched key,
+    seconds, epochs, run, test <metric> (the best trial only)."""
     keys = sorted({k for r in rows for k in r["params"]})
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["trial", "state", f"val_{metric}", *keys, "seconds", "epochs", "run", f"test_{metric}"])
+    writer.writerow(["trial", "state", "rung", f"val_{metric}", *keys, "seconds", "epochs", "run", f"test_{metric}"])
     for r in rows:
         test = (r["test"] or {}).get(metric)
-        writer.writerow([r["trial"], r["state"], r["value"], *[r["params"].get(k) for k in keys],
+        writer.writerow([r["trial"], r["state"], r["rung"], r["value"], *[r["params"].get(k) for k in keys],
                          None if r["seconds"] is None else round(r["seconds"], 2), r["epochs"], r["run"], test])
     return out.getvalue()
 
@@ -110,15 +115,12 @@ def finish_study(search: "Search") -> "TuneResult":
 
 
 def _top_ensemble(search: "Search") -> Path | None:
-    """``ensemble-top<K>/`` in the study folder: the mean of the top K finished trials' calibrated
-    probabilities (tuning/ensemble.py), the trials' run folders as members by reference; its
-    report only without a time budget (an ensemble's report runs in full: `neuroclass report`
+    """``ensemble-top<K>/`` in the study folder: the mean of the calibrated probabilities of the
+    top K finished trials (trials.ranked: with rungs, the longest trials first; tuning/ensemble.py),
+    the trials' run folders as members by reference; its report only without a time budget (an ensemble's report runs in full: `neuroclass report`
     writes it). None, with one warning, when it cannot be built."""
     k = search.settings.ensemble
-    sign = -1.0 if search.study.direction.name == "MAXIMIZE" else 1.0
-    complete = sorted((t for t in search.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                       if t.user_attrs.get("run") and Path(t.user_attrs["run"]).is_dir()),
-                      key=lambda t: (sign * t.value, t.number))
+    complete = [t for t in ranked(search.study) if t.user_attrs.get("run") and Path(t.user_attrs["run"]).is_dir()]
     if not complete:
         return None
     runs = [Path(t.user_attrs["run"]) for t in complete[:k]]

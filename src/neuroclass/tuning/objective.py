@@ -25,6 +25,7 @@ from neuroclass.runs.folder import PARTIAL
 from neuroclass.training.callbacks import Callback, StopRequest
 from neuroclass.training.state import TrainState
 from neuroclass.tuning.cv import FoldRun, cross_validate, mean_validation_metric
+from neuroclass.tuning.rungs import rung_of
 from neuroclass.tuning.space import SearchSpace, apply_params, suggest
 from neuroclass.tuning.trials import is_surplus
 
@@ -39,20 +40,35 @@ def trial_name(number: int) -> str:
     return f"trial-{number:04d}"
 
 
+PRUNING_STEPS = 20  # a trial reports its validation metric at 20 points of its schedule (each 5%)
+PRUNING_WARMUP = 5  # no trial is pruned before a quarter of its schedule
+
+
 class Pruning(Callback):
-    """Report each epoch's validation ``metric`` to the Optuna ``trial`` and raise
+    """Report the validation ``metric`` to the Optuna ``trial`` at each epoch's end and raise
     optuna.TrialPruned when the study's pruner says the trial is hopeless (Optuna's
-    report/should_prune protocol). For log_loss the history's validation loss is reported."""
+    report/should_prune protocol). For log_loss the history's validation loss is reported.
+
+    The step reported is how far the trial's schedule has gone, in PRUNING_STEPS parts
+    (TrainState.progress: steps done over steps planned), not the epoch: trials of one budget with
+    different batch sizes run different epochs, and a pruner compares trials at one step. Every
+    step passed since the last epoch gets the epoch's value (the metric as known at that point of
+    the schedule), so that trials whose epochs end at different points still meet at each step."""
 
     def __init__(self, trial: optuna.Trial, metric: str) -> None:
         self.trial, self.metric = trial, metric
         self.column = METRICS[metric][0]
+        self.reported = 0
 
     def on_epoch_end(self, state: TrainState, model: nn.Module) -> None:
         value = state.history[-1].get(self.column)
         if value is None:
             return
-        self.trial.report(float(value), state.epoch)
+        done = state.step / max(1, state.planned_steps())
+        step = max(1, min(PRUNING_STEPS, round(PRUNING_STEPS * done)))
+        for point in range(self.reported + 1 if self.reported else step, step + 1):
+            self.trial.report(float(value), point)
+        self.reported = max(self.reported, step)
         if self.trial.should_prune():
             self.trial.set_user_attr("pruned_at_epoch", state.epoch)
             raise optuna.TrialPruned(f"pruned at epoch {state.epoch} (validation {self.metric} {value:.4f})")
@@ -67,7 +83,7 @@ class TrialPlan:
     space: SearchSpace
     metric: str
     trials_dir: Path
-    seconds: Callable[[], float | None]  # the next trial's time budget, asked as it starts
+    seconds: Callable[[int], float | None]  # a trial's time budget, asked as it starts, by its rung
     stop: StopRequest | None = None
     clock: Callable[[], float] = time.perf_counter
     command: str = ""
@@ -87,7 +103,9 @@ def run_trial(trial: optuna.Trial, plan: TrialPlan) -> float:
     if plan.limit is not None and is_surplus(trial.study, trial.number, plan.limit):
         trial.set_user_attr("surplus", True)  # another worker asked for the last trial just before
         raise NeuroclassError(f"trial {trial.number} not run: the {plan.limit} trials are done or running")
-    seconds = plan.seconds()
+    rung = rung_of(trial)
+    trial.set_user_attr("rung", rung)
+    seconds = plan.seconds(rung)
     cfg = apply_params(plan.base, params)
     cfg = replace(cfg, out=str(plan.trials_dir),
                   train=replace(cfg.train, time_budget=seconds, quiet=True, checkpoint_minutes=0.0))
@@ -95,7 +113,7 @@ def run_trial(trial: optuna.Trial, plan: TrialPlan) -> float:
     started = plan.clock()
     trial.set_user_attr("time_budget", seconds)
     try:
-        path, values, epochs = (_cross_validated if plan.cv else _trained)(trial, plan, cfg, name, started)
+        path, values, epochs = (_cross_validated if plan.cv else _trained)(trial, plan, cfg, name, started, rung == 0)
     except BaseException as exc:
         if isinstance(exc, (RunInterrupted, KeyboardInterrupt)):
             trial.set_user_attr("interrupted", True)
@@ -112,20 +130,25 @@ def run_trial(trial: optuna.Trial, plan: TrialPlan) -> float:
     return float(values[plan.metric])
 
 
-def _trained(trial: optuna.Trial, plan: TrialPlan, cfg: Config, name: str, started: float) -> tuple:
-    """One run: (its folder, its validation metrics, its epochs)."""
-    result = train(cfg, callbacks=[Pruning(trial, plan.metric), *plan.callbacks], command=plan.command,
+def _trained(trial: optuna.Trial, plan: TrialPlan, cfg: Config, name: str, started: float, prune: bool) -> tuple:
+    """One run: (its folder, its validation metrics, its epochs); pruned by the study's pruner
+    when ``prune`` (not a promoted trial of a higher rung, whose epochs are not comparable)."""
+    pruning = [Pruning(trial, plan.metric)] if prune else []
+    result = train(cfg, callbacks=[*pruning, *plan.callbacks], command=plan.command,
                    report=False, stop=plan.stop, clock=plan.clock, started=started, name=name)
     trial.set_user_attr("test_seconds", result.timing.get("test_seconds"))  # an ensemble's reserve
     return result.path, result.val_metrics or {}, result.timing.get("epochs")
 
 
-def _cross_validated(trial: optuna.Trial, plan: TrialPlan, cfg: Config, name: str, started: float) -> tuple:
+def _cross_validated(trial: optuna.Trial, plan: TrialPlan, cfg: Config, name: str, started: float,
+                     prune: bool) -> tuple:
     """A k-fold cross-validation: (its summary folder, the folds' mean validation metrics, the
-    folds' mean epochs). After each fold the mean so far is reported to the pruner (step = folds
-    done), which may stop the trial between folds."""
+    folds' mean epochs). With ``prune``, after each fold the mean so far is reported to the pruner
+    (step = folds done), which may stop the trial between folds."""
     def after_fold(fold: FoldRun) -> None:
         done.append(fold)
+        if not prune:
+            return
         value = float(np.mean([f.val_metrics[plan.metric] for f in done]))
         trial.report(value, len(done))
         if trial.should_prune():

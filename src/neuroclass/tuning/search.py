@@ -20,78 +20,38 @@ import logging
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import optuna
-import yaml
 
 from neuroclass import data as data_mod
-from neuroclass.config import Config, load_config, to_dict
+from neuroclass.config import Config
 from neuroclass.errors import NeuroclassError, RunInterrupted
-from neuroclass.io import hold_lock, write_text_atomic
+from neuroclass.io import hold_lock
 from neuroclass.data.survey import survey_folder
 from neuroclass.models.registry import PHOTO_KIND, resolve_default_model
 from neuroclass.runs.names import data_slug
 from neuroclass.training.callbacks import StopRequest
 from neuroclass.training.resolution import image_folder
 from neuroclass.training.trainer import TrainingDiverged
-from neuroclass.tuning.objective import METRICS, TrialPlan, remove_partial, run_trial, trial_name
+from neuroclass.tuning.objective import METRICS, PRUNING_WARMUP, TrialPlan, remove_partial, run_trial, trial_name
+from neuroclass.tuning.rungs import PLAN_ATTR, RungPlan, advance, choose_rungs, rung_budget, rung_of
+from neuroclass.tuning.settings import MIN_TRIAL_SECONDS, TuneSettings, resumed_end, settings_of, write_settings
 from neuroclass.tuning.space import SearchSpace, base_values, default_space, load_space
-from neuroclass.tuning.storage import HEARTBEAT_SECONDS, check_study_space, open_storage
+from neuroclass.tuning.storage import check_study_space, open_storage
 from neuroclass.tuning.trials import best_trial, finished_count, requeue_interrupted, trial_line, wait_for_workers
 
 log = logging.getLogger(__name__)
 DEFAULT_TRIALS = 20  # trials a budget is shared among when neither --trials nor a grid says
-MIN_TRIAL_SECONDS = 5.0  # a trial budget below this trains nothing worth comparing
 TRIAL_SHARE_SECONDS = 30.0  # without --trials, no trial's share is planned below this (if 2 trials allow)
 FINAL_SECONDS = 5.0  # the leaderboard and the study's report
 REPORT_SHARE = 0.05  # of the budget, at most 30 s: the best run's report
 # a running trial silent for this many heartbeats is taken for a dead worker's and run again
 # (storage.GRACE_SECONDS: 3 missed heartbeats, so that a slowed-down worker is not taken for dead)
 GRACE_HEARTBEATS = 3
-SAMPLERS = ("grid", "random", "tpe")
-PRUNERS = ("median", "halving", "none")
-
-
-@dataclass(frozen=True)
-class TuneSettings:
-    """A search as the command line gives it. ``base``: the config every trial starts from
-    (train.time_budget is the whole search's budget, seconds); ``space``: a YAML file (None: the
-    family's default space); ``trials``: how many trials end the search (None: the budget or the
-    grid); ``cv``: k-fold cross-validation inside each trial; ``storage``: an Optuna storage URL
-    (None: SQLite in the study folder); ``study``: the study's name (None: the folder's name);
-    ``ensemble``: build an ensemble of the top K trials at the end; ``heartbeat``: seconds between
-    a running trial's heartbeats in the storage (a trial silent for 3 heartbeats is failed and run
-    again)."""
-
-    base: Config
-    space: str | None = None
-    trials: int | None = None
-    sampler: str = "tpe"
-    metric: str = "accuracy"
-    pruner: str = "median"
-    cv: int | None = None
-    storage: str | None = None
-    study: str | None = None
-    ensemble: int | None = None
-    heartbeat: int = HEARTBEAT_SECONDS
-    command: str = ""
-
-    def validate(self) -> None:
-        """NeuroclassError for a setting outside its choices or range."""
-        for name, value, choices in (("--sampler", self.sampler, SAMPLERS), ("--metric", self.metric, tuple(METRICS)),
-                                     ("--pruner", self.pruner, PRUNERS)):
-            if value not in choices:
-                raise NeuroclassError(f"{name} must be one of {', '.join(choices)}. Got {value!r} instead.")
-        for name, value, least in (("--trials", self.trials, 1), ("--cv", self.cv, 2), ("--ensemble", self.ensemble, 1),
-                                   ("--heartbeat", self.heartbeat, 1)):
-            if value is not None and value < least:
-                raise NeuroclassError(f"{name} must be >= {least}. Got {value} instead.")
-        if self.trials is None and self.base.train.time_budget is None and self.sampler != "grid":
-            raise NeuroclassError("tune needs an end: --time-budget (e.g. 30m), --trials N, or --sampler grid")
 
 
 @dataclass
@@ -114,7 +74,8 @@ class Search:
         self.deadline = None if budget is None else start + budget
         self.reserve = FINAL_SECONDS + (min(30.0, REPORT_SHARE * budget) if budget else 0.0)
         self.planned = settings.trials or (space.grid_size() if settings.sampler == "grid" else DEFAULT_TRIALS)
-        self.trial_seconds: float | None = None
+        self.trial_seconds: float | None = None  # a trial's share (of rung 0's, with rungs)
+        self.rungs: RungPlan | None = None
 
     @property
     def trials_dir(self) -> Path:
@@ -135,8 +96,13 @@ class Search:
         return 2.0 + 1.5 * self.settings.ensemble * max(seconds, default=0.0)
 
     def share(self) -> None:
-        """Each trial's time budget: what is left, over the trials still planned."""
+        """Each trial's time budget: what is left, over the trials still planned; or with rungs
+        (tuning/rungs.py), the first rung's trials' planned seconds."""
         if self.deadline is None:
+            return
+        self.rungs = self._rung_plan()
+        if self.rungs is not None:
+            self.trial_seconds = self.rungs.seconds[0]
             return
         to_run = max(1, self.planned - finished_count(self.study))
         if self.settings.trials is None and self.settings.sampler != "grid":  # the default count: fewer,
@@ -147,14 +113,45 @@ class Search:
             raise NeuroclassError(f"--time-budget leaves {self.trial_seconds:.1f} s for each of {to_run} trials; "
                                   f"give a longer --time-budget or fewer --trials")
 
-    def next_budget(self) -> float | None:
-        """The starting trial's budget: its share, or what is left when that is less."""
-        return None if self.trial_seconds is None else max(1.0, min(self.trial_seconds, self.left()))
+    def _rung_plan(self) -> RungPlan | None:
+        """The study's rung plan: the one it was started with (its user attribute), or for a new
+        study one made now from what is left (None: no rungs; always so with --trials, a grid or a
+        shared storage, and for a study started without rungs)."""
+        recorded = self.study.user_attrs.get(PLAN_ATTR, "none recorded")
+        if recorded != "none recorded" or self.study.get_trials(deepcopy=False):
+            return RungPlan.from_dict(recorded) if isinstance(recorded, dict) else None
+        s = self.settings
+        flat = s.trials is not None or s.sampler == "grid" or s.storage is not None
+        count = 1 if flat else choose_rungs(s.rungs, self.left(), TRIAL_SHARE_SECONDS, MIN_TRIAL_SECONDS)
+        plan = RungPlan.for_budget(self.left(), count) if count > 1 else None
+        self.study.set_user_attr(PLAN_ATTR, None if plan is None else plan.to_dict())
+        return plan
+
+    def next_budget(self, rung: int = 0) -> float | None:
+        """The budget (s) of a trial of ``rung`` starting now: its share, or what is left when that
+        is less (tuning/rungs.py rung_budget with rungs); None without a time budget."""
+        if self.trial_seconds is None:
+            return None
+        if self.rungs is not None:
+            return max(1.0, rung_budget(self.study, self.rungs, rung, self.left()))
+        return max(1.0, min(self.trial_seconds, self.left()))
 
     def should_stop(self) -> bool:
+        """Between trials: whether the search is over (--trials done, the budget spent, or the last
+        rung done); with rungs, a rung's time being up queues the best of it into the next rung."""
         if self.settings.trials is not None and finished_count(self.study) >= self.settings.trials:
             return True
-        return self.trial_seconds is not None and self.left() < 0.5 * self.trial_seconds
+        if self.rungs is None:
+            return self.trial_seconds is not None and self.left() < 0.5 * self.trial_seconds
+        waiting = len(self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)))
+        over = advance(self.study, self.rungs, self.left())
+        queued = self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))[waiting:]
+        if queued:
+            rung = rung_of(queued[0])
+            log.info("rung %d (of 0..%d): the best %d of rung %d (trials %s) trained again for about %.0f s each",
+                     rung, self.rungs.last, len(queued), rung - 1,
+                     ", ".join(str(t.user_attrs["promoted_from"]) for t in queued), self.rungs.seconds[rung])
+        return over or self.left() < MIN_TRIAL_SECONDS
 
 
 class SearchInterrupted(Exception):
@@ -192,11 +189,11 @@ def tune(settings: TuneSettings, stop: StopRequest | None = None, resume: str | 
     try:
         study = _open_study(settings, folder, space)
         if resume is not None:
-            settings = _resumed_end(settings, study, given)
+            settings = resumed_end(settings, study, given)
         search = Search(replace(settings, base=base), folder, space, study, clock, start)
         search.share()
         if resume is None:
-            _write_settings(folder, settings, space)
+            write_settings(folder, settings, space)
             _start_from_defaults(study, base, space, settings.sampler)
     except BaseException:
         if lock is not None:
@@ -307,8 +304,9 @@ def _open_study(settings: TuneSettings, folder: Path, space: SearchSpace) -> opt
     name = settings.study or folder.name
     direction = "maximize" if METRICS[settings.metric][1] else "minimize"
     sampler = _sampler(settings, space)
-    pruner = {"median": optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1),
-              "halving": optuna.pruners.SuccessiveHalvingPruner(),
+    # steps: parts of a trial's schedule (objective.Pruning); halving's rungs at 10%, 30% and 90% of it
+    pruner = {"median": optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=PRUNING_WARMUP),
+              "halving": optuna.pruners.SuccessiveHalvingPruner(min_resource=2, reduction_factor=3),
               "none": optuna.pruners.NopPruner()}[settings.pruner]
     study = optuna.create_study(storage=storage, study_name=name, sampler=sampler, pruner=pruner,
                                 direction=direction, load_if_exists=True)
@@ -340,46 +338,6 @@ def _sampler(settings: TuneSettings, space: SearchSpace, entropy: tuple = ()) ->
     return optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(10, max(3, (settings.trials or DEFAULT_TRIALS) // 4)))
 
 
-def _write_settings(folder: Path, settings: TuneSettings, space: SearchSpace) -> None:
-    """tune.json (the settings a resume reuses), space.yaml (the space as searched) and config.yaml."""
-    record = {k: v for k, v in asdict(settings).items() if k != "base"}
-    record["space"] = "space.yaml"
-    record["space_source"] = space.source
-    write_text_atomic(folder / "space.yaml", yaml.safe_dump(space.as_tree(), sort_keys=False))
-    write_text_atomic(folder / "tune.json", json.dumps(record, indent=2))
-    write_text_atomic(folder / "config.yaml", yaml.safe_dump(to_dict(settings.base), sort_keys=False))
-
-
-def _resumed_end(settings: TuneSettings, study: optuna.Study, given: TuneSettings) -> TuneSettings:
-    """A resumed search ends by ``given``'s --trials and --time-budget when given; else by the
-    recorded trials and what the recorded budget left (less the seconds of the trials so far)."""
-    budget = given.base.train.time_budget
-    if budget is None and settings.base.train.time_budget is not None:
-        spent = sum(t.user_attrs.get("seconds") or 0.0 for t in study.get_trials(deepcopy=False))
-        budget = settings.base.train.time_budget - spent
-        if budget < MIN_TRIAL_SECONDS:
-            raise NeuroclassError(f"the search's time budget is used up ({spent:.0f} s of trials); give "
-                                  "--time-budget to continue for longer")
-    base = replace(settings.base, train=replace(settings.base.train, time_budget=budget))
-    return replace(settings, base=base, trials=given.trials or settings.trials)
-
-
-def settings_of(folder: str | Path, given: TuneSettings) -> TuneSettings:
-    """The settings a study folder was started with (tune.json, config.yaml), for --resume;
-    ``given.command`` is kept. NeuroclassError when ``folder`` is not a study folder."""
-    folder = Path(folder)
-    try:
-        record = json.loads((folder / "tune.json").read_text())
-        base = load_config(folder / "config.yaml")
-    except (OSError, ValueError) as exc:
-        raise NeuroclassError(f"--resume '{folder}': not a study folder of neuroclass tune (no readable "
-                              f"tune.json: {exc.__class__.__name__}); give the folder tune printed") from None
-    space_file = folder / "space.yaml"
-    fields = {k: record[k] for k in ("trials", "sampler", "metric", "pruner", "cv", "storage", "study", "ensemble")}
-    heartbeat = record.get("heartbeat", HEARTBEAT_SECONDS)  # study folders from before --heartbeat
-    return TuneSettings(base=base, space=str(space_file), heartbeat=heartbeat, command=given.command, **fields)
-
-
 def _first_line(search: Search) -> str:
     """'tune: 20 trials of 81 s (tpe, median pruning) on digits, mlp; validation accuracy;
     space optim.lr 0.0005..0.02 (log), ...; study folder runs/tune-digits-...'"""
@@ -388,8 +346,12 @@ def _first_line(search: Search) -> str:
     count = f"{search.planned} trials" if s.trials or s.sampler == "grid" else f"trials{each} until the budget ends"
     if s.trials or s.sampler == "grid":
         count += each
+    pruning = f"{s.pruner} pruning"
+    if search.rungs is not None:
+        count = f"successive halving in {len(search.rungs.counts)} rungs: {search.rungs.describe()}"
+        pruning += " in rung 0"
     done = finished_count(search.study)
     resumed = f"; {done} done before" if done else ""
-    return (f"tune: {count} ({s.sampler}, {s.pruner} pruning) on {s.base.data.source}, {s.base.model.name}; "
+    return (f"tune: {count} ({s.sampler}, {pruning}) on {s.base.data.source}, {s.base.model.name}; "
             f"selecting by validation {s.metric}{resumed}; space {search.space.describe()} "
             f"({search.space.source}); study folder {search.folder}")

@@ -16,6 +16,8 @@ from typing import Callable
 import optuna
 from optuna.trial import TrialState
 
+from neuroclass.tuning.rungs import rung_of
+
 DONE = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
@@ -70,7 +72,8 @@ def requeue_interrupted(study: optuna.Study, default_storage: bool) -> list[int]
             continue
         if t.number in retried or not t.params:
             continue
-        study.enqueue_trial(t.params, user_attrs={"retry_of": t.number}, skip_if_exists=False)
+        rung = {"rung": t.user_attrs["rung"]} if "rung" in t.user_attrs else {}
+        study.enqueue_trial(t.params, user_attrs={"retry_of": t.number, **rung}, skip_if_exists=False)
         queued.append(t.number)
     return queued
 
@@ -94,15 +97,22 @@ def trial_line(trial: optuna.trial.FrozenTrial, metric: str, best: optuna.trial.
     again = retry_of(trial)
     retry = f" (retry of trial {again})" if again is not None else (
         " (the config's own values)" if trial.user_attrs.get("defaults") else "")
+    if trial.user_attrs.get("promoted_from") is not None:
+        retry += f" (rung {rung_of(trial)}: trial {trial.user_attrs['promoted_from']}'s values)"
     return f"trial {trial.number}{retry}: {params} -> {what}{tail}"
 
 
+def ranked(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """The COMPLETE trials, best first: the highest rung first (tuning/rungs.py; a longer trial
+    is the better judge), then by value in the study's direction, then earlier first."""
+    sign = -1.0 if study.direction.name == "MAXIMIZE" else 1.0
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    return sorted(complete, key=lambda t: (-rung_of(t), sign * t.value, t.number))
+
+
 def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
-    """The best COMPLETE trial, or None (Optuna's best_trial raises when there is none)."""
-    try:
-        return study.best_trial
-    except ValueError:
-        return None
+    """The best COMPLETE trial (first of ``ranked``: without rungs, Optuna's best value), or None."""
+    return next(iter(ranked(study)), None)
 
 
 def retry_of(trial: optuna.trial.FrozenTrial) -> int | None:
