@@ -39,9 +39,21 @@ def own_test_split(run: RunFolder) -> LabelledInputs:
     """The test split of the run's own data, as recorded at training time (labels in the run's
     class order). Raises NeuroclassError when the data changed since training."""
     data = run.load_data()
+    return test_split_inputs(data, list(data.dataset.classes))
+
+
+def test_split_inputs(data, classes: list[str]) -> LabelledInputs:
+    """The test split of ``data`` (a run's loaded data: ``part`` and ``source``), labels as recorded."""
     part = data.part("test")
-    return LabelledInputs(part.x, part.y, list(data.dataset.classes),
-                          f"{data.source} (test split, {counted(len(part), 'example')})")
+    return LabelledInputs(part.x, part.y, classes, f"{data.source} (test split, {counted(len(part), 'example')})")
+
+
+def evaluation_inputs(run: RunFolder, predictor: Predictor | EnsemblePredictor, own,
+                      data: str | None) -> LabelledInputs:
+    """What a run is evaluated on: ``data`` in the run's class order when given, else the test
+    split of ``own`` (the run's loaded data). Raises NeuroclassError for unreadable data or
+    classes the model does not know."""
+    return other_data(data, predictor, run) if data else test_split_inputs(own, predictor.classes)
 
 
 def _table_inputs(source: str, meta: dict, label_column: str | None) -> LabelledInputs:

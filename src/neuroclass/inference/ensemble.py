@@ -32,7 +32,7 @@ import torch
 from sklearn.linear_model import LogisticRegression
 
 from neuroclass.errors import NeuroclassError
-from neuroclass.inference.predictor import Prediction, Predictor, describe_probabilities
+from neuroclass.inference.predictor import FilePredictions, Predictor
 from neuroclass.inference.stacking import stacked_probabilities, stacker_from_record
 from neuroclass.runs import METHODS, RunFolder, is_ensemble_folder, read_ensemble
 from neuroclass.runs.ensemble_file import check_weights
@@ -87,7 +87,7 @@ def ensemble_meta(meta: dict, method: str) -> dict:
             "preprocessing": meta.get("preprocessing", {}), "ensemble": True, "method": method}
 
 
-class EnsemblePredictor:
+class EnsemblePredictor(FilePredictions):
     """Member predictors (Predictor or EnsemblePredictor, same classes and input shape) combined by
     ``method`` ("mean", "vote" or "stacking") with ``weights`` (one per member, >= 0; unused by
     stacking). ``meta``: the ensemble's model.json (kind, classes, input_shape, preprocessing,
@@ -183,15 +183,6 @@ class EnsemblePredictor:
         probabilities (an ensemble has no temperature of its own; its members apply theirs)."""
         return torch.softmax(logits.float(), dim=1).numpy()
 
-    def predict_files(self, files: list[str | Path], top_k: int = 3,
-                      abstain_below: float | None = None) -> list[Prediction]:
-        x, names = self.load_files(files)
-        return self.describe(self.predict_proba_tensor(x), names, top_k, abstain_below)
-
-    def describe(self, proba: np.ndarray, names: list[str], top_k: int,
-                 abstain_below: float | None = None) -> list[Prediction]:
-        """Predictions with the ``top_k`` classes (``describe_probabilities``)."""
-        return describe_probabilities(self.classes, proba, names, top_k, abstain_below)
 
 
 def load_predictor(path: str | Path, device: str | torch.device = "auto",

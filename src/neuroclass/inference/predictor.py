@@ -38,7 +38,32 @@ class Prediction:
                 "top": [{"label": c, "probability": p} for c, p in self.top]}
 
 
-class Predictor:
+class FilePredictions:
+    """What a single model and an ensemble predict alike: files -> Predictions, through the
+    class's ``load_files``, ``predict_proba_tensor`` and ``classes``."""
+
+    classes: list[str]
+
+    def predict_files(self, files: list[str | Path], top_k: int = 3,
+                      abstain_below: float | None = None) -> list[Prediction]:
+        """One Prediction per input (an image file, or a table's row) with the ``top_k`` classes;
+        raises NeuroclassError for a missing, unreadable or wrongly shaped file."""
+        x, names = self.load_files(files)
+        return self.describe(self.predict_proba_tensor(x), names, top_k, abstain_below)
+
+    def describe(self, proba: np.ndarray, names: list[str], top_k: int,
+                 abstain_below: float | None = None) -> list[Prediction]:
+        """Predictions with the ``top_k`` classes (``describe_probabilities`` with these classes).
+
+        Example::
+
+            predictor.describe(np.array([[0.5, 0.3, 0.2]]), ["x"], 2, abstain_below=0.6)[0].label
+            # -> 'not sure'
+        """
+        return describe_probabilities(self.classes, proba, names, top_k, abstain_below)
+
+
+class Predictor(FilePredictions):
     """A model ready to predict: ``meta`` is model.json's content (classes, kind, input_shape,
     preprocessing), ``policy`` the test-time views and temperature chosen at training time.
 
@@ -120,22 +145,6 @@ class Predictor:
     def predict_proba_tensor(self, x: torch.Tensor) -> np.ndarray:
         """Probabilities (N, K) float32 for model inputs ``x``; rows sum to 1."""
         return self.probabilities(self.predict_logits_tensor(x))
-
-    def predict_files(self, files: list[str | Path], top_k: int = 3,
-                      abstain_below: float | None = None) -> list[Prediction]:
-        x, names = self.load_files(files)
-        return self.describe(self.predict_proba_tensor(x), names, top_k, abstain_below)
-
-    def describe(self, proba: np.ndarray, names: list[str], top_k: int,
-                 abstain_below: float | None = None) -> list[Prediction]:
-        """Predictions with the ``top_k`` classes (``describe_probabilities`` with this model's classes).
-
-        Example::
-
-            predictor.describe(np.array([[0.5, 0.3, 0.2]]), ["x"], 2, abstain_below=0.6)[0].label
-            # -> 'not sure'
-        """
-        return describe_probabilities(self.classes, proba, names, top_k, abstain_below)
 
 
 def describe_probabilities(classes: list[str], proba: np.ndarray, names: list[str], top_k: int,

@@ -18,15 +18,16 @@ from neuroclass.errors import NeuroclassError
 from neuroclass.io import hold_lock, lock_is_held
 
 
-def lock_folder(folder: Path, name: str) -> Optional[IO]:
+def lock_folder(folder: Path, name: str,
+                busy: str = "another process is training this run; wait for it to end or stop it first") -> Optional[IO]:
     """Lock ``folder`` for this process through its file ``name`` (created if missing); the open
     file, to close to unlock (None where nothing can be locked). Raises NeuroclassError when
-    another process holds the lock, or when the lock file cannot be opened (a read-only folder)."""
+    another process holds the lock ("'<folder>': <busy>"), or when the lock file cannot be opened
+    (a read-only folder)."""
     try:
         return hold_lock(folder / name)
     except BlockingIOError:
-        raise NeuroclassError(f"'{folder}': another process is training this run; wait for it "
-                              "to end or stop it first") from None
+        raise NeuroclassError(f"'{folder}': {busy}") from None
     except OSError as exc:
         raise NeuroclassError(f"'{folder}': cannot open its lock file ({exc.strerror or exc}); "
                               "make the folder writable") from None

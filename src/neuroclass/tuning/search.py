@@ -30,7 +30,7 @@ import optuna
 from neuroclass import data as data_mod
 from neuroclass.config import Config
 from neuroclass.errors import NeuroclassError, RunInterrupted
-from neuroclass.io import hold_lock
+from neuroclass.runs.lock import lock_folder
 from neuroclass.data.survey import survey_folder
 from neuroclass.models.registry import PHOTO_KIND, resolve_default_model
 from neuroclass.runs.names import data_slug
@@ -267,14 +267,8 @@ def _lock(folder: Path):
     locked). NeuroclassError when another process holds it, or the folder is missing."""
     if not folder.is_dir():
         raise NeuroclassError(f"--resume '{folder}': no such study folder; give the folder tune printed")
-    try:
-        return hold_lock(folder / ".lock")
-    except BlockingIOError:
-        raise NeuroclassError(f"'{folder}': another neuroclass tune is running this search; wait for it to "
-                              "end, or use --storage and --study to add workers to a study") from None
-    except OSError as exc:
-        raise NeuroclassError(f"'{folder}': cannot open its lock file ({exc.strerror or exc}); make the "
-                              "folder writable") from None
+    return lock_folder(folder, ".lock", busy="another neuroclass tune is running this search; wait for it to "
+                       "end, or use --storage and --study to add workers to a study")
 
 
 def _new_folder(settings: TuneSettings) -> Path:

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from neuroclass.errors import counted
-from neuroclass.evaluation.evaluate import LabelledInputs, other_data
+from neuroclass.evaluation.evaluate import evaluation_inputs
 from neuroclass.evaluation.report import diagnostics, plots
 from neuroclass.evaluation.report.collect import (confusion_section, data_section, metrics_section,
                                                   mistakes_section, plain)
@@ -61,12 +61,7 @@ def load_ensemble_inputs(run: str | Path, data: str | None = None) -> tuple[Repo
     predictor = EnsemblePredictor.from_folder(folder.path)
     environment = folder.environment()
     own = folder.load_data(quiet=True)
-    if data:
-        evaluated = other_data(data, predictor, folder)
-    else:
-        test = own.part("test")
-        evaluated = LabelledInputs(test.x, test.y, predictor.classes,
-                                   f"{own.source} (test split, {counted(len(test), 'example')})")
+    evaluated = evaluation_inputs(folder, predictor, own, data)
     member_proba = predictor.member_probabilities(evaluated.x)
     inputs = ReportInputs(
         run=folder.path, predictor=predictor, cfg=folder.config(), config_text=folder.config_text(),

@@ -16,8 +16,7 @@ import torch
 from neuroclass.config import Config
 from neuroclass.data.dataset import Dataset
 from neuroclass.data.issues import DataIssues
-from neuroclass.errors import counted
-from neuroclass.evaluation.evaluate import LabelledInputs, other_data
+from neuroclass.evaluation.evaluate import evaluation_inputs
 from neuroclass.inference import Predictor
 from neuroclass.runs import RunData, RunFolder
 
@@ -85,12 +84,7 @@ def load_inputs(run: str | Path, data: str | None = None, known: FromTraining | 
     # report records the skipped count instead of repeating them after `train`
     known = None if data else known  # other data: logits of its own
     own = known.data if known is not None else folder.load_data(quiet=True)
-    if data:
-        evaluated = other_data(data, predictor, folder)
-    else:
-        test = own.part("test")
-        evaluated = LabelledInputs(test.x, test.y, predictor.classes,
-                                   f"{own.source} (test split, {counted(len(test), 'example')})")
+    evaluated = evaluation_inputs(folder, predictor, own, data)
     val = own.part("val")
     if known is not None:
         eval_logits, val_logits = known.test_logits, known.val_logits if len(val) else None
