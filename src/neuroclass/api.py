@@ -1,11 +1,13 @@
-"""The Python API that mirrors the CLI: ``train(...)`` and ``load_run(path)``.
+"""The Python API that mirrors the CLI: ``train(...)``, ``tune(...)`` and ``load_run(path)``.
 
 ``train`` runs the same pipeline as ``neuroclass train`` and leaves the same run folder, report
-included (``report=False`` skips it).
+included (``report=False`` skips it); ``tune`` runs the same search as ``neuroclass tune`` and
+leaves the same study folder.
 """
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from neuroclass.config import Config, load_config
 from neuroclass.inference import EnsemblePredictor, Predictor, load_predictor
@@ -15,6 +17,9 @@ from neuroclass.pipeline import RunResult
 from neuroclass.pipeline import resume as resume_pipeline
 from neuroclass.pipeline import train as train_pipeline
 from neuroclass.training.callbacks import Callback, StopRequest
+
+if TYPE_CHECKING:  # Optuna loads with the first search, not with neuroclass.train
+    from neuroclass.tuning.search import TuneResult
 
 
 def build_config(data: str | None = None, model: str | None = None, epochs: int | None = None,
@@ -84,6 +89,40 @@ def train(data: str | None = None, model: str | None = None, epochs: int | None 
     cfg = build_config(data, model, epochs, time_budget, seed, config, overrides, out, label_column, quiet)
     return train_pipeline(cfg, callbacks=callbacks or (), command=f"neuroclass.train({data!r})", report=report,
                           stop=stop)
+
+
+def tune(data: str | None = None, model: str | None = None, time_budget: str | float | None = None,
+         trials: int | None = None, sampler: str = "tpe", space: str | Path | None = None,
+         metric: str = "accuracy", pruner: str = "median", cv: int | None = None, rungs: int | None = None,
+         ensemble: int | None = None, storage: str | None = None, study: str | None = None,
+         epochs: int | None = None, seed: int | None = None, config: str | Path | None = None,
+         overrides: list[str] | None = None, out: str | Path | None = None, label_column: str | None = None,
+         resume: str | Path | None = None, stop: StopRequest | None = None) -> "TuneResult":
+    """Search hyperparameters like ``neuroclass tune`` (tuning/search.py: Optuna's samplers and
+    pruners, successive halving in ``rungs``) and return the study (folder, best run folder,
+    leaderboard rows, report, ensemble). ``time_budget`` is the whole search's (seconds or
+    '30m'); ``space``: a YAML file of config keys (None: the family's default space); ``resume``:
+    a study folder to continue (then only ``time_budget``, ``trials`` and ``stop`` count: the rest
+    is the study's record).
+
+    Raises NeuroclassError (a ValueError) for a bad option, space, data or storage (before any
+    trial); tuning.search.SearchInterrupted when ``stop`` is requested (the finished trials stay).
+
+    Example::
+
+        result = neuroclass.tune("digits", model="mlp", time_budget="10m")
+        result.best  # the best trial's run folder: load_run(result.best).predict_files([...])
+    """
+    from neuroclass.tuning.search import tune as tune_search
+    from neuroclass.tuning.settings import TuneSettings
+
+    if data is None and resume is None:
+        raise NeuroclassError("tune needs data (a built-in name, folder or file), or resume=STUDY_FOLDER")
+    cfg = build_config(data or "digits", model, epochs, time_budget, seed, config, overrides, out, label_column, True)
+    settings = TuneSettings(cfg, space=None if space is None else str(space), trials=trials, sampler=sampler,
+                            metric=metric, pruner=pruner, cv=cv, storage=storage, study=study, ensemble=ensemble,
+                            rungs=rungs, command=f"neuroclass.tune({data!r})")
+    return tune_search(settings, stop=stop, resume=resume)
 
 
 def load_run(path: str | Path, device: str = "auto") -> Predictor | EnsemblePredictor:
