@@ -61,11 +61,11 @@ def retrain(data: str, budget: str, seed: int, params: dict, work: Path) -> floa
 
 def search_row(data: str, budget: str, seed: int, work: Path, refit: bool) -> list[str]:
     default_out, tune_out = work / f"default-{seed}", work / f"tune-{seed}"
+    wall, _ = run([*CLI, "tune", data, "--time-budget", budget, "--seed", str(seed), "--ensemble", "5",
+                   "--out", str(tune_out), "--quiet"])
     _, _ = run([*CLI, "train", data, "--time-budget", budget, "--seed", str(seed), "--out", str(default_out),
                 "--quiet"])
     default_acc = json.loads((newest(default_out, "*") / "metrics.json").read_text())["accuracy"]
-    wall, _ = run([*CLI, "tune", data, "--time-budget", budget, "--seed", str(seed), "--ensemble", "5",
-                   "--out", str(tune_out), "--quiet"])
     study = newest(tune_out, "tune-*")
     board = json.loads((study / "leaderboard.json").read_text())["rows"]
     best = next(r for r in board if r["state"] == "complete")

@@ -19,6 +19,7 @@ from optuna.trial import TrialState
 from neuroclass.evaluation.report.html import cards, chart, esc, fmt, note, page, section, table
 from neuroclass.evaluation.report.plots import STYLE, new_figure, png_uri
 from neuroclass.io import write_text_atomic
+from neuroclass.tuning.rungs import rung_of
 
 if TYPE_CHECKING:
     from neuroclass.tuning.search import Search
@@ -81,7 +82,7 @@ def _result(search: "Search", rows: list[dict], best_run: Path | None) -> str:
 
 def _leaderboard(rows: list[dict], metric: str) -> str:
     keys = sorted({k for r in rows for k in r["params"]})
-    body = [[r["trial"], r["state"], fmt(r["value"]), *[_value(r["params"].get(k)) for k in keys],
+    body = [[r["trial"], r["state"] + (f", rung {r['rung']}" if r.get("rung") else ""), fmt(r["value"]), *[_value(r["params"].get(k)) for k in keys],
              fmt(r["seconds"], 1), r["epochs"] if r["epochs"] is not None else "",
              fmt((r["test"] or {}).get(metric)) if r["test"] else ""] for r in rows[:ROWS_SHOWN]]
     more = note(f"{len(rows) - ROWS_SHOWN} more rows in leaderboard.csv") if len(rows) > ROWS_SHOWN else ""
@@ -101,7 +102,10 @@ def _history(complete: list, metric: str, direction: str) -> str:
         running.append(best)
     fig = new_figure(6.0, 3.0)
     ax = fig.add_subplot()
-    ax.plot([t.number for t in ordered], [t.value for t in ordered], "o", label="trial")
+    for rung in sorted({rung_of(t) for t in ordered}):  # successive halving: one marker per rung
+        mine = [t for t in ordered if rung_of(t) == rung]
+        ax.plot([t.number for t in mine], [t.value for t in mine], "os^Dv"[rung % 5],
+                label="trial" if rung == 0 and len(ordered) == len(mine) else f"rung {rung}")
     ax.plot([t.number for t in ordered], running, "-", label="best so far")
     ax.set_xlabel("trial")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
