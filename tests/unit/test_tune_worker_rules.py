@@ -115,3 +115,19 @@ def test_trials_record_absolute_run_folders_and_a_best_run_elsewhere_is_named(tm
     assert f"best run: {rows[0]['run']} is not on this machine" in shown
     assert "test accuracy" not in shown
     assert not (folder / "best").is_symlink()  # the link to the former best run is gone
+
+
+def test_workers_that_both_queued_the_defaults_run_them_once(tmp_path):
+    from neuroclass.tuning.objective import TrialPlan, run_trial
+    from neuroclass.tuning.space import parse_space
+
+    base = load_config(overrides=["data.source=digits", "model.name=mlp"])
+    study = optuna.create_study(direction="maximize")
+    for _ in range(2):  # two workers saw the new study empty at once
+        study.enqueue_trial({"optim.lr": 0.004}, user_attrs={"defaults": True})
+    plan = TrialPlan(base, parse_space({"optim.lr": [0.004, 0.01]}, base, "s"), "accuracy", tmp_path, lambda rung: None)
+    first, second = study.ask(), study.ask()  # the first worker is running trial 0
+    with pytest.raises(NeuroclassError, match="trial 1 not run: trial 0 runs the config's own values"):
+        run_trial(second, plan)
+    assert second.user_attrs["surplus"] and first.user_attrs.get("surplus") is None
+    assert not tmp_path.joinpath("trial-0001").exists()

@@ -27,7 +27,7 @@ from neuroclass.training.state import TrainState
 from neuroclass.tuning.cv import FoldRun, cross_validate, mean_validation_metric
 from neuroclass.tuning.rungs import rung_of
 from neuroclass.tuning.space import SearchSpace, apply_params, suggest
-from neuroclass.tuning.trials import is_surplus
+from neuroclass.tuning.trials import earlier_defaults, is_surplus
 
 # the selection metrics: the per-epoch history column pruning reads, and whether larger is better
 METRICS = {"accuracy": ("val_accuracy", True), "balanced_accuracy": ("val_balanced_accuracy", True),
@@ -103,6 +103,10 @@ def run_trial(trial: optuna.Trial, plan: TrialPlan) -> float:
     if plan.limit is not None and is_surplus(trial.study, trial.number, plan.limit):
         trial.set_user_attr("surplus", True)  # another worker asked for the last trial just before
         raise NeuroclassError(f"trial {trial.number} not run: the {plan.limit} trials are done or running")
+    first = earlier_defaults(trial.study, trial) if trial.user_attrs.get("defaults") else None
+    if first is not None:  # workers that started a shared study together each queued the defaults
+        trial.set_user_attr("surplus", True)
+        raise NeuroclassError(f"trial {trial.number} not run: trial {first} runs the config's own values")
     rung = rung_of(trial)
     trial.set_user_attr("rung", rung)
     seconds = plan.seconds(rung)

@@ -42,6 +42,13 @@ def is_surplus(study: optuna.Study, number: int, target: int) -> bool:
     return finished_count(study) + running_count(study, before=number) >= target
 
 
+def earlier_defaults(study: optuna.Study, trial: optuna.Trial | optuna.trial.FrozenTrial) -> int | None:
+    """The number of a trial before ``trial`` that also runs the config's own values (user attribute
+    "defaults": workers that start a new shared study together each queue them), or None."""
+    return next((t.number for t in study.get_trials(deepcopy=False)
+                 if t.number < trial.number and t.user_attrs.get("defaults")), None)
+
+
 def wait_for_workers(study: optuna.Study, target: int, left: Callable[[], float], poll: float = 1.0,
                      sleep: Callable[[float], None] = time.sleep) -> None:
     """With ``target`` trials to finish and the last ones running in other workers: wait (polling
