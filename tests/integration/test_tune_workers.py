@@ -30,7 +30,7 @@ from neuroclass.tuning.trials import retry_of
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240),
               pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")]
 
-TRIALS = 20  # two workers sharing the study: enough that both get trials while the other runs
+TRIALS = 12  # two workers sharing the study: each runs several (they start within a second of each other)
 KILL_TRIALS = 8  # the survivor runs all but the doomed worker's trial, then the doomed one again
 WAIT_SECONDS = 180  # the longest a test waits for a worker or a state before failing
 SPACE = "optim.lr: {low: 1.0e-3, high: 1.0e-1, log: true}\n"  # continuous: no two trials draw the same
