@@ -48,35 +48,19 @@ def test_digits_mlp_defaults_reach_96_percent_and_predict_pngs(tmp_path, capsys)
 
 @pytest.mark.skipif(find_local("fashion-mnist") is None,
                     reason="Fashion-MNIST files absent: apt-get install dataset-fashion-mnist")
-def test_fashion_mnist_slice_trains_evaluates_and_predicts(tmp_path, capsys):
-    out = tmp_path / "runs"
-    assert main(["train", "fashion-mnist", "--out", str(out), "--quiet", "--epochs", "3",
-                 "--set", "data.limit=3000", "--set", "model.options.channels=[16,32]",
-                 "--set", "model.options.hidden=64"]) == 0
-    run = only_run(out)
-    metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["n"] == 3000 and metrics["accuracy"] > 0.75
-    assert metrics["classes"][0] == "T-shirt/top"
-    capsys.readouterr()
-    assert main(["evaluate", str(run), "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["accuracy"] == pytest.approx(metrics["accuracy"])
-    paths, labels = write_test_pngs(run, DataConfig(source="fashion-mnist", limit=3000), 10, tmp_path)
-    assert main(["predict", str(run), *paths, "--json"]) == 0
-    predicted = [json.loads(line)["label"] for line in capsys.readouterr().out.splitlines()]
-    assert np.mean(np.array(predicted) == np.array(labels)) >= 0.7
-
-
-
-@pytest.mark.skipif(find_local("fashion-mnist") is None,
-                    reason="Fashion-MNIST files absent: apt-get install dataset-fashion-mnist")
-def test_fashion_mnist_report_finds_the_known_confusions(tmp_path, capsys):
-    """Fashion-MNIST's known structure: the upper-body garments are the classes a model mixes up."""
+def test_fashion_mnist_slice_trains_evaluates_predicts_and_reports_the_known_confusions(tmp_path, capsys):
+    """A 10,000-image slice trained once: evaluate and predict agree with the run, and the report
+    finds Fashion-MNIST's known structure (the upper-body garments are the classes a model mixes up)."""
     out = tmp_path / "runs"
     assert main(["train", "fashion-mnist", "--out", str(out), "--quiet", "--epochs", "3",
                  "--set", "data.limit=10000"]) == 0
     last = capsys.readouterr().out.strip().splitlines()[-1]
     run = only_run(out)
     assert last == f"report: {run / 'report.html'}"
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["n"] == 10000 and metrics["accuracy"] > 0.8
+    assert metrics["classes"][0] == "T-shirt/top"
+
     report = json.loads((run / "report.json").read_text())
     upper_body = {"Shirt", "T-shirt/top", "Pullover", "Coat"}
     top = report["confusion"]["most_confused"][:3]
@@ -84,3 +68,10 @@ def test_fashion_mnist_report_finds_the_known_confusions(tmp_path, capsys):
     assert all({pair["true"], pair["predicted"]} <= upper_body for pair in top), top
     assert report["metrics"]["n"] == 10000 and report["metrics"]["accuracy"] > 0.8
     assert report["calibration"]["guard"]["n"] == 1000
+
+    assert main(["evaluate", str(run), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["accuracy"] == pytest.approx(metrics["accuracy"])
+    paths, labels = write_test_pngs(run, DataConfig(source="fashion-mnist", limit=10000), 10, tmp_path)
+    assert main(["predict", str(run), *paths, "--json"]) == 0
+    predicted = [json.loads(line)["label"] for line in capsys.readouterr().out.splitlines()]
+    assert np.mean(np.array(predicted) == np.array(labels)) >= 0.7

@@ -27,8 +27,10 @@ def _wait_for(condition, seconds: float) -> None:
 
 def test_sigkill_mid_trial_then_resume(tmp_path):
     out = tmp_path / "runs"
-    cmd = [*CLI, "tune", "digits", "--model", "mlp", "--trials", "4", "--epochs", "10", "--sampler", "random",
-           "--pruner", "none", "--set", "train.tta=none", "--set", "model.options.hidden=[64]", "--out", str(out)]
+    # one thread: another process busy on the cores does not slow the search by oversubscription
+    cmd = [*CLI, "tune", "digits", "--model", "mlp", "--trials", "3", "--epochs", "10", "--sampler", "random",
+           "--pruner", "none", "--set", "train.tta=none", "--set", "model.options.hidden=[64]",
+           "--set", "train.threads=1", "--out", str(out)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         def second_trial_training() -> bool:
@@ -46,8 +48,8 @@ def test_sigkill_mid_trial_then_resume(tmp_path):
     assert done.returncode == 0, done.stderr
     trials = optuna.load_study(study_name=folder.name, storage=storage).trials
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
-    assert len(complete) == 4
-    assert len({json.dumps(t.params, sort_keys=True) for t in complete}) == 4  # no trial repeated
+    assert len(complete) == 3
+    assert len({json.dumps(t.params, sort_keys=True) for t in complete}) == 3  # no trial repeated
     assert complete[0].number == 0 and complete[0].params == before[0].params  # the first kept as it was
     assert trials[1].state == TrialState.FAIL
     assert [t.params for t in trials if t.user_attrs.get("retry_of") == 1] == [before[1].params]

@@ -4,8 +4,9 @@ trial failed by the other after the heartbeat grace, and the other runs it again
 that open a new database at the same moment all get the storage.
 
 Each worker is the command itself (`python -m neuroclass.cli tune DATA --storage URL --study NAME`)
-with its own --out; the trials are tiny (digits, a 16-unit MLP, one epoch) so that a test takes
-well under a minute and a half on two cores.
+with its own --out; the trials are tiny (digits, a 16-unit MLP, one epoch) and each worker trains on
+one thread (two workers on two cores: PyTorch's default of one thread per core would have them
+fight for the cores), so that a test takes well under a minute on two cores.
 """
 from __future__ import annotations
 
@@ -29,7 +30,8 @@ from neuroclass.tuning.trials import retry_of
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240),
               pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")]
 
-TRIALS = 20
+TRIALS = 12  # two workers sharing the study: each runs several (they start within a second of each other)
+KILL_TRIALS = 8  # the survivor runs all but the doomed worker's trial, then the doomed one again
 WAIT_SECONDS = 180  # the longest a test waits for a worker or a state before failing
 SPACE = "optim.lr: {low: 1.0e-3, high: 1.0e-1, log: true}\n"  # continuous: no two trials draw the same
 
@@ -42,13 +44,16 @@ def worker_env() -> dict[str, str]:
     return env
 
 
-def start_worker(tmp_path: Path, name: str, url: str, study: str, epochs: int, *options: str) -> subprocess.Popen:
-    """`neuroclass tune digits` for ``study`` in ``url``, --out tmp_path/name, output to name.log."""
+def start_worker(tmp_path: Path, name: str, url: str, study: str, epochs: int, *options: str,
+                 trials: int = TRIALS) -> subprocess.Popen:
+    """`neuroclass tune digits` for ``study`` in ``url`` (``trials`` trials, one thread), --out
+    tmp_path/name, output to name.log."""
     space = tmp_path / "space.yaml"
     space.write_text(SPACE)
     command = [sys.executable, "-m", "neuroclass.cli", "tune", "digits", "--model", "mlp",
-               "--set", "model.options.hidden=[16]", "--set", "train.tta=none", "--epochs", str(epochs),
-               "--space", str(space), "--pruner", "none", "--sampler", "random", "--trials", str(TRIALS),
+               "--set", "model.options.hidden=[16]", "--set", "train.tta=none", "--set", "train.threads=1",
+               "--epochs", str(epochs), "--space", str(space), "--pruner", "none", "--sampler", "random",
+               "--trials", str(trials),
                "--storage", url, "--study", study, "--out", str(tmp_path / name), *options]
     with open(tmp_path / f"{name}.log", "w") as log:
         return subprocess.Popen(command, cwd=tmp_path, env=worker_env(), stdout=log, stderr=subprocess.STDOUT)
@@ -112,15 +117,15 @@ def trial_name(number: int) -> str:
     return f"trial-{number:04d}"
 
 
-def check_complete_once(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    """TRIALS COMPLETE trials, no two with the same values, nothing left waiting or running or
+def check_complete_once(study: optuna.Study, trials: int = TRIALS) -> list[optuna.trial.FrozenTrial]:
+    """``trials`` COMPLETE trials, no two with the same values, nothing left waiting or running or
     pruned, and no failed trial but those that never trained (marked "surplus": two workers asked
     for the last trial at once); the COMPLETE trials."""
-    trials = study.get_trials(deepcopy=False)
-    complete = [t for t in trials if t.state == TrialState.COMPLETE]
-    assert len(complete) == TRIALS
-    assert len({json.dumps(t.params, sort_keys=True) for t in complete}) == TRIALS
-    assert not [t for t in trials if t.state in (TrialState.WAITING, TrialState.RUNNING, TrialState.PRUNED)]
+    every = study.get_trials(deepcopy=False)
+    complete = [t for t in every if t.state == TrialState.COMPLETE]
+    assert len(complete) == trials
+    assert len({json.dumps(t.params, sort_keys=True) for t in complete}) == trials
+    assert not [t for t in every if t.state in (TrialState.WAITING, TrialState.RUNNING, TrialState.PRUNED)]
     return complete
 
 
@@ -133,29 +138,55 @@ def check_leaderboard(tmp_path: Path, name: str, complete: list[optuna.trial.Fro
     return rows
 
 
-# opens the storage once the file argv[2] exists, so that all such processes open it at one moment
+# argv: FOLDER OPENERS URL...: for each URL in turn (a round), forks OPENERS processes that create
+# FOLDER/ready-ROUND-I, wait for FOLDER/gate-ROUND, then all open the storage at one moment; exits 1
+# after a round where one of them failed. Optuna is imported once, before the forks.
 OPEN_AT_ONCE = """
-import pathlib, sys, time
+import os, pathlib, sys, time, traceback
 from neuroclass.tuning.storage import open_storage
-gate = pathlib.Path(sys.argv[2])
-while not gate.exists():
-    time.sleep(0.001)
-open_storage(sys.argv[1], pathlib.Path(sys.argv[3]))
+folder, count = pathlib.Path(sys.argv[1]), int(sys.argv[2])
+for round_, url in enumerate(sys.argv[3:]):
+    gate, pids = folder / f"gate-{round_}", []
+    for i in range(count):
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                (folder / f"ready-{round_}-{i}").touch()
+                while not gate.exists():
+                    time.sleep(0.001)
+                open_storage(url, folder)
+                code = 0
+            except BaseException:
+                traceback.print_exc()
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+        pids.append(pid)
+    codes = [os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) for pid in pids]
+    print(f"round {round_}: exit codes {codes}", flush=True)
+    if codes != [0] * count:
+        sys.exit(1)
 """
 
 
 def test_workers_opening_a_new_database_at_once_all_get_the_storage(postgresql_server, tmp_path):
     # each round a new database whose tables 4 processes create at the same moment
-    for round_ in range(3):
-        url = postgresql_server.create_database(f"at_once_{os.getpid()}_{round_}")
-        gate = tmp_path / f"gate-{round_}"
-        openers = [subprocess.Popen([sys.executable, "-c", OPEN_AT_ONCE, url, str(gate), str(tmp_path)],
-                                    env=worker_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-                   for _ in range(4)]
-        time.sleep(3.0)  # the openers import Optuna meanwhile (a head start, not a measurement)
-        gate.touch()
-        outputs = [o.communicate(timeout=WAIT_SECONDS)[0] for o in openers]
-        assert [o.returncode for o in openers] == [0] * 4, "\n".join(outputs)
+    rounds, count = 3, 4
+    urls = [postgresql_server.create_database(f"at_once_{os.getpid()}_{r}") for r in range(rounds)]
+    with open(tmp_path / "openers.log", "w") as log:
+        parent = subprocess.Popen([sys.executable, "-c", OPEN_AT_ONCE, str(tmp_path), str(count), *urls],
+                                  env=worker_env(), stdout=log, stderr=subprocess.STDOUT)
+    for r in range(rounds):
+        ready = [tmp_path / f"ready-{r}-{i}" for i in range(count)]
+        # the gate opens once all 4 are forked and waiting: the 4 then open the storage together
+        wait_until(lambda ready=ready: all(p.exists() for p in ready), f"round {r}: {count} openers ready",
+                   tmp_path, [parent])
+        (tmp_path / f"gate-{r}").touch()
+    assert finish(parent, tmp_path) == 0, logs(tmp_path)
+    assert (tmp_path / "openers.log").read_text().splitlines() == [
+        f"round {r}: exit codes {[0] * count}" for r in range(rounds)]
 
 
 def test_two_workers_complete_the_trials_once(postgresql_url, tmp_path):
@@ -178,27 +209,27 @@ def test_two_workers_complete_the_trials_once(postgresql_url, tmp_path):
 
 def test_killed_worker_trial_is_failed_and_run_again_by_the_other(postgresql_url, tmp_path):
     # the doomed worker's trials train for many epochs: it is killed long before one finishes
-    doomed = start_worker(tmp_path, "doomed", postgresql_url, "kill", 3000, "--heartbeat", "1")
+    doomed = start_worker(tmp_path, "doomed", postgresql_url, "kill", 3000, "--heartbeat", "1", trials=KILL_TRIALS)
 
     def doomed_trial() -> list[Path]:  # its trial's run folder, being written
         return list((tmp_path / "doomed").glob("tune-digits-*/trials/.partial-trial-*"))
 
     (partial,) = wait_until(doomed_trial, "the doomed worker's trial running", tmp_path, [doomed])
     killed = int(partial.name.rsplit("-", 1)[1])
-    survivor = start_worker(tmp_path, "survivor", postgresql_url, "kill", 1, "--heartbeat", "1")
+    survivor = start_worker(tmp_path, "survivor", postgresql_url, "kill", 1, "--heartbeat", "1", trials=KILL_TRIALS)
     study = load_study(postgresql_url, "kill", tmp_path)
 
     def others_done() -> bool:  # the survivor has run every other trial and waits for the doomed one
-        return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))) == TRIALS - 1
+        return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))) == KILL_TRIALS - 1
 
-    wait_until(others_done, f"{TRIALS - 1} trials complete", tmp_path, [doomed, survivor])
+    wait_until(others_done, f"{KILL_TRIALS - 1} trials complete", tmp_path, [doomed, survivor])
     assert study.get_trials(deepcopy=False)[killed].state == TrialState.RUNNING  # killed mid-trial
     doomed.send_signal(signal.SIGKILL)
     assert finish(doomed, tmp_path) == -signal.SIGKILL
     assert finish(survivor, tmp_path) == 0, logs(tmp_path)
 
     assert json.loads((study_folder(tmp_path, "survivor") / "tune.json").read_text())["heartbeat"] == 1
-    complete = check_complete_once(study)
+    complete = check_complete_once(study, KILL_TRIALS)
     trials = study.get_trials(deepcopy=False)
     assert trials[killed].state == TrialState.FAIL
     assert [t.number for t in trials if t.state == TrialState.FAIL and not t.user_attrs.get("surplus")] == [killed]

@@ -24,7 +24,7 @@ from optuna.trial import TrialState
 
 from neuroclass.tuning.storage import open_storage
 
-JOB_SECONDS = 0.2  # one job's work
+JOB_SECONDS = 0.05  # one job's work
 SURPLUS_SECONDS = 0.3  # the pause of a trial that found no job waiting
 MEET_TIMEOUT_SECONDS = 60
 

@@ -16,10 +16,12 @@ from neuroclass.training.optim import make_optimizer
 GLIBC = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
 
 # a 16 MiB block (a few training steps' activations): mapped from the system, or taken from the
-# heap and kept there after it is freed? (mallinfo2 counters, in a fresh process; "tuned": inside
-# keep_freed_memory, "restored": after leaving it)
+# heap and kept there after it is freed? (mallinfo2 counters; "tuned": inside keep_freed_memory,
+# "restored": after leaving it). Each mode named in argv runs in a process of its own, forked from
+# this one after the imports below (Python and torch start once): as fresh as a new process that
+# made the same imports. Prints "MAPPED KEPT" a line, one line per mode in order.
 BLOCK_FATE = """
-import contextlib, ctypes, sys
+import contextlib, ctypes, os, sys, traceback
 from neuroclass.device import keep_freed_memory
 class MallInfo2(ctypes.Structure):
     _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd",
@@ -28,32 +30,50 @@ libc = ctypes.CDLL("libc.so.6")
 libc.mallinfo2.restype = MallInfo2
 libc.malloc.restype = ctypes.c_void_p
 libc.free.argtypes = [ctypes.c_void_p]
-stack = contextlib.ExitStack()
-if sys.argv[1] == "tuned":
-    assert stack.enter_context(keep_freed_memory())
-if sys.argv[1] == "restored":
-    with keep_freed_memory() as tuned:
-        assert tuned
-if sys.argv[1] == "after a nested block":  # a run around its fit: the outer block still holds it
-    stack.enter_context(keep_freed_memory())
-    with keep_freed_memory() as tuned:
-        assert tuned
-if sys.argv[1] == "after a fit":
-    import torch
-    from neuroclass.config import AugmentConfig, ModelConfig, OptimConfig, TrainConfig
-    from neuroclass.data.blocks import make_blocks
-    from neuroclass.models import create
-    from neuroclass.training.trainer import Trainer
-    data = make_blocks(n=32, size=8)
-    model = create(ModelConfig(name="mlp"), data.input_shape, 4, torch.zeros(1, 3, 1, 1), torch.ones(1, 3, 1, 1))
-    Trainer(TrainConfig(epochs=1, batch_size=16), OptimConfig(), AugmentConfig(), torch.device("cpu")).fit(
-        model, data, None)
-before = libc.mallinfo2()
-block = libc.malloc(16 << 20)
-during = libc.mallinfo2()
-libc.free(block)
-after = libc.mallinfo2()
-print(during.hblkhd - before.hblkhd, after.fordblks - before.fordblks)
+
+def fate(mode):
+    stack = contextlib.ExitStack()
+    if mode == "tuned":
+        assert stack.enter_context(keep_freed_memory())
+    if mode == "restored":
+        with keep_freed_memory() as tuned:
+            assert tuned
+    if mode == "after a nested block":  # a run around its fit: the outer block still holds it
+        stack.enter_context(keep_freed_memory())
+        with keep_freed_memory() as tuned:
+            assert tuned
+    if mode == "after a fit":
+        import torch
+        from neuroclass.config import AugmentConfig, ModelConfig, OptimConfig, TrainConfig
+        from neuroclass.data.blocks import make_blocks
+        from neuroclass.models import create
+        from neuroclass.training.trainer import Trainer
+        data = make_blocks(n=32, size=8)
+        model = create(ModelConfig(name="mlp"), data.input_shape, 4, torch.zeros(1, 3, 1, 1), torch.ones(1, 3, 1, 1))
+        Trainer(TrainConfig(epochs=1, batch_size=16), OptimConfig(), AugmentConfig(), torch.device("cpu")).fit(
+            model, data, None)
+    before = libc.mallinfo2()
+    block = libc.malloc(16 << 20)
+    during = libc.mallinfo2()
+    libc.free(block)
+    after = libc.mallinfo2()
+    print(during.hblkhd - before.hblkhd, after.fordblks - before.fordblks, flush=True)
+
+for mode in sys.argv[1:]:
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            fate(mode)
+            code = 0
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+    if os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) != 0:
+        sys.exit(f"mode {mode!r} failed")
 """
 
 
@@ -93,22 +113,22 @@ def test_sgd_and_parameters_without_kernels_keep_pytorchs_own_choice():
 
 @pytest.mark.skipif(not GLIBC, reason="the allocator setting applies to glibc malloc only")
 def test_allocator_setting_keeps_activation_sized_blocks_on_the_heap():
-    def fate(mode: str) -> tuple[int, int]:
-        out = subprocess.run([sys.executable, "-c", BLOCK_FATE, mode], capture_output=True, text=True,
-                             check=True)
-        mapped, kept = out.stdout.split()
-        return int(mapped), int(kept)
+    modes = ["plain", "tuned", "restored", "after a fit", "after a nested block"]
+    out = subprocess.run([sys.executable, "-c", BLOCK_FATE, *modes], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    fate = {mode: tuple(int(n) for n in line.split()) for mode, line in zip(modes, out.stdout.splitlines())}
+    assert list(fate) == modes
 
     block = 16 << 20
-    mapped, kept = fate("plain")
+    mapped, kept = fate["plain"]
     assert mapped >= block and kept < block  # glibc's default: mapped afresh, unmapped on free
-    mapped, kept = fate("tuned")
+    mapped, kept = fate["tuned"]
     assert mapped == 0 and kept >= block  # from the heap, and still there for the next step
-    mapped, kept = fate("restored")
+    mapped, kept = fate["restored"]
     assert mapped >= block and kept < block  # glibc's default thresholds again after the block
-    mapped, kept = fate("after a fit")
+    mapped, kept = fate["after a fit"]
     assert mapped >= block and kept < block  # the Trainer tunes malloc for the fit only
-    mapped, kept = fate("after a nested block")
+    mapped, kept = fate["after a nested block"]
     assert mapped == 0 and kept >= block  # an inner block's end leaves the outer one's setting
 
 

@@ -58,8 +58,14 @@ def fit_blocks(ema: float):
     return model, trainer, state, val
 
 
-def test_training_returns_the_averaged_weights_that_validation_saw():
-    model, trainer, state, val = fit_blocks(ema=0.9)
+@pytest.fixture(scope="module")
+def fit_with_ema():
+    """One fit with ema=0.9, which the tests below only read."""
+    return fit_blocks(ema=0.9)
+
+
+def test_training_returns_the_averaged_weights_that_validation_saw(fit_with_ema):
+    model, trainer, state, val = fit_with_ema
     assert trainer.average.updates == state.step
     for name, tensor in model.state_dict().items():
         assert torch.equal(tensor, trainer.average.module.state_dict()[name]), name
@@ -67,8 +73,8 @@ def test_training_returns_the_averaged_weights_that_validation_saw():
     assert acc == state.history[-1]["val_accuracy"] and acc > 0.9
 
 
-def test_ema_zero_returns_the_last_step_weights():
-    averaged, _, _, _ = fit_blocks(ema=0.9)
+def test_ema_zero_returns_the_last_step_weights(fit_with_ema):
+    averaged, _, _, _ = fit_with_ema
     last, trainer, _, _ = fit_blocks(ema=0.0)
     assert trainer.average is None
     weights = [name for name, p in last.named_parameters()]

@@ -83,23 +83,15 @@ def test_the_help_states_the_heartbeat_defaults(capsys):
     assert GRACE_HEARTBEATS * HEARTBEAT_SECONDS == GRACE_SECONDS  # the storage's own default grace
 
 
-def test_heartbeat_is_recorded_and_old_study_folders_get_the_default(tmp_path):
-    out = tmp_path / "runs"
-    assert main(["tune", "digits", *FAST, "--trials", "1", "--heartbeat", "2", "--out", str(out)]) == 0
-    (folder,) = out.glob("tune-*")
+def test_trials_record_absolute_run_folders_heartbeat_and_a_best_run_elsewhere_is_named(tmp_path, monkeypatch,
+                                                                                         capsys):
+    # one search checks both records (a search costs seconds): the run folders and --heartbeat
+    monkeypatch.chdir(tmp_path)  # --out relative to here; other workers read the record from elsewhere
+    assert main(["tune", "digits", *FAST, "--trials", "2", "--heartbeat", "2", "--out", "runs"]) == 0
+    (folder,) = Path("runs").glob("tune-*")
     given = TuneSettings(load_config())
     assert json.loads((folder / "tune.json").read_text())["heartbeat"] == 2
     assert settings_of(folder, given).heartbeat == 2
-    record = json.loads((folder / "tune.json").read_text())
-    del record["heartbeat"]  # a study folder written before --heartbeat existed
-    (folder / "tune.json").write_text(json.dumps(record))
-    assert settings_of(folder, given).heartbeat == HEARTBEAT_SECONDS
-
-
-def test_trials_record_absolute_run_folders_and_a_best_run_elsewhere_is_named(tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(tmp_path)  # --out relative to here; other workers read the record from elsewhere
-    assert main(["tune", "digits", *FAST, "--trials", "2", "--out", "runs"]) == 0
-    (folder,) = Path("runs").glob("tune-*")
     study = optuna.load_study(study_name=folder.name, storage=f"sqlite:///{folder / 'study.db'}")
     runs = [Path(t.user_attrs["run"]) for t in study.trials]
     assert all(run.is_absolute() and run.is_dir() for run in runs)
@@ -116,6 +108,12 @@ def test_trials_record_absolute_run_folders_and_a_best_run_elsewhere_is_named(tm
     assert "test accuracy" not in shown
     assert not (folder / "best").is_symlink()  # the link to the former best run is gone
 
+    record = json.loads((folder / "tune.json").read_text())
+    assert record["heartbeat"] == 2  # kept by the resume
+    del record["heartbeat"]  # a study folder written before --heartbeat existed
+    (folder / "tune.json").write_text(json.dumps(record))
+    assert settings_of(folder, given).heartbeat == HEARTBEAT_SECONDS
+
 
 def test_workers_that_both_queued_the_defaults_run_them_once(tmp_path):
     from neuroclass.tuning.objective import TrialPlan, run_trial
@@ -125,7 +123,8 @@ def test_workers_that_both_queued_the_defaults_run_them_once(tmp_path):
     study = optuna.create_study(direction="maximize")
     for _ in range(2):  # two workers saw the new study empty at once
         study.enqueue_trial({"optim.lr": 0.004}, user_attrs={"defaults": True})
-    plan = TrialPlan(base, parse_space({"optim.lr": [0.004, 0.01]}, base, "s"), "accuracy", tmp_path, lambda rung: None)
+    space = parse_space({"optim.lr": [0.004, 0.01]}, base, "s")
+    plan = TrialPlan(base, space, "accuracy", tmp_path, lambda rung: None)
     first, second = study.ask(), study.ask()  # the first worker is running trial 0
     with pytest.raises(NeuroclassError, match="trial 1 not run: trial 0 runs the config's own values"):
         run_trial(second, plan)
