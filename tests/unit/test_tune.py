@@ -134,7 +134,7 @@ class _StopDuring(Callback):
 def test_a_stopped_search_resumes_without_repeating_a_finished_trial(tmp_path):
     base = load_config(overrides=["data.source=digits", "model.name=mlp", "model.options.hidden=[32]",
                                   "train.epochs=2", "train.tta=none", f"out={tmp_path / 'runs'}"])
-    settings = TuneSettings(base, trials=4, sampler="random", pruner="none")
+    settings = TuneSettings(base, trials=4, sampler="random", pruner="none", report=False)
     stop = StopRequest()
     with pytest.raises(SearchInterrupted) as err:
         tune(settings, stop=stop, callbacks=(_StopDuring(stop, 2),))
@@ -154,6 +154,8 @@ def test_a_stopped_search_resumes_without_repeating_a_finished_trial(tmp_path):
     retry = [t for t in trials if t.user_attrs.get("retry_of") == 1]
     assert len(retry) == 1 and retry[0].params == interrupted_params
     assert result.best is not None and (folder / "best").resolve() == result.best.resolve()
+    # report=False (--no-report), kept by the resume: no report in the best run, the study's own written
+    assert not (result.best / "report.html").exists() and (folder / "report.html").exists()
 
 
 def test_another_space_under_an_existing_study_name_is_refused(tmp_path, capsys):

@@ -17,7 +17,7 @@ from neuroclass.errors import NeuroclassError
 from neuroclass.tuning.search import GRACE_HEARTBEATS
 from neuroclass.tuning.settings import TuneSettings, settings_of
 from neuroclass.tuning.storage import GRACE_SECONDS, HEARTBEAT_SECONDS
-from neuroclass.tuning.trials import is_surplus, running_count, wait_for_workers
+from neuroclass.tuning.trials import earlier_defaults, is_surplus, running_count, wait_for_workers
 
 FAST = ["--model", "mlp", "--set", "model.options.hidden=[16]", "--set", "train.tta=none", "--epochs", "1",
         "--sampler", "random", "--pruner", "none"]
@@ -130,3 +130,9 @@ def test_workers_that_both_queued_the_defaults_run_them_once(tmp_path):
         run_trial(second, plan)
     assert second.user_attrs["surplus"] and first.user_attrs.get("surplus") is None
     assert not tmp_path.joinpath("trial-0001").exists()
+    # the first one's worker dies: Optuna's retry (which copies its user attributes) is no duplicate
+    study.tell(first, state=optuna.trial.TrialState.FAIL)
+    with pytest.warns(optuna.exceptions.ExperimentalWarning):  # Optuna marks the callback experimental
+        optuna.storages.RetryHeartbeatStaleTrialCallback()(study, study.trials[0])
+    retry = study.ask()
+    assert retry.user_attrs["defaults"] and earlier_defaults(study, retry) is None

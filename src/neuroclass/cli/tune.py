@@ -51,6 +51,8 @@ def add_parsers(sub) -> None:
     add_config_options(p)
     p.add_argument("--out", help="folder for the study folder (default runs/)")
     p.add_argument("--label-column", help="label column of a CSV/Parquet table")
+    p.add_argument("--no-report", action="store_true",
+                   help="do not write the best run's report.html (the study's report.html is written)")
     p.add_argument("--quiet", action="store_true", help="no per-trial lines")
     add_common(p)
 
@@ -71,7 +73,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
     heartbeat = HEARTBEAT_SECONDS if args.heartbeat is None else args.heartbeat
     settings = TuneSettings(cfg, space=args.space, trials=args.trials, sampler=args.sampler, metric=args.metric,
                             pruner=args.pruner, cv=args.cv, storage=args.storage, study=args.study,
-                            ensemble=args.ensemble, heartbeat=heartbeat, rungs=args.rungs, command="neuroclass " + shlex.join(args.argv))
+                            ensemble=args.ensemble, heartbeat=heartbeat, rungs=args.rungs,
+                            report=not args.no_report, command="neuroclass " + shlex.join(args.argv))
     with stop_on_signals() as interrupts, _trial_lines_hidden():
         try:
             result = tune(settings, stop=interrupts.stop, resume=resume, started=args.started,

@@ -105,7 +105,7 @@ def finish_study(search: "Search") -> "TuneResult":
     write_text_atomic(folder / "leaderboard.json", json.dumps(
         {"metric": metric, "direction": search.study.direction.name.lower(), "rows": rows}, indent=2, default=str))
     write_text_atomic(folder / "leaderboard.csv", leaderboard_csv(rows, metric))
-    if best_run is not None and not (best_run / "report.html").exists():
+    if search.settings.report and best_run is not None and not (best_run / "report.html").exists():
         deadline = None if search.deadline is None else search.deadline - 1.0
         try_write_report(best_run, deadline=deadline, clock=search.clock)
     ensemble = _top_ensemble(search) if search.settings.ensemble else None
@@ -130,7 +130,7 @@ def _top_ensemble(search: "Search") -> Path | None:
     except NeuroclassError as exc:
         warnings.warn(f"ensemble of the top {k} trials not built: {exc}", stacklevel=2)
         return None
-    if search.deadline is None:
+    if search.deadline is None and search.settings.report:
         try_write_report(path)
     return path
 

@@ -72,7 +72,8 @@ class Search:
         self.clock, self.start = clock, start
         budget = settings.base.train.time_budget
         self.deadline = None if budget is None else start + budget
-        self.reserve = FINAL_SECONDS + (min(30.0, REPORT_SHARE * budget) if budget else 0.0)
+        report = min(30.0, REPORT_SHARE * budget) if budget and settings.report else 0.0
+        self.reserve = FINAL_SECONDS + report  # the end: leaderboard, study report, the best run's report
         self.planned = settings.trials or (space.grid_size() if settings.sampler == "grid" else DEFAULT_TRIALS)
         self.trial_seconds: float | None = None  # a trial's share (of rung 0's, with rungs)
         self.rungs: RungPlan | None = None

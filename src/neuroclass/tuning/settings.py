@@ -32,7 +32,8 @@ class TuneSettings:
     ``ensemble``: build an ensemble of the top K trials at the end; ``heartbeat``: seconds between
     a running trial's heartbeats in the storage (a trial silent for 3 heartbeats is failed and run
     again); ``rungs``: successive halving over training time in that many rungs (tuning/rungs.py;
-    None: as many as the budget allows when the budget ends the search, else 1)."""
+    None: as many as the budget allows when the budget ends the search, else 1); ``report``: write
+    the best run's report.html at the end (the study's own report.html is always written)."""
 
     base: Config
     space: str | None = None
@@ -46,6 +47,7 @@ class TuneSettings:
     ensemble: int | None = None
     heartbeat: int = HEARTBEAT_SECONDS
     rungs: int | None = None
+    report: bool = True
     command: str = ""
 
     def validate(self) -> None:
@@ -107,5 +109,5 @@ def settings_of(folder: str | Path, given: TuneSettings) -> TuneSettings:
     fields = {k: record[k] for k in ("trials", "sampler", "metric", "pruner", "cv", "storage", "study", "ensemble")}
     heartbeat = record.get("heartbeat", HEARTBEAT_SECONDS)  # study folders from before --heartbeat
     rungs = record.get("rungs")  # the rung plan itself is the study's (tuning/rungs.py)
-    return TuneSettings(base=base, space=str(space_file), heartbeat=heartbeat, rungs=rungs, command=given.command,
-                        **fields)
+    return TuneSettings(base=base, space=str(space_file), heartbeat=heartbeat, rungs=rungs,
+                        report=record.get("report", True), command=given.command, **fields)

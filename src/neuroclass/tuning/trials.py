@@ -44,9 +44,13 @@ def is_surplus(study: optuna.Study, number: int, target: int) -> bool:
 
 def earlier_defaults(study: optuna.Study, trial: optuna.Trial | optuna.trial.FrozenTrial) -> int | None:
     """The number of a trial before ``trial`` that also runs the config's own values (user attribute
-    "defaults": workers that start a new shared study together each queue them), or None."""
-    return next((t.number for t in study.get_trials(deepcopy=False)
-                 if t.number < trial.number and t.user_attrs.get("defaults")), None)
+    "defaults": workers that start a new shared study together each queue them), or None. A retry
+    (whose user attributes Optuna's retry callback copies) is no duplicate, nor is what it retries."""
+    trials = study.get_trials(deepcopy=False)
+    if any(t.number == trial.number and retry_of(t) is not None for t in trials):
+        return None
+    return next((t.number for t in trials
+                 if t.number < trial.number and t.user_attrs.get("defaults") and retry_of(t) is None), None)
 
 
 def wait_for_workers(study: optuna.Study, target: int, left: Callable[[], float], poll: float = 1.0,
