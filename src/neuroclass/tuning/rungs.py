@@ -99,23 +99,24 @@ def rung_budget(study: optuna.Study, plan: RungPlan, rung: int, left: float) -> 
     return left * plan.seconds[rung] / planned
 
 
-def advance(study: optuna.Study, plan: RungPlan, left: float) -> bool:
-    """Between trials: whether the search is over. While the current rung has trials running or
-    waiting, or (rung 0) time for more trials of its own, it goes on; then the best trials of the
-    rung are queued (Optuna's enqueue_trial, user attributes "rung" and "promoted_from") into the
-    next rung, or the search ends after the last rung or when the rung has no complete trial."""
+def advance(study: optuna.Study, plan: RungPlan, left: float) -> tuple[bool, list[optuna.trial.FrozenTrial]]:
+    """Between trials: (whether the search is over, the trials promoted just now). While the current
+    rung has trials running or waiting, or (rung 0) time for more trials of its own, it goes on;
+    then the best trials of the rung are queued (Optuna's enqueue_trial, user attributes "rung" and
+    "promoted_from") into the next rung, or the search ends after the last rung or when the rung
+    has no complete trial."""
     trials = study.get_trials(deepcopy=False)
     current = max((rung_of(t) for t in trials), default=0)
     if any(rung_of(t) == current and t.state in (TrialState.RUNNING, TrialState.WAITING) for t in trials):
-        return False
+        return False, []
     if current == 0 and left - plan.after(0) >= 0.5 * plan.seconds[0]:
-        return False
+        return False, []
     if current >= plan.last:
-        return True
+        return True, []
     best = best_of_rung(study, current, plan.counts[current + 1])
     for t in best:
         study.enqueue_trial(t.params, user_attrs={"rung": current + 1, "promoted_from": t.number})
-    return not best
+    return not best, best
 
 
 def best_of_rung(study: optuna.Study, rung: int, count: int) -> list[optuna.trial.FrozenTrial]:

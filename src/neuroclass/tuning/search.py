@@ -144,14 +144,12 @@ class Search:
             return True
         if self.rungs is None:
             return self.trial_seconds is not None and self.left() < 0.5 * self.trial_seconds
-        waiting = len(self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)))
-        over = advance(self.study, self.rungs, self.left())
-        queued = self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))[waiting:]
-        if queued:
-            rung = rung_of(queued[0])
+        over, promoted = advance(self.study, self.rungs, self.left())
+        if promoted:
+            rung = rung_of(promoted[0]) + 1
             log.info("rung %d (of 0..%d): the best %d of rung %d (trials %s) trained again for about %.0f s each",
-                     rung, self.rungs.last, len(queued), rung - 1,
-                     ", ".join(str(t.user_attrs["promoted_from"]) for t in queued), self.rungs.seconds[rung])
+                     rung, self.rungs.last, len(promoted), rung - 1,
+                     ", ".join(str(t.number) for t in promoted), self.rungs.seconds[rung])
         return over or self.left() < MIN_TRIAL_SECONDS
 
 
