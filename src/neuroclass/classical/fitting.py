@@ -18,7 +18,7 @@ import numpy as np
 
 from neuroclass.classical.budget import Budget, FitData, StopReason
 from neuroclass.classical.families import CLASSICAL, family_options
-from neuroclass.errors import NeuroclassError
+from neuroclass.errors import NeuroclassError, counted
 
 
 @dataclass(frozen=True)
@@ -101,8 +101,8 @@ def _fit_data(x_train, y_train, x_val, y_val, classes: int) -> FitData:
     x_train, y_train = _rows("training", x_train, y_train, classes)
     present = np.unique(y_train)
     if len(present) < 2:
-        raise NeuroclassError(f"the training rows hold {len(present)} class ({present.tolist()}); a "
-                              "classifier needs at least two")
+        raise NeuroclassError(f"the training rows hold {counted(len(present), 'class', 'classes')} "
+                              f"({present.tolist()}); a classifier needs at least two")
     if x_val is None or y_val is None or len(y_val) == 0:
         return FitData(x_train, np.searchsorted(present, y_train), None, None, present, classes)
     x_val, y_val = _rows("validation", x_val, y_val, classes)
