@@ -123,6 +123,9 @@ def test_deadline_stops_adding_rounds(name, digits):
     assert record["stop_reason"] == "time_budget"
     assert 1 <= record["rounds"] < total
     assert record["fit_seconds"] == 1000.0  # the fake clock's reading, not wall time
+    if name in BOOSTING:  # the round the deadline ended was evaluated and counts towards the best
+        losses = record["history"]["val_log_loss"]
+        assert len(losses) == record["rounds"] and record["best_iteration"] == int(np.argmin(losses))
     proba = predict_proba(fitted, digits[4])
     assert np.allclose(proba.sum(axis=1), 1.0)
 
@@ -217,3 +220,12 @@ def test_knn_needs_as_many_rows_as_neighbours(digits):
     with pytest.raises(NeuroclassError, match="'model.options.n_neighbors' parameter must be <= the training "
                                               "rows \\(4\\). Got 5 instead."):
         fit_classical("knn", {}, x, y, None, None, classes=2, seed=0, threads=1, deadline=None)
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_fitting_and_predicting_print_nothing(name, digits, capfd):
+    """The libraries' own chatter (LightGBM's warnings, XGBoost's evaluation log) stays off."""
+    fitted = fit(name, digits, {ROUNDS[name]: 5} if name in ROUNDS else {})
+    predict_proba(fitted, digits[4])
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""

@@ -83,6 +83,17 @@ def test_skops_refuses_a_type_outside_the_trusted_list():
         load_fitted(data, SKOPS, "logreg")
 
 
+def test_skops_refuses_an_estimator_made_of_types_outside_the_trusted_list():
+    from sklearn.gaussian_process import GaussianProcessClassifier
+    from skops.io import dumps
+
+    x = np.random.default_rng(0).normal(size=(30, 3))
+    model = GaussianProcessClassifier().fit(x, (x[:, 0] > 0).astype(int))
+    data = dumps({"estimator": model, "classes": 2, "present": [0, 1]})
+    with pytest.raises(NeuroclassError, match=r"refusing to load type 'sklearn\.gaussian_process\."):
+        load_fitted(data, SKOPS, "logreg")
+
+
 def test_skops_refuses_a_trusted_estimator_of_another_family(digits):
     data, fmt = dump_fitted(fit("knn", digits))
     with pytest.raises(NeuroclassError, match="holds a KNeighborsClassifier, not the logreg family's"):

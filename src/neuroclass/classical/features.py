@@ -15,7 +15,7 @@ a deterministic function of the pixels and the options.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping
 
 import numpy as np
 

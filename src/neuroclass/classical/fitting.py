@@ -18,15 +18,15 @@ import numpy as np
 
 from neuroclass.classical.budget import Budget, FitData, StopReason
 from neuroclass.classical.families import CLASSICAL, family_options
-from neuroclass.errors import NeuroclassError
+from neuroclass.errors import NeuroclassError, counted
 
 
 @dataclass(frozen=True)
 class FittedClassical:
     """A fitted classical model.
 
-    ``family``: the family name; ``model``: what the family predicts with (a scikit-learn estimator,
-    an XGBClassifier, or a lightgbm.Booster); ``classes``: K, the number of classes of the task;
+    ``family``: the family name; ``estimator``: what the family predicts with (a scikit-learn
+    estimator, an XGBClassifier, or a lightgbm.Booster); ``classes``: K, the classes of the task;
     ``present``: int64 (k,), the class numbers seen in training, ascending (the model's k
     probability columns, in this order); ``record``: what fitting did, JSON-ready:
 
@@ -45,7 +45,7 @@ class FittedClassical:
     """
 
     family: str
-    model: Any
+    estimator: Any
     classes: int
     present: np.ndarray
     record: dict = field(default_factory=dict)
@@ -73,7 +73,7 @@ def fit_classical(name: str, options: dict, x_train: np.ndarray, y_train: np.nda
     start = clock()
     with _thread_limit(threads), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        model, part = family.fit(estimator, opts, data, Budget(deadline, clock))
+        fitted, part = family.fit(estimator, opts, data, Budget(deadline, clock))
     record = {"family": name, "rounds": None, "rounds_used": None, "best_iteration": None,
               "early_stopping": "none", "history": {}, **part,
               "stop_reason": StopReason(part["stop_reason"]).value, "fit_seconds": clock() - start,
@@ -81,7 +81,7 @@ def fit_classical(name: str, options: dict, x_train: np.ndarray, y_train: np.nda
               "val_rows_dropped": data.val_dropped,
               "warnings": sorted({str(w.message).splitlines()[0] for w in caught
                                   if not issubclass(w.category, DeprecationWarning)})}
-    return FittedClassical(name, model, classes, data.present, record)
+    return FittedClassical(name, fitted, classes, data.present, record)
 
 
 def predict_proba(fitted: FittedClassical, x: np.ndarray) -> np.ndarray:
@@ -90,7 +90,7 @@ def predict_proba(fitted: FittedClassical, x: np.ndarray) -> np.ndarray:
     x = np.ascontiguousarray(x, dtype=np.float32)
     if x.ndim != 2:
         raise NeuroclassError(f"predict_proba: x must be a 2-D array (rows, features). Got shape {x.shape}.")
-    part = np.asarray(CLASSICAL.get(fitted.family).proba(fitted.model, x), dtype=np.float64)
+    part = np.asarray(CLASSICAL.get(fitted.family).proba(fitted.estimator, x), dtype=np.float64)
     out = np.zeros((len(x), fitted.classes), dtype=np.float64)
     out[:, fitted.present] = part
     return out / out.sum(axis=1, keepdims=True)
@@ -101,8 +101,8 @@ def _fit_data(x_train, y_train, x_val, y_val, classes: int) -> FitData:
     x_train, y_train = _rows("training", x_train, y_train, classes)
     present = np.unique(y_train)
     if len(present) < 2:
-        raise NeuroclassError(f"the training rows hold {len(present)} class ({present.tolist()}); a "
-                              "classifier needs at least two")
+        raise NeuroclassError(f"the training rows hold {counted(len(present), 'class', 'classes')} "
+                              f"({present.tolist()}); a classifier needs at least two")
     if x_val is None or y_val is None or len(y_val) == 0:
         return FitData(x_train, np.searchsorted(present, y_train), None, None, present, classes)
     x_val, y_val = _rows("validation", x_val, y_val, classes)

@@ -35,10 +35,11 @@ class DeadlineCallback:
     """A lightgbm callback that ends training after the round during which the deadline passed,
     keeping the best round on the validation log-loss so far (``loss``: its metric name)."""
 
-    order = 40  # after lightgbm's early stopping (30): a round that ends both is an early stop
-
     def __init__(self, budget: Budget, loss: str) -> None:
         self.budget, self.loss = budget, loss
+        # after lightgbm's evaluation record (20) and early stopping (30), so that a round that ends
+        # both is an early stop; an instance attribute, as lightgbm gives instances without one its own
+        self.order = 40
         self.stopped = False
         self.best: tuple | None = None  # (iteration, loss, evaluation_result_list)
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from neuroclass.classical import lightgbm_family as lgbm
 from neuroclass.classical import xgboost_family as xgb
-from neuroclass.classical.families import CLASSICAL, LIGHTGBM_TEXT, SKOPS, XGBOOST_UBJ, family_options
+from neuroclass.classical.families import CLASSICAL, LIGHTGBM_TEXT, XGBOOST_UBJ, family_options
 from neuroclass.classical.fitting import FittedClassical
 from neuroclass.errors import NeuroclassError
 
@@ -43,12 +43,12 @@ def dump_fitted(fitted: FittedClassical) -> tuple[bytes, str]:
     native_format``), with the task's number of classes and the classes seen in training."""
     fmt = CLASSICAL.get(fitted.family).native_format
     if fmt == XGBOOST_UBJ:
-        return xgb.dump_xgboost(fitted.model, fitted.classes, fitted.present), fmt
+        return xgb.dump_xgboost(fitted.estimator, fitted.classes, fitted.present), fmt
     if fmt == LIGHTGBM_TEXT:
-        return lgbm.dump_lightgbm(fitted.model, fitted.classes, fitted.present), fmt
+        return lgbm.dump_lightgbm(fitted.estimator, fitted.classes, fitted.present), fmt
     from skops.io import dumps
 
-    return dumps({"estimator": fitted.model, "classes": int(fitted.classes),
+    return dumps({"estimator": fitted.estimator, "classes": int(fitted.classes),
                   "present": [int(c) for c in fitted.present]}), fmt
 
 
@@ -61,12 +61,12 @@ def load_fitted(data: bytes, fmt: str, name: str) -> FittedClassical:
         raise NeuroclassError(f"model file: format '{fmt}' is not the {name} family's "
                               f"('{family.native_format}')")
     if fmt == XGBOOST_UBJ:
-        model, classes, present = xgb.load_xgboost(bytes(data))
+        estimator, classes, present = xgb.load_xgboost(bytes(data))
     elif fmt == LIGHTGBM_TEXT:
-        model, classes, present = lgbm.load_lightgbm(bytes(data))
+        estimator, classes, present = lgbm.load_lightgbm(bytes(data))
     else:
-        model, classes, present = _load_skops(bytes(data), name)
-    return FittedClassical(name, model, classes, present, {"family": name})
+        estimator, classes, present = _load_skops(bytes(data), name)
+    return FittedClassical(name, estimator, classes, present, {"family": name})
 
 
 def _load_skops(data: bytes, name: str):

@@ -43,12 +43,15 @@ def deadline_callback(budget: Budget, stopped: list):
 def fit_xgboost(estimator, opts, data: FitData, budget: Budget):
     """Fit with early stopping on the validation log-loss (``opts.early_stopping_rounds``) when
     there are validation rows, stopping at the deadline -> (XGBClassifier, record part)."""
-    binary = data.k == 2
-    # early stopping watches the last metric listed: the log-loss
-    metrics = ["error", "logloss"] if binary else ["merror", "mlogloss"]
+    from xgboost.callback import EarlyStopping
+
+    error, loss = ("error", "logloss") if data.k == 2 else ("merror", "mlogloss")
     stopped: list = []
-    estimator.set_params(callbacks=[deadline_callback(budget, stopped)], eval_metric=metrics,
-                         early_stopping_rounds=opts.early_stopping_rounds if data.has_val else None)
+    # early stopping first: xgboost asks the callbacks in order and stops at the first that says
+    # stop, so a round that ends both still counts towards the best iteration
+    callbacks = [EarlyStopping(rounds=opts.early_stopping_rounds, metric_name=loss, data_name="validation_0")
+                 ] if data.has_val else []
+    estimator.set_params(callbacks=callbacks + [deadline_callback(budget, stopped)], eval_metric=[error, loss])
     eval_set = [(data.x_val, data.y_val)] if data.has_val else None
     estimator.fit(data.x_train, data.y_train, eval_set=eval_set, verbose=False)
     estimator.callbacks = None  # the fitted model keeps no reference to the clock (set_params would
@@ -63,8 +66,7 @@ def fit_xgboost(estimator, opts, data: FitData, budget: Budget):
     if data.has_val:
         best = int(estimator.best_iteration)
         log = estimator.evals_result()["validation_0"]
-        part.update(best_iteration=best, rounds_used=best + 1,
-                    history=history_of(log[metrics[1]], log[metrics[0]]))
+        part.update(best_iteration=best, rounds_used=best + 1, history=history_of(log[loss], log[error]))
     return estimator, part
 
 
