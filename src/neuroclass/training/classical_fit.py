@@ -21,7 +21,7 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from neuroclass.classical import fit_classical, image_features
+from neuroclass.classical import fit_classical
 from neuroclass.classical.model import ClassicalModel
 from neuroclass.config import Config
 from neuroclass.data.cache import cache_dir
@@ -42,9 +42,7 @@ def features_of(model: ClassicalModel, x: torch.Tensor, cache: bool = True) -> n
     become their HOG/LBP features: read from the feature cache (``cache_root``) when the same
     pixels and options made them before, else computed and, with ``cache``, stored there (a
     SHA-256 of the pixels names the file). Feature rows pass through."""
-    if not model.features:
-        return model.rows(x)
-    if not cache:
+    if not model.features or not cache:
         return model.rows(x)
     pixels = x.contiguous().numpy() if isinstance(x, torch.Tensor) else np.ascontiguousarray(x)
     digest = hashlib.sha256(pixels.tobytes())
