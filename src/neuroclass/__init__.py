@@ -1,6 +1,6 @@
 """neuroclass: from labelled images or a table to a trained, evaluated neural-network classifier.
 
->>> from neuroclass import NeuralClassifier, train, tune, load_run
+>>> from neuroclass import NeuralClassifier, train, tune, compare, load_run
 
 The public names load on first use so that `neuroclass --help` does not wait for PyTorch.
 """
@@ -10,7 +10,7 @@ import importlib
 
 __version__ = "0.1.0"
 __all__ = ["InferencePolicy", "NeuralClassifier", "NeuroclassError", "Predictor", "RunFolder", "RunResult",
-           "load_config", "load_run", "train", "tune"]
+           "compare", "load_config", "load_run", "train", "tune"]
 
 _PUBLIC = {
     "NeuralClassifier": "neuroclass.estimator",
@@ -19,6 +19,7 @@ _PUBLIC = {
     "Predictor": "neuroclass.inference",
     "RunFolder": "neuroclass.runs",
     "RunResult": "neuroclass.pipeline",
+    "compare": "neuroclass.api",
     "load_config": "neuroclass.config",
     "load_run": "neuroclass.api",
     "train": "neuroclass.api",

@@ -1,8 +1,9 @@
-"""The Python API that mirrors the CLI: ``train(...)``, ``tune(...)`` and ``load_run(path)``.
+"""The Python API that mirrors the CLI: ``train(...)``, ``tune(...)``, ``compare(...)`` and
+``load_run(path)``.
 
 ``train`` runs the same pipeline as ``neuroclass train`` and leaves the same run folder, report
 included (``report=False`` skips it); ``tune`` runs the same search as ``neuroclass tune`` and
-leaves the same study folder.
+leaves the same study folder; ``compare`` the same comparison as ``neuroclass compare``.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from neuroclass.pipeline import train as train_pipeline
 from neuroclass.training.callbacks import Callback, StopRequest
 
 if TYPE_CHECKING:  # Optuna loads with the first search, not with neuroclass.train
+    from neuroclass.tuning.compare import CompareResult
     from neuroclass.tuning.search import TuneResult
 
 
@@ -124,6 +126,36 @@ def tune(data: str | None = None, model: str | None = None, time_budget: str | f
                             metric=metric, pruner=pruner, cv=cv, storage=storage, study=study, ensemble=ensemble,
                             rungs=rungs, command=f"neuroclass.tune({data!r})")
     return tune_search(settings, stop=stop, resume=resume)
+
+
+def compare(data: str, models: str | list[str], cv: int | None = None, time_budget: str | float | None = None,
+            metric: str = "accuracy", seed: int | None = None, config: str | Path | None = None,
+            overrides: list[str] | None = None, out: str | Path | None = None, label_column: str | None = None,
+            report: bool = True, stop: StopRequest | None = None) -> "CompareResult":
+    """Compare model families like ``neuroclass compare``: each entry of ``models`` ("mlp,xgboost,svm+hog",
+    or a list of entries; tuning/compare_entries.py) trains on the same split (or, with ``cv``, the
+    same K folds), sharing ``time_budget`` (the whole comparison's: seconds or '20m'). Returns the
+    comparison (folder, the best entry's folder, leaderboard rows best first by the validation
+    ``metric``, report.html); ``report=False``: no report.html in each entry's run folder.
+
+    Raises NeuroclassError (a ValueError) for a bad entry, option or data before anything trains,
+    and when every entry failed; RunInterrupted when ``stop`` is requested.
+
+    Example::
+
+        result = neuroclass.compare("digits", "mlp,logreg,knn", cv=5)
+        result.rows[0]["entry"], result.rows[0]["val"], result.rows[0]["val_std"]  # the best entry
+        load_run(result.best).predict_files(["seven.png"])
+    """
+    from neuroclass.tuning.compare import CompareSettings
+    from neuroclass.tuning.compare import compare as compare_entries
+    from neuroclass.tuning.compare_entries import parse_entries
+
+    entries = parse_entries(models)
+    cfg = build_config(data, None, None, time_budget, seed, config, overrides, out, label_column, True)
+    settings = CompareSettings(cfg, entries, cv=cv, metric=metric, report=report,
+                               command=f"neuroclass.compare({data!r}, {models!r})")
+    return compare_entries(settings, stop=stop)
 
 
 def load_run(path: str | Path, device: str = "auto") -> Predictor | EnsemblePredictor:
