@@ -18,7 +18,7 @@ CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
 SECTION_IDS = ["summary", "data", "training", "metrics", "confusion", "mistakes", "calibration",
-               "abstention", "robustness", "doctor", "reproduce"]
+               "abstention", "robustness", "importance", "doctor", "reproduce"]
 OUTPUT = Path(__file__).resolve().parents[1] / "output"  # tests/output/, ignored by git
 
 

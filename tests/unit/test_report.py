@@ -22,7 +22,7 @@ from neuroclass.pipeline import train as train_run
 from neuroclass.runs import RunFolder
 
 SECTION_IDS = ["summary", "data", "training", "metrics", "confusion", "mistakes", "calibration",
-               "abstention", "robustness", "doctor", "reproduce"]
+               "abstention", "robustness", "importance", "doctor", "reproduce"]
 
 
 @pytest.fixture(scope="module")
@@ -137,7 +137,7 @@ def test_html_has_every_section_with_an_explanation_and_no_network(written):
     for anchor in SECTION_IDS:
         match = re.search(rf'<section id="{anchor}"><h2>[^<]+</h2><p class="explain">([^<]+)</p>', text)
         assert match and len(match.group(1)) > 30, anchor
-    assert text.count("<section ") == 11
+    assert text.count("<section ") == 12
     assert "http://" not in text and "https://" not in text
     assert "<script" not in text.lower() and "@import" not in text and "url(" not in text
     assert re.findall(r'src="([^"]*)"', text) and all(

@@ -112,7 +112,7 @@ def test_the_reservation_grows_with_the_test_size_and_the_budget():
 
 def test_tables_have_no_pictures_or_robustness_and_the_forward_time_comes_from_the_test_pass():
     table = ReportSizes("table", (13,), 3, train=128, val=14, evaluated=36)
-    assert [p.name for p in report_parts(table)] == ["charts", "mislabelled", "leakage", "dead_relu"]
+    assert [p.name for p in report_parts(table)] == ["charts", "mislabelled", "leakage", "importance", "dead_relu"]
     assert forward_seconds({"test_seconds": 3.0}, "flip", 1000) == pytest.approx(1.5e-3)
     assert forward_seconds({"test_seconds": 3.0}, "none", 1000) == pytest.approx(3e-3)
     assert forward_seconds({}, "none", 1000) == forward_seconds({"test_seconds": 3.0}, "none", 0) > 0

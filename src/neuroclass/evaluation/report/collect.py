@@ -25,6 +25,7 @@ from neuroclass.inference.calibrate import (abstention_curve, calibrate, expecte
 from neuroclass.data.issues import DataIssues
 from neuroclass.evaluation.metrics import classification_metrics
 from neuroclass.evaluation.report import diagnostics
+from neuroclass.evaluation.report.importance import importance_section
 from neuroclass.evaluation.report.inputs import ReportInputs
 from neuroclass.evaluation.report.timebox import TimeBox
 from neuroclass.training.state import read_stop_reason
@@ -59,6 +60,7 @@ def collect(inputs: ReportInputs, box: TimeBox | None = None) -> dict:
         "abstention": {"curve": abstention_curve(y, proba)},
         "robustness": (diagnostics.robustness(inputs) if inputs.kind != "image" else  # tables: none
                        diagnostics.budgeted(box, "robustness", lambda n: diagnostics.robustness(inputs, n))),
+        "importance": importance_section(inputs, box),  # images: none
     }
     report["doctor"] = diagnostics.doctor(inputs, report, proba, box)
     report["reproduce"] = reproduce_section(inputs)

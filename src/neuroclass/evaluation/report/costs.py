@@ -30,6 +30,7 @@ from neuroclass.data.dataset import Dataset
 from neuroclass.data.split import Splits
 from neuroclass.evaluation.report.collect import MAX_SAMPLE_CLASSES, MISTAKES, SAMPLES_PER_CLASS
 from neuroclass.evaluation.report.diagnostics import DEAD_RELU_EXAMPLES, MAX_PAIRS, MISLABELLED, ROBUSTNESS_EXAMPLES
+from neuroclass.evaluation.report.importance import COPY_PER_VALUE, REPEATS
 from neuroclass.evaluation.report.inputs import ReportInputs
 from neuroclass.evaluation.report.timebox import Part, TimeBox
 from neuroclass.evaluation.robustness import CORRUPTIONS
@@ -46,8 +47,9 @@ FINISH_PER_EXAMPLE = 60e-6  # per validation and evaluated example
 # measured after a `train`), kept back so that the command, not only the report, ends in time
 EXIT = 1.0
 RUN_FILES = 0.5  # the run folder's files, written between training and the report
-# Charts: importing matplotlib ~0.5 s, then ~0.15-0.35 s a chart (6 at most, 5 for tables), the
-# confusion matrix growing with the classes (10 classes 0.34 s, 50 classes 0.77 s).
+# Charts: importing matplotlib ~0.5 s, then ~0.15-0.35 s a chart (6 at most: robustness for images,
+# feature importance for tables), the confusion matrix growing with the classes (10 classes 0.34 s,
+# 50 classes 0.77 s).
 CHART_IMPORT, CHART_SECONDS, CHARTS, CHART_PER_CLASS = 0.5, 0.3, 6, 0.011
 # Pictures of examples (PNG data URIs): ~0.2 ms for a 28x28 image, 3 ms for a 300x400 photo.
 PICTURE_SECONDS, PICTURE_PER_VALUE = 0.3e-3, 10e-9
@@ -63,6 +65,7 @@ ROBUSTNESS_PASSES = 2 + sum(level != identity for levels, identity, _ in CORRUPT
 LEAST_ROBUSTNESS = 100  # images: fewer give curves too noisy to read
 LEAST_DEAD_RELU = 128
 MISLABEL_PER_VALUE = 0.1e-6  # per probability (examples x classes)
+IMPORTANCE_FIXED = 0.05  # permutation importance's set-up (scikit-learn's checks), seconds
 FORWARD_FALLBACK = 2e-3  # seconds of a forward pass of an example, for a run that recorded none
 
 
@@ -108,7 +111,7 @@ def report_parts(s: ReportSizes) -> list[Part]:
     robust, dead = min(ROBUSTNESS_EXAMPLES, s.evaluated), min(DEAD_RELU_EXAMPLES, s.train)
     leak_each = LEAKAGE_PER_EXAMPLE + s.values * LEAKAGE_PER_VALUE
     parts = [
-        Part("charts", "charts", 1, 1, fixed=CHART_IMPORT + (CHARTS - (not images)) * CHART_SECONDS
+        Part("charts", "charts", 1, 1, fixed=CHART_IMPORT + CHARTS * CHART_SECONDS
              + CHART_PER_CLASS * s.classes),
         Part("mislabelled", "mislabel search", s.evaluated, s.evaluated,
              per_example=MISLABEL_PER_VALUE * s.classes),
@@ -123,6 +126,10 @@ def report_parts(s: ReportSizes) -> list[Part]:
         parts.append(Part("robustness", "robustness checks", robust, min(robust, LEAST_ROBUSTNESS), fixed=0.1,
                           per_example=ROBUSTNESS_IMAGE + s.values * ROBUSTNESS_PER_VALUE,
                           passes=ROBUSTNESS_PASSES, noun="evaluation images"))
+    else:  # per feature: REPEATS passes of the evaluated rows (and one for the baseline, shared)
+        parts.insert(3, Part("importance", "permutation importance", s.values, s.values, fixed=IMPORTANCE_FIXED,
+                             per_example=COPY_PER_VALUE * s.evaluated * (s.values + REPEATS),
+                             passes=s.evaluated * (REPEATS + 1 / max(1, s.values)), noun="features"))
     return parts
 
 

@@ -10,6 +10,7 @@ Example::
 from __future__ import annotations
 
 from neuroclass.evaluation.report import plots
+from neuroclass.evaluation.report.importance import importance_chart
 from neuroclass.evaluation.report.inputs import ReportInputs
 from neuroclass.evaluation.report.timebox import SKIP, TimeBox
 
@@ -54,6 +55,8 @@ def charts(report: dict, inputs: ReportInputs) -> dict:
     robustness = report["robustness"]
     if inputs.kind == "image" and not robustness.get("error") and not robustness.get("skipped"):
         pictures["robustness"] = plots.robustness(robustness)
+    if (report.get("importance") or {}).get("rows"):
+        pictures["importance"] = importance_chart(report["importance"])
     return pictures
 
 

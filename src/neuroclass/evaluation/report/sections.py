@@ -1,4 +1,4 @@
-"""The eleven sections of the page, each from report.json's numbers and the pictures.
+"""The twelve sections of the page, each from report.json's numbers and the pictures.
 
 Each renderer returns (anchor, title, html); SECTIONS lists them in page order with the one
 sentence that tells a reader what the section shows and why it matters.
@@ -17,6 +17,7 @@ import shlex
 from neuroclass.errors import counted
 from neuroclass.evaluation.report.html import (cards, chart, esc, example, fmt, key_values, note, pct,
                                                section, table)
+from neuroclass.evaluation.report.importance import importance_html
 from neuroclass.training.state import StopReason, read_stop_reason
 
 # how training ended, where the run recorded no words for it
@@ -46,13 +47,16 @@ EXPLAIN = {
                   "threshold, and what fraction of examples it still answers.",
     "robustness": "How accuracy falls as images are degraded by noise, rotation, blur or brightness "
                   "changes, and whether averaging over flipped copies (test-time augmentation) helps.",
+    "importance": "Which input features the model relies on: how much the accuracy drops when one "
+                  "feature's values are shuffled among the evaluation rows (permutation importance).",
     "doctor": "Automatic checks of the run for common problems, each with the setting to change.",
     "reproduce": "Everything needed to train this model again: the resolved configuration, the "
                  "software environment, the seed and the exact command.",
 }
 TITLES = {"summary": "Summary", "data": "Data", "training": "Training", "metrics": "Metrics",
           "confusion": "Confusion", "mistakes": "Mistakes", "calibration": "Calibration",
-          "abstention": "Abstention", "robustness": "Robustness", "doctor": "Doctor",
+          "abstention": "Abstention", "robustness": "Robustness", "importance": "Feature importance",
+          "doctor": "Doctor",
           "reproduce": "Reproduce"}
 
 
@@ -354,11 +358,11 @@ def reproduce(r: dict, pics: dict) -> str:
 
 RENDERERS = {"summary": summary, "data": data, "training": training, "metrics": metrics,
              "confusion": confusion, "mistakes": mistakes, "calibration": calibration,
-             "abstention": abstention, "robustness": robustness, "doctor": doctor,
+             "abstention": abstention, "robustness": robustness, "importance": importance_html, "doctor": doctor,
              "reproduce": reproduce}
 
 
 def render_sections(report: dict, pictures: dict) -> list[tuple[str, str, str]]:
-    """(anchor, title, html) for each of the eleven sections, in order."""
+    """(anchor, title, html) for each of the twelve sections, in order."""
     return [(anchor, TITLES[anchor], section(i, anchor, TITLES[anchor], EXPLAIN[anchor], render(report, pictures)))
             for i, (anchor, render) in enumerate(RENDERERS.items(), start=1)]
