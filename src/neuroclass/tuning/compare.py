@@ -83,7 +83,8 @@ def compare(settings: CompareSettings, stop: StopRequest | None = None, callback
     """Train every entry of ``settings`` in order and write the comparison folder into
     ``settings.base.out``. ``clock``: seconds, for the time budget, counted from ``started``
     (default: now); ``stop``: a request that ends the entry training now (its run can be resumed)
-    and the comparison; ``callbacks``: training callbacks of every entry; ``on_entry(row)``: called as each entry ends (the CLI prints a line).
+    and the comparison; ``callbacks``: training callbacks of every entry; ``on_entry(row)``: called
+    as each entry ends (the CLI prints a line).
 
     Returns a CompareResult. Raises NeuroclassError for a bad setting, entry or data before
     anything trains, and when every entry failed (the folder then records each error);

@@ -125,7 +125,8 @@ def _page(folder: Path, settings: "CompareSettings", rows: list[dict], partial: 
     subtitle = (f"{settings.base.data.source} · {len(rows)} entries · {how}, seed {settings.base.train.seed} · "
                 + (f"time budget {budget:g} s shared by the entries · " if budget else "")
                 + f"ranked by validation {metric}")
-    return page(f"Comparison {folder.name}", subtitle, numbered, "leaderboard.csv and leaderboard.json hold every number")
+    return page(f"Comparison {folder.name}", subtitle, numbered,
+                "leaderboard.csv and leaderboard.json hold every number")
 
 
 def _pm(mean: float | None, std: float | None, digits: int = 4) -> str:
