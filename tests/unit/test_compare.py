@@ -15,7 +15,8 @@ import pytest
 from neuroclass.cli import main
 from neuroclass.config import load_config
 from neuroclass.data.blocks import make_blocks
-from neuroclass.errors import NeuroclassError
+from neuroclass.errors import NeuroclassError, RunInterrupted
+from neuroclass.training.callbacks import StopRequest
 from neuroclass.tuning.compare import FINISH_SECONDS, CompareSettings, compare
 from neuroclass.tuning.compare_entries import parse_entries
 
@@ -126,6 +127,14 @@ def test_a_failing_entry_is_a_row_with_its_error_and_the_others_finish(tmp_path)
 def test_when_every_entry_fails_the_first_error_is_raised(tmp_path):
     with pytest.raises(NeuroclassError, match="every entry failed.*n_neighbors"):
         compare(settings(tmp_path, "knn[n_neighbors=100000]"))
+
+
+def test_a_stop_request_ends_the_comparison_with_the_leaderboard_of_what_finished(tmp_path):
+    stop = StopRequest()
+    with pytest.raises(RunInterrupted):
+        compare(settings(tmp_path, "logreg,knn"), stop=stop, on_entry=lambda row: stop.request("stopped by the test"))
+    record = json.loads(next((tmp_path / "runs").glob("compare-*/leaderboard.json")).read_text())
+    assert not record["finished"] and [r["entry"] for r in record["rows"]] == ["logreg"]
 
 
 @pytest.fixture

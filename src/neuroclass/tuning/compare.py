@@ -88,7 +88,8 @@ def compare(settings: CompareSettings, stop: StopRequest | None = None, callback
 
     Returns a CompareResult. Raises NeuroclassError for a bad setting, entry or data before
     anything trains, and when every entry failed (the folder then records each error);
-    RunInterrupted when ``stop`` is requested (the leaderboard of the finished entries is written).
+    RunInterrupted when ``stop`` is requested (the leaderboard of the finished entries is written;
+    an entry stopped while training keeps its partial run folder for ``neuroclass train --resume``).
     """
     settings.validate()
     configs = checked_configs(settings.base, settings.entries)
@@ -99,6 +100,8 @@ def compare(settings: CompareSettings, stop: StopRequest | None = None, callback
     rows: list[dict] = []
     try:
         for i, (entry, cfg) in enumerate(zip(settings.entries, configs)):
+            if stop is not None and stop.requested:  # a classical fit does not stop; the next entry does not start
+                raise RunInterrupted(folder, stop.detail, finished=True)
             share = None if deadline is None else fold_budget(deadline - FINISH_SECONDS - clock(),
                                                               len(configs) - i)
             rows.append(_run_entry(settings, entry, cfg, folder, share, _Hooks(stop, callbacks, clock)))
