@@ -1,9 +1,10 @@
 """RunFolder: the one reader and writer of a run folder's files.
 
 ``runs/<data>-<model>-<timestamp>/`` holds config.yaml (resolved), model.safetensors and model.json
-(runs/model_file.py), metrics.json (test metrics), metrics.csv (per epoch), timing.json,
-environment.json (versions, seed, data hash), split.json / split.npz (how the data was split),
-data_issues.json (files ignored or skipped, warnings, merged labels, classes missing from a split) and
+(runs/model_file.py), a table's fitted preprocessing preprocess.skops (runs/preprocess_file.py),
+metrics.json (test metrics), metrics.csv (per epoch), timing.json, environment.json (versions,
+seed, data hash), split.json / split.npz (how the data was split), data_issues.json (files ignored
+or skipped, warnings, merged labels, classes missing from a split) and
 report.html / report.json. A new run is assembled in a hidden ``.partial-<name>`` folder and renamed
 into place once every file is written, so a failed run never leaves a half-written folder; every
 file is written atomically (neuroclass/io.py) with the umask's permissions.
@@ -37,6 +38,7 @@ from neuroclass.models import Classifier
 from neuroclass.runs.lock import is_locked, lock_folder
 from neuroclass.runs.model_file import load_model, read_metadata, read_weights, save_model
 from neuroclass.runs.names import data_slug
+from neuroclass.runs.preprocess_file import load_preprocess, save_preprocess
 
 TIMING_RENAMED = {"train_images_per_second": "train_examples_per_second",  # timing.json: old -> new
                   "inference_images_per_second": "inference_examples_per_second"}
@@ -283,6 +285,10 @@ class RunFolder:
     def write_model(self, model: Classifier, meta: dict) -> None:
         save_model(self.path, model, meta)
 
+    def write_preprocess(self, pipe) -> None:
+        """preprocess.skops: a table run's preprocessing fitted on its training split."""
+        save_preprocess(self.path, pipe)
+
     def write_history(self, history: list[dict]) -> None:
         write_text_atomic(self.file("metrics.csv"), history_csv(history))
 
@@ -334,6 +340,10 @@ class RunFolder:
     def load_model(self) -> tuple[Classifier, dict]:
         return load_model(self.path)
 
+    def preprocess(self):
+        """The fitted table preprocessing (preprocess.skops; runs/preprocess_file.py)."""
+        return load_preprocess(self.path)
+
     def metrics(self) -> dict:
         return self.read_json("metrics.json")
 
@@ -376,10 +386,13 @@ class RunFolder:
         Raises NeuroclassError, naming both hashes and what to do, when the data has changed since
         training (the recorded splits would select other examples)."""
         cfg = self.config()
+        meta = self.read_json("model.json")  # a table run's before per-column schemas: read as then
+        prep = meta.get("preprocessing", {})
+        legacy = prep if meta.get("kind") == "table" and "columns" in prep and "table" not in prep else None
         with warnings.catch_warnings():
             if quiet:
                 warnings.simplefilter("ignore")
-            dataset = data_mod.load(cfg.data)
+            dataset = data_mod.load(cfg.data, table_record=legacy)
         recorded = self.environment().get("data_hash")
         current = dataset.content_hash()
         if recorded and recorded != current:
