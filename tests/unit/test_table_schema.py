@@ -9,7 +9,8 @@ import pytest
 
 from neuroclass.config import DataConfig
 from neuroclass.data import load
-from neuroclass.data.schema import CALENDAR, Kind, Schema, encode, infer_schema, schema_lines
+from neuroclass.data.schema import CALENDAR, Kind, Schema, encode, infer_schema
+from neuroclass.data.table import schema_lines
 from neuroclass.errors import NeuroclassError
 
 N = 40

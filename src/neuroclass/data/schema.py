@@ -28,8 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from neuroclass.data.id_columns import dropped_message, identifier_reason
-from neuroclass.data.issues import DroppedColumn
+from neuroclass.data.id_columns import identifier_reason
 from neuroclass.data.table_file import bad_rows, column_list, first_non_number, row_places, shown_name
 from neuroclass.errors import NeuroclassError, counted
 
@@ -38,7 +37,6 @@ MAX_CATEGORIES = 50
 CALENDAR = ("year", "month", "day of year", "weekday")
 ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?")
 TRUTH = {"true": 1.0, "false": 0.0, "1": 1.0, "0": 0.0, "1.0": 1.0, "0.0": 0.0}
-NAMED = 8  # column names a log line names per kind; the rest are counted
 
 
 class Kind(str, enum.Enum):
@@ -359,45 +357,3 @@ def _refuse_missing(blocks: list[np.ndarray], schema: Schema, where: str) -> Non
                                   f"{counted(len(rows), 'row')} (first at {row_places(where, [int(rows[0])])[0]}); "
                                   "fill them in, or train with --set data.missing=impute to have missing "
                                   "values filled from the training split")
-
-
-# ----------------------------------------------------------------------------- what to say
-
-def dropped_warnings(where: str, dropped: tuple[Column, ...]) -> list[str]:
-    """One warning line for the ID-like columns left out (data/id_columns.py's), and one for each
-    free-text or constant column; dates left out by data.dates=drop are logged, not warned."""
-    ids = [DroppedColumn(c.name, c.reason) for c in dropped if c.kind is Kind.ID]
-    lines = [dropped_message(where, ids)] if ids else []
-    for c in dropped:
-        if c.kind is Kind.TEXT:
-            lines.append(f"{where}: column {shown_name(c.name)} {c.reason}: not used as a feature (free "
-                         "text is never one-hot encoded); to use its values as categories anyway, "
-                         f"declare it with --set data.categorical=[{c.name}]")
-        elif c.kind is Kind.CONSTANT:
-            lines.append(f"{where}: column {shown_name(c.name)} {c.reason}: not used as a feature "
-                         "(it tells the classes nothing)")
-    return lines
-
-
-def schema_lines(where: str, schema: Schema) -> list[str]:
-    """The log lines that state the schema: the feature columns by kind, then what became of dates.
-
-    >>> schema_lines("t.csv", Schema((Column("age", Kind.NUMERIC), Column("c", Kind.CATEGORICAL, ("a", "b"))), ()))
-    ['t.csv: 2 feature columns: numeric age; categorical c (2 categories)']
-    """
-    said = []
-    for kind in FEATURE_KINDS:
-        names = [c.name + (f" ({counted(len(c.categories), 'category', 'categories')})"
-                           if kind is Kind.CATEGORICAL else "") for c in schema.columns if c.kind is kind]
-        if names:
-            more = f" and {len(names) - NAMED} more" if len(names) > NAMED else ""
-            said.append(f"{kind.value} {', '.join(names[:NAMED])}{more}")
-    lines = [f"{where}: {counted(len(schema.columns), 'feature column')}: {'; '.join(said)}"]
-    kept = [c.name for c in schema.columns if c.kind is Kind.DATE]
-    left = [c.name for c in schema.dropped if c.kind is Kind.DATE]
-    if kept:
-        lines.append(f"{where}: dates {', '.join(kept)} as calendar features ({', '.join(CALENDAR)}) "
-                     "(data.dates=calendar; data.dates=drop leaves dates out)")
-    if left:
-        lines.append(f"{where}: dates {', '.join(left)} left out (data.dates=drop)")
-    return lines

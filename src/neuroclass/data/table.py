@@ -4,6 +4,8 @@ inferred kind (data/schema.py) as raw rows, float32 (N, D_raw) with NaN where a 
 Nothing is fitted here: imputation, scaling, one-hot encoding and feature selection are fitted on
 the training split once the table is split (data/table_prep.py, called by pipeline.prepare).
 ``load_recorded_table`` reads a table the way a run trained before per-column schemas read it.
+What the run says about the schema: ``dropped_warnings`` (columns left out) and ``schema_lines``
+(the kinds, logged as the run's first lines by data/table_prep.py).
 """
 from __future__ import annotations
 
@@ -15,12 +17,15 @@ import pandas as pd
 import torch
 
 from neuroclass.data.dataset import Dataset, encode_labels
+from neuroclass.data.id_columns import dropped_message
 from neuroclass.data.issues import DroppedColumn
 from neuroclass.data.labels import check_label_column
-from neuroclass.data.schema import Kind, dropped_warnings, encode, infer_schema
+from neuroclass.data.schema import CALENDAR, FEATURE_KINDS, Column, Kind, Schema, encode, infer_schema
 from neuroclass.data.table_file import (bad_rows, column_list, did_you_mean_column, encode_features,
                                         read_table, shown_name)
 from neuroclass.errors import NeuroclassError, counted
+
+NAMED = 8  # column names a log line names per kind; the rest are counted
 
 
 def load_table(path: Path, label_column: str | None, categorical: list[str],
@@ -106,6 +111,17 @@ def _nothing_left(path: Path, dropped: tuple) -> str:
             f"with --set data.categorical=[...] and identifiers with --set data.keep_columns=[...]")
 
 
+def older_table_record(meta: dict) -> dict | None:
+    """The preprocessing record of a table run trained before per-column schemas (model.json's
+    ``meta``: kind "table", preprocessing with "columns" and no "table"), else None.
+
+    >>> older_table_record({"kind": "table", "preprocessing": {"columns": ["a"], "categorical": {}}})
+    {'columns': ['a'], 'categorical': {}}
+    """
+    prep = meta.get("preprocessing", {})
+    return prep if meta.get("kind") == "table" and "columns" in prep and "table" not in prep else None
+
+
 def load_recorded_table(path: Path, label_column: str | None, record: dict) -> Dataset:
     """A table encoded with the record of a run trained before per-column schemas (model.json
     preprocessing with "columns" and "categorical": numeric columns as they are, categorical ones
@@ -116,3 +132,43 @@ def load_recorded_table(path: Path, label_column: str | None, record: dict) -> D
     codes, classes = encode_labels(labels.to_numpy(), f"{path}: label column '{label_column}'")
     return Dataset(torch.from_numpy(x), torch.from_numpy(codes), classes, name=path.stem,
                    kind="table", source=str(path), preprocessing=dict(record))
+
+
+def dropped_warnings(where: str, dropped: tuple[Column, ...]) -> list[str]:
+    """One warning line for the ID-like columns left out (data/id_columns.py's), and one for each
+    free-text or constant column; dates left out by data.dates=drop are logged, not warned."""
+    ids = [DroppedColumn(c.name, c.reason) for c in dropped if c.kind is Kind.ID]
+    lines = [dropped_message(where, ids)] if ids else []
+    for c in dropped:
+        if c.kind is Kind.TEXT:
+            lines.append(f"{where}: column {shown_name(c.name)} {c.reason}: not used as a feature (free "
+                         "text is never one-hot encoded); to use its values as categories anyway, "
+                         f"declare it with --set data.categorical=[{c.name}]")
+        elif c.kind is Kind.CONSTANT:
+            lines.append(f"{where}: column {shown_name(c.name)} {c.reason}: not used as a feature "
+                         "(it tells the classes nothing)")
+    return lines
+
+
+def schema_lines(where: str, schema: Schema) -> list[str]:
+    """The log lines that state the schema: the feature columns by kind, then what became of dates.
+
+    >>> schema_lines("t.csv", Schema((Column("age", Kind.NUMERIC), Column("c", Kind.CATEGORICAL, ("a", "b"))), ()))
+    ['t.csv: 2 feature columns: numeric age; categorical c (2 categories)']
+    """
+    said = []
+    for kind in FEATURE_KINDS:
+        names = [c.name + (f" ({counted(len(c.categories), 'category', 'categories')})"
+                           if kind is Kind.CATEGORICAL else "") for c in schema.columns if c.kind is kind]
+        if names:
+            more = f" and {len(names) - NAMED} more" if len(names) > NAMED else ""
+            said.append(f"{kind.value} {', '.join(names[:NAMED])}{more}")
+    lines = [f"{where}: {counted(len(schema.columns), 'feature column')}: {'; '.join(said)}"]
+    kept = [c.name for c in schema.columns if c.kind is Kind.DATE]
+    left = [c.name for c in schema.dropped if c.kind is Kind.DATE]
+    if kept:
+        lines.append(f"{where}: dates {', '.join(kept)} as calendar features ({', '.join(CALENDAR)}) "
+                     "(data.dates=calendar; data.dates=drop leaves dates out)")
+    if left:
+        lines.append(f"{where}: dates {', '.join(left)} left out (data.dates=drop)")
+    return lines

@@ -40,8 +40,9 @@ from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, RobustScaler, Sta
 
 from neuroclass.config import DataConfig
 from neuroclass.data.dataset import Dataset
-from neuroclass.data.schema import Schema, schema_lines
+from neuroclass.data.schema import Schema
 from neuroclass.data.split import Splits
+from neuroclass.data.table import schema_lines
 from neuroclass.errors import NeuroclassError, counted
 
 log = logging.getLogger(__name__)  # a table's schema and what was fitted, at INFO; the CLI prints them

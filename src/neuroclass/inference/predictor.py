@@ -10,7 +10,9 @@ from functools import cached_property
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
+from sklearn.pipeline import Pipeline
 
 from neuroclass.data.images import load_image
 from neuroclass.data.pixels import DecodeSettings
@@ -125,7 +127,7 @@ class Predictor(FilePredictions):
         return torch.from_numpy(np.stack(arrays)), [str(f) for f in files]
 
     @cached_property
-    def table_preprocessing(self):
+    def table_preprocessing(self) -> Pipeline | None:
         """The run's fitted table preprocessing (preprocess.skops), or None: a model without one
         (images, arrays, a table run from before per-column schemas). Loaded on first use."""
         record = self.meta.get("preprocessing", {}).get("table", {})
@@ -173,7 +175,7 @@ class Predictor(FilePredictions):
         return self.probabilities(self.predict_logits_tensor(x))
 
 
-def encode_rows(df, preprocessing: dict, where: str) -> np.ndarray:
+def encode_rows(df: pd.DataFrame, preprocessing: dict, where: str) -> np.ndarray:
     """A table's rows ``df`` (as read) encoded as a run's model.json ``preprocessing`` records:
     raw by the schema (data/schema.py) when it has "table", else numeric and one-hot as a run
     from before per-column schemas did; float32 (N, D). NeuroclassError naming the column and row."""

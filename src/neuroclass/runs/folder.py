@@ -27,11 +27,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from sklearn.pipeline import Pipeline
 
 from neuroclass import data as data_mod
 from neuroclass.config import Config, load_config, save_config
 from neuroclass.data.dataset import Dataset
 from neuroclass.data.issues import DataIssues
+from neuroclass.data.table import older_table_record
 from neuroclass.errors import NeuroclassError
 from neuroclass.io import write_bytes_atomic, write_text_atomic
 from neuroclass.models import Classifier
@@ -285,7 +287,7 @@ class RunFolder:
     def write_model(self, model: Classifier, meta: dict) -> None:
         save_model(self.path, model, meta)
 
-    def write_preprocess(self, pipe) -> None:
+    def write_preprocess(self, pipe: Pipeline) -> None:
         """preprocess.skops: a table run's preprocessing fitted on its training split."""
         save_preprocess(self.path, pipe)
 
@@ -340,7 +342,7 @@ class RunFolder:
     def load_model(self) -> tuple[Classifier, dict]:
         return load_model(self.path)
 
-    def preprocess(self):
+    def preprocess(self) -> Pipeline:
         """The fitted table preprocessing (preprocess.skops; runs/preprocess_file.py)."""
         return load_preprocess(self.path)
 
@@ -386,13 +388,11 @@ class RunFolder:
         Raises NeuroclassError, naming both hashes and what to do, when the data has changed since
         training (the recorded splits would select other examples)."""
         cfg = self.config()
-        meta = self.read_json("model.json")  # a table run's before per-column schemas: read as then
-        prep = meta.get("preprocessing", {})
-        legacy = prep if meta.get("kind") == "table" and "columns" in prep and "table" not in prep else None
+        recorded_table = older_table_record(self.read_json("model.json"))  # read as that run read it
         with warnings.catch_warnings():
             if quiet:
                 warnings.simplefilter("ignore")
-            dataset = data_mod.load(cfg.data, table_record=legacy)
+            dataset = data_mod.load(cfg.data, table_record=recorded_table)
         recorded = self.environment().get("data_hash")
         current = dataset.content_hash()
         if recorded and recorded != current:
