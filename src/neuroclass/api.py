@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 
 from neuroclass.config import Config, load_config
 from neuroclass.inference import EnsemblePredictor, Predictor, load_predictor
-from neuroclass.models.registry import AUTO, check_model_config
+from neuroclass.models.registry import AUTO
+from neuroclass.training.families import check_family_config
 from neuroclass.errors import NeuroclassError
 from neuroclass.pipeline import RunResult
 from neuroclass.pipeline import resume as resume_pipeline
@@ -48,7 +49,7 @@ def build_config(data: str | None = None, model: str | None = None, epochs: int 
     if out is not None:
         values["out"] = str(out)
     cfg = load_config(config, overrides=[*cleared, *(overrides or [])], values=values)
-    check_model_config(cfg.model)  # family, size and options, before any data loads
+    check_family_config(cfg.model)  # family, size and options, before any data loads
     return cfg
 
 

@@ -108,6 +108,10 @@ class DataConfig:
     # each of its K runs); the test split stays the one made without folds
     folds: Optional[int] = field(default=None, metadata=rule(ge=2))
     fold: Optional[int] = field(default=None, metadata=rule(ge=1))
+    # images -> hand-made feature rows for a classical family (--model svm, xgboost, ...):
+    # histograms of oriented gradients, of local binary patterns, or both (scikit-image;
+    # classical/features.py), computed once per dataset and cached beside the image cache
+    features: str = field(default="none", metadata=rule(choices=("none", "hog", "lbp", "hog+lbp")))
 
     def validate(self) -> None:
         """Validation and test are carved from the same examples: something must be left to train.

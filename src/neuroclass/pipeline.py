@@ -43,13 +43,16 @@ from neuroclass.evaluation.metrics import classification_metrics
 from neuroclass.evaluation.report import FromTraining, try_write_report
 from neuroclass.evaluation.report.costs import ReportSizes, Reserve, report_reserve
 from neuroclass.inference import InferencePolicy, choose_policy
-from neuroclass.models import Classifier, create, resolved_options, sized_options
-from neuroclass.models.registry import check_model_config, resolve_default_model
+from neuroclass.classical.model import ClassicalModel
+from neuroclass.models import Classifier, create
+from neuroclass.models.registry import resolve_default_model
 from neuroclass.runs import RunData, RunFolder, environment_record, model_metadata, run_name
 from neuroclass.training.budget import plan_for_budget, reserve_examples, trained_shift
 from neuroclass.training.callbacks import Callback, StopRequest
 from neuroclass.training.checkpoint import Checkpoint, CheckpointWriteError, read_checkpoint
 from neuroclass.training.checkpoint_writer import CheckpointWriter
+from neuroclass.training.classical_fit import classical_inputs, fit_classical_model
+from neuroclass.training.families import check_family_config, check_features, is_classical, recorded_options
 from neuroclass.training.finetune import FineTuning, prepare_fine_tuning, resolve_transfer
 from neuroclass.training.resolution import plan_input
 from neuroclass.training.resume_record import checkpoint_totals, resume_line, with_resume, with_session
@@ -146,12 +149,13 @@ def prepare(cfg: Config, dataset: Dataset | None = None, require_test: bool = Tr
         # an absolute path in the run's config finds its data from any working folder
         cfg = replace(cfg, data=replace(cfg.data, source=str(source.resolve())))
     cfg = resolve_transfer(cfg)  # --from RUN: the run's model; conflicting starting points fail
-    check_model_config(cfg.model)  # family, size and options: a typo fails before the data loads
+    check_family_config(cfg.model)  # family, size and options: a typo fails before the data loads
     photos = None  # a photo folder: its input side, family and augmentation (training/resolution.py)
     if dataset is None and plan is None:
         cfg, photos = plan_input(cfg, device, deadline, clock)
     dataset = dataset if dataset is not None else data_mod.load(cfg.data)
     cfg = replace(cfg, model=resolve_default_model(cfg.model, dataset.kind))  # "auto": cnn or mlp
+    check_features(cfg, dataset.kind)
     splits = data_mod.split(dataset, cfg.data.val_fraction, cfg.data.test_fraction, cfg.train.seed,
                             cfg.data.folds, cfg.data.fold)
     if require_test and splits.test is None:
@@ -173,6 +177,9 @@ def build(prep: Prepared) -> tuple[Classifier, FineTuning]:
     """The configured network with its starting weights (--pretrained / --weights / --from) and
     the fine-tuning plan (head-only epochs, per-layer rates)."""
     ds = prep.dataset
+    if is_classical(prep.cfg.model.name):  # fitted in fit(); nothing to load or fine-tune
+        features = None if prep.cfg.data.features == "none" else prep.cfg.data.features
+        return ClassicalModel(prep.cfg.model.name, features=features), FineTuning()
     model = create(prep.cfg.model, prep.input_shape, len(ds.classes), prep.mean, prep.std)
     return model, prepare_fine_tuning(model, prep.cfg, prep.input_shape, ds.classes)
 
@@ -185,6 +192,8 @@ def fit(prep: Prepared, model: Classifier, tuning: FineTuning, callbacks: list[C
     ``stop``: a request that ends training after the current step (StopReason.INTERRUPTED).
     ``before_rename(tmp)``: called as each checkpoint's files are on disk, before its rename."""
     cfg, splits = prep.cfg, prep.splits
+    if isinstance(model, ClassicalModel):  # fitted once, within the deadline; no checkpoints
+        return _fit_classical(prep, model)
     # the writer last: it saves what every other callback did in the step or epoch (the stop
     # request's stop, a user callback's state)
     writer = [] if checkpoints is None else [
@@ -199,13 +208,29 @@ def fit(prep: Prepared, model: Classifier, tuning: FineTuning, callbacks: list[C
     return trainer.fit(model, splits.train, splits.val, resume=resume)
 
 
+def _fit_classical(prep: Prepared, model: ClassicalModel) -> TrainState:
+    """fit() for a classical family: training/classical_fit.py, with the time the finish needs
+    (the validation and test rows predicted, the report) kept back."""
+    splits = prep.splits
+    val = (splits.val.x, splits.val.y) if splits.val is not None and len(splits.val) else None
+    finish_rows = sum(len(s) for s in (splits.val, splits.test) if s is not None)
+    return fit_classical_model(model, prep.cfg, (splits.train.x, splits.train.y), val, len(prep.dataset.classes),
+                               finish_rows, prep.deadline, prep.clock, prep.report_reserve.seconds,
+                               prep.cfg.data.cache)
+
+
 def finalize(prep: Prepared, model: Classifier, state: TrainState) -> Finished:
     """Choose the inference policy on the validation split, then score the test split with it
     (the probabilities ``predict`` gives), and describe the model for model.json."""
     cfg, splits, ds = prep.cfg, prep.splits, prep.dataset
     val_x, val_y = (splits.val.x, splits.val.y) if splits.val is not None else (None, None)
+    test_x = splits.test.x if splits.test is not None else None
+    scorer = model
+    if isinstance(model, ClassicalModel):  # images as the features fit() cached, not computed again
+        scorer, (val_x, test_x) = classical_inputs(model, (val_x, test_x), cfg.data.cache)
+        cfg = replace(cfg, train=replace(cfg.train, tta="none"))  # views of feature rows mean nothing
     policy_start = prep.clock()
-    policy, record, val_logits = choose_policy(model, val_x, val_y, prep.device, cfg.train.tta,
+    policy, record, val_logits = choose_policy(scorer, val_x, val_y, prep.device, cfg.train.tta,
                                                cfg.train.eval_batch_size, cfg.train.channels_last,
                                                flip_trained=cfg.augment.enabled and cfg.augment.flip,
                                                shift=trained_shift(cfg))
@@ -213,14 +238,14 @@ def finalize(prep: Prepared, model: Classifier, state: TrainState) -> Finished:
     metrics, test_seconds, logits = None, 0.0, None
     if splits.test is not None:
         eval_start = prep.clock()
-        logits = policy.logits(model, splits.test.x, prep.device, cfg.train.eval_batch_size,
+        logits = policy.logits(scorer, test_x, prep.device, cfg.train.eval_batch_size,
                                cfg.train.channels_last)
         test_seconds = prep.clock() - eval_start
         metrics = classification_metrics(splits.test.y.numpy(), policy.probabilities(logits), ds.classes)
     val_metrics = None
     if val_logits is not None and len(val_y):
         val_metrics = classification_metrics(val_y.numpy(), policy.probabilities(val_logits), ds.classes)
-    meta = model_metadata(cfg.model, resolved_options(cfg.model.name, sized_options(cfg.model)),
+    meta = model_metadata(cfg.model, recorded_options(cfg.model),
                           prep.input_shape, ds.classes, ds.kind,
                           {k: v for k, v in ds.preprocessing.items() if k in MODEL_INPUT_KEYS},
                           policy.as_dict())
@@ -232,6 +257,8 @@ def finalize(prep: Prepared, model: Classifier, state: TrainState) -> Finished:
               "total_seconds": prep.earlier_seconds + prep.clock() - prep.start,
               "stop_reason": state.stop_reason.value,
               "stop_detail": state.stop_detail, "best_epoch": state.best_epoch, **prep.plan}
+    if isinstance(model, ClassicalModel):  # what fitting did: rounds, early stopping, warnings
+        timing["classical"] = {k: v for k, v in model.fitted.record.items() if k != "history"}
     return Finished(model, state, policy, record, meta, metrics, timing, logits, val_logits, val_metrics)
 
 

@@ -99,6 +99,14 @@ def cmd_models(args: argparse.Namespace) -> int:
                               for size, preset in family.sizes)
             print(f"{'':<10}sizes (model.size; auto with a time budget: largest with "
                   f">= {family.min_epochs:g} epochs): {sizes}")
+    from neuroclass.classical import CLASSICAL
+
+    print("\nclassical families (feature rows: tables, image pixels, or --set data.features=hog|lbp|hog+lbp):")
+    for name in CLASSICAL.names():
+        family = CLASSICAL.get(name)
+        defaults = dataclasses.asdict(family.options())
+        print(f"{name:<14}{family.summary}")
+        print(f"{'':<14}options: " + ", ".join(f"{k}={v}" for k, v in defaults.items()))
     return 0
 
 

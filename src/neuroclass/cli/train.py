@@ -104,9 +104,14 @@ def cmd_train(args: argparse.Namespace) -> int:
             print(_interrupted_line(exc), file=sys.stderr)
             return interrupts.exit_code()
     t = result.timing
-    print(f"test accuracy {result.metrics['accuracy']:.4f}  macro F1 {result.metrics['macro_f1']:.4f}  "
-          f"({t['epochs']} epoch{'' if t['epochs'] == 1 else 's'}, {t['train_seconds']:.1f}s training, "
-          f"{t['train_examples_per_second']:.0f} examples/s)")
+    if "classical" in t:  # fitted, not trained by epochs
+        rounds = t["classical"].get("rounds")
+        done = f"{t['classical']['family']}: " + (f"{rounds} rounds, " if rounds else "") + \
+            f"{t['train_seconds']:.1f}s fitting"
+    else:
+        done = (f"{t['epochs']} epoch{'' if t['epochs'] == 1 else 's'}, {t['train_seconds']:.1f}s training, "
+                f"{t['train_examples_per_second']:.0f} examples/s")
+    print(f"test accuracy {result.metrics['accuracy']:.4f}  macro F1 {result.metrics['macro_f1']:.4f}  ({done})")
     if t["stop_reason"] != StopReason.COMPLETED.value:
         print(f"stopped: {t['stop_detail']}")
     print(f"run folder: {result.path}")

@@ -3,6 +3,12 @@
 model.json holds what is needed to rebuild the network and feed it raw inputs: the family, its
 options, the input shape, class names, preprocessing and the inference policy (test-time views and
 temperature). Weights are safetensors; loading never executes code from a file.
+
+A classical family (classical/: scikit-learn, XGBoost, LightGBM) is saved in its library's own
+format beside them, never pickled: model.ubj (XGBoost UBJSON), model.lgb.txt (LightGBM's text),
+model.skops (scikit-learn through skops, loaded with an explicit list of trusted types); model.json
+names the file under "classical", with the image features (HOG/LBP) the model computes first, and
+model.safetensors holds no tensors.
 """
 from __future__ import annotations
 
@@ -12,6 +18,9 @@ from pathlib import Path
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
+from neuroclass.classical import CLASSICAL, dump_fitted, feature_options, load_fitted
+from neuroclass.classical.families import LIGHTGBM_TEXT, SKOPS, XGBOOST_UBJ
+from neuroclass.classical.model import ClassicalModel
 from neuroclass.config import ModelConfig
 from neuroclass.errors import NeuroclassError
 from neuroclass.io import write_bytes_atomic, write_text_atomic
@@ -55,10 +64,19 @@ def save_tensors(tensors: dict, fmt: str = "pt") -> bytes:
     return save(tensors, metadata={"format": fmt})
 
 
-def save_model(folder: Path, model: Classifier, meta: dict) -> None:
-    """Write model.safetensors and model.json into ``folder``, each atomically (neuroclass/io.py).
-    The same weights and metadata give the same bytes (``save_tensors``)."""
+CLASSICAL_FILES = {XGBOOST_UBJ: "model.ubj", LIGHTGBM_TEXT: "model.lgb.txt", SKOPS: "model.skops"}
+
+
+def save_model(folder: Path, model: Classifier | ClassicalModel, meta: dict) -> None:
+    """Write model.safetensors and model.json into ``folder``, each atomically (neuroclass/io.py),
+    and a classical model's native file. The same weights and metadata give the same bytes
+    (``save_tensors``)."""
     folder = Path(folder)
+    if isinstance(model, ClassicalModel):
+        data, fmt = dump_fitted(model.fitted)
+        write_bytes_atomic(folder / CLASSICAL_FILES[fmt], data)
+        meta = {**meta, "classical": {"format": fmt, "file": CLASSICAL_FILES[fmt], "features": model.features,
+                                      "feature_options": dict(model.feature_options.__dict__)}}
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     write_bytes_atomic(folder / "model.safetensors",
                        save_tensors(state))
@@ -102,10 +120,13 @@ def read_metadata(folder: Path) -> dict:
     return meta
 
 
-def load_model(folder: Path) -> tuple[Classifier, dict]:
-    """Rebuild the network from model.json and load its weights from model.safetensors."""
+def load_model(folder: Path) -> tuple[Classifier | ClassicalModel, dict]:
+    """Rebuild the network from model.json and load its weights from model.safetensors (a
+    classical model: from its native file, ``load_classical``)."""
     folder = Path(folder)
     meta = read_metadata(folder)
+    if meta["family"] in CLASSICAL:
+        return load_classical(folder, meta), meta
     state = read_weights(folder)
     mean, std = state["standardize.mean"], state["standardize.std"]
     cfg = ModelConfig(name=meta["family"], init="default", options=meta["options"])
@@ -116,3 +137,23 @@ def load_model(folder: Path) -> tuple[Classifier, dict]:
                               f"{missing[:3]}, unexpected {unexpected[:3]}); keep the two files of one run together")
     model.eval()
     return model, meta
+
+
+def load_classical(folder: Path, meta: dict) -> ClassicalModel:
+    """The classical model of run ``folder`` from the native file model.json names. Raises
+    NeuroclassError naming the file when it is missing, damaged, or (skops) holds a type outside
+    the trusted list."""
+    record = meta.get("classical") or {}
+    path = folder / str(record.get("file", ""))
+    if not record.get("file") or not path.is_file():
+        raise NeuroclassError(f"{folder}: no {record.get('file') or 'model file'} of the {meta['family']} model; "
+                              "the run did not finish; train it again")
+    try:
+        fitted = load_fitted(path.read_bytes(), str(record.get("format")), meta["family"])
+    except NeuroclassError as exc:
+        raise NeuroclassError(f"{path}: {str(exc).removeprefix('model file: ')}") from None
+    except Exception as exc:  # the libraries' own parsers raise their own errors on a damaged file
+        raise NeuroclassError(f"{path}: cannot read the {meta['family']} model ({type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0] if str(exc) else ''}); train the run again") from None
+    options = feature_options(record.get("feature_options"))
+    return ClassicalModel(meta["family"], fitted, record.get("features"), options).eval()

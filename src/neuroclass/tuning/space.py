@@ -31,8 +31,9 @@ import yaml
 
 from neuroclass.config import Config, load_config, to_dict
 from neuroclass.errors import NeuroclassError
-from neuroclass.models import MODELS
-from neuroclass.models.registry import AUTO, check_model_config, resolved_options
+from neuroclass.classical import CLASSICAL
+from neuroclass.models.registry import AUTO
+from neuroclass.training.families import check_family_config, is_classical, options_type, recorded_options
 from neuroclass.registry import did_you_mean
 
 GRID_POINTS_LIMIT = 10_000  # a grid larger than this is a typo, not a plan
@@ -192,8 +193,7 @@ def field_type(base: Config, key: str, source: str = "--space") -> type:
         name = base.model.name
         if name == AUTO:
             raise NeuroclassError(f"{source}: {key} belongs to a model family; pass --model NAME with it")
-        family_cfg = MODELS.get(name).config
-        return _hint(family_cfg, parts[2], key, source)
+        return _hint(options_type(name), parts[2], key, source)
     node: type = Config
     for i, part in enumerate(parts):
         hint = _hint(node, part, ".".join(parts[: i + 1]), source)
@@ -243,7 +243,7 @@ def apply_params(base: Config, params: dict[str, Any]) -> Config:
             node = node.setdefault(part, {})
         node[last] = value
     cfg = load_config(values=tree)
-    check_model_config(cfg.model)
+    check_family_config(cfg.model)
     return cfg
 
 
@@ -253,7 +253,7 @@ def base_values(base: Config, space: SearchSpace) -> dict[str, Any]:
     trials' budget). A key whose base value lies outside the space (or is unset, e.g. an automatic
     batch size) is left to the sampler."""
     tree = to_dict(base)
-    options = resolved_options(base.model.name, base.model.options) if base.model.name != AUTO else {}
+    options = recorded_options(base.model) if base.model.name != AUTO else {}
     found = {}
     for p in space.params:
         *sections, last = p.key.split(".")
@@ -304,6 +304,12 @@ def default_space(base: Config, grid: bool = False) -> SearchSpace:
     the model family is named (model.name=auto is chosen per dataset later, so only the common
     keys apply); ``grid``: the discrete COMMON_GRID for --sampler grid."""
     family = base.model.name
-    tree = dict(COMMON_GRID) if grid else {**COMMON_SPACE, **FAMILY_SPACE.get(family, {})}
+    if is_classical(family):  # the family's own options; no learning rate or batches
+        tree = CLASSICAL.get(family).space
+        if grid:
+            raise NeuroclassError(f"--sampler grid: {family} has no default grid; give one with --space "
+                                  "(a list of values for each key)")
+    else:
+        tree = dict(COMMON_GRID) if grid else {**COMMON_SPACE, **FAMILY_SPACE.get(family, {})}
     what = "default grid" if grid else "default space"
     return parse_space(tree, base, f"{what} of {family if family != AUTO else 'every family'}")

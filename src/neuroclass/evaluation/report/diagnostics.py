@@ -192,6 +192,8 @@ def doctor(inputs: ReportInputs, report: dict, proba: np.ndarray, box: TimeBox |
     def compute():
         from neuroclass.evaluation.doctor import diagnose
 
+        if not any(row.get("loss") is not None for row in inputs.history):
+            return []  # no training curve to read (a classical family is fitted, not trained by epochs)
         return diagnose(inputs.history, report["metrics"], facts)
 
     findings = guarded("doctor", compute)
