@@ -29,12 +29,14 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import torch
+from sklearn.pipeline import Pipeline
 
 from neuroclass import data as data_mod
 from neuroclass.config import Config
 from neuroclass.data.builtin import is_builtin
 from neuroclass.data.dataset import Dataset
 from neuroclass.data.normalization import normalization_stats
+from neuroclass.data.table_prep import prepare_table
 from neuroclass.device import keep_freed_memory, pick_device, use_threads
 from neuroclass.errors import NeuroclassError, RunInterrupted, StoppedBeforeCheckpoint  # the stops, re-exported
 from neuroclass.evaluation.metrics import classification_metrics
@@ -60,7 +62,8 @@ from neuroclass.training.trainer import Trainer, TrainingDiverged
 log = logging.getLogger(__name__)  # a resume's first line, at INFO; the CLI prints it
 BeforeRename = Callable[[Path], None]  # a checkpoint's temporary folder, complete, before its rename
 # What prediction needs to turn raw inputs into model inputs (not where or how data was cached).
-MODEL_INPUT_KEYS = ("channels", "size", "decode", "columns", "categorical", "feature_names")
+# "table": a table's schema and fitted preprocessing (data/schema.py, data/table_prep.py).
+MODEL_INPUT_KEYS = ("channels", "size", "decode", "columns", "categorical", "feature_names", "table")
 
 
 @dataclass
@@ -81,6 +84,14 @@ class Prepared:
     clock: Callable[[], float] = time.perf_counter
     earlier_seconds: float = 0.0  # seconds of the run's earlier sessions (a resumed run's), for totals
     report_reserve: Reserve = Reserve()  # what the budget holds back for the report (report/costs.py)
+    # a table's preprocessing fitted on the training split (data/table_prep.py), which turned the
+    # splits' raw rows into model inputs; the run folder saves it (RunFolder.write_preprocess)
+    table_prep: Pipeline | None = None
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """The model's input shape: the splits' (a table's dataset keeps its raw rows)."""
+        return self.splits.train.input_shape
 
 
 @dataclass
@@ -150,15 +161,16 @@ def prepare(cfg: Config, dataset: Dataset | None = None, require_test: bool = Tr
     if require_test and splits.test is None:
         raise NeuroclassError(f"{cfg.data.source}: no test split; set data.test_fraction > 0 "
                               "(e.g. --set data.test_fraction=0.2) or provide a test/ folder")
+    table_prep, splits, dataset = prepare_table(dataset, splits, cfg.data, cfg.train.seed)
     mean, std = normalization_stats(splits.train.x)
     held = report_reserve(ReportSizes.of(dataset, splits), budget) if report and deadline is not None else Reserve()
     if plan is None:
-        cfg, plan = plan_for_budget(cfg, splits, dataset.input_shape, len(dataset.classes), mean, std,
+        cfg, plan = plan_for_budget(cfg, splits, splits.train.input_shape, len(dataset.classes), mean, std,
                                     device, None if deadline is None else deadline - held.seconds, clock,
                                     photos is not None)
         plan["input"] = photos
     return Prepared(cfg, device, torch.get_num_threads(), dataset, splits, mean, std, plan, start,
-                    deadline, clock, report_reserve=held)
+                    deadline, clock, report_reserve=held, table_prep=table_prep)
 
 
 def build(prep: Prepared) -> tuple[Classifier, FineTuning]:
@@ -168,8 +180,8 @@ def build(prep: Prepared) -> tuple[Classifier, FineTuning]:
     if is_classical(prep.cfg.model.name):  # fitted in fit(); nothing to load or fine-tune
         features = None if prep.cfg.data.features == "none" else prep.cfg.data.features
         return ClassicalModel(prep.cfg.model.name, features=features), FineTuning()
-    model = create(prep.cfg.model, ds.input_shape, len(ds.classes), prep.mean, prep.std)
-    return model, prepare_fine_tuning(model, prep.cfg, ds.input_shape, ds.classes)
+    model = create(prep.cfg.model, prep.input_shape, len(ds.classes), prep.mean, prep.std)
+    return model, prepare_fine_tuning(model, prep.cfg, prep.input_shape, ds.classes)
 
 
 def fit(prep: Prepared, model: Classifier, tuning: FineTuning, callbacks: list[Callback] | tuple = (),
@@ -234,7 +246,7 @@ def finalize(prep: Prepared, model: Classifier, state: TrainState) -> Finished:
     if val_logits is not None and len(val_y):
         val_metrics = classification_metrics(val_y.numpy(), policy.probabilities(val_logits), ds.classes)
     meta = model_metadata(cfg.model, recorded_options(cfg.model),
-                          ds.input_shape, ds.classes, ds.kind,
+                          prep.input_shape, ds.classes, ds.kind,
                           {k: v for k, v in ds.preprocessing.items() if k in MODEL_INPUT_KEYS},
                           policy.as_dict())
     n_test = len(splits.test) if splits.test is not None else 0
@@ -255,6 +267,8 @@ def write_run(run: RunFolder, prep: Prepared, done: Finished, command: str = "",
     """Fill the partial ``run`` folder with every file of the finished run and rename it into place
     (``data_hash``: the data's content hash, when computed already)."""
     run.write_model(done.model.cpu(), done.meta)
+    if prep.table_prep is not None:
+        run.write_preprocess(prep.table_prep)
     run.write_config(prep.cfg)
     run.write_json("metrics.json", done.metrics or {})
     run.write_history(done.state.history)
