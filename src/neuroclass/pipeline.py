@@ -26,7 +26,7 @@ import logging
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import torch
 from sklearn.pipeline import Pipeline
@@ -37,7 +37,7 @@ from neuroclass.data.builtin import is_builtin
 from neuroclass.data.dataset import Dataset
 from neuroclass.data.normalization import normalization_stats
 from neuroclass.data.table_prep import prepare_table
-from neuroclass.device import keep_freed_memory, pick_device, use_threads
+from neuroclass.device import pick_device, run_process_state
 from neuroclass.errors import NeuroclassError, RunInterrupted, StoppedBeforeCheckpoint  # the stops, re-exported
 from neuroclass.evaluation.metrics import classification_metrics
 from neuroclass.evaluation.report import FromTraining, try_write_report
@@ -51,7 +51,7 @@ from neuroclass.training.budget import plan_for_budget, reserve_examples, traine
 from neuroclass.training.callbacks import Callback, StopRequest
 from neuroclass.training.checkpoint import Checkpoint, CheckpointWriteError, read_checkpoint
 from neuroclass.training.checkpoint_writer import CheckpointWriter
-from neuroclass.training.classical_fit import classical_inputs, fit_classical_model
+from neuroclass.training.classical_fit import classical_inputs, fit_on_splits
 from neuroclass.training.families import check_family_config, check_features, is_classical, recorded_options
 from neuroclass.training.finetune import FineTuning, prepare_fine_tuning, resolve_transfer
 from neuroclass.training.resolution import plan_input
@@ -120,16 +120,10 @@ class RunResult:
     val_metrics: dict | None = None  # validation metrics under the inference policy (None without val)
 
 
-@contextlib.contextmanager
-def process_state(cfg: Config) -> Iterator[int]:
-    """Seed torch's global generator, set the thread count and keep freed memory in glibc's heap
-    (device.keep_freed_memory) for a run; all three are restored afterwards. Yields the number of
-    threads in use. The allocator setting spans the evaluation after training too: without it
-    those passes ran 1.6x slower than the validation passes the time budget measures them by."""
-    with torch.random.fork_rng(devices=range(torch.cuda.device_count()) if torch.cuda.is_available() else []):
-        torch.manual_seed(cfg.train.seed)  # dropout and initialisation draw from it
-        with use_threads(cfg.train.threads) as threads, keep_freed_memory():
-            yield threads
+def process_state(cfg: Config) -> contextlib.AbstractContextManager[int]:
+    """The process-wide state of a run (device.run_process_state with the config's seed and
+    threads): restored afterwards; the context yields the number of threads in use."""
+    return run_process_state(cfg.train.seed, cfg.train.threads)
 
 
 def prepare(cfg: Config, dataset: Dataset | None = None, require_test: bool = True,
@@ -193,7 +187,8 @@ def fit(prep: Prepared, model: Classifier, tuning: FineTuning, callbacks: list[C
     ``before_rename(tmp)``: called as each checkpoint's files are on disk, before its rename."""
     cfg, splits = prep.cfg, prep.splits
     if isinstance(model, ClassicalModel):  # fitted once, within the deadline; no checkpoints
-        return _fit_classical(prep, model)
+        return fit_on_splits(model, cfg, splits, len(prep.dataset.classes), prep.deadline, prep.clock,
+                             prep.report_reserve.seconds)
     # the writer last: it saves what every other callback did in the step or epoch (the stop
     # request's stop, a user callback's state)
     writer = [] if checkpoints is None else [
@@ -206,17 +201,6 @@ def fit(prep: Prepared, model: Classifier, tuning: FineTuning, callbacks: list[C
                       lr_scales=tuning.lr_scales, clock=prep.clock, reserve_seconds=held.seconds,
                       sampler=cfg.data.sampler)
     return trainer.fit(model, splits.train, splits.val, resume=resume)
-
-
-def _fit_classical(prep: Prepared, model: ClassicalModel) -> TrainState:
-    """fit() for a classical family: training/classical_fit.py, with the time the finish needs
-    (the validation and test rows predicted, the report) kept back."""
-    splits = prep.splits
-    val = (splits.val.x, splits.val.y) if splits.val is not None and len(splits.val) else None
-    finish_rows = sum(len(s) for s in (splits.val, splits.test) if s is not None)
-    return fit_classical_model(model, prep.cfg, (splits.train.x, splits.train.y), val, len(prep.dataset.classes),
-                               finish_rows, prep.deadline, prep.clock, prep.report_reserve.seconds,
-                               prep.cfg.data.cache)
 
 
 def finalize(prep: Prepared, model: Classifier, state: TrainState) -> Finished:
