@@ -64,7 +64,7 @@ def run_bench(cfg: Config, target: float | None = None, max_seconds: float = 300
     with process_state(cfg):
         prep = prepare(cfg)
         model, tuning = build(prep)
-        splits, shape, device = prep.splits, prep.dataset.input_shape, prep.device
+        splits, shape, device = prep.splits, prep.input_shape, prep.device
         batch = resolve_batch_size(prep.cfg.train.batch_size, len(splits.train))
         result = {"data": cfg.data.source, "model": prep.cfg.model.name, "kind": prep.dataset.kind,
                   "device": str(device),

@@ -58,6 +58,19 @@ class DataConfig:
     # value in every row: text, or consecutive / index-named whole numbers), which are otherwise
     # left out with a warning; each must be a feature column of the table
     keep_columns: list[str] = field(default_factory=list)
+    # table preprocessing, fitted on the training split only (data/table_prep.py). missing: "impute"
+    # fills a missing number with the training split's median and a missing category with its most
+    # frequent one, each with a 0/1 column saying it was missing; "error" refuses missing values
+    missing: str = field(default="impute", metadata=rule(choices=("impute", "error")))
+    # how numeric table columns are scaled (scikit-learn's StandardScaler, MinMaxScaler, RobustScaler)
+    scaling: str = field(default="standard", metadata=rule(choices=("standard", "minmax", "robust", "none")))
+    # feature selection after encoding: "mutual_info" keeps the data.max_features features of the
+    # highest mutual information with the label; "l1" those an L1-penalised logistic regression
+    # gives a weight (at most data.max_features when set)
+    select: str = field(default="none", metadata=rule(choices=("none", "mutual_info", "l1")))
+    max_features: Optional[int] = field(default=None, metadata=rule(gt=0))
+    # a table's date columns: "calendar" features (year, month, day of year, weekday), or "drop"
+    dates: str = field(default="calendar", metadata=rule(choices=("calendar", "drop")))
     val_fraction: float = field(default=0.1, metadata=rule(ge=0, lt=1))  # carved from train
     test_fraction: float = field(default=0.2, metadata=rule(ge=0, lt=1))  # when no test split ships
     image_size: Optional[int] = field(default=None, metadata=rule(gt=0))  # resize folder images
@@ -102,7 +115,8 @@ class DataConfig:
 
     def validate(self) -> None:
         """Validation and test are carved from the same examples: something must be left to train.
-        A fold number needs a number of folds, and lies within it."""
+        A fold number needs a number of folds, and lies within it. Mutual-information selection
+        needs the number of features to keep, which only a selection takes."""
         total = self.val_fraction + self.test_fraction
         if total >= 1:
             raise NeuroclassError(f"data.val_fraction + data.test_fraction must be < 1 (the rest trains). "
@@ -115,6 +129,12 @@ class DataConfig:
         if self.folds is not None and self.fold > self.folds:
             raise NeuroclassError(f"The 'data.fold' parameter must be <= data.folds ({self.folds}). "
                                   f"Got {self.fold} instead.")
+        if self.select == "mutual_info" and self.max_features is None:
+            raise NeuroclassError("data.select=mutual_info needs data.max_features, the number of "
+                                  "features to keep; add e.g. --set data.max_features=20")
+        if self.max_features is not None and self.select == "none":
+            raise NeuroclassError(f"data.max_features={self.max_features} takes effect only with "
+                                  "data.select=mutual_info or l1; add --set data.select=mutual_info or drop it")
 
 
 @dataclass(frozen=True)

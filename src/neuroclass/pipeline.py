@@ -26,16 +26,18 @@ import logging
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import torch
+from sklearn.pipeline import Pipeline
 
 from neuroclass import data as data_mod
 from neuroclass.config import Config
 from neuroclass.data.builtin import is_builtin
 from neuroclass.data.dataset import Dataset
 from neuroclass.data.normalization import normalization_stats
-from neuroclass.device import keep_freed_memory, pick_device, use_threads
+from neuroclass.data.table_prep import prepare_table
+from neuroclass.device import pick_device, run_process_state
 from neuroclass.errors import NeuroclassError, RunInterrupted, StoppedBeforeCheckpoint  # the stops, re-exported
 from neuroclass.evaluation.metrics import classification_metrics
 from neuroclass.evaluation.report import FromTraining, try_write_report
@@ -49,7 +51,7 @@ from neuroclass.training.budget import plan_for_budget, reserve_examples, traine
 from neuroclass.training.callbacks import Callback, StopRequest
 from neuroclass.training.checkpoint import Checkpoint, CheckpointWriteError, read_checkpoint
 from neuroclass.training.checkpoint_writer import CheckpointWriter
-from neuroclass.training.classical_fit import classical_inputs, fit_classical_model
+from neuroclass.training.classical_fit import classical_inputs, fit_on_splits
 from neuroclass.training.families import check_family_config, check_features, is_classical, recorded_options
 from neuroclass.training.finetune import FineTuning, prepare_fine_tuning, resolve_transfer
 from neuroclass.training.resolution import plan_input
@@ -60,7 +62,8 @@ from neuroclass.training.trainer import Trainer, TrainingDiverged
 log = logging.getLogger(__name__)  # a resume's first line, at INFO; the CLI prints it
 BeforeRename = Callable[[Path], None]  # a checkpoint's temporary folder, complete, before its rename
 # What prediction needs to turn raw inputs into model inputs (not where or how data was cached).
-MODEL_INPUT_KEYS = ("channels", "size", "decode", "columns", "categorical", "feature_names")
+# "table": a table's schema and fitted preprocessing (data/schema.py, data/table_prep.py).
+MODEL_INPUT_KEYS = ("channels", "size", "decode", "columns", "categorical", "feature_names", "table")
 
 
 @dataclass
@@ -81,6 +84,14 @@ class Prepared:
     clock: Callable[[], float] = time.perf_counter
     earlier_seconds: float = 0.0  # seconds of the run's earlier sessions (a resumed run's), for totals
     report_reserve: Reserve = Reserve()  # what the budget holds back for the report (report/costs.py)
+    # a table's preprocessing fitted on the training split (data/table_prep.py), which turned the
+    # splits' raw rows into model inputs; the run folder saves it (RunFolder.write_preprocess)
+    table_prep: Pipeline | None = None
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """The model's input shape: the splits' (a table's dataset keeps its raw rows)."""
+        return self.splits.train.input_shape
 
 
 @dataclass
@@ -109,16 +120,10 @@ class RunResult:
     val_metrics: dict | None = None  # validation metrics under the inference policy (None without val)
 
 
-@contextlib.contextmanager
-def process_state(cfg: Config) -> Iterator[int]:
-    """Seed torch's global generator, set the thread count and keep freed memory in glibc's heap
-    (device.keep_freed_memory) for a run; all three are restored afterwards. Yields the number of
-    threads in use. The allocator setting spans the evaluation after training too: without it
-    those passes ran 1.6x slower than the validation passes the time budget measures them by."""
-    with torch.random.fork_rng(devices=range(torch.cuda.device_count()) if torch.cuda.is_available() else []):
-        torch.manual_seed(cfg.train.seed)  # dropout and initialisation draw from it
-        with use_threads(cfg.train.threads) as threads, keep_freed_memory():
-            yield threads
+def process_state(cfg: Config) -> contextlib.AbstractContextManager[int]:
+    """The process-wide state of a run (device.run_process_state with the config's seed and
+    threads): restored afterwards; the context yields the number of threads in use."""
+    return run_process_state(cfg.train.seed, cfg.train.threads)
 
 
 def prepare(cfg: Config, dataset: Dataset | None = None, require_test: bool = True,
@@ -150,15 +155,16 @@ def prepare(cfg: Config, dataset: Dataset | None = None, require_test: bool = Tr
     if require_test and splits.test is None:
         raise NeuroclassError(f"{cfg.data.source}: no test split; set data.test_fraction > 0 "
                               "(e.g. --set data.test_fraction=0.2) or provide a test/ folder")
+    table_prep, splits, dataset = prepare_table(dataset, splits, cfg.data, cfg.train.seed)
     mean, std = normalization_stats(splits.train.x)
     held = report_reserve(ReportSizes.of(dataset, splits), budget) if report and deadline is not None else Reserve()
     if plan is None:
-        cfg, plan = plan_for_budget(cfg, splits, dataset.input_shape, len(dataset.classes), mean, std,
+        cfg, plan = plan_for_budget(cfg, splits, splits.train.input_shape, len(dataset.classes), mean, std,
                                     device, None if deadline is None else deadline - held.seconds, clock,
                                     photos is not None)
         plan["input"] = photos
     return Prepared(cfg, device, torch.get_num_threads(), dataset, splits, mean, std, plan, start,
-                    deadline, clock, report_reserve=held)
+                    deadline, clock, report_reserve=held, table_prep=table_prep)
 
 
 def build(prep: Prepared) -> tuple[Classifier, FineTuning]:
@@ -168,8 +174,8 @@ def build(prep: Prepared) -> tuple[Classifier, FineTuning]:
     if is_classical(prep.cfg.model.name):  # fitted in fit(); nothing to load or fine-tune
         features = None if prep.cfg.data.features == "none" else prep.cfg.data.features
         return ClassicalModel(prep.cfg.model.name, features=features), FineTuning()
-    model = create(prep.cfg.model, ds.input_shape, len(ds.classes), prep.mean, prep.std)
-    return model, prepare_fine_tuning(model, prep.cfg, ds.input_shape, ds.classes)
+    model = create(prep.cfg.model, prep.input_shape, len(ds.classes), prep.mean, prep.std)
+    return model, prepare_fine_tuning(model, prep.cfg, prep.input_shape, ds.classes)
 
 
 def fit(prep: Prepared, model: Classifier, tuning: FineTuning, callbacks: list[Callback] | tuple = (),
@@ -181,7 +187,8 @@ def fit(prep: Prepared, model: Classifier, tuning: FineTuning, callbacks: list[C
     ``before_rename(tmp)``: called as each checkpoint's files are on disk, before its rename."""
     cfg, splits = prep.cfg, prep.splits
     if isinstance(model, ClassicalModel):  # fitted once, within the deadline; no checkpoints
-        return _fit_classical(prep, model)
+        return fit_on_splits(model, cfg, splits, len(prep.dataset.classes), prep.deadline, prep.clock,
+                             prep.report_reserve.seconds)
     # the writer last: it saves what every other callback did in the step or epoch (the stop
     # request's stop, a user callback's state)
     writer = [] if checkpoints is None else [
@@ -194,17 +201,6 @@ def fit(prep: Prepared, model: Classifier, tuning: FineTuning, callbacks: list[C
                       lr_scales=tuning.lr_scales, clock=prep.clock, reserve_seconds=held.seconds,
                       sampler=cfg.data.sampler)
     return trainer.fit(model, splits.train, splits.val, resume=resume)
-
-
-def _fit_classical(prep: Prepared, model: ClassicalModel) -> TrainState:
-    """fit() for a classical family: training/classical_fit.py, with the time the finish needs
-    (the validation and test rows predicted, the report) kept back."""
-    splits = prep.splits
-    val = (splits.val.x, splits.val.y) if splits.val is not None and len(splits.val) else None
-    finish_rows = sum(len(s) for s in (splits.val, splits.test) if s is not None)
-    return fit_classical_model(model, prep.cfg, (splits.train.x, splits.train.y), val, len(prep.dataset.classes),
-                               finish_rows, prep.deadline, prep.clock, prep.report_reserve.seconds,
-                               prep.cfg.data.cache)
 
 
 def finalize(prep: Prepared, model: Classifier, state: TrainState) -> Finished:
@@ -234,7 +230,7 @@ def finalize(prep: Prepared, model: Classifier, state: TrainState) -> Finished:
     if val_logits is not None and len(val_y):
         val_metrics = classification_metrics(val_y.numpy(), policy.probabilities(val_logits), ds.classes)
     meta = model_metadata(cfg.model, recorded_options(cfg.model),
-                          ds.input_shape, ds.classes, ds.kind,
+                          prep.input_shape, ds.classes, ds.kind,
                           {k: v for k, v in ds.preprocessing.items() if k in MODEL_INPUT_KEYS},
                           policy.as_dict())
     n_test = len(splits.test) if splits.test is not None else 0
@@ -255,6 +251,8 @@ def write_run(run: RunFolder, prep: Prepared, done: Finished, command: str = "",
     """Fill the partial ``run`` folder with every file of the finished run and rename it into place
     (``data_hash``: the data's content hash, when computed already)."""
     run.write_model(done.model.cpu(), done.meta)
+    if prep.table_prep is not None:
+        run.write_preprocess(prep.table_prep)
     run.write_config(prep.cfg)
     run.write_json("metrics.json", done.metrics or {})
     run.write_history(done.state.history)

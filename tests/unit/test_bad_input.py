@@ -280,13 +280,13 @@ def test_csv_without_label_column_option(tmp_path, capsys):
     assert_bad_input(rc, capsys, "data.csv", "--label-column", "f1, f2, label", out=tmp_path / "runs")
 
 
-def test_csv_with_nan(tmp_path, capsys):
+def test_csv_with_nan_and_missing_error(tmp_path, capsys):
     f2 = np.arange(40, dtype=float)
     f2[7] = np.nan
     path = table(tmp_path, f2=f2)
-    rc = train(tmp_path, path, "--label-column", "label")
-    assert_bad_input(rc, capsys, "data.csv", "column 'f2' is NaN", "at line 9 (data row 8);",
-                     "fill or drop",
+    rc = train(tmp_path, path, "--label-column", "label", "--set", "data.missing=error")
+    assert_bad_input(rc, capsys, "data.csv", "column 'f2' has a missing value in 1 row",
+                     "(first at line 9 (data row 8))", "data.missing=impute",
                      out=tmp_path / "runs")
 
 
@@ -300,11 +300,14 @@ def test_csv_with_inf(tmp_path, capsys):
                      out=tmp_path / "runs")
 
 
-def test_csv_with_undeclared_text_column(tmp_path, capsys):
-    path = table(tmp_path, colour=["red", "green", "blue", "red"] * 10)
+def test_csv_with_undeclared_text_column_and_gaps_trains(tmp_path, capsys):
+    f2 = np.arange(40, dtype=float)
+    f2[7] = np.nan
+    path = table(tmp_path, colour=["red", "green", "blue", "red"] * 10, f2=f2)
     rc = train(tmp_path, path, "--label-column", "label")
-    assert_bad_input(rc, capsys, "data.csv", "column 'colour' is not numeric", "'red'",
-                     "--set data.categorical=[colour]", out=tmp_path / "runs")
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    assert "neuroclass: error" not in err
 
 
 def test_csv_with_one_typo_in_a_numeric_column(tmp_path, capsys):
@@ -408,11 +411,13 @@ def test_predict_csv_with_text_in_a_numeric_column(tiny_table_run, tmp_path, cap
                      "convert it to numbers")
 
 
-def test_predict_csv_with_nan(tiny_table_run, tmp_path, capsys):
+def test_predict_csv_with_nan_fills_it_as_training_did(tiny_table_run, tmp_path, capsys):
     rows = tmp_path / "rows.csv"
     pd.DataFrame({"f1": [0.1, np.nan, 0.3], "f2": [1.0, 2.0, 3.0]}).to_csv(rows, index=False)
     rc = main(["predict", str(tiny_table_run), str(rows)])
-    assert_bad_input(rc, capsys, "rows.csv", "column 'f1' is NaN", "at line 3 (data row 2);", "fill or drop")
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    assert "rows.csv:2" in captured.out
 
 
 def test_evaluate_on_a_folder_that_is_not_a_run(tmp_path, capsys):

@@ -108,3 +108,25 @@ def test_cli_trains_a_classical_family_and_says_what_the_fit_did(tmp_path, capsy
 def test_an_unfitted_model_refuses_to_predict():
     with pytest.raises(RuntimeError, match="not fitted"):
         ClassicalModel("logreg")(torch.zeros(2, 3))
+
+
+@pytest.mark.parametrize("features", [None, "hog"])
+def test_images_as_uint8_or_as_floats_in_0_1_give_the_same_rows(features):
+    x = make_blocks(n=4, size=16, task="colour", seed=1).x  # uint8 (4, 3, 16, 16)
+    model = ClassicalModel("logreg", features=features)
+    np.testing.assert_allclose(model.rows(x), model.rows(x.float() / 255.0), atol=1e-6)
+
+
+def test_the_report_of_a_classical_run_speaks_of_rounds_and_the_model_file(tmp_path):
+    result = train(classical_cfg(tmp_path, "xgboost"), report=True)
+    report = json.loads((result.path / "report.json").read_text())
+    summary, training = report["summary"], report["training"]
+    assert summary["parameters"] is None and summary["flops_per_example"] is None
+    assert summary["model_file_bytes"] == (result.path / "model.ubj").stat().st_size + \
+        (result.path / "model.safetensors").stat().st_size
+    assert training["classical"]["family"] == "xgboost" and training["classical"]["rounds"] >= 1
+    page = (result.path / "report.html").read_text()
+    assert "model file" in page and "FLOPs per example" not in page and "optimizer" not in page
+    # the robustness curves feed float images in [0, 1]: the clean level scores the test accuracy
+    clean = report["robustness"]["noise"][0]
+    assert clean["level"] == 0.0 and clean["accuracy"] > 0.5

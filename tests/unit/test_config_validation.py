@@ -49,6 +49,10 @@ def companions(where: str, value) -> dict:
         return {"fold": 1}
     if where == "data.fold":
         return {"folds": max(2, value)}
+    if where == "data.max_features":  # a number of features to keep comes with a selection
+        return {"select": "l1"}
+    if where == "data.select" and value == "mutual_info":
+        return {"max_features": 5}
     if where.startswith("augment.") and where.split(".")[1] in AugmentConfig.OFF_BY_DEFAULT:
         return {"enabled": True}
     if where == "vit.dim":  # a multiple of heads

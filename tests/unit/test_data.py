@@ -61,16 +61,17 @@ def test_the_random_fallback_carves_nothing_when_only_single_examples_are_left()
     assert how == "none" and len(carved) == 0 and len(rest) == 4
 
 
-def test_table_categorical_one_hot_and_label_names(tmp_path):
+def test_table_categorical_codes_and_label_names(tmp_path):
     df = pd.DataFrame({"size": [1.0, 2.0, 3.0, 4.0] * 5, "shade": ["dark", "light"] * 10,
                        "kind": ["cat", "dog", "cat", "dog"] * 5})
     path = tmp_path / "pets.csv"
     df.to_csv(path, index=False)
     ds = load(DataConfig(source=str(path), label_column="kind", categorical=["shade"]))
-    assert ds.kind == "table" and ds.x.shape == (20, 3)
-    assert ds.preprocessing["feature_names"] == ["size", "shade=dark", "shade=light"]
+    assert ds.kind == "table" and ds.x.shape == (20, 2)  # raw rows: one-hot is fitted after the split
+    assert ds.preprocessing["feature_names"] == ["size", "shade"]
+    assert ds.preprocessing["table"]["columns"][1]["categories"] == ["dark", "light"]
     assert ds.classes == ["cat", "dog"]
-    assert ds.x[:, 1:].sum(1).eq(1).all()  # exactly one category set per row
+    assert ds.x[:4, 1].tolist() == [0, 1, 0, 1]  # each row's category code
 
 
 def test_parquet_table(tmp_path):

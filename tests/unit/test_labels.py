@@ -293,12 +293,12 @@ def test_the_data_section_folds_and_limits_thousands_of_file_issues():
 def test_bad_rows_are_placed_by_file_line_and_the_next_few_named(tmp_path):
     path = write_csv(tmp_path / "t.csv", ["a", "b"] * 20, column="label")
     df = pd.read_csv(path)
-    df.loc[[17, 20, 21, 30, 33, 39], "f2"] = np.nan
+    df.loc[[17, 20, 21, 30, 33, 39], "f2"] = np.inf
     df.to_csv(path, index=False)
     with pytest.raises(NeuroclassError) as err:
         load(DataConfig(source=str(path), label_column="label"))
     text = str(err.value)
-    assert "column 'f2' is NaN (a missing value) at line 19 (data row 18); also at line 22 (data " \
+    assert "column 'f2' is infinite (inf) at line 19 (data row 18); also at line 22 (data " \
            "row 21), line 23 (data row 22), line 32 (data row 31) and 2 more rows;" in text
     assert "row(s)" not in text
 

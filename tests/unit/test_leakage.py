@@ -108,9 +108,19 @@ def test_wide_tables_use_the_projection():
     (np.zeros((5, 4), np.float32), np.zeros((5, 1, 2, 2), np.uint8), "same"),
     (np.zeros(5, np.float32), np.zeros(5, np.float32), "images"),
     (np.zeros((5, 1, 4, 4), np.float32), np.zeros((5, 1, 4, 4), np.float32), "uint8"),
-    (np.array([[np.nan, 1.0]]), np.zeros((1, 2)), "NaN"),
+    (np.array([[np.inf, 1.0]]), np.zeros((1, 2)), "inf"),
     ([[1, 2]], np.zeros((1, 2)), "numpy"),
 ])
 def test_bad_input_raises_one_clear_error(train, test, match):
     with pytest.raises(NeuroclassError, match=match):
         find_duplicates(train, test)
+
+
+def test_table_rows_with_gaps_match_when_values_and_gaps_match():
+    train = np.array([[1.0, np.nan, 3.0], [4.0, 5.0, 6.0], [7.0, 8.0, np.nan]])
+    test = np.array([[1.0, np.nan, 3.0],  # the first training row, gap and all: exact
+                     [7.0, 8.0, 9.0],  # the third row with its gap filled: not exact
+                     [40.0, 50.0, 60.0]])
+    found = find_duplicates(train, test)
+    assert found["exact"] == 1 and found["pairs"][0] == {"train": 0, "test": 0, "kind": "exact", "similarity": 1.0}
+    assert all(p["test"] != 1 or p["kind"] != "exact" for p in found["pairs"])

@@ -32,7 +32,7 @@ class ClassicalModel(nn.Module):
     ``fitted``: the fitted model (None until ``pipeline.fit`` fits it; calling an unfitted model
     raises RuntimeError). ``features``: "hog", "lbp" or "hog+lbp" when the inputs are images to
     turn into features first (``classical.features.image_features``), else None: feature rows, or
-    images whose pixels are the features.
+    images whose pixels (in [0, 1]) are the features.
 
     Example::
 
@@ -50,14 +50,20 @@ class ClassicalModel(nn.Module):
         self.feature_options = feature_options or FeatureOptions()
 
     def rows(self, x: torch.Tensor | np.ndarray) -> np.ndarray:
-        """What the estimator sees for inputs ``x``: float32 (B, D) feature rows: rows as they are,
-        the images' HOG/LBP features when ``features`` is set, else the images' pixels (0-255)
-        flattened, C * H * W per row."""
+        """What the estimator sees for inputs ``x``: float32 (B, D) feature rows. Rows (B, D) pass
+        as they are. Images (B, C, H, W) come as every model takes them, uint8 0-255 or float in
+        [0, 1]: with ``features`` set they become their HOG/LBP features, else their pixels in
+        [0, 1], C * H * W per row."""
         if isinstance(x, torch.Tensor):
             x = x.detach().cpu().numpy()
+        if x.ndim != 4:
+            return np.ascontiguousarray(x, dtype=np.float32)
         if self.features:
+            if x.dtype != np.uint8:
+                x = np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)
             return image_features(x, self.features, self.feature_options)
-        return np.ascontiguousarray(x.reshape(len(x), -1), dtype=np.float32)
+        pixels = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
+        return np.ascontiguousarray(pixels.reshape(len(x), -1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.fitted is None:

@@ -14,7 +14,7 @@ from neuroclass.data.idx import is_idx_folder, load_idx_folder
 from neuroclass.data.labels import merge_near_duplicate_labels
 from neuroclass.data.pixels import DecodeSettings
 from neuroclass.data.split import Splits, split
-from neuroclass.data.table import load_table
+from neuroclass.data.table import load_recorded_table, load_table
 from neuroclass.errors import NeuroclassError
 from neuroclass.registry import did_you_mean
 
@@ -35,10 +35,11 @@ def _limit(ds: Dataset, limit: int) -> Dataset:
     return out
 
 
-def load(cfg: DataConfig, decode: DecodeSettings | None = None) -> Dataset:
+def load(cfg: DataConfig, decode: DecodeSettings | None = None, table_record: dict | None = None) -> Dataset:
     """Load ``cfg.source``: a built-in name, a folder (IDX files or class sub-folders), a CSV/Parquet
     table or an .npz file. Image files are decoded with ``decode`` when given (a trained model's
-    record), else with the settings of ``cfg``.
+    record), else with the settings of ``cfg``. A table is read with ``table_record`` when given
+    (the preprocessing record of a run trained before per-column schemas: read as it read it).
 
     >>> ds = load(DataConfig(source="blocks:n=64"))
     >>> ds.input_shape
@@ -57,7 +58,9 @@ def load(cfg: DataConfig, decode: DecodeSettings | None = None) -> Dataset:
                 load_image_folder(path, cfg.channels, cfg.image_size, cfg.max_bad_fraction,
                                   cfg.cache, decode or DecodeSettings.from_config(cfg))
         elif path.suffix.lower() in (".csv", ".parquet", ".pq"):
-            ds = load_table(path, cfg.label_column, list(cfg.categorical), list(cfg.keep_columns))
+            ds = load_table(path, cfg.label_column, list(cfg.categorical), list(cfg.keep_columns),
+                            cfg.dates, cfg.missing) if table_record is None else \
+                load_recorded_table(path, cfg.label_column, table_record)
         elif path.suffix.lower() == ".npz":
             ds = load_npz(path)
         else:

@@ -13,7 +13,9 @@ from neuroclass.errors import NeuroclassError, counted
 
 @dataclass
 class Dataset:
-    """Images as uint8 (N, C, H, W) or table rows as float32 (N, D), with int64 labels.
+    """Images as uint8 (N, C, H, W) or table rows as float32 (N, D), with int64 labels. A table read
+    from a file holds its raw encoded rows (data/schema.py: NaN where a value is missing), which the
+    preprocessing fitted on the training split turns into model inputs (data/table_prep.py).
 
     ``parts`` holds predefined splits shipped with the data (e.g. the official test set):
     a dict from "train" / "val" / "test" to index arrays into x/y.
@@ -61,7 +63,8 @@ class Dataset:
 
 
 def validate(ds: Dataset) -> None:
-    """Shapes, dtypes, label range, finite features, at least two classes."""
+    """Shapes, dtypes, label range, finite features (NaN allowed in a table's raw rows, whose
+    preprocessing record has "table"), at least two classes."""
     where = ds.source or ds.name
     if ds.x.shape[0] != ds.y.shape[0]:
         raise NeuroclassError(f"{where}: {counted(ds.x.shape[0], 'input')} but "
@@ -77,9 +80,12 @@ def validate(ds: Dataset) -> None:
         if ds.x.ndim != 2:
             raise NeuroclassError(f"{where}: table features must be 2-D (N, D); "
                                   f"got shape {tuple(ds.x.shape)}")
-        if not torch.isfinite(ds.x).all():
-            bad = int((~torch.isfinite(ds.x)).any(dim=1).nonzero()[0, 0])
-            raise NeuroclassError(f"{where}: row {bad} has NaN or infinite features; "
+        # a table read from a file holds NaN where a value is missing (data/schema.py): filled
+        # by the preprocessing fitted on its training split (data/table_prep.py)
+        bad = torch.isinf(ds.x) if "table" in ds.preprocessing else ~torch.isfinite(ds.x)
+        if bad.any():
+            row = int(bad.any(dim=1).nonzero()[0, 0])
+            raise NeuroclassError(f"{where}: row {row} has NaN or infinite features; "
                                   "fill or drop missing values first")
     else:
         raise NeuroclassError(f"{where}: unknown dataset kind '{ds.kind}'")

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import warnings
 
 import numpy as np
 import torch
@@ -99,9 +100,34 @@ def _as_arrays(train_x, test_x) -> tuple[np.ndarray, np.ndarray]:
     if train.ndim == 2:
         dtype = np.result_type(train.dtype, test.dtype)  # one dtype, so equal values hash equal
         train, test = train.astype(dtype, copy=False), test.astype(dtype, copy=False)
-        if not (np.isfinite(train).all() and np.isfinite(test).all()):
-            raise NeuroclassError("find_duplicates: table features contain NaN or inf")
+        if np.isinf(train).any() or np.isinf(test).any():
+            raise NeuroclassError("find_duplicates: table features contain inf")
+        train, test = _missing_as_values(train, test)
     return np.ascontiguousarray(train), np.ascontiguousarray(test)
+
+
+def _missing_as_values(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Table rows with missing values (NaN, as a table's raw rows hold them) made comparable: each
+    NaN becomes its column's training median (0 where the column has none) and each column with a
+    gap gets a 0/1 indicator column, so that two rows are equal when their values and their gaps
+    are, and a gap is never near a value by accident of the fill alone.
+
+    >>> a, b = _missing_as_values(np.array([[1.0, np.nan], [3.0, 4.0]]), np.array([[1.0, np.nan]]))
+    >>> a.tolist(), b.tolist()
+    ([[1.0, 4.0, 1.0], [3.0, 4.0, 0.0]], [[1.0, 4.0, 1.0]])
+    """
+    gaps = np.isnan(train).any(axis=0) | np.isnan(test).any(axis=0)
+    if not gaps.any():
+        return train, test
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-missing column's median is NaN
+        fill = np.nan_to_num(np.nanmedian(train, axis=0) if len(train) else np.zeros(train.shape[1]))
+    out = []
+    for rows in (train, test):
+        missing = np.isnan(rows)
+        filled = np.where(missing, fill[None, :], rows)
+        out.append(np.concatenate([filled, missing[:, gaps].astype(rows.dtype)], axis=1))
+    return out[0], out[1]
 
 
 def _numpy(x, name: str) -> np.ndarray:

@@ -91,7 +91,7 @@ def embed_run(run: str | Path, data: str | None = None, device: str = "auto") ->
         for name, index in own.indices.items():
             split[index] = name
         x, labels, classes, source = own.dataset.x, own.dataset.y.numpy(), list(own.dataset.classes), own.source
-    features = embed_tensor(predictor.model, x, predictor.device)
+    features = embed_tensor(predictor.model, predictor.model_inputs(x), predictor.device)  # a table's through its preprocessing
     return Embedding(features, labels.astype(np.int64), classes, split, source)
 
 

@@ -17,10 +17,11 @@ from neuroclass.config import DataConfig
 from neuroclass.data.dataset import encode_labels
 from neuroclass.data.labels import label_key, quoted_list
 from neuroclass.data.pixels import DecodeSettings
-from neuroclass.data.table import encode_features, read_table
+from neuroclass.data.table_file import read_table
 from neuroclass.errors import NeuroclassError, counted
 from neuroclass.evaluation.metrics import classification_metrics
 from neuroclass.inference import EnsemblePredictor, Predictor, load_predictor
+from neuroclass.inference.predictor import encode_rows
 from neuroclass.runs import RunFolder
 
 
@@ -57,14 +58,16 @@ def evaluation_inputs(run: RunFolder, predictor: Predictor | EnsemblePredictor, 
 
 
 def _table_inputs(source: str, meta: dict, label_column: str | None) -> LabelledInputs:
-    """Raw rows encoded with the run's recorded encoding; labels with the data's own class names."""
+    """Raw rows encoded with the run's recorded encoding (the schema's raw rows, which the
+    Predictor's fitted preprocessing turns into model inputs, or a run's from before per-column
+    schemas); labels with the data's own class names."""
     path = Path(source)
     if not path.is_file():
         raise NeuroclassError(f"DATA '{source}': file not found")
     df = read_table(path)
     if label_column not in df.columns:
         raise NeuroclassError(f"DATA '{source}': no label column '{label_column}' (the run's label column)")
-    x = encode_features(df.drop(columns=[label_column]), meta["preprocessing"], source)
+    x = encode_rows(df.drop(columns=[label_column]), meta["preprocessing"], source)
     codes, classes = encode_labels(df[label_column].to_numpy(), source)
     return LabelledInputs(torch.from_numpy(x), torch.as_tensor(codes, dtype=torch.int64), classes,
                           f"{source} (all, {counted(len(codes), 'row')})")

@@ -6,14 +6,19 @@ Every consumer predicts through this class: ``neuroclass predict``, ``evaluate``
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
+from sklearn.pipeline import Pipeline
 
 from neuroclass.data.images import load_image
 from neuroclass.data.pixels import DecodeSettings
-from neuroclass.data.table import encode_features, read_table
+from neuroclass.data.schema import Schema, encode
+from neuroclass.data.table_file import encode_features, read_table
+from neuroclass.data.table_prep import transform
 from neuroclass.device import memory_format, pick_device
 from neuroclass.errors import NeuroclassError
 from neuroclass.inference.policy import InferencePolicy
@@ -102,7 +107,8 @@ class Predictor(FilePredictions):
 
     # ------------------------------------------------------------------ inputs -> model tensors
     def load_files(self, files: list[str | Path]) -> tuple[torch.Tensor, list[str]]:
-        """Image files (any size, gray or colour) or CSV/Parquet tables -> (tensor, source names)."""
+        """Image files (any size, gray or colour) or CSV/Parquet tables -> (tensor, source names):
+        what ``predict_proba_tensor`` takes (a table's rows encoded by the run's schema, raw)."""
         if self.kind == "table":
             frames, names = [], []
             for f in files:
@@ -110,8 +116,8 @@ class Predictor(FilePredictions):
                 if not path.is_file():
                     raise NeuroclassError(f"{path}: file not found")
                 df = read_table(path)
-                frames.append(encode_features(df, self.meta["preprocessing"], str(path)))
-                # data rows counted from 1, as messages about the file count them (table.row_places)
+                frames.append(encode_rows(df, self.meta["preprocessing"], str(path)))
+                # data rows counted from 1, as messages about the file count them (table_file.row_places)
                 names += [f"{path.name}:{i}" for i in range(1, len(df) + 1)]
             return torch.from_numpy(np.concatenate(frames)), names
         c, h, w = self.meta["input_shape"]
@@ -120,10 +126,32 @@ class Predictor(FilePredictions):
         arrays = [load_image(f, channels=c, size=(h, w), decode=decode) for f in files]
         return torch.from_numpy(np.stack(arrays)), [str(f) for f in files]
 
+    @cached_property
+    def table_preprocessing(self) -> Pipeline | None:
+        """The run's fitted table preprocessing (preprocess.skops), or None: a model without one
+        (images, arrays, a table run from before per-column schemas). Loaded on first use."""
+        record = self.meta.get("preprocessing", {}).get("table", {})
+        if "transformer" not in record:
+            return None
+        if self.path is None:
+            raise NeuroclassError("this model's table preprocessing was not given with it; load the "
+                                  "model from its run folder")
+        return RunFolder.open(self.path).preprocess()
+
+    def model_inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """The network's inputs for ``x`` as data.load and ``load_files`` give them: a table's raw
+        encoded rows (N, D_raw) through the run's fitted preprocessing, float32 (N, D); other
+        inputs as they are. Raises NeuroclassError for rows of another width."""
+        if self.table_preprocessing is None:
+            return x
+        return torch.from_numpy(transform(self.table_preprocessing, x, "inputs"))
+
     # ------------------------------------------------------------------ outputs
     def predict_logits_tensor(self, x: torch.Tensor) -> torch.Tensor:
         """Logits (N, K) float32 on the CPU under the policy's test-time views, before the
-        temperature. ``x``: (N, C, H, W) uint8 images or (N, D) float32 rows of the model's shape."""
+        temperature. ``x``: (N, C, H, W) uint8 images or (N, D) float32 rows as data.load gives
+        them (a table's raw rows go through ``model_inputs`` first)."""
+        x = self.model_inputs(x)
         shape = tuple(self.meta["input_shape"])
         if tuple(x.shape[1:]) != shape:
             raise NeuroclassError(f"inputs have shape {tuple(x.shape[1:])} but the model expects {shape}; "
@@ -145,6 +173,15 @@ class Predictor(FilePredictions):
     def predict_proba_tensor(self, x: torch.Tensor) -> np.ndarray:
         """Probabilities (N, K) float32 for model inputs ``x``; rows sum to 1."""
         return self.probabilities(self.predict_logits_tensor(x))
+
+
+def encode_rows(df: pd.DataFrame, preprocessing: dict, where: str) -> np.ndarray:
+    """A table's rows ``df`` (as read) encoded as a run's model.json ``preprocessing`` records:
+    raw by the schema (data/schema.py) when it has "table", else numeric and one-hot as a run
+    from before per-column schemas did; float32 (N, D). NeuroclassError naming the column and row."""
+    if "table" in preprocessing:
+        return encode(df, Schema.from_record(preprocessing["table"], where), where)
+    return encode_features(df, preprocessing, where)
 
 
 def describe_probabilities(classes: list[str], proba: np.ndarray, names: list[str], top_k: int,

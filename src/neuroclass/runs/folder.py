@@ -1,9 +1,10 @@
 """RunFolder: the one reader and writer of a run folder's files.
 
 ``runs/<data>-<model>-<timestamp>/`` holds config.yaml (resolved), model.safetensors and model.json
-(runs/model_file.py), metrics.json (test metrics), metrics.csv (per epoch), timing.json,
-environment.json (versions, seed, data hash), split.json / split.npz (how the data was split),
-data_issues.json (files ignored or skipped, warnings, merged labels, classes missing from a split) and
+(runs/model_file.py), a table's fitted preprocessing preprocess.skops (runs/preprocess_file.py),
+metrics.json (test metrics), metrics.csv (per epoch), timing.json, environment.json (versions,
+seed, data hash), split.json / split.npz (how the data was split), data_issues.json (files ignored
+or skipped, warnings, merged labels, classes missing from a split) and
 report.html / report.json. A new run is assembled in a hidden ``.partial-<name>`` folder and renamed
 into place once every file is written, so a failed run never leaves a half-written folder; every
 file is written atomically (neuroclass/io.py) with the umask's permissions.
@@ -26,17 +27,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from sklearn.pipeline import Pipeline
 
 from neuroclass import data as data_mod
 from neuroclass.config import Config, load_config, save_config
 from neuroclass.data.dataset import Dataset
 from neuroclass.data.issues import DataIssues
+from neuroclass.data.table import older_table_record
 from neuroclass.errors import NeuroclassError
 from neuroclass.io import write_bytes_atomic, write_text_atomic
 from neuroclass.models import Classifier
 from neuroclass.runs.lock import is_locked, lock_folder
 from neuroclass.runs.model_file import load_model, read_metadata, read_weights, save_model
 from neuroclass.runs.names import data_slug
+from neuroclass.runs.preprocess_file import load_preprocess, save_preprocess
 
 TIMING_RENAMED = {"train_images_per_second": "train_examples_per_second",  # timing.json: old -> new
                   "inference_images_per_second": "inference_examples_per_second"}
@@ -283,6 +287,10 @@ class RunFolder:
     def write_model(self, model: Classifier, meta: dict) -> None:
         save_model(self.path, model, meta)
 
+    def write_preprocess(self, pipe: Pipeline) -> None:
+        """preprocess.skops: a table run's preprocessing fitted on its training split."""
+        save_preprocess(self.path, pipe)
+
     def write_history(self, history: list[dict]) -> None:
         write_text_atomic(self.file("metrics.csv"), history_csv(history))
 
@@ -334,6 +342,10 @@ class RunFolder:
     def load_model(self) -> tuple[Classifier, dict]:
         return load_model(self.path)
 
+    def preprocess(self) -> Pipeline:
+        """The fitted table preprocessing (preprocess.skops; runs/preprocess_file.py)."""
+        return load_preprocess(self.path)
+
     def metrics(self) -> dict:
         return self.read_json("metrics.json")
 
@@ -376,10 +388,11 @@ class RunFolder:
         Raises NeuroclassError, naming both hashes and what to do, when the data has changed since
         training (the recorded splits would select other examples)."""
         cfg = self.config()
+        recorded_table = older_table_record(self.read_json("model.json"))  # read as that run read it
         with warnings.catch_warnings():
             if quiet:
                 warnings.simplefilter("ignore")
-            dataset = data_mod.load(cfg.data)
+            dataset = data_mod.load(cfg.data, table_record=recorded_table)
         recorded = self.environment().get("data_hash")
         current = dataset.content_hash()
         if recorded and recorded != current:

@@ -28,9 +28,12 @@ from neuroclass.models import Classifier, create
 from neuroclass.models.registry import split_name
 
 # 2: the inference policy under "inference" (version 1 held "temperature", "tta" and "tta_shift"
-# at the top level; it is still read)
-FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+# at the top level; it is still read). 3: a table read from a file records its schema under
+# preprocessing["table"] and its fitted preprocessing in preprocess.skops (data/schema.py,
+# data/table_prep.py); a table run of version 2 or 1 (preprocessing "columns" and "categorical":
+# numbers as they are, categories one-hot) is still read and predicts as it did
+FORMAT_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 
 
 def model_metadata(cfg: ModelConfig, options: dict, input_shape: tuple[int, ...], classes: list[str],

@@ -12,9 +12,18 @@ def run_name(data_source: str, model_name: str, now: datetime | None = None) -> 
     >>> run_name("blocks:n=200", "tv:resnet18", datetime(2026, 1, 2, 3, 4, 5))
     'blocks-tv-resnet18-20260102-030405'
     """
-    data_name = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(data_source.split(":")[0]).stem or "data")
     model = re.sub(r"[^A-Za-z0-9_.-]+", "-", model_name)
-    return f"{data_name}-{model}-{(now or datetime.now()).strftime('%Y%m%d-%H%M%S')}"
+    return f"{data_name(data_source)}-{model}-{(now or datetime.now()).strftime('%Y%m%d-%H%M%S')}"
+
+
+def data_name(data_source: str) -> str:
+    """The data's part of a run or study folder's name: the file or folder name without its
+    extension, made file-name-safe.
+
+    >>> data_name("/data/penguins.csv"), data_name("blocks:n=200"), data_name("fashion-mnist")
+    ('penguins', 'blocks', 'fashion-mnist')
+    """
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(data_source.split(":")[0]).stem or "data")
 
 
 def data_slug(source: str) -> str:

@@ -118,6 +118,17 @@ def fit_classical_model(model: ClassicalModel, cfg: Config, train: tuple[torch.T
     return state
 
 
+def fit_on_splits(model: ClassicalModel, cfg: Config, splits, classes: int, deadline: float | None,
+                  clock: Callable[[], float] = time.perf_counter, reserve_seconds: float = 0.0) -> TrainState:
+    """``fit_classical_model`` on a run's splits (data.split's Splits): the training split, the
+    validation split for early stopping, and the validation and test rows as what the finish
+    predicts after the fit; image features cached when data.cache is on."""
+    val = (splits.val.x, splits.val.y) if splits.val is not None and len(splits.val) else None
+    finish_rows = sum(len(s) for s in (splits.val, splits.test) if s is not None)
+    return fit_classical_model(model, cfg, (splits.train.x, splits.train.y), val, classes, finish_rows,
+                               deadline, clock, reserve_seconds, cfg.data.cache)
+
+
 def history_rows(history: dict, seconds: float) -> list[dict]:
     """metrics.csv rows, one per round: {"epoch": round (1-based), "val_loss", "val_accuracy"}
     from the family's per-round validation record; one row with the fit's seconds when it has none.

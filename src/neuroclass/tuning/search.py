@@ -33,7 +33,7 @@ from neuroclass.errors import NeuroclassError, RunInterrupted
 from neuroclass.runs.lock import lock_folder
 from neuroclass.data.survey import survey_folder
 from neuroclass.models.registry import PHOTO_KIND, resolve_default_model
-from neuroclass.runs.names import data_slug
+from neuroclass.runs.names import data_name
 from neuroclass.training.callbacks import StopRequest
 from neuroclass.training.resolution import image_folder
 from neuroclass.training.trainer import TrainingDiverged
@@ -273,7 +273,7 @@ def _lock(folder: Path):
 def _new_folder(settings: TuneSettings) -> Path:
     """``<out>/tune-<data>-<YYYYmmdd-HHMMSS>`` (``-2``, ... when taken), created."""
     out = Path(settings.base.out)
-    stem = f"tune-{data_slug(settings.base.data.source)}-{time.strftime('%Y%m%d-%H%M%S')}"
+    stem = f"tune-{data_name(settings.base.data.source)}-{time.strftime('%Y%m%d-%H%M%S')}"
     try:
         out.mkdir(parents=True, exist_ok=True)
         for suffix in range(1, 1000):

@@ -71,6 +71,7 @@ def summary_section(inputs: ReportInputs, metrics: dict) -> dict:
     model = inputs.predictor.model
     meta = inputs.predictor.meta
     timing = inputs.timing
+    classical = timing.get("classical") if "classical" in meta else None
     return {
         "task": f"{'image' if inputs.kind == 'image' else 'table'} classification, "
                 f"{len(inputs.classes)} classes",
@@ -82,8 +83,10 @@ def summary_section(inputs: ReportInputs, metrics: dict) -> dict:
         "evaluated_on": inputs.eval_what,
         "model_family": meta["family"], "model_options": meta["options"],
         "input_shape": meta["input_shape"],
-        "parameters": int(sum(p.numel() for p in model.parameters())),
-        "flops_per_example": count_flops(model, tuple(meta["input_shape"])),
+        # a classical model (classical/model.py) has no parameters or FLOPs to count: its size on disk
+        "parameters": None if classical else int(sum(p.numel() for p in model.parameters())),
+        "flops_per_example": None if classical else count_flops(model, tuple(meta["input_shape"])),
+        "classical": classical, "model_file_bytes": _model_file_bytes(inputs.predictor.path, meta),
         "temperature": inputs.predictor.policy.temperature,
         "tta": inputs.predictor.policy.tta,  # test-time augmentation predict applies
         "headline": {k: metrics[k] for k in ("accuracy", "balanced_accuracy", "macro_f1", "log_loss")},
@@ -91,6 +94,15 @@ def summary_section(inputs: ReportInputs, metrics: dict) -> dict:
         "train_examples_per_second": timing.get("train_examples_per_second"),
         "inference_examples_per_second": timing.get("inference_examples_per_second"),
     }
+
+
+def _model_file_bytes(folder, meta: dict) -> int | None:
+    """Bytes of the files that hold the model (weights, or a classical model's native file), or
+    None without a run folder."""
+    if folder is None:
+        return None
+    names = ["model.safetensors", *([meta["classical"]["file"]] if "classical" in meta else [])]
+    return sum((folder / n).stat().st_size for n in names if (folder / n).is_file())
 
 
 def data_section(inputs: ReportInputs) -> dict:
@@ -161,6 +173,7 @@ def training_section(inputs: ReportInputs) -> dict:
     reason = read_stop_reason(timing.get("stop_reason"))
     detail = timing.get("stop_detail") if reason else timing.get("stop_reason")
     return {"history": inputs.history, "epochs": timing.get("epochs"), "best_epoch": timing.get("best_epoch"),
+            "classical": timing.get("classical"),  # a classical family's fit: rounds, early stopping
             "stop_reason": reason.value if reason else None, "stop_detail": detail or "",
             "train_seconds": timing.get("train_seconds"), "total_seconds": timing.get("total_seconds"),
             "resumed": [{"at": r.get("at"), "epoch": r.get("epoch"), "step": r.get("step")}

@@ -7,7 +7,7 @@ takes the data and logits that training holds already (``FromTraining``) instead
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -91,11 +91,14 @@ def load_inputs(run: str | Path, data: str | None = None, known: FromTraining | 
     else:
         eval_logits = predictor.predict_logits_tensor(evaluated.x)
         val_logits = predictor.predict_logits_tensor(val.x) if len(val) else None
+    # the sections that look at inputs (features, duplicates, dead units) see the model's: a
+    # table's raw rows through the run's fitted preprocessing
+    dataset = replace(own.dataset, x=predictor.model_inputs(own.dataset.x))
     return ReportInputs(
         run=folder.path, predictor=predictor, cfg=folder.config(), config_text=folder.config_text(),
         environment=environment, timing=folder.timing(), split_record=folder.split_record(),
-        history=folder.history(), dataset=own.dataset, indices=own.indices,
+        history=folder.history(), dataset=dataset, indices=own.indices,
         data_hash_matches=True if environment.get("data_hash") else None,
-        eval_x=evaluated.x, eval_y=evaluated.y, eval_what=evaluated.what, eval_data=data,
+        eval_x=predictor.model_inputs(evaluated.x), eval_y=evaluated.y, eval_what=evaluated.what, eval_data=data,
         eval_logits=eval_logits, val_logits=val_logits,
         data_issues=folder.read_data_issues())

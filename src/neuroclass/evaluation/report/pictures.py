@@ -50,7 +50,10 @@ def charts(report: dict, inputs: ReportInputs) -> dict:
         "abstention": plots.abstention(report["abstention"]["curve"]),
     }
     history = report["training"]["history"]
-    if history:
+    if report["training"].get("classical"):  # fitted by rounds: validation curves only
+        if len(history) > 1:
+            pictures["training"] = plots.round_curves(history, report["training"]["best_epoch"])
+    elif history:
         pictures["training"] = plots.training_curves(history, report["training"]["best_epoch"])
     robustness = report["robustness"]
     if inputs.kind == "image" and not robustness.get("error") and not robustness.get("skipped"):

@@ -234,6 +234,24 @@ def training_curves(history: list[dict], best_epoch: int | None = None):
 
 
 @chart
+def round_curves(history: list[dict], best_round: int | None = None):
+    """A classical family's validation log-loss and accuracy per boosting round (or tree chunk)."""
+    from matplotlib.ticker import MaxNLocator
+
+    figure = new_figure(6.5, 2.6)
+    axes = figure.subplots(1, 2)
+    rounds = [row["epoch"] for row in history]
+    for ax, key, title in ((axes[0], "val_loss", "validation log-loss"), (axes[1], "val_accuracy", "validation accuracy")):
+        ax.plot(rounds, [np.nan if row.get(key) is None else row[key] for row in history], "-", color=VAL)
+        ax.set_title(title)
+        ax.set_xlabel("round")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if best_round:
+            ax.axvline(best_round, color=MUTED, linestyle="--", linewidth=1)
+    return figure
+
+
+@chart
 def confusion_heatmaps(counts: list[list[int]], normalized: list[list[float]], classes: list[str]):
     """Counts and row-normalized confusion matrices side by side (rows true, columns predicted).
     Titles are short enough for the narrowest panel (2 classes); the page's caption says what the

@@ -65,9 +65,7 @@ def summary(r: dict, pics: dict) -> str:
     h = s["headline"]
     top = [(pct(h["accuracy"]), "accuracy"), (pct(h["balanced_accuracy"]), "balanced accuracy"),
            (fmt(h["macro_f1"]), "macro F1"), (fmt(h["log_loss"]), "log loss"),
-           (f"{s['parameters']:,}", "parameters"), (f"{s['flops_per_example'] / 1e6:,.2f} M", "FLOPs per example"),
-           (f"{fmt(s['train_seconds'], 1)} s", "training time"),
-           (f"{fmt(s['train_examples_per_second'], 0)}", "training examples/s")]
+           *_size_cards(s)]
     sizes = ", ".join(f"{k} {v:,}" for k, v in s["split_sizes"].items())
     hash_note = {True: "matches the data loaded now", False: "DIFFERS from the data loaded now",
                  None: "not recorded"}[s["data_hash_matches"]]
@@ -75,10 +73,23 @@ def summary(r: dict, pics: dict) -> str:
              ("content hash (SHA-256)", f"{s['data_hash']} ({hash_note})"), ("split sizes", sizes),
              ("evaluated on", s["evaluated_on"]), ("model", s["model_family"]),
              ("model options", json.dumps(s["model_options"])), ("input shape", s["input_shape"]),
-             ("epochs", s["epochs"]), ("temperature", fmt(s["temperature"])),
+             ("rounds" if s.get("classical") else "epochs", s["epochs"]), ("temperature", fmt(s["temperature"])),
              ("test-time augmentation", s["tta"]),
              ("inference examples/s", fmt(s["inference_examples_per_second"], 0))]
     return cards(top) + budget_note(r) + key_values(facts)
+
+
+def _size_cards(s: dict) -> list[tuple[str, str]]:
+    """Cards of the model's size and training cost: parameters, FLOPs and training speed for a
+    network; the model file's size, rounds and fitting time for a classical family."""
+    if s.get("classical"):
+        size = s.get("model_file_bytes")
+        return [(f"{size / 1e6:,.2f} MB" if size is not None else "unknown", "model file"),
+                (str(s["classical"].get("rounds") or "-"), "rounds"),
+                (f"{fmt(s['train_seconds'], 1)} s", "fitting time")]
+    return [(f"{s['parameters']:,}", "parameters"), (f"{s['flops_per_example'] / 1e6:,.2f} M", "FLOPs per example"),
+            (f"{fmt(s['train_seconds'], 1)} s", "training time"),
+            (f"{fmt(s['train_examples_per_second'], 0)}", "training examples/s")]
 
 
 def budget_note(r: dict) -> str:
@@ -196,6 +207,8 @@ def training(r: dict, pics: dict) -> str:
     if not t["history"]:
         return note("no per-epoch history was recorded (metrics.csv missing)")
     stop = t["stop_detail"] or STOPPED.get(read_stop_reason(t["stop_reason"]), "not recorded")
+    if t.get("classical"):
+        return _fit_facts(t, stop, pics)
     best = (f"weights restored from epoch {t['best_epoch']}" if t["best_epoch"]
             else "final weights kept")
     facts = [("epochs", t["epochs"]), ("stopped", stop), ("early stopping", best),
@@ -207,6 +220,18 @@ def training(r: dict, pics: dict) -> str:
         facts.append(("resumed", "; ".join(f"{r['at']} at epoch {r['epoch']}, step {r['step']}"
                                            for r in t["resumed"])))
     return chart(pics.get("training"), "loss, accuracy and learning rate per epoch") + key_values(facts)
+
+
+def _fit_facts(t: dict, stop: str, pics: dict) -> str:
+    """The Training section of a classical family: fitted once, rounds instead of epochs."""
+    c = t["classical"]
+    facts = [("family", c.get("family")), ("rounds", c.get("rounds") or "none (fitted in one go)"),
+             ("stopped", stop), ("early stopping", c.get("early_stopping") or "none"),
+             ("fitting time", f"{fmt(t['train_seconds'], 1)} s")]
+    if c.get("warnings"):
+        facts.append(("library warnings", "; ".join(c["warnings"])))
+    caption = "validation loss and accuracy per round" if len(t["history"]) > 1 else ""
+    return (chart(pics.get("training"), caption) if caption else "") + key_values(facts)
 
 
 def metrics(r: dict, pics: dict) -> str:
