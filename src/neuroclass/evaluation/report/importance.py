@@ -7,8 +7,10 @@ ignores costs nothing. It works for every family alike (it needs only prediction
 the model on examples it never trained on. Correlated features share their importance: shuffling
 one leaves the other to carry the information, so both may look unimportant.
 
-The model is the run's Predictor (its inference policy; the temperature does not change which class
-wins), seen by scikit-learn through ``PredictorClassifier``. Its cost, REPEATS passes of the
+The model is the run's Predictor (its model under its inference policy; the temperature does not
+change which class wins), seen by scikit-learn through ``PredictorClassifier``; the columns shuffled
+are the model's inputs (after a table run's fitted preprocessing: one-hot columns, missing-value
+flags), named by model.json's preprocessing["feature_names"]. Its cost, REPEATS passes of the
 evaluation rows per feature plus one, is priced from the run's measured test pass (costs.py) and
 the analysis is skipped, with a note, when the report's time budget cannot afford it. Images are
 not analysed: a pixel is no feature a reader can act on.
@@ -42,7 +44,8 @@ IMAGES = ("permutation importance shuffles one feature column at a time and appl
 
 class PredictorClassifier(ClassifierMixin, BaseEstimator):
     """A trained run's Predictor as scikit-learn sees a fitted classifier: ``predict(x)`` (x: (N, D)
-    float rows of the model's inputs) -> int64 (N,) class numbers; ``score`` is accuracy
+    float rows of the model's inputs, as ReportInputs.eval_x holds them: a table's rows after the
+    run's fitted preprocessing) -> int64 (N,) class numbers; ``score`` is accuracy
     (ClassifierMixin). ``fit`` does nothing: the model is trained already."""
 
     def __init__(self, predictor=None) -> None:
@@ -59,8 +62,11 @@ class PredictorClassifier(ClassifierMixin, BaseEstimator):
         return np.arange(len(self.predictor.classes))
 
     def predict(self, x) -> np.ndarray:
+        # model inputs already (a table's rows after the run's fitted preprocessing): the model under
+        # the inference policy, as Predictor.predict_logits_tensor runs it once the rows are inputs
+        p = self.predictor
         rows = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
-        return self.predictor.predict_logits_tensor(rows).argmax(dim=1).numpy()
+        return p.policy.logits(p.model, rows, p.device, p.batch_size).argmax(dim=1).numpy()
 
 
 def feature_labels(preprocessing: dict, count: int) -> list[str]:
