@@ -162,10 +162,14 @@ def test_bad_entries_fail_with_one_line_before_anything_trains(tmp_path, small_t
     assert not out.exists()  # nothing was written
 
 
-def test_the_cli_prints_a_line_per_entry_and_where_the_leaderboard_is(tmp_path, small_table, capsys):
-    code = main(["compare", str(small_table), "--label-column", "label", "--models", "logreg,knn",
+def test_the_cli_prints_a_line_per_entry_and_each_warning_once(tmp_path, small_table, capsys):
+    frame = pd.read_csv(small_table)
+    frame["same"] = 1.0  # a constant column: a warning each time the data loads (once per entry and fold)
+    frame.to_csv(small_table, index=False)
+    code = main(["compare", str(small_table), "--label-column", "label", "--models", "logreg,knn", "--cv", "2",
                  "--out", str(tmp_path / "runs"), "--no-report", "--set", "train.threads=1"])
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
     assert code == 0
-    assert "logreg: validation accuracy" in out and "knn: validation accuracy" in out
-    assert "best: " in out and "leaderboard.csv" in out
+    assert "logreg: validation accuracy" in captured.out and "knn: validation accuracy" in captured.out
+    assert "best: " in captured.out and "leaderboard.csv" in captured.out
+    assert captured.err.count("column 'same'") == 1, captured.err
