@@ -177,22 +177,20 @@ def fit_rows(task: RowTask, data: FitData, budget: Budget) -> tuple[Any, dict]:
     cost = CostModel(tuple(probes))
     left = budget.deadline - budget.clock()
     planned = cost.rows_within(left * (1 - SAFETY), total, budget.predict_rows)
-    kept = [i for i, p in enumerate(probes) if p.rows <= planned]
     if planned <= probes[-1].rows:  # a probe is as large as it gets: keep it rather than fit again
-        index = kept[-1] if kept else 0
+        index = max([i for i, p in enumerate(probes) if p.rows <= planned], default=0)
         model, used = models[index], probes[index].rows
     else:
-        used = planned
-        model = task.fit(stratified_subsample(data.y_train, planned, data.seed, task.least_per_class))
-    minutes = f"{max(0.0, left) / 60:.1f} minutes"
+        rows = stratified_subsample(data.y_train, planned, data.seed, task.least_per_class)
+        model, used = task.fit(rows), len(rows)
+    predicted, minutes = budget.predict_rows, f"{max(0.0, left) / 60:.1f} minutes"
     if used >= total:
-        why = f"all {total:,} rows fit in the time budget (about {cost.seconds(total, budget.predict_rows) / 60:.1f}" \
-              f" of {minutes})"
+        why = f"all {total:,} rows fit in the time budget (about {cost.seconds(total, predicted) / 60:.1f} of {minutes})"
     else:
         why = f"time budget: {used:,} of {total:,} rows fit in {minutes}"
     part = _part(used, total, why)
-    part["row_budget"] = {**cost.as_record(), "seconds_left": round(left, 3), "predicted_rows": budget.predict_rows,
-                          "estimated_seconds": round(cost.seconds(used, budget.predict_rows), 3)}
+    part["row_budget"] = {**cost.as_record(), "seconds_left": round(left, 3), "predicted_rows": predicted,
+                          "estimated_seconds": round(cost.seconds(used, predicted), 3)}
     return model, part
 
 

@@ -6,9 +6,10 @@ dataset), fits the family within the run's deadline (boosting and forests stop a
 it comes; logreg and svm fit on as many training rows as it allows, leaving time to predict the
 validation and test splits; the validation split early-stops boosting and calibrates svm), and
 fills the same ``TrainState`` a network's fit fills: one history row per round with the validation
-log-loss and accuracy where the library reports them, the stop reason and the training time. The time kept back for the finish (predicting
-the validation and test splits, the report) is the caller's ``reserve_seconds`` plus the features'
-cost for those rows, estimated from the training rows'.
+log-loss and accuracy where the library reports them, the stop reason and the training time. The
+time kept back for the finish (predicting the validation and test splits, the report) is the
+caller's ``reserve_seconds`` plus the features' cost for those rows, estimated from the training
+rows'; the family leaves time for its own predictions of them.
 """
 from __future__ import annotations
 
