@@ -22,6 +22,9 @@ from neuroclass.errors import NeuroclassError
 
 # svm without validation rows: Platt scaling fitted on cross-validated decisions (the library default)
 CALIBRATION_FOLDS = 5
+# svm: the kernel cache of SVC, MB; scikit-learn's user guide advises 500-1000 rather than the
+# default 200 for large problems (fewer kernel rows computed again; the fitted model is the same)
+KERNEL_CACHE_MB = 1000
 CHUNKS = 10  # a forest or hist_gb checks the time budget after each tenth of its rounds
 
 
@@ -44,7 +47,8 @@ def build_svm(opts, seed: int, threads: int | None):
     if opts.kernel == "linear":
         svm = LinearSVC(C=opts.C, random_state=seed)
     else:
-        svm = SVC(kernel="rbf", C=opts.C, gamma="scale" if opts.gamma is None else opts.gamma)
+        svm = SVC(kernel="rbf", C=opts.C, gamma="scale" if opts.gamma is None else opts.gamma,
+                  cache_size=KERNEL_CACHE_MB)
     calibrated = CalibratedClassifierCV(svm, method="sigmoid", cv=CALIBRATION_FOLDS, ensemble=False,
                                         n_jobs=threads)
     return _scaled(calibrated, opts.scale)
