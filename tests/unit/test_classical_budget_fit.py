@@ -11,7 +11,8 @@ from sklearn.datasets import load_digits
 from neuroclass.classical import dump_fitted, fit_classical, load_fitted, predict_proba
 from neuroclass.classical.budget import Budget, FitData
 from neuroclass.classical.row_budget import (
-    EXPONENT_RANGE, MAX_PROBES, PROBE_ROWS, SAFETY, CostModel, Probe, RowTask, fit_rows, stratified_subsample)
+    CACHE_BYTES, EXPONENT_RANGE, MAX_PROBES, MEMORY_SLOWDOWN, PROBE_ROWS, SAFETY, SUPPORT_VECTOR_BYTES, CostModel,
+    Probe, RowTask, fit_rows, stratified_subsample)
 from neuroclass.training.classical_fit import stop_detail
 
 
@@ -99,6 +100,17 @@ def test_one_probe_assumes_a_quadratic_fit_and_linear_support_vectors():
     cost = CostModel((Probe(1000, 2.0, 1e-3, 500),))
     assert cost.exponent == 2.0 and cost.support_exponent == 1.0
     assert cost.seconds(3000, 100) == pytest.approx(2.0 * 9 + 1e-3 * 3 * 100)
+
+
+def test_support_vectors_beyond_the_cache_cost_more_per_row_predicted():
+    features = 1000
+    in_cache = CACHE_BYTES // (features * SUPPORT_VECTOR_BYTES)  # support vectors that fit in the cache
+    probe = Probe(4000, 4.0, 1e-3, in_cache // 4)  # 1 ms a row
+    cost = CostModel((probe,), features)  # one probe: support vectors grow in proportion to rows
+    assert cost.predict_seconds(8000, 100) == pytest.approx(2 * 0.1)  # twice the vectors, still cached
+    assert cost.predict_seconds(32_000, 100) == pytest.approx(8 * 0.1 * MEMORY_SLOWDOWN)
+    beyond = CostModel((Probe(4000, 4.0, 1e-3, 2 * in_cache),), features)  # its timing already paid for it
+    assert beyond.predict_seconds(8000, 100) == pytest.approx(2 * 0.1)
 
 
 def test_all_rows_when_they_fit():

@@ -11,8 +11,9 @@ doubling while the probes stay cheap), and their times give the cost of n rows:
 - prediction, of the rows predicted after the fit (validation and test): an rbf SVM compares each
   row with each support vector, so seconds = s * SV(n) * rows, with s the probe's seconds per
   support vector and row and SV(n) = SV_p * (n / n_p)^q, q measured between the probes like p and
-  clamped to ``SUPPORT_EXPONENT_RANGE``; a model without support vectors predicts at the probe's
-  seconds per row, whatever n.
+  clamped to ``SUPPORT_EXPONENT_RANGE``; s is ``MEMORY_SLOWDOWN`` times larger once the support
+  vectors outgrow ``CACHE_BYTES`` (each row then reads them all from memory) where the probe's
+  fitted in it; a model without support vectors predicts at the probe's seconds per row, whatever n.
 
 Then the family is fitted once on the largest stratified subsample whose fit and predictions are
 expected to take at most (1 - ``SAFETY``) of the time left: every row when they all fit. A plan
@@ -43,6 +44,12 @@ PREDICT_PROBE_ROWS = 1000  # rows predicted to time a probe's predictions
 EXPONENT_RANGE = (1.0, 2.5)  # fit time ~ rows^p
 DEFAULT_EXPONENT = 2.0  # p with one probe: an rbf SVM's, on the slow side for a linear model
 SUPPORT_EXPONENT_RANGE = (0.5, 1.0)  # support vectors ~ rows^q
+# An rbf SVM's support vectors (float64 in libsvm) are read for every row predicted. Measured on this
+# project's 2-core machines, 1296 HOG features: 0.61-0.64 us per support vector and row while they
+# took up to 62 MB, 1.05-1.18 us from 89 MB on (out of the CPU's cache, whatever its nominal size).
+CACHE_BYTES = 64 * 2**20
+MEMORY_SLOWDOWN = 2.0
+SUPPORT_VECTOR_BYTES = 8  # per feature
 # share of the time left kept back for the error of extrapolating from a few thousand rows to tens
 # of thousands (a shared machine's timings vary by about that much as well)
 SAFETY = 0.2
@@ -78,9 +85,11 @@ class Probe:
 
 @dataclass(frozen=True)
 class CostModel:
-    """Seconds to fit n rows and predict m rows, extrapolated from ``probes`` (ascending rows)."""
+    """Seconds to fit n rows and predict m rows, extrapolated from ``probes`` (ascending rows);
+    ``features``: the columns of a row (the size of a support vector)."""
 
     probes: tuple[Probe, ...]
+    features: int = 1
 
     @property
     def exponent(self) -> float:
@@ -99,8 +108,14 @@ class CostModel:
     def predict_seconds(self, rows: int, predicted: int) -> float:
         """Seconds to predict ``predicted`` rows with a model fitted on ``rows`` rows."""
         last = self.probes[-1]
-        growth = 1.0 if not last.support_vectors else (rows / last.rows) ** self.support_exponent
-        return last.predict_seconds * growth * predicted
+        if not last.support_vectors:
+            return last.predict_seconds * predicted
+        support = last.support_vectors * (rows / last.rows) ** self.support_exponent
+        slowdown = MEMORY_SLOWDOWN if self._bytes(last.support_vectors) <= CACHE_BYTES < self._bytes(support) else 1.0
+        return last.predict_seconds * (support / last.support_vectors) * slowdown * predicted
+
+    def _bytes(self, support_vectors: float) -> float:
+        return support_vectors * self.features * SUPPORT_VECTOR_BYTES
 
     def seconds(self, rows: int, predicted: int) -> float:
         return self.fit_seconds(rows) + self.predict_seconds(rows, predicted)
@@ -174,7 +189,7 @@ def fit_rows(task: RowTask, data: FitData, budget: Budget) -> tuple[Any, dict]:
         why = "no time budget" if budget.deadline is None else "too few to need a time estimate"
         return task.fit(np.arange(total)), _part(total, total, f"all {total:,} rows: {why}")
     probes, models = _probe(task, data, budget)
-    cost = CostModel(tuple(probes))
+    cost = CostModel(tuple(probes), data.x_train.shape[1])
     left = budget.deadline - budget.clock()
     planned = cost.rows_within(left * (1 - SAFETY), total, budget.predict_rows)
     if planned <= probes[-1].rows:  # a probe is as large as it gets: keep it rather than fit again
@@ -185,7 +200,8 @@ def fit_rows(task: RowTask, data: FitData, budget: Budget) -> tuple[Any, dict]:
         model, used = task.fit(rows), len(rows)
     predicted, minutes = budget.predict_rows, f"{max(0.0, left) / 60:.1f} minutes"
     if used >= total:
-        why = f"all {total:,} rows fit in the time budget (about {cost.seconds(total, predicted) / 60:.1f} of {minutes})"
+        needed = cost.seconds(total, predicted) / 60
+        why = f"all {total:,} rows fit in the time budget (about {needed:.1f} of {minutes})"
     else:
         why = f"time budget: {used:,} of {total:,} rows fit in {minutes}"
     part = _part(used, total, why)
