@@ -28,10 +28,13 @@ class StopReason(str, Enum):
 @dataclass(frozen=True)
 class Budget:
     """``deadline``: the ``clock()`` reading (seconds) after which no round is added; None: no limit.
-    ``clock``: a monotonic clock in seconds (``time.perf_counter``; tests inject a fake one)."""
+    ``clock``: a monotonic clock in seconds (``time.perf_counter``; tests inject a fake one).
+    ``predict_rows``: rows predicted after the fit (validation and test) within the same deadline;
+    the families without rounds leave time for them (row_budget.py)."""
 
     deadline: Optional[float]
     clock: Callable[[], float]
+    predict_rows: int = 0
 
     def spent(self) -> bool:
         """True once ``clock()`` has passed the deadline."""
@@ -46,7 +49,8 @@ class FitData:
     ``present``: the original class numbers seen in training, ascending (k of them);
     ``classes``: K, the number of classes of the task; ``x_val``/``y_val``: (M, D) / (M,) re-numbered
     like y_train, or None (no validation rows, or none of a class seen in training);
-    ``val_dropped``: validation rows left out because training never saw their class.
+    ``val_dropped``: validation rows left out because training never saw their class;
+    ``seed``: the fit's seed, which also draws the subsamples of training rows (row_budget.py).
     """
 
     x_train: np.ndarray
@@ -56,6 +60,7 @@ class FitData:
     present: np.ndarray
     classes: int
     val_dropped: int = 0
+    seed: int = 0
 
     @property
     def k(self) -> int:

@@ -145,11 +145,12 @@ def _log_range(low: float, high: float) -> dict:
 
 _register(ClassicalFamily(
     "logreg", LogRegOptions, "multinomial logistic regression (L2, lbfgs) on standardized features",
-    sk.build_logreg, sk.fit_once, sk.proba_sklearn,
+    sk.build_logreg, sk.fit_logreg, sk.proba_sklearn,
     {"model.options.C": _log_range(1e-3, 1e2)}, SKOPS))
 _register(ClassicalFamily(
-    "svm", SVMOptions, "support vector machine (linear or rbf), Platt-scaled probabilities; "
-    "rbf fits in time quadratic in the rows", sk.build_svm, sk.fit_calibrated, sk.proba_sklearn,
+    "svm", SVMOptions, "support vector machine (linear or rbf), probabilities Platt-scaled on the validation "
+    "rows; rbf fits in time about quadratic in the rows, on as many as the time budget allows",
+    sk.build_svm, sk.fit_svm, sk.proba_sklearn,
     {"model.options.C": _log_range(1e-2, 1e2), "model.options.kernel": ["linear", "rbf"]}, SKOPS))
 _register(ClassicalFamily(
     "knn", KNNOptions, "k nearest neighbours (Euclidean); predicting compares with every training row",

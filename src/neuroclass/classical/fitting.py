@@ -39,7 +39,12 @@ class FittedClassical:
     - ``history``: per-round validation ``val_log_loss`` / ``val_accuracy`` lists, when the library
       reports them; ``fit_seconds`` (by the injected clock); ``classes_missing``: classes with no
       training row (their probability is 0); ``val_rows_dropped``: validation rows of those classes,
-      left out of early stopping; ``warnings``: the library's warnings while fitting (convergence).
+      left out of early stopping; ``warnings``: the library's warnings while fitting (convergence);
+    - ``rows_used`` of ``rows_total`` training rows, and ``why`` in words ("time budget: 24,000 of
+      54,000 rows fit in 8.1 minutes"): logreg and svm under a deadline fit on a stratified
+      subsample when all rows would not fit (stop_reason "time_budget"), with ``row_budget``: the
+      probe fits and the estimate (classical/row_budget.py); svm's ``calibration``: how its
+      probabilities were fitted.
 
     A loaded model's record holds ``family`` only (the run's files keep the fitting record).
     """
@@ -54,28 +59,32 @@ class FittedClassical:
 def fit_classical(name: str, options: dict, x_train: np.ndarray, y_train: np.ndarray,
                   x_val: Optional[np.ndarray], y_val: Optional[np.ndarray], classes: int, seed: int,
                   threads: Optional[int], deadline: Optional[float],
-                  clock: Callable[[], float] = time.perf_counter) -> FittedClassical:
+                  clock: Callable[[], float] = time.perf_counter, *, predict_rows: int = 0) -> FittedClassical:
     """Fit family ``name`` with ``options`` (a mapping of its option fields).
 
     ``x_train``: float32 (N, D); ``y_train``: int64 (N,) in 0..classes-1; ``x_val``/``y_val``: (M, D) /
     (M,) validation rows for early stopping, or None; ``seed``: random_state; ``threads``: n_jobs
     and the BLAS/OpenMP thread limit while fitting (None: the libraries' defaults); ``deadline``:
-    the ``clock()`` reading (seconds) after which no round is added, or None; families without
-    rounds (logreg, svm, knn) always fit to the end.
+    the ``clock()`` reading (seconds) by which the fit, and the prediction of ``predict_rows`` rows
+    after it (validation and test), should be done, or None: families with rounds stop adding rounds
+    when it passes; logreg and svm fit on as many training rows as the time left allows
+    (row_budget.py); knn stores the rows (its cost comes when it predicts).
 
     Raises NeuroclassError for an unknown family or option, a bad option value, arrays of the
     wrong shape, labels outside 0..classes-1, or training rows of fewer than two classes.
     """
     family = CLASSICAL.get(name)
     opts = family_options(name, options)
-    data = _fit_data(x_train, y_train, x_val, y_val, classes)
+    data = _fit_data(x_train, y_train, x_val, y_val, classes, seed)
     estimator = family.build(opts, seed, threads)
     start = clock()
     with _thread_limit(threads), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        fitted, part = family.fit(estimator, opts, data, Budget(deadline, clock))
+        fitted, part = family.fit(estimator, opts, data, Budget(deadline, clock, predict_rows))
+    rows = len(data.y_train)
     record = {"family": name, "rounds": None, "rounds_used": None, "best_iteration": None,
-              "early_stopping": "none", "history": {}, **part,
+              "early_stopping": "none", "history": {}, "rows_used": rows, "rows_total": rows,
+              "why": f"all {rows:,} rows", **part,
               "stop_reason": StopReason(part["stop_reason"]).value, "fit_seconds": clock() - start,
               "classes_missing": sorted(set(range(classes)) - set(data.present.tolist())),
               "val_rows_dropped": data.val_dropped,
@@ -96,7 +105,7 @@ def predict_proba(fitted: FittedClassical, x: np.ndarray) -> np.ndarray:
     return out / out.sum(axis=1, keepdims=True)
 
 
-def _fit_data(x_train, y_train, x_val, y_val, classes: int) -> FitData:
+def _fit_data(x_train, y_train, x_val, y_val, classes: int, seed: int) -> FitData:
     """Check the arrays and re-number the labels to the classes seen in training."""
     x_train, y_train = _rows("training", x_train, y_train, classes)
     present = np.unique(y_train)
@@ -104,7 +113,7 @@ def _fit_data(x_train, y_train, x_val, y_val, classes: int) -> FitData:
         raise NeuroclassError(f"the training rows hold {counted(len(present), 'class', 'classes')} "
                               f"({present.tolist()}); a classifier needs at least two")
     if x_val is None or y_val is None or len(y_val) == 0:
-        return FitData(x_train, np.searchsorted(present, y_train), None, None, present, classes)
+        return FitData(x_train, np.searchsorted(present, y_train), None, None, present, classes, seed=seed)
     x_val, y_val = _rows("validation", x_val, y_val, classes)
     if x_val.shape[1] != x_train.shape[1]:
         raise NeuroclassError(f"the validation rows have {x_val.shape[1]} features, the training rows "
@@ -114,7 +123,7 @@ def _fit_data(x_train, y_train, x_val, y_val, classes: int) -> FitData:
     has_val = len(y_val) > 0
     return FitData(x_train, np.searchsorted(present, y_train), x_val if has_val else None,
                    np.searchsorted(present, y_val) if has_val else None, present, classes,
-                   int((~seen).sum()))
+                   int((~seen).sum()), seed)
 
 
 def _rows(what: str, x, y, classes: int) -> tuple[np.ndarray, np.ndarray]:

@@ -26,8 +26,8 @@ from neuroclass.classical.fitting import FittedClassical
 from neuroclass.errors import NeuroclassError
 
 # The types skops reports as untrusted in the scikit-learn families' estimators (skops itself
-# trusts builtins, NumPy arrays and scikit-learn's public estimators); a file naming any other
-# type is refused.
+# trusts builtins, NumPy arrays and scikit-learn's public estimators, svm's FrozenEstimator among
+# them); a file naming any other type is refused.
 TRUSTED = (
     "sklearn.calibration._CalibratedClassifier",  # svm: the fitted SVM and its calibrators
     "sklearn.calibration._SigmoidCalibration",

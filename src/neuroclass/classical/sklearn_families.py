@@ -1,7 +1,10 @@
 """The scikit-learn families: their estimators and training loops.
 
 scikit-learn is imported inside the functions, so that importing the registry stays cheap.
-Families without rounds (logreg, svm, knn) fit once; the deadline cannot stop them part way.
+Families without rounds fit once and the deadline cannot stop them part way: logreg and svm fit on
+as many training rows as the time left allows (row_budget.py); knn only stores its rows.
+svm fits one SVM and Platt-scales its decisions on the validation rows (one SVM fit); without them,
+by cross-validation on the training rows (CALIBRATION_FOLDS + 1 SVM fits).
 random_forest grows its trees in chunks (``warm_start``) while time remains; hist_gb adds boosting
 iterations in chunks the same way and stops early on the validation rows it is given
 (``fit(X_val=..., y_val=...)``, scikit-learn >= 1.7), never on a fraction carved from training.
@@ -14,9 +17,14 @@ import math
 import numpy as np
 
 from neuroclass.classical.budget import Budget, FitData, StopReason, history_of
+from neuroclass.classical.row_budget import RowTask, fit_rows
 from neuroclass.errors import NeuroclassError
 
-CALIBRATION_FOLDS = 5  # svm: Platt scaling fitted on cross-validated decisions (the library default)
+# svm without validation rows: Platt scaling fitted on cross-validated decisions (the library default)
+CALIBRATION_FOLDS = 5
+# svm: the kernel cache of SVC, MB; scikit-learn's user guide advises 500-1000 rather than the
+# default 200 for large problems (fewer kernel rows computed again; the fitted model is the same)
+KERNEL_CACHE_MB = 1000
 CHUNKS = 10  # a forest or hist_gb checks the time budget after each tenth of its rounds
 
 
@@ -30,14 +38,17 @@ def build_logreg(opts, seed: int, threads: int | None):
 def build_svm(opts, seed: int, threads: int | None):
     """A support vector machine with Platt-scaled probabilities: CalibratedClassifierCV around
     LinearSVC (kernel linear) or SVC (kernel rbf), cross-validated sigmoid calibration with one
-    final SVM (``ensemble=False``), as scikit-learn advises in place of ``SVC(probability=True)``."""
+    final SVM (``ensemble=False``), as scikit-learn advises in place of ``SVC(probability=True)``.
+    ``fit_svm`` fits it so when there are no validation rows; with them, it fits the SVM alone
+    and calibrates it on them instead."""
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.svm import SVC, LinearSVC
 
     if opts.kernel == "linear":
         svm = LinearSVC(C=opts.C, random_state=seed)
     else:
-        svm = SVC(kernel="rbf", C=opts.C, gamma="scale" if opts.gamma is None else opts.gamma)
+        svm = SVC(kernel="rbf", C=opts.C, gamma="scale" if opts.gamma is None else opts.gamma,
+                  cache_size=KERNEL_CACHE_MB)
     calibrated = CalibratedClassifierCV(svm, method="sigmoid", cv=CALIBRATION_FOLDS, ensemble=False,
                                         n_jobs=threads)
     return _scaled(calibrated, opts.scale)
@@ -79,30 +90,95 @@ def _scaled(estimator, scale: bool):
     return make_pipeline(StandardScaler(), estimator)
 
 
-def fit_once(estimator, opts, data: FitData, budget: Budget):
-    """Fit a family without rounds on the training rows -> (estimator, record part)."""
-    estimator.fit(data.x_train, data.y_train)
-    return estimator, {"stop_reason": StopReason.COMPLETE}
+def _fitter(estimator, data: FitData):
+    """fit(rows) -> a fresh copy of ``estimator`` fitted on those training rows."""
+    from sklearn.base import clone
+
+    def fit(rows: np.ndarray):
+        if len(rows) == len(data.y_train):  # every row: no copy of the training rows
+            return clone(estimator).fit(data.x_train, data.y_train)
+        return clone(estimator).fit(data.x_train[rows], data.y_train[rows])
+
+    return fit
 
 
-def fit_calibrated(estimator, opts, data: FitData, budget: Budget):
-    """fit_once for svm, whose calibration splits every class into CALIBRATION_FOLDS folds.
-    Raises NeuroclassError for a class with fewer training rows than that."""
+def fit_logreg(estimator, opts, data: FitData, budget: Budget):
+    """Fit logreg on as many training rows as the time left allows (lbfgs on tens of thousands of
+    wide rows can take minutes) -> (estimator, record part)."""
+    return fit_rows(RowTask(_fitter(estimator, data), lambda model, x: model.predict_proba(x),
+                            lambda model: None), data, budget)
+
+
+def fit_svm(estimator, opts, data: FitData, budget: Budget):
+    """Fit svm on as many training rows as the time left allows, its probabilities Platt-scaled on
+    the validation rows (one SVM fit: ``CalibratedClassifierCV(FrozenEstimator(svm))``), or, when
+    there are none or they miss a class, by CALIBRATION_FOLDS-fold cross-validation on the training
+    rows -> (estimator, record part with ``calibration``). The validation rows the calibration
+    predicts count with ``budget.predict_rows``.
+    Raises NeuroclassError, without validation rows, for a class with fewer than CALIBRATION_FOLDS
+    training rows."""
+    from dataclasses import replace
+
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.frozen import FrozenEstimator
+
+    missing = [] if not data.has_val else sorted(set(range(data.k)) - set(np.unique(data.y_val).tolist()))
+    if data.has_val and not missing:
+        svm = _without_calibration(estimator)
+        task = RowTask(_fitter(svm, data), lambda model, x: model.decision_function(x), _support_vectors)
+        fitted, part = fit_rows(task, data, replace(budget, predict_rows=budget.predict_rows + len(data.y_val)))
+        calibrated = CalibratedClassifierCV(FrozenEstimator(fitted), method="sigmoid").fit(data.x_val, data.y_val)
+        return calibrated, {**part, "calibration": f"sigmoid (Platt) on the {len(data.y_val):,} validation rows"}
+    _check_calibration_folds(data)
+    why = "no validation rows" if not missing else f"class {data.present[missing[0]]} has no validation row"
+    task = RowTask(_fitter(estimator, data), lambda model, x: model.predict_proba(x), _support_vectors,
+                   least_per_class=CALIBRATION_FOLDS)
+    fitted, part = fit_rows(task, data, budget)
+    return fitted, {**part, "calibration": f"sigmoid (Platt), {CALIBRATION_FOLDS}-fold cross-validated on the "
+                                           f"training rows ({why})"}
+
+
+def _without_calibration(estimator):
+    """The svm family's estimator (``build_svm``) with the bare SVM in place of the calibrated one."""
+    from sklearn.base import clone
+
+    if hasattr(estimator, "steps"):  # after a StandardScaler
+        name, calibrated = estimator.steps[-1]
+        return clone(estimator).set_params(**{name: clone(calibrated.estimator)})
+    return clone(estimator.estimator)
+
+
+def _support_vectors(model) -> int | None:
+    """The support vectors of an svm family model, fitted by ``fit_svm`` (None for LinearSVC)."""
+    svm = model.steps[-1][1] if hasattr(model, "steps") else model
+    if hasattr(svm, "calibrated_classifiers_"):  # cross-validated calibration: its final SVM
+        svm = svm.calibrated_classifiers_[0].estimator
+    support = getattr(svm, "support_", None)
+    return None if support is None else int(support.size)
+
+
+def _check_calibration_folds(data: FitData) -> None:
+    """Cross-validated calibration splits every class into CALIBRATION_FOLDS folds. Raises
+    NeuroclassError for a class with fewer training rows than that."""
     counts = np.bincount(data.y_train, minlength=data.k)
     if counts.min() < CALIBRATION_FOLDS:
-        raise NeuroclassError(f"svm calibrates its probabilities by {CALIBRATION_FOLDS}-fold cross-validation: "
-                              f"every class needs at least {CALIBRATION_FOLDS} training rows, and class "
-                              f"{data.present[counts.argmin()]} has {counts.min()}; use another family "
-                              "or more data")
-    return fit_once(estimator, opts, data, budget)
+        raise NeuroclassError(f"svm without validation rows calibrates its probabilities by {CALIBRATION_FOLDS}"
+                              f"-fold cross-validation: every class needs at least {CALIBRATION_FOLDS} training "
+                              f"rows, and class {data.present[counts.argmin()]} has {counts.min()}; give "
+                              "validation rows (data.val_fraction > 0), use another family or more data")
 
 
 def fit_knn(estimator, opts, data: FitData, budget: Budget):
-    """fit_once for knn. Raises NeuroclassError when there are fewer training rows than neighbours."""
+    """Store the training rows for knn (all of them: its cost comes when it predicts, and the
+    time budget does not shorten that). Raises NeuroclassError when there are fewer training rows
+    than neighbours."""
     if opts.n_neighbors > len(data.y_train):
         raise NeuroclassError(f"The 'model.options.n_neighbors' parameter must be <= the training rows "
                               f"({len(data.y_train)}). Got {opts.n_neighbors} instead.")
-    return fit_once(estimator, opts, data, budget)
+    estimator.fit(data.x_train, data.y_train)
+    return estimator, {"stop_reason": StopReason.COMPLETE,
+                       "why": f"all {len(data.y_train):,} rows: knn's cost comes when it predicts, which the "
+                              "time budget does not shorten"}
 
 
 def fit_forest(estimator, opts, data: FitData, budget: Budget):

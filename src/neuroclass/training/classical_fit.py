@@ -3,11 +3,13 @@
 ``fit_classical_model`` turns the training and validation splits into feature rows (images into
 HOG/LBP features when ``data.features`` asks, through ``features_of``, which keeps them on disk per
 dataset), fits the family within the run's deadline (boosting and forests stop adding rounds when
-it comes; the validation split early-stops boosting), and fills the same ``TrainState`` a network's
-fit fills: one history row per round with the validation log-loss and accuracy where the library
-reports them, the stop reason and the training time. The time kept back for the finish (predicting
-the validation and test splits, the report) is the caller's ``reserve_seconds`` plus the features'
-cost for those rows, estimated from the training rows'.
+it comes; logreg and svm fit on as many training rows as it allows, leaving time to predict the
+validation and test splits; the validation split early-stops boosting and calibrates svm), and
+fills the same ``TrainState`` a network's fit fills: one history row per round with the validation
+log-loss and accuracy where the library reports them, the stop reason and the training time. The
+time kept back for the finish (predicting the validation and test splits, the report) is the
+caller's ``reserve_seconds`` plus the features' cost for those rows, estimated from the training
+rows'; the family leaves time for its own predictions of them.
 """
 from __future__ import annotations
 
@@ -104,14 +106,14 @@ def fit_classical_model(model: ClassicalModel, cfg: Config, train: tuple[torch.T
         fit_deadline = clock() + max(0.0, left * (1 - FINISH_SHARE))
     fitted = fit_classical(cfg.model.name, dict(cfg.model.options), x_train, train[1].numpy(), x_val,
                            None if val is None else val[1].numpy(), classes, cfg.train.seed,
-                           torch.get_num_threads(), fit_deadline, clock)
+                           torch.get_num_threads(), fit_deadline, clock, predict_rows=finish_rows)
     model.fitted = fitted
     record = fitted.record
     state.history = history_rows(record.get("history", {}), clock() - start)
     state.epoch = record.get("rounds") or 1
     state.step = state.epoch
     state.best_epoch = None if record.get("best_iteration") is None else record["best_iteration"] + 1
-    state.samples_seen = len(x_train)
+    state.samples_seen = record.get("rows_used", len(x_train))
     state.train_seconds = clock() - start
     state.stop_reason = STOPS[record["stop_reason"]]
     state.stop_detail = stop_detail(cfg.model.name, record)
@@ -153,8 +155,12 @@ def history_rows(history: dict, seconds: float) -> list[dict]:
 
 
 def stop_detail(family: str, record: dict) -> str:
-    """The fit's end in words, e.g. "xgboost: 87 rounds; validation log-loss lowest at round 67"."""
+    """The fit's end in words, e.g. "xgboost: 87 rounds; validation log-loss lowest at round 67",
+    or for a family without rounds fitted on part of the rows, "svm: time budget: 24,000 of 54,000
+    rows fit in 8.1 minutes"."""
     rounds, best = record.get("rounds"), record.get("best_iteration")
+    if not rounds and record["stop_reason"] == "time_budget":
+        return f"{family}: {record.get('why') or 'time budget'}"
     what = f"{family}: " + (f"{rounds} rounds" if rounds else "fitted")
     if best is not None:
         what += f"; validation log-loss lowest at round {best + 1}"
