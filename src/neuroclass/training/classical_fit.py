@@ -106,7 +106,7 @@ def fit_classical_model(model: ClassicalModel, cfg: Config, train: tuple[torch.T
         fit_deadline = clock() + max(0.0, left * (1 - FINISH_SHARE))
     fitted = fit_classical(cfg.model.name, dict(cfg.model.options), x_train, train[1].numpy(), x_val,
                            None if val is None else val[1].numpy(), classes, cfg.train.seed,
-                           torch.get_num_threads(), fit_deadline, clock, predict_rows=finish_rows)
+                           fit_threads(len(x_train)), fit_deadline, clock, predict_rows=finish_rows)
     model.fitted = fitted
     record = fitted.record
     state.history = history_rows(record.get("history", {}), clock() - start)
@@ -118,6 +118,23 @@ def fit_classical_model(model: ClassicalModel, cfg: Config, train: tuple[torch.T
     state.stop_reason = STOPS[record["stop_reason"]]
     state.stop_detail = stop_detail(cfg.model.name, record)
     return state
+
+
+# below this many training rows a classical fit runs on one thread: OpenMP's worker threads
+# (XGBoost, LightGBM, scikit-learn's histogram boosting) spin while they wait, and with another
+# process on one of two cores small fits ran 100-250x slower than alone; a small fit gains
+# nothing from a second thread
+SINGLE_THREAD_ROWS = 10_000
+
+
+def fit_threads(rows: int) -> int:
+    """Threads for a classical fit on ``rows`` training rows: one below SINGLE_THREAD_ROWS, else
+    torch's thread count (the run's train.threads).
+
+    >>> fit_threads(300)
+    1
+    """
+    return 1 if rows < SINGLE_THREAD_ROWS else torch.get_num_threads()
 
 
 def fit_on_splits(model: ClassicalModel, cfg: Config, splits, classes: int, deadline: float | None,
