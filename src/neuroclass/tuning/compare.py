@@ -30,7 +30,7 @@ from neuroclass.config import Config
 from neuroclass.errors import NeuroclassError, RunInterrupted
 from neuroclass.evaluation.report import try_write_report
 from neuroclass.runs import RunFolder
-from neuroclass.runs.names import data_slug
+from neuroclass.runs.names import data_name
 from neuroclass.training.callbacks import Callback, StopRequest
 from neuroclass.tuning.compare_entries import Entry, checked_configs
 from neuroclass.tuning.compare_report import finish
@@ -237,7 +237,7 @@ def _relative(path: Path, folder: Path) -> str:
 def new_folder(out: Path, source: str) -> Path:
     """``<out>/compare-<data>-<YYYYmmdd-HHMMSS>`` (``-2``, ... when taken), created. Raises
     NeuroclassError naming ``out`` when it cannot be written."""
-    stem = f"compare-{data_slug(source)}-{time.strftime('%Y%m%d-%H%M%S')}"
+    stem = f"compare-{data_name(source)}-{time.strftime('%Y%m%d-%H%M%S')}"
     try:
         out.mkdir(parents=True, exist_ok=True)
         for suffix in range(1, 1000):
