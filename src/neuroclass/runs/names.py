@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import re
+import time
 from datetime import datetime
 from pathlib import Path
+
+from neuroclass.errors import NeuroclassError
 
 
 def run_name(data_source: str, model_name: str, now: datetime | None = None) -> str:
@@ -34,3 +37,24 @@ def data_slug(source: str) -> str:
     """
     name = Path(source.rstrip("/\\")).name or "data"
     return re.sub(r"[^A-Za-z0-9.-]+", "_", name).strip("_.") or "data"
+
+
+def new_stamped_folder(out: Path, prefix: str, data_source: str, what: str) -> Path:
+    """``<out>/<prefix>-<data>-<YYYYmmdd-HHMMSS>`` (``-2``, ``-3``, ... when taken), created (with
+    ``out``). ``what`` names the folder in messages ("study", "comparison"). Raises NeuroclassError
+    naming ``out`` when it cannot be written."""
+    out = Path(out)
+    stem = f"{prefix}-{data_name(data_source)}-{time.strftime('%Y%m%d-%H%M%S')}"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for suffix in range(1, 1000):
+            folder = out / (stem if suffix == 1 else f"{stem}-{suffix}")
+            try:
+                folder.mkdir()
+                return folder
+            except FileExistsError:
+                continue
+    except OSError as exc:
+        raise NeuroclassError(f"--out '{out}': cannot create the {what} folder ({exc.strerror or exc}); "
+                              "pass a folder you can write to") from None
+    raise NeuroclassError(f"--out '{out}': 1,000 {what} folders named {stem}; pass another --out folder")

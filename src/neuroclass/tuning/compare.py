@@ -30,7 +30,7 @@ from neuroclass.config import Config
 from neuroclass.errors import NeuroclassError, RunInterrupted
 from neuroclass.evaluation.report import try_write_report
 from neuroclass.runs import RunFolder
-from neuroclass.runs.names import data_name
+from neuroclass.runs.names import new_stamped_folder
 from neuroclass.training.callbacks import Callback, StopRequest
 from neuroclass.tuning.compare_entries import Entry, checked_configs
 from neuroclass.tuning.compare_report import finish
@@ -96,7 +96,7 @@ def compare(settings: CompareSettings, stop: StopRequest | None = None, callback
     start = clock() if started is None else started
     budget = settings.base.train.time_budget
     deadline = None if budget is None else start + budget
-    folder = new_folder(Path(settings.base.out), settings.base.data.source)
+    folder = new_stamped_folder(Path(settings.base.out), "compare", settings.base.data.source, "comparison")
     rows: list[dict] = []
     try:
         for i, (entry, cfg) in enumerate(zip(settings.entries, configs)):
@@ -232,22 +232,3 @@ def _relative(path: Path, folder: Path) -> str:
         return str(Path(path).resolve().relative_to(folder.resolve()))
     except ValueError:
         return str(path)
-
-
-def new_folder(out: Path, source: str) -> Path:
-    """``<out>/compare-<data>-<YYYYmmdd-HHMMSS>`` (``-2``, ... when taken), created. Raises
-    NeuroclassError naming ``out`` when it cannot be written."""
-    stem = f"compare-{data_name(source)}-{time.strftime('%Y%m%d-%H%M%S')}"
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        for suffix in range(1, 1000):
-            folder = out / (stem if suffix == 1 else f"{stem}-{suffix}")
-            try:
-                folder.mkdir()
-                return folder
-            except FileExistsError:
-                continue
-    except OSError as exc:
-        raise NeuroclassError(f"--out '{out}': cannot create the comparison folder ({exc.strerror or exc}); "
-                              "pass a folder you can write to") from None
-    raise NeuroclassError(f"--out '{out}': 1,000 comparisons named {stem}; pass another --out folder")

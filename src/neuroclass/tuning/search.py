@@ -33,7 +33,7 @@ from neuroclass.errors import NeuroclassError, RunInterrupted
 from neuroclass.runs.lock import lock_folder
 from neuroclass.data.survey import survey_folder
 from neuroclass.models.registry import PHOTO_KIND, resolve_default_model
-from neuroclass.runs.names import data_name
+from neuroclass.runs.names import new_stamped_folder
 from neuroclass.training.callbacks import StopRequest
 from neuroclass.training.resolution import image_folder
 from neuroclass.training.trainer import TrainingDiverged
@@ -183,7 +183,7 @@ def tune(settings: TuneSettings, stop: StopRequest | None = None, resume: str | 
     if settings.sampler == "grid" and settings.trials is not None and space.grid_size() > settings.trials:
         raise NeuroclassError(f"--sampler grid: the grid has {space.grid_size()} points but --trials is "
                               f"{settings.trials}; give --trials {space.grid_size()} or a smaller grid")
-    folder = Path(resume) if resume is not None else _new_folder(settings)
+    folder = Path(resume) if resume is not None else new_stamped_folder(Path(settings.base.out), "tune", settings.base.data.source, "study")
     lock = _lock(folder)
     try:
         study = _open_study(settings, folder, space)
@@ -270,23 +270,6 @@ def _lock(folder: Path):
                        "end, or use --storage and --study to add workers to a study")
 
 
-def _new_folder(settings: TuneSettings) -> Path:
-    """``<out>/tune-<data>-<YYYYmmdd-HHMMSS>`` (``-2``, ... when taken), created."""
-    out = Path(settings.base.out)
-    stem = f"tune-{data_name(settings.base.data.source)}-{time.strftime('%Y%m%d-%H%M%S')}"
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        for suffix in range(1, 1000):
-            folder = out / (stem if suffix == 1 else f"{stem}-{suffix}")
-            try:
-                folder.mkdir()
-                return folder
-            except FileExistsError:
-                continue
-    except OSError as exc:
-        raise NeuroclassError(f"--out '{out}': cannot create the study folder ({exc.strerror or exc}); "
-                              "pass a folder you can write to") from None
-    raise NeuroclassError(f"--out '{out}': 1,000 studies named {stem}; pass another --out folder")
 
 
 def _open_study(settings: TuneSettings, folder: Path, space: SearchSpace) -> optuna.Study:
