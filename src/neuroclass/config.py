@@ -69,6 +69,9 @@ class DataConfig:
     # gives a weight (at most data.max_features when set)
     select: str = field(default="none", metadata=rule(choices=("none", "mutual_info", "l1")))
     max_features: Optional[int] = field(default=None, metadata=rule(gt=0))
+    # how a table's categorical columns reach the model: "onehot" (a 0/1 column per category), or
+    # "embedding" (the mlp learns a vector per category; its inputs carry one code per column)
+    encoding: str = field(default="onehot", metadata=rule(choices=("onehot", "embedding")))
     # a table's date columns: "calendar" features (year, month, day of year, weekday), or "drop"
     dates: str = field(default="calendar", metadata=rule(choices=("calendar", "drop")))
     val_fraction: float = field(default=0.1, metadata=rule(ge=0, lt=1))  # carved from train

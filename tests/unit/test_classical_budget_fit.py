@@ -206,6 +206,31 @@ def test_svm_round_trip_gives_identical_probabilities(digits, options, val):
     assert np.array_equal(predict_proba(loaded, digits[4]), predict_proba(fitted, digits[4]))
 
 
+def test_linear_svm_without_c_picks_it_on_the_validation_rows_smallest_first(digits):
+    from sklearn.svm import LinearSVC
+
+    from neuroclass.classical.sklearn_families import LINEAR_C_PATH
+
+    fitted = svm(digits, {"kernel": "linear"})
+    path = fitted.record["C"]
+    scores = path["val_accuracy"]
+    tried = list(scores)
+    assert tried == list(LINEAR_C_PATH[:len(tried)])  # smallest first, in order
+    # every C tried scored better than the one before it, except the last when the path stopped early
+    rising = [scores[a] < scores[b] for a, b in zip(tried, tried[1:])]
+    assert all(rising[:-1]) and (len(tried) == len(LINEAR_C_PATH) or not rising[-1])
+    assert path["chosen"] == max(tried, key=lambda c: scores[c])
+    model = fitted.estimator.estimator.estimator  # Calibrated -> Frozen -> the scaled LinearSVC
+    assert isinstance(model.steps[-1][1], LinearSVC) and model.steps[-1][1].C == path["chosen"]
+    assert model.score(digits[2], digits[3]) == pytest.approx(scores[path["chosen"]])
+
+
+def test_linear_svm_with_c_given_fits_that_c_only(digits):
+    fitted = svm(digits, {"kernel": "linear", "C": 0.05})
+    assert "C" not in fitted.record
+    assert fitted.estimator.estimator.estimator.steps[-1][1].C == 0.05
+
+
 class TickingClock:
     """A fake clock that moves one second at every reading."""
 

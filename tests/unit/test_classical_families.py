@@ -136,6 +136,30 @@ def test_no_deadline_fits_every_round_asked_for(name, digits):
     assert fitted.record["stop_reason"] == "complete" and fitted.record["rounds"] == 5
 
 
+def auto_rounds(name, digits, deadline, clock):
+    """Fit ``name`` without a number of rounds, slowly enough that 100 rounds do not converge."""
+    options = {k: v for k, v in SMALL[name].items() if k != ROUNDS[name]}
+    options["learning_rate"] = 0.03
+    x, y, xv, yv, _, _ = digits
+    return fit_classical(name, options, x, y, xv, yv, classes=10, seed=0, threads=1, deadline=deadline,
+                         clock=clock).record
+
+
+@pytest.mark.parametrize("name", BOOSTING)
+def test_under_a_time_budget_boosting_adds_rounds_past_the_library_default(name, digits):
+    record = auto_rounds(name, digits, deadline=10.0, clock=JumpingClock(180))
+    assert record["rounds"] > 100  # the libraries' default would have stopped at 100
+    assert record["stop_reason"] in ("time_budget", "early_stopping")
+    assert record["rounds_cap"] == "until early stopping or the time budget (at most 10,000)"
+
+
+@pytest.mark.parametrize("name", BOOSTING)
+def test_without_a_time_budget_boosting_keeps_the_library_default(name, digits):
+    record = auto_rounds(name, digits, deadline=None, clock=JumpingClock(0))
+    assert record["rounds"] <= 100
+    assert record["rounds_cap"] == "100 (the libraries' default: no time budget)"
+
+
 @pytest.mark.parametrize("name", sorted(SMALL))
 def test_a_class_missing_from_training_gets_probability_zero(name, digits):
     fitted = fit(name, digits, drop=3)

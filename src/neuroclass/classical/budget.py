@@ -14,6 +14,11 @@ from typing import Callable, Optional
 
 import numpy as np
 
+LIBRARY_ROUNDS = 100  # XGBoost's, LightGBM's and scikit-learn's default number of boosting rounds
+# the most rounds under a time budget with validation rows, where early stopping and the deadline
+# end the fit (AutoGluon's gradient-boosting models use the same cap with early stopping)
+BUDGET_ROUNDS = 10_000
+
 
 class StopReason(str, Enum):
     """Why fitting stopped adding rounds (trees, boosting iterations): the time budget ran out, the
@@ -81,3 +86,21 @@ def history_of(losses: list[float], errors: list[float] | None = None) -> dict:
     if errors:
         out["val_accuracy"] = [1.0 - float(v) for v in errors]
     return out
+
+
+def boosting_rounds(requested: Optional[int], budget: Budget, has_val: bool) -> tuple[int, str]:
+    """The most boosting rounds to fit and why: ``requested`` when given; else, under a time budget
+    with validation rows, BUDGET_ROUNDS, so that early stopping or the deadline, not an arbitrary
+    count, ends the fit; else the libraries' default, LIBRARY_ROUNDS.
+
+    >>> boosting_rounds(None, Budget(60.0, lambda: 0.0), has_val=True)
+    (10000, 'until early stopping or the time budget (at most 10,000)')
+    >>> boosting_rounds(None, Budget(None, lambda: 0.0), has_val=True)[0]
+    100
+    """
+    if requested is not None:
+        return requested, f"{requested:,} (model.options)"
+    if budget.deadline is not None and has_val:
+        return BUDGET_ROUNDS, f"until early stopping or the time budget (at most {BUDGET_ROUNDS:,})"
+    why = "no time budget" if budget.deadline is None else "no validation rows to stop early on"
+    return LIBRARY_ROUNDS, f"{LIBRARY_ROUNDS} (the libraries' default: {why})"

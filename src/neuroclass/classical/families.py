@@ -4,7 +4,8 @@ the format a fitted model is saved in.
 Each family's options are a frozen dataclass whose fields carry their rules (``rule(...)``, as the
 torch families' configs do), so that ``family_options`` checks a mapping the same way: an unknown
 key fails with a did-you-mean, a bad value with "The 'model.options.C' parameter must be > 0. Got
--1.0 instead.". Defaults are the libraries' own, except where noted beside a field.
+-1.0 instead.". Defaults are the libraries' own, except where noted beside a field (the boosting families' rounds:
+budget.boosting_rounds).
 
 >>> CLASSICAL.names()
 ['hist_gb', 'knn', 'lightgbm', 'logreg', 'random_forest', 'svm', 'xgboost']
@@ -42,7 +43,9 @@ class LogRegOptions:
 @dataclass(frozen=True)
 class SVMOptions:
     kernel: str = field(default="rbf", metadata=rule(choices=("linear", "rbf")))
-    C: float = field(default=1.0, metadata=rule(gt=0))
+    # inverse regularisation strength; None: 1.0 for rbf (scikit-learn's default); for linear, the
+    # best on the validation rows along sklearn_families.LINEAR_C_PATH (1.0 without validation rows)
+    C: Optional[float] = field(default=None, metadata=rule(gt=0))
     # the rbf kernel's width; None: scikit-learn's "scale", 1 / (D * variance of x)
     gamma: Optional[float] = field(default=None, metadata=rule(gt=0))
     scale: bool = True  # standardize each feature first (StandardScaler)
@@ -72,7 +75,9 @@ class ForestOptions:
 @dataclass(frozen=True)
 class HistGBOptions:
     learning_rate: float = field(default=0.1, metadata=RATE)
-    max_iter: int = field(default=100, metadata=rule(gt=0))  # boosting iterations (K trees each)
+    # boosting iterations (K trees each); None: until early stopping or the time budget when there
+    # is one, else 100
+    max_iter: Optional[int] = field(default=None, metadata=rule(gt=0))
     max_leaf_nodes: int = field(default=31, metadata=rule(ge=2))
     l2_regularization: float = field(default=0.0, metadata=rule(ge=0))
     # stop after this many iterations without a lower validation log-loss
@@ -81,7 +86,8 @@ class HistGBOptions:
 
 @dataclass(frozen=True)
 class XGBoostOptions:
-    n_estimators: int = field(default=100, metadata=rule(gt=0))  # boosting rounds
+    # boosting rounds; None: until early stopping or the time budget when there is one, else 100
+    n_estimators: Optional[int] = field(default=None, metadata=rule(gt=0))
     learning_rate: float = field(default=0.3, metadata=RATE)
     max_depth: int = field(default=6, metadata=rule(gt=0))
     subsample: float = field(default=1.0, metadata=SHARE)  # rows drawn for each tree
@@ -93,7 +99,8 @@ class XGBoostOptions:
 
 @dataclass(frozen=True)
 class LightGBMOptions:
-    n_estimators: int = field(default=100, metadata=rule(gt=0))  # boosting rounds
+    # boosting rounds; None: until early stopping or the time budget when there is one, else 100
+    n_estimators: Optional[int] = field(default=None, metadata=rule(gt=0))
     learning_rate: float = field(default=0.1, metadata=RATE)
     num_leaves: int = field(default=31, metadata=rule(ge=2))
     min_child_samples: int = field(default=20, metadata=rule(gt=0))  # rows in a leaf, at least

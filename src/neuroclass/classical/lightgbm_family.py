@@ -13,7 +13,7 @@ import json
 
 import numpy as np
 
-from neuroclass.classical.budget import Budget, FitData, StopReason, history_of
+from neuroclass.classical.budget import LIBRARY_ROUNDS, Budget, FitData, StopReason, boosting_rounds, history_of
 from neuroclass.errors import NeuroclassError
 
 LAYOUT_KEY = "neuroclass_layout:"  # a line of the saved text: {"classes": K, "present": [...]}
@@ -25,7 +25,7 @@ def build_lightgbm(opts, seed: int, threads: int | None):
     from lightgbm import LGBMClassifier
 
     return LGBMClassifier(
-        n_estimators=opts.n_estimators, learning_rate=opts.learning_rate, num_leaves=opts.num_leaves,
+        n_estimators=opts.n_estimators or LIBRARY_ROUNDS, learning_rate=opts.learning_rate, num_leaves=opts.num_leaves,
         min_child_samples=opts.min_child_samples, subsample=opts.subsample, subsample_freq=1,
         colsample_bytree=opts.colsample_bytree, reg_lambda=opts.reg_lambda,
         n_jobs=threads, random_state=seed, deterministic=True, force_col_wise=True, verbose=-1)
@@ -62,6 +62,8 @@ def fit_lightgbm(estimator, opts, data: FitData, budget: Budget):
 
     loss, error = ("binary_logloss", "binary_error") if data.k == 2 else ("multi_logloss", "multi_error")
     deadline = DeadlineCallback(budget, loss)
+    cap, cap_why = boosting_rounds(opts.n_estimators, budget, data.has_val)
+    estimator.set_params(n_estimators=cap)
     callbacks = [deadline]
     if data.has_val:
         callbacks.append(lightgbm.early_stopping(opts.early_stopping_rounds, first_metric_only=True,
@@ -78,11 +80,11 @@ def fit_lightgbm(estimator, opts, data: FitData, budget: Budget):
     log = estimator.evals_result_.get("valid_0", {})
     # with validation rows lightgbm keeps the rounds up to the best one: count the rounds evaluated
     rounds = len(log[loss]) if data.has_val else int(booster.current_iteration())
-    part = {"rounds": rounds, "rounds_used": rounds, "stop_reason": StopReason.COMPLETE,
+    part = {"rounds": rounds, "rounds_used": rounds, "stop_reason": StopReason.COMPLETE, "rounds_cap": cap_why,
             "early_stopping": "validation log-loss" if data.has_val else "off: no validation rows"}
     if deadline.stopped:
         part["stop_reason"] = StopReason.TIME_BUDGET
-    elif rounds < opts.n_estimators:
+    elif rounds < cap:
         part["stop_reason"] = StopReason.EARLY_STOPPING
     if data.has_val:
         best = int(estimator.best_iteration_)  # a count of rounds: the best is round best - 1

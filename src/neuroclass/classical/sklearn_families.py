@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from neuroclass.classical.budget import Budget, FitData, StopReason, history_of
+from neuroclass.classical.budget import LIBRARY_ROUNDS, Budget, FitData, StopReason, boosting_rounds, history_of
 from neuroclass.classical.row_budget import RowTask, fit_rows
 from neuroclass.errors import NeuroclassError
 
@@ -26,6 +26,13 @@ CALIBRATION_FOLDS = 5
 # default 200 for large problems (fewer kernel rows computed again; the fitted model is the same)
 KERNEL_CACHE_MB = 1000
 CHUNKS = 10  # a forest or hist_gb checks the time budget after each tenth of its rounds
+# svm with kernel=linear and no C given: the C values tried, smallest first, on the validation rows.
+# liblinear's own search for C goes the same way (Chu et al. 2015, "Warm start for parameter
+# selection of linear classifiers"): a small C converges in a few passes, a large one on wide
+# standardized features (HOG) can take minutes and rarely scores better.
+LINEAR_C_PATH = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
+SKLEARN_C = 1.0  # scikit-learn's default C
+LINEAR_MAX_ITER = 5000  # liblinear's passes, at most (scikit-learn's 1000 stops short for C near 1)
 
 
 def build_logreg(opts, seed: int, threads: int | None):
@@ -44,10 +51,11 @@ def build_svm(opts, seed: int, threads: int | None):
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.svm import SVC, LinearSVC
 
-    if opts.kernel == "linear":
-        svm = LinearSVC(C=opts.C, random_state=seed)
+    c = SKLEARN_C if opts.C is None else opts.C
+    if opts.kernel == "linear":  # the dual problem: fast for the small C the path starts from
+        svm = LinearSVC(C=c, dual=True, max_iter=LINEAR_MAX_ITER, random_state=seed)
     else:
-        svm = SVC(kernel="rbf", C=opts.C, gamma="scale" if opts.gamma is None else opts.gamma,
+        svm = SVC(kernel="rbf", C=c, gamma="scale" if opts.gamma is None else opts.gamma,
                   cache_size=KERNEL_CACHE_MB)
     calibrated = CalibratedClassifierCV(svm, method="sigmoid", cv=CALIBRATION_FOLDS, ensemble=False,
                                         n_jobs=threads)
@@ -75,7 +83,7 @@ def build_hist_gb(opts, seed: int, threads: int | None):
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     return HistGradientBoostingClassifier(
-        learning_rate=opts.learning_rate, max_iter=opts.max_iter, max_leaf_nodes=opts.max_leaf_nodes,
+        learning_rate=opts.learning_rate, max_iter=opts.max_iter or LIBRARY_ROUNDS, max_leaf_nodes=opts.max_leaf_nodes,
         l2_regularization=opts.l2_regularization, n_iter_no_change=opts.n_iter_no_change,
         scoring="loss", validation_fraction=None, random_state=seed, warm_start=True)
 
@@ -124,10 +132,14 @@ def fit_svm(estimator, opts, data: FitData, budget: Budget):
 
     missing = [] if not data.has_val else sorted(set(range(data.k)) - set(np.unique(data.y_val).tolist()))
     if data.has_val and not missing:
-        svm = _without_calibration(estimator)
-        task = RowTask(_fitter(svm, data), lambda model, x: model.decision_function(x), _support_vectors)
+        svm, path = _without_calibration(estimator), {}
+        fitter = _fitter(svm, data) if opts.kernel == "rbf" or opts.C is not None else _c_path_fitter(svm, data, path)
+        task = RowTask(fitter, lambda model, x: model.decision_function(x), _support_vectors)
         fitted, part = fit_rows(task, data, replace(budget, predict_rows=budget.predict_rows + len(data.y_val)))
         calibrated = CalibratedClassifierCV(FrozenEstimator(fitted), method="sigmoid").fit(data.x_val, data.y_val)
+        if path:
+            part["C"] = {"chosen": path["chosen"], "val_accuracy": path["scores"],
+                         "how": "smallest first along LINEAR_C_PATH, until the validation accuracy stops rising"}
         return calibrated, {**part, "calibration": f"sigmoid (Platt) on the {len(data.y_val):,} validation rows"}
     _check_calibration_folds(data)
     why = "no validation rows" if not missing else f"class {data.present[missing[0]]} has no validation row"
@@ -136,6 +148,31 @@ def fit_svm(estimator, opts, data: FitData, budget: Budget):
     fitted, part = fit_rows(task, data, budget)
     return fitted, {**part, "calibration": f"sigmoid (Platt), {CALIBRATION_FOLDS}-fold cross-validated on the "
                                            f"training rows ({why})"}
+
+
+def _c_path_fitter(svm, data: FitData, path: dict):
+    """fit(rows) -> ``svm`` (a LinearSVC, maybe after a StandardScaler) fitted on those rows with the
+    C of LINEAR_C_PATH that scores best on the validation rows, trying C smallest first and stopping
+    at the first that scores no better than the one before. ``path`` receives the last call's
+    {"chosen": C, "scores": {C: validation accuracy}}."""
+    from sklearn.base import clone
+
+    key = f"{svm.steps[-1][0]}__C" if hasattr(svm, "steps") else "C"
+    x, y = data.x_train, data.y_train
+
+    def fit(rows: np.ndarray):
+        best, best_score, scores = None, -1.0, {}
+        for c in LINEAR_C_PATH:
+            model = clone(svm).set_params(**{key: c})
+            model.fit(x, y) if len(rows) == len(y) else model.fit(x[rows], y[rows])
+            scores[c] = float(model.score(data.x_val, data.y_val))
+            if scores[c] <= best_score:
+                break
+            best, best_score = model, scores[c]
+        path.update(chosen=max(scores, key=lambda c: (scores[c], -c)), scores=scores)
+        return best
+
+    return fit
 
 
 def _without_calibration(estimator):
@@ -205,10 +242,12 @@ def takes_external_validation() -> bool:
 
 
 def fit_hist_gb(estimator, opts, data: FitData, budget: Budget):
-    """Add boosting iterations in chunks (``warm_start``) until ``opts.max_iter``, the validation
-    loss stops improving for ``opts.n_iter_no_change`` iterations, or the deadline passes.
-    Without validation rows (or a scikit-learn that cannot take them) every iteration is fitted.
-    -> (estimator, record part)."""
+    """Add boosting iterations in chunks (``warm_start``) until ``opts.max_iter`` (budget.py
+    ``boosting_rounds``), the validation loss stops improving for ``opts.n_iter_no_change``
+    iterations, or the deadline passes. Chunks grow by half the iterations fitted so far (each refit
+    bins the rows again), and never ask more than the time left affords at the measured seconds per
+    iteration. Without validation rows (or a scikit-learn that cannot take them) every iteration is
+    fitted. -> (estimator, record part)."""
     part = {"early_stopping": "validation log-loss"}
     validation = {}
     if not data.has_val:
@@ -218,12 +257,13 @@ def fit_hist_gb(estimator, opts, data: FitData, budget: Budget):
     else:
         validation = {"X_val": data.x_val, "y_val": data.y_val}
     estimator.set_params(early_stopping=bool(validation))
-    total, step = opts.max_iter, max(1, math.ceil(opts.max_iter / CHUNKS))
-    target, reason = 0, StopReason.COMPLETE
+    total, part["rounds_cap"] = boosting_rounds(opts.max_iter, budget, bool(validation))
+    target, reason, started, per_round = 0, StopReason.COMPLETE, budget.clock(), None
     while target < total:
-        target = min(total, target + step)
+        target = _next_chunk(target, total, budget, per_round)
         estimator.set_params(max_iter=target)
         estimator.fit(data.x_train, data.y_train, **validation)
+        per_round = (budget.clock() - started) / max(1, estimator.n_iter_)
         if estimator.n_iter_ < target:
             reason = StopReason.EARLY_STOPPING
             break
@@ -237,6 +277,21 @@ def fit_hist_gb(estimator, opts, data: FitData, budget: Budget):
         part["best_iteration"] = int(np.argmin(losses)) if losses else None
         part["history"] = history_of(losses)
     return estimator, part
+
+
+def _next_chunk(done: int, total: int, budget: Budget, per_round: float | None) -> int:
+    """The iteration count to fit up to next: a tenth of min(total, LIBRARY_ROUNDS) at first, then
+    half of ``done`` more, at most what the time left affords at ``per_round`` seconds (>= 1).
+
+    >>> _next_chunk(0, 10_000, Budget(None, lambda: 0.0), None)
+    10
+    >>> _next_chunk(40, 10_000, Budget(100.0, lambda: 90.0), per_round=2.0)
+    45
+    """
+    step = max(1, math.ceil(min(total, LIBRARY_ROUNDS) / CHUNKS), done // 2)
+    if budget.deadline is not None and per_round:
+        step = min(step, max(1, int((budget.deadline - budget.clock()) / per_round)))
+    return min(total, done + step)
 
 
 def proba_sklearn(estimator, x: np.ndarray) -> np.ndarray:

@@ -9,18 +9,19 @@ import json
 
 import numpy as np
 
-from neuroclass.classical.budget import Budget, FitData, StopReason, history_of
+from neuroclass.classical.budget import LIBRARY_ROUNDS, Budget, FitData, StopReason, boosting_rounds, history_of
 from neuroclass.errors import NeuroclassError
 
 LAYOUT_ATTR = "neuroclass_layout"  # booster attribute: {"classes": K, "present": [...]}
 
 
 def build_xgboost(opts, seed: int, threads: int | None):
-    """An XGBClassifier without callbacks or evaluation settings (``fit_xgboost`` adds them)."""
+    """An XGBClassifier without callbacks or evaluation settings (``fit_xgboost`` adds them and
+    the number of rounds, which depends on the time budget)."""
     from xgboost import XGBClassifier
 
     return XGBClassifier(
-        n_estimators=opts.n_estimators, learning_rate=opts.learning_rate, max_depth=opts.max_depth,
+        n_estimators=opts.n_estimators or LIBRARY_ROUNDS, learning_rate=opts.learning_rate, max_depth=opts.max_depth,
         subsample=opts.subsample, colsample_bytree=opts.colsample_bytree, reg_lambda=opts.reg_lambda,
         tree_method="hist", n_jobs=threads, random_state=seed, verbosity=0)
 
@@ -47,21 +48,23 @@ def fit_xgboost(estimator, opts, data: FitData, budget: Budget):
 
     error, loss = ("error", "logloss") if data.k == 2 else ("merror", "mlogloss")
     stopped: list = []
+    cap, cap_why = boosting_rounds(opts.n_estimators, budget, data.has_val)
     # early stopping first: xgboost asks the callbacks in order and stops at the first that says
     # stop, so a round that ends both still counts towards the best iteration
     callbacks = [EarlyStopping(rounds=opts.early_stopping_rounds, metric_name=loss, data_name="validation_0")
                  ] if data.has_val else []
-    estimator.set_params(callbacks=callbacks + [deadline_callback(budget, stopped)], eval_metric=[error, loss])
+    estimator.set_params(callbacks=callbacks + [deadline_callback(budget, stopped)], eval_metric=[error, loss],
+                         n_estimators=cap)
     eval_set = [(data.x_val, data.y_val)] if data.has_val else None
     estimator.fit(data.x_train, data.y_train, eval_set=eval_set, verbose=False)
     estimator.callbacks = None  # the fitted model keeps no reference to the clock (set_params would
     # also re-configure the fitted booster)
     rounds = int(estimator.get_booster().num_boosted_rounds())
-    part = {"rounds": rounds, "rounds_used": rounds, "stop_reason": StopReason.COMPLETE,
+    part = {"rounds": rounds, "rounds_used": rounds, "stop_reason": StopReason.COMPLETE, "rounds_cap": cap_why,
             "early_stopping": "validation log-loss" if data.has_val else "off: no validation rows"}
     if stopped:
         part["stop_reason"] = StopReason.TIME_BUDGET
-    elif rounds < opts.n_estimators:
+    elif rounds < cap:
         part["stop_reason"] = StopReason.EARLY_STOPPING
     if data.has_val:
         best = int(estimator.best_iteration)

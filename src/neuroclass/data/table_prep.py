@@ -8,7 +8,9 @@ rows and labels of the training split alone, so that nothing of the validation a
   with data.missing=impute, then the scaler of data.scaling (StandardScaler, MinMaxScaler,
   RobustScaler, or none). Categories: SimpleImputer(most_frequent) with data.missing=impute, then
   OneHotEncoder over the codes of the file's categories (handle_unknown="ignore": a category the
-  file did not hold is a block of zeros). With data.missing=impute, a 0/1 MissingIndicator column
+  file did not hold is a block of zeros), or with data.encoding=embedding an OrdinalEncoder that
+  keeps one code per column (-1 for a category the file did not hold), placed last, for the mlp's
+  embeddings (models/mlp.py). With data.missing=impute, a 0/1 MissingIndicator column
   for each column the file misses values of (what SimpleImputer's add_indicator=True adds, but for
   the columns missing values anywhere in the file rather than in the training rows, so that every
   fold of a cross-validation gives the model inputs of one width; unscaled, and kept out of the
@@ -36,7 +38,7 @@ from sklearn.feature_selection import SelectFromModel, SelectKBest, mutual_info_
 from sklearn.impute import MissingIndicator, SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, RobustScaler, StandardScaler
+from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, OrdinalEncoder, RobustScaler, StandardScaler
 
 from neuroclass.config import DataConfig
 from neuroclass.data.dataset import Dataset
@@ -49,12 +51,14 @@ log = logging.getLogger(__name__)  # a table's schema and what was fitted, at IN
 PREPROCESS_FILE = "preprocess.skops"  # the fitted Pipeline, in the run folder
 SCALERS = {"standard": StandardScaler, "minmax": MinMaxScaler, "robust": RobustScaler}
 L1_THRESHOLD = 1e-5  # a weight this small is zero: the feature is not selected
+UNKNOWN_CODE = -1  # data.encoding=embedding: the code of a category the file did not hold
 # what a saved Pipeline may hold (skops refuses any other type when it loads the file)
 TRUSTED_TYPES = [
     "sklearn.pipeline.Pipeline", "sklearn.compose._column_transformer.ColumnTransformer",
     "sklearn.impute._base.SimpleImputer", "sklearn.impute._base.MissingIndicator",
     "sklearn.preprocessing._data.StandardScaler", "sklearn.preprocessing._data.MinMaxScaler",
     "sklearn.preprocessing._data.RobustScaler", "sklearn.preprocessing._encoders.OneHotEncoder",
+    "sklearn.preprocessing._encoders.OrdinalEncoder",
     "sklearn.feature_selection._univariate_selection.SelectKBest",
     "sklearn.feature_selection._from_model.SelectFromModel",
     "sklearn.feature_selection._mutual_info.mutual_info_classif",
@@ -67,9 +71,13 @@ TRUSTED_TYPES = [
 def fit_preprocessing(x: np.ndarray, y: np.ndarray, schema: Schema, cfg: DataConfig, seed: int) -> Pipeline:
     """The preprocessing Pipeline fitted on training rows ``x`` (float32 (N, D_raw), the raw
     encoding of ``schema``) and their labels ``y`` (int64 (N,)); ``cfg``'s scaling, select and
-    max_features, ``schema.missing``; ``seed`` for mutual information's and the L1 model's
-    random draws. Raises NeuroclassError when L1 selection keeps no feature."""
-    columns = _columns(schema, cfg.scaling).fit(x)
+    max_features and encoding, ``schema.missing``; ``seed`` for mutual information's and the L1
+    model's random draws. Raises NeuroclassError when L1 selection keeps no feature, or for
+    selection with data.encoding=embedding (selection would cut the code columns the embeddings read)."""
+    if cfg.encoding == "embedding" and cfg.select != "none" and schema.categorical():
+        raise NeuroclassError(f"data.select={cfg.select} cannot pick among the category codes of data.encoding="
+                              "embedding; use data.encoding=onehot with selection, or data.select=none")
+    columns = _columns(schema, cfg.scaling, cfg.encoding).fit(x)
     steps = [("columns", columns)]
     if cfg.select != "none":
         inputs = columns.transform(x)
@@ -80,11 +88,12 @@ def fit_preprocessing(x: np.ndarray, y: np.ndarray, schema: Schema, cfg: DataCon
     return Pipeline(steps)
 
 
-def _columns(schema: Schema, scaling: str) -> ColumnTransformer:
+def _columns(schema: Schema, scaling: str, encoding: str = "onehot") -> ColumnTransformer:
     """The ColumnTransformer for ``schema``'s raw columns (unfitted). Its output has the same
     width whichever rows it is fitted on (cross-validation folds give ensembles of one shape): a
     missing-value column for each column the file misses values of, one-hot columns for every
-    category of the file."""
+    category of the file (``encoding`` "onehot"), or one code column per categorical column, last
+    ("embedding")."""
     impute = schema.missing == "impute"
     at = schema.positions()
     number_steps = ([("impute", SimpleImputer(strategy="median", keep_empty_features=True))] if impute else [])
@@ -95,14 +104,19 @@ def _columns(schema: Schema, scaling: str) -> ColumnTransformer:
         parts.append(("numbers", Pipeline(number_steps) if number_steps else "passthrough", at["numbers"]))
     if impute and at["missing numbers"]:
         parts.append(("missing numbers", _indicator(), at["missing numbers"]))
-    if at["categories"]:
-        codes = [[float(i) for i in range(len(c.categories))] for c in schema.categorical()]
-        onehot = OneHotEncoder(categories=codes, handle_unknown="ignore", sparse_output=False)
-        category_steps = ([("impute", SimpleImputer(strategy="most_frequent", keep_empty_features=True))]
-                          if impute else []) + [("onehot", onehot)]
-        parts.append(("categories", Pipeline(category_steps), at["categories"]))
     if impute and at["missing categories"]:
         parts.append(("missing categories", _indicator(), at["missing categories"]))
+    if at["categories"]:
+        codes = [[float(i) for i in range(len(c.categories))] for c in schema.categorical()]
+        encoder = (OneHotEncoder(categories=codes, handle_unknown="ignore", sparse_output=False)
+                   if encoding == "onehot" else
+                   OrdinalEncoder(categories=codes, handle_unknown="use_encoded_value", unknown_value=UNKNOWN_CODE))
+        category_steps = ([("impute", SimpleImputer(strategy="most_frequent", keep_empty_features=True))]
+                          if impute else []) + [(encoding, encoder)]
+        # one-hot blocks sit before the missing-category columns, as they always have; codes go last,
+        # where the mlp's embeddings read them
+        parts.insert(len(parts) - (encoding == "onehot" and impute and bool(at["missing categories"])),
+                     ("categories", Pipeline(category_steps), at["categories"]))
     return ColumnTransformer(parts, remainder="drop", sparse_threshold=0)
 
 
@@ -147,6 +161,8 @@ def feature_names(pipe: Pipeline, schema: Schema) -> list[str]:
     for name, part, positions in pipe.named_steps["columns"].transformers_:
         if name in ("numbers", "passthrough"):
             names += [raw[i] for i in positions]
+        elif name == "categories" and "embedding" in part.named_steps:
+            names += [f"{column.name} (category code)" for column in schema.categorical()]
         elif name == "categories":
             onehot = part.named_steps["onehot"]
             for column, codes in zip(schema.categorical(), onehot.categories_):
@@ -191,7 +207,11 @@ def fit_on_splits(dataset: Dataset, splits: Splits, cfg: DataConfig,
 
     splits = replace(splits, train=inputs(splits.train), val=inputs(splits.val), test=inputs(splits.test))
     table = {**dataset.preprocessing["table"], "scaling": cfg.scaling, "select": cfg.select,
-             "max_features": cfg.max_features, "transformer": PREPROCESS_FILE, "fitted_rows": len(splits.train)}
+             "max_features": cfg.max_features, "encoding": cfg.encoding, "transformer": PREPROCESS_FILE,
+             "fitted_rows": len(splits.train)}
+    if cfg.encoding == "embedding":  # the last len(categories) model inputs are codes 0..n-1 (-1: unseen)
+        table["embedding"] = {"columns": [c.name for c in schema.categorical()],
+                              "categories": [len(c.categories) for c in schema.categorical()]}
     record = {**dataset.preprocessing, "feature_names": feature_names(pipe, schema), "table": table}
     return pipe, splits, replace(dataset, preprocessing=record)
 
@@ -209,6 +229,9 @@ def fit_line(record: dict) -> str:
     said = [("missing values filled (median, most frequent category) with 0/1 missing columns" if gaps
              else "no missing values") if table["missing"] == "impute" else "missing values refused (data.missing=error)",
             f"{table['scaling']} scaling" if table["scaling"] != "none" else "no scaling"]
+    if table.get("embedding", {}).get("columns"):
+        said.append(f"{counted(len(table['embedding']['columns']), 'categorical column')} as codes for "
+                    "learned embeddings")
     if table["select"] != "none":
         said.append(f"{table['select']} selection" + (f" (at most {table['max_features']})"
                                                       if table["max_features"] else ""))

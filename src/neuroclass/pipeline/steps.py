@@ -31,6 +31,7 @@ from neuroclass.training.budget import plan_for_budget, reserve_examples, traine
 from neuroclass.training.callbacks import Callback, StopRequest
 from neuroclass.training.checkpoint import Checkpoint
 from neuroclass.training.checkpoint_writer import CheckpointWriter
+from neuroclass.training.embeddings import check_encoding, embedding_inputs
 from neuroclass.training.classical_fit import classical_inputs, fit_on_splits
 from neuroclass.training.families import check_family_config, check_features, is_classical, recorded_options
 from neuroclass.training.finetune import FineTuning, prepare_fine_tuning, resolve_transfer
@@ -128,6 +129,7 @@ def prepare(cfg: Config, dataset: Dataset | None = None, require_test: bool = Tr
     dataset = dataset if dataset is not None else data_mod.load(cfg.data)
     cfg = replace(cfg, model=resolve_default_model(cfg.model, dataset.kind))  # "auto": cnn or mlp
     check_features(cfg, dataset.kind)
+    check_encoding(cfg, dataset.kind)
     splits = data_mod.split(dataset, cfg.data.val_fraction, cfg.data.test_fraction, cfg.train.seed,
                             cfg.data.folds, cfg.data.fold)
     if require_test and splits.test is None:
@@ -135,6 +137,7 @@ def prepare(cfg: Config, dataset: Dataset | None = None, require_test: bool = Tr
                               "(e.g. --set data.test_fraction=0.2) or provide a test/ folder")
     table_prep, splits, dataset = prepare_table(dataset, splits, cfg.data, cfg.train.seed)
     mean, std = normalization_stats(splits.train.x)
+    cfg, mean, std = embedding_inputs(cfg, dataset.preprocessing, mean, std)  # data.encoding=embedding
     held = report_reserve(ReportSizes.of(dataset, splits), budget) if report and deadline is not None else Reserve()
     if plan is None:
         cfg, plan = plan_for_budget(cfg, splits, splits.train.input_shape, len(dataset.classes), mean, std,
