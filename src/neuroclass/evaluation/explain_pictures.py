@@ -21,7 +21,7 @@ def colours(values: np.ndarray, signed: bool) -> np.ndarray:
     with 0 white; otherwise the range min..max from dark to bright. A constant map is one colour.
 
     >>> colours(np.array([[-2.0, 0.0, 2.0]]), True)[:, 0, 1].tolist()  # 0 is near white
-    [247, 247, 247]
+    [247, 246, 246]
     """
     from matplotlib import colormaps
 

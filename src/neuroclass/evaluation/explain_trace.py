@@ -217,10 +217,11 @@ class StageMap:
 def stage_maps(trace: Trace) -> list[StageMap]:
     """One map per spatial resolution of the feature extractor (the calls before the declared
     feature layer), in the order the resolutions first appear: the output of the last module called
-    once that finishes at that resolution."""
+    once that finishes at that resolution. A 1x1 resolution (a global pool) has no picture to show."""
     latest: dict[tuple[int, int], int] = {}
     for i, call in enumerate(trace.calls[:trace.boundary]):
-        if call.output is not None and call.output.ndim == 4 and trace.counts[call.name] == 1:
+        out = call.output
+        if out is not None and out.ndim == 4 and out.shape[2] * out.shape[3] > 1 and trace.counts[call.name] == 1:
             latest[tuple(call.output.shape[2:])] = i  # keeps the resolution's first place in order
     return [StageMap(trace.calls[i].name, trace.calls[i].output[0].float().cpu().numpy()) for i in latest.values()]
 
@@ -229,5 +230,5 @@ def grad_cam_layer(trace: Trace, stages: list[StageMap]) -> str | None:
     """The stage Grad-CAM reads: the last one with more than one position, when the network keeps
     maps past its first layer (a conv network; not a patch embedding followed by attention)."""
     first = trace.first.name if trace.first is not None else None
-    usable = [s for s in stages if s.maps.shape[1] * s.maps.shape[2] > 1 and s.name != first]
+    usable = [s for s in stages if s.name != first]
     return usable[-1].name if usable else None
