@@ -229,3 +229,20 @@ def test_a_classical_run_is_pointed_at_the_reports_permutation_importance(classi
     assert main(["explain", str(classical_run)]) == 2
     err = capsys.readouterr().err.strip()
     assert "logreg" in err and "neural families" in err and "permutation importance" in err and "\n" not in err
+
+
+def test_a_table_file_explains_its_first_row(table_run, table_csv, tmp_path):
+    pd.read_csv(table_csv).head(3).to_csv(tmp_path / "three.csv", index=False)
+    predictor = Predictor.from_run(table_run, device="cpu")
+    found = explain_run(table_run, tmp_path / "three.csv", label="yes", device="cpu")
+    expected = predictor.predict_files([tmp_path / "three.csv"], top_k=1)[0]
+    assert found.source.endswith("three.csv:1 (row 1 of 3)") and found.slug == "three"
+    assert found.classes[found.output.predicted] == expected.label
+    assert found.output.probabilities[found.output.predicted] == pytest.approx(expected.probability, rel=1e-5)
+    assert found.output.label == found.classes.index("yes") and found.update is not None
+
+
+def test_help(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["explain", "--help"])
+    assert info.value.code == 0 and "--index" in capsys.readouterr().out

@@ -30,7 +30,7 @@ ACTIVATION_NAMES = {cls: name for name, cls in ACTIVATIONS.items()}
 @dataclass
 class Call:
     """One module's call in the pass: its path in the network, the module, and (batch of one,
-    detached copies) its first input where it is a dense layer or the head, its output where that
+    detached copies on the CPU) its first input where it is a dense layer or the head, its output where that
     is a tensor of rows (1, D) or maps (1, C, H, W)."""
 
     name: str
@@ -76,8 +76,9 @@ def trace_network(model: Classifier, seen: torch.Tensor) -> Trace:
         def hook(module: nn.Module, inputs: tuple, output) -> None:
             counts[name] = counts.get(name, 0) + 1
             first = inputs[0] if inputs and isinstance(inputs[0], torch.Tensor) else None
-            kept_in = first.detach().clone() if first is not None and name in keep_input else None
-            kept_out = (output.detach().clone()  # a copy: a later in-place op may change ``output``
+            # copies on the CPU: a later in-place op may change ``output``, and NumPy reads them
+            kept_in = first.detach().to("cpu", copy=True) if first is not None and name in keep_input else None
+            kept_out = (output.detach().to("cpu", copy=True)
                         if isinstance(output, torch.Tensor) and output.ndim in (2, 4) else None)
             calls.append(Call(name, module, kept_in, kept_out))
         return hook
