@@ -246,3 +246,12 @@ def test_help(capsys):
     with pytest.raises(SystemExit) as info:
         main(["explain", "--help"])
     assert info.value.code == 0 and "--index" in capsys.readouterr().out
+
+
+def test_an_ensemble_is_pointed_at_its_members(mlp_run, cnn_run, tmp_path, capsys):
+    assert main(["ensemble", str(mlp_run), str(cnn_run), "--out", str(tmp_path / "ensembles"), "--no-report"]) == 0
+    (folder,) = (tmp_path / "ensembles").iterdir()
+    capsys.readouterr()
+    assert main(["explain", str(folder)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("neuroclass: error: RUN '") and "explain one of its members" in err and "\n" not in err

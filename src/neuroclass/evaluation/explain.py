@@ -28,8 +28,8 @@ from neuroclass.errors import NeuroclassError
 from neuroclass.evaluation.explain_attribution import Attribution, check_method, grad_cam_maps, input_maps
 from neuroclass.evaluation.explain_input import (baseline_words, input_names, open_neural_run, pick_example,
                                                  pixels, seen_input)
-from neuroclass.evaluation.explain_steps import OutputStep, UpdateStep, last_layer_update, output_step
-from neuroclass.evaluation.explain_trace import (DenseLayer, FirstLayer, StageMap, dense_layers, first_layer,
+from neuroclass.evaluation.explain_steps import DenseLayer, OutputStep, UpdateStep, last_layer_update, output_step
+from neuroclass.evaluation.explain_trace import (FirstLayer, StageMap, dense_layers, first_layer,
                                                  grad_cam_layer, head_input, stage_maps, trace_network)
 from neuroclass.inference import InferencePolicy
 from neuroclass.models.registry import OutputKind

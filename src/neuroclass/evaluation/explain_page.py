@@ -15,8 +15,7 @@ import numpy as np
 from neuroclass.evaluation.explain import Explanation
 from neuroclass.evaluation.explain_pictures import (heat_uri, overlay_uri, picture_uri, signed_picture_uri,
                                                     strongest_channels)
-from neuroclass.evaluation.explain_steps import DenseStep, Neuron, softmax
-from neuroclass.evaluation.explain_trace import DenseLayer
+from neuroclass.evaluation.explain_steps import DenseLayer, DenseStep, Neuron, softmax
 from neuroclass.evaluation.report.html import cards, esc, example, fmt, key_values, note, page, section, table
 
 GRID_SIDE = 28  # the numbers of at most this many rows and columns are printed

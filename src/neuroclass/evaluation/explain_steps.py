@@ -123,6 +123,19 @@ class DenseStep:
         return int(self.x.shape[0])
 
 
+@dataclass(frozen=True)
+class DenseLayer:
+    """A dense layer of a network as the page shows it: ``step`` computed from its weights and the
+    input it received; ``after``: what comes between it and the next dense layer, in words (a torch
+    network's module paths and types, e.g. "layers.2 BatchNorm1d"; () when ``step`` says it all);
+    ``matches``: the step's activations equal what the next dense layer received (None when that
+    was not checked, or for the last layer)."""
+
+    step: DenseStep
+    after: tuple[str, ...]
+    matches: bool | None
+
+
 def dense_step(weight: np.ndarray, bias: np.ndarray | None, x: np.ndarray, activation: str,
                scale: np.ndarray | None = None, shift: np.ndarray | None = None, name: str = "",
                top: int = 5, terms: int = 8, units: Sequence[int] | None = None) -> DenseStep:

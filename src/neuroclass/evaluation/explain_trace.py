@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from neuroclass.errors import NeuroclassError
-from neuroclass.evaluation.explain_steps import DenseStep, dense_step
+from neuroclass.evaluation.explain_steps import DenseLayer, dense_step
 from neuroclass.models.layers import ACTIVATIONS, Classifier
 from neuroclass.models.registry import Side
 
@@ -104,18 +104,6 @@ def trace_network(model: Classifier, seen: torch.Tensor) -> Trace:
 
 
 # ----------------------------------------------------------------------------- dense layers
-
-@dataclass(frozen=True)
-class DenseLayer:
-    """A dense layer of the pass as NumPy steps: ``step`` computed from its weights and the input
-    it received; ``after``: the modules between it and the next dense layer (their paths and
-    types, e.g. "layers.2 BatchNorm1d"); ``matches``: the step's activations equal what the next
-    dense layer received (None for the last layer, which has no next one)."""
-
-    step: DenseStep
-    after: tuple[str, ...]
-    matches: bool | None
-
 
 def dense_layers(model: Classifier, trace: Trace, top: int = 5, terms: int = 8) -> list[DenseLayer]:
     """The network's dense layers in call order when its first layer of weights is dense (an mlp);
