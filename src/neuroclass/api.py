@@ -20,7 +20,7 @@ from neuroclass.pipeline import resume as resume_pipeline
 from neuroclass.pipeline import train as train_pipeline
 from neuroclass.training.callbacks import Callback, StopRequest
 
-if TYPE_CHECKING:  # Optuna loads with the first search, not with neuroclass.train
+if TYPE_CHECKING:  # Optuna loads with the first search, explain with the first explanation
     from neuroclass.evaluation.explain import Explanation
     from neuroclass.tuning.compare import CompareResult
     from neuroclass.tuning.search import TuneResult

@@ -5,34 +5,17 @@ Needs the system Chromium (apt-get install chromium) and the Python playwright p
 drives /usr/bin/chromium directly and never downloads a browser.
 """
 import shutil
-from pathlib import Path
 
 import pytest
+
+# the report's browser test launches /usr/bin/chromium as a module fixture; this module takes it
+from test_report_browser import OUTPUT, browser  # noqa: F401
 
 from neuroclass.cli import main
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
 SECTION_IDS = ["summary", "input", "dense", "output", "gradient", "weights", "stages", "attribution", "method"]
-OUTPUT = Path(__file__).resolve().parents[1] / "output"  # tests/output/, ignored by git
-
-
-@pytest.fixture(scope="module")
-def browser():
-    # A missing browser fails rather than skips: a skip would hide an untested page.
-    try:
-        from playwright import sync_api
-    except ImportError:
-        pytest.fail("the playwright package is missing: pip install -e '.[dev]'")
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (as .ci/run does)")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield browser
-        browser.close()
 
 
 def test_the_explain_page_of_a_cnn_run_in_chromium(browser, tmp_path, capsys):

@@ -29,7 +29,8 @@ def test_every_family_shows_its_first_layer_stages_and_maps(family, image):
     seen = model.standardize(image)
     trace = trace_network(model, seen)
     with torch.no_grad():
-        np.testing.assert_allclose(trace.logits.numpy(), model.output_logits(model(image)).numpy(), rtol=1e-5, atol=1e-6)
+        expected = model.output_logits(model(image)).numpy()
+    np.testing.assert_allclose(trace.logits.numpy(), expected, rtol=1e-5, atol=1e-6)
     stages = stage_maps(trace)
     dense = dense_layers(model, trace)
     first = first_layer(trace, dense)

@@ -158,8 +158,8 @@ def explain_path(run: str | Path, slug: str, out: str | Path | None = None) -> P
 
 def write_explanation(found: Explanation, out: str | Path | None = None) -> Path:
     """Write the page of ``found`` (see ``explain_path``) and its numbers as JSON beside it, each
-    atomically; returns the HTML path, also kept in ``found.page``. Raises NeuroclassError naming the path when it cannot be
-    written."""
+    atomically; returns the HTML path, also kept in ``found.page``. Raises NeuroclassError naming
+    the path when it cannot be written."""
     from neuroclass.evaluation.explain_page import explanation_record, render_page
     from neuroclass.evaluation.report.html import save_page
 
@@ -186,7 +186,8 @@ def summary_lines(found: Explanation) -> list[str]:
     if found.update is not None:
         u, y = found.update, out.label
         lines.append(f"one step W -= lr * dL/dW on {found.head} (lr {u.lr:g}): p({classes[y]}) "
-                     f"{out.probabilities[y]:.4f} -> {u.new_probabilities[y]:.4f}, loss {u.loss:.4f} -> {u.new_loss:.4f}")
+                     f"{out.probabilities[y]:.4f} -> {u.new_probabilities[y]:.4f}, "
+                     f"loss {u.loss:.4f} -> {u.new_loss:.4f}")
     for layer in found.dense[:-1]:
         top = layer.step.neurons[0]
         norm = "" if top.normalised is None else f", batch norm -> {top.normalised:.3f}"

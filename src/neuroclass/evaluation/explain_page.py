@@ -54,7 +54,8 @@ def _class_name(found: Explanation, index: int | None) -> str:
 
 def _summary(found: Explanation) -> tuple[str, str]:
     out = found.output
-    items = [(found.classes[out.predicted], "predicted class"), (fmt(float(out.probabilities[out.predicted])), "its probability")]
+    items = [(found.classes[out.predicted], "predicted class"),
+             (fmt(float(out.probabilities[out.predicted])), "its probability")]
     if out.label is not None:
         items += [(found.classes[out.label], "true label"), (fmt(out.loss), "loss (cross-entropy)")]
     if found.update is not None:
@@ -74,7 +75,8 @@ def _input(found: Explanation) -> tuple[str, str]:
                 "scaling, one-hot columns) and the model's standardization.",
                 table(["feature", "value seen"], rows, numeric={1}))
     seen = found.seen
-    body = ('<div class="gallery">' + example(picture_uri(found.raw), ["the input", f"{found.raw.shape[2]}x{found.raw.shape[1]} pixels"])
+    size = f"{found.raw.shape[2]}x{found.raw.shape[1]} pixels"
+    body = ('<div class="gallery">' + example(picture_uri(found.raw), ["the input", size])
             + example(signed_picture_uri(seen), ["what the network sees", "blue below 0, red above"]) + "</div>")
     channel = seen[0][:GRID_SIDE, :GRID_SIDE]
     rows = [[f"{v:.2f}" for v in row] for row in channel]
@@ -108,7 +110,8 @@ def _dense(found: Explanation) -> tuple[str, str]:
 
 
 def _neuron_table(step: DenseStep, classes: list[str] | None) -> str:
-    headers = ["unit", "sum w_i x_i", "bias b", "z = sum + b"] + ([] if step.scale is None else ["scale z + shift"]) + ["a"]
+    headers = (["unit", "sum w_i x_i", "bias b", "z = sum + b"]
+               + ([] if step.scale is None else ["scale z + shift"]) + ["a"])
     rows = []
     for n in step.neurons:
         row = [classes[n.index] if classes else n.index, fmt(n.weighted_sum), fmt(n.bias), fmt(n.z)]
@@ -139,7 +142,8 @@ def _output(found: Explanation) -> tuple[str, str]:
     raw = softmax(out.logits)
     order = np.argsort(-out.probabilities, kind="stable")
     views = found.policy.tta != "none"
-    headers = ["class", "logit z", "softmax(z)", f"softmax(z / {out.temperature:.3g})"] + (["Predictor (views)"] if views else [])
+    headers = (["class", "logit z", "softmax(z)", f"softmax(z / {out.temperature:.3g})"]
+               + (["Predictor (views)"] if views else []))
     rows = [[found.classes[i] + (" (true)" if i == out.label else ""), fmt(float(out.logits[i])), fmt(float(raw[i])),
              fmt(float(out.probabilities[i]))] + ([fmt(float(found.predictor_probabilities[i]))] if views else [])
             for i in order[:min(k, 20)]]
@@ -151,18 +155,19 @@ def _output(found: Explanation) -> tuple[str, str]:
 
 
 def _gradient(found: Explanation) -> tuple[str, str]:
-    out, u = found.output, found.update
-    y = out.label
-    order = np.argsort(-np.abs(u.grad_logits), kind="stable")[:min(len(found.classes), 20)]
+    out, u, y = found.output, found.update, found.output.label
     p_train = softmax(out.logits)  # the training loss's probabilities: no temperature
-    rows = [[found.classes[i], fmt(float(p_train[i])), 1 if i == y else 0, fmt(float(u.grad_logits[i])), fmt(float(u.new_logits[i])),
-             fmt(float(out.probabilities[i])), fmt(float(u.new_probabilities[i]))] for i in order]
-    big = np.unravel_index(np.argsort(-np.abs(u.grad_weight), axis=None, kind="stable")[:8], u.grad_weight.shape)
+    rows = [[found.classes[i], fmt(float(p_train[i])), int(i == y), fmt(float(u.grad_logits[i])),
+             fmt(float(u.new_logits[i])), fmt(float(out.probabilities[i])), fmt(float(u.new_probabilities[i]))]
+            for i in np.argsort(-np.abs(u.grad_logits), kind="stable")[:20]]
+    largest = np.argsort(-np.abs(u.grad_weight), axis=None, kind="stable")[:8]
     weights = [[found.classes[i], j, fmt(float(u.grad_weight[i, j])), fmt(float(-u.lr * u.grad_weight[i, j]))]
-               for i, j in zip(*big)]
-    body = (key_values([("loss L = -log softmax(z)[true]", fmt(u.loss)), ("learning rate (the run's optim.lr)", f"{u.lr:g}"),
-                        ("loss after the step", fmt(u.new_loss)),
-                        (f"p({found.classes[y]}) before -> after", f"{fmt(float(out.probabilities[y]))} -> {fmt(float(u.new_probabilities[y]))}")])
+               for i, j in zip(*np.unravel_index(largest, u.grad_weight.shape))]
+    before, after = fmt(float(out.probabilities[y])), fmt(float(u.new_probabilities[y]))
+    facts = [("loss L = -log softmax(z)[true]", fmt(u.loss)), ("learning rate (the run's optim.lr)", f"{u.lr:g}"),
+             ("loss after the step", fmt(u.new_loss)),
+             (f"p({found.classes[y]}) before -> after", f"{before} -> {after}")]
+    body = (key_values(facts)
             + table(["class", "softmax(z)", "onehot", "dL/dz = p - onehot", "z after", "p before", "p after"], rows,
                     numeric={1, 2, 3, 4, 5, 6})
             + "<h3>The largest entries of dL/dW = outer(dL/dz, a_prev)</h3>"
@@ -195,7 +200,7 @@ def _stages(found: Explanation) -> tuple[str, str]:
         c, h, w = stage.maps.shape
         figures = [example(heat_uri(stage.maps[i], signed=False), [f"channel {i}", f"mean {stage.maps[i].mean():.3g}"])
                    for i in strongest_channels(stage.maps, MAPS_SHOWN)]
-        body += (f"<h3>{esc(stage.name)}: {c} maps of {h}x{w}</h3>" + '<div class="gallery">' + "".join(figures) + "</div>")
+        body += f'<h3>{esc(stage.name)}: {c} maps of {h}x{w}</h3><div class="gallery">{"".join(figures)}</div>'
     return ("What the network computes from the input at each resolution, before its classifier: the output "
             "of the last layer at that resolution, the strongest maps (largest mean) first; dark is low, "
             "bright is high.", body)

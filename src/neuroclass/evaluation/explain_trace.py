@@ -17,7 +17,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from neuroclass.errors import NeuroclassError
 from neuroclass.evaluation.explain_steps import DenseLayer, dense_step
 from neuroclass.models.layers import ACTIVATIONS, Classifier
 from neuroclass.models.registry import Side
@@ -186,13 +185,12 @@ def first_layer(trace: Trace, dense: list[DenseLayer], count: int = 16) -> First
         return None
     weight = call.module.weight.detach().float().cpu().numpy()
     if isinstance(call.module, nn.Linear):
-        step = next((d.step for d in dense if d.step.name == call.name), None)
+        kind, step = "dense", next((d.step for d in dense if d.step.name == call.name), None)
         strength = step.a if step is not None else weight @ call.input[0].flatten().float().numpy()
-        return FirstLayer(call.name, "dense", weight, tuple(int(i) for i in np.argsort(-strength, kind="stable")[:count]))
-    if call.output is None or call.output.ndim != 4:
-        raise NeuroclassError(f"layer {call.name}: a convolution without a map of outputs")
-    strength = call.output[0].float().mean(dim=(1, 2)).numpy()
-    return FirstLayer(call.name, "conv", weight, tuple(int(i) for i in np.argsort(-strength, kind="stable")[:count]))
+    else:  # a convolution: how strongly each filter's map responds, on average
+        kind, strength = "conv", call.output[0].float().mean(dim=(1, 2)).numpy()
+    shown = tuple(int(i) for i in np.argsort(-strength, kind="stable")[:count])
+    return FirstLayer(call.name, kind, weight, shown)
 
 
 @dataclass(frozen=True)
