@@ -10,7 +10,7 @@ import importlib
 
 __version__ = "0.1.0"
 __all__ = ["InferencePolicy", "NeuralClassifier", "NeuroclassError", "Predictor", "RunFolder", "RunResult",
-           "compare", "load_config", "load_run", "train", "tune"]
+           "compare", "explain", "load_config", "load_run", "train", "tune"]
 
 _PUBLIC = {
     "NeuralClassifier": "neuroclass.estimator",
@@ -20,6 +20,7 @@ _PUBLIC = {
     "RunFolder": "neuroclass.runs",
     "RunResult": "neuroclass.pipeline",
     "compare": "neuroclass.api",
+    "explain": "neuroclass.api",
     "load_config": "neuroclass.config",
     "load_run": "neuroclass.api",
     "train": "neuroclass.api",

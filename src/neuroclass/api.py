@@ -20,7 +20,8 @@ from neuroclass.pipeline import resume as resume_pipeline
 from neuroclass.pipeline import train as train_pipeline
 from neuroclass.training.callbacks import Callback, StopRequest
 
-if TYPE_CHECKING:  # Optuna loads with the first search, not with neuroclass.train
+if TYPE_CHECKING:  # Optuna loads with the first search, explain with the first explanation
+    from neuroclass.evaluation.explain import Explanation
     from neuroclass.tuning.compare import CompareResult
     from neuroclass.tuning.search import TuneResult
 
@@ -166,3 +167,25 @@ def load_run(path: str | Path, device: str = "auto") -> Predictor | EnsemblePred
         load_run("runs/x").predict_files(["a.png"])
     """
     return load_predictor(path, device=device)
+
+
+def explain(run: str | Path, file: str | Path | None = None, index: int | None = None, label: str | None = None,
+            out: str | Path | None = None, attribution: str = "integrated_gradients", page: bool = True,
+            device: str = "auto") -> "Explanation":
+    """One prediction of ``run`` step by step, like ``neuroclass explain``: for ``file`` (with its
+    true class ``label``, if known) or example ``index`` of the run's test split (default 0). Writes
+    the HTML page (``out``: a file or folder; default the run folder, explain-<input>.html) unless
+    ``page=False``; ``Explanation.page`` is its path. Raises NeuroclassError (a ValueError) for a
+    missing run, a classical or ensemble run, an index out of range or an unknown label.
+
+    Example::
+
+        found = neuroclass.explain("runs/x", index=3)
+        found.output.probabilities, found.update.new_probabilities, found.page
+    """
+    from neuroclass.evaluation.explain import explain_run, write_explanation
+
+    found = explain_run(run, file, index, label, attribution, device)
+    if page:
+        write_explanation(found, out)  # sets found.page
+    return found

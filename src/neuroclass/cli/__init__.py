@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import Callable
 
 from neuroclass import __version__
-from neuroclass.cli import compare, ensemble, runs, tools, train, tune
+from neuroclass.cli import compare, ensemble, explain, runs, tools, train, tune
 from neuroclass.cli.common import EXIT_BAD_INPUT
 from neuroclass.console import log_lines
 from neuroclass.errors import NeuroclassError
 
-GROUPS = (train, tune, compare, runs, ensemble, tools)  # each: add_parsers(sub) and COMMANDS {name: handler}
+GROUPS = (train, tune, compare, runs, explain, ensemble, tools)  # each: add_parsers(sub) and COMMANDS {name: handler}
 COMMANDS = {name: handler for group in GROUPS for name, handler in group.COMMANDS.items()}
 
 

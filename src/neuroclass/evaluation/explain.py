@@ -1,0 +1,200 @@
+"""``explain``: one prediction of a trained neural run, step by step, in the model's own numbers.
+
+For one input (an example of the run's test split, or a file decoded as ``neuroclass predict``
+decodes it): the input as a picture and as the numbers the network sees; for dense layers the
+weighted sums, biases, what each input adds (w_i * x_i) and the activations (explain_steps.py, in
+NumPy); the output probabilities (softmax with the run's calibration temperature); with a label,
+the loss, its gradient for the last layer and the probabilities after one gradient step; the
+first layer's weights, a feature map per stage (explain_trace.py); attribution maps over the input
+(explain_attribution.py, Captum). ``write_explanation`` turns it into one self-contained HTML
+page (explain_page.py) with the numbers as JSON beside it.
+
+Example::
+
+    found = explain_run("runs/digits-mlp-20260101-120000", index=3)
+    found.output.probabilities.argmax() == found.output.predicted
+    # -> True
+    write_explanation(found)
+    # -> PosixPath('runs/digits-mlp-20260101-120000/explain-test-3.html')
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from neuroclass.errors import NeuroclassError
+from neuroclass.evaluation.explain_attribution import Attribution, check_method, grad_cam_maps, input_maps
+from neuroclass.evaluation.explain_input import (baseline_words, input_names, open_neural_run, pick_example,
+                                                 pixels, seen_input)
+from neuroclass.evaluation.explain_steps import DenseLayer, OutputStep, UpdateStep, last_layer_update, output_step
+from neuroclass.evaluation.explain_trace import (FirstLayer, StageMap, dense_layers, first_layer,
+                                                 grad_cam_layer, head_input, stage_maps, trace_network)
+from neuroclass.inference import InferencePolicy
+from neuroclass.models.registry import OutputKind
+
+
+@dataclass
+class Explanation:
+    """One prediction, step by step. Arrays are NumPy: ``raw`` the input as given ((C, H, W)
+    uint8 image or (D_raw,) float32 table row), ``seen`` what the network sees (float32, the
+    model's input shape, after the run's preprocessing and standardization), ``input_names`` one
+    name per entry of ``seen`` flattened; ``predictor_probabilities`` (K,) the run's Predictor's
+    (with its test-time views, if any); ``update``: None without a label or a dense head."""
+
+    run: Path
+    family: str
+    kind: str  # "image" | "table"
+    source: str
+    slug: str
+    classes: list[str]
+    raw: np.ndarray
+    seen: np.ndarray
+    input_names: list[str]
+    dense: list[DenseLayer]
+    output: OutputStep
+    predictor_probabilities: np.ndarray
+    policy: InferencePolicy
+    update: UpdateStep | None
+    head: str
+    first: FirstLayer | None
+    stages: list[StageMap]
+    attributions: list[Attribution]
+    notes: list[str] = field(default_factory=list)
+    page: Path | None = None  # the HTML page, once ``write_explanation`` has written it
+
+
+def explain_run(run: str | Path, file: str | Path | None = None, index: int | None = None,
+                label: str | None = None, attribution: str = "integrated_gradients",
+                device: str = "auto") -> Explanation:
+    """Explain the prediction of ``run`` for ``file`` (an image, or a table's first row; ``label``:
+    its true class name, if known) or for example ``index`` of the run's test split (default 0).
+    ``attribution``: "integrated_gradients" or "saliency" for the maps over the input (conv
+    networks get Grad-CAM besides). Raises NeuroclassError naming the field for a missing run,
+    an ensemble or classical run, an index out of range, a label that is not a class.
+
+    Example::
+
+        explain_run("runs/shirts-cnn-20260101-120000", "shirt.png", label="Shirt").output.loss
+        # -> 0.41...
+    """
+    check_method(attribution)
+    folder, predictor = open_neural_run(run, device)
+    example = pick_example(folder, predictor, file, index, label)
+    model = predictor.model
+    seen, baseline = seen_input(predictor, example.x)
+    trace = trace_network(model, seen)
+    dense = dense_layers(model, trace)
+    output = output_step(trace.logits[0].double().numpy(), predictor.policy.temperature, example.label)
+    proba = predictor.predict_proba_tensor(example.x)[0]
+    stages = stage_maps(trace) if seen.ndim == 4 else []
+    targets = {"predicted": output.predicted}
+    if example.label is not None and example.label != output.predicted:
+        targets["true"] = example.label
+    maps = input_maps(model, seen, targets, baseline, baseline_words(predictor.kind), attribution)
+    cam = grad_cam_layer(trace, stages) if stages else None
+    if cam is not None:
+        maps += grad_cam_maps(model, seen, targets, cam)
+    found = Explanation(
+        run=folder.path, family=model.family.name, kind=predictor.kind, source=example.source, slug=example.slug,
+        classes=list(predictor.classes), raw=pixels(example.x), seen=seen[0].detach().cpu().numpy(),
+        input_names=input_names(tuple(seen.shape[1:]), predictor.meta.get("preprocessing", {})),
+        dense=dense, output=output, predictor_probabilities=np.asarray(proba, dtype=np.float64),
+        policy=predictor.policy, update=None, head=trace.head,
+        first=first_layer(trace, dense) if seen.ndim == 4 else None, stages=stages, attributions=maps)
+    found.update = _update(found, trace, model, folder.config().optim.lr)
+    found.notes = _notes(found, cam)
+    return found
+
+
+def _update(found: Explanation, trace, model, lr: float) -> UpdateStep | None:
+    """One step on the head for the example's label: None without a label, or when the head is
+    not a dense layer whose outputs are logits."""
+    a_prev = head_input(trace)
+    if found.output.label is None or a_prev is None or model.family.output is not OutputKind.LOGITS:
+        return None
+    head = model.net.get_submodule(trace.head)
+    bias = None if head.bias is None else head.bias.detach().double().cpu().numpy()
+    return last_layer_update(head.weight.detach().double().cpu().numpy(), bias, a_prev,
+                             found.output.label, lr, found.output.temperature)
+
+
+def _notes(found: Explanation, cam: str | None) -> list[str]:
+    """What the page should say about what it could not show, or showed approximately."""
+    notes = []
+    if found.policy.tta != "none":
+        notes.append(f"the run averages test-time views ({found.policy.tta}) when it predicts; the steps "
+                     "follow the input as it is, so their probabilities differ a little from the "
+                     "Predictor's, shown beside them")
+    if found.output.label is None:
+        notes.append("no true label: give --label CLASS with FILE to see the loss, its gradient and one "
+                     "update")
+    elif found.update is None:
+        notes.append(f"the {found.family} family's head ({found.head}) is not a dense layer giving logits: "
+                     "no gradient step is shown for it")
+    if any(layer.matches is False for layer in found.dense):
+        notes.append("a dense layer's activations were computed from its weights but differ from what the "
+                     "next layer received (a module between them that these steps do not model)")
+    if found.kind == "image" and cam is None:
+        notes.append("no Grad-CAM: it reads convolutional feature maps, which this network does not keep past "
+                     "its first layer")
+    return notes
+
+
+def explain_path(run: str | Path, slug: str, out: str | Path | None = None) -> Path:
+    """Where the page goes: ``out`` (a file, or a folder: when it is one, ends with a slash or has
+    no suffix), else the run folder; the default name is explain-<slug>.html.
+
+    >>> explain_path("runs/x", "test-3"), explain_path("runs/x", "test-3", "pages/")
+    (PosixPath('runs/x/explain-test-3.html'), PosixPath('pages/explain-test-3.html'))
+    """
+    name = f"explain-{slug}.html"
+    if out is None:
+        return Path(run) / name
+    folder = Path(out).is_dir() or str(out).endswith(("/", "\\")) or not Path(out).suffix
+    return Path(out) / name if folder else Path(out)
+
+
+def write_explanation(found: Explanation, out: str | Path | None = None) -> Path:
+    """Write the page of ``found`` (see ``explain_path``) and its numbers as JSON beside it, each
+    atomically; returns the HTML path, also kept in ``found.page``. Raises NeuroclassError naming
+    the path when it cannot be written."""
+    from neuroclass.evaluation.explain_page import explanation_record, render_page
+    from neuroclass.evaluation.report.html import save_page
+
+    path = explain_path(found.run, found.slug, out)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise NeuroclassError(f"--out '{out}': cannot create folder {path.parent} ({exc.strerror or exc}); "
+                              "pass a folder you can write to") from None
+    found.page = save_page(path, explanation_record(found), render_page(found, path.with_suffix(".json").name))
+    return found.page
+
+
+def summary_lines(found: Explanation) -> list[str]:
+    """A few lines for the terminal: the input, the prediction, the loss and the update, the
+    most active unit of each dense layer, the attribution methods, the page once written."""
+    out, classes = found.output, found.classes
+    temperature = (f"softmax of the logits / T = {out.temperature:.3g}, the run's calibration"
+                   if out.temperature != 1.0 else "softmax of the logits; the run has no calibration temperature")
+    lines = [f"explained {found.source} with {found.family} from {found.run}",
+             f"prediction: {classes[out.predicted]} {out.probabilities[out.predicted]:.4f} ({temperature})"]
+    if out.label is not None:
+        lines.append(f"true label: {classes[out.label]}; loss -log softmax(z)[{classes[out.label]}] = {out.loss:.4f}")
+    if found.update is not None:
+        u, y = found.update, out.label
+        lines.append(f"one step W -= lr * dL/dW on {found.head} (lr {u.lr:g}): p({classes[y]}) "
+                     f"{out.probabilities[y]:.4f} -> {u.new_probabilities[y]:.4f}, "
+                     f"loss {u.loss:.4f} -> {u.new_loss:.4f}")
+    for layer in found.dense[:-1]:
+        top = layer.step.neurons[0]
+        norm = "" if top.normalised is None else f", batch norm -> {top.normalised:.3f}"
+        lines.append(f"layer {layer.step.name}: most active unit {top.index}: z = w.x + b = {top.z:.3f}{norm}, "
+                     f"{layer.step.activation} -> {top.a:.3f}")
+    methods = sorted({a.method for a in found.attributions})
+    lines.append(f"attribution: {', '.join(methods)}")
+    if found.page is not None:
+        lines.append(f"page: {found.page}")
+    return lines

@@ -1,0 +1,271 @@
+"""The explanation page: one self-contained HTML file (the run report's building blocks,
+report/html.py: CSS inline, images as data URIs, no scripts, nothing fetched) and the record of its
+numbers (``explanation_record``, written as JSON beside it).
+
+Example::
+
+    document = render_page(found, "explain-test-3.json")
+    document.startswith("<!DOCTYPE html>")
+    # -> True
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from neuroclass.evaluation.explain import Explanation
+from neuroclass.evaluation.explain_pictures import (heat_uri, overlay_uri, picture_uri, signed_picture_uri,
+                                                    strongest_channels)
+from neuroclass.evaluation.explain_steps import DenseLayer, DenseStep, Neuron, softmax
+from neuroclass.evaluation.report.html import cards, esc, example, fmt, key_values, note, page, section, table
+
+GRID_SIDE = 28  # the numbers of at most this many rows and columns are printed
+MAPS_SHOWN = 12  # feature maps per stage
+TABLE_FEATURES = 20  # rows of a table run's attribution table
+GRID_STYLE = 'style="font-size:9px;line-height:1.1"'
+
+
+def render_page(found: Explanation, json_name: str) -> str:
+    """The whole HTML document for ``found``; ``json_name``: the file of its numbers, named in the
+    footer."""
+    parts = [("summary", "Summary", _summary(found)), ("input", "The input", _input(found))]
+    if found.dense:
+        parts.append(("dense", "Dense layers", _dense(found)))
+    parts.append(("output", "Output probabilities", _output(found)))
+    if found.update is not None:
+        parts.append(("gradient", "Loss, gradient and one update", _gradient(found)))
+    if found.first is not None:
+        parts.append(("weights", "First-layer weights", _weights(found)))
+    if found.stages:
+        parts.append(("stages", "Feature maps", _stages(found)))
+    parts.append(("attribution", "Attribution", _attribution(found)))
+    parts.append(("method", "How this was computed", _method(found)))
+    sections = [(anchor, title, section(i, anchor, title, *body))
+                for i, (anchor, title, body) in enumerate(parts, start=1)]
+    out = found.output
+    subtitle = (f"{found.source}: predicted {found.classes[out.predicted]}"
+                + (f", true label {found.classes[out.label]}" if out.label is not None else ""))
+    return page(f"neuroclass explain: {found.run.name}", subtitle, sections,
+                f"Made by neuroclass from {found.run}. Every number is in {json_name}.")
+
+
+def _class_name(found: Explanation, index: int | None) -> str:
+    return "n/a" if index is None else found.classes[index]
+
+
+def _summary(found: Explanation) -> tuple[str, str]:
+    out = found.output
+    items = [(found.classes[out.predicted], "predicted class"),
+             (fmt(float(out.probabilities[out.predicted])), "its probability")]
+    if out.label is not None:
+        items += [(found.classes[out.label], "true label"), (fmt(out.loss), "loss (cross-entropy)")]
+    if found.update is not None:
+        items.append((fmt(float(found.update.new_probabilities[out.label])), "p(true) after one step"))
+    pairs = [("run", str(found.run)), ("model family", found.family), ("input", found.source),
+             ("temperature", f"{out.temperature:.4g}" + ("" if out.temperature != 1.0 else " (no calibration)")),
+             ("test-time views", found.policy.tta)]
+    notes = "".join(note(n) for n in found.notes)
+    return ("What the network predicted for this input and how sure it was; the sections below follow "
+            "the numbers from the input to the prediction.", cards(items) + key_values(pairs) + notes)
+
+
+def _input(found: Explanation) -> tuple[str, str]:
+    if found.kind == "table":
+        rows = [[name, fmt(float(v))] for name, v in zip(found.input_names, found.seen.reshape(-1))]
+        return ("The row as the network sees it: each feature after the run's preprocessing (imputing, "
+                "scaling, one-hot columns) and the model's standardization.",
+                table(["feature", "value seen"], rows, numeric={1}))
+    seen = found.seen
+    size = f"{found.raw.shape[2]}x{found.raw.shape[1]} pixels"
+    body = ('<div class="gallery">' + example(picture_uri(found.raw), ["the input", size])
+            + example(signed_picture_uri(seen), ["what the network sees", "blue below 0, red above"]) + "</div>")
+    channel = seen[0][:GRID_SIDE, :GRID_SIDE]
+    rows = [[f"{v:.2f}" for v in row] for row in channel]
+    cropped = "" if channel.shape == seen.shape[1:] else f" (the top-left {channel.shape[0]}x{channel.shape[1]})"
+    grid = table([str(i) for i in range(channel.shape[1])], rows, numeric=set(range(channel.shape[1])))
+    body += note(f"The numbers of channel 0{cropped}: (pixel / 255 - mean) / std, with the run's mean and std.")
+    body += f"<div {GRID_STYLE}>{grid}</div>"
+    return ("The image, and the numbers the network takes in: each pixel scaled to 0..1 and standardized "
+            "with the mean and spread of the training images.", body)
+
+
+def _dense(found: Explanation) -> tuple[str, str]:
+    body = ""
+    for k, layer in enumerate(found.dense):
+        step = layer.step
+        names = found.input_names if k == 0 and step.inputs == len(found.input_names) else None
+        last = k == len(found.dense) - 1
+        after = ", ".join(layer.after) if layer.after else ("none: these are the logits" if last else "none")
+        body += (f"<h3>{esc(step.name)}: {step.inputs:,} inputs -> {step.units:,} units</h3>"
+                 + note(f"then: {after}; activation: {step.activation}"
+                        + ("" if step.scale is None else "; batch normalisation at inference: scale * z + shift")))
+        if layer.matches is False:
+            body += note("these activations differ from what the next layer received; see the notes above")
+        body += _neuron_table(step, found.classes if last else None)
+        classes = found.classes if last else None
+        body += ('<div class="gallery">' + "".join(_terms(n, step, found, names, classes) for n in step.neurons[:3])
+                 + "</div>")
+    return ("Each unit computes a weighted sum of its inputs plus a bias, z = sum_i w_i x_i + b, then an "
+            "activation a = f(z). Shown: the most active units and the inputs that added most (w_i * x_i).",
+            body)
+
+
+def _neuron_table(step: DenseStep, classes: list[str] | None) -> str:
+    headers = (["unit", "sum w_i x_i", "bias b", "z = sum + b"]
+               + ([] if step.scale is None else ["scale z + shift"]) + ["a"])
+    rows = []
+    for n in step.neurons:
+        row = [classes[n.index] if classes else n.index, fmt(n.weighted_sum), fmt(n.bias), fmt(n.z)]
+        row += [] if n.normalised is None else [fmt(n.normalised)]
+        rows.append(row + [fmt(n.a)])
+    return table(headers, rows, numeric=set(range(1, len(headers))))
+
+
+def _terms(neuron: Neuron, step: DenseStep, found: Explanation, names: list[str] | None,
+           classes: list[str] | None) -> str:
+    """The largest terms w_i * x_i of one unit (named by ``classes`` in the output layer), its
+    inputs named by ``names`` (else "unit i"), with its weights as a picture for image inputs."""
+    rows = [[names[t.index] if names else f"unit {t.index}", fmt(t.weight), fmt(t.value), fmt(t.product)]
+            for t in neuron.terms]
+    rows.append([f"the other {step.inputs - len(neuron.terms):,} inputs", "", "", fmt(neuron.rest)])
+    unit = classes[neuron.index] if classes else f"unit {neuron.index}"
+    body = f"<div><b>{esc(unit)}</b>: the inputs that added most" + \
+        table(["input", "weight w_i", "value x_i", "w_i * x_i"], rows, numeric={1, 2, 3})
+    first = found.first
+    if names and found.kind == "image" and first is not None and first.kind == "dense" and first.name == step.name:
+        template = first.weight[neuron.index].reshape(found.seen.shape)
+        body += example(signed_picture_uri(template), [f"weights of {unit}", "blue < 0 < red"])
+    return body + "</div>"
+
+
+def _output(found: Explanation) -> tuple[str, str]:
+    out, k = found.output, len(found.classes)
+    raw = softmax(out.logits)
+    order = np.argsort(-out.probabilities, kind="stable")
+    views = found.policy.tta != "none"
+    headers = (["class", "logit z", "softmax(z)", f"softmax(z / {out.temperature:.3g})"]
+               + (["Predictor (views)"] if views else []))
+    rows = [[found.classes[i] + (" (true)" if i == out.label else ""), fmt(float(out.logits[i])), fmt(float(raw[i])),
+             fmt(float(out.probabilities[i]))] + ([fmt(float(found.predictor_probabilities[i]))] if views else [])
+            for i in order[:min(k, 20)]]
+    calibration = (f"The run was calibrated on its validation split: logits are divided by T = {out.temperature:.4g} "
+                   "before the softmax." if out.temperature != 1.0 else
+                   "The run has no calibration temperature (T = 1).")
+    return (f"softmax turns the {k} logits into probabilities: p_k = exp(z_k / T) / sum_j exp(z_j / T). "
+            + calibration, table(headers, rows, numeric=set(range(1, len(headers)))))
+
+
+def _gradient(found: Explanation) -> tuple[str, str]:
+    out, u, y = found.output, found.update, found.output.label
+    p_train = softmax(out.logits)  # the training loss's probabilities: no temperature
+    rows = [[found.classes[i], fmt(float(p_train[i])), int(i == y), fmt(float(u.grad_logits[i])),
+             fmt(float(u.new_logits[i])), fmt(float(out.probabilities[i])), fmt(float(u.new_probabilities[i]))]
+            for i in np.argsort(-np.abs(u.grad_logits), kind="stable")[:20]]
+    largest = np.argsort(-np.abs(u.grad_weight), axis=None, kind="stable")[:8]
+    weights = [[found.classes[i], j, fmt(float(u.grad_weight[i, j])), fmt(float(-u.lr * u.grad_weight[i, j]))]
+               for i, j in zip(*np.unravel_index(largest, u.grad_weight.shape))]
+    before, after = fmt(float(out.probabilities[y])), fmt(float(u.new_probabilities[y]))
+    facts = [("loss L = -log softmax(z)[true]", fmt(u.loss)), ("learning rate (the run's optim.lr)", f"{u.lr:g}"),
+             ("loss after the step", fmt(u.new_loss)),
+             (f"p({found.classes[y]}) before -> after", f"{before} -> {after}")]
+    body = (key_values(facts)
+            + table(["class", "softmax(z)", "onehot", "dL/dz = p - onehot", "z after", "p before", "p after"], rows,
+                    numeric={1, 2, 3, 4, 5, 6})
+            + "<h3>The largest entries of dL/dW = outer(dL/dz, a_prev)</h3>"
+            + table(["class (row)", "input unit (column)", "dL/dW", "change -lr * dL/dW"], weights, numeric={1, 2, 3}))
+    return (f"Training lowers the cross-entropy loss of the true class. For the last layer ({found.head}) the "
+            "gradient is dL/dz = p - onehot(true) for the logits and dL/dW = outer(dL/dz, a_prev) for the weights "
+            "(a_prev: the layer's input). One plain step W -= lr * dL/dW, b -= lr * dL/dz is applied here and the "
+            "probabilities are computed again with the new weights (training itself uses the run's optimizer, "
+            "schedule and weight decay, over batches).", body)
+
+
+def _weights(found: Explanation) -> tuple[str, str]:
+    first = found.first
+    figures = []
+    for unit in first.shown:
+        w = first.weight[unit]
+        template = w.reshape(found.seen.shape) if first.kind == "dense" else w
+        figures.append(example(signed_picture_uri(template), [f"{'unit' if first.kind == 'dense' else 'filter'} {unit}",
+                                                              f"{'x'.join(str(s) for s in template.shape[1:])}"]))
+    what = ("each hidden unit's weights, one per input pixel, drawn as a picture: red pixels raise the unit's "
+            "sum, blue ones lower it" if first.kind == "dense" else
+            "the filters the first convolution slides over the image (red weights add, blue subtract)")
+    return (f"The first layer ({first.name}): {what}. Shown: the {len(first.shown)} most active for this input.",
+            '<div class="gallery">' + "".join(figures) + "</div>")
+
+
+def _stages(found: Explanation) -> tuple[str, str]:
+    body = ""
+    for stage in found.stages:
+        c, h, w = stage.maps.shape
+        figures = [example(heat_uri(stage.maps[i], signed=False), [f"channel {i}", f"mean {stage.maps[i].mean():.3g}"])
+                   for i in strongest_channels(stage.maps, MAPS_SHOWN)]
+        body += f'<h3>{esc(stage.name)}: {c} maps of {h}x{w}</h3><div class="gallery">{"".join(figures)}</div>'
+    return ("What the network computes from the input at each resolution, before its classifier: the output "
+            "of the last layer at that resolution, the strongest maps (largest mean) first; dark is low, "
+            "bright is high.", body)
+
+
+def _attribution(found: Explanation) -> tuple[str, str]:
+    if found.kind == "table":
+        return _table_attribution(found)
+    figures = []
+    for a in found.attributions:
+        signed = a.method == "integrated gradients"
+        heat = a.values.sum(axis=0) if a.values.ndim == 3 else a.values
+        caption = [a.method, f"{a.role}: {found.classes[a.target]}"]
+        figures.append(example(heat_uri(heat, signed), caption) + example(overlay_uri(found.raw, heat, signed),
+                                                                          caption[:1] + ["over the input"]))
+    details = "".join(note(f"{a.method} ({a.role}: {found.classes[a.target]}): {a.detail}") for a in found.attributions)
+    return ("Which pixels moved the class's logit. Integrated gradients: red raised it, blue lowered it (summed "
+            "over colour channels); saliency: how strongly a small change of the pixel would move it; "
+            "Grad-CAM: where the last conv stage's maps supported the class.",
+            '<div class="gallery">' + "".join(figures) + "</div>" + details)
+
+
+def _table_attribution(found: Explanation) -> tuple[str, str]:
+    maps = found.attributions
+    order = np.argsort(-np.abs(maps[0].values), kind="stable")[:TABLE_FEATURES]
+    headers = ["feature", "value seen"] + [f"{a.method} ({a.role}: {found.classes[a.target]})" for a in maps]
+    rows = [[found.input_names[i], fmt(float(found.seen[i]))] + [fmt(float(a.values[i])) for a in maps] for i in order]
+    details = "".join(note(f"{a.method}: {a.detail}") for a in maps[:1])
+    return ("How much each feature moved the class's logit (the largest first): positive values raised it, "
+            "negative ones lowered it.", table(headers, rows, numeric=set(range(1, len(headers)))) + details)
+
+
+def _method(found: Explanation) -> tuple[str, str]:
+    lines = ["Dense layers: the weights and biases are the trained model's; each layer's input is what the model's "
+             "own forward pass gave it; the sums, activations and softmax are computed again in NumPy (float64).",
+             "Integrated gradients: Sundararajan, Taly and Yan 2017, Axiomatic Attribution for Deep Networks.",
+             "Saliency: Simonyan, Vedaldi and Zisserman 2014, Deep Inside Convolutional Networks.",
+             "Grad-CAM: Selvaraju et al. 2017, Grad-CAM: Visual Explanations from Deep Networks via Gradient-based "
+             "Localization. The maps are computed with Captum."]
+    methods = [[a.method, a.role, found.classes[a.target], a.detail] for a in found.attributions]
+    return ("Where each number on this page comes from.",
+            "".join(f"<p>{esc(line)}</p>" for line in lines) + table(["method", "for", "class", "detail"], methods))
+
+
+def explanation_record(found: Explanation) -> dict:
+    """The page's numbers as JSON values: input, output, update, dense layers, attributions."""
+    out, u = found.output, found.update
+    record = {"run": str(found.run), "family": found.family, "source": found.source, "classes": found.classes,
+              "label": out.label, "predicted": out.predicted, "temperature": out.temperature,
+              "logits": out.logits.tolist(), "probabilities": out.probabilities.tolist(),
+              "predictor_probabilities": found.predictor_probabilities.tolist(), "loss": out.loss,
+              "tta": found.policy.tta, "notes": found.notes,
+              "attributions": [{"method": a.method, "role": a.role, "target": a.target, "detail": a.detail}
+                               for a in found.attributions],
+              "dense": [_layer_record(layer) for layer in found.dense],
+              "stages": [{"name": s.name, "shape": list(s.maps.shape)} for s in found.stages]}
+    if u is not None:
+        record["update"] = {"lr": u.lr, "grad_logits": u.grad_logits.tolist(), "new_logits": u.new_logits.tolist(),
+                            "new_probabilities": u.new_probabilities.tolist(), "loss": u.loss, "new_loss": u.new_loss}
+    return record
+
+
+def _layer_record(layer: DenseLayer) -> dict:
+    step = layer.step
+    return {"name": step.name, "inputs": step.inputs, "units": step.units, "activation": step.activation,
+            "matches": layer.matches,
+            "neurons": [{"unit": n.index, "weighted_sum": n.weighted_sum, "bias": n.bias, "z": n.z,
+                         "normalised": n.normalised, "a": n.a} for n in step.neurons]}
