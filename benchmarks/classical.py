@@ -11,15 +11,16 @@ tables  One `neuroclass compare DATA --models mlp,logreg,svm,knn,random_forest,h
         the folds), and whether the mlp is within 1 point of the best boosting model (hist_gb,
         xgboost, lightgbm).
 images  Fashion-MNIST (60k training / 10k test images): the cnn against HOG and HOG+LBP features
-        with a linear SVM and with LightGBM, each entry alone with the same time budget (one
-        `neuroclass compare fashion-mnist --models ENTRY --time-budget B` per entry, the same seed
-        and so the same split; `--shared` runs the four in one compare with 4 x B shared instead).
+        with an rbf and a linear SVM and with LightGBM, each entry alone with the same time budget
+        (one `neuroclass compare fashion-mnist --models ENTRY --time-budget B` per entry, the same
+        seed and so the same split; `--shared` runs them in one compare with N x B shared instead;
+        `--entries` picks some).
         Each entry gets a fresh feature cache, so that its fit seconds include computing its
         features. Printed: test accuracy, fit seconds (features included), the budget it was given,
         prediction seconds per 1,000 images, model size.
 
     python benchmarks/classical.py [--only tables|images] [--table-budget 8m] [--image-budget 10m]
-                                   [--shared] [--work /tmp/neuroclass-classical] [--quick]
+                                   [--shared] [--entries cnn,svm+hog] [--work /tmp/neuroclass-classical] [--quick]
 
 --quick: 2 folds, 300 rows, one epoch for the mlp and no budget on the tables; 600 Fashion-MNIST
 images and 15 s an entry: checks the script in a few minutes; its numbers mean nothing.
@@ -39,7 +40,8 @@ from bench_table import fmt_seconds, format_table, machine_summary, settings_not
 CLI = [sys.executable, "-m", "neuroclass.cli"]
 FAMILIES = ("mlp", "logreg", "svm", "knn", "random_forest", "hist_gb", "xgboost", "lightgbm")
 BOOSTING = ("hist_gb", "xgboost", "lightgbm")
-IMAGE_ENTRIES = ("cnn", "svm[kernel=linear]+hog", "lightgbm+hog", "lightgbm+hog+lbp")
+IMAGE_ENTRIES = ("cnn", "svm+hog", "svm[kernel=linear]+hog", "svm[kernel=linear]+hog+lbp", "lightgbm+hog",
+                 "lightgbm+hog+lbp")
 WITHIN = 0.01  # "within 1 point": of accuracy, as a fraction
 
 
@@ -127,11 +129,11 @@ def _mlp_within(board: dict[str, dict]) -> str:
     return f"{'yes' if gap <= WITHIN else 'no'} ({100 * gap:.1f} pt behind)"
 
 
-def image_rows(work: Path, budget: str, shared: bool, quick: bool) -> list[list[str]]:
-    """One compare per entry with ``budget`` each (or, ``shared``, one compare of all four with 4 x
-    ``budget`` shared); each with a fresh feature cache."""
+def image_rows(work: Path, budget: str, shared: bool, quick: bool, entries: tuple[str, ...]) -> list[list[str]]:
+    """One compare per entry with ``budget`` each (or, ``shared``, one compare of all of them with
+    N x ``budget`` shared); each with a fresh feature cache."""
     common = ["--no-report", "--quiet"] + (["--set", "data.limit=600"] if quick else [])
-    groups = [IMAGE_ENTRIES] if shared else [(entry,) for entry in IMAGE_ENTRIES]
+    groups = [entries] if shared else [(entry,) for entry in entries]
     rows = []
     for i, group in enumerate(groups):
         out, cache = work / f"images-{i}", work / f"feature-cache-{i}"
@@ -162,7 +164,9 @@ def main() -> None:
     parser.add_argument("--only", choices=["tables", "images"])
     parser.add_argument("--table-budget", default="8m", help="each table's compare, shared by its 8 families")
     parser.add_argument("--image-budget", default="10m", help="each Fashion-MNIST entry's")
-    parser.add_argument("--shared", action="store_true", help="the image entries in one compare, sharing 4x the budget")
+    parser.add_argument("--shared", action="store_true", help="the image entries in one compare, sharing N x the budget")
+    parser.add_argument("--entries", default=",".join(IMAGE_ENTRIES),
+                        help="the Fashion-MNIST entries, comma-separated (default: %(default)s)")
     parser.add_argument("--work", default="/tmp/neuroclass-classical")
     parser.add_argument("--quick", action="store_true",
                         help="tiny budgets and subsets: checks the script, not a result")
@@ -179,10 +183,11 @@ def main() -> None:
                            table_rows(work, budget, folds, args.quick)), flush=True)
     if args.only in (None, "images"):
         budget = "15s" if args.quick else args.image_budget
-        how = f"4 entries sharing {4 * _seconds(budget):.0f} s" if args.shared else f"{budget} each"
+        entries = tuple(e.strip() for e in args.entries.split(",") if e.strip())
+        how = f"{len(entries)} entries sharing {len(entries) * _seconds(budget):.0f} s" if args.shared else f"{budget} each"
         print(f"\nFashion-MNIST: the cnn against HOG / HOG+LBP features, {how} (test accuracy)")
         print(format_table(["entry", "test accuracy", "fit (features included)", "budget given",
-                            "predict / 1000", "model size"], image_rows(work, budget, args.shared, args.quick)))
+                            "predict / 1000", "model size"], image_rows(work, budget, args.shared, args.quick, entries)))
 
 
 if __name__ == "__main__":
