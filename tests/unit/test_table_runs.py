@@ -186,7 +186,14 @@ def test_palmer_penguins_train_with_defaults_and_predict(tmp_path, capsys):
     assert json.loads((run / "metrics.json").read_text())["accuracy"] > 0.8
     names = json.loads((run / "model.json").read_text())["preprocessing"]["feature_names"]
     assert {"island=Biscoe", "sex=female", "sex (missing)", "body_mass_g (missing)"} <= set(names)
-    rows = json.loads((run / "report.json").read_text())["data"]["features"]["rows"]  # of the model inputs
+    data = json.loads((run / "report.json").read_text())["data"]
+    rows = data["features"]["rows"]  # of the model inputs
     assert [r["feature"] for r in rows] == names[:len(rows)] and all(np.isfinite(r["mean"]) for r in rows)
+    columns = {r["column"]: r for r in data["columns"]["rows"]}  # of the file, in its units
+    mass = columns["body_mass_g"]
+    assert mass["kind"] == "numeric" and 3000 < mass["mean"] < 5500 and mass["min"] >= 2500
+    assert columns["island"]["kind"] == "categorical" and columns["island"]["most_frequent"].startswith("Biscoe")
+    assert sum(r["missing"] for r in columns.values()) > 0  # the table's gaps, counted before imputation
+    assert "Columns as in the file" in (run / "report.html").read_text()
     assert main(["predict", str(run), str(csv), "--json"]) == 0
     assert len(capsys.readouterr().out.splitlines()) == len(pd.read_csv(csv))

@@ -24,6 +24,7 @@ from neuroclass.inference.calibrate import (abstention_curve, calibrate, expecte
                                              reliability_curve, softmax_with_temperature)
 from neuroclass.data.issues import DataIssues
 from neuroclass.evaluation.metrics import classification_metrics
+from neuroclass.evaluation.report.columns import column_summary
 from neuroclass.evaluation.report import diagnostics
 from neuroclass.evaluation.report.importance import importance_section
 from neuroclass.evaluation.report.inputs import ReportInputs
@@ -127,8 +128,12 @@ def data_section(inputs: ReportInputs) -> dict:
             samples[name] = np.sort(chosen).tolist()
         section["samples"] = samples
     else:
+        preprocessing = inputs.predictor.meta["preprocessing"]
         section["features"] = feature_summary(inputs.dataset.x[torch.as_tensor(train_index)].numpy(),
-                                              inputs.predictor.meta["preprocessing"].get("feature_names"))
+                                              preprocessing.get("feature_names"))
+        if inputs.raw_x is not None and "table" in preprocessing:  # the file's columns, in their units
+            section["columns"] = column_summary(inputs.raw_x[torch.as_tensor(train_index)].numpy(),
+                                                preprocessing["table"], str(inputs.cfg.data.source))
     return section
 
 

@@ -56,6 +56,9 @@ class ReportInputs:
     # data_issues.json: what loading and splitting found when the run trained (empty for a run
     # folder from before the file existed)
     data_issues: DataIssues = field(default_factory=DataIssues)
+    # a table's rows as the file holds them (encoded, before the fitted preprocessing), for the
+    # column summary; None for images
+    raw_x: torch.Tensor | None = None
 
     @property
     def classes(self) -> list[str]:
@@ -101,4 +104,5 @@ def load_inputs(run: str | Path, data: str | None = None, known: FromTraining | 
         data_hash_matches=True if environment.get("data_hash") else None,
         eval_x=predictor.model_inputs(evaluated.x), eval_y=evaluated.y, eval_what=evaluated.what, eval_data=data,
         eval_logits=eval_logits, val_logits=val_logits,
-        data_issues=folder.read_data_issues())
+        data_issues=folder.read_data_issues(),
+        raw_x=own.dataset.x if own.dataset.kind == "table" else None)

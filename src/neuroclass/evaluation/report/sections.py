@@ -17,6 +17,7 @@ import shlex
 from neuroclass.errors import counted
 from neuroclass.evaluation.report.html import (cards, chart, esc, example, fmt, key_values, note, pct,
                                                section, table)
+from neuroclass.evaluation.report.columns import columns_html
 from neuroclass.evaluation.report.importance import importance_html
 from neuroclass.training.state import StopReason, read_stop_reason
 
@@ -118,9 +119,11 @@ def data(r: dict, pics: dict) -> str:
         body += "</tbody></table>"
         if len(d["classes"]) > len(d["samples"]):
             body += note(f"first {len(d['samples'])} of {len(d['classes'])} classes shown")
+    if "columns" in d:
+        body += columns_html(d["columns"])
     if "features" in d:
         f = d["features"]
-        body += f"<h3>Feature summary (training split, {f['shown']} of {f['count']} features)</h3>"
+        body += f"<h3>Model inputs (training split, after the fitted preprocessing; {f['shown']} of {f['count']})</h3>"
         body += table(["feature", "min", "mean", "std", "max"],
                       [[row["feature"], fmt(row["min"]), fmt(row["mean"]), fmt(row["std"]), fmt(row["max"])]
                        for row in f["rows"]], numeric={1, 2, 3, 4})
