@@ -63,9 +63,10 @@ class Dense:
         return z
 
     def backward(self, grad_z: np.ndarray) -> Optional[np.ndarray]:
-        # dL/dW[i, j] = sum over the batch of x[b, i] * dL/dz[b, j]
-        np.matmul(self.x.T, grad_z, out=self.grad_weight)  # (D_in, B) @ (B, D_out) -> (D_in, D_out)
-        np.sum(grad_z, axis=0, out=self.grad_bias)  # (B, D_out) -> (D_out,)
+        # dL/dW[i, j] = sum over the batch of x[b, i] * dL/dz[b, j]; np.dot, not matmul: for one
+        # example (an outer product) NumPy's matmul is several times slower than BLAS through dot
+        np.dot(self.x.T, grad_z, out=self.grad_weight)  # (D_in, B) @ (B, D_out) -> (D_in, D_out)
+        grad_z.sum(axis=0, out=self.grad_bias)  # (B, D_out) -> (D_out,)
         if not self.input_grad:
             return None
         return grad_z @ self.weight.T  # (B, D_out) @ (D_out, D_in) -> (B, D_in)

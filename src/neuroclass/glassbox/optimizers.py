@@ -22,6 +22,8 @@ from neuroclass.glassbox.layers import Param
 
 def add_penalties(params: list[Param], l1: float, l2: float) -> None:
     """Add the L1 / L2 penalties' gradients to each penalised parameter's ``grad``, in place."""
+    if not (l1 or l2):
+        return
     for p in params:
         if not p.penalised:
             continue
@@ -29,6 +31,15 @@ def add_penalties(params: list[Param], l1: float, l2: float) -> None:
             p.grad += l2 * p.value
         if l1:
             p.grad += l1 * np.sign(p.value)
+
+
+def state(store: dict[str, np.ndarray], p: Param) -> np.ndarray:
+    """The optimiser's array for parameter ``p`` in ``store``: zeros like it at first, then the same
+    array at every step (updated in place, never allocated again)."""
+    array = store.get(p.name)
+    if array is None:
+        array = store[p.name] = np.zeros_like(p.value)
+    return array
 
 
 class SGD:
@@ -42,6 +53,7 @@ class SGD:
     def __init__(self, lr: float, momentum: float = 0.0, l1: float = 0.0, l2: float = 0.0) -> None:
         self.lr, self.momentum, self.l1, self.l2 = lr, momentum, l1, l2
         self.velocity: dict[str, np.ndarray] = {}
+        self.scratch: dict[str, np.ndarray] = {}
 
     def step(self, params: list[Param]) -> None:
         add_penalties(params, self.l1, self.l2)
@@ -55,7 +67,9 @@ class SGD:
                     v *= self.momentum
                     v += g
                 g = v
-            p.value -= self.lr * g
+            change = state(self.scratch, p)  # reused at every step: no allocation
+            np.multiply(g, self.lr, out=change)
+            p.value -= change
 
 
 class RMSProp:
@@ -69,16 +83,21 @@ class RMSProp:
     def __init__(self, lr: float, rho: float = 0.9, eps: float = 1e-8, l1: float = 0.0, l2: float = 0.0) -> None:
         self.lr, self.rho, self.eps, self.l1, self.l2 = lr, rho, eps, l1, l2
         self.square: dict[str, np.ndarray] = {}
+        self.scratch: dict[str, np.ndarray] = {}
 
     def step(self, params: list[Param]) -> None:
         add_penalties(params, self.l1, self.l2)
         for p in params:
-            s = self.square.setdefault(p.name, np.zeros_like(p.value))
+            s, tmp = state(self.square, p), state(self.scratch, p)
             s *= self.rho
-            s += (1 - self.rho) * p.grad * p.grad
-            denom = np.sqrt(s)
-            denom += self.eps
-            p.value -= self.lr * p.grad / denom
+            np.multiply(p.grad, p.grad, out=tmp)
+            tmp *= 1 - self.rho
+            s += tmp
+            np.sqrt(s, out=tmp)  # the denominator, in the same buffer
+            tmp += self.eps
+            np.divide(p.grad, tmp, out=tmp)
+            tmp *= self.lr
+            p.value -= tmp
 
 
 class Adam:
@@ -103,9 +122,8 @@ class Adam:
         step_size = self.lr / (1 - b1 ** self.t)
         root_correction = math.sqrt(1 - b2 ** self.t)
         for p in params:
-            m = self.m.setdefault(p.name, np.zeros_like(p.value))
-            v = self.v.setdefault(p.name, np.zeros_like(p.value))
-            tmp = self.scratch.setdefault(p.name, np.empty_like(p.value))  # reused: no allocation per step
+            m, v = state(self.m, p), state(self.v, p)
+            tmp = state(self.scratch, p)  # reused at every step: no allocation
             m *= b1
             np.multiply(p.grad, 1 - b1, out=tmp)
             m += tmp
