@@ -1,7 +1,7 @@
 """`neuroclass bench`: images/s for training and inference, achieved GFLOP/s against a matmul peak
 measured in the same run, and optionally the training time to a target test accuracy.
 
-It prepares and builds through the training pipeline (pipeline.py), so it measures exactly the
+It prepares and builds through the training pipeline (pipeline/), so it measures exactly the
 model and data a run would train."""
 from __future__ import annotations
 

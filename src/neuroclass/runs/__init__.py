@@ -2,7 +2,8 @@
 from neuroclass.runs.ensemble_file import (METHODS, EnsembleMember, EnsembleRecord, OutOfFold, is_ensemble_folder,
                                            read_ensemble, read_oof, write_ensemble, write_oof)
 from neuroclass.runs.environment import environment_record
-from neuroclass.runs.folder import RunData, RunFolder, history_csv
+from neuroclass.runs.folder import RunFolder, history_csv
+from neuroclass.runs.run_data import RunData
 from neuroclass.runs.model_file import FORMAT_VERSION, load_model, model_metadata, read_metadata, read_weights, save_model
 from neuroclass.runs.names import data_slug, run_name
 

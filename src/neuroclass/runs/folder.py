@@ -22,18 +22,13 @@ import csv
 import io
 import json
 import shutil
-import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from sklearn.pipeline import Pipeline
 
-from neuroclass import data as data_mod
 from neuroclass.config import Config, load_config, save_config
-from neuroclass.data.dataset import Dataset
 from neuroclass.data.issues import DataIssues
-from neuroclass.data.table import older_table_record
 from neuroclass.errors import NeuroclassError
 from neuroclass.io import write_bytes_atomic, write_text_atomic
 from neuroclass.models import Classifier
@@ -41,6 +36,7 @@ from neuroclass.runs.lock import is_locked, lock_folder
 from neuroclass.runs.model_file import load_model, read_metadata, read_weights, save_model
 from neuroclass.runs.names import data_slug
 from neuroclass.runs.preprocess_file import load_preprocess, save_preprocess
+from neuroclass.runs.run_data import RunData, load_run_data
 
 TIMING_RENAMED = {"train_images_per_second": "train_examples_per_second",  # timing.json: old -> new
                   "inference_images_per_second": "inference_examples_per_second"}
@@ -49,19 +45,6 @@ HISTORY_FIELDS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr",
 PARTIAL = ".partial-"  # prefix of a run folder being assembled (or interrupted)
 CHECKPOINT_DIR = "checkpoint"
 LOCK_FILE = ".lock"
-
-
-@dataclass
-class RunData:
-    """A run's own data as loaded now, checked against the run's record, with its split indices."""
-
-    dataset: Dataset
-    indices: dict[str, np.ndarray]  # positions of train / val / test in ``dataset``
-    source: str
-
-    def part(self, name: str) -> Dataset:
-        """The examples of split ``name`` ("train", "val" or "test")."""
-        return self.dataset.subset(self.indices.get(name, np.zeros(0, dtype=np.int64)))
 
 
 def history_csv(history: list[dict]) -> str:
@@ -382,29 +365,5 @@ class RunFolder:
             return {name: split[name].astype(np.int64) for name in split.files}
 
     def load_data(self, quiet: bool = False) -> RunData:
-        """The run's own data, loaded again from its config and checked against the content hash
-        recorded at training time. ``quiet``: hide the loader's warnings (shown when it trained).
-
-        Raises NeuroclassError, naming both hashes and what to do, when the data has changed since
-        training (the recorded splits would select other examples)."""
-        cfg = self.config()
-        recorded_table = older_table_record(self.read_json("model.json"))  # read as that run read it
-        with warnings.catch_warnings():
-            if quiet:
-                warnings.simplefilter("ignore")
-            dataset = data_mod.load(cfg.data, table_record=recorded_table)
-        recorded = self.environment().get("data_hash")
-        current = dataset.content_hash()
-        if recorded and recorded != current:
-            raise NeuroclassError(
-                f"{cfg.data.source}: the data changed since run '{self.path}' was trained (content "
-                f"hash {recorded[:16]} then, {current[:16]} now), so its recorded splits no longer "
-                f"select the same examples; train a new run on it, or treat it as other data "
-                f"('neuroclass evaluate RUN --data {cfg.data.source}', 'neuroclass embed RUN "
-                f"{cfg.data.source}'), knowing that it may hold the examples the model trained on")
-        indices = self.split_indices()
-        largest = max((int(i.max()) for i in indices.values() if len(i)), default=-1)
-        if largest >= len(dataset):
-            raise NeuroclassError(f"{self.file('split.npz')}: indices exceed the {len(dataset)} examples of "
-                                  f"{cfg.data.source}; the run's data has changed; pass --data to use other data")
-        return RunData(dataset, indices, cfg.data.source)
+        """The run's own data, checked against its record (runs/run_data.py ``load_run_data``)."""
+        return load_run_data(self, quiet)
