@@ -44,6 +44,7 @@ def test_modern_preset_learns_digits(digits):
     history = fit(net, x, y, x_test, y_test, epochs=20, threads=1)
     assert (net.predict(x_test) == y_test).mean() > 0.90
     assert history.epochs[-1].val_accuracy == pytest.approx((net.predict(x_test) == y_test).mean())
+    assert history.epochs[0].train_accuracy < history.epochs[-1].train_accuracy and history.epochs[-1].train_accuracy > 0.9
 
 
 @pytest.mark.parametrize("options", [

@@ -42,7 +42,8 @@ class EpochRecord:
     """One epoch's numbers.
 
     ``train_loss``: the mean over the epoch's examples of each batch's loss, measured just before
-    that batch's update (penalties not included); ``val_loss`` / ``val_accuracy``: on the
+    that batch's update (penalties not included); ``train_accuracy``: the share of the epoch's
+    examples classified right, likewise before their update; ``val_loss`` / ``val_accuracy``: on the
     validation rows after the epoch (None without them); ``seconds``: the epoch's training time by
     the clock, validation left out; ``examples``: the examples trained on, fewer than the training
     rows when the deadline cut the epoch short.
@@ -50,6 +51,7 @@ class EpochRecord:
 
     epoch: int
     train_loss: float
+    train_accuracy: float
     val_loss: Optional[float]
     val_accuracy: Optional[float]
     seconds: float
@@ -65,23 +67,23 @@ class History:
 
 
 def _train_epoch(network: Network, x: np.ndarray, y: np.ndarray, batch_size: int, rng: np.random.Generator,
-                 deadline: Optional[float], clock: Callable[[], float]) -> tuple[float, int, bool]:
-    """One pass over the rows in a random order: (sum of batch loss x batch size, examples trained
-    on, whether the deadline cut it short)."""
+                 deadline: Optional[float], clock: Callable[[], float]) -> tuple[float, int, int, bool]:
+    """One pass over the rows in a random order: (sum of batch loss x batch size, examples
+    classified right before their update, examples trained on, whether the deadline cut it short)."""
     order = rng.permutation(len(x))
     buffer = np.empty((min(batch_size, len(x)), x.shape[1]), np.float32)  # one batch, reused every step
-    loss_sum, seen = 0.0, 0
+    loss_sum, correct, seen = 0.0, 0, 0
     for start in range(0, len(x), batch_size):
         if deadline is not None and clock() >= deadline:
-            return loss_sum, seen, True
+            return loss_sum, correct, seen, True
         rows = order[start:start + batch_size]
         if len(rows) == 1 and network.has_batch_norm and len(x) > 1:
             continue  # a last batch of one example: batch statistics need two
         # mode="clip" (the rows are valid anyway): np.take writes straight into the buffer
         batch = np.take(x, rows, axis=0, out=buffer[:len(rows)], mode="clip")
-        loss_sum += network.train_step(batch, y[rows]) * len(rows)
-        seen += len(rows)
-    return loss_sum, seen, False
+        loss, right = network.train_step(batch, y[rows])
+        loss_sum, correct, seen = loss_sum + loss * len(rows), correct + right, seen + len(rows)
+    return loss_sum, correct, seen, False
 
 
 def fit(network: Network, x_train: np.ndarray, y_train: np.ndarray, x_val: Optional[np.ndarray] = None,
@@ -134,13 +136,13 @@ def _epochs(network: Network, x: np.ndarray, y: np.ndarray, x_val: Optional[np.n
     history = History()
     for epoch in range(1, epochs + 1):
         start = clock()
-        loss_sum, seen, cut = _train_epoch(network, x, y, batch_size, rng, deadline, clock)
+        loss_sum, correct, seen, cut = _train_epoch(network, x, y, batch_size, rng, deadline, clock)
         seconds = clock() - start
         if seen == 0:  # the deadline came before the epoch's first batch
             history.stop = FitStop.DEADLINE
             break
         val_loss, val_accuracy = network.evaluate(x_val, y_val) if x_val is not None else (None, None)
-        record = EpochRecord(epoch, loss_sum / seen, val_loss, val_accuracy, seconds, seen)
+        record = EpochRecord(epoch, loss_sum / seen, correct / seen, val_loss, val_accuracy, seconds, seen)
         history.epochs.append(record)
         stop_asked = on_epoch is not None and on_epoch(record)
         if cut or stop_asked:

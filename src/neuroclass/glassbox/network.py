@@ -90,12 +90,15 @@ class Network:
         return x
 
     def loss_gradient(self, x: np.ndarray, y: np.ndarray, train: bool) -> tuple[float, np.ndarray]:
-        """Forward pass and loss on a batch: (loss, dL/dz (B, K) of the output layer's weighted sums).
+        """Forward pass and loss on a batch: (loss, dL/dz (B, K) of the output layer's weighted sums)."""
+        return self.loss_delta(self.logits(x, train), y, train)
+
+    def loss_delta(self, z: np.ndarray, y: np.ndarray, train: bool) -> tuple[float, np.ndarray]:
+        """The loss of the output layer's weighted sums ``z`` (B, K) and its gradient dL/dz (B, K).
 
         With softmax cross-entropy that is (p - onehot(y)) / B directly; with squared error the
         gradient goes back through the output activation first.
         """
-        z = self.logits(x, train)  # (B, K)
         if self.loss.takes_logits:
             value = self.loss.forward(z, y)
             return value, self.loss.backward()
@@ -109,13 +112,16 @@ class Network:
         for layer in reversed(self.layers):
             grad = layer.backward(grad)
 
-    def train_step(self, x: np.ndarray, y: np.ndarray) -> float:
+    def train_step(self, x: np.ndarray, y: np.ndarray) -> tuple[float, int]:
         """One update on a batch, x (B, D) float32 and y (B,) int64, checked by the caller: forward,
-        loss, backward, optimiser step. Returns the batch's loss before the update."""
-        value, grad_z = self.loss_gradient(x, y, train=True)
+        loss, backward, optimiser step. Returns the batch's loss and how many of its examples the
+        network classified right, both before the update."""
+        z = self.logits(x, train=True)  # (B, K)
+        value, grad_z = self.loss_delta(z, y, train=True)
+        correct = int((z.argmax(axis=1) == y).sum())  # the highest z: the highest softmax or sigmoid output
         self.backward(grad_z)
         self.optimizer.step(self.params)
-        return value
+        return value, correct
 
     # ------------------------------------------------------------------------- prediction
 
@@ -165,22 +171,27 @@ class Network:
 
     # ------------------------------------------------------------------------- weights
 
-    def state_dict(self) -> dict[str, np.ndarray]:
-        """Copies of every learned array and running statistic, float32, by stable name:
-        dense0.weight (D_in, D_out), dense0.bias, bn0.weight, bn0.bias, bn0.running_mean, ..."""
-        state = {p.name: p.value.copy() for p in self.params}
+    def named_arrays(self) -> dict[str, np.ndarray]:
+        """The network's own arrays, not copies, by stable name: every learned array (``params``)
+        and batch normalisation's running statistics, float32: dense0.weight (D_in, D_out),
+        dense0.bias, bn0.weight, bn0.bias, bn0.running_mean, bn0.running_var, dense1.weight, ...
+        Training changes them in place, so a view of them (a tensor sharing their memory) stays
+        current."""
+        arrays = {}
         for layer in self.layers:
+            arrays.update({p.name: p.value for p in layer.params()})
             if isinstance(layer, BatchNorm):
-                state.update({name: array.copy() for name, array in layer.buffers().items()})
-        return state
+                arrays.update(layer.buffers())
+        return arrays
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Copies of ``named_arrays``: the weights to save, by stable name."""
+        return {name: array.copy() for name, array in self.named_arrays().items()}
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        """Copy ``state`` (as ``state_dict`` gives it) into the network's arrays. Raises
+        """Copy ``state`` (as ``state_dict`` gives it) into the network's arrays, in place. Raises
         NeuroclassError when a name is missing or extra, or a shape differs."""
-        targets = {p.name: p.value for p in self.params}
-        for layer in self.layers:
-            if isinstance(layer, BatchNorm):
-                targets.update(layer.buffers())
+        targets = self.named_arrays()
         missing, extra = sorted(set(targets) - set(state)), sorted(set(state) - set(targets))
         if missing or extra:
             raise NeuroclassError(f"glassbox weights: missing {missing or 'none'}, unexpected {extra or 'none'}; "

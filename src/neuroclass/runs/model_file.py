@@ -23,6 +23,7 @@ from neuroclass.classical.families import LIGHTGBM_TEXT, SKOPS, XGBOOST_UBJ
 from neuroclass.classical.model import ClassicalModel
 from neuroclass.config import ModelConfig
 from neuroclass.errors import NeuroclassError
+from neuroclass.runs.glassbox_module import GLASSBOX, load_glassbox
 from neuroclass.io import write_bytes_atomic, write_text_atomic
 from neuroclass.models import Classifier, create
 from neuroclass.models.registry import split_name
@@ -128,6 +129,8 @@ def load_model(folder: Path) -> tuple[Classifier | ClassicalModel, dict]:
     if meta["family"] in CLASSICAL:
         return load_classical(folder, meta), meta
     state = read_weights(folder)
+    if meta["family"] == GLASSBOX:  # the NumPy network; its weights under their own names
+        return load_glassbox(meta, state, str(folder / "model.safetensors")), meta
     mean, std = state["standardize.mean"], state["standardize.std"]
     cfg = ModelConfig(name=meta["family"], init="default", options=meta["options"])
     model = create(cfg, tuple(meta["input_shape"]), len(meta["classes"]), mean, std)
