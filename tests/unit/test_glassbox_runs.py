@@ -18,6 +18,7 @@ from neuroclass.runs import RunFolder
 from neuroclass.runs.glassbox_module import GlassboxModule
 from neuroclass.training.families import check_family_config, family_names
 from neuroclass.training.glassbox_fit import run_options
+from neuroclass.training.throughput import count_flops
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +49,7 @@ def test_the_run_folder_holds_the_networks_weights_and_options(budget_run):
     assert weights["dense0.weight"].shape == (64, 200) and weights["dense0.weight"].dtype == np.float32
     predictor = load_run(budget_run.path)
     assert isinstance(predictor.model, GlassboxModule)
+    assert count_flops(predictor.model, (1, 8, 8)) == 2 * (64 * 200 + 200 * 10)  # counted, not seen by torch
     np.testing.assert_array_equal(predictor.model.network.state_dict()["dense1.weight"], weights["dense1.weight"])
 
 

@@ -29,6 +29,7 @@ from torch import nn
 
 from neuroclass.errors import NeuroclassError
 from neuroclass.glassbox import Network, glassbox_options
+from neuroclass.glassbox.layers import Dense
 
 GLASSBOX = "glassbox"  # the family's model.name
 # log(0) for a probability that underflowed: a finite floor keeps softmax and temperature defined
@@ -75,6 +76,12 @@ class GlassboxModule(nn.Module):
         proba = self.network.predict_proba(input_rows(x))  # (B, K), rows summing to 1
         log_p = np.log(np.maximum(proba, np.float32(MIN_PROBABILITY)))
         return torch.from_numpy(log_p).to(x.device if isinstance(x, torch.Tensor) else "cpu")
+
+    def flops_per_example(self) -> int:
+        """Forward FLOPs for one example, a multiply-add counting 2 (as torch's FlopCounterMode
+        counts matrix products): 2 * D_in * D_out for each dense layer. The forward pass runs in
+        NumPy, where torch's counter sees nothing."""
+        return sum(2 * int(layer.weight.size) for layer in self.network.layers if isinstance(layer, Dense))
 
     def extra_repr(self) -> str:
         o = self.network.options
