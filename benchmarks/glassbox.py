@@ -19,7 +19,7 @@ Time is training only: each epoch's test accuracy is measured off the clock. "ti
 of the first epoch at or above X.
 
     python benchmarks/glassbox.py [--data digits,fashion-mnist] [--epochs 20] [--example-epochs 3]
-                                  [--only classic,modern,...] [--threads N] [--quick]
+                                  [--only classic,modern,...] [--threads 1] [--quick]
 
 --quick: digits only, 2 epochs each (1 for the one-example contenders): checks the script in
 seconds; its numbers mean nothing.
@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -265,8 +264,9 @@ def parse_args(argv=None):
                         help="epochs of the one-example-per-update contenders, classic and loop (default 3)")
     parser.add_argument("--only", default=",".join(NAMES), help=f"comma-separated contenders (default all: "
                         f"{', '.join(NAMES)})")
-    parser.add_argument("--threads", type=int, default=os.cpu_count(),
-                        help="BLAS / torch threads for every contender (default: the logical cores)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="BLAS / torch threads for every contender (default 1, as the glassbox family trains "
+                             "in a run: these products are too small to share among threads)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="smoke test: digits, 2 epochs (1 per example)")
     opts = parser.parse_args(argv)
