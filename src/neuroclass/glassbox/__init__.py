@@ -10,7 +10,7 @@ cross-entropy, Adam, mini-batches), are values of the same options.
 >>> from sklearn.datasets import load_digits
 >>> x, y = load_digits(return_X_y=True)
 >>> net = Network(glassbox_options({"preset": "modern"}), n_inputs=64, n_classes=10, seed=0)
->>> history = fit(net, (x / 16).astype("float32"), y, epochs=2)
+>>> history = fit(net, (x / 16).astype("float32"), y, epochs=2, threads=1)
 >>> len(history.epochs)
 2
 """

@@ -35,8 +35,8 @@ from neuroclass.training.checkpoint_writer import CheckpointWriter
 from neuroclass.training.classical_fit import classical_inputs, fit_on_splits
 from neuroclass.training.families import (check_family_config, check_features, is_classical, is_glassbox,
                                           recorded_options)
-from neuroclass.training.glassbox_fit import build_glassbox, fit_glassbox
 from neuroclass.training.finetune import FineTuning, prepare_fine_tuning, resolve_transfer
+from neuroclass.training.glassbox_fit import build_glassbox, fit_glassbox
 from neuroclass.training.resolution import plan_input
 from neuroclass.training.state import TrainState
 from neuroclass.training.trainer import Trainer
