@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -27,14 +27,17 @@ from neuroclass.classical.model import ClassicalModel
 from neuroclass.models import Classifier, create
 from neuroclass.models.registry import resolve_default_model
 from neuroclass.runs import model_metadata
+from neuroclass.runs.glassbox_module import GlassboxModule
 from neuroclass.training.budget import plan_for_budget, reserve_examples, trained_shift
 from neuroclass.training.callbacks import Callback, StopRequest
 from neuroclass.training.checkpoint import Checkpoint
 from neuroclass.training.checkpoint_writer import CheckpointWriter
 from neuroclass.training.embeddings import check_encoding, embedding_inputs
 from neuroclass.training.classical_fit import classical_inputs, fit_on_splits
-from neuroclass.training.families import check_family_config, check_features, is_classical, recorded_options
+from neuroclass.training.families import (check_family_config, check_features, is_classical, is_glassbox,
+                                          recorded_options)
 from neuroclass.training.finetune import FineTuning, prepare_fine_tuning, resolve_transfer
+from neuroclass.training.glassbox_fit import build_glassbox, fit_glassbox
 from neuroclass.training.resolution import plan_input
 from neuroclass.training.state import TrainState
 from neuroclass.training.trainer import Trainer
@@ -155,6 +158,8 @@ def build(prep: Prepared) -> tuple[Classifier, FineTuning]:
     if is_classical(prep.cfg.model.name):  # fitted in fit(); nothing to load or fine-tune
         features = None if prep.cfg.data.features == "none" else prep.cfg.data.features
         return ClassicalModel(prep.cfg.model.name, features=features), FineTuning()
+    if is_glassbox(prep.cfg.model.name):  # the NumPy network, trained by its own loop in fit()
+        return build_glassbox(prep.cfg, prep.input_shape, len(ds.classes)), FineTuning()
     model = create(prep.cfg.model, prep.input_shape, len(ds.classes), prep.mean, prep.std)
     return model, prepare_fine_tuning(model, prep.cfg, prep.input_shape, ds.classes)
 
@@ -170,6 +175,8 @@ def fit(prep: Prepared, model: Classifier, tuning: FineTuning, callbacks: list[C
     if isinstance(model, ClassicalModel):  # fitted once, within the deadline; no checkpoints
         return fit_on_splits(model, cfg, splits, len(prep.dataset.classes), prep.deadline, prep.clock,
                              prep.report_reserve.seconds)
+    if isinstance(model, GlassboxModule):  # its own loop, within the deadline; no checkpoints
+        return fit_glassbox(model, cfg, splits, prep.deadline, prep.clock, prep.report_reserve.seconds)
     # the writer last: it saves what every other callback did in the step or epoch (the stop
     # request's stop, a user callback's state)
     writer = [] if checkpoints is None else [
@@ -210,7 +217,9 @@ def finalize(prep: Prepared, model: Classifier, state: TrainState) -> Finished:
     val_metrics = None
     if val_logits is not None and len(val_y):
         val_metrics = classification_metrics(val_y.numpy(), policy.probabilities(val_logits), ds.classes)
-    meta = model_metadata(cfg.model, recorded_options(cfg.model),
+    # the glass-box network records the options it trained with, the config's settings included
+    options = asdict(model.network.options) if isinstance(model, GlassboxModule) else recorded_options(cfg.model)
+    meta = model_metadata(cfg.model, options,
                           prep.input_shape, ds.classes, ds.kind,
                           {k: v for k, v in ds.preprocessing.items() if k in MODEL_INPUT_KEYS},
                           policy.as_dict())

@@ -8,7 +8,8 @@ A classical family (classical/: scikit-learn, XGBoost, LightGBM) is saved in its
 format beside them, never pickled: model.ubj (XGBoost UBJSON), model.lgb.txt (LightGBM's text),
 model.skops (scikit-learn through skops, loaded with an explicit list of trusted types); model.json
 names the file under "classical", with the image features (HOG/LBP) the model computes first, and
-model.safetensors holds no tensors.
+model.safetensors holds no tensors. The glass-box network (NumPy) keeps its weights in
+model.safetensors under its own names, dense0.weight (D_in, D_out), ... (runs/glassbox_module.py).
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from neuroclass.errors import NeuroclassError
 from neuroclass.io import write_bytes_atomic, write_text_atomic
 from neuroclass.models import Classifier, create
 from neuroclass.models.registry import split_name
+from neuroclass.runs.glassbox_module import GLASSBOX, GlassboxModule, load_glassbox
 
 # 2: the inference policy under "inference" (version 1 held "temperature", "tta" and "tta_shift"
 # at the top level; it is still read). 3: a table read from a file records its schema under
@@ -120,14 +122,17 @@ def read_metadata(folder: Path) -> dict:
     return meta
 
 
-def load_model(folder: Path) -> tuple[Classifier | ClassicalModel, dict]:
+def load_model(folder: Path) -> tuple[Classifier | ClassicalModel | GlassboxModule, dict]:
     """Rebuild the network from model.json and load its weights from model.safetensors (a
-    classical model: from its native file, ``load_classical``)."""
+    classical model: from its native file, ``load_classical``; the glass-box network:
+    ``glassbox_module.load_glassbox``)."""
     folder = Path(folder)
     meta = read_metadata(folder)
     if meta["family"] in CLASSICAL:
         return load_classical(folder, meta), meta
     state = read_weights(folder)
+    if meta["family"] == GLASSBOX:  # the NumPy network; its weights under their own names
+        return load_glassbox(meta, state, str(folder / "model.safetensors")), meta
     mean, std = state["standardize.mean"], state["standardize.std"]
     cfg = ModelConfig(name=meta["family"], init="default", options=meta["options"])
     model = create(cfg, tuple(meta["input_shape"]), len(meta["classes"]), mean, std)

@@ -31,7 +31,7 @@ from neuroclass.models import create
 from neuroclass.models.sizing import AUTO, family_of
 from neuroclass.training.resolution import required_examples
 from neuroclass.training.sizing import choose_size, timed_epochs
-from neuroclass.training.families import is_classical
+from neuroclass.training.families import is_classical, is_glassbox
 from neuroclass.training.finetune import transfer_source
 from neuroclass.training.trainer import resolve_batch_size
 
@@ -163,8 +163,9 @@ def plan_for_budget(cfg: Config, splits: data_mod.Splits, input_shape: tuple[int
     """The config a time-budgeted run trains with, and what was decided (for timing.json).
     ``deadline`` is a reading of ``clock`` (seconds). ``photos``: the data are photos
     (data/survey.py), which get the photo augmentation with or without a budget. A classical
-    family (training/families.py) has no size to pick and trains on no augmented batches."""
-    if is_classical(cfg.model.name):
+    family and the glass-box network (training/families.py) have no size to pick and train on no
+    augmented batches."""
+    if is_classical(cfg.model.name) or is_glassbox(cfg.model.name):
         return cfg, {"model_size": None, "auto_augment": None}
     if deadline is None:
         cfg, augment = augment_for_budget(cfg, splits, None, photos)

@@ -20,6 +20,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from neuroclass.device import fused_optimizer, keep_freed_memory, memory_format
+from neuroclass.runs.glassbox_module import GlassboxModule
 
 
 def _sync(device: torch.device) -> None:
@@ -41,6 +42,8 @@ def count_flops(model: nn.Module, input_shape: tuple[int, ...]) -> int:
     Counts matrix products and convolutions, as torch.utils.flop_counter does; training costs
     about 3x this (forward + backward for inputs and weights).
     """
+    if isinstance(model, GlassboxModule):  # a NumPy forward pass: nothing for torch's counter to see
+        return model.flops_per_example()
     was_training = model.training
     model.eval()
     param = next(model.parameters(), None)

@@ -1,0 +1,152 @@
+"""Gradient descent and its refinements: each ``step(params)`` moves every parameter a little
+against its gradient, in place, scaled by the learning rate ``lr``.
+
+The penalties come first: L2 adds ``l2 * W`` to a weight's gradient (the gradient of
+``l2 / 2 * sum W^2``: "weight decay"), L1 adds ``l1 * sign(W)`` (of ``l1 * sum |W|``), to the
+parameters marked ``penalised`` (dense weights). The formulas follow torch.optim's documentation
+for the same settings, which the tests check step by step.
+
+>>> from neuroclass.glassbox.layers import Param
+>>> w = Param("w", np.ones(2, np.float32), np.full(2, 0.5, np.float32), True)
+>>> SGD(lr=0.1).step([w]); w.value
+array([0.95, 0.95], dtype=float32)
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from neuroclass.glassbox.layers import Param
+
+
+def add_penalties(params: list[Param], l1: float, l2: float) -> None:
+    """Add the L1 / L2 penalties' gradients to each penalised parameter's ``grad``, in place."""
+    if not (l1 or l2):
+        return
+    for p in params:
+        if not p.penalised:
+            continue
+        if l2:
+            p.grad += l2 * p.value
+        if l1:
+            p.grad += l1 * np.sign(p.value)
+
+
+def state(store: dict[str, np.ndarray], p: Param) -> np.ndarray:
+    """The optimiser's array for parameter ``p`` in ``store``: zeros like it at first, then the same
+    array at every step (updated in place, never allocated again)."""
+    array = store.get(p.name)
+    if array is None:
+        array = store[p.name] = np.zeros_like(p.value)
+    return array
+
+
+class SGD:
+    """Plain gradient descent: w <- w - lr * g (Rumelhart, Hinton & Williams 1986).
+
+    With ``momentum`` mu > 0, a velocity accumulates the gradients: v <- mu v + g; w <- w - lr v
+    (Polyak 1964's heavy ball, in torch.optim.SGD's form), so steps grow along directions the
+    gradient keeps pointing to and cancel where it zig-zags.
+    """
+
+    def __init__(self, lr: float, momentum: float = 0.0, l1: float = 0.0, l2: float = 0.0) -> None:
+        self.lr, self.momentum, self.l1, self.l2 = lr, momentum, l1, l2
+        self.velocity: dict[str, np.ndarray] = {}
+        self.scratch: dict[str, np.ndarray] = {}
+
+    def step(self, params: list[Param]) -> None:
+        add_penalties(params, self.l1, self.l2)
+        for p in params:
+            g = p.grad
+            if self.momentum:
+                v = self.velocity.get(p.name)
+                if v is None:  # the first step starts the velocity at the gradient, as torch does
+                    v = self.velocity[p.name] = g.copy()
+                else:
+                    v *= self.momentum
+                    v += g
+                g = v
+            change = state(self.scratch, p)  # reused at every step: no allocation
+            np.multiply(g, self.lr, out=change)
+            p.value -= change
+
+
+class RMSProp:
+    """RMSProp (Hinton, Srivastava & Swersky 2012, Neural Networks for Machine Learning, lecture
+    6e): each parameter's step is divided by a running root-mean-square of its recent gradients,
+    s <- rho s + (1 - rho) g^2; w <- w - lr g / (sqrt(s) + eps), so that parameters with small
+    gradients still move and those with large ones do not overshoot. (torch.optim.RMSprop with
+    alpha=rho.)
+    """
+
+    def __init__(self, lr: float, rho: float = 0.9, eps: float = 1e-8, l1: float = 0.0, l2: float = 0.0) -> None:
+        self.lr, self.rho, self.eps, self.l1, self.l2 = lr, rho, eps, l1, l2
+        self.square: dict[str, np.ndarray] = {}
+        self.scratch: dict[str, np.ndarray] = {}
+
+    def step(self, params: list[Param]) -> None:
+        add_penalties(params, self.l1, self.l2)
+        for p in params:
+            s, tmp = state(self.square, p), state(self.scratch, p)
+            s *= self.rho
+            np.multiply(p.grad, p.grad, out=tmp)
+            tmp *= 1 - self.rho
+            s += tmp
+            np.sqrt(s, out=tmp)  # the denominator, in the same buffer
+            tmp += self.eps
+            np.divide(p.grad, tmp, out=tmp)
+            tmp *= self.lr
+            p.value -= tmp
+
+
+class Adam:
+    """Adam (Kingma & Ba 2015, algorithm 1): running averages of the gradient (m) and of its square
+    (v), corrected for starting at zero, give each parameter its own step size:
+    m <- b1 m + (1 - b1) g;  v <- b2 v + (1 - b2) g^2;
+    w <- w - lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)  (torch.optim.Adam's form).
+    """
+
+    def __init__(self, lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 l1: float = 0.0, l2: float = 0.0) -> None:
+        self.lr, self.betas, self.eps, self.l1, self.l2 = lr, betas, eps, l1, l2
+        self.t = 0
+        self.m: dict[str, np.ndarray] = {}
+        self.v: dict[str, np.ndarray] = {}
+        self.scratch: dict[str, np.ndarray] = {}
+
+    def step(self, params: list[Param]) -> None:
+        add_penalties(params, self.l1, self.l2)
+        self.t += 1
+        b1, b2 = self.betas
+        step_size = self.lr / (1 - b1 ** self.t)
+        root_correction = math.sqrt(1 - b2 ** self.t)
+        for p in params:
+            m, v = state(self.m, p), state(self.v, p)
+            tmp = state(self.scratch, p)  # reused at every step: no allocation
+            m *= b1
+            np.multiply(p.grad, 1 - b1, out=tmp)
+            m += tmp
+            v *= b2
+            np.multiply(p.grad, p.grad, out=tmp)
+            tmp *= 1 - b2
+            v += tmp
+            np.sqrt(v, out=tmp)  # the denominator, in the same buffer
+            tmp *= 1 / root_correction
+            tmp += self.eps
+            np.divide(m, tmp, out=tmp)
+            tmp *= step_size
+            p.value -= tmp
+
+
+def make_optimizer(name: str, lr: float, momentum: float, l1: float, l2: float) -> SGD | RMSProp | Adam:
+    """The optimiser ``name`` (sgd, momentum, rmsprop, adam) with its defaults otherwise.
+
+    >>> type(make_optimizer("momentum", 0.1, 0.9, 0.0, 0.0)).__name__
+    'SGD'
+    """
+    if name in ("sgd", "momentum"):
+        return SGD(lr, momentum if name == "momentum" else 0.0, l1, l2)
+    if name == "rmsprop":
+        return RMSProp(lr, l1=l1, l2=l2)
+    return Adam(lr, l1=l1, l2=l2)
