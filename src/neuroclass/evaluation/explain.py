@@ -6,8 +6,9 @@ weighted sums, biases, what each input adds (w_i * x_i) and the activations (exp
 NumPy); the output probabilities (softmax with the run's calibration temperature); with a label,
 the loss, its gradient for the last layer and the probabilities after one gradient step; the
 first layer's weights, a feature map per stage (explain_trace.py); attribution maps over the input
-(explain_attribution.py, Captum). ``write_explanation`` turns it into one self-contained HTML
-page (explain_page.py) with the numbers as JSON beside it.
+(explain_attribution.py, Captum). A run of the NumPy ``glassbox`` family is explained from the
+network's own trace and gradients (explain_glassbox.py). ``write_explanation`` turns it into one
+self-contained HTML page (explain_page.py) with the numbers as JSON beside it.
 
 Example::
 
@@ -28,11 +29,13 @@ from neuroclass.errors import NeuroclassError
 from neuroclass.evaluation.explain_attribution import Attribution, check_method, grad_cam_maps, input_maps
 from neuroclass.evaluation.explain_input import (baseline_words, input_names, open_neural_run, pick_example,
                                                  pixels, seen_input)
-from neuroclass.evaluation.explain_steps import DenseLayer, OutputStep, UpdateStep, last_layer_update, output_step
+from neuroclass.evaluation.explain_steps import (DenseLayer, Loss, OutputStep, UpdateStep, last_layer_update,
+                                                 output_step)
 from neuroclass.evaluation.explain_trace import (FirstLayer, StageMap, dense_layers, first_layer,
                                                  grad_cam_layer, head_input, stage_maps, trace_network)
 from neuroclass.inference import InferencePolicy
 from neuroclass.models.registry import OutputKind
+from neuroclass.runs.glassbox_module import GlassboxModule
 
 
 @dataclass
@@ -41,7 +44,10 @@ class Explanation:
     uint8 image or (D_raw,) float32 table row), ``seen`` what the network sees (float32, the
     model's input shape, after the run's preprocessing and standardization), ``input_names`` one
     name per entry of ``seen`` flattened; ``predictor_probabilities`` (K,) the run's Predictor's
-    (with its test-time views, if any); ``update``: None without a label or a dense head."""
+    (with its test-time views, if any); ``update``: None without a label or a dense head.
+    ``standardized``: ``seen`` is the input standardized with the run's mean and std (False: the
+    pixels / 255 or the preprocessed row as they are); ``numpy_network``: the network runs in NumPy
+    (glassbox), its maps computed through its own backward pass rather than Captum."""
 
     run: Path
     family: str
@@ -61,6 +67,8 @@ class Explanation:
     first: FirstLayer | None
     stages: list[StageMap]
     attributions: list[Attribution]
+    standardized: bool = True
+    numpy_network: bool = False
     notes: list[str] = field(default_factory=list)
     page: Path | None = None  # the HTML page, once ``write_explanation`` has written it
 
@@ -71,7 +79,8 @@ def explain_run(run: str | Path, file: str | Path | None = None, index: int | No
     """Explain the prediction of ``run`` for ``file`` (an image, or a table's first row; ``label``:
     its true class name, if known) or for example ``index`` of the run's test split (default 0).
     ``attribution``: "integrated_gradients" or "saliency" for the maps over the input (conv
-    networks get Grad-CAM besides). Raises NeuroclassError naming the field for a missing run,
+    networks get Grad-CAM besides; a glassbox run's maps are computed in NumPy through its own
+    backward pass). Raises NeuroclassError naming the field for a missing run,
     an ensemble or classical run, an index out of range, a label that is not a class.
 
     Example::
@@ -82,6 +91,10 @@ def explain_run(run: str | Path, file: str | Path | None = None, index: int | No
     check_method(attribution)
     folder, predictor = open_neural_run(run, device)
     example = pick_example(folder, predictor, file, index, label)
+    if isinstance(predictor.model, GlassboxModule):
+        from neuroclass.evaluation.explain_glassbox import explain_glassbox  # it builds on this module
+
+        return explain_glassbox(folder, predictor, example, attribution)
     model = predictor.model
     seen, baseline = seen_input(predictor, example.x)
     trace = trace_network(model, seen)
@@ -104,7 +117,7 @@ def explain_run(run: str | Path, file: str | Path | None = None, index: int | No
         policy=predictor.policy, update=None, head=trace.head,
         first=first_layer(trace, dense) if seen.ndim == 4 else None, stages=stages, attributions=maps)
     found.update = _update(found, trace, model, folder.config().optim.lr)
-    found.notes = _notes(found, cam)
+    found.notes = page_notes(found, cam)
     return found
 
 
@@ -120,7 +133,7 @@ def _update(found: Explanation, trace, model, lr: float) -> UpdateStep | None:
                              found.output.label, lr, found.output.temperature)
 
 
-def _notes(found: Explanation, cam: str | None) -> list[str]:
+def page_notes(found: Explanation, cam: str | None) -> list[str]:
     """What the page should say about what it could not show, or showed approximately."""
     notes = []
     if found.policy.tta != "none":
@@ -173,19 +186,43 @@ def write_explanation(found: Explanation, out: str | Path | None = None) -> Path
     return found.page
 
 
+def loss_formula(out: OutputStep) -> str:
+    """The training loss of ``out`` as a formula, for the page and the terminal.
+
+    >>> loss_formula(output_step(np.zeros(2), 1.0, 1))
+    '-log softmax(z)[true]'
+    """
+    if out.loss_kind is Loss.SQUARED_ERROR:
+        low, high = out.targets
+        return f"1/2 sum_k (sigmoid(z_k) - target_k)^2, targets {high:g} (true) and {low:g}"
+    return "-log softmax(z)[true]"
+
+
+def probability_words(out: OutputStep) -> str:
+    """How ``out``'s probabilities are made from its logits, in a few words."""
+    calibrated = out.temperature != 1.0
+    if out.output == "sigmoid":
+        scaled = (f"; softmax of their log / T = {out.temperature:.3g}, the run's calibration" if calibrated
+                  else "; the run has no calibration temperature")
+        return "sigmoid of each logit, divided by their sum" + scaled
+    return (f"softmax of the logits / T = {out.temperature:.3g}, the run's calibration" if calibrated
+            else "softmax of the logits; the run has no calibration temperature")
+
+
 def summary_lines(found: Explanation) -> list[str]:
     """A few lines for the terminal: the input, the prediction, the loss and the update, the
     most active unit of each dense layer, the attribution methods, the page once written."""
     out, classes = found.output, found.classes
-    temperature = (f"softmax of the logits / T = {out.temperature:.3g}, the run's calibration"
-                   if out.temperature != 1.0 else "softmax of the logits; the run has no calibration temperature")
     lines = [f"explained {found.source} with {found.family} from {found.run}",
-             f"prediction: {classes[out.predicted]} {out.probabilities[out.predicted]:.4f} ({temperature})"]
+             f"prediction: {classes[out.predicted]} {out.probabilities[out.predicted]:.4f} ({probability_words(out)})"]
     if out.label is not None:
-        lines.append(f"true label: {classes[out.label]}; loss -log softmax(z)[{classes[out.label]}] = {out.loss:.4f}")
+        formula = loss_formula(out).replace("[true]", f"[{classes[out.label]}]")
+        lines.append(f"true label: {classes[out.label]}; loss {formula} = {out.loss:.4f}")
     if found.update is not None:
         u, y = found.update, out.label
-        lines.append(f"one step W -= lr * dL/dW on {found.head} (lr {u.lr:g}): p({classes[y]}) "
+        step = (f"one {u.optimizer} step on every layer" if u.every_layer
+                else f"one step W -= lr * dL/dW on {found.head}")
+        lines.append(f"{step} (lr {u.lr:g}): p({classes[y]}) "
                      f"{out.probabilities[y]:.4f} -> {u.new_probabilities[y]:.4f}, "
                      f"loss {u.loss:.4f} -> {u.new_loss:.4f}")
     for layer in found.dense[:-1]:

@@ -15,6 +15,7 @@ from neuroclass.evaluation.report.importance import feature_labels
 from neuroclass.inference import Predictor
 from neuroclass.models.layers import Classifier
 from neuroclass.runs import RunFolder, is_ensemble_folder
+from neuroclass.runs.glassbox_module import GlassboxModule
 
 
 @dataclass
@@ -30,8 +31,9 @@ class Example:
 
 
 def open_neural_run(run: str | Path, device: str = "auto") -> tuple[RunFolder, Predictor]:
-    """The run folder and its Predictor. Raises NeuroclassError for a missing or incomplete folder,
-    an ensemble folder, or a run of a classical family (whose model has no layers to show).
+    """The run folder and its Predictor (a torch Classifier, or the NumPy GlassboxModule). Raises
+    NeuroclassError for a missing or incomplete folder, an ensemble folder, or a run of a classical
+    family (whose model has no layers to show).
 
     Example::
 
@@ -42,10 +44,10 @@ def open_neural_run(run: str | Path, device: str = "auto") -> tuple[RunFolder, P
         raise NeuroclassError(f"RUN '{run}': an ensemble of runs, not one network; explain one of its "
                               "members (listed in its ensemble.json)")
     predictor = Predictor.from_folder(folder, device)
-    if not isinstance(predictor.model, Classifier):
+    if not isinstance(predictor.model, (Classifier, GlassboxModule)):
         family = predictor.meta.get("family", "classical")
         raise NeuroclassError(f"RUN '{run}': a {family} run; explain covers neural families (mlp, cnn, "
-                              f"resnet, ...); for what drives a {family} model see the permutation "
+                              f"resnet, glassbox, ...); for what drives a {family} model see the permutation "
                               f"importance section of its report (neuroclass report {run})")
     return folder, predictor
 

@@ -12,16 +12,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from neuroclass.evaluation.explain import Explanation
+from neuroclass.evaluation.explain import Explanation, loss_formula
 from neuroclass.evaluation.explain_pictures import (heat_uri, overlay_uri, picture_uri, signed_picture_uri,
                                                     strongest_channels)
-from neuroclass.evaluation.explain_steps import DenseLayer, DenseStep, Neuron, softmax
+from neuroclass.evaluation.explain_steps import DenseLayer, DenseStep, Loss, Neuron, OutputStep, softmax
 from neuroclass.evaluation.report.html import cards, esc, example, fmt, key_values, note, page, section, table
 
 GRID_SIDE = 28  # the numbers of at most this many rows and columns are printed
 MAPS_SHOWN = 12  # feature maps per stage
 TABLE_FEATURES = 20  # rows of a table run's attribution table
 GRID_STYLE = 'style="font-size:9px;line-height:1.1"'
+LOSS_NAMES = {Loss.CROSS_ENTROPY: "cross-entropy", Loss.SQUARED_ERROR: "squared error"}
 
 
 def render_page(found: Explanation, json_name: str) -> str:
@@ -57,7 +58,7 @@ def _summary(found: Explanation) -> tuple[str, str]:
     items = [(found.classes[out.predicted], "predicted class"),
              (fmt(float(out.probabilities[out.predicted])), "its probability")]
     if out.label is not None:
-        items += [(found.classes[out.label], "true label"), (fmt(out.loss), "loss (cross-entropy)")]
+        items += [(found.classes[out.label], "true label"), (fmt(out.loss), f"loss ({LOSS_NAMES[out.loss_kind]})")]
     if found.update is not None:
         items.append((fmt(float(found.update.new_probabilities[out.label])), "p(true) after one step"))
     pairs = [("run", str(found.run)), ("model family", found.family), ("input", found.source),
@@ -71,9 +72,9 @@ def _summary(found: Explanation) -> tuple[str, str]:
 def _input(found: Explanation) -> tuple[str, str]:
     if found.kind == "table":
         rows = [[name, fmt(float(v))] for name, v in zip(found.input_names, found.seen.reshape(-1))]
+        then = "and the model's standardization" if found.standardized else "which the network takes as it is"
         return ("The row as the network sees it: each feature after the run's preprocessing (imputing, "
-                "scaling, one-hot columns) and the model's standardization.",
-                table(["feature", "value seen"], rows, numeric={1}))
+                f"scaling, one-hot columns), {then}.", table(["feature", "value seen"], rows, numeric={1}))
     seen = found.seen
     size = f"{found.raw.shape[2]}x{found.raw.shape[1]} pixels"
     body = ('<div class="gallery">' + example(picture_uri(found.raw), ["the input", size])
@@ -82,10 +83,12 @@ def _input(found: Explanation) -> tuple[str, str]:
     rows = [[f"{v:.2f}" for v in row] for row in channel]
     cropped = "" if channel.shape == seen.shape[1:] else f" (the top-left {channel.shape[0]}x{channel.shape[1]})"
     grid = table([str(i) for i in range(channel.shape[1])], rows, numeric=set(range(channel.shape[1])))
-    body += note(f"The numbers of channel 0{cropped}: (pixel / 255 - mean) / std, with the run's mean and std.")
+    formula = "(pixel / 255 - mean) / std, with the run's mean and std" if found.standardized else "pixel / 255"
+    body += note(f"The numbers of channel 0{cropped}: {formula}.")
     body += f"<div {GRID_STYLE}>{grid}</div>"
-    return ("The image, and the numbers the network takes in: each pixel scaled to 0..1 and standardized "
-            "with the mean and spread of the training images.", body)
+    scaled = ("scaled to 0..1 and standardized with the mean and spread of the training images" if found.standardized
+              else "scaled to 0..1 (pixel / 255), which this network takes as it is, without standardization")
+    return f"The image, and the numbers the network takes in: each pixel {scaled}.", body
 
 
 def _dense(found: Explanation) -> tuple[str, str]:
@@ -139,44 +142,96 @@ def _terms(neuron: Neuron, step: DenseStep, found: Explanation, names: list[str]
 
 def _output(found: Explanation) -> tuple[str, str]:
     out, k = found.output, len(found.classes)
-    raw = softmax(out.logits)
     order = np.argsort(-out.probabilities, kind="stable")
-    views = found.policy.tta != "none"
-    headers = (["class", "logit z", "softmax(z)", f"softmax(z / {out.temperature:.3g})"]
-               + (["Predictor (views)"] if views else []))
-    rows = [[found.classes[i] + (" (true)" if i == out.label else ""), fmt(float(out.logits[i])), fmt(float(raw[i])),
-             fmt(float(out.probabilities[i]))] + ([fmt(float(found.predictor_probabilities[i]))] if views else [])
+    if out.output == "sigmoid":
+        columns, words = _sigmoid_columns(out, k)
+    else:
+        columns = [("logit z", out.logits), ("softmax(z)", softmax(out.logits)),
+                   (f"softmax(z / {out.temperature:.3g})", out.probabilities)]
+        calibration = (f"The run was calibrated on its validation split: logits are divided by T = "
+                       f"{out.temperature:.4g} before the softmax." if out.temperature != 1.0 else
+                       "The run has no calibration temperature (T = 1).")
+        words = (f"softmax turns the {k} logits into probabilities: p_k = exp(z_k / T) / sum_j exp(z_j / T). "
+                 + calibration)
+    if found.policy.tta != "none":
+        columns.append(("Predictor (views)", found.predictor_probabilities))
+    headers = ["class"] + [name for name, _ in columns]
+    rows = [[found.classes[i] + (" (true)" if i == out.label else "")] + [fmt(float(v[i])) for _, v in columns]
             for i in order[:min(k, 20)]]
-    calibration = (f"The run was calibrated on its validation split: logits are divided by T = {out.temperature:.4g} "
-                   "before the softmax." if out.temperature != 1.0 else
-                   "The run has no calibration temperature (T = 1).")
-    return (f"softmax turns the {k} logits into probabilities: p_k = exp(z_k / T) / sum_j exp(z_j / T). "
-            + calibration, table(headers, rows, numeric=set(range(1, len(headers)))))
+    return words, table(headers, rows, numeric=set(range(1, len(headers))))
+
+
+def _sigmoid_columns(out: OutputStep, k: int) -> tuple[list[tuple[str, np.ndarray]], str]:
+    """The output table's columns and words for sigmoid outputs: each on its own, then divided by
+    their sum (and calibrated), as the run's predictions make them."""
+    shares = out.outputs / max(float(out.outputs.sum()), 1e-30)
+    columns = [("weighted sum z", out.logits), ("sigmoid(z)", out.outputs), ("sigmoid(z) / sum", shares)]
+    words = (f"Each of the {k} output neurons squashes its weighted sum with the sigmoid, a_k = 1 / (1 + e^-z_k), "
+             "on its own, so the outputs need not add up to 1; the run's predictions divide them by their sum, "
+             "p_k = a_k / sum_j a_j")
+    if out.temperature == 1.0:
+        return columns, words + ". The run has no calibration temperature (T = 1)."
+    columns.append((f"softmax(log(p) / {out.temperature:.3g})", out.probabilities))
+    return columns, words + (f", then calibrate them on the validation split's T = {out.temperature:.4g}: "
+                             "softmax(log p / T).")
 
 
 def _gradient(found: Explanation) -> tuple[str, str]:
     out, u, y = found.output, found.update, found.output.label
-    p_train = softmax(out.logits)  # the training loss's probabilities: no temperature
-    rows = [[found.classes[i], fmt(float(p_train[i])), int(i == y), fmt(float(u.grad_logits[i])),
-             fmt(float(u.new_logits[i])), fmt(float(out.probabilities[i])), fmt(float(u.new_probabilities[i]))]
+    k = len(found.classes)
+    if out.loss_kind is Loss.SQUARED_ERROR:
+        low, high = out.targets
+        target = [high if i == y else low for i in range(k)]
+        signal = [("sigmoid(z) = a", [fmt(float(v)) for v in out.outputs]), ("target", [f"{t:g}" for t in target]),
+                  ("dL/dz = (a - target) a (1 - a)", [fmt(float(v)) for v in u.grad_logits])]
+    else:
+        signal = [("softmax(z)", [fmt(float(v)) for v in softmax(out.logits)]),  # the loss's: no temperature
+                  ("onehot", [int(i == y) for i in range(k)]), ("dL/dz = p - onehot", [fmt(float(v)) for v in u.grad_logits])]
+    columns = signal + [(name, [fmt(float(v)) for v in values]) for name, values in
+                        [("z after", u.new_logits), ("p before", out.probabilities), ("p after", u.new_probabilities)]]
+    rows = [[found.classes[i]] + [cells[i] for _, cells in columns]
             for i in np.argsort(-np.abs(u.grad_logits), kind="stable")[:20]]
+    change = u.last_layer_change
     largest = np.argsort(-np.abs(u.grad_weight), axis=None, kind="stable")[:8]
-    weights = [[found.classes[i], j, fmt(float(u.grad_weight[i, j])), fmt(float(-u.lr * u.grad_weight[i, j]))]
+    weights = [[found.classes[i], j, fmt(float(u.grad_weight[i, j])), fmt(float(change[i, j]))]
                for i, j in zip(*np.unravel_index(largest, u.grad_weight.shape))]
     before, after = fmt(float(out.probabilities[y])), fmt(float(u.new_probabilities[y]))
-    facts = [("loss L = -log softmax(z)[true]", fmt(u.loss)), ("learning rate (the run's optim.lr)", f"{u.lr:g}"),
-             ("loss after the step", fmt(u.new_loss)),
-             (f"p({found.classes[y]}) before -> after", f"{before} -> {after}")]
-    body = (key_values(facts)
-            + table(["class", "softmax(z)", "onehot", "dL/dz = p - onehot", "z after", "p before", "p after"], rows,
-                    numeric={1, 2, 3, 4, 5, 6})
+    rate = ("learning rate (the network's lr)", f"{u.lr:g}") if u.every_layer else \
+        ("learning rate (the run's optim.lr)", f"{u.lr:g}")
+    facts = [(f"loss L = {loss_formula(out)}", fmt(u.loss)), rate]
+    facts += [("optimiser", u.optimizer)] if u.every_layer else []
+    facts += [("loss after the step", fmt(u.new_loss)), (f"p({found.classes[y]}) before -> after", f"{before} -> {after}")]
+    step = f"change by the {u.optimizer} step" if u.every_layer else "change -lr * dL/dW"
+    body = (key_values(facts) + table(["class"] + [name for name, _ in columns], rows, numeric=set(range(1, 7)))
             + "<h3>The largest entries of dL/dW = outer(dL/dz, a_prev)</h3>"
-            + table(["class (row)", "input unit (column)", "dL/dW", "change -lr * dL/dW"], weights, numeric={1, 2, 3}))
-    return (f"Training lowers the cross-entropy loss of the true class. For the last layer ({found.head}) the "
-            "gradient is dL/dz = p - onehot(true) for the logits and dL/dW = outer(dL/dz, a_prev) for the weights "
-            "(a_prev: the layer's input). One plain step W -= lr * dL/dW, b -= lr * dL/dz is applied here and the "
-            "probabilities are computed again with the new weights (training itself uses the run's optimizer, "
-            "schedule and weight decay, over batches).", body)
+            + table(["class (row)", "input unit (column)", "dL/dW", step], weights, numeric={1, 2, 3}))
+    if u.changes:
+        body += "<h3>What the step changed in each layer</h3>" + table(
+            ["parameter", "shape", "largest |dL/dp|", "largest |change|", "mean |change|"],
+            [[c.name, "x".join(map(str, c.shape)), fmt(c.largest_gradient), fmt(c.largest_change), fmt(c.mean_change)]
+             for c in u.changes], numeric={2, 3, 4})
+    return _gradient_words(found), body
+
+
+def _gradient_words(found: Explanation) -> str:
+    out, u = found.output, found.update
+    if out.loss_kind is Loss.SQUARED_ERROR:
+        low, high = out.targets
+        loss = (f"Training lowers the squared error between the sigmoid outputs and their targets ({high:g} for the "
+                f"true class, {low:g} for the others). For the last layer ({found.head}) the gradient is "
+                "dL/dz = (a - target) a (1 - a) for the weighted sums (the error times the sigmoid's slope)")
+    else:
+        loss = (f"Training lowers the cross-entropy loss of the true class. For the last layer ({found.head}) the "
+                "gradient is dL/dz = p - onehot(true) for the logits")
+    loss += " and dL/dW = outer(dL/dz, a_prev) for the weights (a_prev: the layer's input)."
+    if not u.every_layer:
+        return loss + (" One plain step W -= lr * dL/dW, b -= lr * dL/dz is applied here and the probabilities are "
+                       "computed again with the new weights (training itself uses the run's optimizer, schedule and "
+                       "weight decay, over batches).")
+    return loss + (f" Backpropagation carries dL/dz down through every layer; one step of the run's optimiser "
+                   f"({u.optimizer}, learning rate {u.lr:g}) changes every weight and bias by what the network's own "
+                   "gradients() reports for this example, and the network computes the probabilities again with "
+                   "the new weights.")
 
 
 def _weights(found: Explanation) -> tuple[str, str]:
@@ -217,9 +272,10 @@ def _attribution(found: Explanation) -> tuple[str, str]:
         figures.append(example(heat_uri(heat, signed), caption) + example(overlay_uri(found.raw, heat, signed),
                                                                           caption[:1] + ["over the input"]))
     details = "".join(note(f"{a.method} ({a.role}: {found.classes[a.target]}): {a.detail}") for a in found.attributions)
+    cam = ("; Grad-CAM: where the last conv stage's maps supported the class"
+           if any(a.method == "Grad-CAM" for a in found.attributions) else "")
     return ("Which pixels moved the class's logit. Integrated gradients: red raised it, blue lowered it (summed "
-            "over colour channels); saliency: how strongly a small change of the pixel would move it; "
-            "Grad-CAM: where the last conv stage's maps supported the class.",
+            f"over colour channels); saliency: how strongly a small change of the pixel would move it{cam}.",
             '<div class="gallery">' + "".join(figures) + "</div>" + details)
 
 
@@ -233,13 +289,29 @@ def _table_attribution(found: Explanation) -> tuple[str, str]:
             "negative ones lowered it.", table(headers, rows, numeric=set(range(1, len(headers)))) + details)
 
 
+NUMPY_NETWORK_LINES = [
+    "Dense layers: the weights and biases are the trained network's; each layer's input, weighted sums, batch "
+    "normalisation and activations come from the network's own trace() of this input (NumPy, float32); the sums "
+    "and each input's share w_i * x_i are computed again in float64 beside them.",
+    "Loss, gradient and update: the network's own gradients() for this example and its label (the run's loss, the "
+    "output layer's error signal, every parameter's gradient and the change one step of its optimiser makes); the "
+    "step is applied to a copy of the network, which computes the probabilities again.",
+    "Attribution maps: computed in NumPy through the network's own backward pass, layer by layer; Captum, which "
+    "the other families' pages use, needs torch autograd, which a NumPy forward pass does not have."]
+REFERENCES = [
+    "Integrated gradients: Sundararajan, Taly and Yan 2017, Axiomatic Attribution for Deep Networks.",
+    "Saliency: Simonyan, Vedaldi and Zisserman 2014, Deep Inside Convolutional Networks."]
+
+
 def _method(found: Explanation) -> tuple[str, str]:
-    lines = ["Dense layers: the weights and biases are the trained model's; each layer's input is what the model's "
-             "own forward pass gave it; the sums, activations and softmax are computed again in NumPy (float64).",
-             "Integrated gradients: Sundararajan, Taly and Yan 2017, Axiomatic Attribution for Deep Networks.",
-             "Saliency: Simonyan, Vedaldi and Zisserman 2014, Deep Inside Convolutional Networks.",
-             "Grad-CAM: Selvaraju et al. 2017, Grad-CAM: Visual Explanations from Deep Networks via Gradient-based "
-             "Localization. The maps are computed with Captum."]
+    if found.numpy_network:
+        lines = NUMPY_NETWORK_LINES + REFERENCES
+    else:
+        lines = ["Dense layers: the weights and biases are the trained model's; each layer's input is what the "
+                 "model's own forward pass gave it; the sums, activations and softmax are computed again in NumPy "
+                 "(float64).", *REFERENCES,
+                 "Grad-CAM: Selvaraju et al. 2017, Grad-CAM: Visual Explanations from Deep Networks via "
+                 "Gradient-based Localization. The maps are computed with Captum."]
     methods = [[a.method, a.role, found.classes[a.target], a.detail] for a in found.attributions]
     return ("Where each number on this page comes from.",
             "".join(f"<p>{esc(line)}</p>" for line in lines) + table(["method", "for", "class", "detail"], methods))
@@ -257,9 +329,16 @@ def explanation_record(found: Explanation) -> dict:
                                for a in found.attributions],
               "dense": [_layer_record(layer) for layer in found.dense],
               "stages": [{"name": s.name, "shape": list(s.maps.shape)} for s in found.stages]}
+    record.update(output=out.output, loss_kind=out.loss_kind.value)
+    if out.outputs is not None:
+        record.update(outputs=out.outputs.tolist(), targets=list(out.targets) if out.targets else None)
     if u is not None:
         record["update"] = {"lr": u.lr, "grad_logits": u.grad_logits.tolist(), "new_logits": u.new_logits.tolist(),
-                            "new_probabilities": u.new_probabilities.tolist(), "loss": u.loss, "new_loss": u.new_loss}
+                            "new_probabilities": u.new_probabilities.tolist(), "loss": u.loss, "new_loss": u.new_loss,
+                            "optimizer": u.optimizer, "every_layer": u.every_layer,
+                            "changes": [{"name": c.name, "shape": list(c.shape), "largest_gradient": c.largest_gradient,
+                                         "largest_change": c.largest_change, "mean_change": c.mean_change}
+                                        for c in u.changes]}
     return record
 
 

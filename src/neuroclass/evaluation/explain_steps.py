@@ -15,6 +15,7 @@ Example::
 """
 from __future__ import annotations
 
+import enum
 import math
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -178,13 +179,25 @@ def _neuron(j: int, w: np.ndarray, b: float, x: np.ndarray, z: float, normalised
                   float(a), shown, total - float(products[order].sum()))
 
 
+class Loss(enum.Enum):
+    """The training loss an OutputStep reports and an UpdateStep differentiates."""
+
+    CROSS_ENTROPY = "cross_entropy"  # -log softmax(z)[label]
+    SQUARED_ERROR = "mse"  # 1/2 sum_k (a_k - target_k)^2 of sigmoid outputs a = sigmoid(z)
+
+
 @dataclass(frozen=True)
 class OutputStep:
     """The network's outputs turned into probabilities: ``logits`` (K,), ``temperature`` (the run's
     calibration, 1.0 when it has none), ``probabilities`` = softmax(logits / temperature) (what
     predictions report), ``predicted`` their argmax; with a ``label``: ``loss`` = -log
     softmax(logits)[label] (the cross-entropy training minimises, without the temperature) and
-    ``calibrated_loss`` = -log probabilities[label]."""
+    ``calibrated_loss`` = -log probabilities[label].
+
+    A network with sigmoid outputs (``output`` "sigmoid"; ``outputs`` (K,) = sigmoid(logits))
+    reports ``probabilities`` = the outputs divided by their sum, then the temperature
+    (softmax(log(outputs / sum) / temperature)); its ``loss`` is then ``loss_kind``'s, e.g. the
+    squared error against ``targets`` (wrong class, true class)."""
 
     logits: np.ndarray
     temperature: float
@@ -193,6 +206,10 @@ class OutputStep:
     label: int | None
     loss: float | None
     calibrated_loss: float | None
+    output: str = "softmax"  # "softmax" or "sigmoid": how the logits become the outputs
+    outputs: np.ndarray | None = None  # (K,) the sigmoid outputs; None for softmax
+    loss_kind: Loss = Loss.CROSS_ENTROPY
+    targets: tuple[float, float] | None = None  # Loss.SQUARED_ERROR's (wrong class, true class)
 
 
 def output_step(logits: np.ndarray, temperature: float = 1.0, label: int | None = None) -> OutputStep:
@@ -215,7 +232,13 @@ class UpdateStep:
     L = -log softmax(z)[label] with z = W a + b:
     dL/dz = p - onehot(label) (K,); dL/dW = outer(dL/dz, a) (K, D); dL/db = dL/dz;
     W' = W - lr dL/dW, b' = b - lr dL/db; ``new_logits`` = W' a + b' (computed with the new
-    weights); ``new_probabilities`` = softmax(new_logits / temperature)."""
+    weights); ``new_probabilities`` = softmax(new_logits / temperature).
+
+    With ``every_layer``, the step is ``optimizer``'s (sgd, momentum, rmsprop, adam) on every
+    parameter of the network for the run's loss: ``grad_logits`` is dL/dz of the last layer,
+    ``new_weight`` / ``new_bias`` that layer's after the step, ``new_logits`` and
+    ``new_probabilities`` the whole network's for the same input after it, ``changes`` each
+    parameter's (ParamChange)."""
 
     lr: float
     grad_logits: np.ndarray  # (K,)
@@ -227,6 +250,29 @@ class UpdateStep:
     new_probabilities: np.ndarray  # (K,) with the temperature
     loss: float
     new_loss: float  # the training loss after the step
+    # a network that moves every layer in the step (with its own optimiser, e.g. Adam), rather
+    # than the last layer alone by plain gradient descent: which rule, and each parameter's change
+    optimizer: str = "sgd"
+    every_layer: bool = False
+    weight_change: np.ndarray | None = None  # (K, D) the last layer's W' - W; None: -lr * grad_weight
+    changes: tuple["ParamChange", ...] = ()
+
+    @property
+    def last_layer_change(self) -> np.ndarray:
+        """W' - W of the last layer (K, D) float64."""
+        return -self.lr * self.grad_weight if self.weight_change is None else self.weight_change
+
+
+@dataclass(frozen=True)
+class ParamChange:
+    """One parameter's share of a step: its ``name`` and ``shape``, the largest |dL/dparameter|
+    and the largest and mean |change| the step made to it."""
+
+    name: str
+    shape: tuple[int, ...]
+    largest_gradient: float
+    largest_change: float
+    mean_change: float
 
 
 def last_layer_update(weight: np.ndarray, bias: np.ndarray | None, a_prev: np.ndarray, label: int,
