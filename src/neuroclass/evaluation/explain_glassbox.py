@@ -146,17 +146,20 @@ def update_of(network: Network, row: np.ndarray, grads: GradientTrace, temperatu
         p.value += grads.updates[p.name]
     after = trial.trace(row)[-1]
     new_loss, _ = trial.evaluate(row[None], np.asarray([grads.label]))
-    head = _dense(trial, after.name)
-    changes = tuple(ParamChange(p.name, tuple(p.value.shape), float(np.abs(grads.gradients[p.name]).max()),
-                                float(np.abs(grads.updates[p.name]).max()), float(np.abs(grads.updates[p.name]).mean()))
-                    for p in network.params)
+    head, name = _dense(trial, after.name), after.name
+    changes = tuple(_change(p.name, grads) for p in network.params)
     f64 = np.float64
     return UpdateStep(
-        float(network.options.lr), grads.output_delta.astype(f64), grads.gradients[f"{after.name}.weight"].T.astype(f64),
-        grads.gradients[f"{after.name}.bias"].astype(f64), head.weight.T.astype(f64), head.bias.astype(f64),
+        float(network.options.lr), grads.output_delta.astype(f64), grads.gradients[f"{name}.weight"].T.astype(f64),
+        grads.gradients[f"{name}.bias"].astype(f64), head.weight.T.astype(f64), head.bias.astype(f64),
         after.z.astype(f64), probabilities_of(after.a, temperature), float(grads.loss), float(new_loss),
         optimizer=network.options.optimizer, every_layer=True,
-        weight_change=grads.updates[f"{after.name}.weight"].T.astype(f64), changes=changes)
+        weight_change=grads.updates[f"{name}.weight"].T.astype(f64), changes=changes)
+
+
+def _change(name: str, grads: GradientTrace) -> ParamChange:
+    gradient, update = np.abs(grads.gradients[name]), np.abs(grads.updates[name])
+    return ParamChange(name, tuple(update.shape), float(gradient.max()), float(update.max()), float(update.mean()))
 
 
 # ----------------------------------------------------------------------------- attribution maps

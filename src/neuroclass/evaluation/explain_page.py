@@ -15,7 +15,7 @@ import numpy as np
 from neuroclass.evaluation.explain import Explanation, loss_formula
 from neuroclass.evaluation.explain_pictures import (heat_uri, overlay_uri, picture_uri, signed_picture_uri,
                                                     strongest_channels)
-from neuroclass.evaluation.explain_steps import DenseLayer, DenseStep, Loss, Neuron, OutputStep, softmax
+from neuroclass.evaluation.explain_steps import DenseLayer, DenseStep, Loss, Neuron, OutputStep, UpdateStep, softmax
 from neuroclass.evaluation.report.html import cards, esc, example, fmt, key_values, note, page, section, table
 
 GRID_SIDE = 28  # the numbers of at most this many rows and columns are printed
@@ -186,7 +186,8 @@ def _gradient(found: Explanation) -> tuple[str, str]:
                   ("dL/dz = (a - target) a (1 - a)", [fmt(float(v)) for v in u.grad_logits])]
     else:
         signal = [("softmax(z)", [fmt(float(v)) for v in softmax(out.logits)]),  # the loss's: no temperature
-                  ("onehot", [int(i == y) for i in range(k)]), ("dL/dz = p - onehot", [fmt(float(v)) for v in u.grad_logits])]
+                  ("onehot", [int(i == y) for i in range(k)]),
+                  ("dL/dz = p - onehot", [fmt(float(v)) for v in u.grad_logits])]
     columns = signal + [(name, [fmt(float(v)) for v in values]) for name, values in
                         [("z after", u.new_logits), ("p before", out.probabilities), ("p after", u.new_probabilities)]]
     rows = [[found.classes[i]] + [cells[i] for _, cells in columns]
@@ -200,17 +201,23 @@ def _gradient(found: Explanation) -> tuple[str, str]:
         ("learning rate (the run's optim.lr)", f"{u.lr:g}")
     facts = [(f"loss L = {loss_formula(out)}", fmt(u.loss)), rate]
     facts += [("optimiser", u.optimizer)] if u.every_layer else []
-    facts += [("loss after the step", fmt(u.new_loss)), (f"p({found.classes[y]}) before -> after", f"{before} -> {after}")]
+    facts += [("loss after the step", fmt(u.new_loss)),
+              (f"p({found.classes[y]}) before -> after", f"{before} -> {after}")]
     step = f"change by the {u.optimizer} step" if u.every_layer else "change -lr * dL/dW"
     body = (key_values(facts) + table(["class"] + [name for name, _ in columns], rows, numeric=set(range(1, 7)))
             + "<h3>The largest entries of dL/dW = outer(dL/dz, a_prev)</h3>"
             + table(["class (row)", "input unit (column)", "dL/dW", step], weights, numeric={1, 2, 3}))
-    if u.changes:
-        body += "<h3>What the step changed in each layer</h3>" + table(
-            ["parameter", "shape", "largest |dL/dp|", "largest |change|", "mean |change|"],
-            [[c.name, "x".join(map(str, c.shape)), fmt(c.largest_gradient), fmt(c.largest_change), fmt(c.mean_change)]
-             for c in u.changes], numeric={2, 3, 4})
-    return _gradient_words(found), body
+    return _gradient_words(found), body + _changes(u)
+
+
+def _changes(u: UpdateStep) -> str:
+    """Each parameter's gradient and change, for a step that moves every layer."""
+    if not u.changes:
+        return ""
+    rows = [[c.name, "x".join(map(str, c.shape)), fmt(c.largest_gradient), fmt(c.largest_change), fmt(c.mean_change)]
+            for c in u.changes]
+    return "<h3>What the step changed in each layer</h3>" + table(
+        ["parameter", "shape", "largest |dL/dp|", "largest |change|", "mean |change|"], rows, numeric={2, 3, 4})
 
 
 def _gradient_words(found: Explanation) -> str:
