@@ -42,6 +42,20 @@ CONFIG_KEYS = {"lr": "optim.lr", "optimizer": "optim.name", "momentum": "optim.m
 # settings the glass-box network has no use for: set away from their defaults, they fail
 UNUSED = ("optim.nesterov", "optim.schedule", "optim.warmup", "optim.step_every", "optim.gamma",
           "optim.layer_decay", "train.class_weight", "train.compile", "train.head_epochs", "train.freeze")
+# The default search space of `neuroclass tune --model glassbox` (--space's YAML form), over settings
+# the network uses: the learning rate (log-uniform, wide enough for plain SGD's 0.1 and Adam's 1e-3),
+# the optimiser (sgd: with the config's momentum), the hidden layers' widths (comma-separated text
+# as --set takes it: Optuna's choices are plain values), their activation, and the batch size.
+SEARCH_SPACE = {
+    "optim.lr": {"low": 1e-4, "high": 0.2, "log": True},
+    "optim.name": ["sgd", "adam", "rmsprop"],
+    "model.options.hidden": ["64", "128", "200", "256,128"],
+    "model.options.activation": ["relu", "tanh", "sigmoid"],
+    "train.batch_size": [16, 32, 64, 128, 256],
+}
+# --sampler grid: 2 x 3 x 2 = 12 trials (no learning rate at the config's default, 4e-3, which would
+# give way to the preset's)
+SEARCH_GRID = {"optim.name": ["sgd", "adam"], "optim.lr": [1e-3, 1e-2, 1e-1], "model.options.hidden": ["100", "200"]}
 # BLAS threads by default: a batch's products (128 x 784 x 200) are too short to share; on two
 # cores with another process running, two threads made an epoch 10-100x slower than one
 BLAS_THREADS = 1

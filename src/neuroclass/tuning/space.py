@@ -33,7 +33,9 @@ from neuroclass.config import Config, load_config, to_dict
 from neuroclass.errors import NeuroclassError
 from neuroclass.classical import CLASSICAL
 from neuroclass.models.registry import AUTO
-from neuroclass.training.families import check_family_config, is_classical, options_type, recorded_options
+from neuroclass.training.families import check_family_config, is_classical, is_glassbox, options_type, recorded_options
+from neuroclass.training.glassbox_fit import SEARCH_GRID as GLASSBOX_GRID
+from neuroclass.training.glassbox_fit import SEARCH_SPACE as GLASSBOX_SPACE
 from neuroclass.registry import did_you_mean
 
 GRID_POINTS_LIMIT = 10_000  # a grid larger than this is a typo, not a plan
@@ -302,13 +304,17 @@ COMMON_GRID = {"optim.lr": [1e-3, 4e-3, 1.6e-2], "optim.weight_decay": [5e-5, 5e
 def default_space(base: Config, grid: bool = False) -> SearchSpace:
     """The space searched without --space: COMMON_SPACE plus the family's own (FAMILY_SPACE) when
     the model family is named (model.name=auto is chosen per dataset later, so only the common
-    keys apply); ``grid``: the discrete COMMON_GRID for --sampler grid."""
+    keys apply); ``grid``: the discrete COMMON_GRID for --sampler grid. A classical family searches
+    its own options, the glassbox family its own space (training/glassbox_fit.py: none of the
+    settings it leaves out, such as train.label_smoothing)."""
     family = base.model.name
     if is_classical(family):  # the family's own options; no learning rate or batches
         tree = CLASSICAL.get(family).space
         if grid:
             raise NeuroclassError(f"--sampler grid: {family} has no default grid; give one with --space "
                                   "(a list of values for each key)")
+    elif is_glassbox(family):  # the NumPy network: no label smoothing, weight average or schedule
+        tree = dict(GLASSBOX_GRID if grid else GLASSBOX_SPACE)
     else:
         tree = dict(COMMON_GRID) if grid else {**COMMON_SPACE, **FAMILY_SPACE.get(family, {})}
     what = "default grid" if grid else "default space"
