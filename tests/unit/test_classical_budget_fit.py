@@ -11,7 +11,7 @@ from sklearn.datasets import load_digits
 from neuroclass.classical import dump_fitted, fit_classical, load_fitted, predict_proba
 from neuroclass.classical.budget import Budget, FitData
 from neuroclass.classical.row_budget import (
-    CACHE_BYTES, EXPONENT_RANGE, MAX_PROBES, MEMORY_SLOWDOWN, PROBE_ROWS, SAFETY, SUPPORT_VECTOR_BYTES, CostModel,
+    CACHE_BYTES, EXPONENT_RANGE, LINEAR_EXPONENT, MAX_PROBES, MEMORY_SLOWDOWN, PROBE_ROWS, SAFETY, SUPPORT_VECTOR_BYTES, CostModel,
     Probe, RowTask, fit_rows, stratified_subsample)
 from neuroclass.training.classical_fit import stop_detail
 
@@ -100,6 +100,22 @@ def test_one_probe_assumes_a_quadratic_fit_and_linear_support_vectors():
     cost = CostModel((Probe(1000, 2.0, 1e-3, 500),))
     assert cost.exponent == 2.0 and cost.support_exponent == 1.0
     assert cost.seconds(3000, 100) == pytest.approx(2.0 * 9 + 1e-3 * 3 * 100)
+
+
+def test_one_probe_of_a_linear_model_assumes_its_slower_growing_fit():
+    cost = CostModel((Probe(1000, 2.0, 1e-3, None),), default_exponent=LINEAR_EXPONENT)
+    assert cost.exponent == LINEAR_EXPONENT == 1.5
+    assert cost.fit_seconds(4000) == pytest.approx(2.0 * 4 ** 1.5)
+
+
+@pytest.mark.parametrize("name, options, exponent", [("svm", {}, 2.0), ("svm", {"kernel": "linear", "C": 0.01}, 1.5),
+                                                    ("logreg", {}, 1.5)])
+def test_each_family_declares_how_its_fit_grows_with_the_rows(name, options, exponent):
+    x, y = blobs()
+    xv, yv = blobs(300, seed=1)
+    record = fit_classical(name, options, x, y, xv, yv, classes=3, seed=0, threads=1, deadline=15.0,
+                           clock=TickingClock()).record  # a probe of 2 s of 13 left: no second probe
+    assert len(record["row_budget"]["probes"]) == 1 and record["row_budget"]["fit_exponent"] == exponent
 
 
 def test_support_vectors_beyond_the_cache_cost_more_per_row_predicted():
@@ -253,7 +269,7 @@ def blobs(n=4000, classes=3, seed=0):
 def test_the_record_says_how_many_rows_fitted_and_why(name):
     x, y = blobs()
     xv, yv = blobs(300, seed=1)
-    fitted = fit_classical(name, {}, x, y, xv, yv, classes=3, seed=0, threads=1, deadline=15.0,
+    fitted = fit_classical(name, {}, x, y, xv, yv, classes=3, seed=0, threads=1, deadline=10.0,
                            clock=TickingClock(), predict_rows=700)
     record = fitted.record
     assert PROBE_ROWS <= record["rows_used"] < record["rows_total"] == 4000

@@ -42,7 +42,11 @@ PROBE_SHARE = 0.03  # a further probe only while the last one took under this sh
 NEXT_PROBE_COST = 3.0  # a probe of twice the rows costs about this many times more (between 2 and 4)
 PREDICT_PROBE_ROWS = 1000  # rows predicted to time a probe's predictions
 EXPONENT_RANGE = (1.0, 2.5)  # fit time ~ rows^p
-DEFAULT_EXPONENT = 2.0  # p with one probe: an rbf SVM's, on the slow side for a linear model
+DEFAULT_EXPONENT = 2.0  # p with one probe: an rbf SVM's (libsvm's SMO is about quadratic in the rows)
+# p with one probe for a linear model (logreg's lbfgs, liblinear's dual coordinate descent): each
+# iteration passes over every row once and the iterations grow slowly with the rows (Hsieh et al.
+# 2008); measured on HOG rows of Fashion-MNIST, 1,000 -> 8,700 rows: 1.2-1.4
+LINEAR_EXPONENT = 1.5
 SUPPORT_EXPONENT_RANGE = (0.5, 1.0)  # support vectors ~ rows^q
 # An rbf SVM's support vectors (float64 in libsvm) are read for every row predicted. Measured on this
 # project's 2-core machines, 1296 HOG features: 0.61-0.64 us per support vector and row while they
@@ -64,12 +68,14 @@ class RowTask:
     function or probabilities), timed on a few rows. ``support_vectors(model)``: the model's support
     vector count, or None for a model whose prediction cost does not grow with its training rows.
     ``least_per_class``: rows of every class a subsample keeps (all of a class with fewer).
+    ``exponent``: p in fit seconds ~ rows^p when one probe is all there is to measure it from.
     """
 
     fit: Callable[[np.ndarray], Any]
     predict: Callable[[Any, np.ndarray], Any]
     support_vectors: Callable[[Any], Optional[int]]
     least_per_class: int = 1
+    exponent: float = DEFAULT_EXPONENT
 
 
 @dataclass(frozen=True)
@@ -86,15 +92,17 @@ class Probe:
 @dataclass(frozen=True)
 class CostModel:
     """Seconds to fit n rows and predict m rows, extrapolated from ``probes`` (ascending rows);
-    ``features``: the columns of a row (the size of a support vector)."""
+    ``features``: the columns of a row (the size of a support vector); ``default_exponent``: p
+    with one probe."""
 
     probes: tuple[Probe, ...]
     features: int = 1
+    default_exponent: float = DEFAULT_EXPONENT
 
     @property
     def exponent(self) -> float:
         """p in fit seconds ~ rows^p."""
-        return _slope(self.probes, lambda p: p.fit_seconds, EXPONENT_RANGE, DEFAULT_EXPONENT)
+        return _slope(self.probes, lambda p: p.fit_seconds, EXPONENT_RANGE, self.default_exponent)
 
     @property
     def support_exponent(self) -> float:
@@ -189,7 +197,7 @@ def fit_rows(task: RowTask, data: FitData, budget: Budget) -> tuple[Any, dict]:
         why = "no time budget" if budget.deadline is None else "too few to need a time estimate"
         return task.fit(np.arange(total)), _part(total, total, f"all {total:,} rows: {why}")
     probes, models = _probe(task, data, budget)
-    cost = CostModel(tuple(probes), data.x_train.shape[1])
+    cost = CostModel(tuple(probes), data.x_train.shape[1], task.exponent)
     left = budget.deadline - budget.clock()
     planned = cost.rows_within(left * (1 - SAFETY), total, budget.predict_rows)
     if planned <= probes[-1].rows:  # a probe is as large as it gets: keep it rather than fit again

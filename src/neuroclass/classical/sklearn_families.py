@@ -17,7 +17,7 @@ import math
 import numpy as np
 
 from neuroclass.classical.budget import LIBRARY_ROUNDS, Budget, FitData, StopReason, boosting_rounds, history_of
-from neuroclass.classical.row_budget import RowTask, fit_rows
+from neuroclass.classical.row_budget import DEFAULT_EXPONENT, LINEAR_EXPONENT, RowTask, fit_rows
 from neuroclass.errors import NeuroclassError
 
 # svm without validation rows: Platt scaling fitted on cross-validated decisions (the library default)
@@ -114,7 +114,7 @@ def fit_logreg(estimator, opts, data: FitData, budget: Budget):
     """Fit logreg on as many training rows as the time left allows (lbfgs on tens of thousands of
     wide rows can take minutes) -> (estimator, record part)."""
     return fit_rows(RowTask(_fitter(estimator, data), lambda model, x: model.predict_proba(x),
-                            lambda model: None), data, budget)
+                            lambda model: None, exponent=LINEAR_EXPONENT), data, budget)
 
 
 def fit_svm(estimator, opts, data: FitData, budget: Budget):
@@ -134,7 +134,8 @@ def fit_svm(estimator, opts, data: FitData, budget: Budget):
     if data.has_val and not missing:
         svm, path = _without_calibration(estimator), {}
         fitter = _fitter(svm, data) if opts.kernel == "rbf" or opts.C is not None else _c_path_fitter(svm, data, path)
-        task = RowTask(fitter, lambda model, x: model.decision_function(x), _support_vectors)
+        task = RowTask(fitter, lambda model, x: model.decision_function(x), _support_vectors,
+                       exponent=LINEAR_EXPONENT if opts.kernel == "linear" else DEFAULT_EXPONENT)
         fitted, part = fit_rows(task, data, replace(budget, predict_rows=budget.predict_rows + len(data.y_val)))
         calibrated = CalibratedClassifierCV(FrozenEstimator(fitted), method="sigmoid").fit(data.x_val, data.y_val)
         if path:
@@ -144,7 +145,8 @@ def fit_svm(estimator, opts, data: FitData, budget: Budget):
     _check_calibration_folds(data)
     why = "no validation rows" if not missing else f"class {data.present[missing[0]]} has no validation row"
     task = RowTask(_fitter(estimator, data), lambda model, x: model.predict_proba(x), _support_vectors,
-                   least_per_class=CALIBRATION_FOLDS)
+                   least_per_class=CALIBRATION_FOLDS,
+                   exponent=LINEAR_EXPONENT if opts.kernel == "linear" else DEFAULT_EXPONENT)
     fitted, part = fit_rows(task, data, budget)
     return fitted, {**part, "calibration": f"sigmoid (Platt), {CALIBRATION_FOLDS}-fold cross-validated on the "
                                            f"training rows ({why})"}
