@@ -56,6 +56,11 @@ class Dense:
         return [Param(f"{self.name}.weight", self.weight, self.grad_weight, True),
                 Param(f"{self.name}.bias", self.bias, self.grad_bias, False)]
 
+    def keep_in(self, values: list[np.ndarray], grads: list[np.ndarray]) -> None:
+        """Keep the weight and bias (already copied there) and their gradients in these arrays from
+        now on, in the order of ``params()``: views of the network's one buffer (``parameters``)."""
+        (self.weight, self.bias), (self.grad_weight, self.grad_bias) = values, grads
+
     def forward(self, x: np.ndarray, train: bool) -> np.ndarray:
         self.x = x  # (B, D_in), the inputs each weight multiplied: backward needs them
         z = x @ self.weight  # (B, D_in) @ (D_in, D_out) -> (B, D_out)
@@ -209,6 +214,10 @@ class BatchNorm:
     def params(self) -> list[Param]:
         return [Param(f"{self.name}.weight", self.weight, self.grad_weight, False),
                 Param(f"{self.name}.bias", self.bias, self.grad_bias, False)]
+
+    def keep_in(self, values: list[np.ndarray], grads: list[np.ndarray]) -> None:
+        """As ``Dense.keep_in``: gamma and beta and their gradients live in the network's buffer."""
+        (self.weight, self.bias), (self.grad_weight, self.grad_bias) = values, grads
 
     def buffers(self) -> dict[str, np.ndarray]:
         return {f"{self.name}.running_mean": self.running_mean, f"{self.name}.running_var": self.running_var}

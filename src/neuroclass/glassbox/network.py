@@ -25,10 +25,11 @@ import safetensors.numpy
 from neuroclass.errors import NeuroclassError
 from neuroclass.glassbox import inputs
 from neuroclass.glassbox.init import initial_weights
-from neuroclass.glassbox.layers import ACTIVATION_LAYERS, BatchNorm, Dense, Dropout, Param
+from neuroclass.glassbox.layers import ACTIVATION_LAYERS, BatchNorm, Dense, Dropout
 from neuroclass.glassbox.losses import SoftmaxCrossEntropy, SquaredError
 from neuroclass.glassbox.optimizers import make_optimizer
 from neuroclass.glassbox.options import GlassboxOptions, glassbox_options
+from neuroclass.glassbox.parameters import FlatParams, gather
 from neuroclass.glassbox.trace import GradientTrace, LayerTrace, gradients, trace
 from neuroclass.io import write_bytes_atomic
 
@@ -59,8 +60,8 @@ class Network:
 
     ``seed`` seeds the starting weights and the dropout masks (two independent streams), so that
     the same options, seed and training give bit-identical weights. ``params``: every learned
-    array with its gradient (``layers.Param``), in layer order. Raises NeuroclassError for fewer
-    than 1 input or 2 classes.
+    array with its gradient (``layers.Param``), in layer order, all views of one buffer
+    (``parameters.FlatParams``). Raises NeuroclassError for fewer than 1 input or 2 classes.
     """
 
     def __init__(self, options: GlassboxOptions, n_inputs: int, n_classes: int, seed: int = 0) -> None:
@@ -75,7 +76,13 @@ class Network:
         self.loss = (SoftmaxCrossEntropy() if options.loss == "cross_entropy"
                      else SquaredError(*options.targets))
         self.optimizer = make_optimizer(options.optimizer, options.lr, options.momentum, options.l1, options.l2)
-        self.params: list[Param] = [p for layer in self.layers for p in layer.params()]
+        self.params: FlatParams = gather(self.layers)
+
+    def __setstate__(self, state: dict) -> None:
+        # a copy (copy.deepcopy, pickle) gets each layer's arrays as separate copies, no longer
+        # views of one buffer: gather them into a buffer of the copy's own
+        self.__dict__.update(state)
+        self.params = gather(self.layers)
 
     @property
     def has_batch_norm(self) -> bool:

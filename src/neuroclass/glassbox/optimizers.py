@@ -4,7 +4,8 @@ against its gradient, in place, scaled by the learning rate ``lr``.
 The penalties come first: L2 adds ``l2 * W`` to a weight's gradient (the gradient of
 ``l2 / 2 * sum W^2``: "weight decay"), L1 adds ``l1 * sign(W)`` (of ``l1 * sum |W|``), to the
 parameters marked ``penalised`` (dense weights). The formulas follow torch.optim's documentation
-for the same settings, which the tests check step by step.
+for the same settings, which the tests check step by step. A network's parameters are views of
+one buffer (``parameters.FlatParams``): the update then runs once over the whole buffer.
 
 >>> from neuroclass.glassbox.layers import Param
 >>> w = Param("w", np.ones(2, np.float32), np.full(2, 0.5, np.float32), True)
@@ -18,6 +19,7 @@ import math
 import numpy as np
 
 from neuroclass.glassbox.layers import Param
+from neuroclass.glassbox.parameters import FlatParams
 
 
 def add_penalties(params: list[Param], l1: float, l2: float) -> None:
@@ -31,6 +33,14 @@ def add_penalties(params: list[Param], l1: float, l2: float) -> None:
             p.grad += l2 * p.value
         if l1:
             p.grad += l1 * np.sign(p.value)
+
+
+def spans(params: list[Param]) -> list[Param]:
+    """What an update goes over: the one buffer that a network's parameters are views of
+    (``FlatParams.flat``), else each parameter. The formulas treat every number on its own, so both
+    give the same numbers; one NumPy call over the buffer costs about what one call over one small
+    parameter does."""
+    return [params.flat] if isinstance(params, FlatParams) else params
 
 
 def state(store: dict[str, np.ndarray], p: Param) -> np.ndarray:
@@ -57,7 +67,7 @@ class SGD:
 
     def step(self, params: list[Param]) -> None:
         add_penalties(params, self.l1, self.l2)
-        for p in params:
+        for p in spans(params):
             g = p.grad
             if self.momentum:
                 v = self.velocity.get(p.name)
@@ -87,7 +97,7 @@ class RMSProp:
 
     def step(self, params: list[Param]) -> None:
         add_penalties(params, self.l1, self.l2)
-        for p in params:
+        for p in spans(params):
             s, tmp = state(self.square, p), state(self.scratch, p)
             s *= self.rho
             np.multiply(p.grad, p.grad, out=tmp)
@@ -121,7 +131,7 @@ class Adam:
         b1, b2 = self.betas
         step_size = self.lr / (1 - b1 ** self.t)
         root_correction = math.sqrt(1 - b2 ** self.t)
-        for p in params:
+        for p in spans(params):
             m, v = state(self.m, p), state(self.v, p)
             tmp = state(self.scratch, p)  # reused at every step: no allocation
             m *= b1

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Optional
 import numpy as np
 
 from neuroclass.glassbox import inputs
-from neuroclass.glassbox.layers import BatchNorm, Dense, Dropout, Param
+from neuroclass.glassbox.layers import BatchNorm, Dense, Dropout
 
 if TYPE_CHECKING:  # network.py imports this module: its methods trace() and gradients() call here
     from neuroclass.glassbox.network import Network
@@ -103,7 +103,7 @@ def gradients(network: "Network", x: np.ndarray, y: int) -> GradientTrace:
     outputs = network.output.forward(network.logits(xb), False)[0].copy()  # (K,), after backward used the caches
     grads = {p.name: p.grad.copy() for p in network.params}
     # one step of a copy of the optimiser on copies of the parameters: its state moves, not the network's
-    trial = [Param(p.name, p.value.copy(), p.grad.copy(), p.penalised) for p in network.params]
+    trial = network.params.copied()  # laid out as the network's: the optimiser's state fits them
     copy.deepcopy(network.optimizer).step(trial)
     updates = {p.name: t.value - p.value for p, t in zip(network.params, trial)}
     probabilities = outputs / max(float(outputs.sum()), 1e-30)
