@@ -125,7 +125,7 @@ class Network:
         network classified right, both before the update."""
         z = self.logits(x, train=True)  # (B, K)
         value, grad_z = self.loss_delta(z, y, train=True)
-        correct = int((z.argmax(axis=1) == y).sum())  # the highest z: the highest softmax or sigmoid output
+        correct = np.count_nonzero(z.argmax(axis=1) == y)  # the highest z: the highest softmax or sigmoid output
         self.backward(grad_z)
         self.optimizer.step(self.params)
         return value, correct
