@@ -64,3 +64,19 @@ def test_adam_state_stays_float32():
     for _ in range(3):
         adam.step([p])
     assert {a.dtype for a in (p.value, p.grad, adam.m["w"], adam.v["w"])} == {np.dtype(np.float32)}
+
+
+@pytest.mark.parametrize("name, store, first", [("momentum", "velocity", 1e-30), ("rmsprop", "square", 1e-15),
+                                               ("adam", "m", 1e-30)])
+def test_running_averages_that_decay_reach_zero_not_subnormal_numbers(name, store, first):
+    # a gradient that stops: its running average shrinks by a fixed factor per step, into float32's
+    # subnormal numbers (below 1.2e-38, slow to compute with) unless the optimiser flushes them
+    p = Param("w", np.ones(2, np.float32), np.array([first, 0.5], np.float32), True)
+    optimizer = make_optimizer(name, LR, 0.9, 0.0, 0.0)
+    optimizer.step([p])
+    p.grad[:] = 0
+    for _ in range(255):  # 256 steps in all, a multiple of FLUSH_EVERY
+        optimizer.step([p])
+    average = getattr(optimizer, store)["w"]
+    assert average[0] == 0  # without the flush: about 1e-43, a subnormal number
+    assert abs(average[1]) >= np.finfo(np.float32).tiny  # a normal small number stays as it is

@@ -35,6 +35,26 @@ def add_penalties(params: list[Param], l1: float, l2: float) -> None:
             p.grad += l1 * np.sign(p.value)
 
 
+# steps between two flushes of the optimisers' subnormal numbers (``flush_subnormal``)
+FLUSH_EVERY = 16
+
+
+def flush_subnormal(*stores: dict[str, np.ndarray]) -> None:
+    """Set the subnormal numbers of every array in ``stores`` to zero, in place: those nearer to 0
+    than float32's smallest normal number, 1.2e-38, but not 0.
+
+    A running average of a gradient that stays at zero (the weights of a pixel that is blank in
+    every image of a batch) shrinks by the same factor at every step and reaches them after some
+    hundreds of steps; x86 processors compute with them many times slower than with other numbers
+    (with 3% of Adam's m subnormal, a Fashion-MNIST epoch took half as long again). torch and
+    TensorFlow have the processor flush them to zero, a setting NumPy does not offer; numbers this
+    small move no weight, so zero does as well.
+    """
+    for store in stores:
+        for array in store.values():
+            array[np.abs(array) < np.finfo(array.dtype).tiny] = 0
+
+
 def spans(params: list[Param]) -> list[Param]:
     """What an update goes over: the one buffer that a network's parameters are views of
     (``FlatParams.flat``), else each parameter. The formulas treat every number on its own, so both
@@ -62,11 +82,13 @@ class SGD:
 
     def __init__(self, lr: float, momentum: float = 0.0, l1: float = 0.0, l2: float = 0.0) -> None:
         self.lr, self.momentum, self.l1, self.l2 = lr, momentum, l1, l2
+        self.t = 0  # steps taken
         self.velocity: dict[str, np.ndarray] = {}
         self.scratch: dict[str, np.ndarray] = {}
 
     def step(self, params: list[Param]) -> None:
         add_penalties(params, self.l1, self.l2)
+        self.t += 1
         for p in spans(params):
             g = p.grad
             if self.momentum:
@@ -80,6 +102,8 @@ class SGD:
             change = state(self.scratch, p)  # reused at every step: no allocation
             np.multiply(g, self.lr, out=change)
             p.value -= change
+        if self.t % FLUSH_EVERY == 0:
+            flush_subnormal(self.velocity)
 
 
 class RMSProp:
@@ -92,11 +116,13 @@ class RMSProp:
 
     def __init__(self, lr: float, rho: float = 0.9, eps: float = 1e-8, l1: float = 0.0, l2: float = 0.0) -> None:
         self.lr, self.rho, self.eps, self.l1, self.l2 = lr, rho, eps, l1, l2
+        self.t = 0  # steps taken
         self.square: dict[str, np.ndarray] = {}
         self.scratch: dict[str, np.ndarray] = {}
 
     def step(self, params: list[Param]) -> None:
         add_penalties(params, self.l1, self.l2)
+        self.t += 1
         for p in spans(params):
             s, tmp = state(self.square, p), state(self.scratch, p)
             s *= self.rho
@@ -108,6 +134,8 @@ class RMSProp:
             np.divide(p.grad, tmp, out=tmp)
             tmp *= self.lr
             p.value -= tmp
+        if self.t % FLUSH_EVERY == 0:
+            flush_subnormal(self.square)
 
 
 class Adam:
@@ -149,6 +177,8 @@ class Adam:
             np.divide(m, tmp, out=tmp)
             tmp *= alpha
             p.value -= tmp
+        if self.t % FLUSH_EVERY == 0:
+            flush_subnormal(self.m, self.v)
 
 
 def make_optimizer(name: str, lr: float, momentum: float, l1: float, l2: float) -> SGD | RMSProp | Adam:
