@@ -35,19 +35,21 @@ class SoftmaxCrossEntropy:
     def __init__(self) -> None:
         self.p: Optional[np.ndarray] = None
         self.y: Optional[np.ndarray] = None
+        self.examples: Optional[np.ndarray] = None  # 0, 1, ..., B-1: with y, picks each example's p_y
 
     def forward(self, z: np.ndarray, y: np.ndarray) -> float:
         shifted = z.T.copy()  # (K, B), one row per class
         shifted -= shifted.max(axis=0)  # (K, B) - (B,): exp of it never overflows
         e = np.exp(shifted)  # (K, B)
         total = e.sum(axis=0)  # (B,): softmax's denominators
-        self.p, self.y = e / total, y  # (K, B), each column summing to 1
+        e /= total  # (K, B): p, each column summing to 1
+        self.p, self.y, self.examples = e, y, np.arange(len(y))
         # -log p_y = log(sum_k e^z_k) - z_y, with the same shift on both terms: no second exp
-        return float((np.log(total) - shifted[y, np.arange(len(y))]).sum()) / len(y)
+        return float((np.log(total) - shifted[y, self.examples]).sum()) / len(y)
 
     def backward(self) -> np.ndarray:
         grad = self.p.copy()  # (K, B)
-        grad[self.y, np.arange(len(self.y))] -= 1
+        grad[self.y, self.examples] -= 1
         grad /= len(self.y)
         return grad.T  # (B, K), a view: the dense layer's products take either layout
 

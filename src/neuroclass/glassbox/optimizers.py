@@ -126,7 +126,7 @@ class RMSProp:
         for p in spans(params):
             s, tmp = state(self.square, p), state(self.scratch, p)
             s *= self.rho
-            np.multiply(p.grad, p.grad, out=tmp)
+            np.square(p.grad, out=tmp)
             tmp *= 1 - self.rho
             s += tmp
             np.sqrt(s, out=tmp)  # the denominator, in the same buffer
@@ -169,7 +169,7 @@ class Adam:
             np.multiply(p.grad, 1 - b1, out=tmp)
             m += tmp
             v *= b2
-            np.multiply(p.grad, p.grad, out=tmp)
+            np.square(p.grad, out=tmp)
             tmp *= 1 - b2
             v += tmp
             np.sqrt(v, out=tmp)  # the denominator, in the same buffer
