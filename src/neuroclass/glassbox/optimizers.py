@@ -46,9 +46,9 @@ def flush_subnormal(*stores: dict[str, np.ndarray]) -> None:
     A running average of a gradient that stays at zero (the weights of a pixel that is blank in
     every image of a batch) shrinks by the same factor at every step and reaches them after some
     hundreds of steps; x86 processors compute with them many times slower than with other numbers
-    (with 3% of Adam's m subnormal, a Fashion-MNIST epoch took half as long again). torch and
-    TensorFlow have the processor flush them to zero, a setting NumPy does not offer; numbers this
-    small move no weight, so zero does as well.
+    (with 3% of Adam's m subnormal, a Fashion-MNIST epoch took half as long again). TensorFlow has
+    the processor flush them to zero (torch does when told to: ``torch.set_flush_denormal``), a
+    setting NumPy does not offer; numbers this small move no weight, so zero does as well.
     """
     for store in stores:
         for array in store.values():

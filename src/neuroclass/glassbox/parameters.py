@@ -4,8 +4,9 @@ Each ``Param`` (dense0.weight, dense0.bias, ...) and each layer's own attribute 
 are the same array: a view, reshaped, of a slice of the buffer. Code that reads or writes one
 parameter works as with separate arrays; an optimiser, whose formulas treat every number on its
 own, updates the whole buffer with one NumPy call per step of its formula instead of one per
-parameter (what torch's ``parameters_to_vector`` and fused optimisers do). On a small network a
-NumPy call's fixed cost (a few microseconds), not its arithmetic, is most of an update's time.
+parameter (torch's foreach and fused optimisers group their parameters for the same reason). On a
+small network a NumPy call's fixed cost (about a microsecond), not its arithmetic, is much of an
+update's time.
 
 >>> from neuroclass.glassbox.layers import Dense
 >>> dense = Dense("dense0", np.ones((3, 2), np.float32))
