@@ -144,7 +144,7 @@ def _train_in(run: RunFolder, prep: Prepared, checkpoint: Checkpoint | None, rec
         model, tuning = build(prep)
         state = fit(prep, model, tuning, extras.callbacks, run.checkpoint_dir, checkpoint, extras.stop,
                     extras.before_rename)
-        if state.stop_reason is StopReason.INTERRUPTED:
+        if state.stop_reason is StopReason.INTERRUPTED and run.has_checkpoint():
             with contextlib.suppress(OSError):  # else the resume estimates it from the checkpoint
                 run.write_resume_record(with_session(record, prep.clock() - prep.start,
                                                      state.checkpoint_write_seconds))
@@ -161,6 +161,8 @@ def _train_in(run: RunFolder, prep: Prepared, checkpoint: Checkpoint | None, rec
         if isinstance(exc, KeyboardInterrupt):
             raise StoppedBeforeCheckpoint("stopped at once before the first checkpoint") from None
         raise
+    if state.stop_reason is StopReason.INTERRUPTED:  # nothing to resume from: finished with the weights it has
+        raise RunInterrupted(path, state.stop_detail, finished=True)
     html = None
     if extras.report:  # with the run's threads, like the rest of the run; by the budget's deadline
         known = FromTraining(RunData(prep.dataset, prep.splits.indices, prep.cfg.data.source), done.test_logits,
