@@ -76,8 +76,8 @@ def test_ctrl_c_through_the_cli_finishes_the_run_with_its_weights_and_exits_130(
 
     sender = threading.Thread(target=ctrl_c_once_training, daemon=True)
     sender.start()
-    # a budget of minutes and no early stopping: only the signal ends this run soon
-    code = main(["train", "digits", "--model", "glassbox", "--time-budget", "10m", "--set", "train.patience=0",
+    # a budget many times the run's startup and no early stopping: the signal ends this run, not the budget
+    code = main(["train", "digits", "--model", "glassbox", "--time-budget", "30s", "--set", "train.patience=0",
                  "--set", "train.threads=1", "--out", str(out), "--no-report"])
     sender.join()
     err = capfd.readouterr().err.splitlines()
@@ -130,8 +130,9 @@ def test_the_callbacks_get_the_trainers_hooks_and_the_cli_prints_each_epoch(tmp_
 
 
 def test_a_time_budget_without_epochs_stops_early_and_records_the_patience(tmp_path):
-    ticks = itertools.count(0.0, 1e-5)  # a fake clock, 10 us a reading: the budget never ends this run
-    result = train(glassbox(tmp_path, time_budget="60s"), report=False, clock=lambda: next(ticks))
+    # a fake clock, 10 us a reading: early stopping comes after about 1,500 updates, some 6,000 readings
+    ticks = itertools.count(0.0, 1e-5)
+    result = train(glassbox(tmp_path, time_budget="1s"), report=False, clock=lambda: next(ticks))
     folder = RunFolder.open(result.path)
     assert folder.config().train.patience == BUDGET_PATIENCE
     timing = folder.timing()

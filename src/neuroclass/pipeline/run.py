@@ -51,7 +51,8 @@ def train(cfg: Config, callbacks: list[Callback] | tuple = (), command: str = ""
     The hidden run folder is made before training, so that an unwritable ``out`` fails at once;
     it holds config.yaml and the checkpoints while training runs. Raises NeuroclassError for bad
     config, data or ``out`` (nothing is left behind then), RunInterrupted when ``stop`` is
-    requested (the partial folder is kept for ``resume``), StoppedBeforeCheckpoint for a
+    requested (the partial folder is kept for ``resume``; a run without a checkpoint, the
+    glass-box network's, is finished first: ``finished``), StoppedBeforeCheckpoint for a
     KeyboardInterrupt before the first checkpoint (nothing is left behind). ``before_rename(tmp)``: called as each
     checkpoint's files are on disk, before it is renamed into place (a test's moment to act);
     ``clock``: seconds, for the time budget (a test's fake clock), counted from ``started`` (default: now).
