@@ -10,10 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from neuroclass.config import Config, load_config
+from neuroclass.config import Config, given_keys, load_config
 from neuroclass.inference import EnsemblePredictor, Predictor, load_predictor
 from neuroclass.models.registry import AUTO
 from neuroclass.training.families import check_family_config
+from neuroclass.training.glassbox_settings import glassbox_config
 from neuroclass.errors import NeuroclassError
 from neuroclass.pipeline import RunResult
 from neuroclass.pipeline import resume as resume_pipeline
@@ -53,7 +54,8 @@ def build_config(data: str | None = None, model: str | None = None, epochs: int 
         values["out"] = str(out)
     cfg = load_config(config, overrides=[*cleared, *(overrides or [])], values=values)
     check_family_config(cfg.model)  # family, size and options, before any data loads
-    return cfg
+    # the glass-box network's settings left unset take its preset's; those given are kept
+    return glassbox_config(cfg, given_keys(config, [*cleared, *(overrides or [])], values))
 
 
 def train(data: str | None = None, model: str | None = None, epochs: int | None = None,

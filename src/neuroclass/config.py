@@ -322,6 +322,27 @@ def parse_override(item: str) -> tuple[str, Any]:
 def load_config(path: str | os.PathLike | None = None, overrides: list[str] | None = None,
                 values: dict | None = None) -> Config:
     """Defaults < YAML file at ``path`` < ``values`` (a nested dict) < ``overrides`` ('a.b=c')."""
+    return build_dataclass(Config, _tree(path, overrides, values), "")
+
+
+def given_keys(path: str | os.PathLike | None = None, overrides: list[str] | None = None,
+               values: dict | None = None) -> set[str]:
+    """The dotted keys that ``load_config`` with the same arguments takes from them rather than
+    from the defaults: the file's, ``values``' and ``overrides``' leaves ('optim.lr',
+    'model.options.hidden', ...). Raises NeuroclassError as ``load_config`` does.
+
+    >>> sorted(given_keys(overrides=["optim.lr=0.004"], values={"train": {"epochs": 3}}))
+    ['optim.lr', 'train.epochs']
+    """
+    def leaves(tree: dict, prefix: str) -> set[str]:
+        return set().union(*[leaves(v, f"{prefix}{k}.") if isinstance(v, dict) and v else {f"{prefix}{k}"}
+                             for k, v in tree.items()])
+
+    return leaves(_tree(path, overrides, values), "")
+
+
+def _tree(path: str | os.PathLike | None, overrides: list[str] | None, values: dict | None) -> dict:
+    """The nested mapping of what the file at ``path``, ``values`` and ``overrides`` set, merged."""
     tree: dict = {}
     if path is not None:
         p = Path(path)
@@ -339,7 +360,7 @@ def load_config(path: str | os.PathLike | None = None, overrides: list[str] | No
     for item in overrides or []:
         key, value = parse_override(item)
         _set_path(tree, key, value)
-    return build_dataclass(Config, tree, "")
+    return tree
 
 
 def to_dict(cfg: Config) -> dict:

@@ -113,6 +113,67 @@ def test_load_refuses_a_missing_or_foreign_file(tmp_path):
         net.load_state_dict({"dense0.weight": np.zeros((12, 8), np.float32)})
 
 
+def test_load_of_a_run_folders_weights_names_load_run(tmp_path):
+    """A run's model.safetensors holds the weights without the options (model.json has them)."""
+    net = Network(glassbox_options({"hidden": [8]}), 12, 3)
+    run = tmp_path / "digits-glassbox-1"
+    run.mkdir()
+    safetensors.numpy.save_file(net.state_dict(), run / "model.safetensors")
+    (run / "model.json").write_text('{"family": "glassbox"}')
+    for path in (run / "model.safetensors", run):
+        with pytest.raises(NeuroclassError, match=r"run folder's.*neuroclass.load_run\('.*digits-glassbox-1'\)") as info:
+            Network.load(path)
+        assert "\n" not in str(info.value)
+
+
+# ----------------------------------------------------------------------------- probabilities
+
+def far_apart(output: str) -> Network:
+    """A network whose output layer's weighted sums are 0, -900 and -1000 for every input: the
+    second and third classes' probabilities underflow float32 (and float64) to 0."""
+    loss = "cross_entropy" if output == "softmax" else "mse"
+    net = Network(glassbox_options({"hidden": [], "output": output, "loss": loss}), 12, 3)
+    dense = net.layers[0]
+    dense.weight[...] = 0
+    dense.bias[...] = [0.0, -900.0, -1000.0]
+    return net
+
+
+@pytest.mark.parametrize("output", ["softmax", "sigmoid"])
+def test_log_proba_keeps_classes_far_below_the_top_finite_and_apart(output):
+    net = far_apart(output)
+    log_p = net.log_proba(X[:4])
+    assert log_p.dtype == np.float32 and np.isfinite(log_p).all()
+    # softmax: z - logsumexp(z); sigmoid: log s = -softplus(-z), less the log of the sum of the s
+    # (s = 1/2, e^-900, e^-1000: the sum is 1/2 to float precision)
+    top = 0.0 if output == "softmax" else np.log(2)
+    np.testing.assert_allclose(log_p[0], [0.0, -900.0 + top, -1000.0 + top], rtol=1e-6, atol=1e-6)
+    assert log_p[0, 1] - log_p[0, 2] == pytest.approx(100.0)
+    np.testing.assert_allclose(np.exp(log_p).sum(axis=1), 1.0, rtol=1e-6)
+    np.testing.assert_array_equal(net.predict_proba(X[:4]), np.exp(log_p))
+
+
+def test_log_proba_of_sigmoid_outputs_is_the_log_of_their_share():
+    net = trained({"hidden": [8], "output": "sigmoid", "loss": "mse", "targets": [0.01, 0.99]})
+    s = 1 / (1 + np.exp(-net.logits(X).astype(np.float64)))
+    np.testing.assert_allclose(net.log_proba(X), np.log(s / s.sum(axis=1, keepdims=True)), rtol=1e-5, atol=1e-6)
+
+
+def test_the_run_module_gives_the_networks_log_probabilities():
+    import torch
+
+    from neuroclass.runs.glassbox_module import GlassboxModule
+
+    net = far_apart("softmax")
+    out = GlassboxModule(net)(torch.from_numpy(X[:2]))
+    assert torch.isfinite(out).all() and out[0, 1] - out[0, 2] == pytest.approx(100.0)
+    # a calibration temperature divides them: the two low classes stay apart, not tied at a floor
+    calibrated = torch.softmax(out / 0.5, dim=1)
+    assert torch.isfinite(torch.log_softmax(out / 0.5, dim=1)).all() and calibrated.sum(dim=1).allclose(
+        torch.ones(2))
+    np.testing.assert_array_equal(out.numpy(), net.log_proba(X[:2]))
+
+
 # ----------------------------------------------------------------------------- options
 
 def test_presets_are_only_option_values():

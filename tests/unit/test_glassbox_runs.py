@@ -1,6 +1,6 @@
 """The glass-box network as a model family of the pipeline: an ordinary run folder (weights in
 model.safetensors under the network's own names) that predict and evaluate read, the time budget,
-the config's training settings mapped onto the network's options, and `neuroclass models`."""
+and `neuroclass models` (the config's settings: test_glassbox_settings.py)."""
 import json
 
 import numpy as np
@@ -11,22 +11,22 @@ from PIL import Image
 from neuroclass.api import load_run
 from neuroclass.api import train as api_train
 from neuroclass.cli import main
-from neuroclass.config import ModelConfig, load_config
+from neuroclass.config import ModelConfig
 from neuroclass.errors import NeuroclassError
 from neuroclass.evaluation.evaluate import evaluate_run
 from neuroclass.runs import RunFolder
 from neuroclass.runs.glassbox_module import GlassboxModule
 from neuroclass.training.families import check_family_config, family_names
-from neuroclass.training.glassbox_fit import run_options
 from neuroclass.training.throughput import count_flops
 
 
 @pytest.fixture(scope="module")
 def budget_run(tmp_path_factory):
-    """digits, the modern preset, a time budget of 3 s and no epoch count: the budget ends training."""
+    """digits, the modern preset, a time budget of 3 s, no epoch count and no early stopping (given):
+    the budget ends training."""
     out = tmp_path_factory.mktemp("glassbox-runs")
     return api_train("digits", model="glassbox", time_budget="3s", out=out, quiet=True, report=False,
-                     overrides=["train.threads=1"])
+                     overrides=["train.threads=1", "train.patience=0"])
 
 
 def test_a_budgeted_run_stops_at_the_budget_and_scores_what_evaluate_scores(budget_run):
@@ -82,43 +82,7 @@ def test_models_lists_glassbox(capsys):
     assert "glassbox" in capsys.readouterr().out and "glassbox" in family_names()
 
 
-# ----------------------------------------------------------------------------- the config's settings
-
-def options_of(*overrides: str):
-    return run_options(load_config(overrides=["model.name=glassbox", *overrides]))
-
-
-def test_config_defaults_leave_the_presets_values():
-    modern, classic = options_of(), options_of("model.options.preset=classic")
-    assert (modern.optimizer, modern.lr, modern.batch_size, modern.init, modern.l2) == ("adam", 1e-3, 128, "he", 0)
-    assert (classic.optimizer, classic.lr, classic.batch_size, classic.init) == ("sgd", 0.1, 1, "normal")
-
-
-@pytest.mark.parametrize("overrides, expected", [
-    (["optim.lr=0.05"], {"lr": 0.05}),
-    (["optim.name=sgd"], {"optimizer": "momentum", "momentum": 0.9}),
-    (["optim.name=sgd", "optim.momentum=0"], {"optimizer": "sgd"}),
-    (["model.options.preset=classic", "optim.momentum=0.5"], {"optimizer": "momentum", "momentum": 0.5}),
-    (["optim.name=rmsprop"], {"optimizer": "rmsprop"}),
-    (["optim.weight_decay=0.001", "optim.l1=0.0001"], {"l2": 0.001, "l1": 0.0001}),
-    (["model.init=xavier"], {"init": "xavier"}),
-    (["train.batch_size=32"], {"batch_size": 32}),
-])
-def test_config_settings_map_onto_the_networks_options(overrides, expected):
-    options = options_of(*overrides)
-    assert {key: getattr(options, key) for key in expected} == expected
-
-
-@pytest.mark.parametrize("overrides, message", [
-    (["model.options.lr=0.1"], "model.options.lr: the glassbox family takes it from optim.lr"),
-    (["optim.schedule=cosine"], "optim.schedule=cosine has no effect on the glassbox family"),
-    (["model.options.activaton=relu"], "Did you mean 'activation'"),
-])
-def test_settings_the_network_cannot_take_fail_with_one_line(overrides, message):
-    with pytest.raises(NeuroclassError, match=message) as info:
-        options_of(*overrides)
-    assert "\n" not in str(info.value)
-
+# ----------------------------------------------------------------------------- the family check
 
 def test_family_check_refuses_starting_weights_and_sizes():
     with pytest.raises(NeuroclassError, match="model.pretrained: glassbox is fitted from scratch"):

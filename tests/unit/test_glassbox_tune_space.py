@@ -7,17 +7,18 @@ import itertools
 import optuna
 import pytest
 
-from neuroclass.config import load_config
+from neuroclass.api import build_config
 from neuroclass.glassbox import GlassboxOptions, Network
-from neuroclass.training.glassbox_fit import CONFIG_KEYS, UNUSED, run_options
-from neuroclass.tuning.space import apply_params, default_space, suggest
+from neuroclass.training.glassbox_settings import CONFIG_KEYS, NO_EFFECT, run_options
+from neuroclass.tuning.space import apply_params, base_values, default_space, suggest
 
 OPTION_FIELDS = {f.name for f in dataclasses.fields(GlassboxOptions)}
 
 
 @pytest.fixture
 def base():
-    return load_config(overrides=["data.source=digits", "model.name=glassbox"])
+    """The config `neuroclass tune digits --model glassbox` starts from."""
+    return build_config("digits", "glassbox")
 
 
 def used(key: str) -> bool:
@@ -33,7 +34,7 @@ def used(key: str) -> bool:
 def test_the_space_holds_only_settings_the_network_uses(base, grid):
     keys = {p.key for p in default_space(base, grid=grid).params}
     assert all(used(key) for key in keys), keys
-    assert not keys & {"train.label_smoothing", "train.ema", "optim.weight_decay", *UNUSED}
+    assert not keys & {"optim.weight_decay", *NO_EFFECT}
     if not grid:
         assert keys == {"optim.lr", "optim.name", "model.options.hidden", "model.options.activation",
                         "train.batch_size"}
@@ -60,7 +61,7 @@ def test_every_sampled_point_is_a_valid_network(base):
         params = suggest(trial, space)
         options = run_options(apply_params(base, params))
         assert options.lr == pytest.approx(params["optim.lr"]) and 1e-4 <= options.lr <= 0.2
-        assert options.optimizer == {"sgd": "momentum"}.get(params["optim.name"], params["optim.name"])
+        assert options.optimizer == params["optim.name"]  # sgd: plain gradient descent
         assert options.hidden == [int(w) for w in params["model.options.hidden"].split(",")]
         assert options.activation == params["model.options.activation"]
         assert options.batch_size == params["train.batch_size"]
@@ -77,4 +78,16 @@ def test_every_grid_point_is_valid(base):
     assert len(points) == 12
     for point in points:
         options = run_options(apply_params(base, dict(zip(grid, point))))
-        assert options.lr in (1e-3, 1e-2, 1e-1) and options.optimizer in ("momentum", "adam")
+        assert options.lr in (1e-3, 1e-2, 1e-1) and options.optimizer in ("sgd", "adam")
+
+
+def test_the_first_trial_lists_the_settings_it_trains_with(base):
+    """The search's first trial is the config's own values of the searched keys: the preset's."""
+    space = default_space(base)
+    first = base_values(base, space)
+    assert first == {"optim.lr": 1e-3, "optim.name": "adam", "model.options.activation": "relu",
+                     "train.batch_size": 128}
+    options = run_options(apply_params(base, first))
+    assert (options.lr, options.optimizer, options.activation, options.batch_size) == (1e-3, "adam", "relu", 128)
+    classic = build_config("digits", "glassbox", overrides=["model.options.preset=classic"])
+    assert base_values(classic, space) == {"optim.lr": 0.1, "optim.name": "sgd", "model.options.activation": "sigmoid"}

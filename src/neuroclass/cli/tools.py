@@ -113,15 +113,15 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def _print_glassbox() -> None:
     from neuroclass.glassbox import PRESETS
-    from neuroclass.training.glassbox_fit import CONFIG_KEYS
+    from neuroclass.training.glassbox_settings import CONFIG_KEYS
 
     print("\nglassbox      the NumPy network for learning how one works (neuroclass.glassbox): dense layers, "
           "backpropagation, gradient descent")
     for preset, values in PRESETS.items():
         print(f"{'':<14}model.options.preset={preset}: " + ", ".join(f"{k}={v}" for k, v in values.items()))
     mapped = ", ".join(f"{v} ({k})" for k, v in CONFIG_KEYS.items())
-    print(f"{'':<14}options: preset, hidden, activation, output, loss, targets, dropout, batch_norm; set away "
-          f"from their defaults, {mapped} replace the preset's")
+    print(f"{'':<14}options: preset, hidden, activation, output, loss, targets, dropout, batch_norm; given, "
+          f"{mapped} replace the preset's")
 
 
 def cmd_data(args: argparse.Namespace) -> int:

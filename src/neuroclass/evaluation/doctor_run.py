@@ -13,8 +13,11 @@ from typing import Optional
 from neuroclass.errors import NeuroclassError
 from neuroclass.training.state import StopReason, read_stop_reason
 
-# Loss more than doubling its best epoch so far: warm-up and schedules never do that on purpose.
+# Loss more than doubling its best epoch so far: warm-up and schedules never do that on purpose ...
 EXPLODE_RATIO = 2.0
+# ... by more than this share of the first epoch's loss: a network that fits its training set
+# without label smoothing (the glass-box network) reaches losses of 1e-8, where doubling is noise
+EXPLODE_MIN_RISE = 0.1
 # facts that, when given, must be dicts (their keys are read by name)
 DICT_FACTS = ("class_counts", "dead_relu", "leakage", "mislabelled", "optim", "model", "train", "data",
               "pretrained")
@@ -113,11 +116,15 @@ def non_finite_epoch(run: Run) -> Optional[int]:
 
 
 def explosion(run: Run) -> Optional[tuple[int, int]]:
-    """(best epoch, exploded epoch), both 1-based, of the first loss above EXPLODE_RATIO x its best."""
+    """(best epoch, exploded epoch), both 1-based, of the first loss above EXPLODE_RATIO x its best
+    and more than EXPLODE_MIN_RISE x the first epoch's loss above it."""
+    best = 0
     for e in range(1, len(run.loss)):
-        best = min(range(e), key=lambda i: run.loss[i])
-        if run.loss[e] > EXPLODE_RATIO * run.loss[best]:
+        rise = run.loss[e] - run.loss[best]
+        if run.loss[e] > EXPLODE_RATIO * run.loss[best] and rise > EXPLODE_MIN_RISE * abs(run.loss[0]):
             return best + 1, e + 1
+        if run.loss[e] < run.loss[best]:
+            best = e
     return None
 
 

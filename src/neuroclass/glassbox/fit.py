@@ -2,7 +2,8 @@
 measurement on the validation rows after each epoch, and a stop at a deadline.
 
 Time is read from an injected ``clock`` (``time.monotonic`` by default), so that a test drives the
-deadline with a fake clock. The deadline is checked before every batch: training stops between two
+deadline with a fake clock. The deadline is checked before every batch and ``on_batch``, a caller's
+hook (a progress display, a request to stop), runs after every update: training stops between two
 updates, never inside one.
 
 >>> from neuroclass.glassbox.network import Network
@@ -35,6 +36,7 @@ class FitStop(enum.Enum):
     EPOCHS = "epochs"  # every epoch asked for ran
     DEADLINE = "deadline"  # the clock reached the deadline
     CALLBACK = "callback"  # on_epoch returned True
+    REQUESTED = "requested"  # on_batch returned True: stopped between two updates
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,10 @@ class EpochRecord:
     examples: int
 
 
+# after each update: (the batch's loss, its examples classified right, its examples) -> True to stop
+BatchHook = Callable[[float, int, int], Optional[bool]]
+
+
 @dataclass
 class History:
     """The epochs trained, in order, and why training stopped."""
@@ -67,7 +73,8 @@ class History:
 
 
 def _train_epoch(network: Network, x: np.ndarray, y: np.ndarray, batch_size: int, rng: np.random.Generator,
-                 deadline: Optional[float], clock: Callable[[], float]) -> tuple[float, int, int, bool]:
+                 deadline: Optional[float], clock: Callable[[], float],
+                 on_batch: Optional[BatchHook]) -> tuple[float, int, int, Optional[FitStop]]:
     """One pass over the rows in a random order: (sum of batch loss x batch size, examples
     classified right before their update, examples trained on, whether the deadline cut it short)."""
     order = rng.permutation(len(x))
@@ -75,7 +82,7 @@ def _train_epoch(network: Network, x: np.ndarray, y: np.ndarray, batch_size: int
     loss_sum, correct, seen = 0.0, 0, 0
     for start in range(0, len(x), batch_size):
         if deadline is not None and clock() >= deadline:
-            return loss_sum, correct, seen, True
+            return loss_sum, correct, seen, FitStop.DEADLINE
         rows = order[start:start + batch_size]
         if len(rows) == 1 and network.has_batch_norm and len(x) > 1:
             continue  # a last batch of one example: batch statistics need two
@@ -83,20 +90,25 @@ def _train_epoch(network: Network, x: np.ndarray, y: np.ndarray, batch_size: int
         batch = np.take(x, rows, axis=0, out=buffer[:len(rows)], mode="clip")
         loss, right = network.train_step(batch, y[rows])
         loss_sum, correct, seen = loss_sum + loss * len(rows), correct + right, seen + len(rows)
-    return loss_sum, correct, seen, False
+        if on_batch is not None and on_batch(loss, right, len(rows)):
+            return loss_sum, correct, seen, FitStop.REQUESTED
+    return loss_sum, correct, seen, None
 
 
 def fit(network: Network, x_train: np.ndarray, y_train: np.ndarray, x_val: Optional[np.ndarray] = None,
         y_val: Optional[np.ndarray] = None, epochs: int = 10, batch_size: Optional[int] = None, seed: int = 0,
         deadline: Optional[float] = None, clock: Callable[[], float] = time.monotonic,
         on_epoch: Optional[Callable[[EpochRecord], Optional[bool]]] = None,
-        threads: Optional[int] = None) -> History:
+        threads: Optional[int] = None, on_batch: Optional[BatchHook] = None) -> History:
     """Train ``network`` in place on rows ``x_train`` (N, D) with labels ``y_train`` (N,) int.
 
     ``batch_size``: examples per update (None: the options' ``batch_size``); ``seed``: the order
     of the examples each epoch (np.random.Generator); ``deadline``: a ``clock()`` reading at which
     training stops, before the next batch; ``on_epoch(record)``: called after each epoch (with the
-    record of a cut one too), may return True to stop; ``threads``: the BLAS threads of the matrix
+    record of a cut one too), may return True to stop; ``on_batch(loss, right, examples)``: called
+    after each update with the batch's loss and examples classified right (both measured before
+    the update) and its examples, may return True to stop before the next batch (the epoch so far
+    is then measured and recorded, as one the deadline cut); ``threads``: the BLAS threads of the matrix
     products while training, restored afterwards (None: as the process has them; a small
     network's products are too short to share among threads on a busy machine). With the same
     network seed, data and ``seed``, the weights come out bit-identical. Inputs are converted to
@@ -117,8 +129,8 @@ def fit(network: Network, x_train: np.ndarray, y_train: np.ndarray, x_val: Optio
         x_val = inputs.rows(x_val, network.n_inputs, "x_val")
         y_val = inputs.labels(y_val, len(x_val), network.n_classes, "y_val")
     with _blas_threads(threads):
-        return _epochs(network, x, y, x_val, y_val, epochs, batch_size, np.random.default_rng(seed), deadline,
-                       clock, on_epoch)
+        return _epochs(network, (x, y, x_val, y_val), epochs, batch_size, np.random.default_rng(seed), deadline,
+                       clock, (on_epoch, on_batch))
 
 
 def _blas_threads(threads: Optional[int]):
@@ -128,15 +140,15 @@ def _blas_threads(threads: Optional[int]):
     return nullcontext() if threads is None else threadpool_limits(limits=threads, user_api="blas")
 
 
-def _epochs(network: Network, x: np.ndarray, y: np.ndarray, x_val: Optional[np.ndarray],
-            y_val: Optional[np.ndarray], epochs: int, batch_size: int, rng: np.random.Generator,
-            deadline: Optional[float], clock: Callable[[], float],
-            on_epoch: Optional[Callable[[EpochRecord], Optional[bool]]]) -> History:
-    """The epochs of ``fit``, on checked inputs."""
+def _epochs(network: Network, data: tuple, epochs: int, batch_size: int, rng: np.random.Generator,
+            deadline: Optional[float], clock: Callable[[], float], hooks: tuple) -> History:
+    """The epochs of ``fit``, on checked inputs ``data`` (x, y, x_val, y_val), with its ``hooks``
+    (on_epoch, on_batch)."""
+    (x, y, x_val, y_val), (on_epoch, on_batch) = data, hooks
     history = History()
     for epoch in range(1, epochs + 1):
         start = clock()
-        loss_sum, correct, seen, cut = _train_epoch(network, x, y, batch_size, rng, deadline, clock)
+        loss_sum, correct, seen, cut = _train_epoch(network, x, y, batch_size, rng, deadline, clock, on_batch)
         seconds = clock() - start
         if seen == 0:  # the deadline came before the epoch's first batch
             history.stop = FitStop.DEADLINE
@@ -146,6 +158,6 @@ def _epochs(network: Network, x: np.ndarray, y: np.ndarray, x_val: Optional[np.n
         history.epochs.append(record)
         stop_asked = on_epoch is not None and on_epoch(record)
         if cut or stop_asked:
-            history.stop = FitStop.DEADLINE if cut else FitStop.CALLBACK
+            history.stop = cut or FitStop.CALLBACK
             break
     return history

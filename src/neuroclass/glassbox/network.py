@@ -34,7 +34,19 @@ from neuroclass.glassbox.trace import GradientTrace, LayerTrace, gradients, trac
 from neuroclass.io import write_bytes_atomic
 
 WEIGHTS_FORMAT = "neuroclass.glassbox/1"  # the safetensors metadata's "format": what wrote the file
+RUN_RECORD = "model.json"  # beside a run folder's model.safetensors: the options its file does not hold
 EVAL_ROWS = 1024  # rows per forward pass when predicting: bounds the memory of large inputs
+
+
+def log_softmax(z: np.ndarray) -> np.ndarray:
+    """log softmax(z) along each row of z (B, K), float32: z - m - log sum_j e^(z_j - m), with m each
+    row's largest z, so that no exp overflows and the largest term is e^0 = 1 (log-sum-exp).
+
+    >>> log_softmax(np.array([[0.0, -1000.0, -2000.0]], np.float32))
+    array([[    0., -1000., -2000.]], dtype=float32)
+    """
+    shifted = z - z.max(axis=1, keepdims=True)  # (B, K), each row's largest 0
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
 
 
 def build_layers(options: GlassboxOptions, n_inputs: int, n_classes: int, init_rng: np.random.Generator,
@@ -132,18 +144,30 @@ class Network:
 
     # ------------------------------------------------------------------------- prediction
 
-    def predict_proba(self, x: np.ndarray) -> np.ndarray:
-        """(N, D) rows -> (N, K) float32 class probabilities, each row summing to 1. Sigmoid
-        outputs, which need not sum to 1, are divided by their sum. Raises NeuroclassError for bad
-        rows (``inputs.rows``)."""
+    def log_proba(self, x: np.ndarray) -> np.ndarray:
+        """(N, D) rows -> (N, K) float32 logs of the class probabilities, from the output layer's
+        weighted sums z without forming the probabilities, so that a class far below the top keeps
+        a finite log where its probability underflows float32 to 0 (below about 1e-45).
+
+        Softmax: log p_k = z_k - log sum_j e^z_j (``log_softmax``). Sigmoid outputs
+        s_k = 1 / (1 + e^-z_k), divided by their sum: log s_k = -log(1 + e^-z_k) (softplus of -z,
+        ``np.logaddexp``), and log p_k = log s_k - log sum_j s_j, which is ``log_softmax`` of the
+        log s. Raises NeuroclassError for bad rows (``inputs.rows``).
+        """
         x = inputs.rows(x, self.n_inputs, "x")
         out = np.empty((len(x), self.n_classes), np.float32)
         for start in range(0, len(x), EVAL_ROWS):
-            a = self.output.forward(self.logits(x[start:start + EVAL_ROWS]), False)  # (B, K)
-            out[start:start + EVAL_ROWS] = a
-        if self.options.output == "sigmoid":
-            out /= np.maximum(out.sum(axis=1, keepdims=True), np.float32(1e-30))
+            z = self.logits(x[start:start + EVAL_ROWS])  # (B, K)
+            if self.options.output == "sigmoid":
+                z = -np.logaddexp(np.float32(0), -z)  # (B, K): log s
+            out[start:start + EVAL_ROWS] = log_softmax(z)
         return out
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        """(N, D) rows -> (N, K) float32 class probabilities, each row summing to 1: the exp of
+        ``log_proba``. Sigmoid outputs, which need not sum to 1, are divided by their sum. Raises
+        NeuroclassError for bad rows (``inputs.rows``)."""
+        return np.exp(self.log_proba(x))
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """(N, D) rows -> (N,) int64 class numbers of the highest output."""
@@ -223,8 +247,14 @@ class Network:
     @classmethod
     def load(cls, path: str | Path) -> "Network":
         """The network saved at ``path`` by ``save``, ready to predict (the optimiser starts afresh).
-        Raises NeuroclassError for a missing file or one that ``save`` did not write."""
+        Raises NeuroclassError for a missing file or one that ``save`` did not write; for a run
+        folder or its model.safetensors, one that names ``neuroclass.load_run``, which reads them."""
         path = Path(path)
+        run = path if path.is_dir() else path.parent
+        if (run / RUN_RECORD).is_file():  # a run folder, or its model.safetensors: no options inside
+            raise NeuroclassError(f"glassbox weights: '{path}' is a run folder's, whose options are in its "
+                                  f"{RUN_RECORD}; load the run's network with neuroclass.load_run('{run}').model"
+                                  ".network, or pass a file that Network.save() wrote")
         if not path.is_file():
             raise NeuroclassError(f"glassbox weights: '{path}' does not exist; pass the file that save() wrote")
         try:
@@ -232,7 +262,8 @@ class Network:
                 meta = json.loads((fh.metadata() or {})["glassbox"])
                 state = {name: fh.get_tensor(name) for name in fh.keys()}
         except (KeyError, ValueError, OSError, safetensors.SafetensorError) as exc:
-            raise NeuroclassError(f"glassbox weights: '{path}' is not a glass-box network file ({exc}); "
+            reason = "no glass-box metadata in it" if isinstance(exc, KeyError) else str(exc)
+            raise NeuroclassError(f"glassbox weights: '{path}' is not a glass-box network file ({reason}); "
                                   "pass the file that Network.save() wrote") from None
         if meta.get("format") != WEIGHTS_FORMAT:
             raise NeuroclassError(f"glassbox weights: '{path}' has format {meta.get('format')!r}, not "

@@ -10,7 +10,9 @@ A run folder's training writes checkpoints (training/checkpoint.py) into its hid
 which holds the run's config.yaml from the start. A stop request (training.callbacks.StopRequest,
 set by the CLI's signal handlers) ends training after the current step with a checkpoint and raises
 RunInterrupted; ``resume`` then continues from the newest checkpoint with the recorded config and
-the time budget that was left. A run that fails after its first checkpoint keeps its partial folder
+the time budget that was left. A run with no checkpoint to resume from (the glass-box network's
+loop writes none) is finished with the weights it has instead, and RunInterrupted says so
+(``finished``). A run that fails after its first checkpoint keeps its partial folder
 for a resume, unless training diverged.
 
 Example::

@@ -51,7 +51,8 @@ def train(cfg: Config, callbacks: list[Callback] | tuple = (), command: str = ""
     The hidden run folder is made before training, so that an unwritable ``out`` fails at once;
     it holds config.yaml and the checkpoints while training runs. Raises NeuroclassError for bad
     config, data or ``out`` (nothing is left behind then), RunInterrupted when ``stop`` is
-    requested (the partial folder is kept for ``resume``), StoppedBeforeCheckpoint for a
+    requested (the partial folder is kept for ``resume``; a run without a checkpoint, the
+    glass-box network's, is finished first: ``finished``), StoppedBeforeCheckpoint for a
     KeyboardInterrupt before the first checkpoint (nothing is left behind). ``before_rename(tmp)``: called as each
     checkpoint's files are on disk, before it is renamed into place (a test's moment to act);
     ``clock``: seconds, for the time budget (a test's fake clock), counted from ``started`` (default: now).
@@ -144,7 +145,7 @@ def _train_in(run: RunFolder, prep: Prepared, checkpoint: Checkpoint | None, rec
         model, tuning = build(prep)
         state = fit(prep, model, tuning, extras.callbacks, run.checkpoint_dir, checkpoint, extras.stop,
                     extras.before_rename)
-        if state.stop_reason is StopReason.INTERRUPTED:
+        if state.stop_reason is StopReason.INTERRUPTED and run.has_checkpoint():
             with contextlib.suppress(OSError):  # else the resume estimates it from the checkpoint
                 run.write_resume_record(with_session(record, prep.clock() - prep.start,
                                                      state.checkpoint_write_seconds))
@@ -161,6 +162,8 @@ def _train_in(run: RunFolder, prep: Prepared, checkpoint: Checkpoint | None, rec
         if isinstance(exc, KeyboardInterrupt):
             raise StoppedBeforeCheckpoint("stopped at once before the first checkpoint") from None
         raise
+    if state.stop_reason is StopReason.INTERRUPTED:  # nothing to resume from: finished with the weights it has
+        raise RunInterrupted(path, state.stop_detail, finished=True)
     html = None
     if extras.report:  # with the run's threads, like the rest of the run; by the budget's deadline
         known = FromTraining(RunData(prep.dataset, prep.splits.indices, prep.cfg.data.source), done.test_logits,

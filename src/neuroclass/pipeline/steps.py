@@ -37,7 +37,7 @@ from neuroclass.training.classical_fit import classical_inputs, fit_on_splits
 from neuroclass.training.families import (check_family_config, check_features, is_classical, is_glassbox,
                                           recorded_options)
 from neuroclass.training.finetune import FineTuning, prepare_fine_tuning, resolve_transfer
-from neuroclass.training.glassbox_fit import build_glassbox, fit_glassbox
+from neuroclass.training.glassbox_fit import build_glassbox, fit_glassbox, glassbox_config
 from neuroclass.training.resolution import plan_input
 from neuroclass.training.state import TrainState
 from neuroclass.training.trainer import Trainer
@@ -126,6 +126,7 @@ def prepare(cfg: Config, dataset: Dataset | None = None, require_test: bool = Tr
         cfg = replace(cfg, data=replace(cfg.data, source=str(source.resolve())))
     cfg = resolve_transfer(cfg)  # --from RUN: the run's model; conflicting starting points fail
     check_family_config(cfg.model)  # family, size and options: a typo fails before the data loads
+    cfg = glassbox_config(cfg)  # the glass-box network's settings, as config.yaml records them
     photos = None  # a photo folder: its input side, family and augmentation (training/resolution.py)
     if dataset is None and plan is None:
         cfg, photos = plan_input(cfg, device, deadline, clock)
@@ -175,8 +176,8 @@ def fit(prep: Prepared, model: Classifier, tuning: FineTuning, callbacks: list[C
     if isinstance(model, ClassicalModel):  # fitted once, within the deadline; no checkpoints
         return fit_on_splits(model, cfg, splits, len(prep.dataset.classes), prep.deadline, prep.clock,
                              prep.report_reserve.seconds)
-    if isinstance(model, GlassboxModule):  # its own loop, within the deadline; no checkpoints
-        return fit_glassbox(model, cfg, splits, prep.deadline, prep.clock, prep.report_reserve.seconds)
+    if isinstance(model, GlassboxModule):  # its own loop, within the deadline, with the callbacks; no checkpoints
+        return fit_glassbox(model, cfg, splits, prep.deadline, prep.clock, prep.report_reserve.seconds, callbacks, stop)
     # the writer last: it saves what every other callback did in the step or epoch (the stop
     # request's stop, a user callback's state)
     writer = [] if checkpoints is None else [

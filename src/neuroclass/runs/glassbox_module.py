@@ -4,7 +4,8 @@ Prediction, evaluation, reports, ensembles and serving call a trained model as `
 batches. ``GlassboxModule`` gives the NumPy network that shape: ``forward`` takes a batch of the
 run's inputs, (B, C, H, W) images (uint8 0-255, or floats in [0, 1]) or (B, D) table rows, and
 returns the log of the network's class probabilities, (B, K) float32, which softmax turns back
-into the probabilities.
+into the probabilities: ``Network.log_proba``, computed from the logits, finite and distinct for
+classes whose probabilities underflow float32 (a calibration temperature below 1 multiplies them).
 
 The module's parameters and buffers are views of the network's own arrays (``torch.from_numpy``
 shares their memory), under the network's stable names (dense0.weight (D_in, D_out), dense0.bias,
@@ -32,7 +33,8 @@ from neuroclass.glassbox import Network, glassbox_options
 from neuroclass.glassbox.layers import Dense
 
 GLASSBOX = "glassbox"  # the family's model.name
-# log(0) for a probability that underflowed: a finite floor keeps softmax and temperature defined
+# the floor that forward once put under the probabilities before their log (forward now takes the
+# log-probabilities from the logits: Network.log_proba); explain_glassbox.probabilities_of reads it
 MIN_PROBABILITY = 1e-12
 
 
@@ -73,8 +75,7 @@ class GlassboxModule(nn.Module):
                 self._modules[layer].register_buffer(field, tensor)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        proba = self.network.predict_proba(input_rows(x))  # (B, K), rows summing to 1
-        log_p = np.log(np.maximum(proba, np.float32(MIN_PROBABILITY)))
+        log_p = self.network.log_proba(input_rows(x))  # (B, K), finite: from the logits (log-sum-exp)
         return torch.from_numpy(log_p).to(x.device if isinstance(x, torch.Tensor) else "cpu")
 
     def flops_per_example(self) -> int:

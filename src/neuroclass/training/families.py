@@ -20,7 +20,7 @@ from neuroclass.models.registry import AUTO, check_model_config, split_name
 from neuroclass.registry import did_you_mean
 from neuroclass.rules import check_rule, rule
 from neuroclass.runs.glassbox_module import GLASSBOX
-from neuroclass.training.glassbox_fit import model_options as glassbox_model_options
+from neuroclass.training.glassbox_settings import model_options as glassbox_model_options
 
 CLASSICAL_SIZES = ("auto", "default")  # model.size a classical family takes: it has no named sizes
 
@@ -86,7 +86,7 @@ def recorded_options(cfg: ModelConfig) -> dict:
     """The family's options as model.json records them: every field, the size's preset under the
     user's options for a neural family, the defaults under them for a classical one, the preset
     under them for the glass-box network (whose run records the options it trained with, config
-    settings included: training/glassbox_fit.py)."""
+    settings included: training/glassbox_settings.py)."""
     if is_glassbox(cfg.name):
         return dataclasses.asdict(glassbox_model_options(cfg.options))
     if is_classical(cfg.name):

@@ -1,102 +1,47 @@
 """Training the glass-box network (neuroclass.glassbox, NumPy) in the one pipeline: what the
 Trainer does for a torch network, done by the network's own loop (``glassbox.fit``), filling the
-same ``TrainState`` (history per epoch, stop reason, seconds).
+same ``TrainState`` (history per epoch, stop reason, seconds) and calling the run's callbacks
+(training.callbacks: the progress display, a stop request, a search's pruning) at the Trainer's
+hooks: on_fit_start, on_epoch_start, on_batch_end after every update, on_epoch_end after each
+epoch's history row, on_fit_end.
 
-What the config has a key for comes from the config, the rest from ``model.options`` (the preset
-and the network's shape: hidden, activation, output, loss, targets, dropout, batch_norm). A config
-value left at the config's default gives way to the preset's:
+A stop request (callbacks.StopRequest: Ctrl-C, SIGTERM) ends training after the current update
+with StopReason.INTERRUPTED, as it ends a torch run. The network's loop writes no checkpoint (its
+optimiser state and the epoch's order of examples live in the process), so such a run cannot be
+resumed mid-training: the pipeline finishes it with the weights it has, the best epoch's under
+early stopping, and the stop's line says so.
 
-    optim.lr            -> lr
-    optim.name          -> optimizer: sgd (with optim.momentum > 0: "momentum"), adam, rmsprop
-    optim.momentum      -> momentum (a momentum asked for turns plain sgd into "momentum")
-    optim.weight_decay  -> l2 (added to the weights' gradients: L2, not AdamW's decoupled decay)
-    optim.l1            -> l1
-    model.init          -> init (he, xavier)
-    train.batch_size    -> batch_size
-    train.epochs        epochs (None: 8, or as many as the time budget allows)
-    train.seed          the starting weights, the dropout masks and the order of the examples
-    train.patience      early stopping on the validation loss, the best epoch's weights kept
-    train.threads       BLAS threads while training (None: 1; see ``BLAS_THREADS``)
-
-optim.name=adamw, the config's default, means the preset's optimiser. Settings the network has no
-use for (a learning-rate schedule, Nesterov momentum, class weights, ...) fail when set; label
-smoothing and the weight average (train.label_smoothing, train.ema) are left out.
+Which config settings the network trains with, and what fills those left unset, is
+training/glassbox_settings.py; train.epochs None trains 8 epochs, or under a time budget as many
+as it allows (with early stopping: glassbox_settings.BUDGET_PATIENCE); train.threads None: 1 BLAS
+thread (``BLAS_THREADS``).
 """
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict
 from typing import Callable, Optional
 
 from neuroclass.config import Config
 from neuroclass.errors import NeuroclassError
-from neuroclass.glassbox import EpochRecord, FitStop, GlassboxOptions, History, Network, fit, glassbox_options
+from neuroclass.glassbox import EpochRecord, FitStop, History, Network, fit
 from neuroclass.runs.glassbox_module import GlassboxModule, input_rows
+from neuroclass.training.callbacks import Callback, StopRequest
+from neuroclass.training.glassbox_settings import (CONFIG_KEYS, NO_EFFECT, SEARCH_GRID, SEARCH_SPACE,
+                                                   glassbox_config, model_options, run_options)
 from neuroclass.training.state import StopReason, TrainState
 from neuroclass.training.trainer import BUDGET_EPOCHS, DEFAULT_EPOCHS, TrainingDiverged
 
-# model.options keys that the config sets instead
-CONFIG_KEYS = {"lr": "optim.lr", "optimizer": "optim.name", "momentum": "optim.momentum", "l1": "optim.l1",
-               "l2": "optim.weight_decay", "init": "model.init", "batch_size": "train.batch_size"}
-# settings the glass-box network has no use for: set away from their defaults, they fail
-UNUSED = ("optim.nesterov", "optim.schedule", "optim.warmup", "optim.step_every", "optim.gamma",
-          "optim.layer_decay", "train.class_weight", "train.compile", "train.head_epochs", "train.freeze")
-# The default search space of `neuroclass tune --model glassbox` (--space's YAML form), over settings
-# the network uses: the learning rate (log-uniform, wide enough for plain SGD's 0.1 and Adam's 1e-3),
-# the optimiser (sgd: with the config's momentum), the hidden layers' widths (comma-separated text
-# as --set takes it: Optuna's choices are plain values), their activation, and the batch size.
-SEARCH_SPACE = {
-    "optim.lr": {"low": 1e-4, "high": 0.2, "log": True},
-    "optim.name": ["sgd", "adam", "rmsprop"],
-    "model.options.hidden": ["64", "128", "200", "256,128"],
-    "model.options.activation": ["relu", "tanh", "sigmoid"],
-    "train.batch_size": [16, 32, 64, 128, 256],
-}
-# --sampler grid: 2 x 3 x 2 = 12 trials (no learning rate at the config's default, 4e-3, which would
-# give way to the preset's)
-SEARCH_GRID = {"optim.name": ["sgd", "adam"], "optim.lr": [1e-3, 1e-2, 1e-1], "model.options.hidden": ["100", "200"]}
+__all__ = ["BLAS_THREADS", "CONFIG_KEYS", "FINISH_SHARE", "NO_EFFECT", "SEARCH_GRID", "SEARCH_SPACE",
+           "build_glassbox", "fit_glassbox", "glassbox_config", "model_options", "run_options"]
+
 # BLAS threads by default: a batch's products (128 x 784 x 200) are too short to share; on two
 # cores with another process running, two threads made an epoch 10-100x slower than one
 BLAS_THREADS = 1
 # share of the time left kept for the finish (choosing the inference policy, the test predictions)
 FINISH_SHARE = 0.05
-
-
-def model_options(options: dict) -> GlassboxOptions:
-    """The family's options from ``model.options``. Raises NeuroclassError for a key the config
-    sets instead (naming it), and as ``glassbox_options`` does."""
-    for key in options:
-        if key in CONFIG_KEYS:
-            raise NeuroclassError(f"model.options.{key}: the glassbox family takes it from {CONFIG_KEYS[key]}; "
-                                  f"use --set {CONFIG_KEYS[key]}=... instead")
-    return glassbox_options(options)
-
-
-def _get(cfg: Config, dotted: str):
-    section, key = dotted.split(".")
-    return getattr(getattr(cfg, section), key)
-
-
-def run_options(cfg: Config) -> GlassboxOptions:
-    """The network's options for a run: ``model.options`` over the preset, then each config value
-    that differs from the config's default (the table in the module's docstring). Raises
-    NeuroclassError for a setting the network cannot use."""
-    default = Config()
-    changed = [key for key in UNUSED if _get(cfg, key) != _get(default, key)]
-    if changed:
-        raise NeuroclassError(f"{changed[0]}={_get(cfg, changed[0])} has no effect on the glassbox family (it "
-                              "trains at a constant learning rate, without class weights or transfer); drop it")
-    values = asdict(model_options(cfg.model.options))
-    for key, dotted in CONFIG_KEYS.items():
-        if key != "optimizer" and _get(cfg, dotted) not in (_get(default, dotted), None):
-            values[key] = _get(cfg, dotted)
-    optim = cfg.optim
-    if optim.name != default.optim.name:
-        values["optimizer"] = {"sgd": "momentum" if optim.momentum else "sgd"}.get(optim.name, optim.name)
-    elif values["optimizer"] == "sgd" and optim.momentum not in (default.optim.momentum, 0):
-        values["optimizer"] = "momentum"
-    return glassbox_options(values)
+# what an interrupted run's line adds: it was finished, not left to resume
+NOT_RESUMABLE = "a glassbox run cannot resume mid-training, so it was finished with"
 
 
 def build_glassbox(cfg: Config, input_shape: tuple[int, ...], classes: int) -> GlassboxModule:
@@ -106,42 +51,72 @@ def build_glassbox(cfg: Config, input_shape: tuple[int, ...], classes: int) -> G
     return GlassboxModule(network)
 
 
-def _early_stop(patience: int, network: Network) -> tuple[Callable[[EpochRecord], bool], dict]:
-    """An ``on_epoch`` that stops after ``patience`` epochs without a lower validation loss (0: never)
-    or at a loss that is no longer finite, and what it found: "best" (epoch, loss, weights),
-    "diverged" (the epoch)."""
-    found: dict = {"best": None, "diverged": None}
+class _Driver:
+    """The run's side of the network's loop: the TrainState it fills, the callbacks at the
+    Trainer's hooks, early stopping after ``patience`` epochs without a lower validation loss
+    (0: never; the best epoch's weights kept in ``best``) and a training loss no longer finite."""
 
-    def on_epoch(record: EpochRecord) -> bool:
+    def __init__(self, module: GlassboxModule, state: TrainState, callbacks: list[Callback], patience: int,
+                 clock: Callable[[], float]) -> None:
+        self.module, self.state, self.callbacks, self.patience, self.clock = module, state, callbacks, patience, clock
+        # the on_batch_end of the callbacks that have one: called after every update, often 50,000 an epoch
+        self.batch_hooks = [c.on_batch_end for c in callbacks if type(c).on_batch_end is not Callback.on_batch_end]
+        self.best: Optional[tuple[int, float, dict]] = None  # (epoch, validation loss, weights)
+        self.diverged: Optional[int] = None  # the epoch whose training loss was not finite
+        self.trained = 0.0  # seconds of training so far, the history's "time"
+        self.mark = clock()  # the end of the last update's hooks: the next update's start
+
+    def emit(self, hook: str) -> None:
+        for callback in self.callbacks:
+            getattr(callback, hook)(self.state, self.module)
+
+    def on_batch(self, loss: float, right: int, examples: int) -> bool:
+        """After each update: the state's counters, on_batch_end; True once a callback asked to stop."""
+        state = self.state
+        state.batch_loss = loss
+        state.epoch_loss_sum += loss * examples
+        state.epoch_correct += right
+        state.epoch_seen += examples
+        state.running_accuracy = state.epoch_correct / state.epoch_seen
+        state.record_step(self.clock() - self.mark, examples)  # the update, not the hooks
+        for hook in self.batch_hooks:
+            hook(state, self.module)
+        self.mark = self.clock()
+        return state.stop
+
+    def on_epoch(self, record: EpochRecord) -> bool:
+        """After each epoch: its history row, on_epoch_end, early stopping; True to stop."""
+        state, self.trained = self.state, self.trained + record.seconds
         if not math.isfinite(record.train_loss):
-            found["diverged"] = record.epoch
+            state.diverged, self.diverged = True, record.epoch
+            state.request_stop(StopReason.DIVERGED, f"loss became {record.train_loss} in epoch {record.epoch}")
             return True
-        if not patience or record.val_loss is None:
-            return False
-        best = found["best"]
-        if best is None or record.val_loss < best[1]:
-            found["best"] = (record.epoch, record.val_loss, network.state_dict())
-            return False
-        return record.epoch - best[0] >= patience
-
-    return on_epoch, found
-
-
-def _history_rows(history: History, lr: float) -> list[dict]:
-    """metrics.csv rows, one per epoch, in the Trainer's keys; "time": seconds of training so far."""
-    rows, elapsed = [], 0.0
-    for r in history.epochs:
-        elapsed += r.seconds
-        rows.append({"epoch": r.epoch, "loss": r.train_loss, "accuracy": r.train_accuracy, "val_loss": r.val_loss,
-                     "val_accuracy": r.val_accuracy, "lr": lr, "time": elapsed})
-    return rows
+        improved = record.val_loss is not None and (self.best is None or record.val_loss < self.best[1])
+        if self.patience and improved:
+            self.best = (record.epoch, record.val_loss, self.module.network.state_dict())
+        state.history.append({"epoch": record.epoch, "loss": record.train_loss, "accuracy": record.train_accuracy,
+                              "val_loss": record.val_loss, "val_accuracy": record.val_accuracy, "lr": state.lr,
+                              "time": self.trained})
+        state.epoch, state.epoch_loss_sum, state.epoch_correct, state.epoch_seen = record.epoch, 0.0, 0, 0
+        self.emit("on_epoch_end")
+        spent = bool(self.patience and self.best is not None and record.epoch - self.best[0] >= self.patience)
+        if spent:
+            state.request_stop(StopReason.EARLY_STOPPING, f"no validation loss improvement in {self.patience} "
+                               f"epochs; the weights of epoch {self.best[0]} (validation loss "
+                               f"{self.best[1]:.4f}) kept")
+        if not state.stop and record.epoch < state.max_epochs:
+            self.emit("on_epoch_start")
+        return state.stop
 
 
 def fit_glassbox(module: GlassboxModule, cfg: Config, splits, deadline: Optional[float],
-                 clock: Callable[[], float] = time.perf_counter, reserve_seconds: float = 0.0) -> TrainState:
+                 clock: Callable[[], float] = time.perf_counter, reserve_seconds: float = 0.0,
+                 callbacks: list[Callback] | tuple = (), stop: StopRequest | None = None) -> TrainState:
     """Train ``module``'s network on a run's splits (data.split's Splits: images or table rows as
     ``input_rows`` turns them into float32 rows), validating after each epoch, within ``deadline``
-    (a ``clock()`` reading) less ``reserve_seconds`` and a share for the finish. Returns the fit's
+    (a ``clock()`` reading) less ``reserve_seconds`` and a share for the finish, calling
+    ``callbacks`` at the Trainer's hooks; ``stop``: a request that ends training after the current
+    update (StopReason.INTERRUPTED, the weights kept as they are then). Returns the fit's
     TrainState. Raises TrainingDiverged when the loss stops being finite, NeuroclassError for
     settings the network cannot use."""
     network, train = module.network, splits.train
@@ -152,38 +127,40 @@ def fit_glassbox(module: GlassboxModule, cfg: Config, splits, deadline: Optional
     fit_deadline = None
     if deadline is not None:
         fit_deadline = deadline - reserve_seconds - FINISH_SHARE * max(0.0, deadline - clock())
-    on_epoch, found = _early_stop(cfg.train.patience, network)
+    state = TrainState(max_epochs=epochs, steps_per_epoch=max(1, math.ceil(len(train) / network.options.batch_size)),
+                       deadline=deadline, clock=clock, val_examples=0 if val is None else len(val),
+                       reserve_seconds=reserve_seconds, lr=network.options.lr)
+    driver = _Driver(module, state, [*([stop] if stop is not None else []), *callbacks], cfg.train.patience, clock)
     x_val, y_val = (None, None) if val is None else (input_rows(val.x), val.y.numpy())
+    driver.emit("on_fit_start")
+    driver.emit("on_epoch_start")
     history = fit(network, input_rows(train.x), train.y.numpy(), x_val, y_val, epochs=epochs, seed=cfg.train.seed,
-                  deadline=fit_deadline, clock=clock, on_epoch=on_epoch, threads=cfg.train.threads or BLAS_THREADS)
-    if found["diverged"] is not None:
+                  deadline=fit_deadline, clock=clock, on_epoch=driver.on_epoch, on_batch=driver.on_batch,
+                  threads=cfg.train.threads or BLAS_THREADS)
+    _finish(driver, history)
+    driver.emit("on_fit_end")
+    if driver.diverged is not None:
         raise TrainingDiverged(f"the glassbox network's training loss became NaN or infinite in epoch "
-                               f"{found['diverged']}; lower optim.lr (it was {network.options.lr:g})")
-    return _state(history, found, network, cfg, epochs, len(train), deadline, clock)
-
-
-def _state(history: History, found: dict, network: Network, cfg: Config, epochs: int, rows: int,
-           deadline: Optional[float], clock: Callable[[], float]) -> TrainState:
-    """The TrainState of a finished fit; the best epoch's weights restored after early stopping."""
-    batch = network.options.batch_size
-    state = TrainState(max_epochs=epochs, steps_per_epoch=max(1, math.ceil(rows / batch)), deadline=deadline,
-                       clock=clock)
-    state.history = _history_rows(history, network.options.lr)
-    state.epoch = len(history.epochs)
-    state.samples_seen = sum(r.examples for r in history.epochs)
-    state.step = sum(math.ceil(r.examples / batch) for r in history.epochs)
-    state.train_seconds = sum(r.seconds for r in history.epochs)
-    if history.stop is FitStop.CALLBACK and found["best"] is not None:
-        best_epoch, best_loss, weights = found["best"]
-        network.load_state_dict(weights)
-        state.best_epoch = best_epoch
-        state.stop_reason = StopReason.EARLY_STOPPING
-        state.stop_detail = (f"no validation loss improvement in {cfg.train.patience} epochs; the weights of "
-                             f"epoch {best_epoch} (validation loss {best_loss:.4f}) kept")
-    elif history.stop is FitStop.DEADLINE:
-        state.stop_reason, state.stop_detail = StopReason.TIME_BUDGET, "time budget reached"
-    else:
-        state.stop_reason = StopReason.COMPLETED
-        state.stop_detail = f"{state.epoch} epochs completed"
-    state.stop_detail = f"glassbox: {state.stop_detail}"
+                               f"{driver.diverged}; lower optim.lr (it was {network.options.lr:g})")
     return state
+
+
+def _finish(driver: _Driver, history: History) -> None:
+    """The stop reason and detail of a finished fit, and the weights kept: the best epoch's
+    under early stopping, whatever ended training."""
+    state = driver.state
+    if driver.best is not None:
+        best_epoch, _, weights = driver.best
+        driver.module.network.load_state_dict(weights)
+        state.best_epoch = best_epoch
+    kept = (f"the weights of epoch {state.best_epoch} (the lowest validation loss)" if state.best_epoch
+            else "its weights at that step")
+    if state.stop_reason is StopReason.INTERRUPTED:
+        state.stop_detail = f"{state.stop_detail}; {NOT_RESUMABLE} {kept}"
+        return
+    if state.stop_reason is None and history.stop is FitStop.DEADLINE:
+        state.stop_reason = StopReason.TIME_BUDGET
+        state.stop_detail = "time budget reached" + (f"; {kept} kept" if state.best_epoch else "")
+    elif state.stop_reason is None:
+        state.stop_reason, state.stop_detail = StopReason.COMPLETED, f"{state.epoch} epochs completed"
+    state.stop_detail = f"glassbox: {state.stop_detail}"

@@ -34,8 +34,8 @@ from neuroclass.errors import NeuroclassError
 from neuroclass.classical import CLASSICAL
 from neuroclass.models.registry import AUTO
 from neuroclass.training.families import check_family_config, is_classical, is_glassbox, options_type, recorded_options
-from neuroclass.training.glassbox_fit import SEARCH_GRID as GLASSBOX_GRID
-from neuroclass.training.glassbox_fit import SEARCH_SPACE as GLASSBOX_SPACE
+from neuroclass.training.glassbox_settings import SEARCH_GRID as GLASSBOX_GRID
+from neuroclass.training.glassbox_settings import SEARCH_SPACE as GLASSBOX_SPACE
 from neuroclass.registry import did_you_mean
 
 GRID_POINTS_LIMIT = 10_000  # a grid larger than this is a typo, not a plan
@@ -305,7 +305,7 @@ def default_space(base: Config, grid: bool = False) -> SearchSpace:
     """The space searched without --space: COMMON_SPACE plus the family's own (FAMILY_SPACE) when
     the model family is named (model.name=auto is chosen per dataset later, so only the common
     keys apply); ``grid``: the discrete COMMON_GRID for --sampler grid. A classical family searches
-    its own options, the glassbox family its own space (training/glassbox_fit.py: none of the
+    its own options, the glassbox family its own space (training/glassbox_settings.py: none of the
     settings it leaves out, such as train.label_smoothing)."""
     family = base.model.name
     if is_classical(family):  # the family's own options; no learning rate or batches
