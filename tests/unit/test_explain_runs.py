@@ -299,7 +299,8 @@ def test_a_table_file_explains_its_first_row(table_run, table_csv, tmp_path):
 def test_help(capsys):
     with pytest.raises(SystemExit) as info:
         main(["explain", "--help"])
-    assert info.value.code == 0 and "--index" in capsys.readouterr().out
+    out = " ".join(capsys.readouterr().out.split())  # as one line, whatever the terminal's width
+    assert info.value.code == 0 and "--index" in out and "--row N" in out and "counted from 0" in out
 
 
 def test_an_ensemble_is_pointed_at_its_members(mlp_run, cnn_run, tmp_path, capsys):

@@ -20,7 +20,7 @@ def add_parsers(sub) -> None:
                    help="map over the input: integrated_gradients (default) or saliency; conv networks "
                         "get Grad-CAM besides")
     p.add_argument("--out", help="HTML file or folder (default: the run folder, explain-<input>.html; "
-                                 "the numbers go beside it as JSON)")
+                                 "the numbers go beside it as JSON; an existing file is replaced)")
     add_common(p)
 
 

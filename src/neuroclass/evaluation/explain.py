@@ -40,9 +40,6 @@ from neuroclass.inference import InferencePolicy
 from neuroclass.models.registry import OutputKind
 from neuroclass.runs.glassbox_module import GlassboxModule
 
-EMBEDDED_BASELINE = ("the numbers at 0 after the run's preprocessing and every categorical column at no category "
-                     "(the zero vector the network gives a category the training file did not hold)")
-
 
 @dataclass
 class Explanation:
@@ -156,7 +153,7 @@ def _input_maps(model, trace: Trace, layout: TableLayout | None, seen, baseline,
     categorical columns are codes, at the first dense layer's input (explain_table.py)."""
     if layout is not None and layout.codes:
         return embedded_maps(model, trace.first.name, layout, seen, targets, no_category_baseline(baseline, layout),
-                             EMBEDDED_BASELINE, method)
+                             baseline_words(kind, embedded=True), method)
     return input_maps(model, seen, targets, baseline, baseline_words(kind), method)
 
 

@@ -147,8 +147,15 @@ def seen_input(predictor: Predictor, x: torch.Tensor) -> tuple[torch.Tensor, tor
     return seen.contiguous(), base.contiguous()
 
 
-def baseline_words(kind: str) -> str:
-    return "a black image" if kind == "image" else "all features at 0 after the run's preprocessing"
+def baseline_words(kind: str, embedded: bool = False) -> str:
+    """The baseline of integrated gradients for inputs of ``kind`` ("image" or "table"), in words;
+    ``embedded``: a table whose categorical columns reach the network as codes it embeds."""
+    if kind == "image":
+        return "a black image"
+    if embedded:
+        return ("the numbers at 0 after the run's preprocessing and every categorical column at no category "
+                "(the zero vector the network gives a category the training file did not hold)")
+    return "all features at 0 after the run's preprocessing"
 
 
 def pixels(x: torch.Tensor) -> np.ndarray:
