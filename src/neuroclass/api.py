@@ -173,12 +173,13 @@ def load_run(path: str | Path, device: str = "auto") -> Predictor | EnsemblePred
 
 def explain(run: str | Path, file: str | Path | None = None, index: int | None = None, label: str | None = None,
             out: str | Path | None = None, attribution: str = "integrated_gradients", page: bool = True,
-            device: str = "auto") -> "Explanation":
-    """One prediction of ``run`` step by step, like ``neuroclass explain``: for ``file`` (with its
-    true class ``label``, if known) or example ``index`` of the run's test split (default 0). Writes
-    the HTML page (``out``: a file or folder; default the run folder, explain-<input>.html) unless
+            device: str = "auto", row: int | None = None) -> "Explanation":
+    """One prediction of ``run`` step by step, like ``neuroclass explain``: for ``file`` (an image,
+    or data row ``row`` of a table file, counted from 0, default 0; with its true class ``label``,
+    if known) or example ``index`` of the run's test split (default 0). Writes the HTML page
+    (``out``: a file or folder; default the run folder, explain-<input>.html) unless
     ``page=False``; ``Explanation.page`` is its path. Raises NeuroclassError (a ValueError) for a
-    missing run, a classical or ensemble run, an index out of range or an unknown label.
+    missing run, a classical or ensemble run, an index or row out of range or an unknown label.
 
     Example::
 
@@ -187,7 +188,7 @@ def explain(run: str | Path, file: str | Path | None = None, index: int | None =
     """
     from neuroclass.evaluation.explain import explain_run, write_explanation
 
-    found = explain_run(run, file, index, label, attribution, device)
+    found = explain_run(run, file, index, label, attribution, device, row)
     if page:
         write_explanation(found, out)  # sets found.page
     return found

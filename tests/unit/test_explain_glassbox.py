@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from explain_formulas import check_formulas
 from PIL import Image
 
 from neuroclass.cli import main
@@ -131,8 +132,14 @@ def test_the_classic_preset_shows_its_squared_error_and_sigmoid_outputs(classic_
     assert any("1/2 sum_k (sigmoid(z_k) - target_k)^2" in line for line in summary_lines(found))
     assert any(line.startswith("one sgd step on every layer (lr 0.1)") for line in summary_lines(found))
     document = write_explanation(found, tmp_path).read_text()
-    assert "loss (squared error)" in document and "sigmoid(z) / sum" in document
+    assert "loss (squared error" in document and "a / sum" in document
     assert "(a - target) a (1 - a)" in document and "cross-entropy" not in document
+
+
+@pytest.mark.parametrize("run_name", ["modern_run", "classic_run", "norm_run"])
+def test_every_number_follows_the_formula_printed_beside_it(run_name, request, tmp_path):
+    found = explain_run(request.getfixturevalue(run_name), index=6, device="cpu")
+    check_formulas(found, write_explanation(found, tmp_path).read_text())
 
 
 def _torch_logit(network, row: np.ndarray, target: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -187,7 +194,8 @@ def test_the_cli_prints_a_summary_and_writes_the_page(modern_run, tmp_path, caps
     assert any(line.startswith("true label: ") and "-log softmax(z)" in line for line in lines)
     assert any(line.startswith("one adam step on every layer (lr 0.001)") for line in lines)
     assert any(line.startswith("layer dense0: most active unit") for line in lines)
-    assert lines[-1] == f"page: {tmp_path / 'pages' / 'explain-test-0.html'}"
+    assert lines[-2:] == [f"numbers: {tmp_path / 'pages' / 'explain-test-0.json'}",
+                          f"page: {tmp_path / 'pages' / 'explain-test-0.html'}"]
     assert (tmp_path / "pages" / "explain-test-0.json").is_file()
 
 

@@ -2,6 +2,7 @@
 probabilities, a torch SGD step on the head), the maps have the input's shape, a cnn shows its
 filters and a map per stage, a table run its features, and bad input is one error line, exit 2."""
 import json
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -9,12 +10,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from explain_formulas import check_formulas
 from torch import nn
 
 import neuroclass
 from neuroclass.cli import main
 from neuroclass.config import load_config
 from neuroclass.evaluation.explain import explain_run, summary_lines, write_explanation
+from neuroclass.evaluation.explain_page import _input_names_of
+from neuroclass.evaluation.explain_steps import softmax
 from neuroclass.inference import Predictor
 from neuroclass.pipeline import train
 from neuroclass.runs import RunFolder
@@ -139,11 +143,25 @@ def test_a_cnn_shows_its_filters_a_map_per_stage_and_grad_cam(cnn_run, tmp_path)
     assert all(s.maps.shape[0] >= 1 and np.isfinite(s.maps).all() for s in found.stages)
     cams = [a for a in found.attributions if a.method == "Grad-CAM"]
     assert cams and all(a.values.shape == (16, 16) and (a.values >= 0).all() for a in cams)
-    assert [d.step.name for d in found.dense] == [found.head]  # the head's step, not the conv layers
+    # the head's dense layers, hidden then the one giving the logits, which the step moves; not the conv layers
+    assert [d.step.name for d in found.dense] == ["head.2", "head.5"] and found.head == "head.5"
+    assert [d.matches for d in found.dense] == [True, None] and found.dense[0].step.units == 16
     document = write_explanation(found, tmp_path / "cnn.html").read_text()
     for anchor in ("summary", "input", "dense", "output", "gradient", "weights", "stages", "attribution"):
         assert f'id="{anchor}"' in document, anchor
     assert "Grad-CAM" in document and "http://" not in document and "https://" not in document
+
+
+def test_a_head_whose_inputs_are_as_many_as_the_pixels_is_not_named_by_pixels(cnn_run):
+    """A conv network's head may take as many numbers as the image has pixels (8x8 digits, 64
+    channels of 1x1): its inputs are the features, "unit i", not "(row r, col c)"."""
+    found = explain_run(cnn_run, index=0, device="cpu")
+    head = found.dense[-1].step
+    other = (head.x + 1.0).astype(np.float32)  # an input of as many numbers as the head takes, other ones
+    names, _ = _input_names_of(replace(found, seen=other, input_names=["pixel"] * other.size), 0, head)
+    assert names is None
+    same = replace(found, seen=head.x.astype(np.float32), input_names=[f"p{i}" for i in range(head.inputs)])
+    assert _input_names_of(same, 0, head)[0] == same.input_names  # a layer that takes the input: its names
 
 
 def test_a_table_run_shows_its_features(table_run, tmp_path):
@@ -186,8 +204,42 @@ def test_the_cli_prints_a_summary_and_writes_the_page(mlp_run, tmp_path, capsys)
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0].startswith("explained test example 3 of blocks")
     assert any(line.startswith("one step W -= lr * dL/dW") for line in lines)
-    assert lines[-1] == f"page: {tmp_path / 'pages' / 'explain-test-3.html'}"
+    assert lines[-2:] == [f"numbers: {tmp_path / 'pages' / 'explain-test-3.json'}",
+                          f"page: {tmp_path / 'pages' / 'explain-test-3.html'}"]
     assert (tmp_path / "pages" / "explain-test-3.json").is_file()
+
+
+def test_out_replaces_an_existing_page_atomically_and_says_where(mlp_run, tmp_path, capsys):
+    page = tmp_path / "mine.html"
+    page.write_text("an older page")
+    page.with_suffix(".json").write_text("{}")
+    assert main(["explain", str(mlp_run), "--index", "2", "--out", str(page)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[-2:] == [f"numbers: {tmp_path / 'mine.json'}", f"page: {page}"]
+    assert page.read_text().startswith("<!DOCTYPE html>")  # replaced, as report --out replaces its file
+    assert json.loads(page.with_suffix(".json").read_text())["source"].startswith("test example 2")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.html", "mine.json"]  # no temporary files left
+
+
+@pytest.mark.parametrize("run_name, index", [("mlp_run", 1), ("cnn_run", 3), ("table_run", 0)])
+def test_every_number_follows_the_formula_printed_beside_it(run_name, index, request, tmp_path):
+    found = explain_run(request.getfixturevalue(run_name), index=index, device="cpu")
+    assert found.update is not None
+    check_formulas(found, write_explanation(found, tmp_path).read_text())
+
+
+def test_a_calibrated_run_states_its_loss_with_and_without_the_temperature(mlp_run, tmp_path):
+    found = explain_run(mlp_run, index=1, device="cpu")
+    out = replace(found.output, temperature=2.0, probabilities=softmax(found.output.logits, 2.0),
+                  calibrated_loss=-float(np.log(softmax(found.output.logits, 2.0)[found.output.label])))
+    found = replace(found, output=out, update=replace(found.update,
+                                                      new_probabilities=softmax(found.update.new_logits, 2.0)))
+    document = write_explanation(found, tmp_path).read_text()
+    check_formulas(found, document)
+    assert "p_T = softmax(z / 2.0000)" in document and "softmax(z) (T = 1)" in document
+    assert out.loss != pytest.approx(out.calibrated_loss)
+    line = next(line for line in summary_lines(found) if line.startswith("true label: "))
+    assert f"training loss -log softmax(z)[{found.classes[out.label]}] = " in line and "-log p_T[" in line
 
 
 def test_the_python_api(mlp_run, tmp_path):
@@ -237,7 +289,8 @@ def test_a_table_file_explains_its_first_row(table_run, table_csv, tmp_path):
     predictor = Predictor.from_run(table_run, device="cpu")
     found = explain_run(table_run, tmp_path / "three.csv", label="yes", device="cpu")
     expected = predictor.predict_files([tmp_path / "three.csv"], top_k=1)[0]
-    assert found.source.endswith("three.csv:1 (row 1 of 3)") and found.slug == "three"
+    assert found.source == "row 0 of three.csv (counted from 0; the file has 3 data rows)"
+    assert found.slug == "three-row0" and found.row == 0
     assert found.classes[found.output.predicted] == expected.label
     assert found.output.probabilities[found.output.predicted] == pytest.approx(expected.probability, rel=1e-5)
     assert found.output.label == found.classes.index("yes") and found.update is not None
@@ -246,7 +299,8 @@ def test_a_table_file_explains_its_first_row(table_run, table_csv, tmp_path):
 def test_help(capsys):
     with pytest.raises(SystemExit) as info:
         main(["explain", "--help"])
-    assert info.value.code == 0 and "--index" in capsys.readouterr().out
+    out = " ".join(capsys.readouterr().out.split())  # as one line, whatever the terminal's width
+    assert info.value.code == 0 and "--index" in out and "--row N" in out and "counted from 0" in out
 
 
 def test_an_ensemble_is_pointed_at_its_members(mlp_run, cnn_run, tmp_path, capsys):

@@ -24,14 +24,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from torch import nn
 
 from neuroclass.errors import NeuroclassError
 from neuroclass.evaluation.explain_attribution import Attribution, check_method, grad_cam_maps, input_maps
+from neuroclass.evaluation.explain_format import number
 from neuroclass.evaluation.explain_input import (baseline_words, input_names, open_neural_run, pick_example,
                                                  pixels, seen_input)
-from neuroclass.evaluation.explain_steps import (DenseLayer, Loss, OutputStep, UpdateStep, last_layer_update,
-                                                 output_step)
-from neuroclass.evaluation.explain_trace import (FirstLayer, StageMap, dense_layers, first_layer,
+from neuroclass.evaluation.explain_steps import (RAW_NAMES, DenseLayer, Loss, OutputStep, UpdateStep,
+                                                 last_layer_update, output_step, raw_outputs)
+from neuroclass.evaluation.explain_table import TableLayout, embedded_maps, no_category_baseline, table_layout
+from neuroclass.evaluation.explain_trace import (FirstLayer, StageMap, Trace, dense_layers, first_layer,
                                                  grad_cam_layer, head_input, stage_maps, trace_network)
 from neuroclass.inference import InferencePolicy
 from neuroclass.models.registry import OutputKind
@@ -47,7 +50,9 @@ class Explanation:
     (with its test-time views, if any); ``update``: None without a label or a dense head.
     ``standardized``: ``seen`` is the input standardized with the run's mean and std (False: the
     pixels / 255 or the preprocessed row as they are); ``numpy_network``: the network runs in NumPy
-    (glassbox), its maps computed through its own backward pass rather than Captum."""
+    (glassbox), its maps computed through its own backward pass rather than Captum; ``layout``:
+    a table run's inputs by column, with its categorical columns' codes and embeddings when it has
+    them (data.encoding=embedding)."""
 
     run: Path
     family: str
@@ -71,17 +76,22 @@ class Explanation:
     numpy_network: bool = False
     notes: list[str] = field(default_factory=list)
     page: Path | None = None  # the HTML page, once ``write_explanation`` has written it
+    layout: TableLayout | None = None  # a table run's inputs by column (categorical columns as codes)
+    row: int | None = None  # the data row of a table FILE, counted from 0
+    label_smoothing: float = 0.0  # the run's train.label_smoothing (the step shown uses none)
 
 
 def explain_run(run: str | Path, file: str | Path | None = None, index: int | None = None,
                 label: str | None = None, attribution: str = "integrated_gradients",
-                device: str = "auto") -> Explanation:
-    """Explain the prediction of ``run`` for ``file`` (an image, or a table's first row; ``label``:
-    its true class name, if known) or for example ``index`` of the run's test split (default 0).
-    ``attribution``: "integrated_gradients" or "saliency" for the maps over the input (conv
-    networks get Grad-CAM besides; a glassbox run's maps are computed in NumPy through its own
-    backward pass). Raises NeuroclassError naming the field for a missing run,
-    an ensemble or classical run, an index out of range, a label that is not a class.
+                device: str = "auto", row: int | None = None) -> Explanation:
+    """Explain the prediction of ``run`` for ``file`` (an image, or data row ``row`` of a table,
+    counted from 0, default 0; ``label``: its true class name, if known) or for example ``index``
+    of the run's test split (default 0). ``attribution``: "integrated_gradients" or "saliency" for
+    the maps over the input (conv networks get Grad-CAM besides; a glassbox run's maps are computed
+    in NumPy through its own backward pass; a table's categorical columns that an mlp embeds are
+    attributed at its first dense layer's input). Raises NeuroclassError naming the field for a
+    missing run, an ensemble or classical run, an index or row out of range, a label that is not
+    a class.
 
     Example::
 
@@ -90,7 +100,7 @@ def explain_run(run: str | Path, file: str | Path | None = None, index: int | No
     """
     check_method(attribution)
     folder, predictor = open_neural_run(run, device)
-    example = pick_example(folder, predictor, file, index, label)
+    example = pick_example(folder, predictor, file, index, label, row)
     if isinstance(predictor.model, GlassboxModule):
         from neuroclass.evaluation.explain_glassbox import explain_glassbox  # it builds on this module
 
@@ -105,20 +115,46 @@ def explain_run(run: str | Path, file: str | Path | None = None, index: int | No
     targets = {"predicted": output.predicted}
     if example.label is not None and example.label != output.predicted:
         targets["true"] = example.label
-    maps = input_maps(model, seen, targets, baseline, baseline_words(predictor.kind), attribution)
+    preprocessing = predictor.meta.get("preprocessing", {})
+    layout = _layout(preprocessing, trace, model, seen) if predictor.kind == "table" else None
+    maps = _input_maps(model, trace, layout, seen, baseline, targets, predictor.kind, attribution)
     cam = grad_cam_layer(trace, stages) if stages else None
     if cam is not None:
         maps += grad_cam_maps(model, seen, targets, cam)
+    row_seen = seen[0].detach().cpu().numpy()
+    config = folder.config()
     found = Explanation(
         run=folder.path, family=model.family.name, kind=predictor.kind, source=example.source, slug=example.slug,
-        classes=list(predictor.classes), raw=pixels(example.x), seen=seen[0].detach().cpu().numpy(),
-        input_names=input_names(tuple(seen.shape[1:]), predictor.meta.get("preprocessing", {})),
+        classes=list(predictor.classes), raw=pixels(example.x), seen=row_seen,
+        input_names=(layout.input_names(row_seen) if layout is not None
+                     else input_names(tuple(seen.shape[1:]), preprocessing)),
         dense=dense, output=output, predictor_probabilities=np.asarray(proba, dtype=np.float64),
         policy=predictor.policy, update=None, head=trace.head,
-        first=first_layer(trace, dense) if seen.ndim == 4 else None, stages=stages, attributions=maps)
-    found.update = _update(found, trace, model, folder.config().optim.lr)
+        first=first_layer(trace, dense) if seen.ndim == 4 else None, stages=stages, attributions=maps,
+        layout=layout, row=example.row, label_smoothing=float(config.train.label_smoothing))
+    found.update = _update(found, trace, model, config.optim.lr)
     found.notes = page_notes(found, cam)
     return found
+
+
+def _layout(preprocessing: dict, trace: Trace, model, seen) -> TableLayout:
+    """The table's layout; its code columns only when the first dense layer takes the numbers and
+    the vectors they name (else the inputs are named as they are, without the embeddings)."""
+    layout = table_layout(preprocessing, int(seen.shape[1]), model.net)
+    first = trace.first.module if trace.first is not None else None
+    if layout.codes and not (isinstance(first, nn.Linear) and first.in_features == layout.dense_width):
+        return TableLayout(layout.names)
+    return layout
+
+
+def _input_maps(model, trace: Trace, layout: TableLayout | None, seen, baseline, targets: dict[str, int],
+                kind: str, method: str) -> list[Attribution]:
+    """The maps over the input: Captum over the input the network sees, or, for a table whose
+    categorical columns are codes, at the first dense layer's input (explain_table.py)."""
+    if layout is not None and layout.codes:
+        return embedded_maps(model, trace.first.name, layout, seen, targets, no_category_baseline(baseline, layout),
+                             baseline_words(kind, embedded=True), method)
+    return input_maps(model, seen, targets, baseline, baseline_words(kind), method)
 
 
 def _update(found: Explanation, trace, model, lr: float) -> UpdateStep | None:
@@ -187,7 +223,8 @@ def write_explanation(found: Explanation, out: str | Path | None = None) -> Path
 
 
 def loss_formula(out: OutputStep) -> str:
-    """The training loss of ``out`` as a formula, for the page and the terminal.
+    """The training loss of ``out`` as a formula (without the calibration temperature: what the
+    gradient step differentiates), for the page and the terminal.
 
     >>> loss_formula(output_step(np.zeros(2), 1.0, 1))
     '-log softmax(z)[true]'
@@ -198,15 +235,19 @@ def loss_formula(out: OutputStep) -> str:
     return "-log softmax(z)[true]"
 
 
+CALIBRATED_LOSS = "-log p_T[true]"  # the cross-entropy of the probabilities the run reports
+
+
 def probability_words(out: OutputStep) -> str:
-    """How ``out``'s probabilities are made from its logits, in a few words."""
+    """How ``out``'s probabilities p_T are made from its logits, in a few words."""
     calibrated = out.temperature != 1.0
+    t = number(out.temperature)
     if out.output == "sigmoid":
-        scaled = (f"; softmax of their log / T = {out.temperature:.3g}, the run's calibration" if calibrated
-                  else "; the run has no calibration temperature")
+        scaled = (f"; softmax of their log divided by T = {t}, the run's calibration" if calibrated
+                  else "; no calibration temperature, T = 1")
         return "sigmoid of each logit, divided by their sum" + scaled
-    return (f"softmax of the logits / T = {out.temperature:.3g}, the run's calibration" if calibrated
-            else "softmax of the logits; the run has no calibration temperature")
+    return (f"softmax of the logits divided by T = {t}, the run's calibration" if calibrated
+            else "softmax of the logits; no calibration temperature, T = 1")
 
 
 def summary_lines(found: Explanation) -> list[str]:
@@ -214,24 +255,35 @@ def summary_lines(found: Explanation) -> list[str]:
     most active unit of each dense layer, the attribution methods, the page once written."""
     out, classes = found.output, found.classes
     lines = [f"explained {found.source} with {found.family} from {found.run}",
-             f"prediction: {classes[out.predicted]} {out.probabilities[out.predicted]:.4f} ({probability_words(out)})"]
+             f"prediction: {classes[out.predicted]} p_T = {number(out.probabilities[out.predicted])} "
+             f"({probability_words(out)})"]
     if out.label is not None:
-        formula = loss_formula(out).replace("[true]", f"[{classes[out.label]}]")
-        lines.append(f"true label: {classes[out.label]}; loss {formula} = {out.loss:.4f}")
+        name = classes[out.label]
+        formula = loss_formula(out).replace("[true]", f"[{name}]")
+        lines.append(f"true label: {name}; training loss {formula} = {number(out.loss)}; "
+                     f"{CALIBRATED_LOSS.replace('[true]', f'[{name}]')} = {number(out.calibrated_loss)}")
     if found.update is not None:
-        u, y = found.update, out.label
-        step = (f"one {u.optimizer} step on every layer" if u.every_layer
-                else f"one step W -= lr * dL/dW on {found.head}")
-        lines.append(f"{step} (lr {u.lr:g}): p({classes[y]}) "
-                     f"{out.probabilities[y]:.4f} -> {u.new_probabilities[y]:.4f}, "
-                     f"loss {u.loss:.4f} -> {u.new_loss:.4f}")
+        lines.append(_update_line(found))
     for layer in found.dense[:-1]:
         top = layer.step.neurons[0]
-        norm = "" if top.normalised is None else f", batch norm -> {top.normalised:.3f}"
-        lines.append(f"layer {layer.step.name}: most active unit {top.index}: z = w.x + b = {top.z:.3f}{norm}, "
-                     f"{layer.step.activation} -> {top.a:.3f}")
+        norm = "" if top.normalised is None else f", batch norm -> {number(top.normalised, 3)}"
+        lines.append(f"layer {layer.step.name}: most active unit {top.index}: z = w.x + b = {number(top.z, 3)}{norm}, "
+                     f"{layer.step.activation} -> {number(top.a, 3)}")
     methods = sorted({a.method for a in found.attributions})
     lines.append(f"attribution: {', '.join(methods)}")
     if found.page is not None:
-        lines.append(f"page: {found.page}")
+        lines += [f"numbers: {found.page.with_suffix('.json')}", f"page: {found.page}"]
     return lines
+
+
+def _update_line(found: Explanation) -> str:
+    """The step in one line: the training loss and the true class's output it reads (T = 1), then
+    the true class's probability p_T, before -> after."""
+    out, u, y = found.output, found.update, found.output.label
+    name = found.classes[y]
+    step = (f"one {u.optimizer} step on every layer" if u.every_layer
+            else f"one step W -= lr * dL/dW on {found.head}")
+    raw = RAW_NAMES[out.output]
+    return (f"{step} (lr {u.lr:g}): training loss {number(u.loss)} -> {number(u.new_loss)}, "
+            f"{raw}[{name}] {number(out.raw[y])} -> {number(raw_outputs(out.output, u.new_logits)[y])}; "
+            f"p_T[{name}] {number(out.probabilities[y])} -> {number(u.new_probabilities[y])}")

@@ -26,6 +26,7 @@ from neuroclass.evaluation.explain_attribution import IG_STEPS, Attribution
 from neuroclass.evaluation.explain_input import Example, baseline_words, input_names, pixels
 from neuroclass.evaluation.explain_steps import (DenseLayer, Loss, OutputStep, ParamChange, UpdateStep, dense_step,
                                                  softmax)
+from neuroclass.evaluation.explain_table import table_layout
 from neuroclass.evaluation.explain_trace import FirstLayer
 from neuroclass.glassbox import GradientTrace, LayerTrace, Network
 from neuroclass.glassbox.layers import BatchNorm, Dense
@@ -54,10 +55,12 @@ def explain_glassbox(folder: RunFolder, predictor: Predictor, example: Example, 
         targets["true"] = example.label
     image = len(shape) == 3
     first = traces[0]
+    preprocessing = predictor.meta.get("preprocessing", {})
+    layout = None if image else table_layout(preprocessing, row.shape[0], None)
     found = Explanation(
         run=folder.path, family=predictor.meta.get("family", GLASSBOX), kind=predictor.kind, source=example.source,
         slug=example.slug, classes=list(predictor.classes), raw=pixels(example.x), seen=row.reshape(shape),
-        input_names=input_names(shape, predictor.meta.get("preprocessing", {})),
+        input_names=input_names(shape, preprocessing) if image else layout.input_names(row),
         dense=dense_layers(network, traces), output=output,
         predictor_probabilities=np.asarray(predictor.predict_proba_tensor(example.x)[0], dtype=np.float64),
         policy=predictor.policy, update=None if grads is None else update_of(network, row, grads, temperature),
@@ -65,7 +68,7 @@ def explain_glassbox(folder: RunFolder, predictor: Predictor, example: Example, 
         first=FirstLayer(first.name, "dense", _dense(network, first.name).weight.T.copy(),
                          tuple(int(i) for i in first.most_active(TEMPLATES))) if image else None,
         stages=[], attributions=input_maps(network, row, targets, attribution, baseline_words(predictor.kind), shape),
-        standardized=False, numpy_network=True)
+        standardized=False, numpy_network=True, layout=layout, row=example.row)
     found.notes = page_notes(found, None) + _notes(found)
     return found
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from neuroclass.errors import NeuroclassError
+from neuroclass.errors import NeuroclassError, counted
 from neuroclass.evaluation.report.importance import feature_labels
 from neuroclass.inference import Predictor
 from neuroclass.models.layers import Classifier
@@ -22,12 +22,14 @@ from neuroclass.runs.glassbox_module import GlassboxModule
 class Example:
     """One input as the Predictor takes it: ``x`` (1, C, H, W) uint8 image or (1, D_raw) float32
     table row as data.load / ``Predictor.load_files`` give it; ``label``: its class index, or None;
-    ``source``: what it is, in words; ``slug``: a file-name-safe name for it."""
+    ``source``: what it is, in words; ``slug``: a file-name-safe name for it; ``row``: which data
+    row of a table file it is (counted from 0), None for an image or a test example."""
 
     x: torch.Tensor
     label: int | None
     source: str
     slug: str
+    row: int | None = None  # the data row of a table file, counted from 0
 
 
 def open_neural_run(run: str | Path, device: str = "auto") -> tuple[RunFolder, Predictor]:
@@ -53,11 +55,12 @@ def open_neural_run(run: str | Path, device: str = "auto") -> tuple[RunFolder, P
 
 
 def pick_example(folder: RunFolder, predictor: Predictor, file: str | Path | None = None,
-                 index: int | None = None, label: str | None = None) -> Example:
-    """``file`` (an image, or a CSV/Parquet whose first row is taken) with the class name ``label``
-    if given, or else example ``index`` (default 0) of the run's test split with its own label.
-    Raises NeuroclassError for both or an index out of range, a label that is not a class, or
-    ``label`` without ``file``."""
+                 index: int | None = None, label: str | None = None, row: int | None = None) -> Example:
+    """``file`` (an image, or a CSV/Parquet whose data row ``row`` is taken, counted from 0,
+    default 0) with the class name ``label`` if given, or else example ``index`` (default 0) of the
+    run's test split with its own label. Raises NeuroclassError for both or an index out of range,
+    a label that is not a class, ``label`` without ``file``, ``row`` without a table file or
+    outside its rows."""
     if file is not None and index is not None:
         raise NeuroclassError("FILE and --index: give one of them (a file of your own, or the index of "
                               "an example of the run's test split)")
@@ -65,11 +68,23 @@ def pick_example(folder: RunFolder, predictor: Predictor, file: str | Path | Non
         if label is not None:
             raise NeuroclassError("--label: an example of the test split has its own label; give --label "
                                   "with FILE only")
+        if row is not None:
+            raise NeuroclassError("--row: picks a data row of a table FILE; for the run's test split use --index")
         return _test_example(folder, 0 if index is None else index)
+    if row is not None and predictor.kind != "table":
+        raise NeuroclassError(f"--row {row}: FILE '{file}' is an image, one input; drop --row")
     x, names = predictor.load_files([file])  # decoded as `neuroclass predict` decodes it
-    rows = f" (row 1 of {len(x)})" if len(x) > 1 else ""
-    return Example(x[:1], _label_index(predictor.classes, label), f"{names[0]}{rows}",
-                   _slug(Path(file).stem))
+    if predictor.kind != "table":
+        return Example(x[:1], _label_index(predictor.classes, label), names[0], _slug(Path(file).stem))
+    at = 0 if row is None else row
+    if not 0 <= at < len(x):
+        rows = f"pass a row from 0 to {len(x) - 1} (counted from 0, the header not counted)" if len(x) else \
+            "give a file with at least one data row"
+        raise NeuroclassError(f"--row {at}: FILE '{file}' has {counted(len(x), 'data row')}; {rows}")
+    slug = _slug(Path(file).stem) + (f"-row{at}" if len(x) > 1 else "")
+    return Example(x[at:at + 1], _label_index(predictor.classes, label),
+                   f"row {at} of {Path(file).name} (counted from 0; the file has {counted(len(x), 'data row')})",
+                   slug, at)
 
 
 def _test_example(folder: RunFolder, index: int) -> Example:
@@ -132,8 +147,15 @@ def seen_input(predictor: Predictor, x: torch.Tensor) -> tuple[torch.Tensor, tor
     return seen.contiguous(), base.contiguous()
 
 
-def baseline_words(kind: str) -> str:
-    return "a black image" if kind == "image" else "all features at 0 after the run's preprocessing"
+def baseline_words(kind: str, embedded: bool = False) -> str:
+    """The baseline of integrated gradients for inputs of ``kind`` ("image" or "table"), in words;
+    ``embedded``: a table whose categorical columns reach the network as codes it embeds."""
+    if kind == "image":
+        return "a black image"
+    if embedded:
+        return ("the numbers at 0 after the run's preprocessing and every categorical column at no category "
+                "(the zero vector the network gives a category the training file did not hold)")
+    return "all features at 0 after the run's preprocessing"
 
 
 def pixels(x: torch.Tensor) -> np.ndarray:

@@ -211,6 +211,25 @@ class OutputStep:
     loss_kind: Loss = Loss.CROSS_ENTROPY
     targets: tuple[float, float] | None = None  # Loss.SQUARED_ERROR's (wrong class, true class)
 
+    @property
+    def raw(self) -> np.ndarray:
+        """(K,) float64: the outputs the training loss reads, without the temperature: softmax(logits),
+        or the sigmoid outputs."""
+        return self.outputs if self.output == "sigmoid" else softmax(self.logits)
+
+
+RAW_NAMES = {"softmax": "softmax(z)", "sigmoid": "sigmoid(z)"}  # OutputStep.output -> what ``raw`` is
+
+
+def raw_outputs(output: str, logits: np.ndarray) -> np.ndarray:
+    """What the training loss reads from ``logits`` (K,) for outputs of kind ``output``
+    ("softmax" or "sigmoid"), without any temperature; float64 (K,).
+
+    >>> raw_outputs("sigmoid", np.zeros(2)).tolist(), raw_outputs("softmax", np.zeros(2)).tolist()
+    ([0.5, 0.5], [0.5, 0.5])
+    """
+    return _sigmoid(np.asarray(logits, np.float64)) if output == "sigmoid" else softmax(logits)
+
 
 def output_step(logits: np.ndarray, temperature: float = 1.0, label: int | None = None) -> OutputStep:
     """Probabilities and loss of one example's ``logits`` (K,).

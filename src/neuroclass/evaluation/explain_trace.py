@@ -106,29 +106,57 @@ def trace_network(model: Classifier, seen: torch.Tensor) -> Trace:
 
 def dense_layers(model: Classifier, trace: Trace, top: int = 5, terms: int = 8) -> list[DenseLayer]:
     """The network's dense layers in call order when its first layer of weights is dense (an mlp);
-    else the head alone when it is a dense layer; [] otherwise (a head that is a parameter or a
-    convolution). Each layer's input is what the pass gave it, flattened."""
-    linear = [i for i, c in enumerate(trace.calls) if isinstance(c.module, nn.Linear) and c.input is not None]
-    if trace.first is None or not isinstance(trace.first.module, nn.Linear):
-        head = [i for i in linear if trace.calls[i].name == trace.head]
-        linear = head[-1:]
-    out = []
-    for k, i in enumerate(linear):
-        call = trace.calls[i]
-        following = trace.calls[i + 1:linear[k + 1]] if k + 1 < len(linear) else []
-        leaves = [c for c in following if not any(True for _ in c.module.children())]
-        scale, shift, activation = _between(leaves) if k + 1 < len(linear) else (None, None, "identity")
-        x = call.input[0].flatten().double().numpy()
-        step = dense_step(call.module.weight.detach().double().cpu().numpy(),
-                          None if call.module.bias is None else call.module.bias.detach().double().cpu().numpy(),
-                          x, activation or "identity", scale, shift, name=call.name, top=top, terms=terms)
-        matches = None
-        if k + 1 < len(linear):
-            received = trace.calls[linear[k + 1]].input[0].flatten().double().numpy()
-            matches = activation is not None and received.shape == step.a.shape and \
-                bool(np.allclose(step.a, received, rtol=1e-4, atol=1e-5))
-        out.append(DenseLayer(step, tuple(f"{c.name} {type(c.module).__name__}" for c in leaves), matches))
+    else the dense layers that end the network: its head, when the head is a dense layer giving
+    the logits (``gives_logits``), after the dense layers just before it whose activations, as
+    computed here, are what the next one received (a cnn's hidden layer in its head); [] otherwise
+    (a head that is a parameter or a convolution). Each layer's input is what the pass gave it,
+    flattened."""
+    linear = [i for i, c in enumerate(trace.calls)
+              if isinstance(c.module, nn.Linear) and c.input is not None and c.input.ndim == 2]  # rows (1, D)
+    if trace.first is not None and isinstance(trace.first.module, nn.Linear):
+        return [_dense_layer(trace, trace.calls[i], trace.calls[i + 1:j] if j else [], trace.calls[j] if j else None,
+                             top, terms) for i, j in zip(linear, linear[1:] + [None])]
+    head = [i for i in linear if trace.calls[i].name == trace.head]
+    if not head or not gives_logits(trace):
+        return []
+    chain = [head[-1]]
+    out = [_dense_layer(trace, trace.calls[chain[0]], [], None, top, terms)]
+    for i in reversed([i for i in linear if i < chain[0]]):
+        layer = _dense_layer(trace, trace.calls[i], trace.calls[i + 1:chain[0]], trace.calls[chain[0]], top, terms)
+        if not layer.matches:
+            break
+        chain.insert(0, i)
+        out.insert(0, layer)
     return out
+
+
+def _dense_layer(trace: Trace, call: Call, following: list[Call], after: Call | None, top: int,
+                 terms: int) -> DenseLayer:
+    """The step of the dense layer of ``call``, with the ``following`` calls up to the next dense
+    layer's call ``after`` (None: it is the last one, its z the logits)."""
+    leaves = [c for c in following if not any(True for _ in c.module.children())]
+    scale, shift, activation = _between(leaves) if after is not None else (None, None, "identity")
+    x = call.input[0].flatten().double().numpy()
+    step = dense_step(call.module.weight.detach().double().cpu().numpy(),
+                      None if call.module.bias is None else call.module.bias.detach().double().cpu().numpy(),
+                      x, activation or "identity", scale, shift, name=call.name, top=top, terms=terms)
+    matches = None
+    if after is not None:
+        received = after.input[0].flatten().double().numpy()
+        matches = activation is not None and received.shape == step.a.shape and \
+            bool(np.allclose(step.a, received, rtol=1e-4, atol=1e-5))
+    return DenseLayer(step, tuple(f"{c.name} {type(c.module).__name__}" for c in leaves), matches)
+
+
+def gives_logits(trace: Trace) -> bool:
+    """The declared head is a dense layer whose output in the pass is the network's logits (the
+    layer the gradient step of the page differentiates): a head that is a parameter, or a
+    module after which the network still computes something, is not."""
+    call = trace.call_of(trace.head)
+    if call is None or not isinstance(call.module, nn.Linear) or call.output is None:
+        return False
+    out = call.output.float()
+    return out.shape == trace.logits.shape and bool(torch.allclose(out, trace.logits, rtol=1e-4, atol=1e-5))
 
 
 def _between(leaves: list[Call]) -> tuple[np.ndarray | None, np.ndarray | None, str | None]:
@@ -157,9 +185,10 @@ def _between(leaves: list[Call]) -> tuple[np.ndarray | None, np.ndarray | None, 
 
 
 def head_input(trace: Trace) -> np.ndarray | None:
-    """The declared head's input, flattened (D,) float64, when the head is a dense layer."""
+    """The declared head's input, flattened (D,) float64, when the head is a dense layer giving
+    the logits (``gives_logits``); else None."""
     call = trace.call_of(trace.head)
-    if call is None or not isinstance(call.module, nn.Linear) or call.input is None:
+    if not gives_logits(trace) or call.input is None:
         return None
     return call.input[0].flatten().double().numpy()
 
