@@ -140,7 +140,8 @@ def fit_svm(estimator, opts, data: FitData, budget: Budget):
         calibrated = CalibratedClassifierCV(FrozenEstimator(fitted), method="sigmoid").fit(data.x_val, data.y_val)
         if path:
             part["C"] = {"chosen": path["chosen"], "val_accuracy": path["scores"],
-                         "how": "smallest first along LINEAR_C_PATH, until the validation accuracy stops rising"}
+                         "how": "C = " + ", ".join(f"{c:g}" for c in LINEAR_C_PATH) + " in that order, stopping at "
+                                "the first that scores no better than the one before"}
         return calibrated, {**part, "calibration": f"sigmoid (Platt) on the {len(data.y_val):,} validation rows"}
     _check_calibration_folds(data)
     why = "no validation rows" if not missing else f"class {data.present[missing[0]]} has no validation row"

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from neuroclass.config import Config
+from neuroclass.errors import counted
 from neuroclass.evaluation.report.inputs import ReportInputs
 from neuroclass.evaluation.report.timebox import FULL, SKIP, TimeBox
 from neuroclass.inference import predict_logits
@@ -88,8 +89,8 @@ def leakage(inputs: ReportInputs, limit: int | None = None) -> dict:
         result = find_duplicates(train_x.numpy(), inputs.eval_x.numpy(), max_pairs=MAX_PAIRS)
         for pair in result["pairs"]:
             pair["train"] = int(chosen[pair["train"]])
-        compared = (f"{len(train):,} examples" if len(chosen) == len(train) else
-                    f"a sample of {len(chosen):,} of its {len(train):,} examples")
+        compared = (counted(len(train), "example") if len(chosen) == len(train) else
+                    f"a sample of {len(chosen):,} of its {counted(len(train), 'example')}")
         result["compared"] = f"training split ({compared}) vs {inputs.eval_what}"
         return result
 

@@ -302,7 +302,7 @@ def calibration(r: dict, pics: dict) -> str:
              f"{fmt(c['log_loss_before'])} / {fmt(c['log_loss_after'])}")]
     g = c["guard"]
     if g:
-        rows += [(f"fit on the validation split ({g['n']:,} examples)",
+        rows += [(f"fit on the validation split ({counted(g['n'], 'example')})",
                   f"T = {g['candidate_temperature']:.4g}: {g['decision']}"), ("guard", g["reason"]),
                  ("validation ECE before / after", f"{fmt(g['val_ece_before'])} / {fmt(g['val_ece_after'])}")]
     else:
@@ -353,7 +353,7 @@ def doctor(r: dict, pics: dict) -> str:
                      f"({pct(dead.get('fraction'))}) never activate on training examples")
     wrong = d.get("mislabelled") or {}
     if wrong.get("examples"):
-        body += (f"<h3>Evaluation examples that may be mislabelled ({wrong['count']:,} suspects)</h3>"
+        body += (f"<h3>Evaluation examples that may be mislabelled ({counted(wrong['count'], 'suspect')})</h3>"
                  + note(wrong.get("method", "")))
         if pics.get("mislabelled"):
             body += '<div class="gallery">' + "".join(example(uri, mislabel_caption(e)) for uri, e in
