@@ -47,8 +47,9 @@ def chosen_parser(parser: argparse.ArgumentParser, parsed: argparse.Namespace) -
     while True:
         chosen = None
         for action in _actions(parser):
-            if isinstance(action.choices, dict) and action.choices and getattr(parsed, action.dest, None) in action.choices:
-                chosen = action.choices[getattr(parsed, action.dest)]
+            name = getattr(parsed, action.dest, None)
+            if isinstance(action.choices, dict) and isinstance(name, str) and name in action.choices:
+                chosen = action.choices[name]
         if not isinstance(chosen, argparse.ArgumentParser):
             return parser
         parser = chosen

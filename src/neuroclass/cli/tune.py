@@ -127,8 +127,8 @@ def _print_result(result) -> None:
     if best is None:
         print(f"no trial finished ({len(result.rows):,} tried); see {result.folder / 'leaderboard.csv'}")
     elif result.best is None:  # run by another worker of a shared study, on another machine
-        print(f"best trial {best['trial']}: validation {_metric(result)} {best['value']:.4f} ({counted(len(done), 'trial')} "
-              "done)")
+        print(f"best trial {best['trial']}: validation {_metric(result)} {best['value']:.4f} "
+              f"({counted(len(done), 'trial')} done)")
         print(f"best run: {best['run']} is not on this machine (another worker's?): no 'best' link and no test "
               "metrics here")
     else:

@@ -238,8 +238,8 @@ class Checkpoint:
         for entry in self.record["callbacks"]:
             match = next((c for c in remaining if type(c).__name__ == entry["type"]), None)
             if match is None:
-                raise NeuroclassError(f"{self.path}: holds the state of {with_article(entry['type'])} callback that this "
-                                      "fit lacks; resume with the run's own config")
+                raise NeuroclassError(f"{self.path}: holds the state of {with_article(entry['type'])} callback "
+                                      "that this fit lacks; resume with the run's own config")
             remaining = remaining[remaining.index(match) + 1:]
             match.load_state_dict(unpack(entry["state"], self.tensors))
 

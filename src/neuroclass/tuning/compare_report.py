@@ -123,7 +123,8 @@ def _page(folder: Path, settings: "CompareSettings", rows: list[dict], partial: 
     numbered = [(a, t, section(i, a, t, EXPLAIN[a], body)) for i, (a, t, body) in enumerate(parts, start=1)]
     how = f"stratified {settings.cv}-fold cross-validation" if settings.cv else "one train/validation/test split"
     budget = settings.base.train.time_budget
-    subtitle = (f"{settings.base.data.source} · {counted(len(rows), 'entry', 'entries')} · {how}, seed {settings.base.train.seed} · "
+    subtitle = (f"{settings.base.data.source} · {counted(len(rows), 'entry', 'entries')} · {how}, "
+                f"seed {settings.base.train.seed} · "
                 + (f"time budget {budget:g} s shared by the entries · " if budget else "")
                 + f"ranked by validation {metric}")
     return page(f"Comparison {folder.name}", subtitle, numbered,

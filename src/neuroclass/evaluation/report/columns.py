@@ -56,7 +56,8 @@ def _most_frequent(codes: np.ndarray, categories: list[str]) -> str | None:
         return None
     counts = np.bincount(known, minlength=len(categories))
     top = int(counts.argmax())
-    return f"{categories[top]} ({counts[top]:,} of {len(codes):,}; {counted(len(categories), 'category', 'categories')})"
+    return (f"{categories[top]} ({counts[top]:,} of {len(codes):,}; "
+            f"{counted(len(categories), 'category', 'categories')})")
 
 
 def columns_html(summary: dict) -> str:

@@ -146,6 +146,8 @@ def mislabelled(inputs: ReportInputs, proba: np.ndarray) -> dict:
 
         result = likely_mislabelled(proba, inputs.eval_y.numpy(), inputs.classes, top=MISLABELLED)
         result["searched"] = inputs.eval_what
+        result["rows"] = "data row" if inputs.eval_file else "index"
+        result["examples"] = inputs.with_file_rows(result["examples"])
         return result
 
     return guarded("mislabel search", compute)
