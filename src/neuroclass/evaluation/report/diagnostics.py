@@ -6,7 +6,7 @@ Each analysis runs through ``guarded``: a failure becomes {"error": ...} in repo
 warning line, so one broken analysis never costs the rest of the report. The analysis modules are
 imported inside the guarded call for the same reason (and to keep importing the report package light).
 Under a deadline (timebox.py) ``budgeted`` runs an analysis on the sample the time left allows, or
-records {"skipped": "skipped: ... (the time budget left 0.8 s)"} instead.
+records {"skipped": "skipped: ... (needs about 2.4 s; the time budget left 0.8 s)"} instead.
 """
 from __future__ import annotations
 
