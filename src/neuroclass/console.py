@@ -18,11 +18,26 @@ def show_warning(message, category, filename, lineno, file=None, line=None) -> N
     print(f"neuroclass: warning: {message}", file=sys.stderr)
 
 
+class ShowOnce:
+    """A ``warnings.showwarning`` that shows each message once (``show_warning``'s line): a command
+    that reads its data twice (evaluate and its report, every fold of a cross-validation, every
+    entry of a comparison) warns about it once. Python's "once" filter would not do: any change of
+    the filters (a library's ``catch_warnings``) forgets what it has shown."""
+
+    def __init__(self) -> None:
+        self.shown: set[str] = set()
+
+    def __call__(self, message, category, filename, lineno, file=None, line=None) -> None:
+        if str(message) not in self.shown:
+            self.shown.add(str(message))
+            show_warning(message, category, filename, lineno, file, line)
+
+
 @contextlib.contextmanager
 def log_lines(quiet: bool) -> Iterator[None]:
     """The "neuroclass" loggers' INFO records as plain lines on stdout (none if ``quiet``), and
-    warnings as one line on stderr, inside the ``with`` block; the process's logging and
-    warnings set-up as it was afterwards."""
+    warnings as one line on stderr, each message once, inside the ``with`` block; the process's
+    logging and warnings set-up as it was afterwards."""
     logger = logging.getLogger("neuroclass")
     before = logger.level, logger.propagate
     handler = logging.StreamHandler(sys.stdout)
@@ -33,7 +48,7 @@ def log_lines(quiet: bool) -> Iterator[None]:
     logger.addHandler(handler)
     try:
         with warnings.catch_warnings():
-            warnings.showwarning = show_warning
+            warnings.showwarning = ShowOnce()
             yield
     finally:
         logger.removeHandler(handler)

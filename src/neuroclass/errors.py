@@ -27,6 +27,32 @@ def counted(n: int, noun: str, plural: str | None = None) -> str:
     return f"{n:,} {noun if n == 1 else plural or noun + 's'}"
 
 
+# first letters that sound a vowel when a word is spelt out letter by letter: an MLP, an SVM, an RBF
+SPELT_VOWEL = frozenset("aefhilmnorsx")
+# "u" words that start with the sound of "you": a uniform guess, a user, a usual case
+YOU_SOUND = ("uni", "usa", "use", "usu", "uti", "ura", "ure", "eu")
+
+
+def with_article(noun: str) -> str:
+    """``noun`` after "a" or "an", by the sound it starts with, for messages: a word of letters
+    without a vowel is read as letters ("an mlp", "a cnn"), a leading x as "ex" ("an xgboost").
+
+    >>> [with_article(w) for w in ("xgboost", "mlp", "svm", "cnn", "knn", "hist_gb", "lightgbm", "ensemble")]
+    ['an xgboost', 'an mlp', 'an svm', 'a cnn', 'a knn', 'a hist_gb', 'a lightgbm', 'an ensemble']
+    >>> with_article("uniform guess"), with_article("unknown class"), with_article("tv:resnet18")
+    ('a uniform guess', 'an unknown class', 'a tv:resnet18')
+    """
+    word = noun.lower()
+    letters = word[:len(word) - len(word.lstrip("abcdefghijklmnopqrstuvwxyz"))]
+    if not letters:
+        return f"a {noun}"
+    if not set(letters) & set("aeiouy") or letters[0] == "x":  # read letter by letter
+        vowel = letters[0] in SPELT_VOWEL
+    else:
+        vowel = letters[0] in "aeiou" and not word.startswith(YOU_SOUND)
+    return f"{'an' if vowel else 'a'} {noun}"
+
+
 class RunInterrupted(Exception):
     """Training was stopped on request (or at once, by a second Ctrl-C); ``path`` is the run's
     partial folder, which holds the checkpoint that ``resume(path)`` continues from. ``finished``:

@@ -9,10 +9,20 @@ from neuroclass.errors import NeuroclassError
 T = TypeVar("T")
 
 
+def closest(name: str, choices: list[str]) -> str | None:
+    """The choice closest to ``name`` (difflib's ratio of at least 0.5), or None when nothing is close.
+
+    >>> closest("--modle", ["--model", "--epochs"]), closest("zzz", ["--model"])
+    ('--model', None)
+    """
+    close = difflib.get_close_matches(name, choices, n=1, cutoff=0.5)
+    return close[0] if close else None
+
+
 def did_you_mean(name: str, choices: list[str]) -> str:
     """Return " Did you mean 'x'?" for the closest choice, or "" when nothing is close."""
-    close = difflib.get_close_matches(name, choices, n=1, cutoff=0.5)
-    return f" Did you mean '{close[0]}'?" if close else ""
+    close = closest(name, choices)
+    return f" Did you mean '{close}'?" if close else ""
 
 
 class Registry(Generic[T]):

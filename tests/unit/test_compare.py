@@ -129,6 +129,18 @@ def test_when_every_entry_fails_the_first_error_is_raised(tmp_path):
         compare(settings(tmp_path, "knn[n_neighbors=100000]"))
 
 
+def test_when_every_entry_fails_its_config_check_nothing_is_written(tmp_path, capsys):
+    # data.encoding=embedding is for a table's categories: each network refuses it on these images
+    with pytest.raises(NeuroclassError, match="every entry failed, so nothing was written; the first, "
+                                              "mlp: data.encoding=embedding applies to a table"):
+        compare(settings(tmp_path, "mlp,cnn", "data.encoding=embedding"))
+    assert list((tmp_path / "runs").iterdir()) == []
+    code = main(["compare", "blocks:n=64,size=8", "--models", "mlp,cnn", "--set", "data.encoding=embedding",
+                 "--out", str(tmp_path / "cli")])
+    assert code == 2 and "nothing was written" in capsys.readouterr().err
+    assert not (tmp_path / "cli").exists() or list((tmp_path / "cli").iterdir()) == []
+
+
 def test_a_stop_request_ends_the_comparison_with_the_leaderboard_of_what_finished(tmp_path):
     stop = StopRequest()
     with pytest.raises(RunInterrupted):

@@ -48,7 +48,7 @@ def test_a_part_runs_in_full_on_a_sample_or_not_at_all_by_the_time_left():
     second = short.decide("b")  # 6.25 s in full, all or nothing
     assert (second.run, second.examples) == ("skip", 0)
     assert short.lines() == ["sampled: first analysis on 62 of 100 examples (the time budget left 11.0 s)",
-                             "skipped: second analysis (the time budget left 2.0 s)"]
+                             "skipped: second analysis (needs about 6.2 s; the time budget left 2.0 s)"]
 
 
 def test_each_decision_plans_again_with_the_time_left_and_serves_parts_by_priority():
@@ -82,7 +82,21 @@ def test_each_decision_plans_again_with_the_time_left_and_serves_parts_by_priori
 def test_a_part_that_costs_next_to_nothing_runs_whatever_the_time_left():
     box = TimeBox([Part("cheap", "mislabel search", 1000, 1000, per_example=1e-6)], deadline=0.0,
                   clock=FakeClock(5.0))
-    assert TRIVIAL == 0.01 and box.decide("cheap").run == "full"
+    assert TRIVIAL == 0.05 and box.decide("cheap").run == "full"
+
+
+def test_an_estimate_of_about_nothing_never_skips_and_a_skip_records_what_it_needed():
+    # 0.2 s left, less the report's finish (1 s): nothing to spare, yet a part estimated at what the
+    # page shows as 0.0 s runs in full; one that needs more is skipped with its estimate recorded
+    parts = [Part("tiny", "mislabel search", 100, 100, per_example=0.0004),
+             Part("big", "leakage check", 100, 100, fixed=0.3, per_example=0.001)]
+    box = TimeBox(parts, deadline=0.2, clock=FakeClock(), finish=1.0)
+    tiny, big = box.decide("tiny"), box.decide("big")
+    assert (tiny.run, tiny.examples, tiny.needs) == ("full", 100, pytest.approx(0.04))
+    assert (big.run, big.estimate, big.needs) == ("skip", 0.0, pytest.approx(0.4))
+    record = {p["name"]: p for p in box.record()["parts"]}
+    assert record["big"]["needs"] == 0.4 and record["tiny"]["needs"] == 0.04
+    assert box.lines() == ["skipped: leakage check (needs about 0.4 s; the time budget left 0.0 s)"]
 
 
 def test_without_a_deadline_every_part_runs_in_full():
@@ -90,7 +104,7 @@ def test_without_a_deadline_every_part_runs_in_full():
     assert box.decide("a").run == "full" and box.lines() == []
     assert box.record() == {"seconds_left": None, "parts": [
         {"name": "a", "label": "a", "run": "full", "examples": 10, "of": 10, "estimate": 1e9,
-         "left": None, "noun": "examples", "line": ""}]}
+         "left": None, "noun": "examples", "needs": 1e9, "line": ""}]}
 
 
 def test_the_reservation_grows_with_the_test_size_and_the_budget():
@@ -129,20 +143,26 @@ def test_a_report_with_no_time_left_skips_its_optional_analyses_and_says_so(run_
     budget = report["report"]["budget"]
     assert budget["seconds_left"] == 0.0
     assert {p["name"] for p in budget["parts"]} == OPTIONAL
-    # all but the mislabel search, which costs next to nothing (TRIVIAL)
-    assert {p["name"]: p["run"] for p in budget["parts"]} == {**dict.fromkeys(OPTIONAL, "skip"), "mislabelled": "full"}
+    # all but the mislabel search and the pictures of these 16x16 images, which cost next to nothing
+    needs = {p["name"]: p["needs"] for p in budget["parts"]}
+    cheap = {"mislabelled", "example_pictures"}
+    assert all(needs[name] <= TRIVIAL for name in cheap) and all(needs[name] > TRIVIAL for name in OPTIONAL - cheap)
+    assert {p["name"]: p["run"] for p in budget["parts"]} == {**dict.fromkeys(OPTIONAL, "skip"),
+                                                              **dict.fromkeys(cheap, "full")}
     assert all(p["examples"] == 0 for p in budget["parts"] if p["run"] == "skip")
-    assert report["robustness"] == {"skipped": "skipped: robustness checks (the time budget left 0.0 s)"}
-    assert report["data"]["leakage"] == {"skipped": "skipped: leakage check (the time budget left 0.0 s)"}
+    assert report["robustness"] == {"skipped": f"skipped: robustness checks (needs about {needs['robustness']:.1f} "
+                                               "s; the time budget left 0.0 s)"}
+    assert report["data"]["leakage"] == {"skipped": f"skipped: leakage check (needs about {needs['leakage']:.1f} s; "
+                                                    "the time budget left 0.0 s)"}
     assert report["doctor"]["dead_relu"]["skipped"].startswith("skipped: dead-unit count")
     assert "count" in report["doctor"]["mislabelled"]
     assert 0 < report["metrics"]["accuracy"] <= 1 and report["calibration"]["temperature"] > 0
     page = html.read_text()
-    assert "skipped: robustness checks (the time budget left 0.0 s)" in page
+    assert report["robustness"]["skipped"] in page
     assert "For every analysis in full: neuroclass report" in page
-    assert 'class="chart"' not in page and 'class="px"' not in page  # neither charts nor example pictures
+    assert 'class="chart"' not in page  # no charts
     assert budget_lines(html) == [p["line"] for p in budget["parts"] if p["run"] == "skip"]
-    assert len(budget_lines(html)) == 5
+    assert len(budget_lines(html)) == 4
 
 
 def test_a_report_with_plenty_of_time_runs_every_analysis(run_copy, tmp_path):

@@ -95,8 +95,8 @@ def test_an_unseen_category_warns_once_and_encodes_as_none(mixed_run):
         warnings.simplefilter("always")
         x, names = predictor.load_files([tmp / "new.csv"])
     assert [str(w.message) for w in said] == [
-        f"{tmp / 'new.csv'}: column 'colour': 3 rows hold categories not seen in training (e.g. 'teal'); "
-        "encoded as none of the known ones"]
+        f"{tmp / 'new.csv'}: column 'colour' holds 2 categories not seen in training: 'teal' at line 2 "
+        "(data row 1) and line 4 (data row 3); 'ochre' at line 5 (data row 4); encoded as none of the known ones"]
     inputs = predictor.model_inputs(x).numpy()
     block = [i for i, n in enumerate(predictor.meta["preprocessing"]["feature_names"]) if n.startswith("colour=")]
     assert (inputs[[0, 2, 3]][:, block] == 0).all() and (inputs[[1, 4, 5]][:, block].sum(1) == 1).all()

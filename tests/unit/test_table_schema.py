@@ -89,8 +89,9 @@ def test_an_unseen_category_is_minus_one_with_one_warning_per_column():
         x = encode(rows, schema, "rows.csv")
     assert x[[1, 2, 6], 2].tolist() == [-1, -1, -1]
     lines = [str(w.message) for w in said]
-    assert lines == ["rows.csv: column 'colour': 3 rows hold categories not seen in training (e.g. 'teal'); "
-                     "encoded as none of the known ones"]
+    # rows.csv is no file here: the rows are named by their data row, counted from 1
+    assert lines == ["rows.csv: column 'colour' holds 2 categories not seen in training: 'teal' at data row 2 "
+                     "and data row 3; 'mauve' at data row 7; encoded as none of the known ones"]
 
 
 def test_dates_drop_leaves_them_out_and_says_so():

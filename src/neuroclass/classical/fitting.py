@@ -32,8 +32,10 @@ class FittedClassical:
 
     - ``family``; ``stop_reason``: "time_budget", "early_stopping" or "complete" (StopReason values);
     - ``rounds``: rounds fitted (trees of a forest, boosting rounds or iterations; None without
-      rounds) and ``rounds_used``: the rounds predictions use (up to the best one for xgboost and
-      lightgbm; hist_gb keeps every fitted iteration);
+      rounds) and ``rounds_used``: the rounds the saved model predicts with: for the boosting
+      families (xgboost, lightgbm, hist_gb) with validation rows the rounds up to the best one,
+      ``best_iteration`` + 1 (hist_gb keeps every round only when the deadline left no time to fit
+      its best rounds again), else ``rounds``;
     - ``best_iteration``: 0-based index of the round with the lowest validation log-loss (None
       without validation rows or rounds); ``early_stopping``: how it was decided;
     - ``history``: per-round validation ``val_log_loss`` / ``val_accuracy`` lists, when the library

@@ -140,7 +140,8 @@ def fit_svm(estimator, opts, data: FitData, budget: Budget):
         calibrated = CalibratedClassifierCV(FrozenEstimator(fitted), method="sigmoid").fit(data.x_val, data.y_val)
         if path:
             part["C"] = {"chosen": path["chosen"], "val_accuracy": path["scores"],
-                         "how": "smallest first along LINEAR_C_PATH, until the validation accuracy stops rising"}
+                         "how": "C = " + ", ".join(f"{c:g}" for c in LINEAR_C_PATH) + " in that order, stopping at "
+                                "the first that scores no better than the one before"}
         return calibrated, {**part, "calibration": f"sigmoid (Platt) on the {len(data.y_val):,} validation rows"}
     _check_calibration_folds(data)
     why = "no validation rows" if not missing else f"class {data.present[missing[0]]} has no validation row"
@@ -249,7 +250,8 @@ def fit_hist_gb(estimator, opts, data: FitData, budget: Budget):
     iterations, or the deadline passes. Chunks grow by half the iterations fitted so far (each refit
     bins the rows again), and never ask more than the time left affords at the measured seconds per
     iteration. Without validation rows (or a scikit-learn that cannot take them) every iteration is
-    fitted. -> (estimator, record part)."""
+    fitted; with them, the model kept is that of the iterations up to the best one (``_best_rounds``),
+    as xgboost and lightgbm keep theirs. -> (estimator, record part)."""
     part = {"early_stopping": "validation log-loss"}
     validation = {}
     if not data.has_val:
@@ -278,7 +280,26 @@ def fit_hist_gb(estimator, opts, data: FitData, budget: Budget):
         losses = [-float(s) for s in estimator.validation_score_[1:]]
         part["best_iteration"] = int(np.argmin(losses)) if losses else None
         part["history"] = history_of(losses)
+        if losses:
+            estimator = _best_rounds(estimator, data, part["best_iteration"] + 1, budget, per_round)
+            part["rounds_used"] = int(estimator.n_iter_)
     return estimator, part
+
+
+def _best_rounds(estimator, data: FitData, best: int, budget: Budget, per_round: float | None):
+    """The model of the first ``best`` iterations of ``estimator``, as xgboost and lightgbm keep
+    the rounds up to the best one: scikit-learn keeps the n_iter_no_change iterations after it,
+    and cannot drop them, so the first ``best`` are fitted again (the same seed and bins give the
+    same trees). ``estimator`` as it is when it has no more, or when the deadline leaves no time
+    for the refit at ``per_round`` seconds an iteration."""
+    from sklearn.base import clone
+
+    if best >= estimator.n_iter_:
+        return estimator
+    if budget.deadline is not None and budget.clock() + best * (per_round or 0.0) > budget.deadline:
+        return estimator
+    refit = clone(estimator).set_params(max_iter=best, early_stopping=False, warm_start=False)
+    return refit.fit(data.x_train, data.y_train)
 
 
 def _next_chunk(done: int, total: int, budget: Budget, per_round: float | None) -> int:

@@ -1,6 +1,7 @@
 """The `neuroclass` command: parses arguments, builds a config, calls the library, prints.
 
-Bad input ends with one line "neuroclass: error: ..." and exit code 2 (a traceback with --debug).
+Bad input ends with one line "neuroclass: error: ..." and exit code 2 (a traceback with --debug); so
+does a parse error, an unknown option with a did-you-mean (cli/parser.py).
 The library's INFO log records (the "neuroclass" loggers: what a time budget chose, downloads)
 print as plain lines on stdout, unless --quiet; warnings as "neuroclass: warning: ..." on stderr.
 main() leaves the logging and warnings set-up of the process as it found it.
@@ -21,6 +22,7 @@ from typing import Callable
 from neuroclass import __version__
 from neuroclass.cli import compare, ensemble, explain, runs, tools, train, tune
 from neuroclass.cli.common import EXIT_BAD_INPUT
+from neuroclass.cli.parser import Parser
 from neuroclass.console import log_lines
 from neuroclass.errors import NeuroclassError
 
@@ -29,8 +31,7 @@ COMMANDS = {name: handler for group in GROUPS for name, handler in group.COMMAND
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="neuroclass", description=
-                                     "Train, evaluate and use neural-network classifiers.")
+    parser = Parser(prog="neuroclass", description="Train, evaluate and use neural-network classifiers.")
     parser.add_argument("--version", action="version", version=f"neuroclass {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for group in GROUPS:

@@ -6,7 +6,6 @@ import contextlib
 import logging
 import shlex
 import sys
-import warnings
 from typing import Iterator
 
 from neuroclass.cli.common import add_common, add_config_options
@@ -85,24 +84,14 @@ def _print_result(result, metric: str) -> None:
 
 @contextlib.contextmanager
 def _entry_lines_hidden() -> Iterator[None]:
-    """Each entry's own INFO lines (what its budget chose) hidden while the comparison runs, and
-    each warning shown once: every entry (and fold) loads the data again, with the same warnings."""
+    """Each entry's own INFO lines (what its budget chose) hidden while the comparison runs (each
+    warning shows once: console.log_lines)."""
     loggers = [logging.getLogger(name) for name in TRIAL_LOGGERS]
     before = [logger.level for logger in loggers]
     for logger in loggers:
         logger.setLevel(logging.WARNING)
-    shown: set[str] = set()
     try:
-        with warnings.catch_warnings():
-            show = warnings.showwarning  # the CLI's one-line form (console.log_lines)
-
-            def show_once(message, category, filename, lineno, file=None, line=None) -> None:
-                if str(message) not in shown:  # a "once" filter would not do: filter changes reset it
-                    shown.add(str(message))
-                    show(message, category, filename, lineno, file, line)
-
-            warnings.showwarning = show_once
-            yield
+        yield
     finally:
         for logger, level in zip(loggers, before):
             logger.setLevel(level)

@@ -6,7 +6,7 @@ import json
 import shlex
 
 from neuroclass.cli.common import add_common, add_config_options
-from neuroclass.errors import NeuroclassError
+from neuroclass.errors import NeuroclassError, counted
 
 
 def add_parsers(sub) -> None:
@@ -62,7 +62,7 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
                        out=args.out)
     found = lr_find(cfg, steps=args.steps)
     if found.suggestion is None:
-        print(f"no suggestion: the loss did not fall over {len(found.curve.lrs)} steps; see {found.folder / 'lr_find.png'}")
+        print(f"no suggestion: the loss did not fall over {counted(len(found.curve.lrs), 'step')}; see {found.folder / 'lr_find.png'}")
         return 0
     lr = f"{found.suggestion.lr:.2g}"
     print(f"suggested optim.lr {lr} (a tenth of {found.suggestion.lr_at_min:.2g}, where the loss was lowest)")

@@ -8,7 +8,7 @@ import shlex
 import sys
 
 from neuroclass.cli.common import add_common, add_config_options
-from neuroclass.errors import NeuroclassError
+from neuroclass.errors import NeuroclassError, counted
 
 
 def add_parsers(sub) -> None:
@@ -106,7 +106,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     t = result.timing
     if "classical" in t:  # fitted, not trained by epochs
         rounds = t["classical"].get("rounds")
-        done = f"{t['classical']['family']}: " + (f"{rounds} rounds, " if rounds else "") + \
+        done = f"{t['classical']['family']}: " + (f"{counted(rounds, 'round')}, " if rounds else "") + \
             f"{t['train_seconds']:.1f}s fitting"
     else:
         done = (f"{t['epochs']} epoch{'' if t['epochs'] == 1 else 's'}, {t['train_seconds']:.1f}s training, "

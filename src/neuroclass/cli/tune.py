@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Iterator
 
 from neuroclass.cli.common import add_common, add_config_options
-from neuroclass.errors import NeuroclassError
+from neuroclass.errors import NeuroclassError, counted
 
 # the loggers whose INFO lines each trial's run would print; the search's own lines stay
 TRIAL_LOGGERS = ("neuroclass.pipeline", "neuroclass.training", "neuroclass.models", "neuroclass.data",
@@ -125,17 +125,17 @@ def _print_result(result) -> None:
     done = [r for r in result.rows if r["state"] in ("complete", "pruned")]
     best = next((r for r in result.rows if r["state"] == "complete"), None)
     if best is None:
-        print(f"no trial finished ({len(result.rows)} tried); see {result.folder / 'leaderboard.csv'}")
+        print(f"no trial finished ({len(result.rows):,} tried); see {result.folder / 'leaderboard.csv'}")
     elif result.best is None:  # run by another worker of a shared study, on another machine
-        print(f"best trial {best['trial']}: validation {_metric(result)} {best['value']:.4f} ({len(done)} trials "
-              f"done)")
+        print(f"best trial {best['trial']}: validation {_metric(result)} {best['value']:.4f} "
+              f"({counted(len(done), 'trial')} done)")
         print(f"best run: {best['run']} is not on this machine (another worker's?): no 'best' link and no test "
               "metrics here")
     else:
         test = best["test"] or {}
         rung = f" (rung {best['rung']})" if best.get("rung") else ""
         print(f"best trial {best['trial']}{rung}: validation {_metric(result)} {best['value']:.4f}, test accuracy "
-              f"{test.get('accuracy', float('nan')):.4f} ({len(done)} trials done)")
+              f"{test.get('accuracy', float('nan')):.4f} ({counted(len(done), 'trial')} done)")
         print(f"best run: {result.folder / 'best'} -> {best['run']}")
     print(f"leaderboard: {result.folder / 'leaderboard.csv'}")
     if result.report is not None:

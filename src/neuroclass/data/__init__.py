@@ -12,11 +12,11 @@ from neuroclass.data.dataset import Dataset, validate
 from neuroclass.data.folder import load_image_folder
 from neuroclass.data.idx import is_idx_folder, load_idx_folder
 from neuroclass.data.labels import merge_near_duplicate_labels
+from neuroclass.data.paths import missing_data
 from neuroclass.data.pixels import DecodeSettings
 from neuroclass.data.split import Splits, split
 from neuroclass.data.table import load_recorded_table, load_table
 from neuroclass.errors import NeuroclassError
-from neuroclass.registry import did_you_mean
 
 __all__ = ["BUILTIN", "Dataset", "Splits", "from_arrays", "load", "split"]
 
@@ -51,8 +51,7 @@ def load(cfg: DataConfig, decode: DecodeSettings | None = None, table_record: di
     else:
         path = Path(spec).expanduser()
         if not path.exists():
-            raise NeuroclassError(f"DATA '{spec}': no such file or folder, and not a built-in "
-                                  f"dataset ({', '.join(BUILTIN)}); check the path." + did_you_mean(spec, list(BUILTIN)))
+            raise missing_data(spec)
         if path.is_dir():
             ds = load_idx_folder(path, path.name) if is_idx_folder(path) else \
                 load_image_folder(path, cfg.channels, cfg.image_size, cfg.max_bad_fraction,

@@ -22,6 +22,7 @@ from PIL import Image, UnidentifiedImageError
 
 from neuroclass.data.issues import FileIssue
 from neuroclass.data.parallel import FileWarnings, decode_workers, ordered_map
+from neuroclass.data.paths import missing_file
 from neuroclass.data.pixels import GRAY_MODES, DecodeSettings, displayed_size
 from neuroclass.data.sniff import ends_early, image_format, not_an_image_reason, truncated_reason
 from neuroclass.errors import NeuroclassError, counted
@@ -199,7 +200,7 @@ def load_image(path: str | Path, channels: int, size: tuple[int, int] | None,
     """
     path = Path(path)
     if not path.is_file():
-        raise NeuroclassError(f"{path}: file not found")
+        raise missing_file(path)
     try:
         arr, warned = read_image(path, channels, size, decode)
     except UnreadableImage as exc:

@@ -20,3 +20,19 @@ def normalization_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mean, std = x.mean(dim=0, keepdim=True), x.std(dim=0, keepdim=True)
     std = torch.where(std > 1e-6, std, torch.ones_like(std))  # constant inputs: leave unscaled
     return mean, std
+
+
+def leave_unscaled(mean: torch.Tensor, std: torch.Tensor, columns: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-feature ``mean``/``std`` (1, D) with the features at ``columns`` set to 0 and 1, so that
+    the model's standardization passes them as they are (0/1 indicators: a rare 1 would otherwise
+    land many standard deviations out). The tensors given are not changed.
+
+    >>> mean, std = leave_unscaled(torch.tensor([[5.0, 0.01]]), torch.tensor([[2.0, 0.1]]), [1])
+    >>> mean.tolist(), std.tolist()
+    ([[5.0, 0.0]], [[2.0, 1.0]])
+    """
+    if not columns:
+        return mean, std
+    mean, std = mean.clone(), std.clone()
+    mean[..., columns], std[..., columns] = 0.0, 1.0
+    return mean, std

@@ -29,7 +29,8 @@ import numpy as np
 import pandas as pd
 
 from neuroclass.data.id_columns import identifier_reason
-from neuroclass.data.table_file import bad_rows, column_list, first_non_number, row_places, shown_name
+from neuroclass.data.table_file import (bad_rows, column_list, first_non_number, row_places, shown_name,
+                                        unseen_categories)
 from neuroclass.errors import NeuroclassError, counted
 
 # a text column with more distinct values than this is free text, not categories
@@ -330,10 +331,7 @@ def _codes(series: pd.Series, column: Column, where: str) -> np.ndarray:
     codes = text.map(lambda v: np.nan if pd.isna(v) else index.get(v, -1.0)).to_numpy(dtype=np.float64)
     unseen = np.flatnonzero(codes == -1)
     if len(unseen):
-        n = len(unseen)
-        warnings.warn(f"{where}: column {shown_name(column.name)}: {counted(n, 'row')} "
-                      f"{'holds a category' if n == 1 else 'hold categories'} not seen in training "
-                      f"(e.g. {text.iloc[unseen[0]]!r}); encoded as none of the known ones", stacklevel=4)
+        warnings.warn(unseen_categories(where, column.name, text, unseen), stacklevel=4)
     return codes[:, None]
 
 

@@ -20,6 +20,7 @@ from neuroclass.data.dataset import Dataset, encode_labels
 from neuroclass.data.id_columns import dropped_message
 from neuroclass.data.issues import DroppedColumn
 from neuroclass.data.labels import check_label_column
+from neuroclass.data.paths import missing_data
 from neuroclass.data.schema import CALENDAR, FEATURE_KINDS, Column, Kind, Schema, encode, infer_schema
 from neuroclass.data.table_file import (bad_rows, column_list, did_you_mean_column, encode_features,
                                         read_table, shown_name)
@@ -70,7 +71,7 @@ def _read_labelled(path: Path, label_column: str | None,
     """(the table, its label column), checked: the file exists, the label column is named and
     holds classes (at least two), the columns named in ``settings`` are feature columns."""
     if not path.is_file():
-        raise NeuroclassError(f"{path}: file not found")
+        raise missing_data(path)
     df = read_table(path)
     columns = [str(c) for c in df.columns]
     if label_column is None:

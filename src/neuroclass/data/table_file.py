@@ -16,6 +16,7 @@ from neuroclass.data.arrays import features_to_float
 from neuroclass.errors import NeuroclassError, counted
 
 NAMED_ROWS = 4  # bad rows a message places; the rest are counted
+NAMED_VALUES, NAMED_ROWS_PER_VALUE = 3, 2  # unseen categories a warning names, and the rows of each it places
 
 
 def read_table(path: Path) -> pd.DataFrame:
@@ -127,6 +128,37 @@ def bad_rows(where: str, bad: np.ndarray) -> tuple[str, str]:
     rest = len(bad) - NAMED_ROWS
     return places[0], "; also at " + ", ".join(places[1:]) + (
         f" and {counted(rest, 'more row')}" if rest > 0 else "")
+
+
+def unseen_categories(where: str, column: str, values: pd.Series, unseen: np.ndarray) -> str:
+    """The warning for the 0-based data rows ``unseen`` (int, ascending) of the table file
+    ``where`` whose ``values`` (the column's text) are categories column ``column`` did not hold in
+    training: each such value (the first NAMED_VALUES, in the order the file has them) with the
+    first rows it is in (``row_places``).
+
+    >>> values = pd.Series(["Biscoe", "Atlantis", "Dream", "Atlantis", "Mu"])
+    >>> unseen_categories("t.parquet", "island", values, np.array([1, 3, 4]))
+    "t.parquet: column 'island' holds 2 categories not seen in training: 'Atlantis' at data row 2 and data row 4; 'Mu' at data row 5; encoded as none of the known ones"
+    """
+    found = values.iloc[unseen].to_numpy()
+    distinct = list(dict.fromkeys(found.tolist()))
+    rows = {value: unseen[found == value][:NAMED_ROWS_PER_VALUE] for value in distinct[:NAMED_VALUES]}
+    placed = sorted(int(i) for at in rows.values() for i in at)
+    places = dict(zip(placed, row_places(where, placed)))  # the file is read once for them all
+    said = []
+    for value, at in rows.items():
+        shown = [places[int(i)] for i in at]
+        rest = int((found == value).sum()) - len(at)
+        if rest:
+            shown.append(counted(rest, "more row"))
+        listed = shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + " and " + shown[-1]
+        text = str(value) if len(str(value)) <= 40 else str(value)[:37] + "..."
+        said.append(f"{text!r} at {listed}")
+    more = len(distinct) - len(rows)
+    what = "a category" if len(distinct) == 1 else f"{len(distinct):,} categories"
+    return (f"{where}: column {shown_name(column)} holds {what} not seen in training: {'; '.join(said)}"
+            + (f"; and {counted(more, 'more category', 'more categories')}" if more else "")
+            + "; encoded as none of the known ones")
 
 
 def did_you_mean_column(name: str, columns: list[str]) -> str:

@@ -14,7 +14,8 @@ rows and labels of the training split alone, so that nothing of the validation a
   for each column the file misses values of (what SimpleImputer's add_indicator=True adds, but for
   the columns missing values anywhere in the file rather than in the training rows, so that every
   fold of a cross-validation gives the model inputs of one width; unscaled, and kept out of the
-  one-hot encoding);
+  one-hot encoding). The record's "binary_inputs" lists these and the one-hot columns, which the
+  network's input standardization leaves as 0/1 (a rare 1 would land many standard deviations out);
 - feature selection (data.select): SelectKBest(mutual_info_classif, k=data.max_features), or
   SelectFromModel(L1-penalised LogisticRegression, max_features=data.max_features).
 
@@ -174,6 +175,22 @@ def feature_names(pipe: Pipeline, schema: Schema) -> list[str]:
     return names
 
 
+def binary_inputs(pipe: Pipeline) -> list[int]:
+    """Positions, in the model inputs of the fitted ``pipe`` (after selection), of its 0/1 columns:
+    the missing-value indicators and the one-hot categories, which the model's input
+    standardization leaves as they are (data/normalization.py ``leave_unscaled``)."""
+    binary = []
+    for name, part, positions in pipe.named_steps["columns"].transformers_:
+        if name == "categories" and "onehot" in part.named_steps:
+            width = sum(len(codes) for codes in part.named_steps["onehot"].categories_)
+        else:
+            width = len(positions) if name != "remainder" else 0
+        binary += [name.startswith("missing") or (name == "categories" and "onehot" in part.named_steps)] * width
+    if "select" in pipe.named_steps:
+        binary = [b for b, kept in zip(binary, pipe.named_steps["select"].get_support()) if kept]
+    return [i for i, b in enumerate(binary) if b]
+
+
 def prepare_table(dataset: Dataset, splits: Splits, cfg: DataConfig,
                   seed: int) -> tuple[Pipeline | None, Splits, Dataset]:
     """A run's table preprocessing: for a table read from a file (a schema record in
@@ -208,7 +225,7 @@ def fit_on_splits(dataset: Dataset, splits: Splits, cfg: DataConfig,
     splits = replace(splits, train=inputs(splits.train), val=inputs(splits.val), test=inputs(splits.test))
     table = {**dataset.preprocessing["table"], "scaling": cfg.scaling, "select": cfg.select,
              "max_features": cfg.max_features, "encoding": cfg.encoding, "transformer": PREPROCESS_FILE,
-             "fitted_rows": len(splits.train)}
+             "fitted_rows": len(splits.train), "binary_inputs": binary_inputs(pipe)}
     if cfg.encoding == "embedding":  # the last len(categories) model inputs are codes 0..n-1 (-1: unseen)
         table["embedding"] = {"columns": [c.name for c in schema.categorical()],
                               "categories": [len(c.categories) for c in schema.categorical()]}

@@ -218,7 +218,7 @@ def class_imbalance(run: Run) -> Optional[dict]:
     else:
         tail = f"; its test recall is {pct(row['recall'])}" if row.get("recall") is not None else ""
     return make_finding("class_imbalance", "warning",
-                        f"The training classes are imbalanced: '{big}' has {counts[big]} examples and "
+                        f"The training classes are imbalanced: '{big}' has {counted(counts[big], 'example')} and "
                         f"'{small}' {counts[small]} ({ratio}){tail}.",
                         f"add training examples of '{small}', or weigh the classes in the loss with "
                         "--set train.class_weight=auto (a rare class then counts as much as a common "

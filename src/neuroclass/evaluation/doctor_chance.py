@@ -22,6 +22,7 @@ import math
 from dataclasses import dataclass
 from typing import Optional
 
+from neuroclass.errors import counted
 from neuroclass.evaluation.doctor_run import Run, is_broken, lr_fix, make_finding, pct
 
 STUCK_MIN_EPOCHS = 3  # the first epoch and at least two after it, to say the loss "stayed"
@@ -170,7 +171,7 @@ def _evidence(run: Run, stuck: Stuck) -> list[str]:
                     f"(always guessing the largest class scores {pct(levels.majority)})")
     if stuck.val:
         accuracy, epochs = stuck.val
-        said.append(f"validation accuracy was {pct(accuracy)} in each of the last {epochs} epochs, "
+        said.append(f"validation accuracy was {pct(accuracy)} in each of the last {counted(epochs, 'epoch')}, "
                     "what predicting one class for everything scores")
     if stuck.test:
         said.append(f"it predicted '{stuck.test[0]}' for all {stuck.test[1]} test examples")

@@ -16,6 +16,7 @@ from neuroclass import data as data_mod
 from neuroclass.config import DataConfig
 from neuroclass.data.dataset import encode_labels
 from neuroclass.data.labels import label_key, quoted_list
+from neuroclass.data.paths import missing_data
 from neuroclass.data.pixels import DecodeSettings
 from neuroclass.data.table_file import read_table
 from neuroclass.errors import NeuroclassError, counted
@@ -63,7 +64,7 @@ def _table_inputs(source: str, meta: dict, label_column: str | None) -> Labelled
     schemas); labels with the data's own class names."""
     path = Path(source)
     if not path.is_file():
-        raise NeuroclassError(f"DATA '{source}': file not found")
+        raise missing_data(source)
     df = read_table(path)
     if label_column not in df.columns:
         raise NeuroclassError(f"DATA '{source}': no label column '{label_column}' (the run's label column)")

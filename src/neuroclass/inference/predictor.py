@@ -15,6 +15,7 @@ import torch
 from sklearn.pipeline import Pipeline
 
 from neuroclass.data.images import load_image
+from neuroclass.data.paths import missing_file
 from neuroclass.data.pixels import DecodeSettings
 from neuroclass.data.schema import Schema, encode
 from neuroclass.data.table_file import encode_features, read_table
@@ -114,7 +115,7 @@ class Predictor(FilePredictions):
             for f in files:
                 path = Path(f)
                 if not path.is_file():
-                    raise NeuroclassError(f"{path}: file not found")
+                    raise missing_file(path)
                 df = read_table(path)
                 frames.append(encode_rows(df, self.meta["preprocessing"], str(path)))
                 # data rows counted from 1, as messages about the file count them (table_file.row_places)

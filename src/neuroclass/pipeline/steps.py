@@ -16,7 +16,7 @@ from neuroclass import data as data_mod
 from neuroclass.config import Config
 from neuroclass.data.builtin import is_builtin
 from neuroclass.data.dataset import Dataset
-from neuroclass.data.normalization import normalization_stats
+from neuroclass.data.normalization import leave_unscaled, normalization_stats
 from neuroclass.data.table_prep import prepare_table
 from neuroclass.device import pick_device, run_process_state
 from neuroclass.errors import NeuroclassError
@@ -141,6 +141,8 @@ def prepare(cfg: Config, dataset: Dataset | None = None, require_test: bool = Tr
                               "(e.g. --set data.test_fraction=0.2) or provide a test/ folder")
     table_prep, splits, dataset = prepare_table(dataset, splits, cfg.data, cfg.train.seed)
     mean, std = normalization_stats(splits.train.x)
+    # a table's 0/1 inputs (missing-value indicators, one-hot categories) are not standardized
+    mean, std = leave_unscaled(mean, std, dataset.preprocessing.get("table", {}).get("binary_inputs", []))
     cfg, mean, std = embedding_inputs(cfg, dataset.preprocessing, mean, std)  # data.encoding=embedding
     held = report_reserve(ReportSizes.of(dataset, splits), budget) if report and deadline is not None else Reserve()
     if plan is None:

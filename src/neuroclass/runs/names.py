@@ -8,6 +8,8 @@ from pathlib import Path
 
 from neuroclass.errors import NeuroclassError
 
+DATA_FILE_SUFFIXES = (".csv", ".parquet", ".pq", ".npz")  # data files whose extension a report's name leaves out
+
 
 def run_name(data_source: str, model_name: str, now: datetime | None = None) -> str:
     """``<data>-<model>-<YYYYmmdd-HHMMSS>``, made file-name-safe.
@@ -30,12 +32,14 @@ def data_name(data_source: str) -> str:
 
 
 def data_slug(source: str) -> str:
-    """A file-name-safe name for a data source, for report-<slug>.html.
+    """A file-name-safe name for a data source, for report-<slug>.html: a data file's name without
+    its extension (DATA_FILE_SUFFIXES), a folder's name, or a built-in name with its arguments.
 
-    >>> data_slug("blocks:n=200,seed=9"), data_slug("/data/shoes/test/")
-    ('blocks_n_200_seed_9', 'test')
+    >>> data_slug("blocks:n=200,seed=9"), data_slug("/data/shoes/test/"), data_slug("new_rows.csv")
+    ('blocks_n_200_seed_9', 'test', 'new_rows')
     """
-    name = Path(source.rstrip("/\\")).name or "data"
+    path = Path(source.rstrip("/\\"))
+    name = (path.stem if path.suffix.lower() in DATA_FILE_SUFFIXES else path.name) or "data"
     return re.sub(r"[^A-Za-z0-9.-]+", "_", name).strip("_.") or "data"
 
 

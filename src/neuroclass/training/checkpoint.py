@@ -45,7 +45,7 @@ from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 from torch import nn
 
-from neuroclass.errors import NeuroclassError
+from neuroclass.errors import NeuroclassError, with_article
 from neuroclass.io import fsync_folder, write_folder_atomic
 from neuroclass.training.callbacks import Callback
 from neuroclass.training.state import StopReason, TrainState
@@ -238,8 +238,8 @@ class Checkpoint:
         for entry in self.record["callbacks"]:
             match = next((c for c in remaining if type(c).__name__ == entry["type"]), None)
             if match is None:
-                raise NeuroclassError(f"{self.path}: holds the state of a {entry['type']} callback that this "
-                                      "fit lacks; resume with the run's own config")
+                raise NeuroclassError(f"{self.path}: holds the state of {with_article(entry['type'])} callback "
+                                      "that this fit lacks; resume with the run's own config")
             remaining = remaining[remaining.index(match) + 1:]
             match.load_state_dict(unpack(entry["state"], self.tensors))
 

@@ -20,7 +20,8 @@ EMBEDDING_FAMILIES = ("mlp",)  # the families that take category codes (models/m
 
 def check_encoding(cfg: Config, kind: str) -> None:
     """data.encoding=embedding needs a table and a family that embeds codes; model.options.categories
-    is the pipeline's to set. Raises NeuroclassError naming the fix.
+    is the pipeline's to set, and model.options.embedding_dim needs data.encoding=embedding. Raises
+    NeuroclassError naming the fix.
 
     >>> check_encoding(Config(), "image")  # one-hot (the default): nothing to check
     """
@@ -29,6 +30,10 @@ def check_encoding(cfg: Config, kind: str) -> None:
         if options.get("categories"):
             raise NeuroclassError("model.options.categories is set from the table by data.encoding=embedding; "
                                   "drop model.options.categories, or add --set data.encoding=embedding")
+        if options.get("embedding_dim") is not None:  # one-hot columns have no embeddings to size
+            raise NeuroclassError(f"model.options.embedding_dim={options['embedding_dim']} sizes the learned "
+                                  "embeddings of data.encoding=embedding, and data.encoding is onehot; add "
+                                  "--set data.encoding=embedding, or drop model.options.embedding_dim")
         return
     if kind != "table":
         raise NeuroclassError(f"data.encoding=embedding applies to a table's categorical columns, and "

@@ -87,7 +87,8 @@ def compare(settings: CompareSettings, stop: StopRequest | None = None, callback
     as each entry ends (the CLI prints a line).
 
     Returns a CompareResult. Raises NeuroclassError for a bad setting, entry or data before
-    anything trains, and when every entry failed (the folder then records each error);
+    anything trains, and when every entry failed (the folder then records each error; when no entry
+    wrote anything, the folder is removed and the error names the first entry's);
     RunInterrupted when ``stop`` is requested (the leaderboard of the finished entries is written;
     an entry stopped while training keeps its partial run folder for ``neuroclass train --resume``).
     """
@@ -110,6 +111,10 @@ def compare(settings: CompareSettings, stop: StopRequest | None = None, callback
     except (RunInterrupted, KeyboardInterrupt):
         finish(folder, settings, rows, partial=True)
         raise
+    if all(row["error"] for row in rows) and not any(folder.iterdir()):  # no entry wrote anything
+        folder.rmdir()
+        raise NeuroclassError(f"every entry failed, so nothing was written; the first, {rows[0]['entry']}: "
+                              f"{rows[0]['error']}")
     result = CompareResult(*finish(folder, settings, rows))
     if result.best is None:
         first = next(r for r in rows if r["error"])

@@ -18,6 +18,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from neuroclass.errors import counted
 from neuroclass.evaluation.report.html import cards, chart, esc, fmt, note, page, section, table
 from neuroclass.evaluation.report.plots import STYLE, TRAIN, new_figure, png_uri
 from neuroclass.io import write_text_atomic
@@ -122,7 +123,8 @@ def _page(folder: Path, settings: "CompareSettings", rows: list[dict], partial: 
     numbered = [(a, t, section(i, a, t, EXPLAIN[a], body)) for i, (a, t, body) in enumerate(parts, start=1)]
     how = f"stratified {settings.cv}-fold cross-validation" if settings.cv else "one train/validation/test split"
     budget = settings.base.train.time_budget
-    subtitle = (f"{settings.base.data.source} · {len(rows)} entries · {how}, seed {settings.base.train.seed} · "
+    subtitle = (f"{settings.base.data.source} · {counted(len(rows), 'entry', 'entries')} · {how}, "
+                f"seed {settings.base.train.seed} · "
                 + (f"time budget {budget:g} s shared by the entries · " if budget else "")
                 + f"ranked by validation {metric}")
     return page(f"Comparison {folder.name}", subtitle, numbered,

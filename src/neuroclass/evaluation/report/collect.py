@@ -213,7 +213,10 @@ def confusion_section(metrics: dict) -> dict:
 
 
 def mistakes_section(inputs: ReportInputs, proba: np.ndarray, n: int = MISTAKES) -> dict:
-    """The ``n`` evaluation examples with the highest loss -log p(true class), wrong ones only."""
+    """The ``n`` evaluation examples with the highest loss -log p(true class), wrong ones only;
+    each with its ``index`` in the evaluated data and, for a table file, its data ``row`` in the
+    file (counted from 1; ``ReportInputs.file_rows``); "rows" says which the page shows ("data row"
+    or "index")."""
     y = inputs.eval_y.numpy()
     proba = np.asarray(proba, dtype=np.float64)
     p_true = proba[np.arange(len(y)), y]
@@ -226,7 +229,8 @@ def mistakes_section(inputs: ReportInputs, proba: np.ndarray, n: int = MISTAKES)
                  "true": inputs.classes[y[i]], "predicted": inputs.classes[predicted[i]],
                  "probability": float(proba[i, predicted[i]]), "true_probability": float(p_true[i]),
                  "loss": float(loss[i])} for i in order]
-    return {"count_wrong": int(len(wrong)), "n": int(len(y)), "examples": examples}
+    return {"count_wrong": int(len(wrong)), "n": int(len(y)), "rows": "data row" if inputs.eval_file else "index",
+            "examples": inputs.with_file_rows(examples)}
 
 
 def calibration_section(inputs: ReportInputs) -> dict:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from neuroclass.data.schema import Kind, Schema
+from neuroclass.errors import counted
 from neuroclass.evaluation.report.html import fmt, table
 
 MAX_COLUMNS = 60  # rows of the column summary
@@ -55,7 +56,8 @@ def _most_frequent(codes: np.ndarray, categories: list[str]) -> str | None:
         return None
     counts = np.bincount(known, minlength=len(categories))
     top = int(counts.argmax())
-    return f"{categories[top]} ({counts[top]:,} of {len(codes):,}; {len(categories):,} categories)"
+    return (f"{categories[top]} ({counts[top]:,} of {len(codes):,}; "
+            f"{counted(len(categories), 'category', 'categories')})")
 
 
 def columns_html(summary: dict) -> str:

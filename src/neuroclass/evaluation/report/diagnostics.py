@@ -6,7 +6,7 @@ Each analysis runs through ``guarded``: a failure becomes {"error": ...} in repo
 warning line, so one broken analysis never costs the rest of the report. The analysis modules are
 imported inside the guarded call for the same reason (and to keep importing the report package light).
 Under a deadline (timebox.py) ``budgeted`` runs an analysis on the sample the time left allows, or
-records {"skipped": "skipped: ... (the time budget left 0.8 s)"} instead.
+records {"skipped": "skipped: ... (needs about 2.4 s; the time budget left 0.8 s)"} instead.
 """
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from neuroclass.config import Config
+from neuroclass.errors import counted
 from neuroclass.evaluation.report.inputs import ReportInputs
 from neuroclass.evaluation.report.timebox import FULL, SKIP, TimeBox
 from neuroclass.inference import predict_logits
@@ -88,8 +89,8 @@ def leakage(inputs: ReportInputs, limit: int | None = None) -> dict:
         result = find_duplicates(train_x.numpy(), inputs.eval_x.numpy(), max_pairs=MAX_PAIRS)
         for pair in result["pairs"]:
             pair["train"] = int(chosen[pair["train"]])
-        compared = (f"{len(train):,} examples" if len(chosen) == len(train) else
-                    f"a sample of {len(chosen):,} of its {len(train):,} examples")
+        compared = (counted(len(train), "example") if len(chosen) == len(train) else
+                    f"a sample of {len(chosen):,} of its {counted(len(train), 'example')}")
         result["compared"] = f"training split ({compared}) vs {inputs.eval_what}"
         return result
 
@@ -145,6 +146,8 @@ def mislabelled(inputs: ReportInputs, proba: np.ndarray) -> dict:
 
         result = likely_mislabelled(proba, inputs.eval_y.numpy(), inputs.classes, top=MISLABELLED)
         result["searched"] = inputs.eval_what
+        result["rows"] = "data row" if inputs.eval_file else "index"
+        result["examples"] = inputs.with_file_rows(result["examples"])
         return result
 
     return guarded("mislabel search", compute)

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 
+from neuroclass.errors import counted
 from neuroclass.evaluation.report import plots
 from neuroclass.evaluation.report.diagnostics import budgeted, guarded
 from neuroclass.evaluation.report.html import chart, fmt, note, table
@@ -132,8 +133,9 @@ def importance_html(r: dict, pics: dict) -> str:
         return note(found["skipped"])
     if found.get("error"):
         return note(f"not computed: {found['error']}")
-    shown = (f"the {found['shown']} most important of {found['features']} features"
-             if found["shown"] < found["features"] else f"all {found['features']} features")
+    shown = (f"the {found['shown']} most important of {counted(found['features'], 'feature')}"
+             if found["shown"] < found["features"] else
+             "the one feature" if found["features"] == 1 else f"all {counted(found['features'], 'feature')}")
     body = chart(pics.get("importance"), "permutation importance per feature")
     body += table(["feature", "drop in accuracy", "std"],
                   [[row["feature"], fmt(row["mean"]), fmt(row["std"])] for row in found["rows"]], {1, 2})

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -19,6 +20,8 @@ from neuroclass.data.issues import DataIssues
 from neuroclass.evaluation.evaluate import evaluation_inputs
 from neuroclass.inference import Predictor
 from neuroclass.runs import RunData, RunFolder
+
+TABLE_FILES = (".csv", ".parquet", ".pq")  # data files whose rows the report names by their place in the file
 
 
 @dataclass
@@ -67,6 +70,33 @@ class ReportInputs:
     @property
     def kind(self) -> str:
         return self.predictor.meta["kind"]
+
+    @property
+    def eval_file(self) -> str | None:
+        """The table file (CSV or Parquet) the evaluated rows were read from, or None: images,
+        arrays, built-in data."""
+        source = self.eval_data or self.dataset.source
+        return source if self.kind == "table" and Path(source).suffix.lower() in TABLE_FILES else None
+
+    def file_rows(self, positions: Sequence[int]) -> list[int] | None:
+        """The data rows of ``eval_file`` that the evaluated examples at ``positions`` (0-based, in
+        ``eval_x``) are, counted from 1 as messages about a table file count them
+        (data/table_file.row_places: the first row after the header is 1); None without a file.
+
+        The run's test split holds rows of its data at the positions split.npz records; --data
+        rows are the file's, in order (no row is dropped when a table is read)."""
+        if self.eval_file is None:
+            return None
+        rows = np.asarray(positions, dtype=np.int64)
+        if self.eval_data is None:
+            rows = np.asarray(self.indices["test"], dtype=np.int64)[rows]
+        return [int(r) + 1 for r in rows]
+
+    def with_file_rows(self, examples: list[dict]) -> list[dict]:
+        """``examples`` (each with its "index" in ``eval_x``) with "row": its data row in
+        ``eval_file`` (``file_rows``), None without a file."""
+        rows = self.file_rows([e["index"] for e in examples])
+        return [{**e, "row": None if rows is None else rows[k]} for k, e in enumerate(examples)]
 
 
 def load_inputs(run: str | Path, data: str | None = None, known: FromTraining | None = None) -> ReportInputs:

@@ -289,9 +289,16 @@ def mistakes(r: dict, pics: dict) -> str:
                                f"p = {e['probability']:.3f}"])
                  for uri, e in zip(pics["mistakes"], mk["examples"])]
         return head + '<div class="gallery">' + "".join(items) + "</div>"
-    rows = [[e["index"], e["true"], e["predicted"], fmt(e["probability"]), fmt(e["loss"])]
+    header, key = row_column(mk)
+    rows = [[e[key], e["true"], e["predicted"], fmt(e["probability"]), fmt(e["loss"])]
             for e in mk["examples"]]
-    return head + table(["row", "true", "predicted", "probability", "loss"], rows, numeric={0, 3, 4})
+    return head + table([header, "true", "predicted", "probability", "loss"], rows, numeric={0, 3, 4})
+
+
+def row_column(found: dict) -> tuple[str, str]:
+    """(header, key) of the column that places ``found``'s examples: a table file's data row,
+    counted from 1 as messages about the file count them, else the position in the evaluated data."""
+    return ("data row (from 1)", "row") if found.get("rows") == "data row" else ("index (from 0)", "index")
 
 
 def calibration(r: dict, pics: dict) -> str:
@@ -302,7 +309,7 @@ def calibration(r: dict, pics: dict) -> str:
              f"{fmt(c['log_loss_before'])} / {fmt(c['log_loss_after'])}")]
     g = c["guard"]
     if g:
-        rows += [(f"fit on the validation split ({g['n']:,} examples)",
+        rows += [(f"fit on the validation split ({counted(g['n'], 'example')})",
                   f"T = {g['candidate_temperature']:.4g}: {g['decision']}"), ("guard", g["reason"]),
                  ("validation ECE before / after", f"{fmt(g['val_ece_before'])} / {fmt(g['val_ece_after'])}")]
     else:
@@ -353,14 +360,15 @@ def doctor(r: dict, pics: dict) -> str:
                      f"({pct(dead.get('fraction'))}) never activate on training examples")
     wrong = d.get("mislabelled") or {}
     if wrong.get("examples"):
-        body += (f"<h3>Evaluation examples that may be mislabelled ({wrong['count']:,} suspects)</h3>"
+        body += (f"<h3>Evaluation examples that may be mislabelled ({counted(wrong['count'], 'suspect')})</h3>"
                  + note(wrong.get("method", "")))
         if pics.get("mislabelled"):
             body += '<div class="gallery">' + "".join(example(uri, mislabel_caption(e)) for uri, e in
                                                       zip(pics["mislabelled"], wrong["examples"])) + "</div>"
         else:
-            body += table(["row", "labelled", "p", "model says", "p"],
-                          [[e["index"], e["label"], fmt(e["label_probability"]), e["predicted"],
+            header, key = row_column(wrong)
+            body += table([header, "labelled", "p", "model says", "p"],
+                          [[e[key], e["label"], fmt(e["label_probability"]), e["predicted"],
                             fmt(e["predicted_probability"])] for e in wrong["examples"]], numeric={0, 2, 4})
     return body
 

@@ -30,7 +30,10 @@ FULL, SAMPLE, SKIP = "full", "sample", "skip"
 # share of its time a sampled part is sized to: its estimate erred by up to +20% (robustness curves
 # under another process's load), and the rest is the margin of the parts after it
 SAMPLE_SHARE = 0.8
-TRIVIAL = 0.01  # seconds: a part estimated at no more runs in full whatever the time left
+# seconds: a part estimated at no more in full (what a line shows as 0.0 s) runs in full whatever the
+# time left: an estimate of about nothing never costs an analysis (a few such parts stay within the
+# margins of EXIT and the finish, costs.py)
+TRIVIAL = 0.05
 
 
 @dataclass(frozen=True)
@@ -74,8 +77,9 @@ class Part:
 @dataclass(frozen=True)
 class Decision:
     """What one part gets: ``run`` is "full", "sample" or "skip"; ``examples`` of ``of``;
-    ``estimate`` its seconds at that size; ``left`` the seconds the budget left it when decided
-    (None without a deadline)."""
+    ``estimate`` its seconds at that size (0.0 for a skip: what it holds of the time left);
+    ``left`` the seconds the budget left it when decided (None without a deadline); ``needs`` its
+    seconds in full, which a sample or a skip did not get."""
 
     name: str
     label: str
@@ -85,23 +89,24 @@ class Decision:
     estimate: float
     left: float | None
     noun: str = "examples"
+    needs: float = 0.0
 
     @property
     def line(self) -> str:
         """The page's words for a part that did not run in full ("" for one that did).
 
-        >>> Decision("robustness", "robustness checks", "skip", 0, 1000, 0.0, 0.8).line
-        'skipped: robustness checks (the time budget left 0.8 s)'
+        >>> Decision("robustness", "robustness checks", "skip", 0, 1000, 0.0, 0.8, needs=2.4).line
+        'skipped: robustness checks (needs about 2.4 s; the time budget left 0.8 s)'
         """
         left = f"the time budget left {max(0.0, self.left or 0.0):.1f} s"
         if self.run == SKIP:
-            return f"skipped: {self.label} ({left})"
+            return f"skipped: {self.label} (needs about {self.needs:.1f} s; {left})"
         if self.run == SAMPLE:
             return f"sampled: {self.label} on {self.examples:,} of {self.of:,} {self.noun} ({left})"
         return ""
 
     def as_dict(self) -> dict:
-        return {**asdict(self), "estimate": round(self.estimate, 3),
+        return {**asdict(self), "estimate": round(self.estimate, 3), "needs": round(self.needs, 3),
                 "left": None if self.left is None else round(self.left, 3), "line": self.line}
 
 
@@ -149,15 +154,16 @@ class TimeBox:
         for part in self.parts:
             if part.name in self.decisions:
                 continue
+            needs = part.seconds(part.examples, self.forward)
             n = part.most_within(spare, self.forward)
             if 0 < n < part.examples:
                 n = part.most_within(SAMPLE_SHARE * spare, self.forward)
-            if part.seconds(part.examples, self.forward) <= TRIVIAL:
+            if needs <= TRIVIAL:
                 n = part.examples
             run = FULL if n == part.examples else SAMPLE if n else SKIP
             estimate = part.seconds(n, self.forward)
             plan[part.name] = Decision(part.name, part.label, run, n, part.examples, estimate,
-                                       None if left is None else spare, part.noun)
+                                       None if left is None else spare, part.noun, needs)
             spare -= estimate
         return plan
 

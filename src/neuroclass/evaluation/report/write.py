@@ -98,7 +98,7 @@ def budget_lines(html_path: str | Path) -> list[str]:
     Example::
 
         budget_lines("runs/x/report.html")
-        # -> ['skipped: robustness checks (the time budget left 0.8 s)']
+        # -> ['skipped: robustness checks (needs about 2.4 s; the time budget left 0.8 s)']
     """
     try:
         record = json.loads(Path(html_path).with_suffix(".json").read_text())["report"].get("budget") or {}
