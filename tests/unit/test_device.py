@@ -120,16 +120,18 @@ def test_allocator_setting_keeps_activation_sized_blocks_on_the_heap():
     assert list(fate) == modes
 
     block = 16 << 20
+    # kept: the free heap grows by the block less whatever free heap the block reused first, so
+    # "kept" is read as more or less than half the block, not to the byte
     mapped, kept = fate["plain"]
-    assert mapped >= block and kept < block  # glibc's default: mapped afresh, unmapped on free
+    assert mapped >= block and kept < block // 2  # glibc's default: mapped afresh, unmapped on free
     mapped, kept = fate["tuned"]
-    assert mapped == 0 and kept >= block  # from the heap, and still there for the next step
+    assert mapped == 0 and kept > block // 2  # from the heap, and still there for the next step
     mapped, kept = fate["restored"]
-    assert mapped >= block and kept < block  # glibc's default thresholds again after the block
+    assert mapped >= block and kept < block // 2  # glibc's default thresholds again after the block
     mapped, kept = fate["after a fit"]
-    assert mapped >= block and kept < block  # the Trainer tunes malloc for the fit only
+    assert mapped >= block and kept < block // 2  # the Trainer tunes malloc for the fit only
     mapped, kept = fate["after a nested block"]
-    assert mapped == 0 and kept >= block  # an inner block's end leaves the outer one's setting
+    assert mapped == 0 and kept > block // 2  # an inner block's end leaves the outer one's setting
 
 
 def test_use_threads_restores_the_thread_count_on_exit():
