@@ -23,7 +23,7 @@ from neuroclass.classical import lightgbm_family as lgbm
 from neuroclass.classical import xgboost_family as xgb
 from neuroclass.classical.families import CLASSICAL, LIGHTGBM_TEXT, XGBOOST_UBJ, family_options
 from neuroclass.classical.fitting import FittedClassical
-from neuroclass.errors import NeuroclassError
+from neuroclass.errors import NeuroclassError, with_article
 
 # The types skops reports as untrusted in the scikit-learn families' estimators (skops itself
 # trusts builtins, NumPy arrays and scikit-learn's public estimators, svm's FrozenEstimator among
@@ -76,7 +76,7 @@ def _load_skops(data: bytes, name: str):
     try:
         untrusted = get_untrusted_types(data=data)
     except Exception as exc:  # skops raises zipfile, JSON and key errors alike for a foreign file
-        raise NeuroclassError(f"model file: not a skops file of a {name} model ({exc})") from None
+        raise NeuroclassError(f"model file: not a skops file of {with_article(name)} model ({exc})") from None
     refused = [t for t in untrusted if t not in TRUSTED]
     if refused:
         raise NeuroclassError(f"model file: refusing to load type '{refused[0]}' (not one of the "
@@ -87,7 +87,7 @@ def _load_skops(data: bytes, name: str):
         raise NeuroclassError(f"model file: the skops file holds no {name} model written by neuroclass")
     expected = CLASSICAL.get(name).build(family_options(name, {}), 0, None)
     if type(_final(loaded["estimator"])) is not type(_final(expected)):
-        raise NeuroclassError(f"model file: holds a {type(_final(loaded['estimator'])).__name__}, "
+        raise NeuroclassError(f"model file: holds {with_article(type(_final(loaded['estimator'])).__name__)}, "
                               f"not the {name} family's {type(_final(expected)).__name__}")
     return loaded["estimator"], int(loaded["classes"]), np.asarray(loaded["present"], dtype=np.int64)
 

@@ -39,7 +39,7 @@ def _carve(index: np.ndarray, labels: np.ndarray, fraction: float, seed: int) ->
     n_carved = max(1, int(round(fraction * len(index))))
     if n_carved >= len(index):
         raise NeuroclassError(f"data: only {counted(len(index), 'example')}; too few to carve a "
-                              f"{fraction:.0%} split; lower data.val_fraction/test_fraction")
+                              f"split of {fraction:.0%}; lower data.val_fraction/test_fraction")
     counts = np.bincount(labels[index])
     single = counts[labels[index]] < 2
     try:

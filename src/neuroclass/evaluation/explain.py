@@ -4,11 +4,13 @@ For one input (an example of the run's test split, or a file decoded as ``neuroc
 decodes it): the input as a picture and as the numbers the network sees; for dense layers the
 weighted sums, biases, what each input adds (w_i * x_i) and the activations (explain_steps.py, in
 NumPy); the output probabilities (softmax with the run's calibration temperature); with a label,
-the loss, its gradient for the last layer and the probabilities after one gradient step; the
-first layer's weights, a feature map per stage (explain_trace.py); attribution maps over the input
-(explain_attribution.py, Captum). A run of the NumPy ``glassbox`` family is explained from the
-network's own trace and gradients (explain_glassbox.py). ``write_explanation`` turns it into one
-self-contained HTML page (explain_page.py) with the numbers as JSON beside it.
+the loss, its gradient for the last layer and the probabilities after one gradient step; what the
+run's training did to its loss that these plain steps leave out (label smoothing, class weights,
+a balanced sampler, ...: explain_training.py); the first layer's weights, a feature map per stage
+(explain_trace.py); attribution maps over the input (explain_attribution.py, Captum). A run of
+the NumPy ``glassbox`` family is explained from the network's own trace and gradients
+(explain_glassbox.py). ``write_explanation`` turns it into one self-contained HTML page
+(explain_page.py) with the numbers as JSON beside it.
 
 Example::
 
@@ -34,6 +36,7 @@ from neuroclass.evaluation.explain_input import (baseline_words, input_names, op
 from neuroclass.evaluation.explain_steps import (RAW_NAMES, DenseLayer, Loss, OutputStep, UpdateStep,
                                                  last_layer_update, output_step, raw_outputs)
 from neuroclass.evaluation.explain_table import TableLayout, embedded_maps, no_category_baseline, table_layout
+from neuroclass.evaluation.explain_training import TrainingSetup, run_training_setup, setup_lines, setup_words
 from neuroclass.evaluation.explain_trace import (FirstLayer, StageMap, Trace, dense_layers, first_layer,
                                                  grad_cam_layer, head_input, stage_maps, trace_network)
 from neuroclass.inference import InferencePolicy
@@ -52,7 +55,9 @@ class Explanation:
     pixels / 255 or the preprocessed row as they are); ``numpy_network``: the network runs in NumPy
     (glassbox), its maps computed through its own backward pass rather than Captum; ``layout``:
     a table run's inputs by column, with its categorical columns' codes and embeddings when it has
-    them (data.encoding=embedding)."""
+    them (data.encoding=embedding); ``training``: how the run's training loss differed from the
+    plain loss the steps use (label smoothing, class weights, a balanced sampler, ...), None when
+    it did not."""
 
     run: Path
     family: str
@@ -78,7 +83,7 @@ class Explanation:
     page: Path | None = None  # the HTML page, once ``write_explanation`` has written it
     layout: TableLayout | None = None  # a table run's inputs by column (categorical columns as codes)
     row: int | None = None  # the data row of a table FILE, counted from 0
-    label_smoothing: float = 0.0  # the run's train.label_smoothing (the step shown uses none)
+    training: TrainingSetup | None = None  # what training did to its loss that the steps leave out
 
 
 def explain_run(run: str | Path, file: str | Path | None = None, index: int | None = None,
@@ -131,7 +136,8 @@ def explain_run(run: str | Path, file: str | Path | None = None, index: int | No
         dense=dense, output=output, predictor_probabilities=np.asarray(proba, dtype=np.float64),
         policy=predictor.policy, update=None, head=trace.head,
         first=first_layer(trace, dense) if seen.ndim == 4 else None, stages=stages, attributions=maps,
-        layout=layout, row=example.row, label_smoothing=float(config.train.label_smoothing))
+        layout=layout, row=example.row,
+        training=run_training_setup(folder, config, model, seen, example.label, len(predictor.classes)))
     found.update = _update(found, trace, model, config.optim.lr)
     found.notes = page_notes(found, cam)
     return found
@@ -188,7 +194,7 @@ def page_notes(found: Explanation, cam: str | None) -> list[str]:
     if found.kind == "image" and cam is None:
         notes.append("no Grad-CAM: it reads convolutional feature maps, which this network does not keep past "
                      "its first layer")
-    return notes
+    return notes + setup_lines(found.training, found.classes)
 
 
 def explain_path(run: str | Path, slug: str, out: str | Path | None = None) -> Path:
@@ -262,6 +268,7 @@ def summary_lines(found: Explanation) -> list[str]:
         formula = loss_formula(out).replace("[true]", f"[{name}]")
         lines.append(f"true label: {name}; training loss {formula} = {number(out.loss)}; "
                      f"{CALIBRATED_LOSS.replace('[true]', f'[{name}]')} = {number(out.calibrated_loss)}")
+    lines += _training_lines(found)
     if found.update is not None:
         lines.append(_update_line(found))
     for layer in found.dense[:-1]:
@@ -274,6 +281,20 @@ def summary_lines(found: Explanation) -> list[str]:
     if found.page is not None:
         lines += [f"numbers: {found.page.with_suffix('.json')}", f"page: {found.page}"]
     return lines
+
+
+def own_loss_words(found: Explanation) -> str:
+    """What ``found.training.example_loss`` is, in words, for the page and the terminal."""
+    return f"the run's own training loss for this example alone ({setup_words(found.training, example=True)})"
+
+
+def _training_lines(found: Explanation) -> list[str]:
+    """The run's own loss for the example (where it is not the plain one), then its training
+    settings that the steps leave out, one line each."""
+    setup = found.training
+    own = [] if setup is None or setup.example_loss is None else [
+        f"{own_loss_words(found)} = {number(setup.example_loss)}; the loss above and the step leave those out"]
+    return own + [f"training: {line}" for line in setup_lines(setup, found.classes)]
 
 
 def _update_line(found: Explanation) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from neuroclass.errors import NeuroclassError, counted
+from neuroclass.errors import NeuroclassError, counted, with_article
 from neuroclass.evaluation.report.importance import feature_labels
 from neuroclass.inference import Predictor
 from neuroclass.models.layers import Classifier
@@ -47,11 +47,20 @@ def open_neural_run(run: str | Path, device: str = "auto") -> tuple[RunFolder, P
                               "members (listed in its ensemble.json)")
     predictor = Predictor.from_folder(folder, device)
     if not isinstance(predictor.model, (Classifier, GlassboxModule)):
-        family = predictor.meta.get("family", "classical")
-        raise NeuroclassError(f"RUN '{run}': a {family} run; explain covers neural families (mlp, cnn, "
-                              f"resnet, glassbox, ...); for what drives a {family} model see the permutation "
-                              f"importance section of its report (neuroclass report {run})")
+        raise not_neural_error(run, predictor.meta.get("family", "classical"))
     return folder, predictor
+
+
+def not_neural_error(run: str | Path, family: str) -> NeuroclassError:
+    """The one line that refuses ``run``, a run of ``family`` whose model has no layers to show,
+    and points at its report's permutation importance.
+
+    >>> str(not_neural_error("runs/r", "xgboost")).split(";")[0]
+    "RUN 'runs/r': an xgboost run"
+    """
+    return NeuroclassError(f"RUN '{run}': {with_article(family)} run; explain covers neural families (mlp, cnn, "
+                           f"resnet, glassbox, ...); for what drives {with_article(family)} model see the "
+                           f"permutation importance section of its report (neuroclass report {run})")
 
 
 def pick_example(folder: RunFolder, predictor: Predictor, file: str | Path | None = None,

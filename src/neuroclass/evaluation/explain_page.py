@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from neuroclass.evaluation.explain import CALIBRATED_LOSS, Explanation
+from neuroclass.evaluation.explain import CALIBRATED_LOSS, Explanation, own_loss_words
 from neuroclass.evaluation.explain_format import number
 from neuroclass.evaluation.explain_page_output import gradient_section, output_section
 from neuroclass.evaluation.explain_page_table import embedding_lookup, table_attribution, table_input
 from neuroclass.evaluation.explain_pictures import (heat_uri, overlay_uri, picture_uri, signed_picture_uri,
                                                     strongest_channels)
 from neuroclass.evaluation.explain_steps import DenseLayer, DenseStep, Loss, Neuron
+from neuroclass.evaluation.explain_training import SHOWN_CLASSES, setup_words
 from neuroclass.evaluation.report.html import cards, esc, example, key_values, note, page, section, table
 
 GRID_SIDE = 28  # the numbers of at most this many rows and columns are printed
@@ -56,18 +57,40 @@ def _summary(found: Explanation) -> tuple[str, str]:
     t = number(out.temperature)
     items = [(found.classes[out.predicted], "predicted class"),
              (number(out.probabilities[out.predicted]), f"its probability p_T (T = {t})")]
+    setup = found.training
     if out.label is not None:
+        plain = "" if setup is None else ", the steps' plain loss"
         items += [(found.classes[out.label], "true label"),
-                  (number(out.loss), f"training loss ({LOSS_NAMES[out.loss_kind]}, no T)"),
+                  (number(out.loss), f"training loss ({LOSS_NAMES[out.loss_kind]}, no T{plain})"),
                   (number(out.calibrated_loss), f"calibrated loss {CALIBRATED_LOSS} (T = {t})")]
+        if setup is not None and setup.example_loss is not None:
+            items.append((number(setup.example_loss), own_loss_words(found)))
     if found.update is not None:
         items.append((number(found.update.new_probabilities[out.label]), "p_T[true] after one step"))
     pairs = [("run", str(found.run)), ("model family", found.family), ("input", found.source),
              ("temperature T", t + ("" if out.temperature != 1.0 else " (no calibration)")),
              ("test-time views", found.policy.tta)]
+    if setup is not None:
+        pairs.append(("training loss", f"with {setup_words(setup)}, which the steps below leave out (notes)"))
     notes = "".join(note(n) for n in found.notes)
     return ("What the network predicted for this input and how sure it was; the sections below follow "
-            "the numbers from the input to the prediction.", cards(items) + key_values(pairs) + notes)
+            "the numbers from the input to the prediction.", cards(items) + key_values(pairs) + notes
+            + _per_class_table(found))
+
+
+def _per_class_table(found: Explanation) -> str:
+    """The training split's classes with their loss weights and draws, when the run had either."""
+    setup = found.training
+    if setup is None or setup.counts is None or (setup.weights is None and setup.draws is None):
+        return ""
+    columns = [("training examples", setup.counts)]
+    columns += [] if setup.weights is None else [(f"loss weight (train.class_weight={setup.class_weight})",
+                                                  setup.weights)]
+    columns += [] if setup.draws is None else [(f"draws per example an epoch (data.sampler={setup.sampler})",
+                                                setup.draws)]
+    rows = [[name + (" (true)" if i == found.output.label else "")] + [number(v[i].item(), 3) for _, v in columns]
+            for i, name in enumerate(found.classes[:SHOWN_CLASSES])]
+    return table(["class"] + [name for name, _ in columns], rows, numeric=set(range(1, len(columns) + 1)))
 
 
 def _input(found: Explanation) -> tuple[str, str]:
@@ -236,7 +259,8 @@ def explanation_record(found: Explanation) -> dict:
                                for a in found.attributions],
               "dense": [_layer_record(layer) for layer in found.dense],
               "stages": [{"name": s.name, "shape": list(s.maps.shape)} for s in found.stages]}
-    record.update(output=out.output, loss_kind=out.loss_kind.value)
+    record.update(output=out.output, loss_kind=out.loss_kind.value,
+                  training=None if found.training is None else found.training.record())
     if found.kind == "table":
         record.update(input_names=found.input_names, seen=found.seen.reshape(-1).tolist(),
                       encoding="embedding" if found.layout is not None and found.layout.codes else "onehot")

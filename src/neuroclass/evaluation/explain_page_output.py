@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from neuroclass.evaluation.explain import CALIBRATED_LOSS, Explanation, loss_formula
+from neuroclass.evaluation.explain import CALIBRATED_LOSS, Explanation, loss_formula, own_loss_words
 from neuroclass.evaluation.explain_format import number
 from neuroclass.evaluation.explain_steps import RAW_NAMES, Loss, OutputStep, UpdateStep, raw_outputs
+from neuroclass.evaluation.explain_training import setup_words
 from neuroclass.evaluation.report.html import key_values, table
 
 SHOWN_CLASSES = 20  # rows of the output and gradient tables
@@ -98,6 +99,9 @@ def _facts(found: Explanation, raw_after: np.ndarray) -> list[tuple[str, str]]:
               f"{number(out.calibrated_loss)} -> {number(calibrated_after)}"),
              (f"p_T[{name}] before -> after", f"{number(out.probabilities[y])} -> {number(u.new_probabilities[y])}"),
              (rate, f"{u.lr:g}")]
+    setup = found.training
+    if setup is not None and setup.example_loss is not None:
+        facts.insert(1, (f"{own_loss_words(found)}, before the step", number(setup.example_loss)))
     return facts + ([("optimiser", u.optimizer)] if u.every_layer else [])
 
 
@@ -126,11 +130,11 @@ def _gradient_words(found: Explanation) -> str:
     loss += (" and dL/dW = outer(dL/dz, a_prev) for the weights (a_prev: the layer's input). p_T, the probabilities "
              "the run reports, and the calibrated loss -log p_T[true] are shown before and after the step beside it.")
     if not u.every_layer:
-        smoothing = (f", with label smoothing {found.label_smoothing:g}; the step here uses the plain cross-entropy "
-                     "above" if found.label_smoothing else "")
+        setup = "" if found.training is None else (f", with {setup_words(found.training)}; the step here uses "
+                                                   "the plain loss above: the summary's notes say what it leaves out")
         return loss + (" One plain step W -= lr * dL/dW, b -= lr * dL/dz is applied here and the outputs are "
                        "computed again with the new weights (training itself uses the run's optimizer, schedule and "
-                       f"weight decay, over batches{smoothing}).")
+                       f"weight decay, over batches{setup}).")
     return loss + (f" Backpropagation carries dL/dz down through every layer; one step of the run's optimiser "
                    f"({u.optimizer}, learning rate {u.lr:g}) changes every weight and bias by what the network's own "
                    "gradients() reports for this example, and the network computes its outputs again with the new "

@@ -50,7 +50,7 @@ def load_preprocess(folder: Path) -> Pipeline:
     except DAMAGED as exc:
         raise _damaged(path, exc) from None
     if not isinstance(pipe, Pipeline):
-        raise NeuroclassError(f"{path}: holds a {type(pipe).__name__}, not a preprocessing Pipeline; "
+        raise NeuroclassError(f"{path}: holds an object of type {type(pipe).__name__}, not a preprocessing Pipeline; "
                               "train the run again")
     return pipe
 
