@@ -98,10 +98,13 @@ def test_deadline_already_past_trains_nothing(digits):
 def test_on_epoch_sees_each_record_and_can_stop(digits):
     seen = []
     net = Network(glassbox_options({}), 64, 10, seed=0)
-    history = fit(net, digits[0], digits[1], digits[2], digits[3], epochs=5,
+    history = fit(net, digits[0], digits[1], digits[2], digits[3], epochs=5, clock=FakeClock(),
                   on_epoch=lambda record: seen.append(record) or len(seen) == 2, threads=1)
     assert history.stop is FitStop.CALLBACK and seen == history.epochs and len(seen) == 2
-    assert all(0 <= r.val_accuracy <= 1 and r.val_loss > 0 and r.seconds >= 0 for r in seen)
+    assert all(0 <= r.val_accuracy <= 1 and r.val_loss > 0 for r in seen)
+    # without a deadline the clock is read once before and once after each epoch's training
+    # (0 and 1, then 2 and 3): one second each, validation left out
+    assert [r.seconds for r in seen] == [1.0, 1.0]
 
 
 def test_fit_rejects_bad_arguments(digits):

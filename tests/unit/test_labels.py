@@ -273,7 +273,7 @@ def test_a_run_folder_without_data_issues_reads_as_empty(table_run, tmp_path):
 def test_the_data_section_folds_and_limits_thousands_of_file_issues():
     from neuroclass.data.issues import FileIssue, SmallClass
     from neuroclass.evaluation.report.collect import ISSUES_SHOWN, issues_summary
-    from neuroclass.evaluation.report.sections import data_issues
+    from neuroclass.evaluation.report.data_quality import data_issues
 
     issues = DataIssues(ignored=[FileIssue(f"cats/._{i}.png", "macOS resource fork") for i in range(4000)]
                         + [FileIssue(f"dogs/{i}/.DS_Store", "operating-system metadata") for i in range(1000)],

@@ -11,6 +11,7 @@ from PIL import Image
 
 from neuroclass.config import AugmentConfig, load_config
 from neuroclass.data.augment import augment_batch, random_crop_boxes, random_saturation
+from neuroclass.data.parallel import decode_workers
 from neuroclass.data.dataset import Dataset
 from neuroclass.data.split import Splits
 from neuroclass.data.survey import PHOTO_SIDE, FolderSurvey, survey_folder
@@ -19,6 +20,7 @@ from neuroclass.errors import NeuroclassError
 from neuroclass.training.budget import PHOTO_AUGMENT, augment_for_budget, plan_for_budget
 from neuroclass.training.resolution import (DEFAULT_SIDE, MAX_EPOCHS, MIN_EXAMPLES, SIDES, candidate_sides, choose_side,
                                             plan_input, required_examples)
+from neuroclass.training.trainer import resolve_batch_size
 
 
 def survey_of(h: int, w: int, files: int = 400, channels: int = 3) -> FolderSurvey:
@@ -121,9 +123,11 @@ def test_a_longer_budget_buys_more_pixels_and_decoding_time_counts():
 def test_timing_counts_against_the_budget_and_the_smallest_side_stays_when_none_fits():
     survey = survey_of(375, 500)
     speed_at = lambda side: 4e6 / side**2  # noqa: E731
-    # each clock reading costs 40 s: the probes themselves eat the budget
+    # each clock reading costs 40 s: the probes themselves eat the budget. One reading at the start,
+    # one per side timed, one at the end; 32 px leaves 139 s and 48 px 99 s (enough), 64 px 59 s (not)
     slow = choose_side(survey, 80_000, 180, (300, 50, 50), speed_at, lambda side: 1.0, clock=Clock(40.0))
-    assert slow.side < 64 and slow.probe_seconds > 0
+    assert [p["side"] for p in slow.probes] == [32, 48, 64] and slow.side == 48
+    assert slow.probe_seconds == 40.0 * (1 + len(slow.probes))
     none = choose_side(survey, 10**9, 180, (300, 50, 50), speed_at, lambda side: 1.0)
     assert none.side == SIDES[0] and len(none.probes) == 1
 
@@ -153,12 +157,19 @@ def test_plan_input_keeps_what_the_user_set_and_leaves_other_data_alone(photo_fo
 
 def test_plan_input_with_a_budget_times_real_steps(photo_folder):
     cfg = load_config(overrides=[f"data.source={photo_folder}", "model.name=cnn", "model.size=s"])
-    # a clock that never moves: every side fits, up to the photos' shorter side (300 px or more)
-    new, record = plan_input(cfg, torch.device("cpu"), deadline=10_000.0, clock=Clock())
+    # a clock that moves a quarter second at each reading times the probes: every timed training
+    # step and every decoding of the sampled files takes 0.25 s on it, so every side fits, up to the
+    # photos' shorter side (300 px or more)
+    new, record = plan_input(cfg, torch.device("cpu"), deadline=10_000.0, clock=Clock(0.25))
     probes = record["side"]["probes"]
     assert record["side"]["why"] == "time budget" and record["side"]["fits"]
     assert [p["side"] for p in probes] == list(SIDES)
-    assert all(p["examples_per_second"] > 0 and p["decode_seconds"] > 0 for p in probes)
+    survey = survey_folder(photo_folder)
+    batch = resolve_batch_size(cfg.train.batch_size, survey.split_sizes(cfg.data.val_fraction,
+                                                                        cfg.data.test_fraction)[0])
+    per_image = 0.25 / len(survey.sample[::4]) / decode_workers(None, survey.files)
+    assert [p["examples_per_second"] for p in probes] == [batch / 0.25] * len(SIDES)
+    assert [p["decode_seconds"] for p in probes] == pytest.approx([survey.files * per_image] * len(SIDES))
     assert new.data.image_size == SIDES[-1] == record["side"]["side"]
     assert new.train.epochs is None  # the budget ends training
 
@@ -172,7 +183,7 @@ def test_epochs_and_a_starting_point_set_the_examples_a_side_must_afford(photo_f
                                     "train.epochs=5"])
     # no time left: the smallest side is timed and does not fit, so the probing stops there (the
     # examples required do not depend on the budget; a large one would time every side)
-    choice = _side_choice(epochs, survey, splits, 3, torch.device("cpu"), 0.0, Clock())
+    choice = _side_choice(epochs, survey, splits, 3, torch.device("cpu"), 0.0, Clock(0.25))
     assert choice.required == 5 * splits[0]
     assert [p["side"] for p in choice.probes] == candidate_sides(survey)[:1]
     scratch = load_config(overrides=[f"data.source={photo_folder}", "model.name=cnn", "model.size=s"])

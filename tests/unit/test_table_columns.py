@@ -17,7 +17,7 @@ from neuroclass.data.split import NAMED_CLASSES, describe_missing
 from neuroclass.errors import NeuroclassError
 from neuroclass.evaluation.metrics import format_metrics
 from neuroclass.evaluation.report.collect import issues_summary
-from neuroclass.evaluation.report.sections import data_issues
+from neuroclass.evaluation.report.data_quality import data_issues
 from neuroclass.inference import Prediction, format_predictions
 from neuroclass.text_width import display_width
 

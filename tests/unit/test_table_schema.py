@@ -9,7 +9,7 @@ import pytest
 
 from neuroclass.config import DataConfig
 from neuroclass.data import load
-from neuroclass.data.schema import CALENDAR, Kind, Schema, encode, infer_schema
+from neuroclass.data.schema import CALENDAR, Schema, encode, infer_schema
 from neuroclass.data.table import schema_lines
 from neuroclass.errors import NeuroclassError
 

@@ -162,23 +162,26 @@ def choose_side(survey: FolderSurvey, required: int, seconds: float, splits: tup
 
 
 def measured_speed(cfg: ModelConfig, classes: int, channels: int, batch_size: int, device: torch.device,
-                   channels_last: bool) -> Callable[[int], float]:
+                   channels_last: bool, clock: Callable[[], float] = time.perf_counter) -> Callable[[int], float]:
     """``speed_at(side)``: training examples/s of the model (``probed_config``) on ``side`` px
-    inputs, from a few real training steps on ``device`` (training/sizing.py ``probe_speed``)."""
+    inputs, from a few real training steps on ``device`` timed by ``clock`` (seconds;
+    training/sizing.py ``probe_speed``)."""
     probed = probed_config(cfg)
 
     def speed_at(side: int) -> float:
         shape = (channels, side, side)
         build = lambda m: create(m, shape, classes, torch.zeros(1, channels, 1, 1), torch.ones(1, channels, 1, 1))  # noqa: E731
-        return probe_speed(probed, build, shape, batch_size, device, channels_last)
+        return probe_speed(probed, build, shape, batch_size, device, channels_last, clock)
     return speed_at
 
 
-def measured_decoding(survey: FolderSurvey, decode: DecodeSettings, workers: int
-                      ) -> Callable[[int], float]:
+def measured_decoding(survey: FolderSurvey, decode: DecodeSettings, workers: int,
+                      clock: Callable[[], float] = time.perf_counter) -> Callable[[int], float]:
     """``decode_seconds_at(side)``: seconds to decode the folder's ``survey.files`` images at
-    ``side`` px on ``workers`` threads, from decoding a few of its files (``decode_cost``)."""
-    return lambda side: survey.files * decode_cost(survey.sample[::4], survey.channels, side, decode, workers)
+    ``side`` px on ``workers`` threads, from decoding a few of its files timed by ``clock``
+    (seconds; ``decode_cost``)."""
+    return lambda side: survey.files * decode_cost(survey.sample[::4], survey.channels, side, decode, workers,
+                                                   clock)
 
 
 def image_folder(source: str) -> Path | None:
@@ -236,9 +239,9 @@ def plan_input(cfg: Config, device: torch.device, deadline: float | None,
 
 def _side_choice(cfg: Config, survey: FolderSurvey, splits: tuple[int, int, int], channels: int,
                  device: torch.device, deadline: float | None, clock: Callable[[], float]) -> SideChoice:
-    """DEFAULT_SIDE without a budget; else ``choose_side`` for the examples the run needs: its
-    ``--epochs`` where given, the family's minimum epochs from a starting point (fine-tuning
-    needs fewer), else ``required_examples``."""
+    """DEFAULT_SIDE without a budget; else ``choose_side``, its probes timed by ``clock``, for the
+    examples the run needs: its ``--epochs`` where given, the family's minimum epochs from a
+    starting point (fine-tuning needs fewer), else ``required_examples``."""
     if deadline is None:
         return SideChoice(DEFAULT_SIDE, "default")
     n_train = splits[0]
@@ -248,9 +251,10 @@ def _side_choice(cfg: Config, survey: FolderSurvey, splits: tuple[int, int, int]
         required = math.ceil(family_of(cfg.model).min_epochs * n_train)
     else:
         required = required_examples(n_train, family_of(cfg.model).min_epochs)
-    speed_at = measured_speed(cfg.model, survey.classes, channels,
-                              resolve_batch_size(cfg.train.batch_size, n_train), device, cfg.train.channels_last)
-    decoding = measured_decoding(survey, DecodeSettings.from_config(cfg.data), decode_workers(None, survey.files))
+    speed_at = measured_speed(cfg.model, survey.classes, channels, resolve_batch_size(cfg.train.batch_size, n_train),
+                              device, cfg.train.channels_last, clock)
+    decoding = measured_decoding(survey, DecodeSettings.from_config(cfg.data), decode_workers(None, survey.files),
+                                 clock)
     return choose_side(survey, required, deadline - clock(), splits, speed_at, decoding, clock)
 
 

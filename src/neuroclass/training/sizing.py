@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
+from typing import Callable
 
 import torch
 
@@ -46,14 +47,16 @@ class SizeChoice:
 
 
 def probe_speed(cfg: ModelConfig, build, input_shape: tuple[int, ...], batch_size: int,
-                device: torch.device, channels_last: bool) -> float:
-    """Training images/s of ``build(cfg)`` on random inputs, a few real steps on ``device``."""
+                device: torch.device, channels_last: bool,
+                clock: Callable[[], float] = time.perf_counter) -> float:
+    """Training images/s of ``build(cfg)`` on random inputs, a few real steps on ``device``, each
+    timed by two readings of ``clock`` (seconds)."""
     # a probe draws weights and inputs from torch's generators; the run's own draws must not
     # depend on how many sizes were timed
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         model = build(cfg)
         return measure_training(model, input_shape, batch_size, PROBE_STEPS, device,
-                                warmup=PROBE_WARMUP, channels_last=channels_last)
+                                warmup=PROBE_WARMUP, channels_last=channels_last, clock=clock)
 
 
 def epochs_within(seconds: float, speed: float, n_train: int, n_val: int, n_final: int) -> float:

@@ -1,7 +1,8 @@
 """The run report: one self-contained HTML page plus report.json with every number on it.
 
 inputs.py reads a run and computes logits, collect.py and diagnostics.py turn them into report.json,
-plots.py and pictures.py draw the images, html.py and sections.py write the page, write.py ties it up.
+plots.py and pictures.py draw the images, html.py, sections.py and data_quality.py write the page,
+write.py ties it up.
 
 Example::
 

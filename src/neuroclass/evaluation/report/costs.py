@@ -2,9 +2,10 @@
 
 The cost models are measured (2 shared CPU cores, a training process's report): seconds of each
 part's own work per example or per pixel value, plus forward passes of the model, whose seconds the
-run measures itself (its validation passes while it trains, its test pass after). The report of a
-budgeted run reuses the logits that training computed (inputs.FromTraining), so it needs no pass of
-its own beyond its optional parts.
+run measures itself (its validation passes while it trains; at the report, ``measure_forward``
+times the model apart from the overhead of each call). The report of a budgeted run reuses the
+logits that training computed (inputs.FromTraining), so it needs no pass of its own beyond its
+optional parts and that short measurement.
 
 Before training, ``report_reserve`` says what the budget holds back for the report: the parts
 every report has (``finish_seconds``) in full, and the optional parts (``report_parts``) at a
@@ -26,14 +27,18 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
+import torch
+
 from neuroclass.data.dataset import Dataset
 from neuroclass.data.split import Splits
+from neuroclass.evaluation.activations import BATCH as DEAD_RELU_BATCH
 from neuroclass.evaluation.report.collect import MAX_SAMPLE_CLASSES, MISTAKES, SAMPLES_PER_CLASS
 from neuroclass.evaluation.report.diagnostics import DEAD_RELU_EXAMPLES, MAX_PAIRS, MISLABELLED, ROBUSTNESS_EXAMPLES
 from neuroclass.evaluation.report.importance import COPY_PER_VALUE, REPEATS
 from neuroclass.evaluation.report.inputs import ReportInputs
 from neuroclass.evaluation.report.timebox import Part, TimeBox
-from neuroclass.evaluation.robustness import CORRUPTIONS
+from neuroclass.evaluation.robustness import BATCH as ROBUSTNESS_BATCH, CORRUPTIONS
+from neuroclass.inference import predict_logits
 from neuroclass.inference.views import PASSES
 
 # A budget of FULL_BUDGET seconds or more holds back time for every optional part at full size; a
@@ -67,6 +72,11 @@ LEAST_DEAD_RELU = 128
 MISLABEL_PER_VALUE = 0.1e-6  # per probability (examples x classes)
 IMPORTANCE_FIXED = 0.05  # permutation importance's set-up (scikit-learn's checks), seconds
 FORWARD_FALLBACK = 2e-3  # seconds of a forward pass of an example, for a run that recorded none
+PREDICT_BATCH = 256  # rows per call of the model in permutation importance (the Predictor's batches)
+# The model's forward cost timed at the report (measure_forward): a call of one example and one of
+# up to PROBE_ROWS, each PROBE_TIMES times after a warm-up call, the larger sized to take about
+# PROBE_SECONDS in all at the run's recorded speed (an overestimate: forward_seconds).
+PROBE_ROWS, PROBE_TIMES, PROBE_SECONDS = 64, 5, 0.05
 
 
 @dataclass(frozen=True)
@@ -96,6 +106,16 @@ class ReportSizes:
 
 
 @dataclass(frozen=True)
+class ForwardCost:
+    """Seconds of the model's forward passes: ``example`` for each example (one view) and ``call``
+    for each call whatever its size (Python, dispatch, moving the batch, joining the outputs). On a
+    tiny evaluation set the call is most of the cost."""
+
+    example: float
+    call: float = 0.0
+
+
+@dataclass(frozen=True)
 class Reserve:
     """What a budget holds back for the report: ``seconds`` of work, and ``examples`` of forward
     passes (single-view units) that the trainer prices at its measured evaluation speed."""
@@ -118,18 +138,21 @@ def report_parts(s: ReportSizes) -> list[Part]:
         Part("leakage", "leakage check", s.train, min(s.train, LEAST_LEAKAGE),
              fixed=LEAKAGE_FIXED + s.evaluated * leak_each, per_example=leak_each, noun="training examples"),
         Part("dead_relu", "dead-unit count", dead, min(dead, LEAST_DEAD_RELU), fixed=0.05, passes=1,
-             noun="training examples"),
+             noun="training examples", calls=1, calls_per_example=1 / DEAD_RELU_BATCH),
     ]
     if images:
         parts.insert(2, Part("example_pictures", "pictures of examples", pictures, pictures,
                              per_example=PICTURE_SECONDS + s.values * PICTURE_PER_VALUE))
         parts.append(Part("robustness", "robustness checks", robust, min(robust, LEAST_ROBUSTNESS), fixed=0.1,
                           per_example=ROBUSTNESS_IMAGE + s.values * ROBUSTNESS_PER_VALUE,
-                          passes=ROBUSTNESS_PASSES, noun="evaluation images"))
+                          passes=ROBUSTNESS_PASSES, noun="evaluation images", calls=ROBUSTNESS_PASSES,
+                          calls_per_example=ROBUSTNESS_PASSES / ROBUSTNESS_BATCH))
     else:  # per feature: REPEATS passes of the evaluated rows (and one for the baseline, shared)
+        shuffles = REPEATS + 1 / max(1, s.values)
         parts.insert(3, Part("importance", "permutation importance", s.values, s.values, fixed=IMPORTANCE_FIXED,
                              per_example=COPY_PER_VALUE * s.evaluated * (s.values + REPEATS),
-                             passes=s.evaluated * (REPEATS + 1 / max(1, s.values)), noun="features"))
+                             passes=s.evaluated * shuffles, noun="features",
+                             calls_per_example=math.ceil(s.evaluated / PREDICT_BATCH) * shuffles))
     return parts
 
 
@@ -174,12 +197,64 @@ def forward_seconds(timing: dict, tta: str, tested: int) -> float:
     return seconds / (tested * PASSES.get(tta, 1))
 
 
+def measure_forward(forward: Callable[[torch.Tensor], object], x: torch.Tensor,
+                    clock: Callable[[], float] = time.perf_counter, rows: int = PROBE_ROWS) -> ForwardCost | None:
+    """The cost of ``forward`` (the model on a batch of examples) timed by ``clock`` (seconds) on
+    the first example of ``x`` (N, ...) and on its first ``rows`` (at most N), after one call on
+    the first example that is not counted: a first call pays one-off costs (allocations, kernel
+    choice) that no later call does. Each size is timed PROBE_TIMES times and the least kept
+    (the others carry other processes' load); the cost per example is the slope between the two
+    sizes, the cost per call what is left of the one-example call. None when ``x`` has fewer than
+    two examples or the clock did not move (too coarse for calls this short): nothing measured.
+
+    >>> from itertools import count
+    >>> ticks = count()
+    >>> measure_forward(lambda batch: None, torch.zeros(8, 3), clock=lambda: 0.5 * next(ticks))
+    ForwardCost(example=0.0, call=0.5)
+    """
+    rows = min(rows, len(x))
+    if rows < 2:
+        return None
+    forward(x[:1])  # warm-up, not counted
+    one, many = _least_seconds(forward, x[:1], clock), _least_seconds(forward, x[:rows], clock)
+    if many <= 0:
+        return None
+    example = max(0.0, (many - one) / (rows - 1))
+    return ForwardCost(example, max(0.0, one - example))
+
+
+def _least_seconds(forward: Callable[[torch.Tensor], object], x: torch.Tensor, clock: Callable[[], float]) -> float:
+    seconds = []
+    for _ in range(PROBE_TIMES):
+        start = clock()
+        forward(x)
+        seconds.append(clock() - start)
+    return min(seconds)
+
+
+def probe_rows(recorded: float) -> int:
+    """Rows of ``measure_forward``'s larger call: what PROBE_TIMES calls take in PROBE_SECONDS at
+    ``recorded`` seconds an example, from 2 to PROBE_ROWS.
+
+    >>> probe_rows(1e-5), probe_rows(2e-3), probe_rows(0.5)
+    (64, 5, 2)
+    """
+    return max(2, min(PROBE_ROWS, math.floor(PROBE_SECONDS / (PROBE_TIMES * recorded)))) if recorded > 0 else PROBE_ROWS
+
+
 def time_box(inputs: ReportInputs, deadline: float | None = None,
              clock: Callable[[], float] = time.perf_counter) -> TimeBox:
     """The optional parts of the report on ``inputs``, under ``deadline`` (a ``clock()`` reading;
-    None: every part in full), priced with the forward speed the run measured."""
+    None: every part in full), priced with the model's forward cost timed now by ``clock`` on the
+    evaluated examples (``measure_forward``, the bare model as the robustness curves run it: per
+    call and per example), or, where that measures nothing, the run's test pass
+    (``forward_seconds``: per example, its call's overhead and first-call costs included, which
+    overprice a small evaluation set many times)."""
     indices = inputs.indices
     sizes = ReportSizes(inputs.kind, tuple(inputs.predictor.meta["input_shape"]), len(inputs.classes),
                         len(indices["train"]), len(indices.get("val", ())), len(inputs.eval_y))
-    forward = forward_seconds(inputs.timing, inputs.predictor.policy.tta, len(indices.get("test", ())))
-    return TimeBox(report_parts(sizes), deadline, clock, forward, finish_seconds(sizes))
+    recorded = forward_seconds(inputs.timing, inputs.predictor.policy.tta, len(indices.get("test", ())))
+    p = inputs.predictor
+    cost = measure_forward(lambda x: predict_logits(p.model, x, p.device, p.batch_size), inputs.eval_x, clock,
+                           probe_rows(recorded)) or ForwardCost(recorded)
+    return TimeBox(report_parts(sizes), deadline, clock, cost.example, finish_seconds(sizes), call=cost.call)

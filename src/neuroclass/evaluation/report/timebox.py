@@ -2,8 +2,9 @@
 all, so that a time-budgeted ``train`` ends on time with its report written.
 
 A ``Part`` is one optional analysis with its cost model (costs.py builds them from the data's sizes):
-seconds of its own work plus forward passes of the model, for the examples it looks at. Before a
-part runs, ``TimeBox.decide`` plans every part not yet decided against the time left now, less the
+seconds of its own work plus forward passes of the model and the calls that run them (each call costs
+its overhead whatever its size), for the examples it looks at. Before a part runs,
+``TimeBox.decide`` plans every part not yet decided against the time left now, less the
 estimates of the parts decided and not yet ``done``, in priority order: a part gets its full size
 when that fits, else the largest sample that fits (not below the smallest sample worth running),
 else nothing. A sample is sized to SAMPLE_SHARE of the time it may have, so that an estimate a
@@ -40,8 +41,9 @@ TRIVIAL = 0.05
 class Part:
     """One optional part of the report. ``examples``: what it looks at in full; ``least``: the
     smallest sample worth running (``least == examples``: all or nothing). Its cost in seconds for
-    ``n`` examples is ``fixed + n * (per_example + passes * forward)``, ``forward`` being the
-    seconds of one forward pass of one example."""
+    ``n`` examples is ``fixed + calls * call + n * (per_example + passes * forward + calls_per_example
+    * call)``, ``forward`` being the seconds of one forward pass of one example and ``call`` the
+    seconds one call of the model costs whatever its size."""
 
     name: str  # key in report.json
     label: str  # what the page calls it: "robustness checks"
@@ -51,27 +53,38 @@ class Part:
     per_example: float = 0.0  # seconds of its own work per example
     passes: float = 0.0  # forward passes of the model per example
     noun: str = "examples"  # what it counts: "training examples"
+    calls: float = 0.0  # calls of the model whatever the size (a baseline pass, a last short batch)
+    calls_per_example: float = 0.0  # calls of the model per example (1 / the rows of a batch)
 
-    def seconds(self, n: int, forward: float) -> float:
-        """Estimated seconds for ``n`` examples (0.0 for none).
+    def seconds(self, n: int, forward: float, call: float = 0.0) -> float:
+        """Estimated seconds for ``n`` examples (0.0 for none), a forward pass of one example
+        costing ``forward`` seconds and each call of the model ``call`` more.
 
         >>> Part("x", "x", 100, 10, fixed=1.0, per_example=0.01, passes=2).seconds(50, 0.005)
         2.0
+        >>> Part("x", "x", 100, 10, passes=1, calls=1, calls_per_example=0.5).seconds(4, 0.25, call=1.0)
+        4.0
         """
-        return self.fixed + n * (self.per_example + self.passes * forward) if n > 0 else 0.0
+        return self._fixed(call) + n * self._each(forward, call) if n > 0 else 0.0
 
-    def most_within(self, seconds: float, forward: float) -> int:
+    def most_within(self, seconds: float, forward: float, call: float = 0.0) -> int:
         """The most examples, up to ``examples``, whose estimate fits in ``seconds``; 0 when not
         even ``least`` fits.
 
         >>> Part("x", "x", 100, 10, fixed=1.0, per_example=0.1).most_within(3.05, 0.0)
         20
         """
-        each = self.per_example + self.passes * forward
-        if self.seconds(self.examples, forward) <= seconds:
+        each, fixed = self._each(forward, call), self._fixed(call)
+        if self.seconds(self.examples, forward, call) <= seconds:
             return self.examples
-        n = math.floor((seconds - self.fixed) / each) if each > 0 and seconds > self.fixed else 0
+        n = math.floor((seconds - fixed) / each) if each > 0 and seconds > fixed else 0
         return n if n >= max(1, self.least) else 0
+
+    def _fixed(self, call: float) -> float:
+        return self.fixed + self.calls * call
+
+    def _each(self, forward: float, call: float) -> float:
+        return self.per_example + self.passes * forward + self.calls_per_example * call
 
 
 @dataclass(frozen=True)
@@ -114,14 +127,16 @@ class Decision:
 class TimeBox:
     """The optional ``parts`` of one report, in priority order (the first is served first), under
     ``deadline`` (a ``clock()`` reading; None: no limit). ``forward``: seconds of one forward pass
-    of one example; ``finish``: seconds kept back for what follows the parts (the report's other
-    sections, its files, the process's end)."""
+    of one example; ``call``: seconds each call of the model costs besides (costs.ForwardCost);
+    ``finish``: seconds kept back for what follows the parts (the report's other sections, its
+    files, the process's end)."""
 
     parts: list[Part]
     deadline: float | None = None
     clock: Callable[[], float] = time.perf_counter
     forward: float = 0.0
     finish: float = 0.0
+    call: float = 0.0
     decisions: dict[str, Decision] = field(default_factory=dict)
     held: set[str] = field(default_factory=set)  # decided, not yet done: their estimates are held
     started_left: float | None = None  # seconds left when the report began
@@ -154,14 +169,14 @@ class TimeBox:
         for part in self.parts:
             if part.name in self.decisions:
                 continue
-            needs = part.seconds(part.examples, self.forward)
-            n = part.most_within(spare, self.forward)
+            needs = part.seconds(part.examples, self.forward, self.call)
+            n = part.most_within(spare, self.forward, self.call)
             if 0 < n < part.examples:
-                n = part.most_within(SAMPLE_SHARE * spare, self.forward)
+                n = part.most_within(SAMPLE_SHARE * spare, self.forward, self.call)
             if needs <= TRIVIAL:
                 n = part.examples
             run = FULL if n == part.examples else SAMPLE if n else SKIP
-            estimate = part.seconds(n, self.forward)
+            estimate = part.seconds(n, self.forward, self.call)
             plan[part.name] = Decision(part.name, part.label, run, n, part.examples, estimate,
                                        None if left is None else spare, part.noun, needs)
             spare -= estimate
