@@ -157,7 +157,8 @@ def compare(data: str, models: str | list[str], cv: int | None = None, time_budg
     entries = parse_entries(models)
     cfg = build_config(data, None, None, time_budget, seed, config, overrides, out, label_column, True)
     settings = CompareSettings(cfg, entries, cv=cv, metric=metric, report=report,
-                               command=f"neuroclass.compare({data!r}, {models!r})")
+                               command=f"neuroclass.compare({data!r}, {models!r})",
+                               given=frozenset(given_keys(config, overrides)))
     return compare_entries(settings, stop=stop)
 
 

@@ -4,10 +4,13 @@
 The first signal asks training to stop after the current step (training.callbacks.StopRequest),
 and one line on stderr says at once what will happen: during training, a stop after the step with
 a checkpoint; before it (while the data loads), a stop after the first step; after it (the
-evaluation, the run's files, the report), the run finishing. A Ctrl-C while a stop is pending
-raises KeyboardInterrupt: a stop at once. A repeated SIGHUP or SIGTERM keeps the pending stop: a
-closed terminal often sends SIGHUP twice, and supervisors repeat SIGTERM (GNU parallel's default
---termseq sends it three times), so a repeat is no person's "now"; SIGKILL remains for that.
+evaluation, the run's files, the report), the run finishing. The glassbox network's loop keeps no
+checkpoint, so for its runs the line says that none is kept (a stopped run is finished with its
+weights so far; a search's trial or a cross-validation's fold is discarded). A Ctrl-C while a stop
+is pending raises KeyboardInterrupt: a stop at once. A repeated SIGHUP or SIGTERM keeps the
+pending stop: a closed terminal often sends SIGHUP twice, and supervisors repeat SIGTERM (GNU
+parallel's default --termseq sends it three times), so a repeat is no person's "now"; SIGKILL
+remains for that.
 
 SIGHUP means the terminal is gone: writes to it fail (EIO). The handler then points the standard
 descriptors that were on a terminal at /dev/null, so that the progress display and the final
@@ -36,7 +39,9 @@ try:
 except ImportError:  # Windows: no terminals in this sense, and no SIGHUP
     termios = None
 
+from neuroclass.runs.glassbox_module import GlassboxModule
 from neuroclass.training.callbacks import Callback, StopRequest
+from neuroclass.training.families import is_glassbox
 from neuroclass.training.state import TrainState
 
 SIGHUP = getattr(signal, "SIGHUP", None)  # None on Windows
@@ -47,16 +52,27 @@ AGAIN = "press Ctrl-C again to stop at once"  # said after a SIGINT only: a pers
 WHAT_HAPPENS = {"before": "stopping after the first training step, keeping a checkpoint",
                 "training": "stopping after the current step",
                 "after": "training is over: finishing the run (evaluation, files, report)"}
+# the same for a run that keeps no checkpoint (the glassbox network's)
+NO_CHECKPOINT = "a glassbox run keeps no checkpoint to resume from"
+WHAT_HAPPENS_UNCHECKPOINTED = {"before": f"stopping after the first training step ({NO_CHECKPOINT})",
+                               "training": f"stopping after the current step ({NO_CHECKPOINT})",
+                               "after": WHAT_HAPPENS["after"]}
 
 
 class Phase(Callback):
-    """Where a run is: "before" training, "training", or "after" it (a callback of the fit)."""
+    """Where a run is: "before" training, "training", or "after" it (a callback of the fit), and
+    whether its training keeps checkpoints (``checkpoints``: as given before training, then the
+    model's at each fit's start: the glassbox network's loop keeps none)."""
 
-    def __init__(self) -> None:
-        self.now = "before"
+    def __init__(self, checkpoints: bool = True) -> None:
+        self.now, self.checkpoints = "before", checkpoints
+
+    def what_happens(self) -> str:
+        """What a stop request does now, in words."""
+        return (WHAT_HAPPENS if self.checkpoints else WHAT_HAPPENS_UNCHECKPOINTED)[self.now]
 
     def on_fit_start(self, state: TrainState, model: nn.Module) -> None:
-        self.now = "training"
+        self.now, self.checkpoints = "training", not isinstance(model, GlassboxModule)
 
     def on_fit_end(self, state: TrainState, model: nn.Module) -> None:
         self.now = "after"
@@ -84,8 +100,8 @@ class Interrupts:
             raise KeyboardInterrupt
         name = signal.Signals(signum).name
         self.stop.request(f"interrupted by {name}")
-        line = f"{name} received again: still {WHAT_HAPPENS[self.phase.now]}" if pending else \
-            f"{name} received: {WHAT_HAPPENS[self.phase.now]}"
+        what = self.phase.what_happens()
+        line = f"{name} received again: still {what}" if pending else f"{name} received: {what}"
         if signum == signal.SIGINT:
             line += f"; {AGAIN}"
         # os.write, not print: a handler may run while the main code is inside a write to stderr;
@@ -123,12 +139,13 @@ def detach_from_terminal() -> None:
 
 
 @contextlib.contextmanager
-def stop_on_signals() -> Iterator[Interrupts]:
+def stop_on_signals(model: str | None = None) -> Iterator[Interrupts]:
     """SIGINT, SIGTERM and SIGHUP handled by an Interrupts for the ``with`` block. Outside the main
     thread (where Python allows no handlers) nothing is installed, nor for a signal the process
     ignores (a background job's SIGINT, nohup's SIGHUP: it stays ignored). The previous handlers
-    are put back on exit."""
-    interrupts = Interrupts()
+    are put back on exit. ``model``: the run's model.name when known, for the line a signal
+    before training prints (the glassbox network keeps no checkpoint)."""
+    interrupts = Interrupts(phase=Phase(checkpoints=not is_glassbox(model or "")))
     # None: a handler set outside Python, which Python cannot put back
     main_thread = threading.current_thread() is threading.main_thread()
     previous = {signum: signal.signal(signum, interrupts.handle) for signum in EXIT_SIGNAL

@@ -36,6 +36,7 @@ def add_parsers(sub) -> None:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from neuroclass.api import build_config
+    from neuroclass.config import given_keys
     from neuroclass.errors import RunInterrupted
     from neuroclass.interrupts import stop_on_signals
     from neuroclass.tuning.compare import CompareSettings, compare
@@ -45,7 +46,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     cfg = build_config(args.data, None, None, args.time_budget, args.seed, args.config, args.set, args.out,
                        args.label_column, True)
     settings = CompareSettings(cfg, entries, cv=args.cv, metric=args.metric, report=not args.no_report,
-                               command="neuroclass " + shlex.join(args.argv))
+                               command="neuroclass " + shlex.join(args.argv),
+                               given=frozenset(given_keys(args.config, args.set)))
     quiet = args.quiet
     with stop_on_signals() as interrupts, _entry_lines_hidden():
         try:

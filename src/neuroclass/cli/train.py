@@ -88,7 +88,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             logging.getLogger("neuroclass").setLevel(logging.WARNING)
     if args.cv is not None:
         return _cross_validate(args, cfg)
-    with stop_on_signals() as interrupts:
+    with stop_on_signals(None if args.resume is not None else cfg.model.name) as interrupts:
         try:
             if args.resume is not None:  # quiet: --quiet, or the run's recorded train.quiet
                 result = resume(args.resume, callbacks=[interrupts.phase], report=not args.no_report,
@@ -134,7 +134,7 @@ def _cross_validate(args: argparse.Namespace, cfg) -> int:
     from neuroclass.tuning.cv import cross_validate
 
     progress = [] if cfg.train.quiet else [Progress(sys.stderr)]
-    with stop_on_signals() as interrupts:
+    with stop_on_signals(cfg.model.name) as interrupts:
         try:
             result = cross_validate(cfg, args.cv, callbacks=[interrupts.phase, *progress],
                                     command="neuroclass " + shlex.join(args.argv), stop=interrupts.stop,

@@ -75,7 +75,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
                             pruner=args.pruner, cv=args.cv, storage=args.storage, study=args.study,
                             ensemble=args.ensemble, heartbeat=heartbeat, rungs=args.rungs,
                             report=not args.no_report, command="neuroclass " + shlex.join(args.argv))
-    with stop_on_signals() as interrupts, _trial_lines_hidden():
+    with stop_on_signals(cfg.model.name) as interrupts, _trial_lines_hidden():
         try:
             result = tune(settings, stop=interrupts.stop, resume=resume, started=args.started,
                           callbacks=(interrupts.phase,))

@@ -32,7 +32,7 @@ from neuroclass.glassbox import GradientTrace, LayerTrace, Network
 from neuroclass.glassbox.layers import BatchNorm, Dense
 from neuroclass.inference import Predictor
 from neuroclass.runs import RunFolder
-from neuroclass.runs.glassbox_module import GLASSBOX, MIN_PROBABILITY, input_rows
+from neuroclass.runs.glassbox_module import GLASSBOX, input_rows
 
 TOP_UNITS = 5  # units of each layer shown in detail, the most active first
 TERMS = 8  # inputs w_i * x_i shown per unit
@@ -49,7 +49,7 @@ def explain_glassbox(folder: RunFolder, predictor: Predictor, example: Example, 
     traces = network.trace(row)
     grads = None if example.label is None else network.gradients(row, example.label)
     temperature = predictor.policy.temperature
-    output = output_of(network, traces[-1], grads, temperature, example.label)
+    output = output_of(network, row, traces[-1], grads, temperature, example.label)
     targets = {"predicted": output.predicted}
     if example.label is not None and example.label != output.predicted:
         targets["true"] = example.label
@@ -116,22 +116,26 @@ def _folded(norm: BatchNorm) -> tuple[np.ndarray, np.ndarray]:
     return scale, norm.bias.astype(np.float64) - norm.running_mean.astype(np.float64) * scale
 
 
-def probabilities_of(outputs: np.ndarray, temperature: float) -> np.ndarray:
-    """What the run's inference path reports for the output layer's activations ``outputs`` (K,):
-    the network's probabilities (softmax outputs as they are, sigmoid outputs divided by their sum),
-    their log (floored at MIN_PROBABILITY, as GlassboxModule gives them), softmax with the run's
-    calibration ``temperature``; float64 (K,) summing to 1."""
-    a = np.asarray(outputs, dtype=np.float64)
-    p = a / max(float(a.sum()), 1e-30)
-    return softmax(np.log(np.maximum(p, MIN_PROBABILITY)), temperature)
+def probabilities_of(network: Network, row: np.ndarray, temperature: float) -> np.ndarray:
+    """What the run's inference path reports for one input ``row`` (D,) float32: the network's
+    log-probabilities (``Network.log_proba``, exact from the logits, as GlassboxModule gives them:
+    softmax outputs, or sigmoid outputs divided by their sum), softmax with the run's calibration
+    ``temperature``; float64 (K,) summing to 1.
+
+    >>> from neuroclass.glassbox import glassbox_options
+    >>> net = Network(glassbox_options({"hidden": []}), n_inputs=2, n_classes=3)
+    >>> probabilities_of(net, np.zeros(2, np.float32), 1.0).round(4).tolist()
+    [0.3333, 0.3333, 0.3333]
+    """
+    return softmax(network.log_proba(row[None])[0], temperature)
 
 
-def output_of(network: Network, last: LayerTrace, grads: GradientTrace | None, temperature: float,
-              label: int | None) -> OutputStep:
-    """The output step from the last layer's trace (its z are the logits) and, with a label, the
-    run's own loss as ``Network.gradients`` computed it."""
+def output_of(network: Network, row: np.ndarray, last: LayerTrace, grads: GradientTrace | None,
+              temperature: float, label: int | None) -> OutputStep:
+    """The output step for input ``row`` (D,) from the last layer's trace (its z are the logits)
+    and, with a label, the run's own loss as ``Network.gradients`` computed it."""
     options = network.options
-    probabilities = probabilities_of(last.a, temperature)
+    probabilities = probabilities_of(network, row, temperature)
     loss_kind = Loss(options.loss)
     loss = None if grads is None else float(grads.loss)
     calibrated = None if label is None else -float(np.log(probabilities[label]))
@@ -155,7 +159,7 @@ def update_of(network: Network, row: np.ndarray, grads: GradientTrace, temperatu
     return UpdateStep(
         float(network.options.lr), grads.output_delta.astype(f64), grads.gradients[f"{name}.weight"].T.astype(f64),
         grads.gradients[f"{name}.bias"].astype(f64), head.weight.T.astype(f64), head.bias.astype(f64),
-        after.z.astype(f64), probabilities_of(after.a, temperature), float(grads.loss), float(new_loss),
+        after.z.astype(f64), probabilities_of(trial, row, temperature), float(grads.loss), float(new_loss),
         optimizer=network.options.optimizer, every_layer=True,
         weight_change=grads.updates[f"{name}.weight"].T.astype(f64), changes=changes)
 

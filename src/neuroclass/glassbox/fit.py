@@ -1,5 +1,6 @@
 """The training loop: epochs of shuffled mini-batches, one gradient-descent update per batch, a
-measurement on the validation rows after each epoch, and a stop at a deadline.
+measurement on the validation rows after each epoch (loss, accuracy, and scikit-learn's balanced
+accuracy and macro F1), and a stop at a deadline.
 
 Time is read from an injected ``clock`` (``time.monotonic`` by default), so that a test drives the
 deadline with a fake clock. The deadline is checked before every batch and ``on_batch``, a caller's
@@ -48,7 +49,9 @@ class EpochRecord:
     examples classified right, likewise before their update; ``val_loss`` / ``val_accuracy``: on the
     validation rows after the epoch (None without them); ``seconds``: the epoch's training time by
     the clock, validation left out; ``examples``: the examples trained on, fewer than the training
-    rows when the deadline cut the epoch short.
+    rows when the deadline cut the epoch short; ``val_balanced_accuracy`` / ``val_macro_f1``: the
+    mean recall and the mean F1 of the classes present in the validation rows (``class_scores``;
+    None without them).
     """
 
     epoch: int
@@ -58,6 +61,8 @@ class EpochRecord:
     val_accuracy: Optional[float]
     seconds: float
     examples: int
+    val_balanced_accuracy: Optional[float] = None
+    val_macro_f1: Optional[float] = None
 
 
 # after each update: (the batch's loss, its examples classified right, its examples) -> True to stop
@@ -70,6 +75,32 @@ class History:
 
     epochs: list[EpochRecord] = field(default_factory=list)
     stop: FitStop = FitStop.EPOCHS
+
+
+def class_scores(y: np.ndarray, predicted: np.ndarray) -> tuple[float, float]:
+    """(balanced accuracy, macro F1) of the predicted classes ``predicted`` (N,) against the labels
+    ``y`` (N,): the mean recall and the mean F1 score over the classes present in ``y``
+    (scikit-learn's recall_score and f1_score, average="macro"; a class never predicted scores 0).
+
+    >>> class_scores(np.array([0, 0, 0, 1]), np.array([0, 0, 0, 0]))
+    (0.5, 0.42857142857142855)
+    """
+    from sklearn.metrics import f1_score, recall_score  # loaded with the first validation, not with the package
+
+    present = np.unique(y)
+    return (float(recall_score(y, predicted, labels=present, average="macro", zero_division=0)),
+            float(f1_score(y, predicted, labels=present, average="macro", zero_division=0)))
+
+
+def _validation(network: Network, x_val: Optional[np.ndarray], y_val: Optional[np.ndarray],
+                predicted: Optional[np.ndarray]) -> tuple[Optional[float], ...]:
+    """The validation columns of an epoch's record: (loss, accuracy, balanced accuracy, macro F1)
+    on the rows ``x_val`` (N, D) with labels ``y_val`` (N,), the predicted classes written into
+    ``predicted`` (N,) int64; all None without validation rows."""
+    if x_val is None:
+        return None, None, None, None
+    loss, accuracy = network.evaluate(x_val, y_val, predicted)
+    return (loss, accuracy, *class_scores(y_val, predicted))
 
 
 def _train_epoch(network: Network, x: np.ndarray, y: np.ndarray, batch_size: int, rng: np.random.Generator,
@@ -146,6 +177,7 @@ def _epochs(network: Network, data: tuple, epochs: int, batch_size: int, rng: np
     (on_epoch, on_batch)."""
     (x, y, x_val, y_val), (on_epoch, on_batch) = data, hooks
     history = History()
+    predicted = None if y_val is None else np.empty(len(y_val), np.int64)  # each epoch's, reused
     for epoch in range(1, epochs + 1):
         start = clock()
         loss_sum, correct, seen, cut = _train_epoch(network, x, y, batch_size, rng, deadline, clock, on_batch)
@@ -153,8 +185,9 @@ def _epochs(network: Network, data: tuple, epochs: int, batch_size: int, rng: np
         if seen == 0:  # the deadline came before the epoch's first batch
             history.stop = FitStop.DEADLINE
             break
-        val_loss, val_accuracy = network.evaluate(x_val, y_val) if x_val is not None else (None, None)
-        record = EpochRecord(epoch, loss_sum / seen, correct / seen, val_loss, val_accuracy, seconds, seen)
+        val_loss, val_accuracy, balanced, macro_f1 = _validation(network, x_val, y_val, predicted)
+        record = EpochRecord(epoch, loss_sum / seen, correct / seen, val_loss, val_accuracy, seconds, seen,
+                             balanced, macro_f1)
         history.epochs.append(record)
         stop_asked = on_epoch is not None and on_epoch(record)
         if cut or stop_asked:

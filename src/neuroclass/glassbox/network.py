@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import safetensors
@@ -173,9 +174,11 @@ class Network:
         """(N, D) rows -> (N,) int64 class numbers of the highest output."""
         return self.predict_proba(x).argmax(axis=1).astype(np.int64)
 
-    def evaluate(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    def evaluate(self, x: np.ndarray, y: np.ndarray, predicted: Optional[np.ndarray] = None) -> tuple[float, float]:
         """(mean loss, accuracy) on rows ``x`` (N, D) and labels ``y`` (N,), in evaluation mode (no
-        dropout; batch normalisation's running statistics). Raises NeuroclassError for bad input."""
+        dropout; batch normalisation's running statistics). ``predicted``: an (N,) int64 array
+        that receives each row's predicted class (the highest output), as NumPy's ``out=``
+        arguments do. Raises NeuroclassError for bad input."""
         x = inputs.rows(x, self.n_inputs, "x")
         y = inputs.labels(y, len(x), self.n_classes, "y")
         loss_sum, correct = 0.0, 0
@@ -184,7 +187,10 @@ class Network:
             z = self.logits(xb)
             a = self.output.forward(z, False)
             loss_sum += len(xb) * self.loss.forward(z if self.loss.takes_logits else a, yb)
-            correct += int((a.argmax(axis=1) == yb).sum())
+            classes = a.argmax(axis=1)  # (B,)
+            correct += int((classes == yb).sum())
+            if predicted is not None:
+                predicted[start:start + EVAL_ROWS] = classes
         return loss_sum / max(len(x), 1), correct / max(len(x), 1)
 
     # ------------------------------------------------------------------------- one example, every number

@@ -33,9 +33,6 @@ from neuroclass.glassbox import Network, glassbox_options
 from neuroclass.glassbox.layers import Dense
 
 GLASSBOX = "glassbox"  # the family's model.name
-# the floor that forward once put under the probabilities before their log (forward now takes the
-# log-probabilities from the logits: Network.log_proba); explain_glassbox.probabilities_of reads it
-MIN_PROBABILITY = 1e-12
 
 
 def input_rows(x: torch.Tensor | np.ndarray) -> np.ndarray:

@@ -94,9 +94,11 @@ class _Driver:
         improved = record.val_loss is not None and (self.best is None or record.val_loss < self.best[1])
         if self.patience and improved:
             self.best = (record.epoch, record.val_loss, self.module.network.state_dict())
+        # the Trainer's columns: the balanced accuracy and macro F1 are what a search prunes on
         state.history.append({"epoch": record.epoch, "loss": record.train_loss, "accuracy": record.train_accuracy,
-                              "val_loss": record.val_loss, "val_accuracy": record.val_accuracy, "lr": state.lr,
-                              "time": self.trained})
+                              "val_loss": record.val_loss, "val_accuracy": record.val_accuracy,
+                              "val_balanced_accuracy": record.val_balanced_accuracy,
+                              "val_macro_f1": record.val_macro_f1, "lr": state.lr, "time": self.trained})
         state.epoch, state.epoch_loss_sum, state.epoch_correct, state.epoch_seen = record.epoch, 0.0, 0, 0
         self.emit("on_epoch_end")
         spent = bool(self.patience and self.best is not None and record.epoch - self.best[0] >= self.patience)

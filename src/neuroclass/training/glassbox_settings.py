@@ -29,7 +29,10 @@ optim.name=adamw, the config's default, which the network does not have, is reso
 starts, its values equal to the config's defaults counting as unset; a config holding one of the
 network's optimisers is taken as it is. Settings the network has no use for (NO_EFFECT: a
 learning-rate schedule, Nesterov momentum, class weights, label smoothing, a weight average, ...)
-are set to their "none" values when unset and fail when given another value.
+are set to their "none" values when unset and fail when given another value, in one line naming
+the key, why the network has no use for it and the fix (NO_EFFECT_WHY): class weights, a balanced
+sampler (data.sampler=balanced) and augmentation (augment.enabled=true) among them, which only the
+torch families train with.
 """
 from __future__ import annotations
 
@@ -51,7 +54,21 @@ CONFIG_KEYS = {"lr": "optim.lr", "optimizer": "optim.name", "momentum": "optim.m
 NO_EFFECT: dict[str, Any] = {
     "optim.nesterov": False, "optim.schedule": "constant", "optim.warmup": 0.0, "optim.step_every": 0.33,
     "optim.gamma": 0.1, "optim.layer_decay": 0.7, "train.label_smoothing": 0.0, "train.ema": 0.0,
-    "train.class_weight": "none", "train.compile": False, "train.head_epochs": None, "train.freeze": False}
+    "train.class_weight": "none", "train.compile": False, "train.head_epochs": None, "train.freeze": False,
+    "data.sampler": "shuffle", "augment.enabled": False}
+_CONSTANT_LR = "it trains at a constant learning rate"
+_NO_TRANSFER = "it starts from no transferred weights"
+# why the network has no use for each NO_EFFECT setting: the refusal's words
+NO_EFFECT_WHY: dict[str, str] = {
+    "optim.nesterov": "its momentum is plain momentum", "optim.schedule": _CONSTANT_LR, "optim.warmup": _CONSTANT_LR,
+    "optim.step_every": _CONSTANT_LR, "optim.gamma": _CONSTANT_LR, "optim.layer_decay": _NO_TRANSFER,
+    "train.label_smoothing": "its loss has no label smoothing", "train.ema": "it keeps no weight average",
+    "train.class_weight": "its loss weighs every example alike", "train.compile": "it runs in NumPy, not torch",
+    "train.head_epochs": _NO_TRANSFER, "train.freeze": _NO_TRANSFER,
+    "data.sampler": "it draws every training example once an epoch, in a shuffled order",
+    "augment.enabled": "it trains on the examples as they are, never augmented"}
+# the settings that a torch family trains with: the refusal offers one
+TORCH_ONLY = ("train.class_weight", "data.sampler", "augment.enabled")
 # Early stopping under a time budget without train.epochs, unless train.patience is given: the
 # network trains at a constant learning rate, so without it a budget of minutes runs thousands of
 # epochs past the best one. 10 epochs without a lower validation loss: scikit-learn's
@@ -131,9 +148,9 @@ def _refuse_no_effect(cfg: Config, keys: Collection[str]) -> None:
     """NeuroclassError for the first of ``keys`` (NO_EFFECT's) whose value is not its "none"."""
     for key in keys:
         if key in NO_EFFECT and _get(cfg, key) != NO_EFFECT[key]:
-            raise NeuroclassError(f"{key}={_get(cfg, key)} has no effect on the glassbox family (it trains at a "
-                                  "constant learning rate, without label smoothing, weight averaging, class "
-                                  "weights or transfer); drop it")
+            fix = "drop it, or use a torch family for it (e.g. --model mlp)" if key in TORCH_ONLY else "drop it"
+            raise NeuroclassError(f"{key}={_get(cfg, key)} has no effect on the glassbox family "
+                                  f"({NO_EFFECT_WHY[key]}); {fix}")
 
 
 def glassbox_config(cfg: Config, given: Optional[Collection[str]] = None) -> Config:

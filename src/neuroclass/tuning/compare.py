@@ -48,7 +48,9 @@ class CompareSettings:
     (train.time_budget: the whole comparison's, seconds; None: each entry trains in full);
     ``entries``: what to compare; ``cv``: score each entry by stratified K-fold cross-validation;
     ``metric``: the validation metric that ranks (cv.METRICS); ``report``: each run's report.html
-    (the comparison's own report.html is always written); ``command``: recorded in each run."""
+    (the comparison's own report.html is always written); ``command``: recorded in each run;
+    ``given``: the dotted keys the user set in ``base`` (config.given_keys), which a glassbox entry
+    keeps (None: values equal to the config's defaults count as unset)."""
 
     base: Config
     entries: list[Entry]
@@ -56,6 +58,7 @@ class CompareSettings:
     metric: str = "accuracy"
     report: bool = True
     command: str = ""
+    given: frozenset[str] | None = None
 
     def validate(self) -> None:
         """NeuroclassError for a metric outside cv.METRICS or a fold count below 2."""
@@ -93,7 +96,7 @@ def compare(settings: CompareSettings, stop: StopRequest | None = None, callback
     an entry stopped while training keeps its partial run folder for ``neuroclass train --resume``).
     """
     settings.validate()
-    configs = checked_configs(settings.base, settings.entries)
+    configs = checked_configs(settings.base, settings.entries, settings.given)
     start = clock() if started is None else started
     budget = settings.base.train.time_budget
     deadline = None if budget is None else start + budget

@@ -14,8 +14,10 @@ features it fits on (``svm+hog``, ``lightgbm+hog+lbp``: ``data.features``).
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 from neuroclass import data as data_mod
 from neuroclass.config import Config, load_config, to_dict
@@ -23,6 +25,7 @@ from neuroclass.data.builtin import is_builtin
 from neuroclass.errors import NeuroclassError
 from neuroclass.registry import did_you_mean
 from neuroclass.training.families import check_family_config, check_features, family_names
+from neuroclass.training.glassbox_settings import glassbox_config
 
 FEATURES = ("hog", "lbp")  # the parts of data.features, in the order data.features spells them
 ENTRY = re.compile(r"(?P<family>[A-Za-z0-9_.:-]+)(?:\[(?P<options>.*)\])?(?P<features>(?:\+[^+\[\]]*)*)")
@@ -42,6 +45,14 @@ class Entry:
     def overrides(self) -> list[str]:
         """The entry's options as ``--set`` overrides."""
         return [f"model.options.{key}={value}" for key, value in self.options]
+
+    def given(self) -> set[str]:
+        """The dotted config keys the entry sets: model.name, data.features and its options.
+
+        >>> sorted(Entry("svm[C=10]+hog", "svm", "hog", (("C", "10"),)).given())
+        ['data.features', 'model.name', 'model.options.C']
+        """
+        return {"model.name", "data.features", *(f"model.options.{key}" for key, _ in self.options)}
 
     @property
     def slug(self) -> str:
@@ -127,10 +138,14 @@ def parse_entries(models: str | list[str]) -> list[Entry]:
     return entries
 
 
-def entry_config(base: Config, entry: Entry) -> Config:
+def entry_config(base: Config, entry: Entry, given: Optional[Collection[str]] = None) -> Config:
     """``base`` with the entry's family, options and features. The base's model.options stay only
-    for its own family (they belong to it); the entry's options go over them. Raises
-    NeuroclassError, naming the entry, for options or a size the family does not take."""
+    for its own family (they belong to it); the entry's options go over them. ``given``: the
+    dotted keys the user set in ``base`` (config.given_keys), with the entry's own, decide a
+    glassbox entry's settings (training/glassbox_settings.py: a value given is kept, one left
+    unset takes the preset's); None: ``base`` has no such record, and values equal to the
+    config's defaults count as unset. Raises NeuroclassError, naming the entry, for options, a
+    size or settings the family does not take."""
     tree = to_dict(base)
     if tree["model"]["name"] != entry.family:
         tree["model"]["options"] = {}
@@ -139,6 +154,7 @@ def entry_config(base: Config, entry: Entry) -> Config:
     try:
         cfg = load_config(values=tree, overrides=entry.overrides())
         check_family_config(cfg.model)
+        cfg = glassbox_config(cfg, None if given is None else {*given, *entry.given()})
     except NeuroclassError as exc:
         raise NeuroclassError(f"--models entry '{entry.name}': {exc}") from None
     return cfg
@@ -153,11 +169,11 @@ def data_kind(cfg: Config) -> str:
     return data_mod.load(cfg.data).kind
 
 
-def checked_configs(base: Config, entries: list[Entry]) -> list[Config]:
-    """Each entry's config, checked against the family and the data's kind (features need image
-    data and a classical family) before anything trains. Raises NeuroclassError naming the entry,
-    or the data when it cannot be read."""
-    configs = [entry_config(base, entry) for entry in entries]
+def checked_configs(base: Config, entries: list[Entry], given: Optional[Collection[str]] = None) -> list[Config]:
+    """Each entry's config (``entry_config``, with the keys the user ``given``), checked against
+    the family and the data's kind (features need image data and a classical family) before
+    anything trains. Raises NeuroclassError naming the entry, or the data when it cannot be read."""
+    configs = [entry_config(base, entry, given) for entry in entries]
     kind = data_kind(base)  # missing or bad data fails here, once, rather than in every entry
     for entry, cfg in zip(entries, configs):
         try:

@@ -19,7 +19,9 @@ the cross-validation's own record:
 - ``metrics.json``: the fold ensemble's test metrics (the mean of the fold models' probabilities).
 
 The summary folder is assembled in a hidden partial folder and renamed into place once complete
-(runs.RunFolder), so a failed or interrupted fold leaves nothing behind.
+(runs.RunFolder), so a failed or interrupted fold leaves nothing behind: a torch fold's checkpoint
+goes, and so does a glassbox fold, which a stop leaves finished with its weights so far
+(``as_discarded``).
 
 Example::
 
@@ -40,12 +42,13 @@ import numpy as np
 from neuroclass import pipeline
 from neuroclass.config import Config, TrainConfig
 from neuroclass.device import use_threads
-from neuroclass.errors import NeuroclassError
+from neuroclass.errors import NeuroclassError, RunInterrupted
 from neuroclass.evaluation.metrics import classification_metrics
 from neuroclass.inference import Predictor
 from neuroclass.io import write_bytes_atomic, write_text_atomic
 from neuroclass.registry import did_you_mean
 from neuroclass.runs import RunData, RunFolder, run_name
+from neuroclass.runs.folder import PARTIAL
 from neuroclass.training.callbacks import Callback, StopRequest
 
 # the validation metrics a search can optimise, and which way is better
@@ -172,10 +175,27 @@ def cross_validate(cfg: Config, k: int, callbacks: list[Callback] | tuple = (), 
                 on_fold(got.runs[-1])
         record = _write_summary(summary, got, k, command)
         path = summary.commit()
-    except BaseException:
+    except BaseException as exc:
         summary.discard()
+        if (stopped := as_discarded(exc)) is not exc:
+            raise stopped from None
         raise
     return CVResult(path, got.runs, record)
+
+
+def as_discarded(exc: BaseException) -> BaseException:
+    """``exc`` as said of a run whose folder is then discarded (a fold, a search's trial): a
+    RunInterrupted for a run that the stop left finished (the glassbox network's, which keeps no
+    checkpoint to resume from) becomes, as a torch run's, one for its partial folder, its detail
+    the stop's own words (before the first ';') without what the run did with its weights. Other
+    exceptions as they are.
+
+    >>> as_discarded(RunInterrupted(Path("out/fold-1"), "stopped at epoch 2; finished with its weights", True))
+    RunInterrupted('stopped at epoch 2; the run can be resumed from out/.partial-fold-1')
+    """
+    if not (isinstance(exc, RunInterrupted) and exc.finished):
+        return exc
+    return RunInterrupted(exc.path.with_name(PARTIAL + exc.path.name), exc.detail.split(";")[0])
 
 
 def mean_validation_metric(result: CVResult, name: str) -> float:

@@ -4,7 +4,10 @@ A trial is an ordinary run (neuroclass.pipeline.train) in the study folder's ``t
 named ``trial-<number>``; what it scores is a validation metric under the run's inference policy
 (the test split is never used to select). While it trains, each epoch's validation metric is
 reported to Optuna, whose pruner may stop it (Optuna's MedianPruner or SuccessiveHalvingPruner;
-Li et al. 2018 for successive halving); a pruned or failed trial leaves no run folder.
+Li et al. 2018 for successive halving); a pruned, failed or interrupted trial leaves no run folder.
+An interrupted trial is trained again when the search resumes, whatever its family: a torch run
+stops with a checkpoint in its partial folder, the glassbox network's (which keeps none) is
+finished with its weights so far, and either folder goes.
 """
 from __future__ import annotations
 
@@ -24,7 +27,7 @@ from neuroclass.pipeline import train
 from neuroclass.runs.folder import PARTIAL
 from neuroclass.training.callbacks import Callback, StopRequest
 from neuroclass.training.state import TrainState
-from neuroclass.tuning.cv import FoldRun, cross_validate, mean_validation_metric
+from neuroclass.tuning.cv import FoldRun, as_discarded, cross_validate, mean_validation_metric
 from neuroclass.tuning.rungs import rung_of
 from neuroclass.tuning.space import SearchSpace, apply_params, suggest
 from neuroclass.tuning.trials import earlier_defaults, is_surplus
@@ -121,9 +124,12 @@ def run_trial(trial: optuna.Trial, plan: TrialPlan) -> float:
     except BaseException as exc:
         if isinstance(exc, (RunInterrupted, KeyboardInterrupt)):
             trial.set_user_attr("interrupted", True)
-        trial.set_user_attr("error", str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        stopped = as_discarded(exc)  # a glassbox run finished by the stop: said as a torch run's
+        trial.set_user_attr("error", str(stopped).splitlines()[0] if str(stopped) else type(stopped).__name__)
         trial.set_user_attr("seconds", plan.clock() - started)
-        remove_partial(plan.trials_dir, name)
+        remove_unfinished(plan.trials_dir, name)
+        if stopped is not exc:
+            raise stopped from None
         raise
     if plan.metric not in values:  # no validation split: nothing to select by
         raise optuna.TrialPruned("no validation split to score the trial (set data.val_fraction > 0)")
@@ -167,7 +173,11 @@ def _cross_validated(trial: optuna.Trial, plan: TrialPlan, cfg: Config, name: st
     return result.path, values, float(np.mean([f.timing.get("epochs", 0) for f in result.folds]))
 
 
-def remove_partial(trials_dir: Path, name: str) -> None:
-    """A trial that did not finish leaves no folder: its hidden partial run folders go."""
-    for leftover in trials_dir.glob(f"{PARTIAL}{name}*"):
-        shutil.rmtree(leftover, ignore_errors=True)
+def remove_unfinished(trials_dir: Path, name: str) -> None:
+    """A trial that did not finish (failed, pruned or interrupted) leaves no folder: its hidden
+    partial run folders go (``.partial-<name>``, ``-2``, ...), and the run folders it was finished
+    into (``<name>``, ``<name>-2``, ...): an interrupted glassbox run is finished with its weights
+    so far, and the trial is trained again when the search resumes."""
+    for pattern in (f"{PARTIAL}{name}", f"{PARTIAL}{name}-*", name, f"{name}-*"):
+        for leftover in trials_dir.glob(pattern):
+            shutil.rmtree(leftover, ignore_errors=True)

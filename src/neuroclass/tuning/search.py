@@ -37,7 +37,7 @@ from neuroclass.runs.names import new_stamped_folder
 from neuroclass.training.callbacks import StopRequest
 from neuroclass.training.resolution import image_folder
 from neuroclass.training.trainer import TrainingDiverged
-from neuroclass.tuning.objective import METRICS, PRUNING_WARMUP, TrialPlan, remove_partial, run_trial, trial_name
+from neuroclass.tuning.objective import METRICS, PRUNING_WARMUP, TrialPlan, remove_unfinished, run_trial, trial_name
 from neuroclass.tuning.rungs import PLAN_ATTR, RungPlan, advance, choose_rungs, rung_budget, rung_of
 from neuroclass.tuning.settings import MIN_TRIAL_SECONDS, TuneSettings, resumed_end, settings_of, write_settings
 from neuroclass.tuning.space import SearchSpace, base_values, default_space, load_space
@@ -202,7 +202,7 @@ def tune(settings: TuneSettings, stop: StopRequest | None = None, resume: str | 
         raise
     try:
         for number in requeue_interrupted(study, default_storage=settings.storage is None):
-            remove_partial(search.trials_dir, trial_name(number))
+            remove_unfinished(search.trials_dir, trial_name(number))
         log.info("%s", _first_line(search))
         interrupted = None
         try:
