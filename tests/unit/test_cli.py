@@ -1,4 +1,5 @@
 """The CLI end to end on tiny synthetic data: train, evaluate, predict, list, replay."""
+import csv
 import json
 import logging
 import warnings
@@ -40,6 +41,10 @@ def test_train_writes_a_complete_run_folder(tmp_path, capsys):
     assert len(env["data_hash"]) == 64 and env["seed"] == 0
     assert len((run / "metrics.csv").read_text().strip().splitlines()) == 4  # header + 3 epochs
     assert not any(p.suffix == ".pkl" for p in run.iterdir())
+    # every selection metric of tune --metric is in the per-epoch history, as trained
+    rows = list(csv.DictReader((run / "metrics.csv").open()))
+    for row in rows:
+        assert 0 <= float(row["val_balanced_accuracy"]) <= 1 and 0 <= float(row["val_macro_f1"]) <= 1
 
 
 def test_same_seed_reproduces_metrics_exactly_and_config_replays(tmp_path):

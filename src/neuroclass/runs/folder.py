@@ -41,7 +41,9 @@ from neuroclass.runs.run_data import RunData, load_run_data
 TIMING_RENAMED = {"train_images_per_second": "train_examples_per_second",  # timing.json: old -> new
                   "inference_images_per_second": "inference_examples_per_second"}
 
-HISTORY_FIELDS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "time")
+# the selection metrics (--metric of tune) come last, so the file's first columns stay as they were
+HISTORY_FIELDS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "time",
+                  "val_balanced_accuracy", "val_macro_f1")
 PARTIAL = ".partial-"  # prefix of a run folder being assembled (or interrupted)
 CHECKPOINT_DIR = "checkpoint"
 LOCK_FILE = ".lock"
