@@ -5,7 +5,12 @@ search  For each seed, in fresh processes, the commands a user types with the sa
           tune     neuroclass tune DATA --time-budget B --seed S --ensemble 5  (TPE, median pruning,
                    successive halving in as many rungs as the budget allows)
           retrain  neuroclass train DATA --time-budget B --seed S --set KEY=VALUE (the best trial's
-                   values), for the seeds in --retrain-seeds, unless they are the defaults
+                   values), for the seeds in --retrain-seeds, unless they are the defaults. With
+                   --retrain-on all (the default) on the whole training data, the validation split
+                   included (data.val_fraction=0), keeping the test-time views the best trial chose
+                   on its validation split (train.tta): the "retrain the best hyperparameters on the
+                   entire dataset" step of KerasTuner's guide, AutoGluon's refit_full. With
+                   --retrain-on train, on the training split alone, as the trials trained
         Printed: test accuracy of the default run, of the search's best trial as found, of the
         ensemble of its top 5 trials (mean of probabilities) and of the retrained best; trials
         finished per rung and pruned; the
@@ -16,8 +21,8 @@ cv      `neuroclass train DATA --cv 5` (mean +- std of the folds' validation acc
         digits and on the Palmer penguins table (palmerpenguins package; rows with a missing value
         dropped; island and sex one-hot encoded for scikit-learn).
 
-    python benchmarks/tune.py [--budget 10m] [--seeds 0 1 2] [--retrain-seeds 0] [--data fashion-mnist]
-                              [--only search|cv] [--work /tmp/neuroclass-tune] [--quick]
+    python benchmarks/tune.py [--budget 10m] [--seeds 0 1 2] [--retrain-seeds 0] [--retrain-on all|train]
+                              [--data fashion-mnist] [--only search|cv] [--work /tmp/neuroclass-tune] [--quick]
 """
 from __future__ import annotations
 
@@ -51,15 +56,23 @@ def newest(folder: Path, pattern: str) -> Path:
     return max(folder.glob(pattern), key=lambda p: p.stat().st_mtime)
 
 
+def refit_values(best_run: Path) -> dict:
+    """The settings that retrain on the whole training data: no validation split, and the test-time
+    views the best trial chose on its own (model.json's inference policy)."""
+    policy = json.loads((best_run / "model.json").read_text())["inference"]
+    return {"data.val_fraction": 0, "train.tta": policy["tta"]}
+
+
 def retrain(data: str, budget: str, seed: int, params: dict, work: Path) -> float:
-    """Test accuracy of ``train`` with the search's best values and the whole budget."""
+    """Test accuracy of ``train`` with the search's best values (and, to retrain on the whole
+    training data, refit_values) and the whole budget."""
     out = work / f"retrain-{seed}"
     sets = [a for k, v in params.items() for a in ("--set", f"{k}={json.dumps(v)}")]
     run([*CLI, "train", data, "--time-budget", budget, "--seed", str(seed), *sets, "--out", str(out), "--quiet"])
     return json.loads((newest(out, "*") / "metrics.json").read_text())["accuracy"]
 
 
-def search_row(data: str, budget: str, seed: int, work: Path, refit: bool) -> list[str]:
+def search_row(data: str, budget: str, seed: int, work: Path, refit: bool, whole: bool) -> list[str]:
     default_out, tune_out = work / f"default-{seed}", work / f"tune-{seed}"
     wall, _ = run([*CLI, "tune", data, "--time-budget", budget, "--seed", str(seed), "--ensemble", "5",
                    "--out", str(tune_out), "--quiet"])
@@ -78,8 +91,9 @@ def search_row(data: str, budget: str, seed: int, work: Path, refit: bool) -> li
     defaults = next(r for r in board if r["trial"] == 0)["params"]  # a new study's first trial
     refit_acc = "-"
     if refit:
-        refit_acc = ("= defaults" if best["params"] == defaults else
-                     f"{retrain(data, budget, seed, best['params'], work):.4f}")
+        values = {**best["params"], **(refit_values(study / best["run"]) if whole else {})}
+        refit_acc = ("= defaults" if best["params"] == defaults and not whole else
+                     f"{retrain(data, budget, seed, values, work):.4f}")
     rungs = "+".join(str(sum(r["rung"] == k and r["state"] in ("complete", "pruned") for r in board))
                      for k in range(max(r["rung"] for r in board) + 1))
     return [str(seed), f"{default_acc:.4f}", f"{best['test']['accuracy']:.4f} (rung {best['rung']})", f"{ens_acc:.4f}",
@@ -136,6 +150,8 @@ def main() -> None:
     parser.add_argument("--budget", default="10m")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--retrain-seeds", type=int, nargs="*", default=[0])
+    parser.add_argument("--retrain-on", choices=["all", "train"], default="all",
+                        help="all: the training and validation data (the best trial's views); train: the training split")
     parser.add_argument("--data", default="fashion-mnist")
     parser.add_argument("--only", choices=["search", "cv"])
     parser.add_argument("--work", default="/tmp/neuroclass-tune")
@@ -154,8 +170,9 @@ def main() -> None:
         print(f"\nsearch on {args.data}, --time-budget {budget} each (test accuracy)")
         rows = []
         for seed in args.seeds:
-            rows.append(search_row(args.data, budget, seed, work, seed in args.retrain_seeds))
-            print(format_table(["seed", "train (default)", "tune best", "ensemble top 5", "best retrained", "trials per rung",
+            rows.append(search_row(args.data, budget, seed, work, seed in args.retrain_seeds, args.retrain_on == "all"))
+            retrained = "best retrained" + (" (train+val)" if args.retrain_on == "all" else "")
+            print(format_table(["seed", "train (default)", "tune best", "ensemble top 5", retrained, "trials per rung",
                                 "tune wall / budget", "outside training"], rows), flush=True)
 
 
