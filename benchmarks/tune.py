@@ -37,6 +37,7 @@ import numpy as np
 
 from bench_table import format_table, machine_summary, settings_note
 from neuroclass.config import parse_duration
+from neuroclass.tuning.refit import retrain_values
 
 CLI = [sys.executable, "-m", "neuroclass.cli"]
 
@@ -56,16 +57,9 @@ def newest(folder: Path, pattern: str) -> Path:
     return max(folder.glob(pattern), key=lambda p: p.stat().st_mtime)
 
 
-def refit_values(best_run: Path) -> dict:
-    """The settings that retrain on the whole training data: no validation split, and the test-time
-    views the best trial chose on its own (model.json's inference policy)."""
-    policy = json.loads((best_run / "model.json").read_text())["inference"]
-    return {"data.val_fraction": 0, "train.tta": policy["tta"]}
-
-
 def retrain(data: str, budget: str, seed: int, params: dict, work: Path) -> float:
     """Test accuracy of ``train`` with the search's best values (and, to retrain on the whole
-    training data, refit_values) and the whole budget."""
+    training data, tuning.refit.retrain_values) and the whole budget."""
     out = work / f"retrain-{seed}"
     sets = [a for k, v in params.items() for a in ("--set", f"{k}={json.dumps(v)}")]
     run([*CLI, "train", data, "--time-budget", budget, "--seed", str(seed), *sets, "--out", str(out), "--quiet"])
@@ -91,7 +85,7 @@ def search_row(data: str, budget: str, seed: int, work: Path, refit: bool, whole
     defaults = next(r for r in board if r["trial"] == 0)["params"]  # a new study's first trial
     refit_acc = "-"
     if refit:
-        values = {**best["params"], **(refit_values(study / best["run"]) if whole else {})}
+        values = retrain_values(study / best["run"], best["params"]) if whole else best["params"]
         refit_acc = ("= defaults" if best["params"] == defaults and not whole else
                      f"{retrain(data, budget, seed, values, work):.4f}")
     rungs = "+".join(str(sum(r["rung"] == k and r["state"] in ("complete", "pruned") for r in board))

@@ -199,3 +199,44 @@ def test_cv_inside_tune_scores_each_trial_by_the_folds_mean(tmp_path):
         assert sorted(p.name for p in (result.folder / row["run"] / "folds").iterdir()) == ["fold-1", "fold-2"]
     html = write_report(result.best).read_text()  # a cross-validation's report shows its folds
     assert "Cross-validation" in html and "out-of-fold" in html
+
+
+def test_the_printed_retrain_command_trains_the_best_values_on_train_and_validation(tmp_path, capsys):
+    import shlex
+
+    space = tmp_path / "space.yaml"
+    space.write_text("optim.lr: [0.001, 0.01]\n")
+    out = tmp_path / "runs"
+    assert main(["tune", "digits", *FAST, "--sampler", "grid", "--space", str(space), "--epochs", "2",
+                 "--pruner", "none", "--seed", "3", "--out", str(out)]) == 0
+    line = next(l for l in capsys.readouterr().out.splitlines() if l.startswith("retrain the best values"))
+    words = shlex.split(line.split(": ", 1)[1])
+    best = json.loads((_only_study(out) / "leaderboard.json").read_text())["rows"][0]
+    assert words[:3] == ["neuroclass", "train", "digits"]
+    assert f"optim.lr={best['params']['optim.lr']}" in words and "data.val_fraction=0" in words
+    assert "train.tta=none" in words and "model.options.hidden=[32]" in words  # the views, the base's --set
+    assert words[words.index("--seed") + 1] == "3" and words[words.index("--epochs") + 1] == "2"
+    assert main(words[1:]) == 0  # the command runs as printed
+    retrained = max((p for p in out.iterdir() if p.name.startswith("digits-")), key=lambda p: p.stat().st_mtime)
+    split = json.loads((retrained / "split.json").read_text())
+    tuned = json.loads((_only_study(out) / "best" / "split.json").read_text())
+    assert split["sizes"]["val"] == 0 and split["sizes"]["test"] == tuned["sizes"]["test"]
+    assert split["sizes"]["train"] == tuned["sizes"]["train"] + tuned["sizes"]["val"]
+    assert RunFolder.open(retrained).config().optim.lr == best["params"]["optim.lr"]
+
+
+def test_retrain_values_keep_a_shipped_or_absent_validation_split(tmp_path):
+    from neuroclass.errors import NeuroclassError
+    from neuroclass.tuning.refit import retrain_values
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "model.json").write_text(json.dumps({"inference": {"tta": "flip", "tta_shift": 1, "temperature": 1.2}}))
+    (run / "split.json").write_text(json.dumps({"val": "stratified", "test": "shipped"}))
+    assert retrain_values(run, {"optim.lr": 0.01}) == {"optim.lr": 0.01, "data.val_fraction": 0, "train.tta": "flip"}
+    for val in ("shipped", "none"):
+        (run / "split.json").write_text(json.dumps({"val": val, "test": "shipped"}))
+        assert retrain_values(run, {"optim.lr": 0.01}) == {"optim.lr": 0.01}
+    (run / "split.json").unlink()
+    with pytest.raises(NeuroclassError, match="split.json: cannot read the best trial's record"):
+        retrain_values(run, {})

@@ -137,11 +137,50 @@ def _print_result(result) -> None:
         print(f"best trial {best['trial']}{rung}: validation {_metric(result)} {best['value']:.4f}, test accuracy "
               f"{test.get('accuracy', float('nan')):.4f} ({counted(len(done), 'trial')} done)")
         print(f"best run: {result.folder / 'best'} -> {best['run']}")
+        print("retrain the best values on all the training data: " + shlex.join(retrain_command(result, best)))
     print(f"leaderboard: {result.folder / 'leaderboard.csv'}")
     if result.report is not None:
         print(f"report: {result.report}")
     if result.ensemble is not None:
         print(f"ensemble: {result.ensemble}")
+
+
+# the options of a tune command that train takes with the same meaning
+TRAIN_OPTIONS = (("model", "--model"), ("config", "--config"), ("label_column", "--label-column"),
+                 ("epochs", "--epochs"), ("seed", "--seed"), ("time_budget", "--time-budget"), ("out", "--out"))
+
+
+def retrain_command(result, best: dict) -> list[str]:
+    """The words of `neuroclass train` that retrain the best trial's values on the whole training
+    data (tuning.refit.retrain_values), with the data and train's options of the study's recorded
+    tune command (tune.json), and the same budget as the search."""
+    import json
+
+    from neuroclass.tuning.refit import retrain_values
+
+    recorded = shlex.split(json.loads((result.folder / "tune.json").read_text())["command"])[1:]
+    parser = argparse.ArgumentParser(prog="neuroclass", add_help=False)
+    add_parsers(parser.add_subparsers(dest="command"))
+    given = parser.parse_known_args(recorded)[0]
+    words = ["neuroclass", "train", given.data]
+    for field, option in TRAIN_OPTIONS:
+        if getattr(given, field) is not None:
+            words += [option, str(getattr(given, field))]
+    values = retrain_values(result.folder / best["run"], best["params"])
+    sets = [*given.set, *(f"{key}={_word(value)}" for key, value in values.items())]
+    return words + [word for value in sets for word in ("--set", value)]
+
+
+def _word(value) -> str:
+    """A --set value as --set reads it back (config.parse_override: a YAML scalar): a string as it
+    is unless YAML would read it as something else ("yes", "1e-3"), then quoted."""
+    import json
+
+    from neuroclass.config import parse_override
+
+    if isinstance(value, str) and parse_override(f"k={value}")[1] == value:
+        return value
+    return json.dumps(value)
 
 
 def _metric(result) -> str:
