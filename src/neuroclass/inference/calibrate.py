@@ -6,6 +6,8 @@ minimising the validation negative log likelihood; it changes confidence, never 
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -115,6 +117,8 @@ def calibrate(logits_val, y_val) -> dict:
     """Fit a temperature on the validation split and keep it only if it lowers validation log loss
     (see ``guarded_temperature`` for the keys). Apply it with ``softmax_with_temperature``.
 
+    Warns (one line, ``upper_bound_message``) when the fitted T reaches its upper bound.
+
     Example::
 
         result = calibrate(logits_val, y_val)
@@ -123,6 +127,8 @@ def calibrate(logits_val, y_val) -> dict:
     # The guard is judged on the split the fit saw, so a converged fit rarely fails it; it still
     # stops a diverged or clipped fit from making the model worse than no calibration at all.
     result = guarded_temperature(logits_val, y_val, fit_temperature(logits_val, y_val))
+    if result["candidate_temperature"] >= MAX_TEMPERATURE:
+        warnings.warn(upper_bound_message(), stacklevel=2)
     logits, y = _as_logits(logits_val), _as_labels(y_val)
     if result["decision"] == "accepted" and bool((logits.argmax(1) == y).all()):
         # Every validation example right: the log loss falls forever as T -> 0, so the "fit" is
@@ -132,6 +138,18 @@ def calibrate(logits_val, y_val) -> dict:
                               f"has no minimum (T={result['candidate_temperature']:.4g} is only the "
                               "search bound); keeping T=1"))
     return result
+
+
+def upper_bound_message() -> str:
+    """The one-line warning when the fitted temperature reaches MAX_TEMPERATURE: the validation
+    log loss is lowest with the probabilities flattened almost to uniform, which happens when the
+    logits, summed over the validation split, favour wrong classes over the true ones; a model that
+    trained well never needs that. Names what to check."""
+    return (f"calibration: the fitted temperature reached its upper bound T={MAX_TEMPERATURE:g}: the "
+            "validation log loss is lowest with near-uniform probabilities, i.e. the model's logits favour "
+            "wrong classes, a sign that training went wrong; check that the training loss fell (metrics.csv, below ln K), the confusion matrix "
+            "(one class predicted for most examples?), and the loss settings (train.class_weight, "
+            "train.label_smoothing, data.sampler, optim.lr)")
 
 
 def abstention_curve(y_true, proba, thresholds=None) -> list[dict]:

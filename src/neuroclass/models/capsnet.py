@@ -87,21 +87,23 @@ def margin_loss(lengths: torch.Tensor, target: torch.Tensor, label_smoothing: fl
 
     ``lengths``: (B, K) capsule lengths; ``target``: class indices (B,) or soft targets (B, K)
     (mixup, cutmix); mean over the batch, a scalar; with ``weight`` (K,) each example counts with
-    the weight of its (target-weighted) class, a weighted mean as cross-entropy's.
+    the weight of its true class (target-weighted for soft targets; label smoothing leaves it
+    alone), a weighted mean as cross-entropy's.
 
     >>> margin_loss(torch.tensor([[0.95, 0.05]]), torch.tensor([0]))
     tensor(0.)
     """
     k = lengths.shape[1]
-    t = (target if target.ndim == 2 else F.one_hot(target, k)).to(lengths.dtype)  # (B, K)
-    t = t * (1 - label_smoothing) + label_smoothing / k  # smoothed as cross-entropy does
+    true = (target if target.ndim == 2 else F.one_hot(target, k)).to(lengths.dtype)  # (B, K)
+    t = true * (1 - label_smoothing) + label_smoothing / k  # smoothed as cross-entropy does
     present = t * torch.relu(0.9 - lengths) ** 2  # (B, K)
     # down-weighting absent classes by 0.5 stops them shrinking every length early in training
     absent = 0.5 * (1 - t) * torch.relu(lengths - 0.1) ** 2  # (B, K)
     per_example = (present + absent).sum(1)  # (B,)
     if weight is None:
         return per_example.mean()
-    example_weight = (t * weight.to(lengths.dtype)).sum(1) / t.sum(1)  # (B,) the target's class weight
+    # (B,) the weight of the true class (of the mix, for soft targets), not of the smoothed target
+    example_weight = (true * weight.to(lengths.dtype)).sum(1) / true.sum(1)
     return (per_example * example_weight).sum() / example_weight.sum()
 
 

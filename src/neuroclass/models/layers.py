@@ -58,14 +58,39 @@ class Standardize(nn.Module):
 
 def cross_entropy(output: torch.Tensor, target: torch.Tensor, label_smoothing: float = 0.0,
                   weight: torch.Tensor | None = None) -> torch.Tensor:
-    """Mean cross-entropy of logits (B, K) against class indices (B,) or soft targets (B, K);
-    ``weight`` (K,) weighs each class's terms (torch's ``F.cross_entropy``: with class indices the
-    mean is over the weights of the batch's targets).
+    """Mean cross-entropy (a scalar) of logits (B, K) against class indices (B,) int64 or soft
+    targets (B, K) (rows summing to 1: mixup, cutmix), with label smoothing ``label_smoothing`` in
+    [0, 1) (Szegedy et al. 2016, "Rethinking the Inception Architecture", section 7: the target
+    puts 1 - e + e / K on the true class and e / K on each class).
+
+    ``weight`` (K,): per-class weights (train.class_weight). Each example's smoothed loss counts
+    with the weight of its TRUE class, w[y_i], and the batch's loss is the weighted mean
+    sum_i w[y_i] L_i / sum_i w[y_i]. A soft target t_i mixes true classes, so its loss is the same
+    mix of each class's weighted smoothed loss, sum_k t_ik w_k L_i(k), over sum_i sum_k t_ik w_k.
+    With smoothing 0 and class indices this is torch's ``F.cross_entropy(weight=w)``, and with
+    all weights 1 it is the unweighted smoothed loss. It is not torch's ``F.cross_entropy(weight=w,
+    label_smoothing=e)``, which also weighs each class's smoothing term by that class's weight
+    (torch.nn.CrossEntropyLoss documentation, "weight" and "label_smoothing"): with balanced
+    weights the e / K put on a rare class counts w_rare / w_common times (~20x at 95:5) on every
+    common example, which pulls the common examples towards the rare class.
 
     >>> round(cross_entropy(torch.tensor([[0.0, 0.0]]), torch.tensor([1])).item(), 4)
     0.6931
+    >>> rare_weighted = torch.tensor([1.0, 20.0])
+    >>> round(cross_entropy(torch.tensor([[2.0, 0.0]]), torch.tensor([0]), 0.1, rare_weighted).item(), 4)
+    0.2269
     """
-    return F.cross_entropy(output, target, weight=weight, label_smoothing=label_smoothing)
+    if weight is None:
+        return F.cross_entropy(output, target, label_smoothing=label_smoothing)
+    log_p = F.log_softmax(output.float(), dim=1)  # (B, K) float32 also under autocast
+    k = log_p.shape[1]
+    t = target.to(log_p.dtype) if target.ndim == 2 else F.one_hot(target, k).to(log_p.dtype)  # (B, K)
+    tw = t * weight.to(log_p.dtype)  # (B, K): each true class's share times its weight
+    example_weight = tw.sum(1)  # (B,) w[y_i] for class indices
+    true_term = -(tw * log_p).sum(1)  # (B,) weighted -log p of the true class(es)
+    uniform_term = -log_p.mean(1)  # (B,) cross-entropy against the uniform target, unweighted
+    per_example = (1 - label_smoothing) * true_term + label_smoothing * example_weight * uniform_term
+    return per_example.sum() / example_weight.sum()
 
 
 class Classifier(nn.Module):
