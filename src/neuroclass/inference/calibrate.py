@@ -147,9 +147,9 @@ def upper_bound_message() -> str:
     trained well never needs that. Names what to check."""
     return (f"calibration: the fitted temperature reached its upper bound T={MAX_TEMPERATURE:g}: the "
             "validation log loss is lowest with near-uniform probabilities, i.e. the model's logits favour "
-            "wrong classes, a sign that training went wrong; check that the training loss fell (metrics.csv, below ln K), the confusion matrix "
-            "(one class predicted for most examples?), and the loss settings (train.class_weight, "
-            "train.label_smoothing, data.sampler, optim.lr)")
+            "wrong classes, a sign that training went wrong; check that the training loss fell (metrics.csv, "
+            "below ln K), the confusion matrix (one class predicted for most examples?), and the loss "
+            "settings (train.class_weight, train.label_smoothing, data.sampler, optim.lr)")
 
 
 def abstention_curve(y_true, proba, thresholds=None) -> list[dict]:

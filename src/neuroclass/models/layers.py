@@ -68,7 +68,9 @@ def cross_entropy(output: torch.Tensor, target: torch.Tensor, label_smoothing: f
     sum_i w[y_i] L_i / sum_i w[y_i]. A soft target t_i mixes true classes, so its loss is the same
     mix of each class's weighted smoothed loss, sum_k t_ik w_k L_i(k), over sum_i sum_k t_ik w_k.
     With smoothing 0 and class indices this is torch's ``F.cross_entropy(weight=w)``, and with
-    all weights 1 it is the unweighted smoothed loss. It is not torch's ``F.cross_entropy(weight=w,
+    all weights 1 it is the unweighted smoothed loss (for soft targets too; torch's weighted loss
+    on soft targets divides by B instead, which would change the scale between hard and mixed
+    batches). It is not torch's ``F.cross_entropy(weight=w,
     label_smoothing=e)``, which also weighs each class's smoothing term by that class's weight
     (torch.nn.CrossEntropyLoss documentation, "weight" and "label_smoothing"): with balanced
     weights the e / K put on a rare class counts w_rare / w_common times (~20x at 95:5) on every
@@ -82,7 +84,8 @@ def cross_entropy(output: torch.Tensor, target: torch.Tensor, label_smoothing: f
     """
     if weight is None:
         return F.cross_entropy(output, target, label_smoothing=label_smoothing)
-    log_p = F.log_softmax(output.float(), dim=1)  # (B, K) float32 also under autocast
+    # (B, K), in float32 at least: half-precision logits under autocast would lose the small terms
+    log_p = F.log_softmax(output.to(torch.promote_types(output.dtype, torch.float32)), dim=1)
     k = log_p.shape[1]
     t = target.to(log_p.dtype) if target.ndim == 2 else F.one_hot(target, k).to(log_p.dtype)  # (B, K)
     tw = t * weight.to(log_p.dtype)  # (B, K): each true class's share times its weight
