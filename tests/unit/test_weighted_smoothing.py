@@ -57,6 +57,14 @@ def test_it_is_torchs_weighted_loss_without_smoothing_and_the_smoothed_loss_with
                           cross_entropy(logits, target, 0.1, weight), atol=1e-6)
 
 
+def test_a_mixed_target_is_the_same_mix_of_each_classs_weighted_loss():
+    z, w, lam, e = torch.tensor([[0.3, -0.2, 1.1]]), torch.tensor([1.0, 20.0, 3.0]), 0.7, 0.1
+    mixed = torch.tensor([[lam, 1 - lam, 0.0]])  # mixup of an example of class 0 and one of class 1
+    loss_0, loss_1 = (smoothed_by_hand(z[0].tolist(), y, e) for y in (0, 1))
+    expected = (lam * 1.0 * loss_0 + (1 - lam) * 20.0 * loss_1) / (lam * 1.0 + (1 - lam) * 20.0)
+    assert cross_entropy(z, mixed, e, w).item() == pytest.approx(expected, rel=1e-6)
+
+
 def test_a_weighted_smoothed_loss_has_gradients_and_pulls_common_examples_to_their_class():
     logits = torch.zeros(1, 2, requires_grad=True)  # one common example (class 0), undecided
     cross_entropy(logits, torch.tensor([0]), 0.1, torch.tensor([0.52, 10.7])).backward()
