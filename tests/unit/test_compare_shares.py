@@ -1,76 +1,78 @@
 """How `neuroclass compare` shares a time budget: each entry gets what is left (less the
-comparison's finish) divided by the entries still to run, the classical families train first and
-the networks last, so the networks share evenly what the classical fits left. The entries' training
-is replaced by a stand-in that advances an injected clock: nothing trains here."""
+comparison's finish) divided by the entries still to run; the classical families train first and
+the networks last, so the networks share evenly what the classical fits left. Real fits on 160
+coloured blocks (logreg, knn, MLPs for one epoch); the clock is injected and moves, after each
+entry, by what the test says the entry took."""
 from __future__ import annotations
 
-from pathlib import Path
-
+import numpy as np
 import pytest
 
 from neuroclass.config import load_config
-from neuroclass.tuning import compare as compare_mod
+from neuroclass.data.blocks import make_blocks
 from neuroclass.tuning.compare import FINISH_SECONDS, CompareSettings, compare, entry_share, training_order
 from neuroclass.tuning.compare_entries import parse_entries
 
+CLASSICAL_SECONDS = 1.0  # what each classical entry takes on the injected clock
 
-class Clock:
-    """Seconds that move only when the stand-in training says so."""
+
+class StepClock:
+    """Seconds that creep (a microsecond a reading) and jump when the test says so."""
 
     def __init__(self) -> None:
         self.now = 0.0
 
     def __call__(self) -> float:
+        self.now += 1e-6
         return self.now
 
 
-def run_with(tmp_path, monkeypatch, models: str, budget: float, classical_seconds: float = 1.0):
-    """compare() of ``models`` under ``budget`` seconds; a classical entry takes ``classical_seconds``,
-    a network its whole share. Returns (rows in the order given, entry names in training order)."""
-    clock, trained = Clock(), []
+def compared(tmp_path, models: str, budget: float | None):
+    """compare() of ``models``: a classical entry takes CLASSICAL_SECONDS, a network its whole
+    share. Returns the rows (in the order given) and the entries in the order they trained."""
+    data = tmp_path / "blocks.npz"
+    ds = make_blocks(n=160, size=16, task="colour", seed=0)
+    np.savez(data, x=ds.x.numpy(), y=ds.y.numpy())
+    extra = [] if budget is None else [f"train.time_budget={budget}"]
+    base = load_config(overrides=[f"data.source={data}", f"out={tmp_path / 'runs'}", "train.quiet=true",
+                                  "train.epochs=1", "train.threads=1", *extra])
+    clock, trained = StepClock(), []
 
-    def stand_in(settings, entry, cfg, folder, share, hooks):
-        trained.append(entry.name)
-        clock.now += classical_seconds if compare_mod.is_classical(entry.family) else share
-        return {**compare_mod.base_row(entry, share), "val": 0.5, "run": entry.slug}
+    def took(row):
+        trained.append(row["entry"])
+        if budget is not None:
+            clock.now += row["time_budget"] if row["entry"].startswith("mlp") else CLASSICAL_SECONDS
 
-    monkeypatch.setattr(compare_mod, "_run_entry", stand_in)
-    monkeypatch.setattr(compare_mod, "finish", lambda folder, settings, rows, partial=False:
-                        (folder, Path(folder) / rows[0]["run"], rows, None))
-    base = load_config(overrides=["data.source=blocks:n=64,size=8", f"out={tmp_path}", "train.quiet=true",
-                                  f"train.time_budget={budget}"])
-    result = compare(CompareSettings(base, parse_entries(models)), clock=clock, started=0.0)
-    assert clock.now <= budget
-    return result.rows, trained
+    result = compare(CompareSettings(base, parse_entries(models), report=False), clock=clock, started=0.0,
+                     on_entry=took)
+    assert budget is None or clock.now <= budget
+    rows = {r["entry"]: r for r in result.rows}
+    assert all(r["error"] is None for r in rows.values()), rows
+    return rows, trained
 
 
-def test_a_network_listed_first_gets_the_time_the_classical_entries_leave(tmp_path, monkeypatch):
-    rows, trained = run_with(tmp_path, monkeypatch, "mlp,logreg,knn,random_forest,xgboost", 60.0)
-    assert trained == ["logreg", "knn", "random_forest", "xgboost", "mlp"]
-    assert [r["entry"] for r in rows] == ["mlp", "logreg", "knn", "random_forest", "xgboost"]  # as given
-    shares = {r["entry"]: r["time_budget"] for r in rows}
+def test_a_network_listed_first_gets_the_time_the_classical_entries_leave(tmp_path):
+    rows, trained = compared(tmp_path, "mlp[hidden=[16]],logreg,knn", 60.0)
+    assert trained == ["logreg", "knn", "mlp[hidden=[16]]"]
     left = 60.0 - FINISH_SECONDS
-    assert shares["logreg"] == pytest.approx(left / 5)
-    assert shares["mlp"] == pytest.approx(left - 4 * 1.0)  # not a fifth: what the four fits left
+    assert rows["logreg"]["time_budget"] == pytest.approx(left / 3, abs=0.01)
+    assert rows["knn"]["time_budget"] == pytest.approx((left - CLASSICAL_SECONDS) / 2, abs=0.01)
+    # not a third of the budget: all that the two classical fits left
+    assert rows["mlp[hidden=[16]]"]["time_budget"] == pytest.approx(left - 2 * CLASSICAL_SECONDS, abs=0.01)
 
 
-def test_networks_share_the_rest_evenly(tmp_path, monkeypatch):
-    rows, trained = run_with(tmp_path, monkeypatch, "mlp,logreg,cnn", 60.0)
-    assert trained == ["logreg", "mlp", "cnn"]
-    shares = {r["entry"]: r["time_budget"] for r in rows}
-    assert shares["mlp"] == pytest.approx(shares["cnn"]) == pytest.approx((60.0 - FINISH_SECONDS - 1.0) / 2)
+def test_networks_share_the_rest_evenly(tmp_path):
+    rows, trained = compared(tmp_path, "mlp[hidden=[16]],logreg,mlp[hidden=[8]]", 60.0)
+    assert trained == ["logreg", "mlp[hidden=[16]]", "mlp[hidden=[8]]"]
+    half = (60.0 - FINISH_SECONDS - CLASSICAL_SECONDS) / 2
+    assert rows["mlp[hidden=[16]]"]["time_budget"] == pytest.approx(half, abs=0.01)
+    assert rows["mlp[hidden=[8]]"]["time_budget"] == pytest.approx(half, abs=0.01)
 
 
-def test_without_a_budget_the_entries_train_in_the_order_given(tmp_path, monkeypatch):
-    clock_entries = []
-    monkeypatch.setattr(compare_mod, "_run_entry", lambda settings, entry, cfg, folder, share, hooks:
-                        clock_entries.append((entry.name, share)) or
-                        {**compare_mod.base_row(entry, share), "val": 0.5, "run": entry.slug})
-    monkeypatch.setattr(compare_mod, "finish", lambda folder, settings, rows, partial=False:
-                        (folder, Path(folder) / rows[0]["run"], rows, None))
-    base = load_config(overrides=["data.source=blocks:n=64,size=8", f"out={tmp_path}", "train.quiet=true"])
-    compare(CompareSettings(base, parse_entries("mlp,logreg")))
-    assert clock_entries == [("mlp", None), ("logreg", None)]
+def test_without_a_budget_the_entries_train_in_the_order_given(tmp_path):
+    rows, trained = compared(tmp_path, "mlp[hidden=[8]],logreg", None)
+    assert trained == ["mlp[hidden=[8]]", "logreg"]
+    assert rows["logreg"]["time_budget"] is None
 
 
 def test_entry_share_and_training_order():
