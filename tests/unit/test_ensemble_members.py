@@ -3,6 +3,7 @@ study folder's trials/), so the tree can move; old files with absolute paths sti
 run given twice is refused; one run makes an ensemble that says it equals its member."""
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -53,8 +54,6 @@ def test_an_ensemble_json_with_absolute_member_paths_still_loads(study, tmp_path
 
 
 def test_member_reference_outside_the_tree_stays_absolute():
-    from pathlib import Path
-
     assert member_reference(Path("/data/runs/a"), Path("/other/ens")) == "/data/runs/a"
     assert member_reference(Path("/a"), Path("/ens")) == "/a"  # the filesystem root is no shared tree
     assert member_reference(Path("/r/s/trials/t1"), Path("/r/s/ens")) == "../trials/t1"
