@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from neuroclass.config import Config
+from neuroclass.errors import counted
 from neuroclass.io import write_bytes_atomic, write_text_atomic
 from neuroclass.pipeline import build, prepare, process_state
 from neuroclass.runs import run_name
@@ -31,17 +32,36 @@ from neuroclass.training.trainer import Batches, resolve_batch_size
 
 @dataclass
 class LRFind:
-    """The sweep, the suggestion (None when the loss never fell) and the folder holding
-    lr_find.csv (step, lr, loss, smoothed), lr_find.json and lr_find.png."""
+    """The sweep, the suggestion, the folder holding lr_find.csv (step, lr, loss, smoothed),
+    lr_find.json and lr_find.png, and ``no_suggestion``: why there is none (None when there is one)."""
 
     curve: LRCurve
     suggestion: Suggestion | None
     folder: Path
+    no_suggestion: str | None = None
+
+
+def read_suggestion(curve: LRCurve) -> tuple[Suggestion | None, str | None]:
+    """The suggestion of ``curve`` (training/lr_range.suggest_lr) and, when there is none, why:
+    the loss never fell, or it was lowest at the sweep's last step -- still falling, so the curve
+    has no minimum to read a rate from (too few steps, or a sweep that ends too low).
+
+    >>> read_suggestion(LRCurve([1e-3, 1e-2, 1e-1], [2.0, 1.0, 0.5], [2.0, 1.0, 0.5], False))[1]
+    "the loss was still falling at the sweep's last step (lr 0.1), so the curve has no minimum to read a rate from; sweep more --steps"
+    """
+    suggestion = suggest_lr(curve.lrs, curve.smoothed)
+    if suggestion is None:
+        return None, f"the loss did not fall over {counted(len(curve.lrs), 'step')}"
+    if suggestion.lr_at_min == curve.lrs[-1]:
+        return None, (f"the loss was still falling at the sweep's last step (lr {curve.lrs[-1]:.2g}), so "
+                      "the curve has no minimum to read a rate from; sweep more --steps")
+    return suggestion, None
 
 
 def lr_find(cfg: Config, steps: int = 100) -> LRFind:
     """Run the range test for ``cfg``'s data and model over ``steps`` steps and write its folder
-    under ``cfg.out``. Raises NeuroclassError for bad config or data (as ``train`` does), and
+    under ``cfg.out``; no suggestion (``no_suggestion`` says why) when the loss never fell or was
+    still falling at the last step. Raises NeuroclassError for bad config or data (as ``train`` does), and
     OSError when the folder cannot be written."""
     cfg = replace(cfg, train=replace(cfg.train, time_budget=None))
     with process_state(cfg):
@@ -54,10 +74,10 @@ def lr_find(cfg: Config, steps: int = 100) -> LRFind:
                           resolve_batch_size(prep.cfg.train.batch_size, len(train)), generator)
         curve = lr_range_test(model, _endless(batches), prep.cfg.optim, steps,
                               loss_fn=lambda output, target: model.loss(output, target, 0.0))
-    suggestion = suggest_lr(curve.lrs, curve.smoothed)
+    suggestion, why = read_suggestion(curve)
     folder = Path(prep.cfg.out) / f"lr-find-{run_name(prep.cfg.data.source, prep.cfg.model.name)}"
-    _write(folder, curve, suggestion, prep.cfg)
-    return LRFind(curve, suggestion, folder)
+    _write(folder, curve, suggestion, why, prep.cfg)
+    return LRFind(curve, suggestion, folder, why)
 
 
 def _endless(batches: Batches):
@@ -66,7 +86,7 @@ def _endless(batches: Batches):
         yield from batches
 
 
-def _write(folder: Path, curve: LRCurve, suggestion: Suggestion | None, cfg: Config) -> None:
+def _write(folder: Path, curve: LRCurve, suggestion: Suggestion | None, why: str | None, cfg: Config) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     table = io.StringIO()
     writer = csv.writer(table)
@@ -76,7 +96,7 @@ def _write(folder: Path, curve: LRCurve, suggestion: Suggestion | None, cfg: Con
     write_text_atomic(folder / "lr_find.csv", table.getvalue())
     record = {"data": cfg.data.source, "model": cfg.model.name, "optimizer": cfg.optim.name,
               "steps": len(curve.lrs), "diverged": curve.diverged,
-              "suggestion": asdict(suggestion) if suggestion else None,
+              "suggestion": asdict(suggestion) if suggestion else None, "no_suggestion": why,
               "rule": "a tenth of the rate at the smoothed loss's minimum (Smith 2017; fastai's lr_min / 10)"}
     write_text_atomic(folder / "lr_find.json", json.dumps(record, indent=1))
     write_bytes_atomic(folder / "lr_find.png", _plot(curve, suggestion))

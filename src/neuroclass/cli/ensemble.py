@@ -10,6 +10,10 @@ from neuroclass.cli.common import add_common, report_after
 from neuroclass.errors import NeuroclassError
 
 METHODS = ("mean", "vote", "stacking")  # as runs.METHODS; listed here so that --help loads no library
+ONE_MEMBER = {  # the line printed for an ensemble of one run: what it then is
+    "mean": "one member: the ensemble equals its member (the same probabilities and predictions)",
+    "vote": "one member: the ensemble predicts its member's top class (probability 1), as the member does",
+    "stacking": "one member: the stacker recalibrates its member's probabilities; nothing is combined"}
 
 
 def add_parsers(sub) -> None:
@@ -54,6 +58,8 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
     path = build_ensemble(args.runs, args.method, weight_list(args.weights), args.copy, args.out,
                           command="neuroclass " + shlex.join(args.argv))
     print(ensemble_summary(path))
+    if len(args.runs) == 1:
+        print(ONE_MEMBER[args.method])
     print(f"ensemble folder: {path}")
     if not args.no_report:
         report_after(path)

@@ -6,7 +6,7 @@ import json
 import shlex
 
 from neuroclass.cli.common import add_common, add_config_options
-from neuroclass.errors import NeuroclassError, counted
+from neuroclass.errors import NeuroclassError
 
 
 def add_parsers(sub) -> None:
@@ -25,6 +25,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--model", help="model family (default: auto)")
     p.add_argument("--steps", type=int, default=100, help="steps of the sweep (default 100)")
     add_config_options(p)
+    p.add_argument("--label-column", help="label column of a CSV/Parquet table, as for train")
+    p.add_argument("--seed", type=int, help="random seed: the split and the network's start, as for train")
     p.add_argument("--out", help="folder for the sweep's folder (default runs/)")
     add_common(p)
 
@@ -58,17 +60,37 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
     from neuroclass.api import build_config
     from neuroclass.lr_find import lr_find
 
-    cfg = build_config(args.data, args.model, config=args.config, overrides=["train.quiet=true", *args.set],
-                       out=args.out)
+    cfg = build_config(args.data, args.model, seed=args.seed, config=args.config,
+                       overrides=["train.quiet=true", *args.set], out=args.out, label_column=args.label_column)
     found = lr_find(cfg, steps=args.steps)
     if found.suggestion is None:
-        print(f"no suggestion: the loss did not fall over {counted(len(found.curve.lrs), 'step')}; see {found.folder / 'lr_find.png'}")
+        print(f"no suggestion: {found.no_suggestion}")
+        print(f"curve: {found.folder / 'lr_find.png'}")
         return 0
     lr = f"{found.suggestion.lr:.2g}"
     print(f"suggested optim.lr {lr} (a tenth of {found.suggestion.lr_at_min:.2g}, where the loss was lowest)")
     print(f"curve: {found.folder / 'lr_find.png'}")
-    print(f"use it: neuroclass train {shlex.quote(args.data)} --set optim.lr={lr}")
+    print(f"use it: {lr_find_train_command(args, lr)}")
     return 0
+
+
+def lr_find_train_command(args: argparse.Namespace, lr: str) -> str:
+    """The `neuroclass train` command that trains what lr-find swept, with ``lr`` as optim.lr:
+    lr-find's DATA, --model, --config, --label-column, --seed and --set options, shell-quoted.
+
+    >>> ns = argparse.Namespace(data="my data.csv", model="mlp", config=None, label_column="kind",
+    ...                         seed=None, set=["model.options.hidden=[16]"])
+    >>> lr_find_train_command(ns, "0.01")
+    "neuroclass train 'my data.csv' --model mlp --label-column kind --set 'model.options.hidden=[16]' --set optim.lr=0.01"
+    """
+    argv = ["neuroclass", "train", args.data]
+    for flag, value in (("--model", args.model), ("--config", args.config),
+                        ("--label-column", args.label_column), ("--seed", args.seed)):
+        if value is not None:
+            argv += [flag, str(value)]
+    for override in [*args.set, f"optim.lr={lr}"]:
+        argv += ["--set", override]
+    return shlex.join(argv)
 
 
 def cmd_datasets(args: argparse.Namespace) -> int:

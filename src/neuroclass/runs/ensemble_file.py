@@ -4,7 +4,7 @@ An ensemble folder is read like a run folder (config.yaml, environment.json, spl
 model.json with ``"ensemble": true``, metrics.json, report.html) plus:
 
 - ``ensemble.json``: the method ("mean", "vote" or "stacking"), the members (each a path relative
-  to the ensemble folder when it lies inside it or beside it, else absolute; a weight; whether it
+  to the ensemble folder when it lies inside it or under its parent, else absolute; a weight; whether it
   was copied into the folder), and the classes, kind, input shape and data content hash that every
   member shares; "stacker" names the stacker's JSON file for the method "stacking".
 - ``oof.npz`` (a k-fold cross-validation summary folder only): the out-of-fold probabilities of
@@ -77,15 +77,20 @@ class EnsembleRecord:
 
 def member_reference(member: Path, folder: Path) -> str:
     """How ensemble.json names ``member`` for an ensemble at ``folder``: relative when the member
-    lies inside the folder or beside it (same parent), else absolute.
+    lies in the tree that holds the folder (inside the folder, or anywhere under its parent: a run
+    beside it, a study's trials/ beside the study's ensemble), so that moving or copying that tree
+    keeps the ensemble whole; absolute otherwise, and when that parent is the filesystem root.
 
     >>> member_reference(Path("/r/a"), Path("/r/ens")), member_reference(Path("/r/ens/members/a"), Path("/r/ens"))
     ('../a', 'members/a')
+    >>> member_reference(Path("/r/study/trials/trial-0002"), Path("/r/study/ensemble-top2"))
+    '../trials/trial-0002'
     >>> member_reference(Path("/x/a"), Path("/r/ens"))
     '/x/a'
     """
     member, folder = Path(os.path.abspath(member)), Path(os.path.abspath(folder))
-    if member.is_relative_to(folder) or member.parent == folder.parent:
+    tree = folder.parent
+    if member.is_relative_to(folder) or (tree != Path(tree.anchor) and member.is_relative_to(tree)):
         return Path(os.path.relpath(member, folder)).as_posix()
     return str(member)
 

@@ -4,8 +4,11 @@ Each entry (compare_entries.py) trains through the ordinary pipeline -- ``pipeli
 ``cv.cross_validate`` with ``cv=K`` -- with the same seed and split fractions, so every entry sees
 the same training, validation and test examples (or the same folds). With a time budget, each entry
 is given what is left of it, less the comparison's own finish (FINISH_SECONDS), divided by the
-entries left: an entry that ends early gives its time to the ones after it, and the whole ends
-within the budget. Without one, each trains with the config's epochs or its family's defaults.
+entries still to run (``entry_share``): an entry that ends early gives its time to the ones after
+it, and the whole ends within the budget. The classical families train first and the networks,
+which spend all they are given, last (``training_order``), so the networks share evenly what the
+classical fits left. Without a budget, each trains with the config's epochs or its family's
+defaults, in the order given.
 
 The comparison folder ``<out>/compare-<data>-<stamp>/`` holds one run folder (or cross-validation
 summary folder) per entry, the leaderboard (``leaderboard.csv`` / ``.json``, best first by the
@@ -32,6 +35,7 @@ from neuroclass.evaluation.report import try_write_report
 from neuroclass.runs import RunFolder
 from neuroclass.runs.names import new_stamped_folder
 from neuroclass.training.callbacks import Callback, StopRequest
+from neuroclass.training.families import is_classical
 from neuroclass.tuning.compare_entries import Entry, checked_configs
 from neuroclass.tuning.compare_report import finish
 from neuroclass.tuning.cv import METRICS, check_folds, cross_validate, fold_budget, summarize
@@ -83,7 +87,8 @@ class CompareResult:
 def compare(settings: CompareSettings, stop: StopRequest | None = None, callbacks: list[Callback] | tuple = (),
             clock: Callable[[], float] = time.perf_counter, started: float | None = None,
             on_entry: Callable[[dict], None] | None = None) -> CompareResult:
-    """Train every entry of ``settings`` in order and write the comparison folder into
+    """Train every entry of ``settings`` (under a time budget, in ``training_order``, each with
+    its ``entry_share``; else in the order given) and write the comparison folder into
     ``settings.base.out``. ``clock``: seconds, for the time budget, counted from ``started``
     (default: now); ``stop``: a request that ends the entry training now (its run can be resumed)
     and the comparison; ``callbacks``: training callbacks of every entry; ``on_entry(row)``: called
@@ -101,19 +106,21 @@ def compare(settings: CompareSettings, stop: StopRequest | None = None, callback
     budget = settings.base.train.time_budget
     deadline = None if budget is None else start + budget
     folder = new_stamped_folder(Path(settings.base.out), "compare", settings.base.data.source, "comparison")
-    rows: list[dict] = []
+    done: dict[int, dict] = {}  # entry position -> its row; the rows keep the order given
+    order = training_order(settings.entries) if deadline is not None else range(len(configs))
     try:
-        for i, (entry, cfg) in enumerate(zip(settings.entries, configs)):
+        for i in order:
             if stop is not None and stop.requested:  # a classical fit does not stop; the next entry does not start
                 raise RunInterrupted(folder, stop.detail, finished=True)
-            share = None if deadline is None else fold_budget(deadline - FINISH_SECONDS - clock(),
-                                                              len(configs) - i)
-            rows.append(_run_entry(settings, entry, cfg, folder, share, _Hooks(stop, callbacks, clock)))
+            share = None if deadline is None else entry_share(deadline - clock(), len(configs) - len(done))
+            done[i] = _run_entry(settings, settings.entries[i], configs[i], folder, share,
+                                 _Hooks(stop, callbacks, clock))
             if on_entry is not None:
-                on_entry(rows[-1])
+                on_entry(done[i])
     except (RunInterrupted, KeyboardInterrupt):
-        finish(folder, settings, rows, partial=True)
+        finish(folder, settings, [done[i] for i in sorted(done)], partial=True)
         raise
+    rows = [done[i] for i in sorted(done)]
     if all(row["error"] for row in rows) and not any(folder.iterdir()):  # no entry wrote anything
         folder.rmdir()
         raise NeuroclassError(f"every entry failed, so nothing was written; the first, {rows[0]['entry']}: "
@@ -124,6 +131,33 @@ def compare(settings: CompareSettings, stop: StopRequest | None = None, callback
         raise NeuroclassError(f"every entry failed (see {folder / 'leaderboard.csv'}); the first, "
                               f"{first['entry']}: {first['error']}")
     return result
+
+
+def entry_share(seconds_left: float, entries_left: int) -> float:
+    """Seconds for the next entry: what is left of the budget (``seconds_left``), less the
+    comparison's own finish (FINISH_SECONDS), divided by the entries still to run. Recomputed as
+    each entry ends, so what an entry did not use goes to the ones after it; may be <= 0 when the
+    budget is spent.
+
+    >>> entry_share(63.0, 5), entry_share(43.0, 2)
+    (12.0, 20.0)
+    """
+    return fold_budget(seconds_left - FINISH_SECONDS, entries_left)
+
+
+def training_order(entries: list[Entry]) -> list[int]:
+    """The order in which a comparison under a time budget trains ``entries`` (their positions):
+    the classical families first, then the networks (torch families and the glass-box network),
+    each group in the order given. A classical fit usually ends well within its share (early
+    stopping, all rows fitted); a network trains until its share is spent. Training the networks
+    last gives them, evenly, the time the classical entries left, instead of holding shares back
+    for entries that do not use them while the first network trains on a fraction of the budget.
+
+    >>> training_order([Entry("mlp", "mlp"), Entry("logreg", "logreg"), Entry("cnn", "cnn")])
+    [1, 0, 2]
+    """
+    classical = [i for i, entry in enumerate(entries) if is_classical(entry.family)]
+    return classical + [i for i in range(len(entries)) if i not in classical]
 
 
 @dataclass(frozen=True)

@@ -101,6 +101,22 @@ def check_same_data(members: list[MemberFacts]) -> None:
                 "data.test_fraction); ensemble runs trained on the same data and split")
 
 
+def check_distinct(runs: list[str | Path]) -> None:
+    """NeuroclassError naming the first run folder given twice in ``runs`` (the same folder by
+    another path or a link included): a repeated member only weighs that run more, which --weights says.
+
+    >>> check_distinct(["runs/a", "runs/b"])
+    """
+    seen: dict[str, str | Path] = {}
+    for path in runs:
+        key = os.path.realpath(path)
+        if key in seen:
+            also = "" if str(seen[key]) == str(path) else f" (also as '{seen[key]}')"
+            raise NeuroclassError(f"RUN '{path}' is given twice{also}; give each run once (to weigh "
+                                  "one run more, use --weights, e.g. --weights 2,1)")
+        seen[key] = path
+
+
 def fit_stacking(members: list[MemberFacts]) -> tuple[LogisticRegression, dict]:
     """The stacker fitted on the members' oof.npz (rows matched by dataset index) and its record
     for stacker.json ("fitted_on": the rows and a SHA-256 of their dataset indices).
@@ -140,7 +156,7 @@ def build_ensemble(runs: list[str | Path], method: str = "mean", weights: list[f
     folder's name (default ``<data>-ensemble-<method>-<time>``).
 
     Raises NeuroclassError, with nothing written, for no member, an unknown method, bad weights,
-    a member that is not a finished run folder, members that differ in classes, kind, input shape,
+    a run given twice, a member that is not a finished run folder, members that differ in classes, kind, input shape,
     data or test split, and stacking members without matching oof.npz.
 
     Example::
@@ -155,6 +171,7 @@ def build_ensemble(runs: list[str | Path], method: str = "mean", weights: list[f
     if method == "stacking" and weights is not None:
         raise NeuroclassError("--weights applies to mean and vote; stacking learns how to weigh its members")
     weights = check_weights(weights if weights is not None else [1.0] * len(runs), len(runs))
+    check_distinct(runs)
     facts = [member_facts(path) for path in runs]
     check_same_data(facts)
     stacker, stacker_json = fit_stacking(facts) if method == "stacking" else (None, None)
