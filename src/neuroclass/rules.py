@@ -184,7 +184,8 @@ def build_dataclass(cls: type, values: dict, prefix: str) -> Any:
         where = f"{prefix}{key}"
         if key not in fields:
             close = closest(key, list(fields))  # suggested as the whole key ('optim.lr'), as it was given
-            raise NeuroclassError(f"unknown config key '{where}'." + (f" Did you mean '{prefix}{close}'?" if close else "")
+            raise NeuroclassError(f"unknown config key '{where}'."
+                                  + (f" Did you mean '{prefix}{close}'?" if close else "")
                                   + f" Valid keys here: {', '.join(fields)}.")
         if dataclasses.is_dataclass(hints[key]):
             if not isinstance(value, dict):

@@ -12,10 +12,10 @@ import optuna
 import pytest
 
 from neuroclass.cli import _parser, main
-from neuroclass.cli.tune import _resume_folder
+from neuroclass.cli.tune import DEFAULTS, _resume_folder
 from neuroclass.errors import NeuroclassError
 from neuroclass.tuning.search import _first_line
-from neuroclass.tuning.storage import open_storage
+from neuroclass.tuning.storage import HEARTBEAT_SECONDS, open_storage
 
 FAST = ["--model", "mlp", "--set", "model.options.hidden=[32]", "--set", "train.tta=none"]
 RECORDED = "neuroclass tune digits --model mlp --trials 1 --epochs 1 --out runs"
@@ -67,7 +67,8 @@ def test_resume_names_every_changed_option_in_one_line(tmp_path, capsys):
     folder = _study_folder(tmp_path)
     assert main(["tune", "--resume", str(folder), "--metric", "macro_f1", "--epochs", "2"]) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
-    assert line.endswith("drop --epochs (recorded: 1), --metric (recorded: accuracy)")  # as RECORDED_OPTIONS orders them
+    # in the order of RECORDED_OPTIONS
+    assert line.endswith("drop --epochs (recorded: 1), --metric (recorded: accuracy)")
 
 
 def test_resume_takes_the_recorded_values_and_its_own_options(tmp_path):
@@ -142,8 +143,8 @@ def _search(trials: int | None, done: int) -> SimpleNamespace:
     study = optuna.create_study()
     for _ in range(done):
         study.add_trial(optuna.trial.create_trial(value=0.5))
-    settings = SimpleNamespace(trials=trials, sampler="tpe", pruner="median", metric="accuracy",
-                               base=SimpleNamespace(data=SimpleNamespace(source="digits"), model=SimpleNamespace(name="mlp")))
+    base = SimpleNamespace(data=SimpleNamespace(source="digits"), model=SimpleNamespace(name="mlp"))
+    settings = SimpleNamespace(trials=trials, sampler="tpe", pruner="median", metric="accuracy", base=base)
     space = SimpleNamespace(describe=lambda: "optim.lr 0.001..0.1 (log)", source="default space of mlp")
     return SimpleNamespace(settings=settings, trial_seconds=None, planned=trials or 20, rungs=None, study=study,
                            space=space, folder=Path("runs/tune-digits"))
@@ -166,3 +167,13 @@ def test_an_ensemble_of_fewer_finished_trials_is_named_by_its_members(tmp_path, 
     assert len(json.loads((folder / "ensemble-top2" / "ensemble.json").read_text())["members"]) == 2
     out = capsys.readouterr().out
     assert f"ensemble of the top 2 trials (--ensemble 5, but 2 finished here): {folder / 'ensemble-top2'}" in out
+
+
+def test_the_written_out_heartbeat_default_is_the_storage_one():
+    assert DEFAULTS["heartbeat"] == HEARTBEAT_SECONDS
+
+
+def test_resume_of_a_folder_without_a_record_says_it_is_not_a_study_folder(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert main(["tune", "--resume", str(tmp_path / "empty"), "--metric", "macro_f1"]) == 2
+    assert "not a study folder of neuroclass tune" in capsys.readouterr().err

@@ -139,26 +139,23 @@ def _resume_folder(args: argparse.Namespace) -> Path | None:
 def _changed_settings(args: argparse.Namespace, folder: Path) -> list[str]:
     """The options of ``args`` that differ from what the study in ``folder`` was started with
     (tune.json: its settings and its command), each as 'OPTION (recorded: VALUE)'; an option given
-    with the recorded value is no change. Without a readable tune.json: every option given (the
-    search then says that ``folder`` is not a study folder)."""
+    with the recorded value is no change. Without a readable tune.json: none (the search then
+    says that ``folder`` is not a study folder)."""
     import json
 
     try:
         record = json.loads((folder / "tune.json").read_text())
         recorded = _parse_recorded(record["command"])
     except (OSError, ValueError, KeyError, SystemExit):
-        record, recorded = {}, None
+        return []
     changed = []
     for dest, option in RECORDED_OPTIONS:
         given = getattr(args, dest)
         if given is None or given == []:
             continue
-        if dest in RECORDED_SETTINGS and dest in record:
-            was = record[dest]
-        else:
-            was = None if recorded is None else getattr(recorded, dest)
+        was = record[dest] if dest in RECORDED_SETTINGS and dest in record else getattr(recorded, dest)
         was = DEFAULTS.get(dest) if was is None else was
-        if recorded is None or given != was:
+        if given != was:
             shown = "not given" if was in (None, []) else " ".join(map(str, was)) if dest == "set" else was
             changed.append(f"{option} (recorded: {shown})")
     return changed

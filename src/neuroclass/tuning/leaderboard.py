@@ -117,9 +117,10 @@ def finish_study(search: "Search") -> "TuneResult":
 
 def _top_ensemble(search: "Search") -> Path | None:
     """``ensemble-top<N>/`` in the study folder: the mean of the calibrated probabilities of the
-    top K finished trials (N of them: K, or all when fewer finished) (trials.ranked: with rungs, the longest trials first; tuning/ensemble.py),
-    the trials' run folders as members by reference; its report only without a time budget (an ensemble's report runs in full: `neuroclass report`
-    writes it). None, with one warning, when it cannot be built."""
+    top K finished trials (trials.ranked: with rungs, the longest trials first; tuning/ensemble.py),
+    N of them: K, or all of them when fewer finished; the trials' run folders are its members by
+    reference. Its report is written only without a time budget (an ensemble's report runs in
+    full: `neuroclass report` writes it). None, with one warning, when it cannot be built."""
     k = search.settings.ensemble
     complete = [t for t in ranked(search.study) if t.user_attrs.get("run") and Path(t.user_attrs["run"]).is_dir()]
     if not complete:
