@@ -156,7 +156,7 @@ def test_first_line_counts_one_trial_in_the_singular():
 
 def test_first_line_says_when_a_worker_has_nothing_to_run():
     line = _first_line(_search(1, 2))
-    assert line.startswith("tune: nothing to run: 2 trials done, --trials 1 (") and "done before" not in line
+    assert line.startswith("tune: nothing to run: 2 trials are done, --trials 1 (") and "done before" not in line
 
 
 def test_an_ensemble_of_fewer_finished_trials_is_named_by_its_members(tmp_path, capsys):

@@ -331,7 +331,8 @@ def _first_line(search: Search) -> str:
     done = finished_count(search.study)
     resumed = f"; {done} done before" if done else ""
     if s.trials is not None and done >= s.trials:  # another worker's, or a resumed search's
-        count, resumed = f"nothing to run: {counted(done, 'trial')} done, --trials {s.trials}", ""
+        are = "is" if done == 1 else "are"
+        count, resumed = f"nothing to run: {counted(done, 'trial')} {are} done, --trials {s.trials}", ""
     return (f"tune: {count} ({s.sampler}, {pruning}) on {s.base.data.source}, {s.base.model.name}; "
             f"selecting by validation {s.metric}{resumed}; space {search.space.describe()} "
             f"({search.space.source}); study folder {search.folder}")
