@@ -22,7 +22,7 @@ from typing import Any, Callable, Sequence
 import yaml
 
 from neuroclass.errors import NeuroclassError
-from neuroclass.registry import did_you_mean
+from neuroclass.registry import closest, did_you_mean
 
 
 def rule(gt: float | None = None, ge: float | None = None, lt: float | None = None,
@@ -183,7 +183,9 @@ def build_dataclass(cls: type, values: dict, prefix: str) -> Any:
     for key, value in values.items():
         where = f"{prefix}{key}"
         if key not in fields:
-            raise NeuroclassError(f"unknown config key '{where}'." + did_you_mean(key, list(fields))
+            close = closest(key, list(fields))  # suggested as the whole key ('optim.lr'), as it was given
+            raise NeuroclassError(f"unknown config key '{where}'."
+                                  + (f" Did you mean '{prefix}{close}'?" if close else "")
                                   + f" Valid keys here: {', '.join(fields)}.")
         if dataclasses.is_dataclass(hints[key]):
             if not isinstance(value, dict):

@@ -22,7 +22,7 @@ def test_saved_config_replays_identically(tmp_path):
 
 
 @pytest.mark.parametrize("override, words", [
-    ("optim.lrr=0.1", ["optim.lrr", "Did you mean 'lr'"]),
+    ("optim.lrr=0.1", ["optim.lrr", "Did you mean 'optim.lr'"]),
     ("traine.epochs=1", ["traine", "Did you mean 'train'"]),
     ("optim.lr=-1", ["'optim.lr' parameter must be > 0", "Got -1"]),
     ("optim.name=adamm", ["one of", "Did you mean 'adam'"]),
@@ -68,5 +68,5 @@ def test_model_options_are_checked_by_the_family():
     from neuroclass.models import resolved_options
 
     assert resolved_options("mlp", {"hidden": [8]})["hidden"] == [8]
-    with pytest.raises(NeuroclassError, match="Did you mean 'hidden'"):
+    with pytest.raises(NeuroclassError, match="Did you mean 'model.options.hidden'"):
         resolved_options("mlp", {"hiden": [8]})

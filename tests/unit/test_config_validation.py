@@ -223,7 +223,7 @@ def test_an_unknown_size_fails_naming_the_family_sizes(family):
 
 @pytest.mark.parametrize("model, words", [
     (ModelConfig(name="resnt"), ["unknown model 'resnt'", "Did you mean 'resnet'"]),
-    (ModelConfig(name="mlp", options={"hiden": [8]}), ["model.options.hiden", "Did you mean 'hidden'"]),
+    (ModelConfig(name="mlp", options={"hiden": [8]}), ["model.options.hiden", "Did you mean 'model.options.hidden'"]),
     (ModelConfig(name="mlp", options={"hidden": [8, 0]}), ["'model.options.hidden'", "values > 0"]),
     # a size's preset sits under the options: vit size s has dim 64, which 6 heads do not divide
     (ModelConfig(name="vit", size="s", options={"heads": 6}),

@@ -188,7 +188,7 @@ def test_presets_are_only_option_values():
 
 @pytest.mark.parametrize("values, message", [
     ({"activation": "relux"}, "Did you mean 'relu'"),
-    ({"optimiser": "adam"}, "unknown config key 'model.options.optimiser'. Did you mean 'optimizer'"),
+    ({"optimiser": "adam"}, "unknown config key 'model.options.optimiser'. Did you mean 'model.options.optimizer'"),
     ({"preset": "clasic"}, "Did you mean 'classic'"),
     ({"lr": -1}, "The 'model.options.lr' parameter must be > 0. Got -1.0 instead."),
     ({"hidden": [0]}, "model.options.hidden"),

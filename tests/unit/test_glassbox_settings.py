@@ -95,7 +95,7 @@ def test_settings_the_network_cannot_take_fail_with_one_line(given, message):
 
 
 def test_an_unknown_option_lists_only_the_keys_model_options_takes():
-    with pytest.raises(NeuroclassError, match="Did you mean 'activation'") as info:
+    with pytest.raises(NeuroclassError, match="Did you mean 'model.options.activation'") as info:
         check_family_config(ModelConfig(name="glassbox", options={"activaton": "relu"}))
     listed = str(info.value).split("Valid keys here: ")[1].rstrip(".").split(", ")
     fields = [f.name for f in dataclasses.fields(GlassboxOptions)]

@@ -24,7 +24,7 @@ def test_masked_url_hides_the_password(url, shown):
     ("mysql://u:s3cret@db/search", "'mysql' databases are not supported; use sqlite:///"),
     ("postgres://u:s3cret@db/search", r"write postgresql:// \(not postgres://\)"),
     ("just words u:s3cret@db", "is not a database URL; use sqlite:///"),
-    ("sqlite:////no/such/folder/study.db", "cannot connect .* check that the folder exists"),
+    ("sqlite:////no/such/folder/study.db", "cannot open the SQLite file; .* folder '/no/such/folder' does not exist"),
 ])
 def test_bad_urls_fail_in_one_line_without_the_password(url, expected, tmp_path):
     with pytest.raises(NeuroclassError, match=expected) as caught:

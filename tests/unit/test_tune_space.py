@@ -28,8 +28,8 @@ def test_lists_and_ranges_parse_with_types_from_the_config(base):
 
 
 @pytest.mark.parametrize("tree, words", [
-    ({"optim.lrr": [0.1]}, "Did you mean 'lr'"),
-    ({"model.options.dropoot": {"low": 0.0, "high": 0.5}}, "Did you mean 'dropout'"),
+    ({"optim.lrr": [0.1]}, "Did you mean 'optim.lr'"),
+    ({"model.options.dropoot": {"low": 0.0, "high": 0.5}}, "Did you mean 'model.options.dropout'"),
     ({"optim.lr": {"low": 0.1, "high": 0.01}}, "low < high"),
     ({"optim.lr": {"low": 0.0, "high": 0.1, "log": True}}, "log range needs low > 0"),
     ({"train.label_smoothing": [0.0, 1.5]}, "train.label_smoothing=1.5 is not a valid value"),

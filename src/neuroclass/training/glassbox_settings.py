@@ -43,7 +43,7 @@ from typing import Any, Optional
 from neuroclass.config import Config
 from neuroclass.errors import NeuroclassError
 from neuroclass.glassbox import GlassboxOptions, glassbox_options
-from neuroclass.registry import did_you_mean
+from neuroclass.registry import closest
 from neuroclass.runs.glassbox_module import GLASSBOX
 
 # model.options keys that the config sets instead
@@ -88,7 +88,9 @@ def model_options(options: dict) -> GlassboxOptions:
             raise NeuroclassError(f"model.options.{key}: the glassbox family takes it from {CONFIG_KEYS[key]}; "
                                   f"use --set {CONFIG_KEYS[key]}=... instead")
         if key not in accepted:
-            raise NeuroclassError(f"unknown config key 'model.options.{key}'." + did_you_mean(key, accepted)
+            close = closest(key, accepted)  # suggested as the whole key, as it was given
+            raise NeuroclassError(f"unknown config key 'model.options.{key}'."
+                                  + (f" Did you mean 'model.options.{close}'?" if close else "")
                                   + f" Valid keys here: {', '.join(accepted)}.")
     return glassbox_options(options)
 

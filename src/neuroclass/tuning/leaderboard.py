@@ -30,6 +30,7 @@ from neuroclass.tuning.trials import best_trial, ranked, retry_of
 if TYPE_CHECKING:
     from neuroclass.tuning.search import Search, TuneResult
 
+ENSEMBLE_PREFIX = "ensemble-top"  # the ensemble of the top trials: ensemble-top<its members>
 STATE_ORDER = {TrialState.COMPLETE: 0, TrialState.PRUNED: 1, TrialState.RUNNING: 2, TrialState.FAIL: 3,
                TrialState.WAITING: 4}
 
@@ -115,17 +116,18 @@ def finish_study(search: "Search") -> "TuneResult":
 
 
 def _top_ensemble(search: "Search") -> Path | None:
-    """``ensemble-top<K>/`` in the study folder: the mean of the calibrated probabilities of the
+    """``ensemble-top<N>/`` in the study folder: the mean of the calibrated probabilities of the
     top K finished trials (trials.ranked: with rungs, the longest trials first; tuning/ensemble.py),
-    the trials' run folders as members by reference; its report only without a time budget (an ensemble's report runs in full: `neuroclass report`
-    writes it). None, with one warning, when it cannot be built."""
+    N of them: K, or all of them when fewer finished; the trials' run folders are its members by
+    reference. Its report is written only without a time budget (an ensemble's report runs in
+    full: `neuroclass report` writes it). None, with one warning, when it cannot be built."""
     k = search.settings.ensemble
     complete = [t for t in ranked(search.study) if t.user_attrs.get("run") and Path(t.user_attrs["run"]).is_dir()]
     if not complete:
         return None
-    runs = [Path(t.user_attrs["run"]) for t in complete[:k]]
+    runs = [Path(t.user_attrs["run"]) for t in complete[:k]]  # fewer than k when fewer finished
     try:
-        path = build_ensemble(runs, "mean", out=search.folder, name=f"ensemble-top{k}",
+        path = build_ensemble(runs, "mean", out=search.folder, name=f"{ENSEMBLE_PREFIX}{len(runs)}",
                               command=search.settings.command)
     except NeuroclassError as exc:
         warnings.warn(f"ensemble of the top {k} trials not built: {exc}", stacklevel=2)

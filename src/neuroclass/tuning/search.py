@@ -29,7 +29,7 @@ import optuna
 
 from neuroclass import data as data_mod
 from neuroclass.config import Config
-from neuroclass.errors import NeuroclassError, RunInterrupted
+from neuroclass.errors import NeuroclassError, RunInterrupted, counted
 from neuroclass.runs.lock import lock_folder
 from neuroclass.data.survey import survey_folder
 from neuroclass.models.registry import PHOTO_KIND, resolve_default_model
@@ -111,8 +111,10 @@ class Search:
             to_run = max(2, min(to_run, int(self.left() // TRIAL_SHARE_SECONDS)))
         self.trial_seconds = self.left() / to_run
         if self.trial_seconds < MIN_TRIAL_SECONDS:
-            raise NeuroclassError(f"--time-budget leaves {self.trial_seconds:.1f} s for each of {to_run} trials; "
-                                  f"give a longer --time-budget or fewer --trials")
+            fix = (" or a smaller grid (--space)" if self.settings.sampler == "grid" else
+                   " or fewer --trials" if self.settings.trials else "")
+            raise NeuroclassError(f"--time-budget leaves {self.trial_seconds:.1f} s for each of "
+                                  f"{counted(to_run, 'trial')}; give a longer --time-budget{fix}")
 
     def _rung_plan(self) -> RungPlan | None:
         """The study's rung plan: the one it was started with (its user attribute), or for a new
@@ -319,7 +321,7 @@ def _first_line(search: Search) -> str:
     space optim.lr 0.0005..0.02 (log), ...; study folder runs/tune-digits-...'"""
     s = search.settings
     each = f" of {search.trial_seconds:.0f} s" if search.trial_seconds is not None else ""
-    count = f"{search.planned} trials" if s.trials or s.sampler == "grid" else f"trials{each} until the budget ends"
+    count = counted(search.planned, "trial") if s.trials or s.sampler == "grid" else f"trials{each} until the budget ends"
     if s.trials or s.sampler == "grid":
         count += each
     pruning = f"{s.pruner} pruning"
@@ -328,6 +330,9 @@ def _first_line(search: Search) -> str:
         pruning += " in rung 0"
     done = finished_count(search.study)
     resumed = f"; {done} done before" if done else ""
+    if s.trials is not None and done >= s.trials:  # another worker's, or a resumed search's
+        are = "is" if done == 1 else "are"
+        count, resumed = f"nothing to run: {counted(done, 'trial')} {are} done, --trials {s.trials}", ""
     return (f"tune: {count} ({s.sampler}, {pruning}) on {s.base.data.source}, {s.base.model.name}; "
             f"selecting by validation {s.metric}{resumed}; space {search.space.describe()} "
             f"({search.space.source}); study folder {search.folder}")

@@ -83,7 +83,8 @@ def write_settings(folder: Path, settings: TuneSettings, space: SearchSpace) -> 
 
 def resumed_end(settings: TuneSettings, study: optuna.Study, given: TuneSettings) -> TuneSettings:
     """A resumed search ends by ``given``'s --trials and --time-budget when given; else by the
-    recorded trials and what the recorded budget left (less the seconds of the trials so far)."""
+    recorded trials and what the recorded budget left (less the seconds of the trials so far).
+    ``given``'s --ensemble and --no-report apply to its end."""
     budget = given.base.train.time_budget
     if budget is None and settings.base.train.time_budget is not None:
         spent = sum(t.user_attrs.get("seconds") or 0.0 for t in study.get_trials(deepcopy=False))
@@ -92,7 +93,8 @@ def resumed_end(settings: TuneSettings, study: optuna.Study, given: TuneSettings
             raise NeuroclassError(f"the search's time budget is used up ({spent:.0f} s of trials); give "
                                   "--time-budget to continue for longer")
     base = replace(settings.base, train=replace(settings.base.train, time_budget=budget))
-    return replace(settings, base=base, trials=given.trials or settings.trials)
+    return replace(settings, base=base, trials=given.trials or settings.trials,
+                   ensemble=given.ensemble or settings.ensemble, report=settings.report and given.report)
 
 
 def settings_of(folder: str | Path, given: TuneSettings) -> TuneSettings:

@@ -36,7 +36,7 @@ from neuroclass.models.registry import AUTO
 from neuroclass.training.families import check_family_config, is_classical, is_glassbox, options_type, recorded_options
 from neuroclass.training.glassbox_settings import SEARCH_GRID as GLASSBOX_GRID
 from neuroclass.training.glassbox_settings import SEARCH_SPACE as GLASSBOX_SPACE
-from neuroclass.registry import did_you_mean
+from neuroclass.registry import closest
 
 GRID_POINTS_LIMIT = 10_000  # a grid larger than this is a typo, not a plan
 
@@ -210,7 +210,9 @@ def field_type(base: Config, key: str, source: str = "--space") -> type:
 def _hint(cls: type, name: str, where: str, source: str) -> type:
     hints = typing.get_type_hints(cls)
     if name not in hints:
-        raise NeuroclassError(f"{source}: unknown config key '{where}'." + did_you_mean(name, list(hints))
+        close = closest(name, list(hints))  # suggested as the whole key ('optim.lr'), as it was given
+        suggestion = f" Did you mean '{where[: len(where) - len(name)]}{close}'?" if close else ""
+        raise NeuroclassError(f"{source}: unknown config key '{where}'." + suggestion
                               + f" Valid keys here: {', '.join(hints)}.")
     hint = hints[name]
     args = [a for a in typing.get_args(hint) if a is not type(None)]

@@ -144,7 +144,10 @@ def open_storage(url: str | None, study_folder: Path, *, heartbeat_seconds: int 
             raise NeuroclassError(f"storage '{shown}': the database driver {module} is not "
                                   f"installed; {fix}") from None
         except DBAPIError as exc:
-            raise NeuroclassError(_connection_message(shown, exc, address.password)) from None
+            message = _connection_message(shown, exc, address.password)
+            if address.get_backend_name() == "sqlite" and "unable to open database file" in message:
+                message = _sqlite_message(shown, address.database or "")
+            raise NeuroclassError(message) from None
 
 
 def _tables_made(open_rdb: Callable[[], optuna.storages.RDBStorage]) -> optuna.storages.RDBStorage:
@@ -196,6 +199,25 @@ def _connection_message(shown: str, exc: DBAPIError, password: str | None) -> st
     fix = next((fix for phrase, fix in _FIXES if phrase in lowered),
                "check the URL and that the database server is running")
     return f"storage '{shown}': cannot connect ({detail}); {fix}"
+
+
+def _sqlite_message(shown: str, database: str) -> str:
+    """One line for a SQLite file that cannot be opened: the path SQLite tried (a relative one from
+    the current folder: ``sqlite:///tmp/s.db`` has three slashes, so it names ``tmp/s.db``), what
+    is wrong with its folder, and the fix (four slashes for an absolute path).
+
+    >>> _sqlite_message("sqlite:///no/such/s.db", "no/such/s.db").split("; ")[1]
+    "SQLite tried 'no/such/s.db' (relative to the current folder), whose folder 'no/such' does not exist"
+    """
+    path = Path(database)
+    tried = f"SQLite tried '{path}'" + ("" if path.is_absolute() else " (relative to the current folder)")
+    if not path.parent.is_dir():
+        problem, fix = f"whose folder '{path.parent}' does not exist", "create that folder"
+    else:
+        problem, fix = "which cannot be opened", f"check that '{path}' is a file in a folder you can write"
+    if not path.is_absolute():
+        fix = f"for the absolute path '/{path.as_posix()}' write four slashes: sqlite:////{path.as_posix()}; or {fix}"
+    return f"storage '{shown}': cannot open the SQLite file; {tried}, {problem}; {fix}"
 
 
 def stored_space(study: optuna.Study) -> dict[str, Any] | None:
