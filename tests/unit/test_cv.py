@@ -223,7 +223,7 @@ def test_the_time_budget_is_shared_by_the_folds_left(tmp_path):
 
 def test_a_budget_spent_before_the_last_fold_fails_and_leaves_nothing(tmp_path):
     clock = FakeClock()
-    with pytest.raises(NeuroclassError, match="spent after 1 of 3 folds"):
+    with pytest.raises(NeuroclassError, match="after 1 of 3 folds 0.0 s of the 90.0 s budget are left"):
         cross_validate(digits_config(tmp_path / "runs", "train.time_budget=90"), K,
                        callbacks=[Jump(clock, 95.0)], clock=clock)
     assert not (tmp_path / "runs").exists()

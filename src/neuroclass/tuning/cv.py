@@ -50,6 +50,7 @@ from neuroclass.registry import did_you_mean
 from neuroclass.runs import RunData, RunFolder, run_name
 from neuroclass.runs.folder import PARTIAL
 from neuroclass.training.callbacks import Callback, StopRequest
+from neuroclass.tuning.cv_budget import FoldBudgets, fold_budget  # noqa: F401 (fold_budget: for compare)
 
 # the validation metrics a search can optimise, and which way is better
 METRICS = {"accuracy": "maximize", "balanced_accuracy": "maximize", "macro_f1": "maximize",
@@ -64,7 +65,8 @@ class FoldRun:
     """One finished fold: ``fold`` (1..K), its run folder ``path`` (where it lies once the summary
     folder is in place), its validation metrics (classification_metrics of its Predictor's
     probabilities on its validation fold), its own test metrics (metrics.json), its timing.json
-    values, and the time budget it was given (seconds; None without a budget)."""
+    values, the time budget it was given (seconds; None without a budget), and ``overhead``: the
+    seconds it took outside that budget (writing its run folder, the out-of-fold predictions)."""
 
     fold: int
     path: Path
@@ -72,6 +74,7 @@ class FoldRun:
     test_metrics: dict
     timing: dict
     budget: float | None
+    overhead: float = 0.0
 
 
 @dataclass
@@ -92,8 +95,8 @@ class CVResult:
 @dataclass
 class _Collected:
     """What the folds have given so far: the run's own data (loaded once, from fold 1's record),
-    the out-of-fold rows, each fold's test probabilities, and the seconds the largest prediction
-    pass after a fold took (for the time budget)."""
+    the out-of-fold rows, each fold's test probabilities, and the seconds loading the run's data
+    took (once, after fold 1: not part of any later fold's overhead)."""
 
     data: RunData | None = None
     first: RunFolder | None = None
@@ -102,7 +105,7 @@ class _Collected:
     proba: list[np.ndarray] = field(default_factory=list)
     test_proba: list[np.ndarray] = field(default_factory=list)
     runs: list[FoldRun] = field(default_factory=list)
-    predict_seconds: float = 0.0
+    load_seconds: float = 0.0
 
 
 def check_folds(k: int) -> int:
@@ -119,17 +122,6 @@ def check_folds(k: int) -> int:
     return int(k)
 
 
-def fold_budget(seconds_left: float, folds_left: int, reserve: float = 0.0) -> float:
-    """Seconds for the next fold: what is left of the budget, less ``reserve`` seconds per fold
-    left (the predictions after each fold), divided by the folds left. A fold that ends early
-    leaves its rest to the folds after it, so the whole ends within the budget.
-
-    >>> fold_budget(100.0, 4), fold_budget(100.0, 4, reserve=5.0)
-    (25.0, 20.0)
-    """
-    return (seconds_left - folds_left * reserve) / folds_left
-
-
 def cross_validate(cfg: Config, k: int, callbacks: list[Callback] | tuple = (), command: str = "",
                    report: bool = False, stop: StopRequest | None = None,
                    on_fold: Callable[[FoldRun], None] | None = None,
@@ -141,33 +133,41 @@ def cross_validate(cfg: Config, k: int, callbacks: list[Callback] | tuple = (), 
     it included), so that every fold trains the same configuration. ``callbacks`` and ``stop`` go
     to every fold's training. With ``cfg.train.time_budget``, counted by ``clock`` from
     ``started`` (default: now), each fold is given what is left divided by the folds left, less
-    the predictions after each fold (``fold_budget``). ``on_fold(FoldRun)`` is called as each
-    fold finishes (the CLI prints a line; an exception it raises ends the cross-validation);
+    the overhead measured on the fold before (cv_budget.FoldBudgets), recomputed before each fold
+    (FoldRun.budget, FoldRun.overhead record it). ``on_fold(FoldRun)`` is called as each fold
+    finishes (the CLI prints a line; an exception it raises ends the cross-validation);
     ``name``: the summary folder's name in cfg.out (default ``<data>-<model>-cv<K>-<timestamp>``).
 
     Returns a CVResult. Raises NeuroclassError for ``k`` < 2, a ``data.folds`` other than ``k``,
     more folds than the smallest class of the pool has examples (before anything is written),
-    a budget spent before the last fold, and whatever a run raises; RunInterrupted when ``stop``
-    is requested. On any failure the summary folder, fold runs included, is removed.
+    a budget that cannot give the folds left a useful share (FoldBudgets.next_budget), and
+    whatever a run raises; RunInterrupted when ``stop`` is requested. On any failure the summary
+    folder, fold runs included, is removed.
     """
     k = check_folds(k)
     if cfg.data.folds not in (None, k):
         raise NeuroclassError(f"--cv {k} and data.folds={cfg.data.folds} disagree; drop data.folds "
                               "(--cv sets it for each fold)")
     start = clock() if started is None else started
-    deadline = start + cfg.train.time_budget if cfg.train.time_budget else None
+    budgets = FoldBudgets(cfg.train.time_budget, k, clock, start) if cfg.train.time_budget else None
     summary = RunFolder.create(cfg.out, name or _summary_name(cfg, k))
     final = summary.final
     try:
         got, base = _Collected(), cfg
         for i in range(1, k + 1):
-            budget = _next_budget(deadline, clock, k, i, got.predict_seconds)
+            budget = budgets.next_budget(i) if budgets is not None else None
             fold_cfg = replace(base, data=replace(base.data, folds=k, fold=i),
                                train=replace(base.train, time_budget=budget))
+            began = clock()
             result = pipeline.train(fold_cfg, callbacks=callbacks, command=command, report=report, stop=stop,
-                                    clock=clock, out=summary.path / FOLDS_DIR, name=f"fold-{i}")
+                                    clock=clock, started=began, out=summary.path / FOLDS_DIR, name=f"fold-{i}")
+            trained = clock()
             _collect(got, RunFolder.open(result.path), i, budget, final / FOLDS_DIR / f"fold-{i}",
                      cfg.train, clock)
+            got.runs[-1].overhead = fold_overhead(trained - began, result.timing, clock() - trained,
+                                                  got.load_seconds if i == 1 else 0.0)
+            if budgets is not None:
+                budgets.measured(got.runs[-1].overhead)
             # the later folds train fold 1's config as it recorded it, with what its time budget
             # chose (model size, augmentation, a photo folder's side): the same configuration K times
             base = got.first.config()
@@ -181,6 +181,18 @@ def cross_validate(cfg: Config, k: int, callbacks: list[Callback] | tuple = (), 
             raise stopped from None
         raise
     return CVResult(path, got.runs, record)
+
+
+def fold_overhead(train_call: float, timing: dict, collect: float, load: float = 0.0) -> float:
+    """Seconds a fold took outside its own time budget: the part of its ``train_call`` (seconds
+    of pipeline.train) after the run's timed part (``timing["total_seconds"]``: writing the run
+    folder), plus ``collect`` (seconds of the out-of-fold predictions after it), less ``load``
+    (loading the run's data, done once after fold 1: not a cost of every fold); >= 0.
+
+    >>> fold_overhead(31.0, {"total_seconds": 30.0}, 4.0, load=2.0)
+    3.0
+    """
+    return max(0.0, train_call - timing.get("total_seconds", 0.0) + collect - load)
 
 
 def as_discarded(exc: BaseException) -> BaseException:
@@ -247,25 +259,15 @@ def _summary_name(cfg: Config, k: int) -> str:
     return run_name(cfg.data.source, model)
 
 
-def _next_budget(deadline: float | None, clock: Callable[[], float], k: int, i: int,
-                 reserve: float) -> float | None:
-    """Fold ``i``'s seconds (None without a budget); NeuroclassError when none are left."""
-    if deadline is None:
-        return None
-    budget = fold_budget(deadline - clock(), k - i + 1, reserve)
-    if budget <= 0:
-        raise NeuroclassError(f"train.time_budget: the time budget was spent after {i - 1} of {k} folds; "
-                              f"give the cross-validation a longer --time-budget (about {k} times one run's)")
-    return budget
-
-
 def _collect(got: _Collected, run: RunFolder, i: int, budget: float | None, final: Path,
              train_cfg: TrainConfig, clock: Callable[[], float]) -> None:
     """Fold ``i``'s finished ``run``: its Predictor's probabilities on its validation fold (the
-    out-of-fold rows) and on the shared test split, and its FoldRun."""
-    began = clock()
+    out-of-fold rows) and on the shared test split, and its FoldRun (overhead 0, measured by the
+    caller). Loading the run's data (fold 1 only) is timed by ``clock`` into ``got.load_seconds``."""
     if got.data is None:
+        began = clock()
         got.data, got.first = run.load_data(quiet=True), run
+        got.load_seconds = clock() - began
     elif run.environment().get("data_hash") != got.first.environment().get("data_hash"):
         raise NeuroclassError(f"{got.data.source}: the data changed while the cross-validation ran (fold "
                               f"{i} loaded other examples than fold 1); run it again on unchanging data")
@@ -284,7 +286,6 @@ def _collect(got: _Collected, run: RunFolder, i: int, budget: float | None, fina
     got.proba.append(val_proba.astype(np.float32))
     val_metrics = classification_metrics(labels[val], val_proba, predictor.classes)
     got.runs.append(FoldRun(i, final, val_metrics, run.metrics(), run.timing(), budget))
-    got.predict_seconds = max(got.predict_seconds, clock() - began)
 
 
 def _write_summary(summary: RunFolder, got: _Collected, k: int, command: str) -> dict:
