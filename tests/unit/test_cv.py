@@ -17,8 +17,8 @@ from neuroclass.evaluation.metrics import classification_metrics
 from neuroclass.inference import Predictor
 from neuroclass.runs import RunFolder
 from neuroclass.training.callbacks import Callback, StopRequest
-from neuroclass.tuning.cv import (METRICS, check_folds, cross_validate, fold_budget, mean_validation_metric,
-                                  summarize)
+from neuroclass.tuning.cv import METRICS, check_folds, cross_validate, mean_validation_metric, summarize
+from neuroclass.tuning.cv_budget import fold_budget
 
 K = 3
 

@@ -38,7 +38,8 @@ from neuroclass.training.callbacks import Callback, StopRequest
 from neuroclass.training.families import is_classical
 from neuroclass.tuning.compare_entries import Entry, checked_configs
 from neuroclass.tuning.compare_report import finish
-from neuroclass.tuning.cv import METRICS, check_folds, cross_validate, fold_budget, summarize
+from neuroclass.tuning.cv import METRICS, check_folds, cross_validate, summarize
+from neuroclass.tuning.cv_budget import fold_budget
 
 # seconds of the budget kept for the comparison's own end: the leaderboard, report.html (matplotlib
 # ~0.5 s, one chart ~0.3 s) and the `best` link

@@ -50,7 +50,7 @@ from neuroclass.registry import did_you_mean
 from neuroclass.runs import RunData, RunFolder, run_name
 from neuroclass.runs.folder import PARTIAL
 from neuroclass.training.callbacks import Callback, StopRequest
-from neuroclass.tuning.cv_budget import FoldBudgets, fold_budget  # noqa: F401 (fold_budget: for compare)
+from neuroclass.tuning.cv_budget import FoldBudgets
 
 # the validation metrics a search can optimise, and which way is better
 METRICS = {"accuracy": "maximize", "balanced_accuracy": "maximize", "macro_f1": "maximize",
