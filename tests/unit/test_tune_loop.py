@@ -16,10 +16,11 @@ from neuroclass.cli import main
 from neuroclass.config import load_config
 from neuroclass.errors import NeuroclassError
 from neuroclass.training.callbacks import Callback, StopRequest
-from neuroclass.tuning.search import OPTUNA_TRIAL_LOGGER, Search, SearchInterrupted, tune
+from neuroclass.tuning.search import Search, SearchInterrupted, tune
 from neuroclass.tuning.settings import TuneSettings
 from neuroclass.tuning.space import default_space
-from neuroclass.tuning.trials import REPEATS_BEFORE_ANY, SHARE_ATTR, recorded_share, repeated_failure
+from neuroclass.tuning.trials import (OPTUNA_TRIAL_LOGGER, REPEATS_BEFORE_ANY, SHARE_ATTR, recorded_share,
+                                      repeated_failure)
 
 
 def _base(tmp_path: Path, *extra: str):

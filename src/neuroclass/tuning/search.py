@@ -11,7 +11,12 @@ reuses), ``config.yaml`` (what is not searched), ``trials/trial-NNNN`` run folde
 The time budget covers the whole search: each trial gets the same share of it (what is left after
 the final reserve, divided by the trials planned: ``--trials``, the grid's size, or
 DEFAULT_TRIALS, fewer when that would leave a trial less than TRIAL_SHARE_SECONDS), so trials compare fairly; trials that are pruned early leave time for more. No
-trial starts with less than half its share left.
+trial starts with less than half its share left. The share is recorded in the study (and its
+name in tune.json), so that a resume, of a copied or renamed folder too, continues the same study
+with the same share: a shorter budget runs fewer trials, not shorter ones.
+
+A search ends early, with the error as one line, when its trials keep failing alike
+(trials.repeated_failure), and after the trial that a stop request (Ctrl-C, SIGTERM) finds running.
 """
 from __future__ import annotations
 
@@ -23,7 +28,7 @@ import shutil
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import numpy as np
 import optuna
@@ -43,8 +48,8 @@ from neuroclass.tuning.rungs import PLAN_ATTR, RungPlan, advance, choose_rungs, 
 from neuroclass.tuning.settings import MIN_TRIAL_SECONDS, TuneSettings, resumed_end, settings_of, write_settings
 from neuroclass.tuning.space import SearchSpace, base_values, default_space, load_space
 from neuroclass.tuning.storage import check_study_space, open_storage
-from neuroclass.tuning.trials import (SHARE_ATTR, best_trial, finished_count, recorded_share, repeated_failure,
-                                      requeue_interrupted, trial_line, wait_for_workers)
+from neuroclass.tuning.trials import (SHARE_ATTR, best_trial, failed_trials_unlogged, finished_count, recorded_share,
+                                      repeated_failure, requeue_interrupted, trial_line, wait_for_workers)
 
 log = logging.getLogger(__name__)
 DEFAULT_TRIALS = 20  # trials a budget is shared among when neither --trials nor a grid says
@@ -54,7 +59,6 @@ REPORT_SHARE = 0.05  # of the budget, at most 30 s: the best run's report
 # a running trial silent for this many heartbeats is taken for a dead worker's and run again
 # (storage.GRACE_SECONDS: 3 missed heartbeats, so that a slowed-down worker is not taken for dead)
 GRACE_HEARTBEATS = 3
-OPTUNA_TRIAL_LOGGER = "optuna.study._optimize"  # the logger of Optuna's "Trial N failed with ..." warnings
 
 
 @dataclass
@@ -269,28 +273,10 @@ def _optimize(search: Search, stop: StopRequest | None, callbacks: tuple, show_f
 
     if search.should_stop() or (stop is not None and stop.requested):
         return
-    with contextlib.nullcontext() if show_failures else _failed_trials_unlogged():
+    with contextlib.nullcontext() if show_failures else failed_trials_unlogged():
         search.study.optimize(objective, callbacks=[after_trial], catch=(NeuroclassError, TrainingDiverged),
                               gc_after_trial=True)
 
-
-class _FailedTrialFilter(logging.Filter):
-    """Drops Optuna's "Trial N failed with ..." warnings (a traceback each): the search prints its
-    own one line for each failed trial (trials.trial_line)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not (isinstance(record.msg, str) and record.msg.startswith("Trial ") and " failed with " in record.msg)
-
-
-@contextlib.contextmanager
-def _failed_trials_unlogged() -> Iterator[None]:
-    """Optuna's failed-trial warnings dropped inside the ``with`` block; its logger as it was after."""
-    logger, dropped = logging.getLogger(OPTUNA_TRIAL_LOGGER), _FailedTrialFilter()
-    logger.addFilter(dropped)
-    try:
-        yield
-    finally:
-        logger.removeFilter(dropped)
 
 
 def _start_from_defaults(study: optuna.Study, base: Config, space: SearchSpace, sampler: str) -> None:

@@ -9,9 +9,11 @@ Optuna's heartbeat instead (RetryFailedTrialCallback), since other workers may b
 """
 from __future__ import annotations
 
+import contextlib
+import logging
 import time
 import warnings
-from typing import Callable
+from typing import Callable, Iterator
 
 import optuna
 from optuna.trial import TrialState
@@ -22,6 +24,7 @@ DONE = (TrialState.COMPLETE, TrialState.PRUNED)
 SHARE_ATTR = "trial_seconds"  # the study's user attribute: each trial's share of the budget (s)
 # trials failing in a row with one error that stop the search: before any trial finished, and after
 REPEATS_BEFORE_ANY, REPEATS_AFTER_SOME = 3, 10
+OPTUNA_TRIAL_LOGGER = "optuna.study._optimize"  # the logger of Optuna's "Trial N failed with ..." warnings
 
 
 def finished_count(study: optuna.Study) -> int:
@@ -170,3 +173,22 @@ def retry_of(trial: optuna.trial.FrozenTrial) -> int | None:
 
 def _short(value) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+class _FailedTrialFilter(logging.Filter):
+    """Drops Optuna's "Trial N failed with ..." warnings (a traceback each): the search prints its
+    own one line for each failed trial (trial_line)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (isinstance(record.msg, str) and record.msg.startswith("Trial ") and " failed with " in record.msg)
+
+
+@contextlib.contextmanager
+def failed_trials_unlogged() -> Iterator[None]:
+    """Optuna's failed-trial warnings dropped inside the ``with`` block; its logger as it was after."""
+    logger, dropped = logging.getLogger(OPTUNA_TRIAL_LOGGER), _FailedTrialFilter()
+    logger.addFilter(dropped)
+    try:
+        yield
+    finally:
+        logger.removeFilter(dropped)
