@@ -94,7 +94,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         with stop_on_signals(cfg.model.name) as interrupts, _trial_lines_hidden():
             try:
                 result = tune(settings, stop=interrupts.stop, resume=resume, started=args.started,
-                              callbacks=(interrupts.phase,))
+                              callbacks=(interrupts.phase,), show_failures=args.debug)
             except SearchInterrupted as exc:
                 print(f"neuroclass: {exc}", file=sys.stderr)
                 return interrupts.exit_code()

@@ -11,10 +11,16 @@ reuses), ``config.yaml`` (what is not searched), ``trials/trial-NNNN`` run folde
 The time budget covers the whole search: each trial gets the same share of it (what is left after
 the final reserve, divided by the trials planned: ``--trials``, the grid's size, or
 DEFAULT_TRIALS, fewer when that would leave a trial less than TRIAL_SHARE_SECONDS), so trials compare fairly; trials that are pruned early leave time for more. No
-trial starts with less than half its share left.
+trial starts with less than half its share left. The share is recorded in the study (and its
+name in tune.json), so that a resume, of a copied or renamed folder too, continues the same study
+with the same share: a shorter budget runs fewer trials, not shorter ones.
+
+A search ends early, with the error as one line, when its trials keep failing alike
+(trials.repeated_failure), and after the trial that a stop request (Ctrl-C, SIGTERM) finds running.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -42,7 +48,8 @@ from neuroclass.tuning.rungs import PLAN_ATTR, RungPlan, advance, choose_rungs, 
 from neuroclass.tuning.settings import MIN_TRIAL_SECONDS, TuneSettings, resumed_end, settings_of, write_settings
 from neuroclass.tuning.space import SearchSpace, base_values, default_space, load_space
 from neuroclass.tuning.storage import check_study_space, open_storage
-from neuroclass.tuning.trials import best_trial, finished_count, requeue_interrupted, trial_line, wait_for_workers
+from neuroclass.tuning.trials import (SHARE_ATTR, best_trial, failed_trials_unlogged, finished_count, recorded_share,
+                                      repeated_failure, requeue_interrupted, trial_line, wait_for_workers)
 
 log = logging.getLogger(__name__)
 DEFAULT_TRIALS = 20  # trials a budget is shared among when neither --trials nor a grid says
@@ -77,6 +84,7 @@ class Search:
         self.planned = settings.trials or (space.grid_size() if settings.sampler == "grid" else DEFAULT_TRIALS)
         self.trial_seconds: float | None = None  # a trial's share (of rung 0's, with rungs)
         self.rungs: RungPlan | None = None
+        self.failed: str | None = None  # the error the trials kept failing with, which ended the search
 
     @property
     def trials_dir(self) -> Path:
@@ -105,6 +113,11 @@ class Search:
         if self.rungs is not None:
             self.trial_seconds = self.rungs.seconds[0]
             return
+        # a resumed study keeps its share, so that its trials compare fairly with the earlier ones;
+        # a shorter budget runs fewer of them (should_stop), not shorter ones
+        self.trial_seconds = recorded_share(self.study)
+        if self.trial_seconds is not None:
+            return
         to_run = max(1, self.planned - finished_count(self.study))
         if self.settings.trials is None and self.settings.sampler != "grid":  # the default count: fewer,
             # longer trials when the budget is short (each at least TRIAL_SHARE_SECONDS; at least 2)
@@ -115,6 +128,7 @@ class Search:
                    " or fewer --trials" if self.settings.trials else "")
             raise NeuroclassError(f"--time-budget leaves {self.trial_seconds:.1f} s for each of "
                                   f"{counted(to_run, 'trial')}; give a longer --time-budget{fix}")
+        self.study.set_user_attr(SHARE_ATTR, self.trial_seconds)
 
     def _rung_plan(self) -> RungPlan | None:
         """The study's rung plan: the one it was started with (its user attribute), or for a new
@@ -165,14 +179,18 @@ class SearchInterrupted(Exception):
 
 def tune(settings: TuneSettings, stop: StopRequest | None = None, resume: str | Path | None = None,
          clock: Callable[[], float] = time.perf_counter, started: float | None = None,
-         callbacks: tuple = ()) -> TuneResult:
+         callbacks: tuple = (), show_failures: bool = False) -> TuneResult:
     """Run (or with ``resume``, a study folder: continue) a search, then write its leaderboard,
     ``best``, report and, with ``settings.ensemble``, the ensemble of the top trials.
 
-    Raises NeuroclassError for bad settings, space, data or storage (before any trial; an
-    existing study loses nothing); SearchInterrupted when ``stop`` is requested (or Ctrl-C)
-    (the completed trials stay; ``resume`` continues). ``callbacks``: added to every trial's
-    training; ``clock``: seconds, for the budget, counted from ``started`` (default: now)."""
+    Raises NeuroclassError for bad settings, space, data (more --cv folds than the smallest class
+    allows included) or storage (before any trial; an existing study loses nothing), and when
+    the trials keep failing with one error (trials.repeated_failure: the search ends, its
+    leaderboard written, with that error); SearchInterrupted when ``stop`` is requested (or
+    Ctrl-C; no trial starts after it) (the completed trials stay; ``resume`` continues).
+    ``callbacks``: added to every trial's training; ``clock``: seconds, for the budget, counted
+    from ``started`` (default: now); ``show_failures``: keep Optuna's own warning (with its
+    traceback) for each failed trial, which the search otherwise reports in one line."""
     from neuroclass.tuning.leaderboard import finish_study
 
     start = clock() if started is None else started
@@ -180,13 +198,15 @@ def tune(settings: TuneSettings, stop: StopRequest | None = None, resume: str | 
     if resume is not None:
         settings = settings_of(resume, settings)
     settings.validate()
-    base = _resolve_family(settings.base)
+    base = _resolve_family(settings.base, settings.cv)
     space = load_space(settings.space, base) if settings.space else default_space(base, settings.sampler == "grid")
     if settings.sampler == "grid" and settings.trials is not None and space.grid_size() > settings.trials:
         raise NeuroclassError(f"--sampler grid: the grid has {space.grid_size()} points but --trials is "
                               f"{settings.trials}; give --trials {space.grid_size()} or a smaller grid")
     folder = Path(resume) if resume is not None else new_stamped_folder(Path(settings.base.out), "tune", settings.base.data.source, "study")
     lock = _lock(folder)
+    if resume is None:  # recorded in tune.json, so that a copied or renamed folder resumes its own study
+        settings = replace(settings, study=settings.study or folder.name)
     try:
         study = _open_study(settings, folder, space)
         if resume is not None:
@@ -208,19 +228,26 @@ def tune(settings: TuneSettings, stop: StopRequest | None = None, resume: str | 
         log.info("%s", _first_line(search))
         interrupted = None
         try:
-            _optimize(search, stop, callbacks)
+            _optimize(search, stop, callbacks, show_failures)
         except (RunInterrupted, KeyboardInterrupt) as exc:
-            interrupted = exc
+            interrupted = getattr(exc, "detail", None) or "stopped"
+        if interrupted is None and stop is not None and stop.requested:  # honoured between trials
+            interrupted = stop.detail
         result = finish_study(search)  # what finished is on the leaderboard, even after a stop
     finally:
         if lock is not None:
             lock.close()
     if interrupted is not None:
-        raise SearchInterrupted(folder, getattr(interrupted, "detail", None) or "stopped") from None
+        raise SearchInterrupted(folder, interrupted) from None
+    if search.failed is not None:
+        raise NeuroclassError(search.failed)
     return result
 
 
-def _optimize(search: Search, stop: StopRequest | None, callbacks: tuple) -> None:
+def _optimize(search: Search, stop: StopRequest | None, callbacks: tuple, show_failures: bool) -> None:
+    """Run trials until the search is over, a stop is requested (checked after each trial too:
+    a trial that fails before training, or ends as the request comes, starts no other one), or
+    the trials keep failing alike (``search.failed`` then says with what)."""
     plan = TrialPlan(search.settings.base, search.space, search.settings.metric, search.trials_dir,
                      search.next_budget, stop, search.clock, search.settings.command, callbacks,
                      search.settings.trials, search.settings.cv)
@@ -231,15 +258,25 @@ def _optimize(search: Search, stop: StopRequest | None, callbacks: tuple) -> Non
     def after_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         if not trial.user_attrs.get("surplus"):
             log.info("%s", trial_line(trial, search.settings.metric, best_trial(study)))
+        if stop is not None and stop.requested:
+            study.stop()
+            return
+        if trial.state == optuna.trial.TrialState.FAIL and (repeated := repeated_failure(study)) is not None:
+            error, count = repeated
+            search.failed = f"{error} (the last {count} trials failed with it; the search stopped)"
+            study.stop()
+            return
         if search.settings.trials is not None:  # the last trials may be running in other workers
             wait_for_workers(study, search.settings.trials, search.left)
         if search.should_stop():
             study.stop()
 
-    if search.should_stop():
+    if search.should_stop() or (stop is not None and stop.requested):
         return
-    search.study.optimize(objective, callbacks=[after_trial], catch=(NeuroclassError, TrainingDiverged),
-                          gc_after_trial=True)
+    with contextlib.nullcontext() if show_failures else failed_trials_unlogged():
+        search.study.optimize(objective, callbacks=[after_trial], catch=(NeuroclassError, TrainingDiverged),
+                              gc_after_trial=True)
+
 
 
 def _start_from_defaults(study: optuna.Study, base: Config, space: SearchSpace, sampler: str) -> None:
@@ -250,16 +287,20 @@ def _start_from_defaults(study: optuna.Study, base: Config, space: SearchSpace, 
         study.enqueue_trial(values, user_attrs={"defaults": True})
 
 
-def _resolve_family(base: Config) -> Config:
+def _resolve_family(base: Config, cv: int | None = None) -> Config:
     """model.name=auto becomes the data's family once (the photo family for a folder of photos,
     read from the files' headers; else cnn for images, mlp for tables), so that every trial trains
     the same family and the family's default space applies. Other data is loaded here first, so
     bad data fails before any trial (and its cache is warm for them); photos are decoded by each
-    trial at the side its own budget chooses (training/resolution.py)."""
+    trial at the side its own budget chooses (training/resolution.py). With ``cv``, the folds are
+    checked once here, as ``train --cv`` checks them (NeuroclassError: more folds than the
+    smallest class has examples outside the test split), not found wrong by every trial."""
     folder = image_folder(base.data.source)
     if folder is not None and base.data.image_size is None and survey_folder(folder, base.data.max_pixels).photo_like:
         return replace(base, model=resolve_default_model(base.model, PHOTO_KIND))
     dataset = data_mod.load(base.data)
+    if cv is not None:
+        data_mod.split(dataset, base.data.val_fraction, base.data.test_fraction, base.train.seed, folds=cv, fold=1)
     return replace(base, model=resolve_default_model(base.model, dataset.kind))
 
 
@@ -279,7 +320,7 @@ def _open_study(settings: TuneSettings, folder: Path, space: SearchSpace) -> opt
     storage cannot be reached, or a study of that name searches another space or metric."""
     storage = open_storage(settings.storage, folder, heartbeat_seconds=settings.heartbeat,
                            grace_seconds=GRACE_HEARTBEATS * settings.heartbeat)
-    name = settings.study or folder.name
+    name = settings.study or _recorded_study(storage, folder)
     direction = "maximize" if METRICS[settings.metric][1] else "minimize"
     sampler = _sampler(settings, space)
     # steps: parts of a trial's schedule (objective.Pruning); halving's rungs at 10%, 30% and 90% of it
@@ -300,6 +341,13 @@ def _open_study(settings: TuneSettings, folder: Path, space: SearchSpace) -> opt
         raise NeuroclassError(f"study '{name}' selects by validation {recorded}, not {settings.metric}; give "
                               f"--metric {recorded}, or another --study name")
     return study
+
+
+def _recorded_study(storage, folder: Path) -> str:
+    """The study of a folder whose tune.json names none (folders written before the name was
+    recorded): the only study in its storage, else the folder's name (its name when created)."""
+    names = optuna.get_all_study_names(storage)
+    return names[0] if len(names) == 1 else folder.name
 
 
 def _sampler(settings: TuneSettings, space: SearchSpace, entropy: tuple = ()) -> optuna.samplers.BaseSampler:

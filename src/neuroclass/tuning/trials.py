@@ -9,9 +9,11 @@ Optuna's heartbeat instead (RetryFailedTrialCallback), since other workers may b
 """
 from __future__ import annotations
 
+import contextlib
+import logging
 import time
 import warnings
-from typing import Callable
+from typing import Callable, Iterator
 
 import optuna
 from optuna.trial import TrialState
@@ -19,6 +21,10 @@ from optuna.trial import TrialState
 from neuroclass.tuning.rungs import rung_of
 
 DONE = (TrialState.COMPLETE, TrialState.PRUNED)
+SHARE_ATTR = "trial_seconds"  # the study's user attribute: each trial's share of the budget (s)
+# trials failing in a row with one error that stop the search: before any trial finished, and after
+REPEATS_BEFORE_ANY, REPEATS_AFTER_SOME = 3, 10
+OPTUNA_TRIAL_LOGGER = "optuna.study._optimize"  # the logger of Optuna's "Trial N failed with ..." warnings
 
 
 def finished_count(study: optuna.Study) -> int:
@@ -67,6 +73,35 @@ def wait_for_workers(study: optuna.Study, target: int, left: Callable[[], float]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.fail_stale_trials(study)
+
+
+def repeated_failure(study: optuna.Study) -> tuple[str, int] | None:
+    """(the error, how many trials in a row failed with it) when the study's last trials all
+    failed with the same error (user attribute "error"): REPEATS_BEFORE_ANY of them while no trial
+    has finished, REPEATS_AFTER_SOME after; None otherwise. Trials still running, interrupted ones
+    and surplus ones (not run) are left out: a stop or a second worker is no failure of the data.
+
+    A search whose trials keep failing alike (data that no trial can train on) would otherwise go
+    on for ever, since --trials counts finished trials only."""
+    ended = [t for t in study.get_trials(deepcopy=False)
+             if t.state != TrialState.RUNNING and t.state != TrialState.WAITING
+             and not t.user_attrs.get("interrupted") and not t.user_attrs.get("surplus")]
+    limit = REPEATS_AFTER_SOME if any(t.state in DONE for t in ended) else REPEATS_BEFORE_ANY
+    last = sorted(ended, key=lambda t: t.number)[-limit:]
+    errors = {t.user_attrs.get("error") if t.state == TrialState.FAIL else None for t in last}
+    if len(last) < limit or len(errors) != 1 or None in errors:
+        return None
+    return errors.pop(), limit
+
+
+def recorded_share(study: optuna.Study) -> float | None:
+    """Each trial's share of the budget (s) as the study recorded it when it was first shared
+    (SHARE_ATTR), or for a study recorded before that, the largest budget a first-rung trial was
+    given (user attribute "time_budget"); None when neither is known."""
+    if study.user_attrs.get(SHARE_ATTR) is not None:
+        return float(study.user_attrs[SHARE_ATTR])
+    given = [t.user_attrs.get("time_budget") for t in study.get_trials(deepcopy=False) if rung_of(t) == 0]
+    return max((float(g) for g in given if g is not None), default=None)
 
 
 def requeue_interrupted(study: optuna.Study, default_storage: bool) -> list[int]:
@@ -138,3 +173,22 @@ def retry_of(trial: optuna.trial.FrozenTrial) -> int | None:
 
 def _short(value) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+class _FailedTrialFilter(logging.Filter):
+    """Drops Optuna's "Trial N failed with ..." warnings (a traceback each): the search prints its
+    own one line for each failed trial (trial_line)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (isinstance(record.msg, str) and record.msg.startswith("Trial ") and " failed with " in record.msg)
+
+
+@contextlib.contextmanager
+def failed_trials_unlogged() -> Iterator[None]:
+    """Optuna's failed-trial warnings dropped inside the ``with`` block; its logger as it was after."""
+    logger, dropped = logging.getLogger(OPTUNA_TRIAL_LOGGER), _FailedTrialFilter()
+    logger.addFilter(dropped)
+    try:
+        yield
+    finally:
+        logger.removeFilter(dropped)
