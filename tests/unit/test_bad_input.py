@@ -356,13 +356,13 @@ def test_unknown_model_name_suggests_one(tmp_path, capsys):
 
 def test_unknown_config_key_suggests_one(tmp_path, capsys):
     rc = train(tmp_path, "blocks:n=32,size=8", "--set", "optim.lrr=0.1")
-    assert_bad_input(rc, capsys, "optim.lrr", "did you mean 'lr'", out=tmp_path / "runs")
+    assert_bad_input(rc, capsys, "optim.lrr", "did you mean 'optim.lr'", out=tmp_path / "runs")
 
 
 def test_unknown_model_option_suggests_one(tmp_path, capsys):
     rc = main(["train", "blocks:n=32,size=8", "--out", str(tmp_path / "runs"), "--model", "mlp",
                "--set", "model.options.hiden=[8]", "--epochs", "1", "--quiet"])
-    assert_bad_input(rc, capsys, "model.options.hiden", "did you mean 'hidden'", out=tmp_path / "runs")
+    assert_bad_input(rc, capsys, "model.options.hiden", "did you mean 'model.options.hidden'", out=tmp_path / "runs")
 
 
 def test_negative_learning_rate(tmp_path, capsys):

@@ -240,3 +240,23 @@ def test_retrain_values_keep_a_shipped_or_absent_validation_split(tmp_path):
     (run / "split.json").unlink()
     with pytest.raises(NeuroclassError, match="split.json: cannot read the best trial's record"):
         retrain_values(run, {})
+
+
+def test_a_moved_study_resumes_with_its_trials_found_in_their_new_place(tmp_path):
+    import shutil
+
+    space = tmp_path / "space.yaml"
+    space.write_text("optim.lr: [0.001, 0.003, 0.01]\n")
+    out = tmp_path / "runs"
+    assert main(["tune", "digits", *FAST, "--sampler", "random", "--space", str(space), "--epochs", "1",
+                 "--pruner", "none", "--trials", "2", "--ensemble", "2", "--quiet", "--out", str(out)]) == 0
+    moved = tmp_path / "elsewhere" / "study"
+    moved.parent.mkdir()
+    shutil.move(str(_only_study(out)), str(moved))
+    assert main(["tune", "--resume", str(moved), "--trials", "3", "--ensemble", "2", "--quiet"]) == 0
+    rows = json.loads((moved / "leaderboard.json").read_text())["rows"]
+    assert len(rows) == 3 and all(r["run"].startswith("trials/trial-") for r in rows)
+    assert (moved / "best").resolve().parent == (moved / "trials").resolve()
+    members = json.loads((moved / "ensemble-top2" / "ensemble.json").read_text())["members"]
+    assert all((moved / "ensemble-top2" / m["path"]).resolve().parent == (moved / "trials").resolve()
+               for m in members)

@@ -35,6 +35,20 @@ STATE_ORDER = {TrialState.COMPLETE: 0, TrialState.PRUNED: 1, TrialState.RUNNING:
                TrialState.WAITING: 4}
 
 
+def trial_run(trial, folder: Path) -> Path | None:
+    """The run folder of ``trial`` (an optuna FrozenTrial) as it lies now: ``folder/trials/<name>``
+    when the study folder holds it (the folder was moved or copied since the trial recorded its
+    absolute path), else the recorded path where it exists (another worker's --out on this
+    machine); None without a run, or when neither exists (another machine's)."""
+    recorded = trial.user_attrs.get("run")
+    if not recorded:
+        return None
+    here = folder / "trials" / Path(recorded).name
+    if Path(recorded).parent.name == "trials" and here.is_dir():
+        return here
+    return Path(recorded) if Path(recorded).is_dir() else None
+
+
 def leaderboard_rows(study, folder: Path, best_test: dict | None = None) -> list[dict]:
     """One dict per trial of ``study`` (an optuna.Study), best first: COMPLETE as trials.ranked
     (the highest rung first, then by value in the study's direction), then PRUNED, RUNNING, FAIL,
@@ -48,7 +62,7 @@ def leaderboard_rows(study, folder: Path, best_test: dict | None = None) -> list
     for t in [*ranked(study), *others]:
         if t.user_attrs.get("surplus"):
             continue
-        run = t.user_attrs.get("run")
+        run = trial_run(t, folder) or t.user_attrs.get("run")
         row = {"trial": t.number, "state": t.state.name.lower(), "rung": rung_of(t), "value": t.value,
                "params": dict(t.params),
                "val_metrics": t.user_attrs.get("val_metrics"), "seconds": t.user_attrs.get("seconds"),
@@ -95,8 +109,8 @@ def finish_study(search: "Search") -> "TuneResult":
     folder, metric = search.folder, search.settings.metric
     best = best_trial(search.study)
     best_run, best_test, report = None, None, None
-    if best is not None and best.user_attrs.get("run") and Path(best.user_attrs["run"]).is_dir():
-        best_run = Path(best.user_attrs["run"])
+    if best is not None and trial_run(best, folder) is not None:
+        best_run = trial_run(best, folder)
         best_test = RunFolder.open(best_run).metrics()
         link_best(folder, best_run)
     else:  # none, or another worker's on another machine: a link made before would name another
@@ -122,10 +136,10 @@ def _top_ensemble(search: "Search") -> Path | None:
     reference. Its report is written only without a time budget (an ensemble's report runs in
     full: `neuroclass report` writes it). None, with one warning, when it cannot be built."""
     k = search.settings.ensemble
-    complete = [t for t in ranked(search.study) if t.user_attrs.get("run") and Path(t.user_attrs["run"]).is_dir()]
+    complete = [run for run in (trial_run(t, search.folder) for t in ranked(search.study)) if run is not None]
     if not complete:
         return None
-    runs = [Path(t.user_attrs["run"]) for t in complete[:k]]  # fewer than k when fewer finished
+    runs = complete[:k]  # fewer than k when fewer finished
     try:
         path = build_ensemble(runs, "mean", out=search.folder, name=f"{ENSEMBLE_PREFIX}{len(runs)}",
                               command=search.settings.command)
@@ -137,9 +151,9 @@ def _top_ensemble(search: "Search") -> Path | None:
     return path
 
 
-def _relative(path: str, folder: Path) -> str:
+def _relative(path: str | Path, folder: Path) -> str:
     """``path`` relative to the study folder when inside it (the folder can move), else as given."""
     try:
         return str(Path(path).resolve().relative_to(folder.resolve()))
     except ValueError:
-        return path
+        return str(path)
