@@ -172,7 +172,7 @@ def test_a_class_missing_from_training_gets_probability_zero(name, digits):
 
 def test_unknown_option_gets_a_did_you_mean():
     with pytest.raises(NeuroclassError, match=r"unknown config key 'model.options.n_estimator'.*Did you mean "
-                                              r"'n_estimators'\?"):
+                                              r"'model.options.n_estimators'\?"):
         family_options("xgboost", {"n_estimator": 10})
 
 

@@ -164,7 +164,7 @@ def small_table(tmp_path):
     ("mlp,xgbost", "unknown model family 'xgbost'; choose one of: .* Did you mean 'xgboost'?"),
     ("logreg,knn,logreg", "names 'logreg' twice"),
     ("logreg,svm+hog", "entry 'svm\\+hog': data.features=hog .* is a table of feature rows already"),
-    ("knn[n_neighbours=3]", "entry 'knn\\[n_neighbours=3\\]': .*Did you mean 'n_neighbors'"),
+    ("knn[n_neighbours=3]", "entry 'knn\\[n_neighbours=3\\]': .*Did you mean 'model.options.n_neighbors'"),
 ])
 def test_bad_entries_fail_with_one_line_before_anything_trains(tmp_path, small_table, capsys, models, words):
     out = tmp_path / "runs"

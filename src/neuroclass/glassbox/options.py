@@ -14,7 +14,7 @@ network of the same shape is trained with today: ReLU, softmax with cross-entrop
 0.2
 >>> glassbox_options({"activaton": "relu"})
 Traceback (most recent call last):
-neuroclass.errors.NeuroclassError: unknown config key 'model.options.activaton'. Did you mean 'activation'? Valid keys here: preset, hidden, activation, output, loss, targets, optimizer, lr, momentum, l1, l2, dropout, batch_norm, init, batch_size.
+neuroclass.errors.NeuroclassError: unknown config key 'model.options.activaton'. Did you mean 'model.options.activation'? Valid keys here: preset, hidden, activation, output, loss, targets, optimizer, lr, momentum, l1, l2, dropout, batch_norm, init, batch_size.
 """
 from __future__ import annotations
 

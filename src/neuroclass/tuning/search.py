@@ -193,7 +193,35 @@ def tune(settings: TuneSettings, stop: StopRequest | None = None, resume: str | 
     traceback) for each failed trial, which the search otherwise reports in one line."""
     from neuroclass.tuning.leaderboard import finish_study
 
-    start = clock() if started is None else started
+    search, lock = _start(settings, resume, clock, clock() if started is None else started)
+    folder, study, settings = search.folder, search.study, search.settings
+    try:
+        for number in requeue_interrupted(study, default_storage=settings.storage is None):
+            remove_unfinished(search.trials_dir, trial_name(number))
+        log.info("%s", _first_line(search))
+        interrupted = None
+        try:
+            _optimize(search, stop, callbacks, show_failures)
+        except (RunInterrupted, KeyboardInterrupt) as exc:
+            interrupted = getattr(exc, "detail", None) or "stopped"
+        if interrupted is None and stop is not None and stop.requested:  # honoured between trials
+            interrupted = stop.detail
+        result = finish_study(search)  # what finished is on the leaderboard, even after a stop
+    finally:
+        if lock is not None:
+            lock.close()
+    if interrupted is not None:
+        raise SearchInterrupted(folder, interrupted) from None
+    if search.failed is not None:
+        raise NeuroclassError(search.failed)
+    return result
+
+
+def _start(settings: TuneSettings, resume: str | Path | None, clock: Callable[[], float],
+           start: float) -> tuple[Search, object]:
+    """The search (its settings resolved, space checked, study opened or created and recorded)
+    and the study folder's lock (None where not taken). Raises NeuroclassError before any trial;
+    a new study folder that fails to start leaves nothing behind."""
     given = settings
     if resume is not None:
         settings = settings_of(resume, settings)
@@ -219,29 +247,10 @@ def tune(settings: TuneSettings, stop: StopRequest | None = None, resume: str | 
     except BaseException:
         if lock is not None:
             lock.close()
-        if resume is None:  # a new study folder that failed to start leaves nothing behind
+        if resume is None:
             shutil.rmtree(folder, ignore_errors=True)
         raise
-    try:
-        for number in requeue_interrupted(study, default_storage=settings.storage is None):
-            remove_unfinished(search.trials_dir, trial_name(number))
-        log.info("%s", _first_line(search))
-        interrupted = None
-        try:
-            _optimize(search, stop, callbacks, show_failures)
-        except (RunInterrupted, KeyboardInterrupt) as exc:
-            interrupted = getattr(exc, "detail", None) or "stopped"
-        if interrupted is None and stop is not None and stop.requested:  # honoured between trials
-            interrupted = stop.detail
-        result = finish_study(search)  # what finished is on the leaderboard, even after a stop
-    finally:
-        if lock is not None:
-            lock.close()
-    if interrupted is not None:
-        raise SearchInterrupted(folder, interrupted) from None
-    if search.failed is not None:
-        raise NeuroclassError(search.failed)
-    return result
+    return search, lock
 
 
 def _optimize(search: Search, stop: StopRequest | None, callbacks: tuple, show_failures: bool) -> None:
